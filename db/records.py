@@ -1,0 +1,88 @@
+"""Plain, immutable records returned by the query functions (no ORM objects leak out)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    id: int
+    name: str
+    kind: str
+    task: str
+    target: str
+    schema: dict[str, Any]
+    n_rows: int
+    n_columns: int
+    sha256: str
+    path: str
+    source_filename: str
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    name: str
+    dataset_id: int
+    dataset_name: str
+    config: dict[str, Any]
+    status: str
+    cancel_requested: bool
+    worker_id: str | None
+    pid: int | None
+    device: str | None
+    created_at: datetime
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    parent_run_id: int | None
+    sweep_id: int | None
+    tags: list[str]
+    notes: str
+    summary: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or self.heartbeat_at or self.started_at
+        return max(0.0, (end - self.started_at).total_seconds())
+
+    def last(self, key: str) -> float | None:
+        entry = self.summary.get(key)
+        return None if entry is None else entry["last"]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["duration_s"] = self.duration_s
+        return out
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    id: int
+    run_id: int
+    kind: str
+    path: str
+    bytes: int
+    sha256: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    id: str
+    hostname: str
+    pid: int
+    max_concurrent: int
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None

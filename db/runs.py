@@ -1,0 +1,225 @@
+"""Run lifecycle queries: create, claim, heartbeat, cancel, finish, list."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, Select, and_, func, insert, or_, select, update
+
+from db.metrics import insert_points
+from db.models import ACTIVE_STATUSES, FINISHED_STATUSES, RUN_STATUSES, datasets, run_summaries, runs
+from db.records import RunRecord
+from db.session import reading, utcnow, writing
+
+_RUN_COLUMNS = [c for c in runs.c]
+
+
+def _select_runs() -> Select:
+    return select(*_RUN_COLUMNS, datasets.c.name.label("dataset_name")).join(
+        datasets, datasets.c.id == runs.c.dataset_id
+    )
+
+
+def _record(row: Any, summary: dict[str, dict[str, float]] | None = None) -> RunRecord:
+    fields = {c: getattr(row, c) for c in RunRecord.__dataclass_fields__ if c != "summary"}
+    fields["tags"] = list(fields["tags"] or [])
+    fields["notes"] = fields["notes"] or ""
+    return RunRecord(**fields, summary=summary or {})
+
+
+def _summaries(conn: Any, run_ids: list[int]) -> dict[int, dict[str, dict[str, float]]]:
+    out: dict[int, dict[str, dict[str, float]]] = {rid: {} for rid in run_ids}
+    if not run_ids:
+        return out
+    rows = conn.execute(select(run_summaries).where(run_summaries.c.run_id.in_(run_ids))).all()
+    for r in rows:
+        out[r.run_id][r.key] = {
+            "last": r.last_value, "step": r.last_step, "min": r.min_value, "max": r.max_value,
+        }
+    return out
+
+
+def create_run(
+    db: Engine,
+    *,
+    name: str,
+    dataset_id: int,
+    config: dict[str, Any],
+    parent_run_id: int | None = None,
+    tags: Iterable[str] = (),
+    notes: str = "",
+) -> int:
+    with writing(db) as conn:
+        return conn.execute(
+            insert(runs).values(
+                name=name, dataset_id=dataset_id, config=config, status="queued",
+                cancel_requested=False, created_at=utcnow(), parent_run_id=parent_run_id,
+                tags=list(tags), notes=notes,
+            )
+        ).inserted_primary_key[0]
+
+
+def claim_next_run(db: Engine, worker_id: str) -> int | None:
+    """Atomically move the oldest queued run to `running` for this worker; None if none."""
+    oldest = select(runs.c.id).where(runs.c.status == "queued").order_by(
+        runs.c.created_at, runs.c.id
+    ).limit(1)
+    if db.dialect.name == "postgresql":
+        oldest = oldest.with_for_update(skip_locked=True)
+    now = utcnow()
+    stmt = (
+        update(runs)
+        .where(runs.c.id == oldest.scalar_subquery(), runs.c.status == "queued")
+        .values(status="running", worker_id=worker_id, started_at=now, heartbeat_at=now,
+                error=None, finished_at=None)
+        .returning(runs.c.id)
+    )
+    with writing(db) as conn:
+        row = conn.execute(stmt).first()
+    return None if row is None else row[0]
+
+
+def mark_started(db: Engine, run_id: int, *, pid: int, device: str | None = None) -> None:
+    values: dict[str, Any] = {"pid": pid, "heartbeat_at": utcnow()}
+    if device is not None:
+        values["device"] = device
+    with writing(db) as conn:
+        conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+
+
+def record_progress(
+    db: Engine, run_id: int, points: list[tuple[str, int, float, float]]
+) -> bool:
+    """Append metric points and beat the heartbeat in one short transaction.
+
+    Returns whether a cancel was requested, so the caller learns it at every flush.
+    """
+    with writing(db) as conn:
+        insert_points(conn, run_id, points)
+        conn.execute(update(runs).where(runs.c.id == run_id).values(heartbeat_at=utcnow()))
+        return bool(
+            conn.execute(select(runs.c.cancel_requested).where(runs.c.id == run_id)).scalar()
+        )
+
+
+def request_cancel(db: Engine, run_id: int) -> str | None:
+    """Ask a run to stop. A queued run is cancelled at once; a running one at its next flush.
+
+    Returns the run's status after the request, or None if the run does not exist.
+    """
+    with writing(db) as conn:
+        status = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
+        if status is None:
+            return None
+        if status == "queued":
+            conn.execute(
+                update(runs).where(runs.c.id == run_id, runs.c.status == "queued").values(
+                    status="cancelled", cancel_requested=True, finished_at=utcnow(),
+                    error=None,
+                )
+            )
+            return "cancelled"
+        if status == "running":
+            conn.execute(update(runs).where(runs.c.id == run_id).values(cancel_requested=True))
+        return status
+
+
+def finish_run(db: Engine, run_id: int, status: str, error: str | None = None) -> bool:
+    """Set a final status, only if the run is still active (first writer wins)."""
+    if status not in FINISHED_STATUSES:
+        raise ValueError(f"status must be one of {FINISHED_STATUSES}, got {status!r}")
+    with writing(db) as conn:
+        return conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.status.in_(ACTIVE_STATUSES))
+            .values(status=status, error=error, finished_at=utcnow())
+        ).rowcount > 0
+
+
+def fail_stale_runs(db: Engine, *, heartbeat_timeout_s: float, reason: str) -> list[int]:
+    """Mark `running` runs whose heartbeat is older than the timeout as failed."""
+    cutoff = utcnow() - timedelta(seconds=heartbeat_timeout_s)
+    stale = and_(
+        runs.c.status == "running",
+        or_(runs.c.heartbeat_at.is_(None), runs.c.heartbeat_at < cutoff),
+    )
+    with writing(db) as conn:
+        ids = [r[0] for r in conn.execute(select(runs.c.id).where(stale)).all()]
+        if ids:
+            conn.execute(
+                update(runs).where(runs.c.id.in_(ids), stale).values(
+                    status="failed", error=reason, finished_at=utcnow()
+                )
+            )
+    return ids
+
+
+def get_run(db: Engine, run_id: int) -> RunRecord | None:
+    with reading(db) as conn:
+        row = conn.execute(_select_runs().where(runs.c.id == run_id)).first()
+        if row is None:
+            return None
+        return _record(row, _summaries(conn, [run_id])[run_id])
+
+
+def list_runs(
+    db: Engine,
+    *,
+    statuses: Iterable[str] | None = None,
+    dataset_ids: Iterable[int] | None = None,
+    name_contains: str | None = None,
+    limit: int | None = 100,
+    offset: int = 0,
+) -> list[RunRecord]:
+    """Newest first, each with its summary metrics (read from run_summaries, never metrics)."""
+    stmt = _select_runs().order_by(runs.c.created_at.desc(), runs.c.id.desc())
+    if statuses:
+        bad = set(statuses) - set(RUN_STATUSES)
+        if bad:
+            raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}; got {sorted(bad)}")
+        stmt = stmt.where(runs.c.status.in_(list(statuses)))
+    if dataset_ids:
+        stmt = stmt.where(runs.c.dataset_id.in_(list(dataset_ids)))
+    if name_contains:
+        stmt = stmt.where(runs.c.name.contains(name_contains, autoescape=True))
+    if limit is not None:
+        stmt = stmt.limit(limit).offset(offset)
+    with reading(db) as conn:
+        rows = conn.execute(stmt).all()
+        summaries = _summaries(conn, [r.id for r in rows])
+    return [_record(r, summaries[r.id]) for r in rows]
+
+
+def count_runs_by_status(db: Engine) -> dict[str, int]:
+    with reading(db) as conn:
+        rows = conn.execute(select(runs.c.status, func.count()).group_by(runs.c.status)).all()
+    counts = {s: 0 for s in RUN_STATUSES}
+    counts.update({status: n for status, n in rows})
+    return counts
+
+
+def active_run_ids(db: Engine, worker_id: str | None = None) -> list[int]:
+    stmt = select(runs.c.id).where(runs.c.status == "running")
+    if worker_id is not None:
+        stmt = stmt.where(runs.c.worker_id == worker_id)
+    with reading(db) as conn:
+        return [r[0] for r in conn.execute(stmt).all()]
+
+
+def cancel_requested_ids(db: Engine, run_ids: Iterable[int]) -> set[int]:
+    ids = list(run_ids)
+    if not ids:
+        return set()
+    with reading(db) as conn:
+        rows = conn.execute(
+            select(runs.c.id).where(runs.c.id.in_(ids), runs.c.cancel_requested.is_(True))
+        ).all()
+    return {r[0] for r in rows}
+
+
+def heartbeat_age_s(record: RunRecord, now: datetime | None = None) -> float | None:
+    if record.heartbeat_at is None:
+        return None
+    return ((now or utcnow()) - record.heartbeat_at).total_seconds()

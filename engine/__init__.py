@@ -1,0 +1,1 @@
+"""Seedlab's engine: dataset ingest, run configs, the training loop, the worker and the CLI."""

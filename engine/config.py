@@ -1,0 +1,154 @@
+"""RunConfig: every training knob, typed, with its default and a one-line doc.
+
+The dashboard form, `seedlab runs submit --set key=value` and stored runs all go through it, so
+an invalid value gets the same message everywhere: the field, the problem, the allowed values.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.errors import ConfigError
+
+Task = Literal["auto", "classification", "regression"]
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # --- data
+    task: Task = Field(
+        "auto", description="classification or regression; auto infers it from the target"
+    )
+    val_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of rows for validation")
+    test_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of rows held out for the final test")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="seeds the split, the weights and the batch order")
+    max_categories: int = Field(
+        50, ge=2, le=1000,
+        description="one-hot columns per categorical feature; rarer values share an 'other' column",
+    )
+    # --- model
+    model: Literal["mlp"] = Field("mlp", description="model family")
+    hidden_sizes: list[int] = Field(
+        default_factory=lambda: [128, 64], max_length=8,
+        description="width of each hidden layer, e.g. 128,64 (empty = a linear model)",
+    )
+    activation: Literal["relu", "gelu", "silu", "tanh", "leaky_relu"] = Field(
+        "relu", description="non-linearity between hidden layers"
+    )
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout after each hidden layer")
+    # --- training
+    optimizer: Literal["adamw", "adam", "sgd"] = Field("adamw", description="optimizer")
+    learning_rate: float = Field(1e-3, gt=0, le=10, description="initial learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (ignored by Adam/AdamW)")
+    weight_decay: float = Field(1e-4, ge=0, le=1, description="L2 penalty (decoupled for AdamW)")
+    batch_size: int = Field(64, ge=1, le=65536, description="rows per optimizer step")
+    epochs: int = Field(30, ge=1, le=10000, description="passes over the training rows")
+    lr_schedule: Literal["cosine", "step", "none"] = Field(
+        "cosine", description="learning-rate schedule over the epochs"
+    )
+    step_size: int = Field(10, ge=1, description="step schedule: epochs between decays")
+    gamma: float = Field(0.5, gt=0, le=1, description="step schedule: decay factor")
+    # --- hardware
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto picks the GPU when there is one"
+    )
+
+    @field_validator("hidden_sizes", mode="before")
+    @classmethod
+    def _parse_sizes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
+            try:
+                return [int(p) for p in parts]
+            except ValueError:
+                raise ValueError(f"write hidden sizes as integers separated by commas, e.g. 128,64; got {value!r}") from None
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @field_validator("hidden_sizes")
+    @classmethod
+    def _check_sizes(cls, value: list[int]) -> list[int]:
+        for size in value:
+            if not 1 <= size <= 8192:
+                raise ValueError(f"each hidden size must be between 1 and 8192; got {size}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_fractions(self) -> RunConfig:
+        if self.val_fraction + self.test_fraction >= 0.8:
+            raise ValueError(
+                "val_fraction + test_fraction must leave at least 20% of rows for training; got "
+                f"{self.val_fraction} + {self.test_fraction}"
+            )
+        return self
+
+
+FIELD_NAMES = tuple(RunConfig.model_fields)
+_ALIASES = {"lr": "learning_rate", "bs": "batch_size", "wd": "weight_decay", "layers": "hidden_sizes",
+            "hidden": "hidden_sizes", "scheduler": "lr_schedule", "optim": "optimizer"}
+
+
+def field_help(name: str) -> str:
+    return RunConfig.model_fields[name].description or ""
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in error["loc"]) or "config"
+    if error["type"] == "extra_forbidden":
+        close = _ALIASES.get(loc) or next(iter(difflib.get_close_matches(loc, FIELD_NAMES, n=1)), None)
+        hint = f" Did you mean '{close}'?" if close else ""
+        return f"{loc}: unknown field.{hint} Valid fields: {', '.join(FIELD_NAMES)}"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] in {"model_type", "dict_type"} or loc == "config":
+        return f"config: {message}"
+    if error["type"] == "value_error":  # our own validators already quote the value
+        return f"{loc}: {message}"
+    return f"{loc}: {message} (got {error.get('input')!r})"
+
+
+def validate_config(values: dict[str, Any]) -> RunConfig:
+    """Build a RunConfig or raise ConfigError naming each bad field and what it accepts."""
+    try:
+        return RunConfig.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError("Invalid run config — " + "; ".join(_describe(e) for e in exc.errors())) from None
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` strings → dict; values are read as YAML scalars/lists (0.01, true, [64, 32])."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects key=value, e.g. learning_rate=0.01; got {pair!r}")
+        key, raw = pair.split("=", 1)
+        key = key.strip()
+        try:
+            out[key] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            out[key] = raw
+    return out
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a JSON or YAML file holding a mapping of config fields."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"Config file {path} is not valid JSON/YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path} must hold a mapping of field: value")
+    return data

@@ -1,0 +1,405 @@
+"""Dataset ingest: validate an upload, type its columns, store it atomically, load it back.
+
+A dataset is stored as `datasets/<uuid>/data.parquet` plus its schema (in the DB row and in
+`schema.json`). Ingest writes to a temp folder, renames it into place, then inserts the row;
+any failure removes the folder, so a bad upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from db import datasets as dataset_store
+from db.records import DatasetRecord
+from engine.errors import DatasetError
+from engine.settings import Settings
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq")
+MAX_COLUMNS = 5000
+MAX_CLASSES = 1000
+# An integer column with at most this many distinct values is a category (a rating, a code).
+CATEGORICAL_INT_MAX_UNIQUE = 10
+# An integer target with at most this many distinct values means classification.
+CLASSIFICATION_INT_MAX_UNIQUE = 20
+NUMERIC_PARSE_SHARE = 0.95
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _decode_text(raw: bytes, filename: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            f"{filename} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at position {exc.start}). "
+            "Re-save it as UTF-8 (in Excel: Save As → 'CSV UTF-8') and upload it again."
+        ) from None
+
+
+def _sniff_delimiter(text: str, suffix: str) -> str:
+    if suffix in {".tsv", ".tab"}:
+        return "\t"
+    sample = text[:65536]
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _read_delimited(raw: bytes, filename: str, suffix: str) -> pd.DataFrame:
+    text = _decode_text(raw, filename)
+    if not text.strip():
+        raise DatasetError(f"{filename} is empty. Upload a file with a header row and data rows.")
+    sep = _sniff_delimiter(text, suffix)
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise DatasetError(f"{filename} has no columns. Upload a file with a header row.") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[0]
+        raise DatasetError(
+            f"{filename} could not be parsed as a {'tab' if sep == chr(9) else repr(sep)}-separated "
+            f"table: {detail}. Check that every row has the same number of fields and quotes are closed."
+        ) from None
+    return frame
+
+
+def _read_parquet(raw: bytes, filename: str) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(io.BytesIO(raw))
+    except Exception as exc:  # pyarrow raises many types for corrupt files
+        raise DatasetError(
+            f"{filename} is not a readable Parquet file ({type(exc).__name__}). "
+            "Export it again, or upload it as CSV."
+        ) from None
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            sample = frame[col].dropna().head(100)
+            if any(isinstance(v, (dict, list, tuple, np.ndarray)) for v in sample):
+                raise DatasetError(
+                    f"Column {col!r} in {filename} holds nested values (lists or structs). "
+                    "Flatten it into plain columns and upload again."
+                )
+    return frame
+
+
+def read_table(raw: bytes, filename: str) -> pd.DataFrame:
+    """Parse an uploaded table (CSV/TSV/Parquet) or raise DatasetError with one clear sentence."""
+    suffix = Path(filename).suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise DatasetError(
+            f"{filename}: unsupported file type {suffix or '(none)'!r}. "
+            f"Upload one of: {', '.join(TABLE_SUFFIXES)}."
+        )
+    if not raw:
+        raise DatasetError(f"{filename} is empty. Upload a file with a header row and data rows.")
+    if suffix in {".parquet", ".pq"}:
+        frame = _read_parquet(raw, filename)
+    else:
+        frame = _read_delimited(raw, filename, suffix)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.shape[1] > MAX_COLUMNS:
+        raise DatasetError(
+            f"{filename} has {frame.shape[1]:,} columns; the limit is {MAX_COLUMNS:,}. "
+            "Select the columns you need and upload again."
+        )
+    if len(frame) == 0:
+        raise DatasetError(f"{filename} has a header but no data rows.")
+    return frame
+
+
+# ---------------------------------------------------------------- typing
+
+
+def _as_numeric(series: pd.Series) -> pd.Series | None:
+    """The column as floats if (nearly) all its present values are numbers, else None."""
+    if pd.api.types.is_bool_dtype(series):
+        return None
+    if pd.api.types.is_numeric_dtype(series):
+        return series.astype("float64")
+    present = series.dropna()
+    if present.empty:
+        return None
+    parsed = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
+    if parsed.notna().mean() >= NUMERIC_PARSE_SHARE:
+        return pd.to_numeric(series.astype("string").str.strip(), errors="coerce").astype("float64")
+    return None
+
+
+def _is_integer_valued(values: pd.Series) -> bool:
+    present = values.dropna()
+    return bool(len(present)) and bool(np.all(np.mod(present.to_numpy(dtype="float64"), 1) == 0))
+
+
+def column_role(series: pd.Series) -> str:
+    """numeric | categorical | text | id | constant — what a tabular model does with it."""
+    present = series.dropna()
+    n_unique = present.nunique()
+    if n_unique <= 1:
+        return "constant"
+    numeric = _as_numeric(series)
+    if numeric is not None:
+        if _is_integer_valued(numeric) and n_unique <= CATEGORICAL_INT_MAX_UNIQUE:
+            return "categorical"
+        return "numeric"
+    as_text = present.astype(str)
+    unique_share = n_unique / len(present)
+    if as_text.str.len().mean() > 30 and unique_share > 0.5:
+        return "text"
+    if unique_share == 1.0 and len(present) > 20:
+        return "id"
+    return "categorical"
+
+
+def infer_task(target: pd.Series) -> str:
+    numeric = _as_numeric(target)
+    if numeric is None:
+        return "classification"
+    if _is_integer_valued(numeric) and numeric.nunique() <= CLASSIFICATION_INT_MAX_UNIQUE:
+        return "classification"
+    return "regression"
+
+
+def class_labels(target: pd.Series) -> pd.Series:
+    """Canonical string labels: integer-valued numbers lose their '.0' (1.0 and 1 are one class)."""
+    numeric = _as_numeric(target)
+    if numeric is not None and _is_integer_valued(numeric):
+        return numeric.map(lambda v: str(int(v)) if pd.notna(v) else None)
+    return target.map(lambda v: str(v).strip() if pd.notna(v) else None)
+
+
+def _sorted_classes(labels: pd.Series) -> list[str]:
+    values = labels.dropna().unique().tolist()
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return sorted(values)
+
+
+def profile_columns(frame: pd.DataFrame, target: str) -> list[dict[str, Any]]:
+    profile = []
+    for name in frame.columns:
+        series = frame[name]
+        role = "target" if name == target else column_role(series)
+        entry: dict[str, Any] = {
+            "name": name,
+            "role": role,
+            "dtype": str(series.dtype),
+            "missing_pct": round(float(series.isna().mean() * 100), 2),
+            "unique": int(series.nunique()),
+        }
+        numeric = _as_numeric(series)
+        if numeric is not None and numeric.notna().any():
+            entry.update(
+                min=float(numeric.min()), max=float(numeric.max()),
+                mean=float(numeric.mean()), std=float(numeric.std(ddof=0)),
+            )
+        else:
+            top = series.dropna().astype(str).value_counts().head(5)
+            entry["top_values"] = [str(v) for v in top.index]
+        profile.append(entry)
+    return profile
+
+
+# ---------------------------------------------------------------- storing
+
+
+def _check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise DatasetError("Give the dataset a name.")
+    if len(name) > 100:
+        raise DatasetError(f"Dataset names are at most 100 characters; this one has {len(name)}.")
+    return name
+
+
+def _resolve_target(frame: pd.DataFrame, target: str | None, filename: str) -> str:
+    columns = list(frame.columns)
+    if not target:
+        return columns[-1]  # the usual convention when the uploader does not say
+    if target in columns:
+        return target
+    folded = {c.lower(): c for c in columns}
+    if target.strip().lower() in folded:
+        return folded[target.strip().lower()]
+    shown = ", ".join(columns[:30]) + (" …" if len(columns) > 30 else "")
+    raise DatasetError(f"Target column {target!r} is not in {filename}. Its columns are: {shown}.")
+
+
+def build_schema(frame: pd.DataFrame, target: str, filename: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Validate the target, drop rows without one, and describe every column."""
+    n_before = len(frame)
+    frame = frame[frame[target].notna()].reset_index(drop=True)
+    dropped = n_before - len(frame)
+    if frame.empty:
+        raise DatasetError(f"Target column {target!r} is empty in every row of {filename}.")
+    task = infer_task(frame[target])
+    schema: dict[str, Any] = {"target": target, "task": task, "rows_dropped_missing_target": dropped}
+    if task == "classification":
+        labels = class_labels(frame[target])
+        classes = _sorted_classes(labels)
+        if len(classes) < 2:
+            raise DatasetError(
+                f"Target column {target!r} has only one class ({classes[0]!r}); a classifier needs "
+                "at least two. Pick another target column."
+            )
+        if len(classes) > MAX_CLASSES:
+            raise DatasetError(
+                f"Target column {target!r} has {len(classes):,} distinct values — too many classes "
+                f"(limit {MAX_CLASSES}). If it is a number to predict, it needs more distinct values."
+            )
+        counts = labels.value_counts()
+        schema["classes"] = classes
+        schema["class_counts"] = {c: int(counts.get(c, 0)) for c in classes}
+    else:
+        schema["target_stats"] = {
+            "min": float(frame[target].min()), "max": float(frame[target].max()),
+            "mean": float(frame[target].mean()), "std": float(frame[target].std(ddof=0)),
+        }
+    schema["columns"] = profile_columns(frame, target)
+    features = [c["name"] for c in schema["columns"] if c["role"] in ("numeric", "categorical")]
+    if not features:
+        raise DatasetError(
+            f"{filename} has no usable feature columns besides the target (every other column is "
+            "empty, constant, an identifier or free text)."
+        )
+    schema["features"] = features
+    return frame, schema
+
+
+def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """Types Parquet stores faithfully: mixed object columns become strings."""
+    out = frame.copy()
+    for col in out.columns:
+        series = out[col]
+        if series.dtype == object or isinstance(series.dtype, pd.StringDtype):
+            out[col] = series.map(lambda v: None if pd.isna(v) else str(v)).astype("string")
+    return out
+
+
+def store_frame(
+    settings: Settings,
+    db: Engine,
+    frame: pd.DataFrame,
+    *,
+    name: str,
+    target: str | None,
+    filename: str,
+    sha256: str,
+) -> DatasetRecord:
+    """Validate a parsed table and store it atomically; returns the new dataset's record."""
+    name = _check_name(name)
+    if dataset_store.dataset_name_exists(db, name):
+        raise DatasetError(f"A dataset named {name!r} already exists. Choose another name.")
+    target = _resolve_target(frame, target, filename)
+    frame, schema = build_schema(frame, target, filename)
+    schema["source_filename"] = filename
+
+    settings.datasets_dir.mkdir(parents=True, exist_ok=True)
+    tmp = settings.datasets_dir / f".tmp-{uuid.uuid4().hex}"
+    final = settings.datasets_dir / uuid.uuid4().hex
+    try:
+        tmp.mkdir()
+        _canonical(frame).to_parquet(tmp / "data.parquet", index=False)
+        (tmp / "schema.json").write_text(json.dumps(schema, indent=2))
+        tmp.rename(final)
+        try:
+            return dataset_store.insert_dataset(
+                db, name=name, kind="tabular", task=schema["task"], target=target, schema=schema,
+                n_rows=len(frame), n_columns=frame.shape[1], sha256=sha256, path=str(final),
+                source_filename=filename,
+            )
+        except dataset_store.DuplicateDatasetName:
+            raise DatasetError(f"A dataset named {name!r} already exists. Choose another name.") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+
+
+def ingest_bytes(
+    settings: Settings, db: Engine, raw: bytes, *, filename: str, name: str, target: str | None
+) -> DatasetRecord:
+    """The upload path shared by the Datasets page and `seedlab datasets add`."""
+    limit = settings.max_upload_mb * 1024 * 1024
+    if len(raw) > limit:
+        raise DatasetError(
+            f"{filename} is {len(raw) / 1e6:,.1f} MB; the upload limit is {settings.max_upload_mb} MB "
+            "(SEEDLAB_MAX_UPLOAD_MB)."
+        )
+    _check_name(name)
+    frame = read_table(raw, filename)
+    return store_frame(
+        settings, db, frame, name=name, target=target, filename=filename,
+        sha256=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def ingest_file(
+    settings: Settings, db: Engine, path: Path, *, name: str | None, target: str | None
+) -> DatasetRecord:
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"No such file: {path}")
+    size = path.stat().st_size
+    if size > settings.max_upload_mb * 1024 * 1024:
+        raise DatasetError(
+            f"{path.name} is {size / 1e6:,.1f} MB; the upload limit is {settings.max_upload_mb} MB "
+            "(SEEDLAB_MAX_UPLOAD_MB)."
+        )
+    return ingest_bytes(
+        settings, db, path.read_bytes(), filename=path.name, name=name or path.stem, target=target
+    )
+
+
+def delete_dataset(db: Engine, record: DatasetRecord) -> None:
+    if dataset_store.count_runs_using(db, record.id):
+        raise DatasetError(
+            f"Dataset {record.name!r} is used by runs; delete those runs first."
+        )
+    dataset_store.delete_dataset(db, record.id)
+    shutil.rmtree(record.path, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_frame(record: DatasetRecord) -> pd.DataFrame:
+    path = Path(record.path) / "data.parquet"
+    if not path.is_file():
+        raise DatasetError(
+            f"The files of dataset {record.name!r} are missing ({path}). "
+            "Upload the dataset again, or restore SEEDLAB_HOME from a backup."
+        )
+    return pd.read_parquet(path)
+
+
+def preview(record: DatasetRecord, rows: int = 20) -> pd.DataFrame:
+    return load_frame(record).head(rows)
+
+
+def profile_table(record: DatasetRecord) -> pd.DataFrame:
+    """One row per column: role, dtype, missing %, distinct values, range or top values."""
+    rows = []
+    for col in record.schema["columns"]:
+        if "mean" in col:
+            summary = f"{col['min']:.4g} … {col['max']:.4g} (mean {col['mean']:.4g})"
+        else:
+            summary = ", ".join(col.get("top_values", []))
+        rows.append({
+            "column": col["name"], "role": col["role"], "dtype": col["dtype"],
+            "missing %": col["missing_pct"], "unique": col["unique"], "summary": summary,
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,61 @@
+"""Where Seedlab keeps its state: SEEDLAB_HOME (default ./var) and SEEDLAB_DB_URL."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from db.session import make_engine
+
+DEFAULT_MAX_UPLOAD_MB = 200
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    db_url: str
+    max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = Path(os.environ.get("SEEDLAB_HOME") or "var").expanduser().resolve()
+        url = os.environ.get("SEEDLAB_DB_URL") or f"sqlite:///{home / 'seedlab.db'}"
+        max_mb = int(os.environ.get("SEEDLAB_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB)
+        return cls(home=home, db_url=url, max_upload_mb=max_mb)
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.home / "datasets"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    def run_dir(self, run_id: int) -> Path:
+        return self.runs_dir / str(run_id)
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.datasets_dir, self.runs_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def child_env(self) -> dict[str, str]:
+        """Environment for subprocesses, so they find the same state."""
+        env = dict(os.environ)
+        env["SEEDLAB_HOME"] = str(self.home)
+        env["SEEDLAB_DB_URL"] = self.db_url
+        return env
+
+
+@cache
+def _engine_for(url: str) -> Engine:
+    return make_engine(url)
+
+
+def get_db(settings: Settings) -> Engine:
+    """One SQLAlchemy Engine (connection pool) per URL per process."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return _engine_for(settings.db_url)
