@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -34,18 +36,26 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 def upgrade_to_head(db: Engine) -> None:
     """Bring the schema to head. A revision this code does not know means a newer Seedlab
     wrote the database; migrating it would be guesswork, so refuse with a clear message."""
     current = current_revision(db)
     script = ScriptDirectory.from_config(alembic_config())
-    if current is not None and script.get_revision(current) is None:
+    if current is not None and not _known(script, current):
         raise UnknownSchemaVersion(
             f"The database is at schema revision {current!r}, which this version of Seedlab "
             "does not know (it was written by a newer version). Upgrade Seedlab, or point "
             "SEEDLAB_DB_URL / SEEDLAB_HOME at another database."
         )
     cfg = alembic_config(db)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # keep worker and CLI output quiet
     with db.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

@@ -48,8 +48,11 @@ class RunConfig(BaseModel):
     learning_rate: float = Field(1e-3, gt=0, le=10, description="initial learning rate")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (ignored by Adam/AdamW)")
     weight_decay: float = Field(1e-4, ge=0, le=1, description="L2 penalty (decoupled for AdamW)")
-    batch_size: int = Field(64, ge=1, le=65536, description="rows per optimizer step")
-    epochs: int = Field(30, ge=1, le=10000, description="passes over the training rows")
+    batch_size: int = Field(32, ge=1, le=65536, description="rows per optimizer step")
+    epochs: int = Field(50, ge=1, le=10000, description="passes over the training rows")
+    restore_best_weights: bool = Field(
+        True, description="end with the weights of the epoch with the lowest validation loss"
+    )
     lr_schedule: Literal["cosine", "step", "none"] = Field(
         "cosine", description="learning-rate schedule over the epochs"
     )

@@ -123,7 +123,7 @@ def read_table(raw: bytes, filename: str) -> pd.DataFrame:
 # ---------------------------------------------------------------- typing
 
 
-def _as_numeric(series: pd.Series) -> pd.Series | None:
+def as_numeric(series: pd.Series) -> pd.Series | None:
     """The column as floats if (nearly) all its present values are numbers, else None."""
     if pd.api.types.is_bool_dtype(series):
         return None
@@ -149,9 +149,12 @@ def column_role(series: pd.Series) -> str:
     n_unique = present.nunique()
     if n_unique <= 1:
         return "constant"
-    numeric = _as_numeric(series)
+    numeric = as_numeric(series)
     if numeric is not None:
-        if _is_integer_valued(numeric) and n_unique <= CATEGORICAL_INT_MAX_UNIQUE:
+        # A few repeated integer codes are categories; a few *distinct* ones (ages in a
+        # six-row file) are still measurements.
+        if (_is_integer_valued(numeric) and n_unique <= CATEGORICAL_INT_MAX_UNIQUE
+                and n_unique <= 0.5 * len(present)):
             return "categorical"
         return "numeric"
     as_text = present.astype(str)
@@ -164,7 +167,7 @@ def column_role(series: pd.Series) -> str:
 
 
 def infer_task(target: pd.Series) -> str:
-    numeric = _as_numeric(target)
+    numeric = as_numeric(target)
     if numeric is None:
         return "classification"
     if _is_integer_valued(numeric) and numeric.nunique() <= CLASSIFICATION_INT_MAX_UNIQUE:
@@ -174,7 +177,7 @@ def infer_task(target: pd.Series) -> str:
 
 def class_labels(target: pd.Series) -> pd.Series:
     """Canonical string labels: integer-valued numbers lose their '.0' (1.0 and 1 are one class)."""
-    numeric = _as_numeric(target)
+    numeric = as_numeric(target)
     if numeric is not None and _is_integer_valued(numeric):
         return numeric.map(lambda v: str(int(v)) if pd.notna(v) else None)
     return target.map(lambda v: str(v).strip() if pd.notna(v) else None)
@@ -200,7 +203,7 @@ def profile_columns(frame: pd.DataFrame, target: str) -> list[dict[str, Any]]:
             "missing_pct": round(float(series.isna().mean() * 100), 2),
             "unique": int(series.nunique()),
         }
-        numeric = _as_numeric(series)
+        numeric = as_numeric(series)
         if numeric is not None and numeric.notna().any():
             entry.update(
                 min=float(numeric.min()), max=float(numeric.max()),

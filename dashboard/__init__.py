@@ -1,0 +1,1 @@
+"""Seedlab's Streamlit dashboard: reads what the engine writes, writes only requests."""

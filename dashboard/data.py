@@ -1,0 +1,355 @@
+"""What every page shares: the DB connection, cached reads, status colours, error display.
+
+The dashboard only reads and writes *requests* (a queued run, a cancel flag); the engine does
+the work. So everything here is a thin layer over `db.*` and the engine's pure helpers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import Engine
+
+from db import datasets as dataset_store
+from db import runs as run_store
+from db import workers as worker_store
+from db.records import DatasetRecord, RunRecord
+from engine.catalog import TABLE_METRICS
+from engine.config import RunConfig
+from engine.errors import SeedlabError
+from engine.launch import find_dataset, submit_run
+from engine.settings import Settings
+from engine.settings import get_db as make_db
+
+log = logging.getLogger("seedlab.dashboard")
+
+# Page paths, relative to app.py: st.switch_page and AppTest both want these file paths.
+HOME_PAGE = "pages/home.py"
+DATASETS_PAGE = "pages/datasets.py"
+NEW_RUN_PAGE = "pages/new_run.py"
+RUNS_PAGE = "pages/runs.py"
+RUN_PAGE = "pages/run_detail.py"
+
+ENGINE_HINT = "Start it with `make run` or `seedlab worker`."
+# A worker beats every few seconds; three missed beats means it is gone.
+WORKER_ALIVE_WITHIN_S = 15
+DEMO_DATASET = "iris"
+
+# One colour per status everywhere: st.badge colours, and the dot shown in tables and pickers
+# (tables cannot hold badges, and a coloured dot survives copy-paste).
+STATUS_COLORS = {
+    "queued": "gray",
+    "running": "blue",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "orange",
+}
+STATUS_DOTS = {
+    "queued": "⚪",
+    "running": "🔵",
+    "completed": "🟢",
+    "failed": "🔴",
+    "cancelled": "🟠",
+}
+STATUS_ICONS = {
+    "queued": ":material/schedule:",
+    "running": ":material/progress_activity:",
+    "completed": ":material/check_circle:",
+    "failed": ":material/error:",
+    "cancelled": ":material/cancel:",
+}
+ACTIVE_STATUSES = ("queued", "running")
+
+
+# ---------------------------------------------------------------- connection
+
+
+def get_settings() -> Settings:
+    # Read per call (it is cheap): tests and `SEEDLAB_HOME=… streamlit run` set the env var, and
+    # a cached Settings would keep pointing at the first home this process saw.
+    return Settings.from_env()
+
+
+@st.cache_resource(show_spinner=False)
+def _engine_for(db_url: str, home: str) -> Engine:
+    # Keyed on the URL (and home, which get_db creates): a new SEEDLAB_HOME gets a new pool.
+    return make_db(Settings(home=Path(home), db_url=db_url))
+
+
+@st.cache_resource(show_spinner=False)
+def _schema_ready(db_url: str, home: str) -> bool:
+    # Raising (not returning False) keeps a not-yet-migrated DB out of the cache, so the page
+    # works as soon as someone runs the migration, without restarting the dashboard.
+    from db.migrate import current_revision, head_revision
+
+    db = _engine_for(db_url, home)
+    current, head = current_revision(db), head_revision()
+    if current != head:
+        raise SeedlabError(
+            f"The database at {db.url.render_as_string(hide_password=True)} is not set up for this "
+            f"version of Seedlab (schema {current or 'empty'}, expected {head}). Start Seedlab with "
+            "`make run`, which creates and upgrades it, then reload this page."
+        )
+    return True
+
+
+def get_db() -> Engine:
+    """The SQLAlchemy Engine for the current SEEDLAB_HOME / SEEDLAB_DB_URL; stops the page with
+    a sentence when the database is missing or on another schema version."""
+    settings = get_settings()
+    try:
+        _schema_ready(settings.db_url, str(settings.home))
+    except SeedlabError as exc:
+        st.error(str(exc))
+        st.stop()
+    except Exception:
+        log.exception("cannot open the database %s", settings.db_url)
+        st.error(
+            "Cannot open the Seedlab database. Check SEEDLAB_HOME / SEEDLAB_DB_URL; the details "
+            "are in the dashboard's console log."
+        )
+        st.stop()
+    return _engine_for(settings.db_url, str(settings.home))
+
+
+# ---------------------------------------------------------------- cached reads
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _datasets_cached(db_url: str, home: str) -> list[DatasetRecord]:
+    return dataset_store.list_datasets(_engine_for(db_url, home))
+
+
+def datasets() -> list[DatasetRecord]:
+    """All datasets, oldest first (cached a few seconds; cleared on every write we make)."""
+    settings = get_settings()
+    return _datasets_cached(settings.db_url, str(settings.home))
+
+
+def _dataset(dataset_id: int, path: str) -> DatasetRecord:
+    for record in datasets():
+        if record.id == dataset_id and record.path == path:
+            return record
+    raise SeedlabError(f"Dataset #{dataset_id} no longer exists. Pick another one.")
+
+
+# A dataset never changes once stored (a new upload gets a new id and path), so its derived
+# views can stay cached for long; only small slices are cached, never the whole frame.
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=32)
+def dataset_preview(dataset_id: int, path: str, rows: int = 20) -> pd.DataFrame:
+    from engine.datasets import preview
+
+    return preview(_dataset(dataset_id, path), rows)
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=32)
+def dataset_target(dataset_id: int, path: str) -> pd.Series:
+    from engine.datasets import load_frame
+
+    record = _dataset(dataset_id, path)
+    return load_frame(record)[record.target]
+
+
+def clear_caches() -> None:
+    """Call after any write, so the next read sees it."""
+    _datasets_cached.clear()
+
+
+def engine_alive(db: Engine) -> bool:
+    return bool(worker_store.live_workers(db, within_s=WORKER_ALIVE_WITHIN_S))
+
+
+# ---------------------------------------------------------------- actions
+
+
+def queue_demo_run(db: Engine) -> int:
+    """Queue a default run on iris (registering the demo datasets first if needed)."""
+    from engine.demo_data import register_demo_datasets
+
+    try:
+        find_dataset(db, DEMO_DATASET)
+    except SeedlabError:
+        register_demo_datasets(get_settings(), db)
+        clear_caches()
+    # Defaults train iris to ~95% test accuracy in a few seconds on a CPU.
+    run_id = submit_run(db, DEMO_DATASET, RunConfig(), name="iris demo")
+    clear_caches()
+    return run_id
+
+
+def open_run(run_id: int) -> None:
+    st.switch_page(RUN_PAGE, query_params={"run": str(run_id)})
+
+
+@contextmanager
+def shown_errors(action: str) -> Iterator[None]:
+    """Turn errors into one sentence on the page: ours as written, anything else as a bug.
+
+    `action` completes "Something went wrong while …". Streamlit's rerun/stop signals derive
+    from BaseException, so st.switch_page and st.rerun pass through untouched.
+    """
+    try:
+        yield
+    except SeedlabError as exc:
+        st.error(str(exc), icon=":material/error:")
+    except Exception:
+        log.exception("dashboard error while %s", action)
+        st.error(
+            f"Something went wrong while {action}. This is a bug in Seedlab; the details are in "
+            "the dashboard's console log.",
+            icon=":material/bug_report:",
+        )
+
+
+# ---------------------------------------------------------------- formatting
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&])")
+
+
+def md_text(text: str) -> str:
+    """User text made literal for Streamlit markdown (titles, captions): no links, emphasis,
+    colour directives, LaTeX or HTML entities can come from a dataset or run name."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+def status_label(status: str) -> str:
+    return f"{STATUS_DOTS.get(status, '⚫')} {status}"
+
+
+def status_badge(status: str) -> None:
+    st.badge(status, color=STATUS_COLORS.get(status, "gray"), icon=STATUS_ICONS.get(status))
+
+
+def _browser_zone() -> ZoneInfo | None:
+    try:
+        name = st.context.timezone
+    except Exception:  # no browser (AppTest, bare mode)
+        return None
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def local_time(value: datetime | None) -> datetime | None:
+    """A stored (naive UTC) time in the browser's time zone, or UTC when it is unknown."""
+    if value is None:
+        return None
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    zone = _browser_zone()
+    return aware.astimezone(zone) if zone else aware
+
+
+def format_time(value: datetime | None) -> str:
+    shown = local_time(value)
+    if shown is None:
+        return "—"
+    suffix = "" if _browser_zone() else " UTC"
+    return shown.strftime("%Y-%m-%d %H:%M") + suffix
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def format_value(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4g}"
+
+
+def effective_task(run: RunRecord, dataset: DatasetRecord | None) -> str:
+    """config['task'] unless 'auto', then the dataset's task (what the engine trains)."""
+    task = run.config.get("task", "auto")
+    if task == "auto":
+        return dataset.task if dataset is not None else "classification"
+    return task
+
+
+def runs_frame(runs: list[RunRecord]) -> pd.DataFrame:
+    """The run table every page shows: one row per run, table metrics that any run has."""
+    metric_keys = [k for k in TABLE_METRICS if any(k in r.summary for r in runs)]
+    rows = []
+    for run in runs:
+        row = {
+            "id": run.id,
+            "name": run.name,
+            "dataset": run.dataset_name,
+            "model": _model_text(run.config),
+            "status": status_label(run.status),
+            "created": local_time(run.created_at),
+            "duration": format_duration(run.duration_s),
+        }
+        for key in metric_keys:
+            row[key] = run.last(key)
+        row["open"] = f"run?run={run.id}"
+        rows.append(row)
+    columns = ["id", "name", "dataset", "model", "status", "created", "duration", *metric_keys,
+               "open"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _model_text(config: dict) -> str:
+    sizes = config.get("hidden_sizes") or []
+    shape = "→".join(str(s) for s in sizes) if sizes else "linear"
+    return f"{config.get('model', '?')} {shape}"
+
+
+def runs_column_config() -> dict:
+    from engine.catalog import metric_label
+
+    config: dict = {
+        "id": st.column_config.NumberColumn("id", format="%d", width="small"),
+        "name": st.column_config.TextColumn("name"),
+        "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+        # Relative link: resolves next to the current page, so it also works behind a
+        # reverse proxy that serves the dashboard under a path prefix.
+        "open": st.column_config.LinkColumn("link", display_text="open ↗", width="small"),
+    }
+    for key in TABLE_METRICS:
+        config[key] = st.column_config.NumberColumn(metric_label(key), format="%.4f")
+    return config
+
+
+# ---------------------------------------------------------------- one-shot messages
+
+
+def flash(message: str, kind: str = "success") -> None:
+    """Show `message` once on the next run (survives the st.rerun that follows a write)."""
+    st.session_state["_seedlab_flash"] = (kind, message)
+
+
+def show_flash() -> None:
+    item = st.session_state.pop("_seedlab_flash", None)
+    if item is None:
+        return
+    kind, message = item
+    {"success": st.success, "info": st.info, "warning": st.warning}.get(kind, st.info)(message)
+
+
+def query_int(name: str) -> int | None:
+    """An integer query parameter (?run=7), or None when absent or not a number."""
+    raw = st.query_params.get(name)
+    if raw is None or not str(raw).strip().isdigit():
+        return None
+    return int(str(raw).strip())

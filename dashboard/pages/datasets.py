@@ -1,0 +1,190 @@
+"""Datasets: upload a table, browse what is stored, look inside one, train on it."""
+
+from pathlib import Path
+
+import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
+
+from dashboard import charts, data
+from engine.datasets import TABLE_SUFFIXES, ingest_bytes, profile_table, read_table
+from engine.errors import DatasetError
+
+st.title("Datasets")
+db = data.get_db()
+settings = data.get_settings()
+data.show_flash()
+
+
+# ---------------------------------------------------------------- upload
+
+
+def _parsed_columns(upload: UploadedFile) -> list[str]:
+    """The upload's column names, parsed once per file (not on every rerun of the page)."""
+    cache = st.session_state.setdefault("_upload_columns", {})
+    if upload.file_id not in cache:
+        cache.clear()  # only the current upload matters; drop older parses
+        try:
+            frame = read_table(upload.getvalue(), upload.name)
+            cache[upload.file_id] = (list(frame.columns), len(frame), None)
+        except DatasetError as exc:
+            cache[upload.file_id] = ([], 0, str(exc))
+    columns, n_rows, error = cache[upload.file_id]
+    if error:
+        raise DatasetError(error)
+    st.caption(f"{n_rows:,} rows × {len(columns):,} columns read from {upload.name}.")
+    return columns
+
+
+def _add_dataset(upload: UploadedFile, name: str,
+                 target: str) -> None:
+    with st.spinner("Checking and storing the dataset…"):
+        record = ingest_bytes(settings, db, upload.getvalue(), filename=upload.name, name=name,
+                              target=target)
+    data.clear_caches()
+    detail = (
+        f"{len(record.schema.get('classes', []))} classes"
+        if record.task == "classification" else "a numeric target"
+    )
+    data.flash(
+        f"Added dataset {record.name!r}: {record.n_rows:,} rows, {record.task} with {detail}."
+    )
+    # A fresh uploader (new key) so the stored file is not offered again, and show the new set.
+    st.session_state["_upload_round"] = st.session_state.get("_upload_round", 0) + 1
+    st.session_state["dataset_pick"] = record.id
+    st.query_params["dataset"] = str(record.id)
+    st.rerun()
+
+
+with st.container(border=True):
+    st.subheader("Add a dataset")
+    upload = st.file_uploader(
+        "Upload a table",
+        type=[s.lstrip(".") for s in TABLE_SUFFIXES],
+        max_upload_size=settings.max_upload_mb,
+        key=f"upload_{st.session_state.get('_upload_round', 0)}",
+        help="CSV, TSV or Parquet with a header row: one row per example, and one column "
+        "holding what to predict (the target).",
+    )
+    if upload is not None:
+        with data.shown_errors("reading the upload"):
+            columns = _parsed_columns(upload)
+            name_col, target_col = st.columns(2)
+            name = name_col.text_input(
+                "Name", value=Path(upload.name).stem, max_chars=100,
+                key=f"upload_name_{upload.file_id}",
+                help="How the dataset is listed; must be unique.",
+            )
+            target = target_col.selectbox(
+                "Target column", columns, index=len(columns) - 1,
+                key=f"upload_target_{upload.file_id}",
+                help="The column the model learns to predict; every other usable column is a "
+                "feature. Categories make a classification task, numbers a regression.",
+            )
+            if st.button("Add dataset", type="primary", icon=":material/upload:"):
+                _add_dataset(upload, name, target)
+
+
+# ---------------------------------------------------------------- list
+
+
+records = data.datasets()
+if not records:
+    st.info(
+        "No datasets yet. Upload a CSV or Parquet table above — one row per example and one "
+        "column to predict — or add the four demo datasets (iris, wine, breast cancer, diabetes).",
+        icon=":material/info:",
+    )
+    if st.button("Add demo datasets", icon=":material/dataset:"):
+        from engine.demo_data import register_demo_datasets
+
+        with data.shown_errors("adding the demo datasets"):
+            with st.spinner("Adding the demo datasets…"):
+                added = register_demo_datasets(settings, db)
+            data.clear_caches()
+            data.flash(f"Added {', '.join(added) or 'nothing (they were already there)'}.")
+            st.rerun()
+    st.stop()
+
+st.subheader("Stored datasets")
+st.dataframe(
+    [
+        {
+            "id": r.id, "name": r.name, "kind": r.kind, "task": r.task, "target": r.target,
+            "rows": r.n_rows, "columns": r.n_columns, "created": data.local_time(r.created_at),
+        }
+        for r in reversed(records)  # newest first, like the runs
+    ],
+    hide_index=True,
+    column_config={
+        "id": st.column_config.NumberColumn("id", format="%d", width="small"),
+        "rows": st.column_config.NumberColumn("rows", format="%d"),
+        "columns": st.column_config.NumberColumn("columns", format="%d"),
+        "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+    },
+)
+
+
+# ---------------------------------------------------------------- one dataset
+
+
+by_id = {r.id: r for r in records}
+wanted = data.query_int("dataset")
+# The URL wins when it names a dataset (a link, or "Train on this" → back); otherwise keep the
+# current pick, or show the newest.
+if wanted in by_id:
+    st.session_state["dataset_pick"] = wanted
+elif st.session_state.get("dataset_pick") not in by_id:
+    st.session_state["dataset_pick"] = records[-1].id
+
+
+def _sync_url() -> None:
+    st.query_params["dataset"] = str(st.session_state["dataset_pick"])
+
+
+picked = st.selectbox(
+    "Show dataset",
+    list(by_id),
+    format_func=lambda i: f"{by_id[i].name}  ·  {by_id[i].task}  ·  {by_id[i].n_rows:,} rows",
+    key="dataset_pick",
+    on_change=_sync_url,
+)
+record = by_id[picked]
+
+st.divider()
+head, action = st.columns([4, 1], vertical_alignment="bottom")
+head.subheader(data.md_text(record.name))
+head.caption(
+    data.md_text(
+        f"{record.kind} · {record.task} · target {record.target} · {record.n_rows:,} rows × "
+        f"{record.n_columns:,} columns · from {record.source_filename} · added "
+        f"{data.format_time(record.created_at)}"
+    )
+)
+if action.button("Train on this", type="primary", icon=":material/model_training:",
+                 width="stretch"):
+    st.switch_page(data.NEW_RUN_PAGE, query_params={"dataset": str(record.id)})
+
+dropped = record.schema.get("rows_dropped_missing_target") or 0
+if dropped:
+    st.caption(f"{dropped:,} rows without a target value were left out at upload.")
+
+preview_col, chart_col = st.columns([3, 2])
+with preview_col:
+    st.markdown("**First rows**")
+    with data.shown_errors("reading the dataset's rows"):
+        st.dataframe(data.dataset_preview(record.id, record.path), hide_index=True, height=300)
+with chart_col:
+    with data.shown_errors("drawing the target chart"):
+        if record.task == "classification" and record.schema.get("class_counts"):
+            st.markdown("**Class balance**")
+            st.plotly_chart(charts.class_balance(record.schema["class_counts"]), height=300)
+        else:
+            st.markdown("**Target distribution**")
+            values = data.dataset_target(record.id, record.path)
+            st.plotly_chart(charts.target_histogram(values, name=record.target), height=300)
+
+st.markdown("**Columns**")
+st.caption("How training uses each column: numeric and categorical columns are features; "
+           "constant, identifier and free-text columns are left out.")
+with data.shown_errors("profiling the dataset"):
+    st.dataframe(profile_table(record), hide_index=True)

@@ -1,0 +1,72 @@
+"""Home: what Seedlab is, what is in it, whether the engine runs, and a one-click first run."""
+
+import streamlit as st
+
+from dashboard import data
+from db import runs as run_store
+
+st.title("Seedlab")
+st.markdown(
+    "Your own ML lab: **upload a table → train a model → watch it learn → compare runs**, "
+    "all on this machine."
+)
+
+db = data.get_db()
+
+with data.shown_errors("reading the overview"):
+    n_datasets = len(data.datasets())
+    counts = run_store.count_runs_by_status(db)
+    alive = data.engine_alive(db)
+
+    cols = st.columns(6)
+    cols[0].metric("Datasets", n_datasets, border=True)
+    for col, status in zip(cols[1:], data.STATUS_COLORS, strict=True):
+        col.metric(data.status_label(status), counts.get(status, 0), border=True)
+
+    if alive:
+        st.success("The engine is running: queued runs start on their own.",
+                   icon=":material/bolt:")
+    else:
+        st.warning(
+            f"The engine is not running, so queued runs wait. {data.ENGINE_HINT}",
+            icon=":material/power_off:",
+        )
+
+st.subheader("Get started")
+left, right = st.columns([1, 2], vertical_alignment="center")
+with left:
+    demo = st.button(
+        "Train a model on a demo dataset",
+        type="primary",
+        icon=":material/rocket_launch:",
+        help="Queues a small neural network on the iris flowers table and opens its live page.",
+    )
+with right:
+    st.caption(
+        "Or bring your own data on **Datasets**, then pick every setting on **New run**."
+    )
+if demo:
+    with data.shown_errors("queuing the demo run"):
+        with st.spinner("Queuing a run on iris…"):
+            run_id = data.queue_demo_run(db)
+        data.open_run(run_id)
+
+st.subheader("Recent runs")
+with data.shown_errors("listing recent runs"):
+    recent = run_store.list_runs(db, limit=10)
+    if not recent:
+        st.info("No runs yet — train one on a demo dataset with the button above.",
+                icon=":material/info:")
+    else:
+        table = st.dataframe(
+            data.runs_frame(recent),
+            hide_index=True,
+            column_config=data.runs_column_config(),
+            on_select="rerun",
+            selection_mode="single-row",
+            key="home_recent_runs",
+        )
+        st.caption("Select a row to open the run.")
+        if table.selection.rows:
+            data.open_run(recent[table.selection.rows[0]].id)
+        st.page_link(data.RUNS_PAGE, label="All runs", icon=":material/list:")

@@ -1,0 +1,242 @@
+"""New run: a form over RunConfig (defaults and help come from it), submitted as a queued run.
+
+`?dataset=ID` preselects a dataset; `?clone=RUN_ID` fills the form from a past run's config.
+Fields this page does not place explicitly still get a widget (in Advanced), so a knob added
+to RunConfig is usable here without touching this file.
+"""
+
+from typing import Any, Literal, get_args, get_origin
+
+import streamlit as st
+from annotated_types import Ge, Le
+
+from dashboard import data
+from db import runs as run_store
+from db.records import DatasetRecord, RunRecord
+from engine.catalog import MODEL_FAMILIES, TASKS
+from engine.config import RunConfig, field_help
+from engine.launch import default_run_name
+
+DATA_FIELDS = ["task", "val_fraction", "test_fraction", "seed"]
+MODEL_FIELDS = ["model", "hidden_sizes", "activation", "dropout"]
+TRAINING_FIELDS = [
+    "optimizer", "learning_rate", "batch_size", "epochs", "weight_decay",
+    "lr_schedule", "step_size", "gamma", "momentum",
+]
+ADVANCED_FIELDS = ["device", "max_categories"]
+
+LABELS = {
+    "task": "Task", "val_fraction": "Validation share", "test_fraction": "Test share",
+    "seed": "Seed", "model": "Model family", "hidden_sizes": "Hidden sizes",
+    "activation": "Activation", "dropout": "Dropout", "optimizer": "Optimizer",
+    "learning_rate": "Learning rate", "batch_size": "Batch size", "epochs": "Epochs",
+    "weight_decay": "Weight decay", "lr_schedule": "LR schedule",
+    "step_size": "Step size (epochs)", "gamma": "Gamma (decay factor)", "momentum": "Momentum",
+    "device": "Device", "max_categories": "Max categories per column",
+}
+# Increments for the +/- buttons; the defaults (1.0 for floats) are useless for these knobs.
+STEPS = {
+    "val_fraction": 0.05, "test_fraction": 0.05, "dropout": 0.05, "learning_rate": 1e-4,
+    "weight_decay": 1e-4, "momentum": 0.01, "gamma": 0.05,
+}
+KEY_PREFIX = "nr_"
+
+st.title("New run")
+db = data.get_db()
+
+
+def _label(name: str) -> str:
+    return LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def _bounds(name: str, value: float) -> dict[str, Any]:
+    """Inclusive RunConfig bounds as widget limits, so the spinner cannot leave them.
+
+    Exclusive bounds (gt/lt) are left to validation: a widget cannot express them, and the
+    validator's message names the field and the limit.
+    """
+    out: dict[str, Any] = {}
+    for rule in RunConfig.model_fields[name].metadata:
+        if isinstance(rule, Ge) and value >= rule.ge:
+            out["min_value"] = rule.ge
+        if isinstance(rule, Le) and value <= rule.le:
+            out["max_value"] = rule.le
+    return out
+
+
+def _field_widget(name: str, value: Any, dataset: DatasetRecord) -> Any:
+    """One widget for one RunConfig field, chosen by the field's type."""
+    annotation = RunConfig.model_fields[name].annotation
+    common = {"help": field_help(name) or None, "key": KEY_PREFIX + name}
+    label = _label(name)
+    if get_origin(annotation) is Literal:
+        options = list(get_args(annotation))
+        labels = {
+            "task": {"auto": f"auto ({dataset.task} for {dataset.name})", **TASKS},
+            "model": MODEL_FAMILIES,
+        }.get(name, {})
+        return st.selectbox(
+            label, options, index=options.index(value) if value in options else 0,
+            format_func=lambda o: f"{o} — {labels[o]}" if o in labels and o != "auto"
+            else labels.get(o, str(o)),
+            **common,
+        )
+    if annotation is bool:
+        return st.checkbox(label, value=bool(value), **common)
+    if annotation is int:
+        return st.number_input(label, value=int(value), step=1, **_bounds(name, value), **common)
+    if annotation is float:
+        return st.number_input(
+            label, value=float(value), step=STEPS.get(name, 0.1), format="%g",
+            **_bounds(name, value), **common,
+        )
+    if name == "hidden_sizes" or get_origin(annotation) is list:
+        shown = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        return st.text_input(label, value=shown, placeholder="empty = a linear model", **common)
+    return st.text_input(label, value="" if value is None else str(value), **common)
+
+
+def _summary(dataset: DatasetRecord, values: dict[str, Any]) -> str:
+    task = dataset.task if values.get("task") == "auto" else values.get("task")
+    n = dataset.n_rows
+    try:
+        n_val = round(n * float(values["val_fraction"]))
+        n_test = round(n * float(values["test_fraction"]))
+        n_train = max(0, n - n_val - n_test)
+        steps = -(-n_train // max(1, int(values["batch_size"])))
+        sizes = values["hidden_sizes"]
+        shape = sizes if isinstance(sizes, str) else ",".join(map(str, sizes))
+        return (
+            f"**{values['model']}** with hidden layers {data.md_text(shape or 'none (linear)')} "
+            f"({values['activation']}, dropout {values['dropout']:g}) learns **{task}** on "
+            f"**{data.md_text(dataset.name)}** (target {data.md_text(dataset.target)}): "
+            f"{n_train:,} train / {n_val:,} validation / {n_test:,} test rows.  \n"
+            f"{values['optimizer']} at learning rate {values['learning_rate']:g} "
+            f"({values['lr_schedule']} schedule) for {values['epochs']} epochs of "
+            f"{steps:,} steps (batch {values['batch_size']}), on device {values['device']}."
+        )
+    except (KeyError, TypeError, ValueError):  # a value the validator will reject on submit
+        return "Fix the values above to see a summary."
+
+
+# ---------------------------------------------------------------- what to prefill
+
+records = data.datasets()
+if not records:
+    st.info(
+        "No datasets yet — a run needs one. Add a table on **Datasets**, or queue a demo run "
+        "from **Home**.",
+        icon=":material/info:",
+    )
+    st.page_link(data.DATASETS_PAGE, label="Go to Datasets", icon=":material/table:")
+    st.page_link(data.HOME_PAGE, label="Go to Home", icon=":material/home:")
+    st.stop()
+by_id = {r.id: r for r in records}
+
+defaults: dict[str, Any] = RunConfig().model_dump(mode="json")
+source: RunRecord | None = None
+clone_id = data.query_int("clone")
+if clone_id is not None:
+    source = run_store.get_run(db, clone_id)
+    if source is None:
+        st.warning(f"Run #{clone_id} does not exist; starting from the defaults.")
+    else:
+        # Only fields this version knows: a config stored by an older or newer Seedlab may
+        # hold others, and RunConfig forbids unknown fields.
+        defaults.update({k: v for k, v in source.config.items() if k in defaults})
+        st.info(
+            f"Cloning run #{source.id} ({data.md_text(source.name)}). Change what you like, "
+            "then start it as a new run.",
+            icon=":material/content_copy:",
+        )
+
+# Widgets keep their state while the page stays open; a different clone source must refill them.
+if st.session_state.get("_nr_source") != clone_id:
+    for key in [k for k in st.session_state if str(k).startswith(KEY_PREFIX)]:
+        del st.session_state[key]
+    st.session_state["_nr_source"] = clone_id
+
+wanted = data.query_int("dataset")
+if wanted in by_id:
+    st.session_state[KEY_PREFIX + "dataset"] = wanted
+elif st.session_state.get(KEY_PREFIX + "dataset") not in by_id:
+    st.session_state[KEY_PREFIX + "dataset"] = (
+        source.dataset_id if source is not None and source.dataset_id in by_id else records[-1].id
+    )
+
+if not data.engine_alive(db):
+    st.warning(
+        f"The engine is not running: a new run waits in the queue until it starts. "
+        f"{data.ENGINE_HINT}",
+        icon=":material/power_off:",
+    )
+
+# ---------------------------------------------------------------- the form
+
+form_col, summary_col = st.columns([3, 2], gap="large")
+with form_col:
+    st.subheader("Data")
+    # Outside the form: the task choices and the summary depend on the dataset.
+    dataset_id = st.selectbox(
+        "Dataset",
+        list(by_id),
+        format_func=lambda i: f"{by_id[i].name}  ·  {by_id[i].task}  ·  {by_id[i].n_rows:,} rows",
+        key=KEY_PREFIX + "dataset",
+        help="The table to train on; add one on the Datasets page.",
+    )
+    dataset = by_id[dataset_id]
+    values: dict[str, Any] = {}
+    with st.form("new_run_form", border=False):
+        for row in (DATA_FIELDS[:2], DATA_FIELDS[2:]):
+            for col, name in zip(st.columns(len(row)), row, strict=True):
+                with col:
+                    values[name] = _field_widget(name, defaults[name], dataset)
+
+        st.subheader("Model")
+        for row in (MODEL_FIELDS[:2], MODEL_FIELDS[2:]):
+            for col, name in zip(st.columns(len(row)), row, strict=True):
+                with col:
+                    values[name] = _field_widget(name, defaults[name], dataset)
+
+        st.subheader("Training")
+        for row in (TRAINING_FIELDS[:3], TRAINING_FIELDS[3:6], TRAINING_FIELDS[6:]):
+            for col, name in zip(st.columns(3), row, strict=True):
+                with col:
+                    values[name] = _field_widget(name, defaults[name], dataset)
+        st.caption("Step size and gamma apply to the step schedule; momentum to SGD.")
+
+        placed = {*DATA_FIELDS, *MODEL_FIELDS, *TRAINING_FIELDS, *ADVANCED_FIELDS}
+        extra = [name for name in defaults if name not in placed]
+        with st.expander("Advanced", expanded=False):
+            for name in [*ADVANCED_FIELDS, *extra]:
+                values[name] = _field_widget(name, defaults[name], dataset)
+            run_name = st.text_input(
+                "Run name",
+                max_chars=200,
+                placeholder="automatic, e.g. " + default_run_name(dataset, RunConfig()),
+                key=KEY_PREFIX + "run_name",
+                help="How the run is listed; leave empty for a name built from its settings.",
+            )
+        submitted = st.form_submit_button(
+            "Start training", type="primary", icon=":material/play_arrow:"
+        )
+
+with summary_col:
+    st.subheader("What will run")
+    st.markdown(_summary(dataset, values))
+    st.caption("With the values as the form shows them when last submitted or opened; "
+               "edits apply when you press **Start training**.")
+    if source is not None:
+        st.caption(f"Parent run: #{source.id}")
+
+if submitted:
+    with form_col, data.shown_errors("queuing the run"):
+        run_id = run_store_id = None
+        from engine.launch import submit_run
+
+        run_id = submit_run(
+            db, dataset.id, values, name=run_name,
+            parent_run_id=source.id if source is not None else None,
+        )
+        data.clear_caches()
+        data.open_run(run_id)

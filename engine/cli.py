@@ -1,0 +1,390 @@
+"""The `seedlab` command: a front end like the dashboard, calling the same functions.
+
+Errors exit non-zero with one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from db import datasets as dataset_store
+from db import runs as run_store
+from db.migrate import UnknownSchemaVersion, upgrade_to_head
+from db.models import FINISHED_STATUSES, RUN_STATUSES
+from db.records import RunRecord
+from engine import catalog
+from engine.config import load_config_file, parse_overrides, validate_config
+from engine.errors import SeedlabError
+from engine.logs import log_path, tail
+from engine.settings import Settings, get_db
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DASHBOARD_APP = PROJECT_ROOT / "dashboard" / "app.py"
+
+app = typer.Typer(help="Seedlab: upload datasets, launch training runs, browse results.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+datasets_app = typer.Typer(help="Add and list datasets.", no_args_is_help=True)
+runs_app = typer.Typer(help="Submit, list, inspect, cancel and wait for runs.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(runs_app, name="runs")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _ready() -> tuple[Settings, Any]:
+    """Settings and a migrated database (cheap when already at head)."""
+    settings = Settings.from_env()
+    settings.ensure_dirs()
+    db = get_db(settings)
+    try:
+        upgrade_to_head(db)
+    except UnknownSchemaVersion as exc:
+        _fail(str(exc))
+    return settings, db
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds") + "Z"
+    return str(value)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=_json_default))
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+# ------------------------------------------------------------------ set-up
+
+
+@app.command()
+def init(demo: Annotated[bool, typer.Option(help="Register the bundled demo datasets.")] = True) -> None:
+    """Create SEEDLAB_HOME, migrate the database to the current schema, add demo datasets."""
+    from engine.demo_data import register_demo_datasets
+
+    settings, db = _ready()
+    added = register_demo_datasets(settings, db) if demo else []
+    typer.echo(f"Seedlab home: {settings.home}")
+    typer.echo(f"Database: {settings.db_url} (schema up to date)")
+    if added:
+        typer.echo(f"Demo datasets added: {', '.join(added)}")
+
+
+# ------------------------------------------------------------------ datasets
+
+
+@datasets_app.command("add")
+def datasets_add(
+    file: Annotated[Path, typer.Argument(help="CSV, TSV or Parquet file")],
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: the file name)")] = None,
+    target: Annotated[str | None, typer.Option(help="Column to predict (default: the last)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the dataset as JSON")] = False,
+) -> None:
+    """Validate a table and store it as a dataset."""
+    from engine.datasets import ingest_file
+
+    settings, db = _ready()
+    try:
+        record = ingest_file(settings, db, file, name=name, target=target)
+    except SeedlabError as exc:
+        _fail(str(exc))
+    if as_json:
+        _print_json(record.to_dict())
+        return
+    extra = ""
+    if record.task == "classification":
+        extra = f", classes: {', '.join(record.schema['classes'][:10])}"
+    typer.echo(f"Added dataset {record.name!r} (id {record.id}): {record.n_rows} rows, "
+               f"{len(record.schema['features'])} features, target {record.target!r} "
+               f"→ {record.task}{extra}")
+
+
+@datasets_app.command("list")
+def datasets_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List datasets."""
+    _, db = _ready()
+    records = dataset_store.list_datasets(db)
+    if as_json:
+        _print_json([
+            {k: v for k, v in r.to_dict().items() if k != "schema"} | {"features": r.schema["features"]}
+            for r in records
+        ])
+        return
+    if not records:
+        typer.echo("No datasets yet. Add one: seedlab datasets add FILE --name N --target COL")
+        return
+    typer.echo(f"{'id':>4}  {'name':<24} {'kind':<8} {'task':<15} {'rows':>8}  target")
+    for r in records:
+        typer.echo(f"{r.id:>4}  {r.name[:24]:<24} {r.kind:<8} {r.task:<15} {r.n_rows:>8}  {r.target}")
+
+
+@datasets_app.command("show")
+def datasets_show(ref: Annotated[str, typer.Argument(help="Dataset id or name")],
+                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show a dataset's profile."""
+    from engine.datasets import profile_table
+    from engine.launch import find_dataset
+
+    _, db = _ready()
+    try:
+        record = find_dataset(db, ref)
+    except SeedlabError as exc:
+        _fail(str(exc))
+    if as_json:
+        _print_json(record.to_dict())
+        return
+    typer.echo(f"{record.name} (id {record.id}): {record.n_rows} rows, target {record.target!r}, "
+               f"task {record.task}")
+    typer.echo(profile_table(record).to_string(index=False))
+
+
+# ------------------------------------------------------------------ runs
+
+
+def _run_json(run: RunRecord) -> dict[str, Any]:
+    data = run.to_dict()
+    data["summary"] = run.summary
+    data["test_metrics"] = {k: v["last"] for k, v in run.summary.items() if k.startswith("test_")}
+    return data
+
+
+@runs_app.command("submit")
+def runs_submit(
+    dataset: Annotated[str, typer.Option(help="Dataset name or id")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value config override")] = None,
+    config: Annotated[Path | None, typer.Option(help="JSON/YAML file of config values")] = None,
+    name: Annotated[str | None, typer.Option(help="Run name")] = None,
+) -> None:
+    """Queue a training run; prints its id."""
+    from engine.launch import submit_run
+
+    _, db = _ready()
+    try:
+        values = load_config_file(config) if config else {}
+        values.update(parse_overrides(set_ or []))
+        run_id = submit_run(db, dataset, values, name=name)
+    except SeedlabError as exc:
+        _fail(str(exc))
+    typer.echo(run_id)
+
+
+@runs_app.command("clone")
+def runs_clone(
+    run_id: int,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value config override")] = None,
+    name: Annotated[str | None, typer.Option(help="Run name")] = None,
+) -> None:
+    """Queue a copy of a run's config (with overrides); prints the new id."""
+    from engine.launch import submit_run
+
+    _, db = _ready()
+    source = run_store.get_run(db, run_id)
+    if source is None:
+        _fail(f"No run {run_id}.")
+    try:
+        values = dict(source.config) | parse_overrides(set_ or [])
+        new_id = submit_run(db, source.dataset_id, values, name=name, parent_run_id=source.id)
+    except SeedlabError as exc:
+        _fail(str(exc))
+    typer.echo(new_id)
+
+
+@runs_app.command("list")
+def runs_list(
+    status: Annotated[list[str] | None, typer.Option(help=f"One of {', '.join(RUN_STATUSES)}")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset name or id")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List runs, newest first, with their main metrics."""
+    from engine.launch import find_dataset
+
+    _, db = _ready()
+    bad = [s for s in status or [] if s not in RUN_STATUSES]
+    if bad:
+        _fail(f"--status must be one of {', '.join(RUN_STATUSES)}; got {', '.join(bad)}")
+    try:
+        dataset_ids = [find_dataset(db, dataset).id] if dataset else None
+    except SeedlabError as exc:
+        _fail(str(exc))
+    runs = run_store.list_runs(db, statuses=status, dataset_ids=dataset_ids, limit=limit)
+    if as_json:
+        _print_json([_run_json(r) for r in runs])
+        return
+    if not runs:
+        typer.echo("No runs. Queue one: seedlab runs submit --dataset iris")
+        return
+    typer.echo(f"{'id':>5}  {'status':<10} {'dataset':<16} {'name':<34} {'main metric':<22} duration")
+    for r in runs:
+        task = r.config.get("task", "auto")
+        main_key = "test_rmse" if "test_rmse" in r.summary or task == "regression" else "test_accuracy"
+        value = r.last(main_key)
+        metric = f"{catalog.metric_label(main_key)} {_fmt(value)}" if value is not None else ""
+        duration = f"{r.duration_s:.1f}s" if r.duration_s is not None else ""
+        typer.echo(f"{r.id:>5}  {r.status:<10} {r.dataset_name[:16]:<16} {r.name[:34]:<34} "
+                   f"{metric:<22} {duration}")
+
+
+@runs_app.command("show")
+def runs_show(run_id: int, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Status, config, metrics and error of one run."""
+    _, db = _ready()
+    run = run_store.get_run(db, run_id)
+    if run is None:
+        _fail(f"No run {run_id}.")
+    if as_json:
+        _print_json(_run_json(run))
+        return
+    typer.echo(f"run {run.id} {run.name!r}: {run.status} (dataset {run.dataset_name}, "
+               f"device {run.device or '-'})")
+    if run.error:
+        typer.echo(f"error: {run.error}")
+    for key, entry in sorted(run.summary.items()):
+        typer.echo(f"  {key:<24} {_fmt(entry['last'])}  (step {entry['step']})")
+    typer.echo("config: " + json.dumps(run.config))
+
+
+@runs_app.command("cancel")
+def runs_cancel(run_id: int) -> None:
+    """Ask a queued or running run to stop."""
+    _, db = _ready()
+    status = run_store.request_cancel(db, run_id)
+    if status is None:
+        _fail(f"No run {run_id}.")
+    if status in ("completed", "failed"):
+        _fail(f"Run {run_id} already ended ({status}); nothing to cancel.")
+    if status == "cancelled":
+        typer.echo(f"Run {run_id} cancelled.")
+    else:
+        typer.echo(f"Cancel requested; run {run_id} stops at its next flush (about a second).")
+
+
+@runs_app.command("wait")
+def runs_wait(
+    run_id: int,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait before giving up")] = 600.0,
+) -> None:
+    """Wait until a run ends; exit 0 if it completed, 1 otherwise."""
+    _, db = _ready()
+    deadline = time.monotonic() + timeout
+    while True:
+        run = run_store.get_run(db, run_id)
+        if run is None:
+            _fail(f"No run {run_id}.")
+        if run.status in FINISHED_STATUSES:
+            break
+        if time.monotonic() > deadline:
+            _fail(f"Run {run_id} is still {run.status} after {timeout:g} s.", code=3)
+        time.sleep(0.5)
+    typer.echo(f"Run {run_id} {run.status}." + (f" {run.error}" if run.error else ""))
+    if run.status != "completed":
+        raise typer.Exit(1)
+
+
+@runs_app.command("logs")
+def runs_logs(run_id: int, lines: Annotated[int, typer.Option(min=1)] = 100) -> None:
+    """Print the tail of a run's log."""
+    settings, _ = _ready()
+    typer.echo(tail(log_path(settings, run_id), lines=lines) or f"No log for run {run_id} yet.")
+
+
+# ------------------------------------------------------------------ processes
+
+
+@app.command()
+def worker(
+    max_concurrent: Annotated[int, typer.Option(min=1, help="Runs at once")] = 1,
+    poll_interval: Annotated[float, typer.Option(min=0.05, help="Seconds between polls")] = 0.5,
+) -> None:
+    """Run the engine worker in the foreground (Ctrl-C stops it and its runs)."""
+    from engine.worker import run_worker
+
+    settings, _ = _ready()
+    run_worker(settings, max_concurrent, poll_interval)
+
+
+def _dashboard_cmd(port: int, address: str) -> list[str]:
+    return [sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP), "--server.port",
+            str(port), "--server.address", address]
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(help="Port to serve on")] = 8501,
+    address: Annotated[str, typer.Option(help="Address to bind")] = "localhost",
+) -> None:
+    """Serve the dashboard (the engine must run separately: seedlab worker)."""
+    _ready()
+    os.chdir(PROJECT_ROOT)  # .streamlit/config.toml is read from the working directory
+    os.execv(sys.executable, _dashboard_cmd(port, address))
+
+
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="Dashboard port")] = 8501,
+    address: Annotated[str, typer.Option(help="Address to bind")] = "localhost",
+    max_concurrent: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """Start the engine worker and the dashboard together; Ctrl-C stops both."""
+    from engine.demo_data import register_demo_datasets
+
+    settings, db = _ready()
+    register_demo_datasets(settings, db)
+    env = settings.child_env()
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "engine.worker", "--max-concurrent",
+                          str(max_concurrent)], env=env, cwd=PROJECT_ROOT),
+        subprocess.Popen(_dashboard_cmd(port, address), env=env, cwd=PROJECT_ROOT),
+    ]
+    typer.echo(f"Seedlab is up: http://{address}:{port}  (Ctrl-C stops the engine and dashboard)")
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        failed = [p for p in procs if p.poll() not in (None, 0)]
+        if failed:
+            typer.echo("error: a Seedlab process exited; stopping the other.", err=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def main() -> None:
+    try:
+        app()
+    except SeedlabError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

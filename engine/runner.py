@@ -1,0 +1,172 @@
+"""One run, in its own process: `python -m engine.runner RUN_ID`.
+
+Loads the run and its dataset, trains with a DB-backed reporter, evaluates on the test split,
+writes the checkpoint and report, and sets the final status. Every failure becomes `failed`
+with a sentence a user can act on; the full traceback goes to the run's log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+
+import torch
+
+from db import artifacts as artifact_store
+from db import datasets as dataset_store
+from db import runs as run_store
+from engine.config import validate_config
+from engine.datasets import load_frame
+from engine.device import choose_device
+from engine.errors import DatasetError, SeedlabError
+from engine.logs import log_path
+from engine.pipeline import evaluate_on_test, file_digest, prepare_tabular, save_checkpoint
+from engine.settings import Settings, get_db
+from engine.train import train
+
+log = logging.getLogger("seedlab.runner")
+
+FLUSH_SECONDS = 1.0
+FLUSH_POINTS = 500
+
+
+class EngineShutdown(Exception):
+    """SIGTERM from the worker: the engine is stopping."""
+
+
+class DbReporter:
+    """Buffers metric points and flushes them with a heartbeat at most every second.
+
+    Each flush also reads `cancel_requested`, so a cancel is seen within about a second.
+    """
+
+    def __init__(self, db, run_id: int) -> None:  # noqa: ANN001
+        self.db = db
+        self.run_id = run_id
+        self.buffer: list[tuple[str, int, float, float]] = []
+        self.last_flush = time.monotonic()
+        self.cancelled = False
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        now = time.time()
+        self.buffer += [(k, step, float(v), now) for k, v in metrics.items()]
+        if len(self.buffer) >= FLUSH_POINTS:
+            self.flush()
+
+    def should_stop(self) -> bool:
+        if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+            self.flush()
+        return self.cancelled
+
+    def flush(self) -> None:
+        points, self.buffer = self.buffer, []
+        self.cancelled = run_store.record_progress(self.db, self.run_id, points) or self.cancelled
+        self.last_flush = time.monotonic()
+
+
+def _on_sigterm(_signum, _frame) -> None:  # noqa: ANN001
+    raise EngineShutdown()
+
+
+def _fail(db, run_id: int, message: str) -> None:  # noqa: ANN001
+    log.error("run %s failed: %s", run_id, message)
+    run_store.finish_run(db, run_id, "failed", message)
+
+
+def execute(settings: Settings, run_id: int) -> str:
+    """Run to a final status and return it."""
+    db = get_db(settings)
+    run = run_store.get_run(db, run_id)
+    if run is None:
+        raise SystemExit(f"run {run_id} does not exist")
+    if run.status != "running":
+        log.warning("run %s is %s, not running; nothing to do", run_id, run.status)
+        return run.status
+    run_dir = settings.run_dir(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    status = "failed"
+    try:
+        config = validate_config(run.config)
+        choice = choose_device(config.device)
+        run_store.mark_started(db, run_id, pid=os.getpid(), device=choice.description)
+        log.info("run %s %r on %s; config %s", run_id, run.name, choice.description,
+                 json.dumps(run.config))
+        dataset = dataset_store.get_dataset(db, run.dataset_id)
+        if dataset is None:
+            raise DatasetError(f"The run's dataset (id {run.dataset_id}) no longer exists.")
+        frame = load_frame(dataset)
+        data = prepare_tabular(frame, dataset.schema, config, choice)
+        log.info("split train/val/test = %d/%d/%d rows, %d features (stratified: %s)",
+                 len(data.splits.train), len(data.splits.val), len(data.splits.test),
+                 data.train_data.x_train.shape[1], data.splits.stratified)
+
+        reporter = DbReporter(db, run_id)
+        result = train(config, data.train_data, reporter, choice)
+        reporter.flush()
+        checkpoint = run_dir / "model.pt"
+        size, digest = save_checkpoint(checkpoint, result.model, config, data,
+                                       epoch=result.epochs_completed, schema=dataset.schema)
+        artifact_store.add_artifact(db, run_id, kind="checkpoint", path=str(checkpoint),
+                                    size_bytes=size, sha256=digest)
+        if result.cancelled:
+            log.info("cancel requested: stopped after %d epochs", result.epochs_completed)
+            status = "cancelled"
+            run_store.finish_run(db, run_id, "cancelled")
+            return status
+
+        report = evaluate_on_test(result.model, data, choice)
+        final_step = max(result.epochs_completed, 1)
+        run_store.record_progress(
+            db, run_id, [(k, final_step, v, time.time()) for k, v in report["metrics"].items()]
+        )
+        report_path = run_dir / "report.json"
+        report_path.write_text(json.dumps(report, indent=2))
+        size, digest = file_digest(report_path)
+        artifact_store.add_artifact(db, run_id, kind="report", path=str(report_path),
+                                    size_bytes=size, sha256=digest)
+        log.info("test metrics: %s", json.dumps(report["metrics"]))
+        status = "completed"
+        run_store.finish_run(db, run_id, "completed")
+    except EngineShutdown:
+        _fail(db, run_id, "Stopped because the engine shut down while the run was in progress. "
+                          "Clone the run to train it again.")
+    except SeedlabError as exc:
+        _fail(db, run_id, str(exc))
+    except torch.OutOfMemoryError:
+        traceback.print_exc()
+        batch = run.config.get("batch_size", 0)
+        _fail(db, run_id, f"Out of memory on the device with batch_size={batch}. "
+                          f"Try batch_size={max(1, batch // 2)}.")
+    except Exception as exc:  # any bug must still end as a readable `failed`
+        traceback.print_exc()
+        _fail(db, run_id, f"Unexpected error: {type(exc).__name__}: {exc}. "
+                          "The run's log has the full traceback.")
+    finally:
+        path = log_path(settings, run_id)
+        if path.exists():
+            sys.stdout.flush()
+            size, digest = file_digest(path)
+            artifact_store.add_artifact(db, run_id, kind="log", path=str(path),
+                                        size_bytes=size, sha256=digest)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].isdigit():
+        print("usage: python -m engine.runner RUN_ID", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    status = execute(Settings.from_env(), int(args[0]))
+    return 0 if status in ("completed", "cancelled") else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""The storage layer on a real SQLite file: schema, claims, metrics, summaries."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sqlite3
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from db import metrics as metric_store
+from db import runs as run_store
+from db.datasets import insert_dataset
+from db.migrate import UnknownSchemaVersion, head_revision, upgrade_to_head
+from db.models import Base
+from db.session import make_engine
+
+
+def _dataset(db, name: str = "d") -> int:
+    return insert_dataset(
+        db, name=name, kind="tabular", task="classification", target="y",
+        schema={"columns": [], "features": []}, n_rows=1, n_columns=1, sha256="0" * 64,
+        path="/nowhere", source_filename="d.csv",
+    ).id
+
+
+def test_models_match_migrations(db):
+    with db.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+    with db.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == head_revision()
+
+
+def test_sqlite_pragmas(db):
+    with db.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+
+
+def test_newer_schema_is_refused(db):
+    with db.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    with pytest.raises(UnknownSchemaVersion, match="newer version"):
+        upgrade_to_head(db)
+
+
+def test_status_check_constraint(db):
+    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    with pytest.raises(Exception, match="CHECK constraint failed"):
+        with db.begin() as conn:
+            conn.execute(text("UPDATE runs SET status = 'exploded' WHERE id = :i"), {"i": run_id})
+
+
+def test_claim_takes_oldest_once(db):
+    ds = _dataset(db)
+    first = run_store.create_run(db, name="a", dataset_id=ds, config={})
+    second = run_store.create_run(db, name="b", dataset_id=ds, config={})
+    assert run_store.claim_next_run(db, "w1") == first
+    assert run_store.claim_next_run(db, "w2") == second
+    assert run_store.claim_next_run(db, "w3") is None
+    run = run_store.get_run(db, first)
+    assert run.status == "running" and run.worker_id == "w1" and run.started_at is not None
+
+
+def _claim_all(url: str, worker: str, queue) -> None:  # noqa: ANN001
+    db = make_engine(url)
+    claimed = []
+    while (run_id := run_store.claim_next_run(db, worker)) is not None:
+        claimed.append(run_id)
+    queue.put(claimed)
+
+
+def test_claim_is_atomic_across_processes(settings, db):
+    ds = _dataset(db)
+    ids = [run_store.create_run(db, name=f"r{i}", dataset_id=ds, config={}) for i in range(60)]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_claim_all, args=(settings.db_url, f"w{i}", queue)) for i in range(2)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    claimed = results[0] + results[1]
+    assert sorted(claimed) == ids, "every run claimed exactly once"
+    assert len(set(claimed)) == len(claimed)
+
+
+def test_metrics_append_and_summary(db):
+    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    metric_store.append_metrics(db, run_id, [("loss", s, 10.0 - s, 0.0) for s in range(1, 6)])
+    metric_store.append_metrics(db, run_id, [("loss", 6, 7.5, 0.0), ("acc", 6, 0.9, 0.0)])
+    history = metric_store.metric_history(db, [run_id], ["loss"])
+    assert history["step"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert history["value"].tolist() == [9.0, 8.0, 7.0, 6.0, 5.0, 7.5]
+    run = run_store.get_run(db, run_id)
+    assert run.summary["loss"] == {"last": 7.5, "step": 6, "min": 5.0, "max": 9.0}
+    assert run.summary["acc"]["last"] == 0.9
+    # An out-of-order (older) point updates min/max but not the latest value.
+    metric_store.append_metrics(db, run_id, [("loss", 2, 1.0, 0.0)])
+    run = run_store.get_run(db, run_id)
+    assert run.summary["loss"]["last"] == 7.5 and run.summary["loss"]["min"] == 1.0
+
+
+def test_record_progress_reports_cancel(db):
+    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_store.claim_next_run(db, "w")
+    assert run_store.record_progress(db, run_id, [("loss", 1, 1.0, 0.0)]) is False
+    assert run_store.request_cancel(db, run_id) == "running"
+    assert run_store.record_progress(db, run_id, []) is True
+
+
+def test_cancel_queued_run_is_immediate(db):
+    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    assert run_store.request_cancel(db, run_id) == "cancelled"
+    assert run_store.get_run(db, run_id).status == "cancelled"
+    assert run_store.claim_next_run(db, "w") is None
+    assert run_store.request_cancel(db, 999) is None
+
+
+def test_finish_first_writer_wins(db):
+    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_store.claim_next_run(db, "w")
+    assert run_store.finish_run(db, run_id, "completed")
+    assert not run_store.finish_run(db, run_id, "failed", "late")
+    run = run_store.get_run(db, run_id)
+    assert run.status == "completed" and run.error is None
+
+
+def test_stale_running_runs_fail(db):
+    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_store.claim_next_run(db, "w")
+    assert run_store.fail_stale_runs(db, heartbeat_timeout_s=60, reason="x") == []
+    with db.begin() as conn:
+        conn.execute(text("UPDATE runs SET heartbeat_at = '2020-01-01 00:00:00'"))
+    assert run_store.fail_stale_runs(db, heartbeat_timeout_s=60, reason="engine gone") == [run_id]
+    run = run_store.get_run(db, run_id)
+    assert run.status == "failed" and run.error == "engine gone"
+
+
+def test_list_runs_filters_and_summary(db):
+    a, b = _dataset(db, "a"), _dataset(db, "b")
+    r1 = run_store.create_run(db, name="alpha", dataset_id=a, config={})
+    r2 = run_store.create_run(db, name="beta", dataset_id=b, config={})
+    metric_store.append_metrics(db, r2, [("test_accuracy", 1, 0.75, 0.0)])
+    run_store.request_cancel(db, r1)
+    assert [r.id for r in run_store.list_runs(db)] == [r2, r1]
+    assert [r.id for r in run_store.list_runs(db, statuses=["cancelled"])] == [r1]
+    assert [r.id for r in run_store.list_runs(db, dataset_ids=[b])] == [r2]
+    assert [r.id for r in run_store.list_runs(db, name_contains="alp")] == [r1]
+    assert run_store.list_runs(db, dataset_ids=[b])[0].last("test_accuracy") == 0.75
+    assert run_store.count_runs_by_status(db)["cancelled"] == 1
+    with pytest.raises(ValueError, match="status must be one of"):
+        run_store.list_runs(db, statuses=["bogus"])
+
+
+def test_foreign_keys_enforced(db):
+    with pytest.raises(Exception, match="FOREIGN KEY"):
+        run_store.create_run(db, name="r", dataset_id=12345, config={})
+
+
+def test_reader_does_not_block_writer(settings, db):
+    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    reader = sqlite3.connect(settings.home / "seedlab.db")
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM runs").fetchall()  # holds a read snapshot
+    metric_store.append_metrics(db, run_id, [("loss", 1, 1.0, 0.0)])  # must not wait/fail
+    reader.rollback()
+    reader.close()
+    assert len(metric_store.metric_history(db, [run_id])) == 1
