@@ -1,0 +1,123 @@
+"""The `seedlab` CLI as a user runs it: errors are one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import ROOT, child_env, seedlab_cmd
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(seedlab_cmd(*args), capture_output=True, text=True, timeout=120,
+                          env=child_env(), cwd=ROOT)
+
+
+def test_init_registers_demo_datasets(settings):
+    result = cli("init")
+    assert result.returncode == 0
+    assert "Demo datasets added: iris, wine, breast_cancer, diabetes" in result.stdout
+    again = cli("init")
+    assert again.returncode == 0 and "Demo datasets added" not in again.stdout
+    shown = cli("datasets", "show", "iris")
+    assert "species" in shown.stdout and "numeric" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("runs", "submit", "--dataset", "nope"), "No dataset 'nope'. Datasets: iris"),
+        (("runs", "submit", "--dataset", "iris", "--set", "optimizer=rmsprop"),
+         "optimizer: Input should be 'adamw', 'adam' or 'sgd'"),
+        (("runs", "submit", "--dataset", "diabetes", "--set", "epochs=0"),
+         "epochs: Input should be greater than or equal to 1"),
+        (("runs", "submit", "--dataset", "iris", "--set", "task=regression"),
+         "regression needs a numeric target"),
+        (("runs", "show", "999"), "No run 999."),
+        (("runs", "cancel", "999"), "No run 999."),
+        (("runs", "list", "--status", "done"), "--status must be one of queued, running"),
+        (("datasets", "add", "/no/such/file.csv"), "No such file"),
+    ],
+)
+def test_errors_are_one_line(settings, demo_datasets, args, message):
+    result = cli(*args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_upload_from_cli_leaves_nothing(settings, tmp_path):
+    bad = tmp_path / "one_class.csv"
+    bad.write_text("a,t\n1,x\n2,x\n")
+    result = cli("datasets", "add", str(bad), "--target", "t")
+    assert result.returncode == 1 and "only one class" in result.stderr
+    assert "No datasets yet" in cli("datasets", "list").stdout
+    assert [p for p in settings.datasets_dir.iterdir()] == []
+
+
+def test_submit_from_config_file_and_clone(settings, demo_datasets, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("epochs: 3\noptimizer: sgd\nlearning_rate: 0.05\n")
+    first = cli("runs", "submit", "--dataset", "iris", "--config", str(config),
+                "--set", "epochs=4")
+    assert first.returncode == 0, first.stderr
+    run_id = first.stdout.strip()
+    cloned = cli("runs", "clone", run_id, "--set", "seed=3")
+    assert cloned.returncode == 0, cloned.stderr
+    import json
+
+    shown = json.loads(cli("runs", "show", cloned.stdout.strip(), "--json").stdout)
+    assert shown["config"]["optimizer"] == "sgd" and shown["config"]["epochs"] == 4
+    assert shown["config"]["seed"] == 3 and shown["parent_run_id"] == int(run_id)
+    assert shown["status"] == "queued"
+    cancelled = cli("runs", "cancel", run_id)
+    assert cancelled.returncode == 0 and f"Run {run_id} cancelled." in cancelled.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_up_serves_dashboard_and_ctrl_c_stops_everything(settings):
+    port = _free_port()
+    proc = subprocess.Popen(seedlab_cmd("up", "--port", str(port)), env=child_env(), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        body = ""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2) as r:
+                    body = r.read().decode()
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert body == "ok", "dashboard did not come up"
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        proc.wait(timeout=40)
+        deadline = time.monotonic() + 10
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _group_alive(proc.pid), "a Seedlab process outlived Ctrl-C"
+    finally:
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,446 @@
+"""Dashboard pages through Streamlit's AppTest, on a real migrated SQLite home per test.
+
+Runs that "completed" or "failed" are made the way the engine makes them (create → claim →
+metrics → finish through db.*), so the pages read exactly what a real worker would leave.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import charts
+from db import datasets as dataset_store
+from db import metrics as metric_store
+from db import runs as run_store
+from engine.config import RunConfig
+from engine.launch import find_dataset, submit_run
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+TIMEOUT = 30
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def open_page(page: str, **query: str) -> AppTest:
+    """Render one page (a file path relative to app.py) with the given query parameters."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(page)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def button(at: AppTest, label: str):  # noqa: ANN201
+    matches = [b for b in at.button if b.label == label]
+    assert matches, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
+    return matches[0]
+
+
+def texts(elements) -> str:  # noqa: ANN001
+    return "\n".join(str(e.value) for e in elements)
+
+
+def plotly_figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def current_title(at: AppTest) -> str:
+    return at.title[0].value
+
+
+def completed_run(settings, db, *, dataset: str = "iris", epochs: int = 3) -> int:  # noqa: ANN001
+    """A run taken through the engine's lifecycle to `completed`, with curves and a report."""
+    run_id = submit_run(db, dataset, {"epochs": epochs}, name=f"{dataset} finished")
+    assert run_store.claim_next_run(db, "test-worker") == run_id
+    run_store.mark_started(db, run_id, pid=12345, device="cpu")
+    now = time.time()
+    points = []
+    for epoch in range(1, epochs + 1):
+        points += [
+            ("train_loss", epoch, 1.0 / epoch, now),
+            ("val_loss", epoch, 1.2 / epoch, now),
+            ("val_accuracy", epoch, 0.5 + 0.1 * epoch, now),
+            ("lr", epoch, 1e-3, now),
+        ]
+    metric_store.append_metrics(db, run_id, points)
+    test_metrics = {"test_accuracy": 0.9333, "test_f1_macro": 0.93, "test_log_loss": 0.21}
+    metric_store.append_metrics(
+        db, run_id, [(k, epochs, v, now) for k, v in test_metrics.items()]
+    )
+    classes = find_dataset(db, dataset).schema["classes"]
+    run_dir = settings.run_dir(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "report.json").write_text(json.dumps({
+        "task": "classification",
+        "classes": classes,
+        "metrics": test_metrics,
+        "confusion_matrix": [[8, 0, 0], [0, 6, 1], [0, 1, 7]],
+        "per_class": {c: {"precision": 0.9, "recall": 0.9, "f1": 0.9, "support": 8}
+                      for c in classes},
+        "n_test": 23,
+    }))
+    (run_dir / "run.log").write_text("epoch 1 loss 1.0\nepoch 3 loss 0.33\nrun completed\n")
+    assert run_store.finish_run(db, run_id, "completed")
+    return run_id
+
+
+GOOD_CSV = "x1,x2,color,label\n" + "\n".join(
+    f"{i * 0.5},{(i * 7) % 11},{'red' if i % 3 else 'blue'},{'yes' if i % 2 else 'no'}"
+    for i in range(40)
+)
+
+
+# ---------------------------------------------------------------- charts (no Streamlit)
+
+
+def test_downsample_caps_points_and_keeps_the_ends() -> None:
+    frame = pd.DataFrame({"step": np.arange(1, 10_001), "value": np.arange(10_000.0)})
+    small = charts.downsample(frame, 2000)
+    assert len(small) <= 2000
+    assert small["step"].iloc[0] == 1 and small["step"].iloc[-1] == 10_000
+    assert charts.downsample(frame.head(50)).equals(frame.head(50))
+
+
+def test_metric_curves_one_trace_per_key_and_per_run() -> None:
+    history = pd.DataFrame({
+        "run_id": [1] * 6 + [2] * 3,
+        "key": ["train_loss"] * 3 + ["val_loss"] * 3 + ["train_loss"] * 3,
+        "step": [1, 2, 3] * 3,
+        "value": [0.9, 0.5, 0.3, 1.0, 0.6, 0.4, 0.8, 0.4, 0.2],
+        "wall_time": [0.0] * 9,
+    })
+    single = charts.metric_curves(history[history.run_id == 1], ["train_loss", "val_loss"])
+    assert [t.name for t in single.data] == ["train loss", "val loss"]
+    assert list(single.data[0].y) == [0.9, 0.5, 0.3]
+    several = charts.metric_curves(history, ["train_loss"], run_labels={1: "a", 2: "b"})
+    assert [t.name for t in several.data] == ["a", "b"]
+    long = pd.DataFrame({"run_id": 1, "key": "train_loss", "step": np.arange(1, 5001),
+                         "value": np.linspace(1, 0, 5000), "wall_time": 0.0})
+    assert len(charts.metric_curves(long, ["train_loss"]).data[0].x) <= 2000
+
+
+def test_confusion_matrix_and_histogram() -> None:
+    fig = charts.confusion_matrix([[3, 1], [0, 4]], ["cat", "dog"], normalize=True)
+    assert fig.data[0].z[0] == (0.75, 0.25)
+    with pytest.raises(ValueError, match="square"):
+        charts.confusion_matrix([[1, 2, 3]], ["a"])
+    hist = charts.target_histogram(pd.Series(np.arange(100_000.0)), name="y", bins=20)
+    assert len(hist.data[0].y) == 20 and sum(hist.data[0].y) == 100_000
+
+
+# ---------------------------------------------------------------- home
+
+
+def test_home_shows_counts_and_warns_when_engine_is_down(settings, db, demo_datasets) -> None:
+    completed_run(settings, db)
+    submit_run(db, "wine", {}, name="waiting")
+    at = open_page("pages/home.py")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Datasets"] == "4"
+    assert metrics["⚪ queued"] == "1" and metrics["🟢 completed"] == "1"
+    assert "engine is not running" in texts(at.warning)
+    assert "make run" in texts(at.warning)
+    recent = at.dataframe[0].value
+    assert list(recent["name"]) == ["waiting", "iris finished"]
+
+
+def test_home_demo_button_queues_an_iris_run_and_opens_it(settings, db) -> None:
+    at = open_page("pages/home.py")
+    assert "No runs yet" in texts(at.info)
+    button(at, "Train a model on a demo dataset").click().run()
+    assert not at.exception
+    queued = run_store.list_runs(db, statuses=["queued"])
+    assert len(queued) == 1
+    assert queued[0].dataset_name == "iris"
+    assert queued[0].config == RunConfig().model_dump(mode="json")
+    assert current_title(at) == f"#{queued[0].id} · iris demo"  # switched to the run page
+    assert at.query_params["run"] == [str(queued[0].id)]
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def test_datasets_empty_state_says_what_to_do(settings, db) -> None:
+    at = open_page("pages/datasets.py")
+    assert "No datasets yet" in texts(at.info)
+    button(at, "Add demo datasets").click().run()
+    assert {d.name for d in dataset_store.list_datasets(db)} == {
+        "iris", "wine", "breast_cancer", "diabetes"}
+    assert "Added iris" in texts(at.success)
+
+
+def test_upload_good_csv_adds_a_dataset(settings, db) -> None:
+    at = open_page("pages/datasets.py")
+    at.file_uploader[0].set_value(("flowers.csv", GOOD_CSV.encode(), "text/csv")).run()
+    assert not at.error, texts(at.error)
+    assert at.text_input[0].value == "flowers"  # name defaults to the file stem
+    target = at.selectbox[0]
+    assert target.options == ["x1", "x2", "color", "label"] and target.value == "label"
+    at.text_input[0].set_value("my flowers")
+    button(at, "Add dataset").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    stored = dataset_store.get_dataset_by_name(db, "my flowers")
+    assert stored is not None and stored.target == "label" and stored.n_rows == 40
+    assert stored.task == "classification"
+    assert "Added dataset 'my flowers'" in texts(at.success)
+    # The new dataset is the one on show.
+    assert at.subheader[-1].value == "my flowers"
+
+
+def test_upload_one_class_target_shows_error_and_stores_nothing(settings, db) -> None:
+    csv = "a,b,label\n" + "\n".join(f"{i},{i * 2},same" for i in range(10))
+    at = open_page("pages/datasets.py")
+    at.file_uploader[0].set_value(("one.csv", csv.encode(), "text/csv")).run()
+    button(at, "Add dataset").click().run()
+    assert "only one class" in texts(at.error)
+    assert not at.exception
+    assert dataset_store.list_datasets(db) == []
+    assert list((settings.datasets_dir).iterdir()) == []  # no half-written folder left
+
+
+def test_upload_non_utf8_shows_error_and_stores_nothing(settings, db) -> None:
+    at = open_page("pages/datasets.py")
+    raw = "x,label\n1,café\n2,thé\n".encode("latin-1")
+    at.file_uploader[0].set_value(("latin.csv", raw, "text/csv")).run()
+    assert "not UTF-8" in texts(at.error)
+    assert not [b for b in at.button if b.label == "Add dataset"]
+    assert dataset_store.list_datasets(db) == []
+
+
+def test_dataset_detail_shows_preview_profile_and_class_balance(settings, db,
+                                                                demo_datasets) -> None:
+    iris = find_dataset(db, "iris")
+    at = open_page("pages/datasets.py", dataset=str(iris.id))
+    assert at.selectbox(key="dataset_pick").value == iris.id
+    assert at.subheader[-1].value == "iris"
+    frames = [d.value for d in at.dataframe]
+    preview = next(f for f in frames if "sepal length (cm)" in f.columns)
+    assert len(preview) == 20 and "species" in preview.columns
+    profile = next(f for f in frames if "role" in f.columns)
+    assert set(profile["column"]) >= {"species", "petal width (cm)"}
+    bars = plotly_figures(at)[0]["data"][0]
+    assert bars["type"] == "bar"
+    assert bars["x"] == iris.schema["classes"] and bars["y"] == [50, 50, 50]
+
+
+def test_regression_dataset_shows_target_histogram(settings, db, demo_datasets) -> None:
+    diabetes = find_dataset(db, "diabetes")
+    at = open_page("pages/datasets.py", dataset=str(diabetes.id))
+    assert "Target distribution" in texts(at.markdown)
+    bars = plotly_figures(at)[0]["data"][0]
+    assert sum(bars["y"]) == diabetes.n_rows
+
+
+def test_train_on_this_opens_new_run_with_the_dataset(settings, db, demo_datasets) -> None:
+    wine = find_dataset(db, "wine")
+    at = open_page("pages/datasets.py", dataset=str(wine.id))
+    button(at, "Train on this").click().run()
+    assert current_title(at) == "New run"
+    assert at.selectbox(key="nr_dataset").value == wine.id
+
+
+# ---------------------------------------------------------------- new run
+
+
+def test_new_run_form_defaults_come_from_runconfig(settings, db, demo_datasets) -> None:
+    at = open_page("pages/new_run.py")
+    defaults = RunConfig()
+    assert at.text_input(key="nr_hidden_sizes").value == ",".join(map(str, defaults.hidden_sizes))
+    assert at.number_input(key="nr_epochs").value == defaults.epochs
+    assert at.number_input(key="nr_learning_rate").value == defaults.learning_rate
+    assert at.selectbox(key="nr_optimizer").value == defaults.optimizer
+    assert at.number_input(key="nr_epochs").help  # every field carries its RunConfig doc
+    assert "What will run" in texts(at.subheader)
+
+
+def test_new_run_submit_queues_a_run_with_the_form_values(settings, db, demo_datasets) -> None:
+    wine = find_dataset(db, "wine")
+    at = open_page("pages/new_run.py", dataset=str(wine.id))
+    assert at.selectbox(key="nr_dataset").value == wine.id
+    at.text_input(key="nr_hidden_sizes").set_value("32, 16")
+    at.number_input(key="nr_learning_rate").set_value(0.01)
+    at.number_input(key="nr_epochs").set_value(5)
+    at.selectbox(key="nr_optimizer").set_value("sgd")
+    at.selectbox(key="nr_device").set_value("cpu")
+    at.text_input(key="nr_run_name").set_value("wine sgd")
+    button(at, "Start training").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    (run,) = run_store.list_runs(db)
+    assert run.status == "queued" and run.name == "wine sgd" and run.dataset_id == wine.id
+    assert run.config["hidden_sizes"] == [32, 16]
+    assert run.config["learning_rate"] == 0.01 and run.config["epochs"] == 5
+    assert run.config["optimizer"] == "sgd" and run.config["device"] == "cpu"
+    assert current_title(at) == f"#{run.id} · wine sgd"
+
+
+def test_new_run_invalid_value_names_the_field_and_queues_nothing(settings, db,
+                                                                  demo_datasets) -> None:
+    at = open_page("pages/new_run.py")
+    at.text_input(key="nr_hidden_sizes").set_value("abc")
+    button(at, "Start training").click().run()
+    assert "hidden_sizes" in texts(at.error)
+    assert not at.exception
+    assert run_store.list_runs(db) == []
+    assert current_title(at) == "New run"
+
+
+def test_new_run_fractions_leaving_no_training_rows_are_refused(settings, db,
+                                                                demo_datasets) -> None:
+    at = open_page("pages/new_run.py")
+    at.number_input(key="nr_val_fraction").set_value(0.45)
+    at.number_input(key="nr_test_fraction").set_value(0.45)
+    button(at, "Start training").click().run()
+    assert "val_fraction + test_fraction" in texts(at.error)
+    assert run_store.list_runs(db) == []
+
+
+def test_clone_prefills_the_form_and_links_the_parent(settings, db, demo_datasets) -> None:
+    wine = find_dataset(db, "wine")
+    source = submit_run(
+        db, "wine",
+        {"hidden_sizes": [8], "learning_rate": 0.05, "optimizer": "sgd", "epochs": 7},
+        name="original",
+    )
+    at = open_page("pages/new_run.py", clone=str(source))
+    assert "Cloning run" in texts(at.info)
+    assert at.selectbox(key="nr_dataset").value == wine.id
+    assert at.text_input(key="nr_hidden_sizes").value == "8"
+    assert at.number_input(key="nr_learning_rate").value == 0.05
+    assert at.number_input(key="nr_epochs").value == 7
+    assert at.selectbox(key="nr_optimizer").value == "sgd"
+    button(at, "Start training").click().run()
+    clone = run_store.list_runs(db)[0]
+    assert clone.id != source and clone.parent_run_id == source
+    assert clone.config == run_store.get_run(db, source).config
+
+
+# ---------------------------------------------------------------- runs
+
+
+def test_runs_page_empty_state_offers_a_demo_run(settings, db) -> None:
+    at = open_page("pages/runs.py")
+    assert "No runs yet — train one on a demo dataset" in texts(at.info)
+    button(at, "Train a model on a demo dataset").click().run()
+    assert [r.status for r in run_store.list_runs(db)] == ["queued"]
+
+
+def test_runs_page_lists_runs_and_filters_by_status(settings, db, demo_datasets) -> None:
+    done = completed_run(settings, db)
+    waiting = submit_run(db, "wine", {}, name="waiting")
+    at = open_page("pages/runs.py")
+    table = at.dataframe[0].value
+    assert list(table["id"]) == [waiting, done]
+    assert list(table["status"]) == ["⚪ queued", "🟢 completed"]
+    assert "test_accuracy" in table.columns
+    assert table.set_index("id").loc[done, "test_accuracy"] == pytest.approx(0.9333)
+    assert table.set_index("id").loc[done, "open"] == f"run?run={done}"
+
+    at.multiselect(key="runs_status").set_value(["completed"]).run()
+    assert list(at.dataframe[0].value["id"]) == [done]
+    at.multiselect(key="runs_status").set_value(["failed"]).run()
+    assert "No runs match" in texts(at.info)
+
+    wine = find_dataset(db, "wine")
+    at.multiselect(key="runs_status").set_value([]).run()
+    at.multiselect(key="runs_dataset").set_value([wine.id]).run()
+    assert list(at.dataframe[0].value["id"]) == [waiting]
+
+
+# ---------------------------------------------------------------- run detail
+
+
+def test_completed_run_shows_cards_curves_evaluation_config_and_log(settings, db,
+                                                                   demo_datasets) -> None:
+    run_id = completed_run(settings, db)
+    at = open_page("pages/run_detail.py", run=str(run_id))
+    assert current_title(at) == f"#{run_id} · iris finished"
+    assert ":green-badge[" in texts(at.markdown)
+
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["test accuracy"] == "0.9333"
+    assert at.metric[0].label == "test accuracy"  # the headline metric comes first
+    assert "test F1 (macro)" in cards
+
+    figures = plotly_figures(at)
+    loss = figures[0]["data"]
+    assert [t["name"] for t in loss] == ["train loss", "val loss"]
+    assert loss[0]["x"] == [1, 2, 3]
+    assert loss[0]["y"] == pytest.approx([1.0, 0.5, 1 / 3])
+    quality = figures[1]["data"]
+    assert quality[0]["name"] == "val accuracy" and quality[0]["y"] == pytest.approx([0.6, 0.7, 0.8])
+    heatmap = next(f["data"][0] for f in figures if f["data"][0]["type"] == "heatmap")
+    assert heatmap["z"] == [[8, 0, 0], [0, 6, 1], [0, 1, 7]]
+
+    assert at.json[0].value and json.loads(at.json[0].value)["epochs"] == 3
+    assert "run completed" in texts(at.code)
+    assert not at.error
+
+
+def test_failed_run_shows_its_error(settings, db, demo_datasets) -> None:
+    run_id = submit_run(db, "iris", {}, name="doomed")
+    run_store.claim_next_run(db, "test-worker")
+    message = "Loss became NaN at epoch 2; lower the learning rate (now 0.001)."
+    run_store.finish_run(db, run_id, "failed", error=message)
+    at = open_page("pages/run_detail.py", run=str(run_id))
+    assert message in texts(at.error)
+    assert ":red-badge[" in texts(at.markdown)
+    assert not [b for b in at.button if b.label == "Cancel"]  # only active runs can be cancelled
+    assert not at.metric
+
+
+def test_cancel_queued_run(settings, db, demo_datasets) -> None:
+    run_id = submit_run(db, "iris", {}, name="not needed")
+    at = open_page("pages/run_detail.py", run=str(run_id))
+    assert "engine is not running" in texts(at.warning)
+    button(at, "Cancel").click().run()
+    assert not at.exception
+    assert run_store.get_run(db, run_id).status == "cancelled"
+    assert "Cancelled before it started" in texts(at.info)
+    assert ":orange-badge[" in texts(at.markdown)
+
+
+def test_cancel_running_run_sets_the_flag(settings, db, demo_datasets) -> None:
+    run_id = submit_run(db, "iris", {"epochs": 10}, name="long one")
+    run_store.claim_next_run(db, "test-worker")
+    metric_store.append_metrics(db, run_id, [("train_loss", 4, 0.5, time.time())])
+    at = open_page("pages/run_detail.py", run=str(run_id))
+    assert at.get("progress")[0].proto.text == "Epoch 4 of 10"
+    button(at, "Cancel").click().run()
+    run = run_store.get_run(db, run_id)
+    assert run.status == "running" and run.cancel_requested
+    assert "Cancel requested — the run stops at its next checkpoint flush" in texts(at.info)
+
+
+def test_clone_button_opens_the_prefilled_form(settings, db, demo_datasets) -> None:
+    run_id = submit_run(db, "iris", {"epochs": 9}, name="to copy")
+    at = open_page("pages/run_detail.py", run=str(run_id))
+    button(at, "Clone").click().run()
+    assert current_title(at) == "New run"
+    assert at.number_input(key="nr_epochs").value == 9
+
+
+def test_run_page_without_a_run_offers_recent_runs(settings, db, demo_datasets) -> None:
+    run_id = submit_run(db, "iris", {}, name="pick me")
+    at = open_page("pages/run_detail.py", run="999")
+    assert "There is no run #999" in texts(at.warning)
+    chooser = at.selectbox[0]
+    assert chooser.options == [f"#{run_id} · pick me · ⚪ queued"]
+    chooser.set_value(run_id).run()
+    assert current_title(at) == f"#{run_id} · pick me"
+
+
+def test_user_names_are_shown_as_text_not_markup(settings, db, demo_datasets) -> None:
+    run_id = submit_run(db, "iris", {}, name="**bold** [link](http://x) <b>")
+    at = open_page("pages/run_detail.py", run=str(run_id))
+    title = current_title(at)
+    assert r"\*\*bold\*\*" in title and r"\[link\]\(http" in title and r"\<b\>" in title

@@ -1,0 +1,189 @@
+"""The engine for real: a worker subprocess claims runs and trains each in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from db import artifacts as artifact_store
+from db import datasets as dataset_store
+from db import runs as run_store
+from engine.launch import submit_run
+from tests.conftest import ROOT, child_env, seedlab_cmd
+
+MESSY_CSV = "\n".join(
+    ["tenure,monthly_fee,region,contract,comment,churn"]
+    + [
+        f"{'' if i % 7 == 0 else i % 40},{'' if i % 11 == 0 else 20 + (i * 37) % 80},"
+        f"{['north', 'south', 'east', ''][i % 4]},{['monthly', 'yearly'][i % 2]},"
+        f"customer note number {i} says something long about the service quality,"
+        f"{'yes' if (i % 40) < 12 and i % 2 == 0 else 'no'}"
+        for i in range(240)
+    ]
+) + "\n"
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(seedlab_cmd(*args), capture_output=True, text=True, timeout=timeout,
+                          env=child_env(), cwd=ROOT)
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.2):  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def start_worker(*extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine.worker", "--poll-interval", "0.2", *extra],
+        env=child_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def stop_worker(proc: subprocess.Popen) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.stdout.read() if proc.stdout else ""
+
+
+@pytest.fixture
+def worker(settings) -> Iterator[subprocess.Popen]:
+    proc = start_worker()
+    yield proc
+    stop_worker(proc)
+
+
+def _status(db, run_id: int) -> str:
+    return run_store.get_run(db, run_id).status
+
+
+def test_upload_submit_train_browse_via_cli(settings, db, tmp_path: Path, worker):
+    csv_path = tmp_path / "customers.csv"
+    csv_path.write_text(MESSY_CSV)
+    added = cli("datasets", "add", str(csv_path), "--name", "customers", "--target", "churn")
+    assert added.returncode == 0, added.stderr
+    assert "target 'churn' → classification" in added.stdout
+
+    listed = json.loads(cli("datasets", "list", "--json").stdout)
+    assert [d["name"] for d in listed] == ["customers"]
+    assert set(listed[0]["features"]) == {"tenure", "monthly_fee", "region", "contract"}
+
+    submitted = cli("runs", "submit", "--dataset", "customers", "--set", "epochs=8",
+                    "--set", "hidden_sizes=32,16", "--name", "first run")
+    assert submitted.returncode == 0, submitted.stderr
+    run_id = int(submitted.stdout.strip())
+
+    waited = cli("runs", "wait", str(run_id), "--timeout", "120", timeout=150)
+    assert waited.returncode == 0, (waited.stdout, waited.stderr, cli("runs", "logs", str(run_id)).stdout)
+    assert f"Run {run_id} completed." in waited.stdout
+
+    shown = json.loads(cli("runs", "show", str(run_id), "--json").stdout)
+    assert shown["status"] == "completed" and shown["name"] == "first run"
+    assert shown["config"]["hidden_sizes"] == [32, 16] and shown["device"] == "cpu"
+    assert 0.0 <= shown["test_metrics"]["test_accuracy"] <= 1.0
+    assert shown["summary"]["val_loss"]["step"] == 8
+
+    history = run_store.get_run(db, run_id)
+    assert history.summary["train_loss"]["last"] < history.summary["train_loss"]["max"]
+    kinds = {a.kind for a in artifact_store.list_artifacts(db, run_id)}
+    assert kinds == {"checkpoint", "report", "log"}
+    run_dir = settings.run_dir(run_id)
+    assert (run_dir / "model.pt").is_file()
+    assert json.loads((run_dir / "report.json").read_text())["classes"] == ["no", "yes"]
+    assert "test metrics" in (run_dir / "run.log").read_text()
+
+    listing = cli("runs", "list", "--status", "completed")
+    assert "first run" in listing.stdout and "test accuracy" in listing.stdout
+
+
+def test_failing_run_does_not_stop_the_worker(settings, db, demo_datasets, worker):
+    broken = dataset_store.get_dataset_by_name(db, "wine")
+    (Path(broken.path) / "data.parquet").unlink()
+    bad = submit_run(db, "wine", {"epochs": 2})
+    good = submit_run(db, "iris", {"epochs": 2})
+    wait_for(lambda: _status(db, good) in ("completed", "failed"), timeout=90)
+    bad_run = run_store.get_run(db, bad)
+    assert bad_run.status == "failed"
+    assert "files of dataset 'wine' are missing" in bad_run.error
+    assert _status(db, good) == "completed"
+    assert worker.poll() is None
+
+
+def test_cancel_a_running_run(settings, db, demo_datasets, worker):
+    run_id = submit_run(db, "breast_cancer", {"epochs": 5000, "batch_size": 8})
+    wait_for(lambda: run_store.get_run(db, run_id).summary.get("train_loss"), timeout=60)
+    result = cli("runs", "cancel", str(run_id))
+    assert result.returncode == 0 and "Cancel requested" in result.stdout
+    requested = time.monotonic()
+    wait_for(lambda: _status(db, run_id) == "cancelled", timeout=30)
+    assert time.monotonic() - requested < 10
+    assert (settings.run_dir(run_id) / "model.pt").is_file()
+    assert cli("runs", "wait", str(run_id), "--timeout", "5").returncode == 1
+
+
+def test_killed_run_process_is_reported(settings, db, demo_datasets, worker):
+    run_id = submit_run(db, "breast_cancer", {"epochs": 5000, "batch_size": 8})
+    run = wait_for(lambda: (r := run_store.get_run(db, run_id)).summary.get("train_loss") and r)
+    os.kill(run.pid, signal.SIGKILL)
+    wait_for(lambda: _status(db, run_id) == "failed", timeout=30)
+    error = run_store.get_run(db, run_id).error
+    assert "killed by SIGKILL" in error and "Last lines of its log" in error
+
+
+def test_worker_shutdown_stops_runs_cleanly(settings, db, demo_datasets):
+    proc = start_worker()
+    run_id = submit_run(db, "breast_cancer", {"epochs": 5000, "batch_size": 8})
+    run = wait_for(lambda: (r := run_store.get_run(db, run_id)).summary.get("train_loss") and r)
+    output = stop_worker(proc)
+    assert proc.returncode == 0, output
+    final = run_store.get_run(db, run_id)
+    assert final.status == "failed" and "engine shut down" in final.error
+    with pytest.raises(ProcessLookupError):
+        os.kill(run.pid, 0)  # the run's process is gone: no orphans
+
+
+def test_stale_running_run_fails_when_a_worker_starts(settings, db, demo_datasets):
+    run_id = submit_run(db, "iris", {"epochs": 2})
+    run_store.claim_next_run(db, "a-worker-that-died")
+    with db.begin() as conn:
+        conn.execute(text("UPDATE runs SET heartbeat_at = '2020-01-01 00:00:00' WHERE id = :i"),
+                     {"i": run_id})
+    proc = start_worker()
+    try:
+        wait_for(lambda: _status(db, run_id) == "failed", timeout=30)
+    finally:
+        stop_worker(proc)
+    assert "engine stopped while the run was in progress" in run_store.get_run(db, run_id).error
+
+
+def test_worker_respects_concurrency_cap(settings, db, demo_datasets):
+    ids = [submit_run(db, "breast_cancer", {"epochs": 5000, "batch_size": 8}) for _ in range(3)]
+    proc = start_worker("--max-concurrent", "2")
+    try:
+        wait_for(lambda: len(run_store.active_run_ids(db)) == 2, timeout=30)
+        time.sleep(1.5)
+        statuses = [_status(db, i) for i in ids]
+        assert statuses == ["running", "running", "queued"]  # oldest first, third waits
+        for run_id in ids:
+            run_store.request_cancel(db, run_id)
+        wait_for(lambda: all(_status(db, i) == "cancelled" for i in ids), timeout=40)
+    finally:
+        stop_worker(proc)
