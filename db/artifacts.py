@@ -21,7 +21,11 @@ def add_artifact(
         )
         return conn.execute(
             insert(artifacts).values(
-                run_id=run_id, kind=kind, path=path, bytes=size_bytes, sha256=sha256,
+                run_id=run_id,
+                kind=kind,
+                path=path,
+                bytes=size_bytes,
+                sha256=sha256,
                 created_at=utcnow(),
             )
         ).inserted_primary_key[0]

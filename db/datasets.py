@@ -35,8 +35,16 @@ def insert_dataset(
     source_filename: str,
 ) -> DatasetRecord:
     values = dict(
-        name=name, kind=kind, task=task, target=target, schema=schema, n_rows=n_rows,
-        n_columns=n_columns, sha256=sha256, path=path, source_filename=source_filename,
+        name=name,
+        kind=kind,
+        task=task,
+        target=target,
+        schema=schema,
+        n_rows=n_rows,
+        n_columns=n_columns,
+        sha256=sha256,
+        path=path,
+        source_filename=source_filename,
         created_at=utcnow(),
     )
     try:
@@ -51,7 +59,9 @@ def insert_dataset(
 
 def dataset_name_exists(db: Engine, name: str) -> bool:
     with reading(db) as conn:
-        return conn.execute(select(datasets.c.id).where(datasets.c.name == name)).first() is not None
+        return (
+            conn.execute(select(datasets.c.id).where(datasets.c.name == name)).first() is not None
+        )
 
 
 def get_dataset(db: Engine, dataset_id: int) -> DatasetRecord | None:

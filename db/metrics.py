@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, case, func, insert, select
+from sqlalchemy import Connection, Engine, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from db.models import metrics, run_summaries
@@ -40,8 +40,12 @@ def insert_points(conn: Connection, run_id: int, points: list[Point]) -> None:
     for key, step, value, _ in points:
         entry = batch.get(key)
         if entry is None:
-            batch[key] = {"last_value": value, "last_step": step, "min_value": value,
-                          "max_value": value}
+            batch[key] = {
+                "last_value": value,
+                "last_step": step,
+                "min_value": value,
+                "max_value": value,
+            }
             continue
         if step >= entry["last_step"]:
             entry["last_value"], entry["last_step"] = value, step
@@ -75,7 +79,7 @@ def append_metrics(db: Engine, run_id: int, points: list[Point]) -> None:
 def metric_history(
     db: Engine, run_ids: Iterable[int], keys: Iterable[str] | None = None
 ) -> pd.DataFrame:
-    """All points of the given runs (and keys) as a DataFrame: run_id, key, step, value, wall_time."""
+    """All points of the runs (and keys): columns run_id, key, step, value, wall_time."""
     stmt = select(metrics).where(metrics.c.run_id.in_(list(run_ids)))
     if keys is not None:
         stmt = stmt.where(metrics.c.key.in_(list(keys)))

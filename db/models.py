@@ -39,9 +39,7 @@ class Base(DeclarativeBase):
 
 class SqlDataset(Base):
     __tablename__ = "datasets"
-    __table_args__ = (
-        CheckConstraint(f"kind IN {DATASET_KINDS!r}", name="kind"),
-    )
+    __table_args__ = (CheckConstraint(f"kind IN {DATASET_KINDS!r}", name="kind"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -89,9 +87,7 @@ class SqlRun(Base):
 class SqlMetric(Base):
     __tablename__ = "metrics"
 
-    run_id: Mapped[int] = mapped_column(
-        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
-    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     step: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[float] = mapped_column(Float)
@@ -103,9 +99,7 @@ class SqlRunSummary(Base):
 
     __tablename__ = "run_summaries"
 
-    run_id: Mapped[int] = mapped_column(
-        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
-    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     last_value: Mapped[float] = mapped_column(Float)
     last_step: Mapped[int] = mapped_column(Integer)

@@ -9,7 +9,14 @@ from typing import Any
 from sqlalchemy import Engine, Select, and_, func, insert, or_, select, update
 
 from db.metrics import insert_points
-from db.models import ACTIVE_STATUSES, FINISHED_STATUSES, RUN_STATUSES, datasets, run_summaries, runs
+from db.models import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    RUN_STATUSES,
+    datasets,
+    run_summaries,
+    runs,
+)
 from db.records import RunRecord
 from db.session import reading, utcnow, writing
 
@@ -36,7 +43,10 @@ def _summaries(conn: Any, run_ids: list[int]) -> dict[int, dict[str, dict[str, f
     rows = conn.execute(select(run_summaries).where(run_summaries.c.run_id.in_(run_ids))).all()
     for r in rows:
         out[r.run_id][r.key] = {
-            "last": r.last_value, "step": r.last_step, "min": r.min_value, "max": r.max_value,
+            "last": r.last_value,
+            "step": r.last_step,
+            "min": r.min_value,
+            "max": r.max_value,
         }
     return out
 
@@ -54,26 +64,41 @@ def create_run(
     with writing(db) as conn:
         return conn.execute(
             insert(runs).values(
-                name=name, dataset_id=dataset_id, config=config, status="queued",
-                cancel_requested=False, created_at=utcnow(), parent_run_id=parent_run_id,
-                tags=list(tags), notes=notes,
+                name=name,
+                dataset_id=dataset_id,
+                config=config,
+                status="queued",
+                cancel_requested=False,
+                created_at=utcnow(),
+                parent_run_id=parent_run_id,
+                tags=list(tags),
+                notes=notes,
             )
         ).inserted_primary_key[0]
 
 
 def claim_next_run(db: Engine, worker_id: str) -> int | None:
     """Atomically move the oldest queued run to `running` for this worker; None if none."""
-    oldest = select(runs.c.id).where(runs.c.status == "queued").order_by(
-        runs.c.created_at, runs.c.id
-    ).limit(1)
+    oldest = (
+        select(runs.c.id)
+        .where(runs.c.status == "queued")
+        .order_by(runs.c.created_at, runs.c.id)
+        .limit(1)
+    )
     if db.dialect.name == "postgresql":
         oldest = oldest.with_for_update(skip_locked=True)
     now = utcnow()
     stmt = (
         update(runs)
         .where(runs.c.id == oldest.scalar_subquery(), runs.c.status == "queued")
-        .values(status="running", worker_id=worker_id, started_at=now, heartbeat_at=now,
-                error=None, finished_at=None)
+        .values(
+            status="running",
+            worker_id=worker_id,
+            started_at=now,
+            heartbeat_at=now,
+            error=None,
+            finished_at=None,
+        )
         .returning(runs.c.id)
     )
     with writing(db) as conn:
@@ -89,9 +114,7 @@ def mark_started(db: Engine, run_id: int, *, pid: int, device: str | None = None
         conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
 
 
-def record_progress(
-    db: Engine, run_id: int, points: list[tuple[str, int, float, float]]
-) -> bool:
+def record_progress(db: Engine, run_id: int, points: list[tuple[str, int, float, float]]) -> bool:
     """Append metric points and beat the heartbeat in one short transaction.
 
     Returns whether a cancel was requested, so the caller learns it at every flush.
@@ -115,8 +138,12 @@ def request_cancel(db: Engine, run_id: int) -> str | None:
             return None
         if status == "queued":
             conn.execute(
-                update(runs).where(runs.c.id == run_id, runs.c.status == "queued").values(
-                    status="cancelled", cancel_requested=True, finished_at=utcnow(),
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.status == "queued")
+                .values(
+                    status="cancelled",
+                    cancel_requested=True,
+                    finished_at=utcnow(),
                     error=None,
                 )
             )
@@ -131,11 +158,14 @@ def finish_run(db: Engine, run_id: int, status: str, error: str | None = None) -
     if status not in FINISHED_STATUSES:
         raise ValueError(f"status must be one of {FINISHED_STATUSES}, got {status!r}")
     with writing(db) as conn:
-        return conn.execute(
-            update(runs)
-            .where(runs.c.id == run_id, runs.c.status.in_(ACTIVE_STATUSES))
-            .values(status=status, error=error, finished_at=utcnow())
-        ).rowcount > 0
+        return (
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.status.in_(ACTIVE_STATUSES))
+                .values(status=status, error=error, finished_at=utcnow())
+            ).rowcount
+            > 0
+        )
 
 
 def fail_stale_runs(
@@ -152,9 +182,9 @@ def fail_stale_runs(
         ids = [r[0] for r in conn.execute(select(runs.c.id).where(stale)).all()]
         if ids:
             conn.execute(
-                update(runs).where(runs.c.id.in_(ids), stale).values(
-                    status="failed", error=reason, finished_at=utcnow()
-                )
+                update(runs)
+                .where(runs.c.id.in_(ids), stale)
+                .values(status="failed", error=reason, finished_at=utcnow())
             )
     return ids
 

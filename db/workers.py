@@ -18,8 +18,13 @@ def register_worker(
     with writing(db) as conn:
         conn.execute(
             workers.insert().values(
-                id=worker_id, hostname=hostname, pid=pid, max_concurrent=max_concurrent,
-                started_at=now, heartbeat_at=now, stopped_at=None,
+                id=worker_id,
+                hostname=hostname,
+                pid=pid,
+                max_concurrent=max_concurrent,
+                started_at=now,
+                heartbeat_at=now,
+                stopped_at=None,
             )
         )
 

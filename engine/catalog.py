@@ -19,8 +19,14 @@ EPOCH_METRICS = {
 
 # Final held-out metrics, written once at the end of a completed run.
 TEST_METRICS = {
-    "classification": ["test_accuracy", "test_f1_macro", "test_precision_macro",
-                       "test_recall_macro", "test_roc_auc", "test_log_loss"],
+    "classification": [
+        "test_accuracy",
+        "test_f1_macro",
+        "test_precision_macro",
+        "test_recall_macro",
+        "test_roc_auc",
+        "test_log_loss",
+    ],
     "regression": ["test_rmse", "test_mae", "test_r2"],
 }
 
@@ -34,11 +40,20 @@ HEADLINE_METRIC = {
 TABLE_METRICS = ["test_accuracy", "test_f1_macro", "test_rmse", "test_r2", "val_loss"]
 
 METRIC_LABELS = {
-    "train_loss": "train loss", "val_loss": "val loss", "val_accuracy": "val accuracy",
-    "val_rmse": "val RMSE", "test_accuracy": "test accuracy", "test_f1_macro": "test F1 (macro)",
-    "test_precision_macro": "test precision (macro)", "test_recall_macro": "test recall (macro)",
-    "test_roc_auc": "test ROC AUC", "test_log_loss": "test log loss", "test_rmse": "test RMSE",
-    "test_mae": "test MAE", "test_r2": "test R²", "lr": "learning rate",
+    "train_loss": "train loss",
+    "val_loss": "val loss",
+    "val_accuracy": "val accuracy",
+    "val_rmse": "val RMSE",
+    "test_accuracy": "test accuracy",
+    "test_f1_macro": "test F1 (macro)",
+    "test_precision_macro": "test precision (macro)",
+    "test_recall_macro": "test recall (macro)",
+    "test_roc_auc": "test ROC AUC",
+    "test_log_loss": "test log loss",
+    "test_rmse": "test RMSE",
+    "test_mae": "test MAE",
+    "test_r2": "test R²",
+    "lr": "learning rate",
 }
 
 

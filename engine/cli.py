@@ -23,7 +23,7 @@ from db.migrate import UnknownSchemaVersion, upgrade_to_head
 from db.models import FINISHED_STATUSES, RUN_STATUSES
 from db.records import RunRecord
 from engine import catalog
-from engine.config import load_config_file, parse_overrides, validate_config
+from engine.config import load_config_file, parse_overrides
 from engine.errors import SeedlabError
 from engine.logs import log_path, tail
 from engine.settings import Settings, get_db
@@ -31,10 +31,16 @@ from engine.settings import Settings, get_db
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD_APP = PROJECT_ROOT / "dashboard" / "app.py"
 
-app = typer.Typer(help="Seedlab: upload datasets, launch training runs, browse results.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="Seedlab: upload datasets, launch training runs, browse results.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 datasets_app = typer.Typer(help="Add and list datasets.", no_args_is_help=True)
-runs_app = typer.Typer(help="Submit, list, inspect, cancel and wait for runs.", no_args_is_help=True)
+runs_app = typer.Typer(
+    help="Submit, list, inspect, cancel and wait for runs.", no_args_is_help=True
+)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(runs_app, name="runs")
 
@@ -74,7 +80,9 @@ def _fmt(value: float | None) -> str:
 
 
 @app.command()
-def init(demo: Annotated[bool, typer.Option(help="Register the bundled demo datasets.")] = True) -> None:
+def init(
+    demo: Annotated[bool, typer.Option(help="Register the bundled demo datasets.")] = True,
+) -> None:
     """Create SEEDLAB_HOME, migrate the database to the current schema, add demo datasets."""
     from engine.demo_data import register_demo_datasets
 
@@ -93,7 +101,9 @@ def init(demo: Annotated[bool, typer.Option(help="Register the bundled demo data
 def datasets_add(
     file: Annotated[Path, typer.Argument(help="CSV, TSV or Parquet file")],
     name: Annotated[str | None, typer.Option(help="Dataset name (default: the file name)")] = None,
-    target: Annotated[str | None, typer.Option(help="Column to predict (default: the last)")] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Column to predict (default: the last)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the dataset as JSON")] = False,
 ) -> None:
     """Validate a table and store it as a dataset."""
@@ -110,9 +120,11 @@ def datasets_add(
     extra = ""
     if record.task == "classification":
         extra = f", classes: {', '.join(record.schema['classes'][:10])}"
-    typer.echo(f"Added dataset {record.name!r} (id {record.id}): {record.n_rows} rows, "
-               f"{len(record.schema['features'])} features, target {record.target!r} "
-               f"→ {record.task}{extra}")
+    typer.echo(
+        f"Added dataset {record.name!r} (id {record.id}): {record.n_rows} rows, "
+        f"{len(record.schema['features'])} features, target {record.target!r} "
+        f"→ {record.task}{extra}"
+    )
 
 
 @datasets_app.command("list")
@@ -121,22 +133,29 @@ def datasets_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
     _, db = _ready()
     records = dataset_store.list_datasets(db)
     if as_json:
-        _print_json([
-            {k: v for k, v in r.to_dict().items() if k != "schema"} | {"features": r.schema["features"]}
-            for r in records
-        ])
+        _print_json(
+            [
+                {k: v for k, v in r.to_dict().items() if k != "schema"}
+                | {"features": r.schema["features"]}
+                for r in records
+            ]
+        )
         return
     if not records:
         typer.echo("No datasets yet. Add one: seedlab datasets add FILE --name N --target COL")
         return
     typer.echo(f"{'id':>4}  {'name':<24} {'kind':<8} {'task':<15} {'rows':>8}  target")
     for r in records:
-        typer.echo(f"{r.id:>4}  {r.name[:24]:<24} {r.kind:<8} {r.task:<15} {r.n_rows:>8}  {r.target}")
+        typer.echo(
+            f"{r.id:>4}  {r.name[:24]:<24} {r.kind:<8} {r.task:<15} {r.n_rows:>8}  {r.target}"
+        )
 
 
 @datasets_app.command("show")
-def datasets_show(ref: Annotated[str, typer.Argument(help="Dataset id or name")],
-                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def datasets_show(
+    ref: Annotated[str, typer.Argument(help="Dataset id or name")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
     """Show a dataset's profile."""
     from engine.datasets import profile_table
     from engine.launch import find_dataset
@@ -149,8 +168,10 @@ def datasets_show(ref: Annotated[str, typer.Argument(help="Dataset id or name")]
     if as_json:
         _print_json(record.to_dict())
         return
-    typer.echo(f"{record.name} (id {record.id}): {record.n_rows} rows, target {record.target!r}, "
-               f"task {record.task}")
+    typer.echo(
+        f"{record.name} (id {record.id}): {record.n_rows} rows, target {record.target!r}, "
+        f"task {record.task}"
+    )
     typer.echo(profile_table(record).to_string(index=False))
 
 
@@ -167,7 +188,9 @@ def _run_json(run: RunRecord) -> dict[str, Any]:
 @runs_app.command("submit")
 def runs_submit(
     dataset: Annotated[str, typer.Option(help="Dataset name or id")],
-    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value config override")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="key=value config override")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="JSON/YAML file of config values")] = None,
     name: Annotated[str | None, typer.Option(help="Run name")] = None,
 ) -> None:
@@ -187,7 +210,9 @@ def runs_submit(
 @runs_app.command("clone")
 def runs_clone(
     run_id: int,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value config override")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="key=value config override")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Run name")] = None,
 ) -> None:
     """Queue a copy of a run's config (with overrides); prints the new id."""
@@ -207,7 +232,9 @@ def runs_clone(
 
 @runs_app.command("list")
 def runs_list(
-    status: Annotated[list[str] | None, typer.Option(help=f"One of {', '.join(RUN_STATUSES)}")] = None,
+    status: Annotated[
+        list[str] | None, typer.Option(help=f"One of {', '.join(RUN_STATUSES)}")
+    ] = None,
     dataset: Annotated[str | None, typer.Option(help="Dataset name or id")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -230,15 +257,21 @@ def runs_list(
     if not runs:
         typer.echo("No runs. Queue one: seedlab runs submit --dataset iris")
         return
-    typer.echo(f"{'id':>5}  {'status':<10} {'dataset':<16} {'name':<34} {'main metric':<22} duration")
+    typer.echo(
+        f"{'id':>5}  {'status':<10} {'dataset':<16} {'name':<34} {'main metric':<22} duration"
+    )
     for r in runs:
         task = r.config.get("task", "auto")
-        main_key = "test_rmse" if "test_rmse" in r.summary or task == "regression" else "test_accuracy"
+        main_key = (
+            "test_rmse" if "test_rmse" in r.summary or task == "regression" else "test_accuracy"
+        )
         value = r.last(main_key)
         metric = f"{catalog.metric_label(main_key)} {_fmt(value)}" if value is not None else ""
         duration = f"{r.duration_s:.1f}s" if r.duration_s is not None else ""
-        typer.echo(f"{r.id:>5}  {r.status:<10} {r.dataset_name[:16]:<16} {r.name[:34]:<34} "
-                   f"{metric:<22} {duration}")
+        typer.echo(
+            f"{r.id:>5}  {r.status:<10} {r.dataset_name[:16]:<16} {r.name[:34]:<34} "
+            f"{metric:<22} {duration}"
+        )
 
 
 @runs_app.command("show")
@@ -251,8 +284,10 @@ def runs_show(run_id: int, as_json: Annotated[bool, typer.Option("--json")] = Fa
     if as_json:
         _print_json(_run_json(run))
         return
-    typer.echo(f"run {run.id} {run.name!r}: {run.status} (dataset {run.dataset_name}, "
-               f"device {run.device or '-'})")
+    typer.echo(
+        f"run {run.id} {run.name!r}: {run.status} (dataset {run.dataset_name}, "
+        f"device {run.device or '-'})"
+    )
     if run.error:
         typer.echo(f"error: {run.error}")
     for key, entry in sorted(run.summary.items()):
@@ -320,8 +355,17 @@ def worker(
 
 
 def _dashboard_cmd(port: int, address: str) -> list[str]:
-    return [sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP), "--server.port",
-            str(port), "--server.address", address]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(DASHBOARD_APP),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+    ]
 
 
 @app.command()
@@ -348,8 +392,11 @@ def up(
     register_demo_datasets(settings, db)
     env = settings.child_env()
     procs = [
-        subprocess.Popen([sys.executable, "-m", "engine.worker", "--max-concurrent",
-                          str(max_concurrent)], env=env, cwd=PROJECT_ROOT),
+        subprocess.Popen(
+            [sys.executable, "-m", "engine.worker", "--max-concurrent", str(max_concurrent)],
+            env=env,
+            cwd=PROJECT_ROOT,
+        ),
         subprocess.Popen(_dashboard_cmd(port, address), env=env, cwd=PROJECT_ROOT),
     ]
     typer.echo(f"Seedlab is up: http://{address}:{port}  (Ctrl-C stops the engine and dashboard)")

@@ -27,16 +27,23 @@ class RunConfig(BaseModel):
         "auto", description="classification or regression; auto infers it from the target"
     )
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of rows for validation")
-    test_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of rows held out for the final test")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="seeds the split, the weights and the batch order")
+    test_fraction: float = Field(
+        0.15, gt=0, lt=0.5, description="share of rows held out for the final test"
+    )
+    seed: int = Field(
+        0, ge=0, le=2**31 - 1, description="seeds the split, the weights and the batch order"
+    )
     max_categories: int = Field(
-        50, ge=2, le=1000,
+        50,
+        ge=2,
+        le=1000,
         description="one-hot columns per categorical feature; rarer values share an 'other' column",
     )
     # --- model
     model: Literal["mlp"] = Field("mlp", description="model family")
     hidden_sizes: list[int] = Field(
-        default_factory=lambda: [128, 64], max_length=8,
+        default_factory=lambda: [128, 64],
+        max_length=8,
         description="width of each hidden layer, e.g. 128,64 (empty = a linear model)",
     )
     activation: Literal["relu", "gelu", "silu", "tanh", "leaky_relu"] = Field(
@@ -71,7 +78,9 @@ class RunConfig(BaseModel):
             try:
                 return [int(p) for p in parts]
             except ValueError:
-                raise ValueError(f"write hidden sizes as integers separated by commas, e.g. 128,64; got {value!r}") from None
+                raise ValueError(
+                    f"write integers separated by commas, e.g. 128,64; got {value!r}"
+                ) from None
         if isinstance(value, int):
             return [value]
         return value
@@ -95,8 +104,15 @@ class RunConfig(BaseModel):
 
 
 FIELD_NAMES = tuple(RunConfig.model_fields)
-_ALIASES = {"lr": "learning_rate", "bs": "batch_size", "wd": "weight_decay", "layers": "hidden_sizes",
-            "hidden": "hidden_sizes", "scheduler": "lr_schedule", "optim": "optimizer"}
+_ALIASES = {
+    "lr": "learning_rate",
+    "bs": "batch_size",
+    "wd": "weight_decay",
+    "layers": "hidden_sizes",
+    "hidden": "hidden_sizes",
+    "scheduler": "lr_schedule",
+    "optim": "optimizer",
+}
 
 
 def field_help(name: str) -> str:
@@ -106,7 +122,9 @@ def field_help(name: str) -> str:
 def _describe(error: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in error["loc"]) or "config"
     if error["type"] == "extra_forbidden":
-        close = _ALIASES.get(loc) or next(iter(difflib.get_close_matches(loc, FIELD_NAMES, n=1)), None)
+        close = _ALIASES.get(loc) or next(
+            iter(difflib.get_close_matches(loc, FIELD_NAMES, n=1)), None
+        )
         hint = f" Did you mean '{close}'?" if close else ""
         return f"{loc}: unknown field.{hint} Valid fields: {', '.join(FIELD_NAMES)}"
     message = error["msg"].removeprefix("Value error, ")
@@ -122,7 +140,9 @@ def validate_config(values: dict[str, Any]) -> RunConfig:
     try:
         return RunConfig.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError("Invalid run config — " + "; ".join(_describe(e) for e in exc.errors())) from None
+        raise ConfigError(
+            "Invalid run config — " + "; ".join(_describe(e) for e in exc.errors())
+        ) from None
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

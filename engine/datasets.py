@@ -69,9 +69,11 @@ def _read_delimited(raw: bytes, filename: str, suffix: str) -> pd.DataFrame:
         raise DatasetError(f"{filename} has no columns. Upload a file with a header row.") from None
     except (pd.errors.ParserError, ValueError) as exc:
         detail = str(exc).strip().splitlines()[0]
+        separator = "tab" if sep == "\t" else repr(sep)
         raise DatasetError(
-            f"{filename} could not be parsed as a {'tab' if sep == chr(9) else repr(sep)}-separated "
-            f"table: {detail}. Check that every row has the same number of fields and quotes are closed."
+            f"{filename} could not be parsed as a {separator}-separated "
+            f"table: {detail}. Check that every row has the same number of fields and that "
+            "quotes are closed."
         ) from None
     return frame
 
@@ -153,8 +155,11 @@ def column_role(series: pd.Series) -> str:
     if numeric is not None:
         # A few repeated integer codes are categories; a few *distinct* ones (ages in a
         # six-row file) are still measurements.
-        if (_is_integer_valued(numeric) and n_unique <= CATEGORICAL_INT_MAX_UNIQUE
-                and n_unique <= 0.5 * len(present)):
+        if (
+            _is_integer_valued(numeric)
+            and n_unique <= CATEGORICAL_INT_MAX_UNIQUE
+            and n_unique <= 0.5 * len(present)
+        ):
             return "categorical"
         return "numeric"
     as_text = present.astype(str)
@@ -206,8 +211,10 @@ def profile_columns(frame: pd.DataFrame, target: str) -> list[dict[str, Any]]:
         numeric = as_numeric(series)
         if numeric is not None and numeric.notna().any():
             entry.update(
-                min=float(numeric.min()), max=float(numeric.max()),
-                mean=float(numeric.mean()), std=float(numeric.std(ddof=0)),
+                min=float(numeric.min()),
+                max=float(numeric.max()),
+                mean=float(numeric.mean()),
+                std=float(numeric.std(ddof=0)),
             )
         else:
             top = series.dropna().astype(str).value_counts().head(5)
@@ -241,7 +248,9 @@ def _resolve_target(frame: pd.DataFrame, target: str | None, filename: str) -> s
     raise DatasetError(f"Target column {target!r} is not in {filename}. Its columns are: {shown}.")
 
 
-def build_schema(frame: pd.DataFrame, target: str, filename: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+def build_schema(
+    frame: pd.DataFrame, target: str, filename: str
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Validate the target, drop rows without one, and describe every column."""
     n_before = len(frame)
     frame = frame[frame[target].notna()].reset_index(drop=True)
@@ -249,7 +258,11 @@ def build_schema(frame: pd.DataFrame, target: str, filename: str) -> tuple[pd.Da
     if frame.empty:
         raise DatasetError(f"Target column {target!r} is empty in every row of {filename}.")
     task = infer_task(frame[target])
-    schema: dict[str, Any] = {"target": target, "task": task, "rows_dropped_missing_target": dropped}
+    schema: dict[str, Any] = {
+        "target": target,
+        "task": task,
+        "rows_dropped_missing_target": dropped,
+    }
     if task == "classification":
         labels = class_labels(frame[target])
         classes = _sorted_classes(labels)
@@ -261,15 +274,18 @@ def build_schema(frame: pd.DataFrame, target: str, filename: str) -> tuple[pd.Da
         if len(classes) > MAX_CLASSES:
             raise DatasetError(
                 f"Target column {target!r} has {len(classes):,} distinct values — too many classes "
-                f"(limit {MAX_CLASSES}). If it is a number to predict, it needs more distinct values."
+                f"(limit {MAX_CLASSES}). If it is a number to predict, it needs more distinct "
+                "values."
             )
         counts = labels.value_counts()
         schema["classes"] = classes
         schema["class_counts"] = {c: int(counts.get(c, 0)) for c in classes}
     else:
         schema["target_stats"] = {
-            "min": float(frame[target].min()), "max": float(frame[target].max()),
-            "mean": float(frame[target].mean()), "std": float(frame[target].std(ddof=0)),
+            "min": float(frame[target].min()),
+            "max": float(frame[target].max()),
+            "mean": float(frame[target].mean()),
+            "std": float(frame[target].std(ddof=0)),
         }
     schema["columns"] = profile_columns(frame, target)
     features = [c["name"] for c in schema["columns"] if c["role"] in ("numeric", "categorical")]
@@ -320,12 +336,22 @@ def store_frame(
         tmp.rename(final)
         try:
             return dataset_store.insert_dataset(
-                db, name=name, kind="tabular", task=schema["task"], target=target, schema=schema,
-                n_rows=len(frame), n_columns=frame.shape[1], sha256=sha256, path=str(final),
+                db,
+                name=name,
+                kind="tabular",
+                task=schema["task"],
+                target=target,
+                schema=schema,
+                n_rows=len(frame),
+                n_columns=frame.shape[1],
+                sha256=sha256,
+                path=str(final),
                 source_filename=filename,
             )
         except dataset_store.DuplicateDatasetName:
-            raise DatasetError(f"A dataset named {name!r} already exists. Choose another name.") from None
+            raise DatasetError(
+                f"A dataset named {name!r} already exists. Choose another name."
+            ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(final, ignore_errors=True)
@@ -339,13 +365,19 @@ def ingest_bytes(
     limit = settings.max_upload_mb * 1024 * 1024
     if len(raw) > limit:
         raise DatasetError(
-            f"{filename} is {len(raw) / 1e6:,.1f} MB; the upload limit is {settings.max_upload_mb} MB "
+            f"{filename} is {len(raw) / 1e6:,.1f} MB; the upload limit is "
+            f"{settings.max_upload_mb} MB "
             "(SEEDLAB_MAX_UPLOAD_MB)."
         )
     _check_name(name)
     frame = read_table(raw, filename)
     return store_frame(
-        settings, db, frame, name=name, target=target, filename=filename,
+        settings,
+        db,
+        frame,
+        name=name,
+        target=target,
+        filename=filename,
         sha256=hashlib.sha256(raw).hexdigest(),
     )
 
@@ -369,9 +401,7 @@ def ingest_file(
 
 def delete_dataset(db: Engine, record: DatasetRecord) -> None:
     if dataset_store.count_runs_using(db, record.id):
-        raise DatasetError(
-            f"Dataset {record.name!r} is used by runs; delete those runs first."
-        )
+        raise DatasetError(f"Dataset {record.name!r} is used by runs; delete those runs first.")
     dataset_store.delete_dataset(db, record.id)
     shutil.rmtree(record.path, ignore_errors=True)
 
@@ -401,8 +431,14 @@ def profile_table(record: DatasetRecord) -> pd.DataFrame:
             summary = f"{col['min']:.4g} … {col['max']:.4g} (mean {col['mean']:.4g})"
         else:
             summary = ", ".join(col.get("top_values", []))
-        rows.append({
-            "column": col["name"], "role": col["role"], "dtype": col["dtype"],
-            "missing %": col["missing_pct"], "unique": col["unique"], "summary": summary,
-        })
+        rows.append(
+            {
+                "column": col["name"],
+                "role": col["role"],
+                "dtype": col["dtype"],
+                "missing %": col["missing_pct"],
+                "unique": col["unique"],
+                "summary": summary,
+            }
+        )
     return pd.DataFrame(rows)

@@ -43,7 +43,8 @@ def register_demo_datasets(settings: Settings, db: Engine) -> list[str]:
         if dataset_store.dataset_name_exists(db, name):
             continue
         digest = hashlib.sha256(pd.util.hash_pandas_object(frame).values.tobytes()).hexdigest()
-        store_frame(settings, db, frame, name=name, target=target,
-                    filename=f"sklearn:{name}", sha256=digest)
+        store_frame(
+            settings, db, frame, name=name, target=target, filename=f"sklearn:{name}", sha256=digest
+        )
         added.append(name)
     return added

@@ -18,8 +18,11 @@ class DeviceChoice:
     def description(self) -> str:
         if self.device.type == "cuda":
             name = torch.cuda.get_device_name(self.device)
-            precision = "bf16 autocast" if self.autocast_dtype == torch.bfloat16 else (
-                "fp16 autocast" if self.autocast_dtype == torch.float16 else "fp32")
+            precision = (
+                "bf16 autocast"
+                if self.autocast_dtype == torch.bfloat16
+                else ("fp16 autocast" if self.autocast_dtype == torch.float16 else "fp32")
+            )
             return f"cuda:{self.device.index or 0} ({name}, {precision})"
         return self.device.type
 

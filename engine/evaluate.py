@@ -8,7 +8,9 @@ import numpy as np
 from sklearn import metrics as skm
 
 
-def classification_report(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict[str, Any]:
+def classification_report(
+    y_true: np.ndarray, probs: np.ndarray, classes: list[str]
+) -> dict[str, Any]:
     labels = list(range(len(classes)))
     y_pred = probs.argmax(axis=1)
     precision, recall, f1, support = skm.precision_recall_fscore_support(
@@ -16,12 +18,18 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray, classes: list[s
     )
     report_metrics = {
         "test_accuracy": skm.accuracy_score(y_true, y_pred),
-        "test_f1_macro": skm.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0),
-        "test_precision_macro": skm.precision_score(y_true, y_pred, labels=labels, average="macro",
-                                                    zero_division=0),
-        "test_recall_macro": skm.recall_score(y_true, y_pred, labels=labels, average="macro",
-                                              zero_division=0),
-        "test_log_loss": skm.log_loss(y_true, probs / probs.sum(axis=1, keepdims=True), labels=labels),
+        "test_f1_macro": skm.f1_score(
+            y_true, y_pred, labels=labels, average="macro", zero_division=0
+        ),
+        "test_precision_macro": skm.precision_score(
+            y_true, y_pred, labels=labels, average="macro", zero_division=0
+        ),
+        "test_recall_macro": skm.recall_score(
+            y_true, y_pred, labels=labels, average="macro", zero_division=0
+        ),
+        "test_log_loss": skm.log_loss(
+            y_true, probs / probs.sum(axis=1, keepdims=True), labels=labels
+        ),
     }
     present = np.unique(y_true)
     if len(present) == len(classes) and len(classes) >= 2:
@@ -38,8 +46,12 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray, classes: list[s
         "metrics": {k: float(v) for k, v in report_metrics.items()},
         "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         "per_class": {
-            c: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                "support": int(support[i])}
+            c: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, c in enumerate(classes)
         },
         "n_test": int(len(y_true)),

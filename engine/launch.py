@@ -30,7 +30,8 @@ def find_dataset(db: Engine, ref: str | int) -> DatasetRecord:
 def check_task(config: RunConfig, dataset: DatasetRecord) -> None:
     if config.task == "regression" and dataset.task == "classification":
         numeric = next(
-            (c for c in dataset.schema["columns"] if c["name"] == dataset.target and "mean" in c), None
+            (c for c in dataset.schema["columns"] if c["name"] == dataset.target and "mean" in c),
+            None,
         )
         if numeric is None:
             raise ConfigError(
@@ -61,6 +62,10 @@ def submit_run(
     if len(run_name) > 200:
         raise ConfigError("name: at most 200 characters")
     return run_store.create_run(
-        db, name=run_name, dataset_id=dataset.id, config=config.model_dump(mode="json"),
-        parent_run_id=parent_run_id, notes=notes,
+        db,
+        name=run_name,
+        dataset_id=dataset.id,
+        config=config.model_dump(mode="json"),
+        parent_run_id=parent_run_id,
+        notes=notes,
     )

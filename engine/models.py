@@ -7,12 +7,17 @@ from torch import nn
 from engine.config import RunConfig
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "leaky_relu": nn.LeakyReLU,
 }
 
 
-def build_mlp(n_inputs: int, n_outputs: int, hidden_sizes: list[int], activation: str,
-              dropout: float) -> nn.Sequential:
+def build_mlp(
+    n_inputs: int, n_outputs: int, hidden_sizes: list[int], activation: str, dropout: float
+) -> nn.Sequential:
     layers: list[nn.Module] = []
     width = n_inputs
     for size in hidden_sizes:
@@ -26,5 +31,7 @@ def build_mlp(n_inputs: int, n_outputs: int, hidden_sizes: list[int], activation
 
 def build_model(config: RunConfig, n_inputs: int, n_outputs: int) -> nn.Module:
     if config.model == "mlp":
-        return build_mlp(n_inputs, n_outputs, config.hidden_sizes, config.activation, config.dropout)
+        return build_mlp(
+            n_inputs, n_outputs, config.hidden_sizes, config.activation, config.dropout
+        )
     raise ValueError(f"model must be one of 'mlp', got {config.model!r}")

@@ -45,7 +45,9 @@ def prepare_tabular(
     """Split by seed, fit preprocessing on the training rows only, move tensors to the device."""
     target_col = schema["target"]
     if target_col not in frame.columns:
-        raise DatasetError(f"The target column {target_col!r} is missing from the dataset's data file.")
+        raise DatasetError(
+            f"The target column {target_col!r} is missing from the dataset's data file."
+        )
     task = effective_task(config, schema)
     classes = schema.get("classes")
     if task == "classification" and not classes:
@@ -53,8 +55,14 @@ def prepare_tabular(
             f"The target {target_col!r} is numeric with many distinct values; "
             "use task=regression (or auto)."
         )
-    splits = split_frame(frame, target=target_col, task=task, val_fraction=config.val_fraction,
-                         test_fraction=config.test_fraction, seed=config.seed)
+    splits = split_frame(
+        frame,
+        target=target_col,
+        task=task,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        seed=config.seed,
+    )
     pre = TabularPreprocessor.fit(splits.train, schema, config.max_categories)
     encoder = TargetEncoder.fit(splits.train[target_col], task, classes)
 
@@ -71,8 +79,13 @@ def prepare_tabular(
     else:
         y_test = splits.test[target_col].to_numpy(dtype=np.float64)
     train_data = TrainData(
-        x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, task=task,
-        n_outputs=len(classes) if task == "classification" else 1, target_std=encoder.std,
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        task=task,
+        n_outputs=len(classes) if task == "classification" else 1,
+        target_std=encoder.std,
     )
     return PreparedData(train_data, x_test, y_test, pre, encoder, splits, task)
 
@@ -86,7 +99,9 @@ def evaluate_on_test(model: nn.Module, data: PreparedData, choice: DeviceChoice)
         y_pred = data.target.decode_regression(out.view(-1).numpy().astype(np.float64))
         report = regression_report(data.y_test, y_pred)
     report["split_sizes"] = {
-        "train": len(data.splits.train), "val": len(data.splits.val), "test": len(data.splits.test),
+        "train": len(data.splits.train),
+        "val": len(data.splits.val),
+        "test": len(data.splits.test),
     }
     report["stratified_split"] = data.splits.stratified
     report["n_features"] = int(data.train_data.x_train.shape[1])
@@ -94,7 +109,12 @@ def evaluate_on_test(model: nn.Module, data: PreparedData, choice: DeviceChoice)
 
 
 def save_checkpoint(
-    path: Path, model: nn.Module, config: RunConfig, data: PreparedData, *, epoch: int,
+    path: Path,
+    model: nn.Module,
+    config: RunConfig,
+    data: PreparedData,
+    *,
+    epoch: int,
     schema: dict[str, Any],
 ) -> tuple[int, str]:
     """Write atomically (temp file, then rename); loadable with torch.load(weights_only=True).

@@ -44,12 +44,16 @@ class TabularPreprocessor:
     categorical: list[CategoricalSpec] = field(default_factory=list)
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, schema: dict[str, Any], max_categories: int) -> TabularPreprocessor:
+    def fit(
+        cls, frame: pd.DataFrame, schema: dict[str, Any], max_categories: int
+    ) -> TabularPreprocessor:
         pre = cls()
         roles = {c["name"]: c["role"] for c in schema["columns"]}
         for name in schema["features"]:
             if name not in frame.columns:
-                raise DatasetError(f"Feature column {name!r} is missing from the dataset's data file.")
+                raise DatasetError(
+                    f"Feature column {name!r} is missing from the dataset's data file."
+                )
             if roles[name] == "numeric":
                 values = as_numeric(frame[name])
                 if values is None:
@@ -58,19 +62,27 @@ class TabularPreprocessor:
                 median = float(present.median()) if len(present) else 0.0
                 filled = values.fillna(median)
                 std = float(filled.std(ddof=0))
-                pre.numeric.append(NumericSpec(
-                    name=name, median=median, mean=float(filled.mean()),
-                    std=std if std > 1e-12 else 1.0,
-                    add_missing_indicator=bool(values.isna().any()),
-                ))
+                pre.numeric.append(
+                    NumericSpec(
+                        name=name,
+                        median=median,
+                        mean=float(filled.mean()),
+                        std=std if std > 1e-12 else 1.0,
+                        add_missing_indicator=bool(values.isna().any()),
+                    )
+                )
             else:
                 labels = class_labels(frame[name])
                 counts = labels.value_counts()
                 kept = [str(c) for c in counts.index[:max_categories]]
-                pre.categorical.append(CategoricalSpec(
-                    name=name, categories=kept, has_other=len(counts) > len(kept),
-                    has_missing=bool(labels.isna().any()),
-                ))
+                pre.categorical.append(
+                    CategoricalSpec(
+                        name=name,
+                        categories=kept,
+                        has_other=len(counts) > len(kept),
+                        has_missing=bool(labels.isna().any()),
+                    )
+                )
         return pre
 
     @property
@@ -112,8 +124,11 @@ class TabularPreprocessor:
                 columns.append(MISSING)
             known = set(spec.categories)
             mapped = labels.map(
-                lambda v: MISSING if v is None or (isinstance(v, float) and np.isnan(v))
-                else (v if v in known else OTHER)
+                lambda v, known=known: (
+                    MISSING
+                    if v is None or (isinstance(v, float) and np.isnan(v))
+                    else (v if v in known else OTHER)
+                )
             )
             if not spec.has_missing:
                 mapped = mapped.replace(MISSING, OTHER)
@@ -146,7 +161,12 @@ class Splits:
 
 
 def split_frame(
-    frame: pd.DataFrame, *, target: str, task: str, val_fraction: float, test_fraction: float,
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    task: str,
+    val_fraction: float,
+    test_fraction: float,
     seed: int,
 ) -> Splits:
     """Train/val/test split from the seed; stratified by class when every class allows it."""
@@ -162,12 +182,17 @@ def split_frame(
     stratified = labels is not None and labels.value_counts().min() >= 3
     try:
         rest, test = train_test_split(
-            frame, test_size=n_test, random_state=seed,
+            frame,
+            test_size=n_test,
+            random_state=seed,
             stratify=labels if stratified else None,
         )
         rest_labels = labels.loc[rest.index] if stratified else None
         train, val = train_test_split(
-            rest, test_size=n_val, random_state=seed, stratify=rest_labels,
+            rest,
+            test_size=n_val,
+            random_state=seed,
+            stratify=rest_labels,
         )
     except ValueError:
         # A class too small for the requested sizes: fall back to a plain random split.
@@ -208,7 +233,9 @@ class TargetEncoder:
                 raise DatasetError(f"Target values not seen at ingest: {unknown[:5]}")
             return np.array(labels.map(index), dtype=np.int64)
         values = as_numeric(target)
-        return np.array((values.to_numpy(dtype=np.float64) - self.mean) / self.std, dtype=np.float32)
+        return np.array(
+            (values.to_numpy(dtype=np.float64) - self.mean) / self.std, dtype=np.float32
+        )
 
     def decode_regression(self, values: np.ndarray) -> np.ndarray:
         return values * self.std + self.mean

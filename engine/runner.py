@@ -94,25 +94,42 @@ def execute(settings: Settings, run_id: int) -> str:
         config = validate_config(run.config)
         choice = choose_device(config.device)
         run_store.mark_started(db, run_id, pid=os.getpid(), device=choice.description)
-        log.info("run %s %r on %s; config %s", run_id, run.name, choice.description,
-                 json.dumps(run.config))
+        log.info(
+            "run %s %r on %s; config %s",
+            run_id,
+            run.name,
+            choice.description,
+            json.dumps(run.config),
+        )
         dataset = dataset_store.get_dataset(db, run.dataset_id)
         if dataset is None:
             raise DatasetError(f"The run's dataset (id {run.dataset_id}) no longer exists.")
         frame = load_frame(dataset)
         data = prepare_tabular(frame, dataset.schema, config, choice)
-        log.info("split train/val/test = %d/%d/%d rows, %d features (stratified: %s)",
-                 len(data.splits.train), len(data.splits.val), len(data.splits.test),
-                 data.train_data.x_train.shape[1], data.splits.stratified)
+        log.info(
+            "split train/val/test = %d/%d/%d rows, %d features (stratified: %s)",
+            len(data.splits.train),
+            len(data.splits.val),
+            len(data.splits.test),
+            data.train_data.x_train.shape[1],
+            data.splits.stratified,
+        )
 
         reporter = DbReporter(db, run_id)
         result = train(config, data.train_data, reporter, choice)
         reporter.flush()
         checkpoint = run_dir / "model.pt"
-        size, digest = save_checkpoint(checkpoint, result.model, config, data,
-                                       epoch=result.epochs_completed, schema=dataset.schema)
-        artifact_store.add_artifact(db, run_id, kind="checkpoint", path=str(checkpoint),
-                                    size_bytes=size, sha256=digest)
+        size, digest = save_checkpoint(
+            checkpoint,
+            result.model,
+            config,
+            data,
+            epoch=result.epochs_completed,
+            schema=dataset.schema,
+        )
+        artifact_store.add_artifact(
+            db, run_id, kind="checkpoint", path=str(checkpoint), size_bytes=size, sha256=digest
+        )
         if result.cancelled:
             log.info("cancel requested: stopped after %d epochs", result.epochs_completed)
             status = "cancelled"
@@ -127,32 +144,45 @@ def execute(settings: Settings, run_id: int) -> str:
         report_path = run_dir / "report.json"
         report_path.write_text(json.dumps(report, indent=2))
         size, digest = file_digest(report_path)
-        artifact_store.add_artifact(db, run_id, kind="report", path=str(report_path),
-                                    size_bytes=size, sha256=digest)
+        artifact_store.add_artifact(
+            db, run_id, kind="report", path=str(report_path), size_bytes=size, sha256=digest
+        )
         log.info("test metrics: %s", json.dumps(report["metrics"]))
         status = "completed"
         run_store.finish_run(db, run_id, "completed")
     except EngineShutdown:
-        _fail(db, run_id, "Stopped because the engine shut down while the run was in progress. "
-                          "Clone the run to train it again.")
+        _fail(
+            db,
+            run_id,
+            "Stopped because the engine shut down while the run was in progress. "
+            "Clone the run to train it again.",
+        )
     except SeedlabError as exc:
         _fail(db, run_id, str(exc))
     except torch.OutOfMemoryError:
         traceback.print_exc()
         batch = run.config.get("batch_size", 0)
-        _fail(db, run_id, f"Out of memory on the device with batch_size={batch}. "
-                          f"Try batch_size={max(1, batch // 2)}.")
+        _fail(
+            db,
+            run_id,
+            f"Out of memory on the device with batch_size={batch}. "
+            f"Try batch_size={max(1, batch // 2)}.",
+        )
     except Exception as exc:  # any bug must still end as a readable `failed`
         traceback.print_exc()
-        _fail(db, run_id, f"Unexpected error: {type(exc).__name__}: {exc}. "
-                          "The run's log has the full traceback.")
+        _fail(
+            db,
+            run_id,
+            f"Unexpected error: {type(exc).__name__}: {exc}. The run's log has the full traceback.",
+        )
     finally:
         path = log_path(settings, run_id)
         if path.exists():
             sys.stdout.flush()
             size, digest = file_digest(path)
-            artifact_store.add_artifact(db, run_id, kind="log", path=str(path),
-                                        size_bytes=size, sha256=digest)
+            artifact_store.add_artifact(
+                db, run_id, kind="log", path=str(path), size_bytes=size, sha256=digest
+            )
     return status
 
 
@@ -161,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or not args[0].isdigit():
         print("usage: python -m engine.runner RUN_ID", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
-                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s"
+    )
     signal.signal(signal.SIGTERM, _on_sigterm)
     status = execute(Settings.from_env(), int(args[0]))
     return 0 if status in ("completed", "cancelled") else 1

@@ -66,16 +66,18 @@ def make_optimizer(config: RunConfig, params) -> torch.optim.Optimizer:  # noqa:
         return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.learning_rate, momentum=config.momentum,
-                           weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        params, lr=config.learning_rate, momentum=config.momentum, weight_decay=config.weight_decay
+    )
 
 
 def make_scheduler(config: RunConfig, optimizer: torch.optim.Optimizer):  # noqa: ANN201
     if config.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     if config.lr_schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size,
-                                               gamma=config.gamma)
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=config.step_size, gamma=config.gamma
+        )
     return None
 
 
@@ -85,7 +87,7 @@ def predict(model: nn.Module, x: torch.Tensor, choice: DeviceChoice | None = Non
     model.eval()
     outputs = []
     for start in range(0, len(x), EVAL_BATCH):
-        batch = x[start:start + EVAL_BATCH]
+        batch = x[start : start + EVAL_BATCH]
         if choice is not None and choice.autocast_dtype is not None:
             with torch.autocast(choice.device.type, dtype=choice.autocast_dtype):
                 outputs.append(model(batch).float())
@@ -111,7 +113,9 @@ def _validate(model: nn.Module, data: TrainData, choice: DeviceChoice) -> dict[s
     return {"val_loss": loss, "val_rmse": math.sqrt(loss) * data.target_std}
 
 
-def train(config: RunConfig, data: TrainData, reporter: Reporter, choice: DeviceChoice) -> TrainResult:
+def train(
+    config: RunConfig, data: TrainData, reporter: Reporter, choice: DeviceChoice
+) -> TrainResult:
     """Train for config.epochs (or until the reporter says stop); report per-epoch metrics."""
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=data.x_train.device).manual_seed(config.seed)
@@ -134,7 +138,7 @@ def train(config: RunConfig, data: TrainData, reporter: Reporter, choice: Device
         total_loss = torch.zeros((), device=choice.device)
         for start in range(0, n, batch_size):
             # Small datasets live on the device; a batch is an index slice, no DataLoader.
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             xb, yb = data.x_train[idx], _targets_for_loss(data.task, data.y_train[idx])
             with torch.autocast(choice.device.type, dtype=choice.autocast_dtype, enabled=use_amp):
                 loss = loss_fn(model(xb).float(), yb)
@@ -150,11 +154,15 @@ def train(config: RunConfig, data: TrainData, reporter: Reporter, choice: Device
         if not math.isfinite(train_loss):
             raise TrainingError(
                 f"The training loss became {train_loss} in epoch {epoch}. The learning rate "
-                f"({config.learning_rate:g}) is probably too high: try {config.learning_rate / 10:g}."
+                f"({config.learning_rate:g}) is probably too high: "
+                f"try {config.learning_rate / 10:g}."
             )
-        metrics = {"train_loss": train_loss, **_validate(model, data, choice),
-                   "lr": optimizer.param_groups[0]["lr"],
-                   "epoch_seconds": time.perf_counter() - started}
+        metrics = {
+            "train_loss": train_loss,
+            **_validate(model, data, choice),
+            "lr": optimizer.param_groups[0]["lr"],
+            "epoch_seconds": time.perf_counter() - started,
+        }
         history.append(metrics)
         reporter.log(epoch, metrics)
         if config.restore_best_weights and metrics["val_loss"] < best_val_loss:
@@ -166,4 +174,6 @@ def train(config: RunConfig, data: TrainData, reporter: Reporter, choice: Device
             return TrainResult(model, epoch, cancelled=True, history=history)
     if best_state is not None:
         model.load_state_dict(best_state)
-    return TrainResult(model, config.epochs, cancelled=False, history=history, best_epoch=best_epoch)
+    return TrainResult(
+        model, config.epochs, cancelled=False, history=history, best_epoch=best_epoch
+    )

@@ -51,14 +51,22 @@ def _describe_exit(code: int) -> str:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        hint = " (often the system killing it for using too much memory)" if name == "SIGKILL" else ""
+        hint = (
+            " (often the system killing it for using too much memory)" if name == "SIGKILL" else ""
+        )
         return f"was killed by {name}{hint}"
     return f"exited with code {code}"
 
 
 class Worker:
-    def __init__(self, settings: Settings, *, max_concurrent: int = 1, poll_interval: float = 0.5,
-                 stale_after_s: float = STALE_AFTER_S) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        max_concurrent: int = 1,
+        poll_interval: float = 0.5,
+        stale_after_s: float = STALE_AFTER_S,
+    ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
         self.settings = settings
@@ -78,10 +86,19 @@ class Worker:
     def run_forever(self) -> None:
         self.settings.ensure_dirs()
         upgrade_to_head(self.db)
-        worker_store.register_worker(self.db, self.worker_id, hostname=socket.gethostname(),
-                                     pid=os.getpid(), max_concurrent=self.max_concurrent)
-        log.info("worker %s started (max %d concurrent runs, home %s)", self.worker_id,
-                 self.max_concurrent, self.settings.home)
+        worker_store.register_worker(
+            self.db,
+            self.worker_id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            max_concurrent=self.max_concurrent,
+        )
+        log.info(
+            "worker %s started (max %d concurrent runs, home %s)",
+            self.worker_id,
+            self.max_concurrent,
+            self.settings.home,
+        )
         try:
             while not self._stopping:
                 self.poll_once()
@@ -126,7 +143,10 @@ class Worker:
         with path.open("ab") as log_file:
             process = subprocess.Popen(
                 [sys.executable, "-m", "engine.runner", str(run_id)],
-                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
                 cwd=PROJECT_ROOT,
                 # Own session: a Ctrl-C in the terminal reaches the worker, which then stops
                 # its runs in order, instead of killing them mid-write.
@@ -164,8 +184,9 @@ class Worker:
             if active.cancel_seen_at is None:
                 active.cancel_seen_at = now
             elif now - active.cancel_seen_at > CANCEL_GRACE_S and not active.terminated_for_cancel:
-                log.warning("run %s ignored its cancel for %.0f s; terminating it", run_id,
-                            CANCEL_GRACE_S)
+                log.warning(
+                    "run %s ignored its cancel for %.0f s; terminating it", run_id, CANCEL_GRACE_S
+                )
                 active.terminated_for_cancel = True
                 active.process.kill()
 
@@ -173,13 +194,18 @@ class Worker:
         """Running runs with no live process of ours and no recent heartbeat (their worker
         was killed, or the machine restarted) are failed, so none stays `running` forever."""
         failed = run_store.fail_stale_runs(
-            self.db, heartbeat_timeout_s=self.stale_after_s, exclude_ids=list(self.active),
-            reason=(f"The engine stopped while the run was in progress (no heartbeat for "
-                    f"{self.stale_after_s:.0f} s). Clone the run to train it again."),
+            self.db,
+            heartbeat_timeout_s=self.stale_after_s,
+            exclude_ids=list(self.active),
+            reason=(
+                f"The engine stopped while the run was in progress (no heartbeat for "
+                f"{self.stale_after_s:.0f} s). Clone the run to train it again."
+            ),
         )
         for run_id in failed:
-            log.warning("run %s had no heartbeat for %.0f s: marked failed", run_id,
-                        self.stale_after_s)
+            log.warning(
+                "run %s had no heartbeat for %.0f s: marked failed", run_id, self.stale_after_s
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,8 +33,15 @@ def test_db_imports_nothing_of_ours():
 
 
 def test_training_code_does_not_touch_the_db():
-    for name in ("train.py", "models.py", "preprocess.py", "evaluate.py", "pipeline.py",
-                 "device.py", "config.py"):
+    for name in (
+        "train.py",
+        "models.py",
+        "preprocess.py",
+        "evaluate.py",
+        "pipeline.py",
+        "device.py",
+        "config.py",
+    ):
         bad = {n for n in _imports(ROOT / "engine" / name) if n.split(".")[0] == "db"}
         assert not bad, f"engine/{name} imports {bad}"
 

@@ -15,8 +15,9 @@ from tests.conftest import ROOT, child_env, seedlab_cmd
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(seedlab_cmd(*args), capture_output=True, text=True, timeout=120,
-                          env=child_env(), cwd=ROOT)
+    return subprocess.run(
+        seedlab_cmd(*args), capture_output=True, text=True, timeout=120, env=child_env(), cwd=ROOT
+    )
 
 
 def test_init_registers_demo_datasets(settings):
@@ -33,12 +34,18 @@ def test_init_registers_demo_datasets(settings):
     ("args", "message"),
     [
         (("runs", "submit", "--dataset", "nope"), "No dataset 'nope'. Datasets: iris"),
-        (("runs", "submit", "--dataset", "iris", "--set", "optimizer=rmsprop"),
-         "optimizer: Input should be 'adamw', 'adam' or 'sgd'"),
-        (("runs", "submit", "--dataset", "diabetes", "--set", "epochs=0"),
-         "epochs: Input should be greater than or equal to 1"),
-        (("runs", "submit", "--dataset", "iris", "--set", "task=regression"),
-         "regression needs a numeric target"),
+        (
+            ("runs", "submit", "--dataset", "iris", "--set", "optimizer=rmsprop"),
+            "optimizer: Input should be 'adamw', 'adam' or 'sgd'",
+        ),
+        (
+            ("runs", "submit", "--dataset", "diabetes", "--set", "epochs=0"),
+            "epochs: Input should be greater than or equal to 1",
+        ),
+        (
+            ("runs", "submit", "--dataset", "iris", "--set", "task=regression"),
+            "regression needs a numeric target",
+        ),
         (("runs", "show", "999"), "No run 999."),
         (("runs", "cancel", "999"), "No run 999."),
         (("runs", "list", "--status", "done"), "--status must be one of queued, running"),
@@ -66,8 +73,7 @@ def test_bad_upload_from_cli_leaves_nothing(settings, tmp_path):
 def test_submit_from_config_file_and_clone(settings, demo_datasets, tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("epochs: 3\noptimizer: sgd\nlearning_rate: 0.05\n")
-    first = cli("runs", "submit", "--dataset", "iris", "--config", str(config),
-                "--set", "epochs=4")
+    first = cli("runs", "submit", "--dataset", "iris", "--config", str(config), "--set", "epochs=4")
     assert first.returncode == 0, first.stderr
     run_id = first.stdout.strip()
     cloned = cli("runs", "clone", run_id, "--set", "seed=3")
@@ -98,15 +104,23 @@ def _group_alive(pgid: int) -> bool:
 
 def test_up_serves_dashboard_and_ctrl_c_stops_everything(settings):
     port = _free_port()
-    proc = subprocess.Popen(seedlab_cmd("up", "--port", str(port)), env=child_env(), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        seedlab_cmd("up", "--port", str(port)),
+        env=child_env(),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 90
         body = ""
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2) as r:
+                with urllib.request.urlopen(
+                    f"http://localhost:{port}/_stcore/health", timeout=2
+                ) as r:
                     body = r.read().decode()
                     break
             except OSError:

@@ -41,9 +41,13 @@ def test_hidden_sizes_accept_comma_text():
 
 
 def test_overrides_parse_types():
-    assert parse_overrides(["learning_rate=0.01", "epochs=3", "hidden_sizes=[8, 4]",
-                            "restore_best_weights=false"]) == {
-        "learning_rate": 0.01, "epochs": 3, "hidden_sizes": [8, 4], "restore_best_weights": False,
+    assert parse_overrides(
+        ["learning_rate=0.01", "epochs=3", "hidden_sizes=[8, 4]", "restore_best_weights=false"]
+    ) == {
+        "learning_rate": 0.01,
+        "epochs": 3,
+        "hidden_sizes": [8, 4],
+        "restore_best_weights": False,
     }
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["epochs"])

@@ -8,7 +8,14 @@ import pandas as pd
 import pytest
 
 from db import datasets as dataset_store
-from engine.datasets import column_role, infer_task, ingest_bytes, load_frame, preview, profile_table
+from engine.datasets import (
+    column_role,
+    infer_task,
+    ingest_bytes,
+    load_frame,
+    preview,
+    profile_table,
+)
 from engine.errors import DatasetError
 
 MESSY_CSV = (
@@ -29,8 +36,9 @@ def _state(settings, db) -> tuple[list[str], list[str]]:
 
 
 def test_messy_csv_is_typed(settings, db):
-    record = ingest_bytes(settings, db, MESSY_CSV.encode(), filename="churn.csv", name="churn",
-                          target="churned")
+    record = ingest_bytes(
+        settings, db, MESSY_CSV.encode(), filename="churn.csv", name="churn", target="churned"
+    )
     assert record.task == "classification"
     assert record.schema["classes"] == ["no", "yes"]
     roles = {c["name"]: c["role"] for c in record.schema["columns"]}
@@ -54,21 +62,28 @@ def test_tsv_semicolon_and_parquet(settings, db):
     rec = ingest_bytes(settings, db, semi.encode(), filename="b.csv", name="semi", target="label")
     assert rec.schema["features"] == ["a", "b"] and rec.schema["classes"] == ["a", "b"]
     buf = io.BytesIO()
-    pd.DataFrame({"f": [1.5, 2.5, 3.5, 4.5], "g": ["u", "v", "u", "v"], "t": [0, 1, 0, 1]}).to_parquet(buf)
+    pd.DataFrame(
+        {"f": [1.5, 2.5, 3.5, 4.5], "g": ["u", "v", "u", "v"], "t": [0, 1, 0, 1]}
+    ).to_parquet(buf)
     rec = ingest_bytes(settings, db, buf.getvalue(), filename="c.parquet", name="pq", target="t")
     assert rec.task == "classification" and rec.schema["classes"] == ["0", "1"]
 
 
 def test_default_target_is_last_column_and_case_is_forgiven(settings, db):
-    rec = ingest_bytes(settings, db, b"a,B\n1,x\n2,y\n3,x\n", filename="d.csv", name="d1", target=None)
+    rec = ingest_bytes(
+        settings, db, b"a,B\n1,x\n2,y\n3,x\n", filename="d.csv", name="d1", target=None
+    )
     assert rec.target == "B"
-    rec = ingest_bytes(settings, db, b"a,B\n1,x\n2,y\n3,x\n", filename="d.csv", name="d2", target="b")
+    rec = ingest_bytes(
+        settings, db, b"a,B\n1,x\n2,y\n3,x\n", filename="d.csv", name="d2", target="b"
+    )
     assert rec.target == "B"
 
 
 def test_rows_without_target_are_dropped(settings, db):
-    rec = ingest_bytes(settings, db, b"a,t\n1,x\n2,\n3,y\n4,x\n", filename="d.csv", name="d",
-                       target="t")
+    rec = ingest_bytes(
+        settings, db, b"a,t\n1,x\n2,\n3,y\n4,x\n", filename="d.csv", name="d", target="t"
+    )
     assert rec.n_rows == 3 and rec.schema["rows_dropped_missing_target"] == 1
 
 
@@ -83,7 +98,12 @@ BAD_INPUTS = [
     (b"   \n\n", "e.csv", "t", "is empty"),
     (b"a,t\n", "h.csv", "t", "no data rows"),
     (b'a,t\n1,"x\n2,y\n', "q.csv", "t", "could not be parsed"),
-    (b"a,t\n1,x\n2,y\n", "u.csv", "label", "Target column 'label' is not in u.csv. Its columns are: a, t"),
+    (
+        b"a,t\n1,x\n2,y\n",
+        "u.csv",
+        "label",
+        "Target column 'label' is not in u.csv. Its columns are: a, t",
+    ),
     (b"a,t\n1,x\n2,x\n3,x\n", "o.csv", "t", "only one class"),
     ("a,t\n1,caf\u00e9\n2,th\u00e9\n".encode("latin-1"), "l.csv", "t", "is not UTF-8"),
     (b"a,t\n1,x\n", "x.xlsx", "t", "unsupported file type"),

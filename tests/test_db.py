@@ -20,9 +20,17 @@ from db.session import make_engine
 
 def _dataset(db, name: str = "d") -> int:
     return insert_dataset(
-        db, name=name, kind="tabular", task="classification", target="y",
-        schema={"columns": [], "features": []}, n_rows=1, n_columns=1, sha256="0" * 64,
-        path="/nowhere", source_filename="d.csv",
+        db,
+        name=name,
+        kind="tabular",
+        task="classification",
+        target="y",
+        schema={"columns": [], "features": []},
+        n_rows=1,
+        n_columns=1,
+        sha256="0" * 64,
+        path="/nowhere",
+        source_filename="d.csv",
     ).id
 
 
@@ -79,7 +87,9 @@ def test_claim_is_atomic_across_processes(settings, db):
     ids = [run_store.create_run(db, name=f"r{i}", dataset_id=ds, config={}) for i in range(60)]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_claim_all, args=(settings.db_url, f"w{i}", queue)) for i in range(2)]
+    procs = [
+        ctx.Process(target=_claim_all, args=(settings.db_url, f"w{i}", queue)) for i in range(2)
+    ]
     for p in procs:
         p.start()
     results = [queue.get(timeout=60) for _ in procs]

@@ -20,21 +20,30 @@ from db import runs as run_store
 from engine.launch import submit_run
 from tests.conftest import ROOT, child_env, seedlab_cmd
 
-MESSY_CSV = "\n".join(
-    ["tenure,monthly_fee,region,contract,comment,churn"]
-    + [
-        f"{'' if i % 7 == 0 else i % 40},{'' if i % 11 == 0 else 20 + (i * 37) % 80},"
-        f"{['north', 'south', 'east', ''][i % 4]},{['monthly', 'yearly'][i % 2]},"
-        f"customer note number {i} says something long about the service quality,"
-        f"{'yes' if (i % 40) < 12 and i % 2 == 0 else 'no'}"
-        for i in range(240)
-    ]
-) + "\n"
+MESSY_CSV = (
+    "\n".join(
+        ["tenure,monthly_fee,region,contract,comment,churn"]
+        + [
+            f"{'' if i % 7 == 0 else i % 40},{'' if i % 11 == 0 else 20 + (i * 37) % 80},"
+            f"{['north', 'south', 'east', ''][i % 4]},{['monthly', 'yearly'][i % 2]},"
+            f"customer note number {i} says something long about the service quality,"
+            f"{'yes' if (i % 40) < 12 and i % 2 == 0 else 'no'}"
+            for i in range(240)
+        ]
+    )
+    + "\n"
+)
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(seedlab_cmd(*args), capture_output=True, text=True, timeout=timeout,
-                          env=child_env(), cwd=ROOT)
+    return subprocess.run(
+        seedlab_cmd(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=child_env(),
+        cwd=ROOT,
+    )
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.2):  # noqa: ANN001
@@ -50,7 +59,11 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.2):  # noqa: AN
 def start_worker(*extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "engine.worker", "--poll-interval", "0.2", *extra],
-        env=child_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=child_env(),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -86,13 +99,27 @@ def test_upload_submit_train_browse_via_cli(settings, db, tmp_path: Path, worker
     assert [d["name"] for d in listed] == ["customers"]
     assert set(listed[0]["features"]) == {"tenure", "monthly_fee", "region", "contract"}
 
-    submitted = cli("runs", "submit", "--dataset", "customers", "--set", "epochs=8",
-                    "--set", "hidden_sizes=32,16", "--name", "first run")
+    submitted = cli(
+        "runs",
+        "submit",
+        "--dataset",
+        "customers",
+        "--set",
+        "epochs=8",
+        "--set",
+        "hidden_sizes=32,16",
+        "--name",
+        "first run",
+    )
     assert submitted.returncode == 0, submitted.stderr
     run_id = int(submitted.stdout.strip())
 
     waited = cli("runs", "wait", str(run_id), "--timeout", "120", timeout=150)
-    assert waited.returncode == 0, (waited.stdout, waited.stderr, cli("runs", "logs", str(run_id)).stdout)
+    assert waited.returncode == 0, (
+        waited.stdout,
+        waited.stderr,
+        cli("runs", "logs", str(run_id)).stdout,
+    )
     assert f"Run {run_id} completed." in waited.stdout
 
     shown = json.loads(cli("runs", "show", str(run_id), "--json").stdout)
@@ -164,8 +191,10 @@ def test_stale_running_run_fails_when_a_worker_starts(settings, db, demo_dataset
     run_id = submit_run(db, "iris", {"epochs": 2})
     run_store.claim_next_run(db, "a-worker-that-died")
     with db.begin() as conn:
-        conn.execute(text("UPDATE runs SET heartbeat_at = '2020-01-01 00:00:00' WHERE id = :i"),
-                     {"i": run_id})
+        conn.execute(
+            text("UPDATE runs SET heartbeat_at = '2020-01-01 00:00:00' WHERE id = :i"),
+            {"i": run_id},
+        )
     proc = start_worker()
     try:
         wait_for(lambda: _status(db, run_id) == "failed", timeout=30)

@@ -67,8 +67,16 @@ def test_same_seed_same_result(db, demo_datasets):
 
 
 def test_exploding_loss_fails_with_advice(db, demo_datasets):
-    _, config, data = _prepared(db, "diabetes", optimizer="sgd", learning_rate=10, momentum=0.99,
-                                epochs=20, lr_schedule="none", task="regression")
+    _, config, data = _prepared(
+        db,
+        "diabetes",
+        optimizer="sgd",
+        learning_rate=10,
+        momentum=0.99,
+        epochs=20,
+        lr_schedule="none",
+        task="regression",
+    )
     with pytest.raises(TrainingError, match="learning rate .* too high: try 1"):
         train(config, data.train_data, ListReporter(), CPU)
 
@@ -86,8 +94,9 @@ def test_stop_request_ends_training(db, demo_datasets):
 def test_checkpoint_loads_with_weights_only(db, demo_datasets, tmp_path):
     record, config, data = _prepared(db, "iris", epochs=2)
     result = train(config, data.train_data, ListReporter(), CPU)
-    size, digest = save_checkpoint(tmp_path / "model.pt", result.model, config, data, epoch=2,
-                                   schema=record.schema)
+    size, digest = save_checkpoint(
+        tmp_path / "model.pt", result.model, config, data, epoch=2, schema=record.schema
+    )
     assert size > 0 and len(digest) == 64
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
     assert payload["target"]["classes"] == ["setosa", "versicolor", "virginica"]
