@@ -19,7 +19,6 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from db import datasets as dataset_store
-from db import runs as run_store
 from db import workers as worker_store
 from db.records import DatasetRecord, RunRecord
 from engine.catalog import TABLE_METRICS
@@ -93,10 +92,11 @@ def _schema_ready(db_url: str, home: str) -> bool:
     db = _engine_for(db_url, home)
     current, head = current_revision(db), head_revision()
     if current != head:
+        where = db.url.render_as_string(hide_password=True)
         raise SeedlabError(
-            f"The database at {db.url.render_as_string(hide_password=True)} is not set up for this "
-            f"version of Seedlab (schema {current or 'empty'}, expected {head}). Start Seedlab with "
-            "`make run`, which creates and upgrades it, then reload this page."
+            f"The database at {where} is not set up for this version of Seedlab (schema "
+            f"{current or 'empty'}, expected {head}). Run `seedlab init` (or `make run`, which "
+            "does it), then reload this page."
         )
     return True
 

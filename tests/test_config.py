@@ -22,7 +22,7 @@ def test_defaults_are_valid():
         ({"optimizer": "rmsprop"}, "optimizer: Input should be 'adamw', 'adam' or 'sgd'"),
         ({"learning_rate": 0}, "learning_rate: Input should be greater than 0"),
         ({"lr": 0.1}, "Did you mean 'learning_rate'?"),
-        ({"hidden_sizes": "abc"}, "hidden_sizes: write hidden sizes as integers"),
+        ({"hidden_sizes": "abc"}, "hidden_sizes: write integers separated by commas"),
         ({"hidden_sizes": [0]}, "hidden_sizes: each hidden size must be between 1 and 8192"),
         ({"epochs": "many"}, "epochs: Input should be a valid integer"),
         ({"device": "tpu"}, "device: Input should be 'auto', 'cpu' or 'cuda'"),

@@ -131,7 +131,7 @@ def test_metric_curves_one_trace_per_key_and_per_run() -> None:
 
 def test_confusion_matrix_and_histogram() -> None:
     fig = charts.confusion_matrix([[3, 1], [0, 4]], ["cat", "dog"], normalize=True)
-    assert fig.data[0].z[0] == (0.75, 0.25)
+    assert list(fig.data[0].z[0]) == [0.75, 0.25]
     with pytest.raises(ValueError, match="square"):
         charts.confusion_matrix([[1, 2, 3]], ["a"])
     hist = charts.target_histogram(pd.Series(np.arange(100_000.0)), name="y", bins=20)
@@ -164,7 +164,7 @@ def test_home_demo_button_queues_an_iris_run_and_opens_it(settings, db) -> None:
     assert queued[0].dataset_name == "iris"
     assert queued[0].config == RunConfig().model_dump(mode="json")
     assert current_title(at) == f"#{queued[0].id} · iris demo"  # switched to the run page
-    assert at.query_params["run"] == [str(queued[0].id)]
+    assert at.query_params["run"] == str(queued[0].id)
 
 
 # ---------------------------------------------------------------- datasets

@@ -15,7 +15,7 @@ from db import runs as run_store
 from db.records import DatasetRecord, RunRecord
 from engine.catalog import MODEL_FAMILIES, TASKS
 from engine.config import RunConfig, field_help
-from engine.launch import default_run_name
+from engine.launch import default_run_name, submit_run
 
 DATA_FIELDS = ["task", "val_fraction", "test_fraction", "seed"]
 MODEL_FIELDS = ["model", "hidden_sizes", "activation", "dropout"]
@@ -49,7 +49,7 @@ def _label(name: str) -> str:
     return LABELS.get(name, name.replace("_", " ").capitalize())
 
 
-def _bounds(name: str, value: float) -> dict[str, Any]:
+def _bounds(name: str, value: float, kind: type) -> dict[str, Any]:
     """Inclusive RunConfig bounds as widget limits, so the spinner cannot leave them.
 
     Exclusive bounds (gt/lt) are left to validation: a widget cannot express them, and the
@@ -58,9 +58,9 @@ def _bounds(name: str, value: float) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for rule in RunConfig.model_fields[name].metadata:
         if isinstance(rule, Ge) and value >= rule.ge:
-            out["min_value"] = rule.ge
+            out["min_value"] = kind(rule.ge)  # st.number_input wants one numeric type
         if isinstance(rule, Le) and value <= rule.le:
-            out["max_value"] = rule.le
+            out["max_value"] = kind(rule.le)
     return out
 
 
@@ -72,23 +72,22 @@ def _field_widget(name: str, value: Any, dataset: DatasetRecord) -> Any:
     if get_origin(annotation) is Literal:
         options = list(get_args(annotation))
         labels = {
-            "task": {"auto": f"auto ({dataset.task} for {dataset.name})", **TASKS},
+            "task": {"auto": f"{dataset.task}, as the dataset says", **TASKS},
             "model": MODEL_FAMILIES,
         }.get(name, {})
         return st.selectbox(
             label, options, index=options.index(value) if value in options else 0,
-            format_func=lambda o: f"{o} — {labels[o]}" if o in labels and o != "auto"
-            else labels.get(o, str(o)),
+            format_func=lambda o: f"{o} — {labels[o]}" if o in labels else str(o),
             **common,
         )
     if annotation is bool:
         return st.checkbox(label, value=bool(value), **common)
     if annotation is int:
-        return st.number_input(label, value=int(value), step=1, **_bounds(name, value), **common)
+        return st.number_input(label, value=int(value), step=1, **_bounds(name, value, int), **common)
     if annotation is float:
         return st.number_input(
             label, value=float(value), step=STEPS.get(name, 0.1), format="%g",
-            **_bounds(name, value), **common,
+            **_bounds(name, value, float), **common,
         )
     if name == "hidden_sizes" or get_origin(annotation) is list:
         shown = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
@@ -231,9 +230,6 @@ with summary_col:
 
 if submitted:
     with form_col, data.shown_errors("queuing the run"):
-        run_id = run_store_id = None
-        from engine.launch import submit_run
-
         run_id = submit_run(
             db, dataset.id, values, name=run_name,
             parent_run_id=source.id if source is not None else None,
