@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import sqlite3
 
+import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -182,3 +183,21 @@ def test_reader_does_not_block_writer(settings, db):
     reader.rollback()
     reader.close()
     assert len(metric_store.metric_history(db, [run_id])) == 1
+
+
+def test_nan_points_do_not_lose_the_batch(db):
+    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    metric_store.append_metrics(
+        db,
+        run_id,
+        [("r2", 1, float("nan"), 0.0), ("loss", 1, 2.0, 0.0), ("gap", 1, float("inf"), 0.0)],
+    )
+    history = metric_store.metric_history(db, [run_id])
+    assert len(history) == 3
+    assert history.set_index("key").loc["r2", "value"] is None or pd.isna(
+        history.set_index("key").loc["r2", "value"]
+    )
+    summary = run_store.get_run(db, run_id).summary
+    assert "r2" not in summary and summary["loss"]["last"] == 2.0
+    assert summary["gap"]["last"] == float("inf")
+    assert metric_store.metric_history(db, [run_id + 1]).empty

@@ -1,0 +1,30 @@
+"""The metric benchmark still runs end to end (tiny sizes). It never asserts a speed: timings on a
+shared CI machine would make the test flaky, and bench/RESULTS.md is where figures live."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.timeout(60)
+def test_bench_metrics_quick_runs_and_reports_seedlab_rate() -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "bench/bench_metrics.py", "--quick", "--keys", "2", "--steps", "200"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=50,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # A table row such as "| Seedlab append_metrics, batch 1000 | 400 | 78,477 | …".
+    row = re.search(r"^\| Seedlab append_metrics, batch \d+ \| 400 \| ([\d,]+) \|", proc.stdout,
+                    re.MULTILINE)
+    assert row is not None, proc.stdout
+    assert int(row.group(1).replace(",", "")) > 0
