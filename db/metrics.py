@@ -110,7 +110,7 @@ def metric_history(
     # Column-wise construction: pandas inspects each Row object otherwise (~4x slower).
     if not rows:
         return pd.DataFrame({c: [] for c in columns})
-    return pd.DataFrame(dict(zip(columns, zip(*rows), strict=True)))
+    return pd.DataFrame(dict(zip(columns, zip(*rows, strict=True), strict=True)))
 
 
 def metric_keys(db: Engine, run_ids: Iterable[int]) -> list[str]:
