@@ -13,12 +13,16 @@ if _ROOT not in sys.path:
 
 st.set_page_config(page_title="Seedlab", page_icon=":material/science:", layout="wide")
 
+# The page files live in views/, not pages/: a folder named pages/ beside the entry script
+# switches Streamlit into its legacy multipage mode, which wraps this file as one page of its
+# own and, on a deep link such as /run?run=7, runs the page file alone (no page config, the
+# wrong sidebar, or a "Page not found" dialog).
 st.navigation(
     [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/datasets.py", title="Datasets", icon=":material/table:"),
-        st.Page("pages/new_run.py", title="New run", icon=":material/add_circle:"),
-        st.Page("pages/runs.py", title="Runs", icon=":material/list:"),
-        st.Page("pages/run_detail.py", title="Run", icon=":material/monitoring:", url_path="run"),
+        st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("views/datasets.py", title="Datasets", icon=":material/table:"),
+        st.Page("views/new_run.py", title="New run", icon=":material/add_circle:"),
+        st.Page("views/runs.py", title="Runs", icon=":material/list:"),
+        st.Page("views/run_detail.py", title="Run", icon=":material/monitoring:", url_path="run"),
     ]
 ).run()

@@ -30,12 +30,20 @@ def downsample(frame: pd.DataFrame, max_points: int = MAX_POINTS_PER_TRACE) -> p
 
 
 def _layout(fig: go.Figure, *, title: str | None, x_title: str, y_title: str) -> go.Figure:
+    # The legend goes where nothing else is: top left under no title (Plotly's hover toolbar
+    # owns the top right), below the axis when there is a title.
+    if title:
+        legend = {"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0}
+        margin = {"l": 10, "r": 10, "t": 40, "b": 70}
+    else:
+        legend = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}
+        margin = {"l": 10, "r": 10, "t": 40, "b": 10}
     fig.update_layout(
         title=title,
         xaxis_title=x_title,
         yaxis_title=y_title,
-        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        margin=margin,
+        legend=legend,
         hovermode="x unified",
     )
     return fig
@@ -151,7 +159,8 @@ def confusion_matrix(
             y=labels,
             text=text,
             texttemplate="%{text}",
-            colorscale="Blues",
+            # Stops at a mid blue so the dark cell labels stay readable on the fullest cells.
+            colorscale=[[0.0, "#f4f8fd"], [1.0, "#5b9bd5"]],
             showscale=False,
             hovertemplate="true %{y} → predicted %{x}: %{text}<extra></extra>",
         )

@@ -31,19 +31,19 @@ from engine.settings import get_db as make_db
 log = logging.getLogger("seedlab.dashboard")
 
 # Page paths, relative to app.py: st.switch_page and AppTest both want these file paths.
-HOME_PAGE = "pages/home.py"
-DATASETS_PAGE = "pages/datasets.py"
-NEW_RUN_PAGE = "pages/new_run.py"
-RUNS_PAGE = "pages/runs.py"
-RUN_PAGE = "pages/run_detail.py"
+HOME_PAGE = "views/home.py"
+DATASETS_PAGE = "views/datasets.py"
+NEW_RUN_PAGE = "views/new_run.py"
+RUNS_PAGE = "views/runs.py"
+RUN_PAGE = "views/run_detail.py"
 
 ENGINE_HINT = "Start it with `make run` or `seedlab worker`."
 # A worker beats every few seconds; three missed beats means it is gone.
 WORKER_ALIVE_WITHIN_S = 15
 DEMO_DATASET = "iris"
 
-# One colour per status everywhere: st.badge colours, and the dot shown in tables and pickers
-# (tables cannot hold badges, and a coloured dot survives copy-paste).
+# One colour per status everywhere: st.badge and markdown colour names, and the matching hex
+# for table cells (a dataframe cell cannot hold a badge; coloured option pills are the closest).
 STATUS_COLORS = {
     "queued": "gray",
     "running": "blue",
@@ -51,12 +51,12 @@ STATUS_COLORS = {
     "failed": "red",
     "cancelled": "orange",
 }
-STATUS_DOTS = {
-    "queued": "⚪",
-    "running": "🔵",
-    "completed": "🟢",
-    "failed": "🔴",
-    "cancelled": "🟠",
+STATUS_HEX = {
+    "queued": "#a3a8b84d",
+    "running": "#1c83e14d",
+    "completed": "#21c3544d",
+    "failed": "#ff4b4b4d",
+    "cancelled": "#ffa4214d",
 }
 STATUS_ICONS = {
     "queued": ":material/schedule:",
@@ -221,8 +221,9 @@ def md_text(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
 
 
-def status_label(status: str) -> str:
-    return f"{STATUS_DOTS.get(status, '⚫')} {status}"
+def status_markdown(status: str) -> str:
+    """A coloured dot and the status, for markdown labels (st.metric, captions)."""
+    return f":{STATUS_COLORS.get(status, 'gray')}[●] {status}"
 
 
 def status_badge(status: str) -> None:
@@ -273,9 +274,19 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_value(value: float | None) -> str:
+    """A metric for a card: short enough for six cards in a row, precise where it matters."""
     if value is None:
         return "—"
-    return f"{value:.4g}"
+    if value != value:  # NaN (e.g. R² on a single test row)
+        return "n/a"
+    size = abs(value)
+    if size >= 1000:
+        return f"{value:,.0f}"
+    if size >= 1 or size == 0:
+        return f"{value:.4g}"
+    if size < 1e-4:
+        return f"{value:.2e}"
+    return f"{value:.4f}".rstrip("0")
 
 
 def effective_task(run: RunRecord, dataset: DatasetRecord | None) -> str:
@@ -296,7 +307,7 @@ def runs_frame(runs: list[RunRecord]) -> pd.DataFrame:
             "name": run.name,
             "dataset": run.dataset_name,
             "model": _model_text(run.config),
-            "status": status_label(run.status),
+            "status": [run.status],  # a list: shown as a coloured pill (runs_column_config)
             "created": local_time(run.created_at),
             "duration": format_duration(run.duration_s),
         }
@@ -304,7 +315,7 @@ def runs_frame(runs: list[RunRecord]) -> pd.DataFrame:
             row[key] = run.last(key)
         row["open"] = f"run?run={run.id}"
         rows.append(row)
-    columns = ["id", "name", "dataset", "model", "status", "created", "duration", *metric_keys,
+    columns = ["id", "name", "status", "dataset", "model", *metric_keys, "duration", "created",
                "open"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -321,6 +332,9 @@ def runs_column_config() -> dict:
     config: dict = {
         "id": st.column_config.NumberColumn("id", format="%d", width="small"),
         "name": st.column_config.TextColumn("name"),
+        "status": st.column_config.MultiselectColumn(
+            "status", options=list(STATUS_HEX), color=list(STATUS_HEX.values()), width=100,
+        ),
         "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
         # Relative link: resolves next to the current page, so it also works behind a
         # reverse proxy that serves the dashboard under a path prefix.

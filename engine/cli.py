@@ -25,7 +25,7 @@ from db.records import RunRecord
 from engine import catalog
 from engine.config import load_config_file, parse_overrides
 from engine.errors import SeedlabError
-from engine.logs import log_path, tail
+from engine.run_files import log_path, tail
 from engine.settings import Settings, get_db
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

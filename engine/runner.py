@@ -24,7 +24,7 @@ from engine.config import validate_config
 from engine.datasets import load_frame
 from engine.device import choose_device
 from engine.errors import DatasetError, SeedlabError
-from engine.logs import log_path
+from engine.run_files import checkpoint_path, log_path, report_path
 from engine.pipeline import evaluate_on_test, file_digest, prepare_tabular, save_checkpoint
 from engine.settings import Settings, get_db
 from engine.train import train
@@ -118,7 +118,7 @@ def execute(settings: Settings, run_id: int) -> str:
         reporter = DbReporter(db, run_id)
         result = train(config, data.train_data, reporter, choice)
         reporter.flush()
-        checkpoint = run_dir / "model.pt"
+        checkpoint = checkpoint_path(settings, run_id)
         size, digest = save_checkpoint(
             checkpoint,
             result.model,
@@ -141,11 +141,11 @@ def execute(settings: Settings, run_id: int) -> str:
         run_store.record_progress(
             db, run_id, [(k, final_step, v, time.time()) for k, v in report["metrics"].items()]
         )
-        report_path = run_dir / "report.json"
-        report_path.write_text(json.dumps(report, indent=2))
-        size, digest = file_digest(report_path)
+        report_file = report_path(settings, run_id)
+        report_file.write_text(json.dumps(report, indent=2))
+        size, digest = file_digest(report_file)
         artifact_store.add_artifact(
-            db, run_id, kind="report", path=str(report_path), size_bytes=size, sha256=digest
+            db, run_id, kind="report", path=str(report_file), size_bytes=size, sha256=digest
         )
         log.info("test metrics: %s", json.dumps(report["metrics"]))
         status = "completed"

@@ -21,7 +21,7 @@ from pathlib import Path
 from db import runs as run_store
 from db import workers as worker_store
 from db.migrate import upgrade_to_head
-from engine.logs import log_path, tail
+from engine.run_files import log_path, tail
 from engine.settings import Settings, get_db
 
 log = logging.getLogger("seedlab.worker")

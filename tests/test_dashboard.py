@@ -7,6 +7,7 @@ metrics → finish through db.*), so the pages read exactly what a real worker w
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -16,13 +17,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import charts
+from db import artifacts as artifact_store
 from db import datasets as dataset_store
 from db import metrics as metric_store
 from db import runs as run_store
+from db import workers as worker_store
 from engine.config import RunConfig
 from engine.launch import find_dataset, submit_run
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "dashboard" / "app.py")
 TIMEOUT = 30
 
 
@@ -31,7 +35,9 @@ TIMEOUT = 30
 
 def open_page(page: str, **query: str) -> AppTest:
     """Render one page (a file path relative to app.py) with the given query parameters."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    # The first run registers the st.navigation pages; before it, AppTest finds a page by its
+    # file name only, which misses views/run_detail.py (its URL is /run).
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.switch_page(page)
     for key, value in query.items():
         at.query_params[key] = value
@@ -144,10 +150,10 @@ def test_confusion_matrix_and_histogram() -> None:
 def test_home_shows_counts_and_warns_when_engine_is_down(settings, db, demo_datasets) -> None:
     completed_run(settings, db)
     submit_run(db, "wine", {}, name="waiting")
-    at = open_page("pages/home.py")
+    at = open_page("views/home.py")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Datasets"] == "4"
-    assert metrics["⚪ queued"] == "1" and metrics["🟢 completed"] == "1"
+    assert metrics[":gray[●] queued"] == "1" and metrics[":green[●] completed"] == "1"
     assert "engine is not running" in texts(at.warning)
     assert "make run" in texts(at.warning)
     recent = at.dataframe[0].value
@@ -155,7 +161,7 @@ def test_home_shows_counts_and_warns_when_engine_is_down(settings, db, demo_data
 
 
 def test_home_demo_button_queues_an_iris_run_and_opens_it(settings, db) -> None:
-    at = open_page("pages/home.py")
+    at = open_page("views/home.py")
     assert "No runs yet" in texts(at.info)
     button(at, "Train a model on a demo dataset").click().run()
     assert not at.exception
@@ -167,11 +173,18 @@ def test_home_demo_button_queues_an_iris_run_and_opens_it(settings, db) -> None:
     assert at.query_params["run"] == str(queued[0].id)
 
 
+def test_home_says_when_the_engine_is_alive(settings, db) -> None:
+    worker_store.register_worker(db, "w-1", hostname="here", pid=os.getpid(), max_concurrent=1)
+    at = open_page("views/home.py")
+    assert "engine is running" in texts(at.success)
+    assert not at.warning
+
+
 # ---------------------------------------------------------------- datasets
 
 
 def test_datasets_empty_state_says_what_to_do(settings, db) -> None:
-    at = open_page("pages/datasets.py")
+    at = open_page("views/datasets.py")
     assert "No datasets yet" in texts(at.info)
     button(at, "Add demo datasets").click().run()
     assert {d.name for d in dataset_store.list_datasets(db)} == {
@@ -180,7 +193,7 @@ def test_datasets_empty_state_says_what_to_do(settings, db) -> None:
 
 
 def test_upload_good_csv_adds_a_dataset(settings, db) -> None:
-    at = open_page("pages/datasets.py")
+    at = open_page("views/datasets.py")
     at.file_uploader[0].set_value(("flowers.csv", GOOD_CSV.encode(), "text/csv")).run()
     assert not at.error, texts(at.error)
     assert at.text_input[0].value == "flowers"  # name defaults to the file stem
@@ -199,7 +212,7 @@ def test_upload_good_csv_adds_a_dataset(settings, db) -> None:
 
 def test_upload_one_class_target_shows_error_and_stores_nothing(settings, db) -> None:
     csv = "a,b,label\n" + "\n".join(f"{i},{i * 2},same" for i in range(10))
-    at = open_page("pages/datasets.py")
+    at = open_page("views/datasets.py")
     at.file_uploader[0].set_value(("one.csv", csv.encode(), "text/csv")).run()
     button(at, "Add dataset").click().run()
     assert "only one class" in texts(at.error)
@@ -209,7 +222,7 @@ def test_upload_one_class_target_shows_error_and_stores_nothing(settings, db) ->
 
 
 def test_upload_non_utf8_shows_error_and_stores_nothing(settings, db) -> None:
-    at = open_page("pages/datasets.py")
+    at = open_page("views/datasets.py")
     raw = "x,label\n1,café\n2,thé\n".encode("latin-1")
     at.file_uploader[0].set_value(("latin.csv", raw, "text/csv")).run()
     assert "not UTF-8" in texts(at.error)
@@ -220,7 +233,7 @@ def test_upload_non_utf8_shows_error_and_stores_nothing(settings, db) -> None:
 def test_dataset_detail_shows_preview_profile_and_class_balance(settings, db,
                                                                 demo_datasets) -> None:
     iris = find_dataset(db, "iris")
-    at = open_page("pages/datasets.py", dataset=str(iris.id))
+    at = open_page("views/datasets.py", dataset=str(iris.id))
     assert at.selectbox(key="dataset_pick").value == iris.id
     assert at.subheader[-1].value == "iris"
     frames = [d.value for d in at.dataframe]
@@ -235,7 +248,7 @@ def test_dataset_detail_shows_preview_profile_and_class_balance(settings, db,
 
 def test_regression_dataset_shows_target_histogram(settings, db, demo_datasets) -> None:
     diabetes = find_dataset(db, "diabetes")
-    at = open_page("pages/datasets.py", dataset=str(diabetes.id))
+    at = open_page("views/datasets.py", dataset=str(diabetes.id))
     assert "Target distribution" in texts(at.markdown)
     bars = plotly_figures(at)[0]["data"][0]
     assert sum(bars["y"]) == diabetes.n_rows
@@ -243,7 +256,7 @@ def test_regression_dataset_shows_target_histogram(settings, db, demo_datasets) 
 
 def test_train_on_this_opens_new_run_with_the_dataset(settings, db, demo_datasets) -> None:
     wine = find_dataset(db, "wine")
-    at = open_page("pages/datasets.py", dataset=str(wine.id))
+    at = open_page("views/datasets.py", dataset=str(wine.id))
     button(at, "Train on this").click().run()
     assert current_title(at) == "New run"
     assert at.selectbox(key="nr_dataset").value == wine.id
@@ -253,7 +266,7 @@ def test_train_on_this_opens_new_run_with_the_dataset(settings, db, demo_dataset
 
 
 def test_new_run_form_defaults_come_from_runconfig(settings, db, demo_datasets) -> None:
-    at = open_page("pages/new_run.py")
+    at = open_page("views/new_run.py")
     defaults = RunConfig()
     assert at.text_input(key="nr_hidden_sizes").value == ",".join(map(str, defaults.hidden_sizes))
     assert at.number_input(key="nr_epochs").value == defaults.epochs
@@ -265,7 +278,7 @@ def test_new_run_form_defaults_come_from_runconfig(settings, db, demo_datasets) 
 
 def test_new_run_submit_queues_a_run_with_the_form_values(settings, db, demo_datasets) -> None:
     wine = find_dataset(db, "wine")
-    at = open_page("pages/new_run.py", dataset=str(wine.id))
+    at = open_page("views/new_run.py", dataset=str(wine.id))
     assert at.selectbox(key="nr_dataset").value == wine.id
     at.text_input(key="nr_hidden_sizes").set_value("32, 16")
     at.number_input(key="nr_learning_rate").set_value(0.01)
@@ -283,9 +296,19 @@ def test_new_run_submit_queues_a_run_with_the_form_values(settings, db, demo_dat
     assert current_title(at) == f"#{run.id} · wine sgd"
 
 
+def test_new_run_dataset_choice_survives_reruns(settings, db, demo_datasets) -> None:
+    iris, wine = find_dataset(db, "iris"), find_dataset(db, "wine")
+    at = open_page("views/new_run.py", dataset=str(iris.id))
+    at.selectbox(key="nr_dataset").set_value(wine.id).run()
+    at.run()  # ?dataset= must follow the choice, or this rerun would switch back to iris
+    assert at.selectbox(key="nr_dataset").value == wine.id
+    assert at.query_params["dataset"] == str(wine.id)
+    assert "on **wine** (target cultivar)" in texts(at.markdown)  # the summary follows it
+
+
 def test_new_run_invalid_value_names_the_field_and_queues_nothing(settings, db,
                                                                   demo_datasets) -> None:
-    at = open_page("pages/new_run.py")
+    at = open_page("views/new_run.py")
     at.text_input(key="nr_hidden_sizes").set_value("abc")
     button(at, "Start training").click().run()
     assert "hidden_sizes" in texts(at.error)
@@ -296,7 +319,7 @@ def test_new_run_invalid_value_names_the_field_and_queues_nothing(settings, db,
 
 def test_new_run_fractions_leaving_no_training_rows_are_refused(settings, db,
                                                                 demo_datasets) -> None:
-    at = open_page("pages/new_run.py")
+    at = open_page("views/new_run.py")
     at.number_input(key="nr_val_fraction").set_value(0.45)
     at.number_input(key="nr_test_fraction").set_value(0.45)
     button(at, "Start training").click().run()
@@ -311,7 +334,7 @@ def test_clone_prefills_the_form_and_links_the_parent(settings, db, demo_dataset
         {"hidden_sizes": [8], "learning_rate": 0.05, "optimizer": "sgd", "epochs": 7},
         name="original",
     )
-    at = open_page("pages/new_run.py", clone=str(source))
+    at = open_page("views/new_run.py", clone=str(source))
     assert "Cloning run" in texts(at.info)
     assert at.selectbox(key="nr_dataset").value == wine.id
     assert at.text_input(key="nr_hidden_sizes").value == "8"
@@ -328,7 +351,7 @@ def test_clone_prefills_the_form_and_links_the_parent(settings, db, demo_dataset
 
 
 def test_runs_page_empty_state_offers_a_demo_run(settings, db) -> None:
-    at = open_page("pages/runs.py")
+    at = open_page("views/runs.py")
     assert "No runs yet — train one on a demo dataset" in texts(at.info)
     button(at, "Train a model on a demo dataset").click().run()
     assert [r.status for r in run_store.list_runs(db)] == ["queued"]
@@ -337,10 +360,10 @@ def test_runs_page_empty_state_offers_a_demo_run(settings, db) -> None:
 def test_runs_page_lists_runs_and_filters_by_status(settings, db, demo_datasets) -> None:
     done = completed_run(settings, db)
     waiting = submit_run(db, "wine", {}, name="waiting")
-    at = open_page("pages/runs.py")
+    at = open_page("views/runs.py")
     table = at.dataframe[0].value
     assert list(table["id"]) == [waiting, done]
-    assert list(table["status"]) == ["⚪ queued", "🟢 completed"]
+    assert [list(s) for s in table["status"]] == [["queued"], ["completed"]]
     assert "test_accuracy" in table.columns
     assert table.set_index("id").loc[done, "test_accuracy"] == pytest.approx(0.9333)
     assert table.set_index("id").loc[done, "open"] == f"run?run={done}"
@@ -362,7 +385,7 @@ def test_runs_page_lists_runs_and_filters_by_status(settings, db, demo_datasets)
 def test_completed_run_shows_cards_curves_evaluation_config_and_log(settings, db,
                                                                    demo_datasets) -> None:
     run_id = completed_run(settings, db)
-    at = open_page("pages/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id))
     assert current_title(at) == f"#{run_id} · iris finished"
     assert ":green-badge[" in texts(at.markdown)
 
@@ -377,13 +400,30 @@ def test_completed_run_shows_cards_curves_evaluation_config_and_log(settings, db
     assert loss[0]["x"] == [1, 2, 3]
     assert loss[0]["y"] == pytest.approx([1.0, 0.5, 1 / 3])
     quality = figures[1]["data"]
-    assert quality[0]["name"] == "val accuracy" and quality[0]["y"] == pytest.approx([0.6, 0.7, 0.8])
+    assert quality[0]["name"] == "val accuracy"
+    assert quality[0]["y"] == pytest.approx([0.6, 0.7, 0.8])
     heatmap = next(f["data"][0] for f in figures if f["data"][0]["type"] == "heatmap")
     assert heatmap["z"] == [[8, 0, 0], [0, 6, 1], [0, 1, 7]]
 
     assert at.json[0].value and json.loads(at.json[0].value)["epochs"] == 3
     assert "run completed" in texts(at.code)
     assert not at.error
+    # No artifact rows yet: the run folder's files are offered instead.
+    assert [d.proto.label for d in at.get("download_button")].count("Download") == 2
+
+
+def test_registered_artifacts_are_listed_with_download(settings, db, demo_datasets) -> None:
+    run_id = completed_run(settings, db)
+    checkpoint = settings.run_dir(run_id) / "checkpoint.pt"
+    checkpoint.write_bytes(b"x" * 2048)
+    artifact_store.add_artifact(db, run_id, kind="checkpoint", path=str(checkpoint),
+                                size_bytes=2048, sha256="0" * 64)
+    artifact_store.add_artifact(db, run_id, kind="model", path="gone.pt", size_bytes=10,
+                                sha256="0" * 64)
+    at = open_page("views/run_detail.py", run=str(run_id))
+    assert "checkpoint.pt" in texts(at.text) and "gone.pt" in texts(at.text)
+    assert "2.0 KB" in texts(at.caption) and "file missing" in texts(at.caption)
+    assert [d.proto.label for d in at.get("download_button")].count("Download") == 1
 
 
 def test_failed_run_shows_its_error(settings, db, demo_datasets) -> None:
@@ -391,7 +431,7 @@ def test_failed_run_shows_its_error(settings, db, demo_datasets) -> None:
     run_store.claim_next_run(db, "test-worker")
     message = "Loss became NaN at epoch 2; lower the learning rate (now 0.001)."
     run_store.finish_run(db, run_id, "failed", error=message)
-    at = open_page("pages/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id))
     assert message in texts(at.error)
     assert ":red-badge[" in texts(at.markdown)
     assert not [b for b in at.button if b.label == "Cancel"]  # only active runs can be cancelled
@@ -400,7 +440,7 @@ def test_failed_run_shows_its_error(settings, db, demo_datasets) -> None:
 
 def test_cancel_queued_run(settings, db, demo_datasets) -> None:
     run_id = submit_run(db, "iris", {}, name="not needed")
-    at = open_page("pages/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id))
     assert "engine is not running" in texts(at.warning)
     button(at, "Cancel").click().run()
     assert not at.exception
@@ -413,7 +453,7 @@ def test_cancel_running_run_sets_the_flag(settings, db, demo_datasets) -> None:
     run_id = submit_run(db, "iris", {"epochs": 10}, name="long one")
     run_store.claim_next_run(db, "test-worker")
     metric_store.append_metrics(db, run_id, [("train_loss", 4, 0.5, time.time())])
-    at = open_page("pages/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id))
     assert at.get("progress")[0].proto.text == "Epoch 4 of 10"
     button(at, "Cancel").click().run()
     run = run_store.get_run(db, run_id)
@@ -423,7 +463,7 @@ def test_cancel_running_run_sets_the_flag(settings, db, demo_datasets) -> None:
 
 def test_clone_button_opens_the_prefilled_form(settings, db, demo_datasets) -> None:
     run_id = submit_run(db, "iris", {"epochs": 9}, name="to copy")
-    at = open_page("pages/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id))
     button(at, "Clone").click().run()
     assert current_title(at) == "New run"
     assert at.number_input(key="nr_epochs").value == 9
@@ -431,16 +471,25 @@ def test_clone_button_opens_the_prefilled_form(settings, db, demo_datasets) -> N
 
 def test_run_page_without_a_run_offers_recent_runs(settings, db, demo_datasets) -> None:
     run_id = submit_run(db, "iris", {}, name="pick me")
-    at = open_page("pages/run_detail.py", run="999")
+    at = open_page("views/run_detail.py", run="999")
     assert "There is no run #999" in texts(at.warning)
     chooser = at.selectbox[0]
-    assert chooser.options == [f"#{run_id} · pick me · ⚪ queued"]
+    assert chooser.options == [f"#{run_id} · pick me · queued"]
     chooser.set_value(run_id).run()
     assert current_title(at) == f"#{run_id} · pick me"
 
 
 def test_user_names_are_shown_as_text_not_markup(settings, db, demo_datasets) -> None:
     run_id = submit_run(db, "iris", {}, name="**bold** [link](http://x) <b>")
-    at = open_page("pages/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id))
     title = current_title(at)
     assert r"\*\*bold\*\*" in title and r"\[link\]\(http" in title and r"\<b\>" in title
+
+
+
+def test_page_files_are_not_in_a_pages_folder() -> None:
+    """A dashboard/pages/ folder puts Streamlit in its legacy multipage mode: a deep link such
+    as /run?run=7 then runs the page file without app.py (narrow layout, wrong sidebar). Found
+    with a real browser; AppTest cannot see it."""
+    assert not (ROOT / "dashboard" / "pages").exists()
+    assert (ROOT / "dashboard" / "views" / "run_detail.py").is_file()

@@ -71,19 +71,23 @@ def _field_widget(name: str, value: Any, dataset: DatasetRecord) -> Any:
     label = _label(name)
     if get_origin(annotation) is Literal:
         options = list(get_args(annotation))
-        labels = {
-            "task": {"auto": f"{dataset.task}, as the dataset says", **TASKS},
-            "model": MODEL_FAMILIES,
-        }.get(name, {})
+        # Short labels (the box is narrow); the longer descriptions go into the tooltip.
+        labels = {"task": {"auto": f"auto → {dataset.task}"}}.get(name, {})
+        described = {"task": TASKS, "model": MODEL_FAMILIES}.get(name)
+        if described:
+            extra = "; ".join(f"{k}: {v}" for k, v in described.items())
+            common["help"] = f"{common['help'] or ''} ({extra})".strip()
         return st.selectbox(
             label, options, index=options.index(value) if value in options else 0,
-            format_func=lambda o: f"{o} — {labels[o]}" if o in labels else str(o),
+            format_func=lambda o: labels.get(o, str(o)),
             **common,
         )
     if annotation is bool:
         return st.checkbox(label, value=bool(value), **common)
     if annotation is int:
-        return st.number_input(label, value=int(value), step=1, **_bounds(name, value, int), **common)
+        return st.number_input(
+            label, value=int(value), step=1, **_bounds(name, value, int), **common
+        )
     if annotation is float:
         return st.number_input(
             label, value=float(value), step=STEPS.get(name, 0.1), format="%g",
@@ -116,6 +120,11 @@ def _summary(dataset: DatasetRecord, values: dict[str, Any]) -> str:
         )
     except (KeyError, TypeError, ValueError):  # a value the validator will reject on submit
         return "Fix the values above to see a summary."
+
+
+def _sync_dataset_param() -> None:
+    # Keep ?dataset= in step with the choice, or the URL would switch it back on the next rerun.
+    st.query_params["dataset"] = str(st.session_state[KEY_PREFIX + "dataset"])
 
 
 # ---------------------------------------------------------------- what to prefill
@@ -182,6 +191,7 @@ with form_col:
         format_func=lambda i: f"{by_id[i].name}  ·  {by_id[i].task}  ·  {by_id[i].n_rows:,} rows",
         key=KEY_PREFIX + "dataset",
         help="The table to train on; add one on the Datasets page.",
+        on_change=_sync_dataset_param,
     )
     dataset = by_id[dataset_id]
     values: dict[str, Any] = {}

@@ -21,7 +21,7 @@ with data.shown_errors("reading the overview"):
     cols = st.columns(6)
     cols[0].metric("Datasets", n_datasets, border=True)
     for col, status in zip(cols[1:], data.STATUS_COLORS, strict=True):
-        col.metric(data.status_label(status), counts.get(status, 0), border=True)
+        col.metric(data.status_markdown(status), counts.get(status, 0), border=True)
 
     if alive:
         st.success("The engine is running: queued runs start on their own.",
@@ -62,6 +62,7 @@ with data.shown_errors("listing recent runs"):
             data.runs_frame(recent),
             hide_index=True,
             column_config=data.runs_column_config(),
+            placeholder="—",
             on_select="rerun",
             selection_mode="single-row",
             key="home_recent_runs",

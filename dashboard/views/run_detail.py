@@ -1,0 +1,326 @@
+"""Run: one run's status, results, live curves, evaluation, config, log and files (?run=ID).
+
+While the run is queued or running, a fragment re-reads it every two seconds and redraws only
+the progress and the curves; when the status changes it reruns the whole page, so the header,
+the actions and the result cards follow.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, data
+from db import artifacts as artifact_store
+from db import metrics as metric_store
+from db import runs as run_store
+from db.records import RunRecord
+from engine.catalog import EPOCH_METRICS, HEADLINE_METRIC, TEST_METRICS, metric_label
+from engine.run_files import log_path, report_path, tail
+
+REFRESH_S = 2
+# A runner flushes about every second; this much silence means it is stuck or gone.
+STALE_HEARTBEAT_S = 60
+MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+LOG_LINES = 300
+
+db = data.get_db()
+settings = data.get_settings()
+
+
+def _choose_run(missing_id: int | None) -> None:
+    """No (valid) ?run= in the URL: offer the recent runs instead of an error."""
+    st.title("Run")
+    if missing_id is not None:
+        st.warning(f"There is no run #{missing_id}. Choose another one below.")
+    recent = run_store.list_runs(db, limit=100)
+    if not recent:
+        st.info("No runs yet — train one on a demo dataset from Home.", icon=":material/info:")
+        st.page_link(data.HOME_PAGE, label="Go to Home", icon=":material/home:")
+        return
+    names = {r.id: f"#{r.id} · {r.name} · {r.status}" for r in recent}
+    pick = st.selectbox("Open a run", list(names), index=None, format_func=names.get,
+                        placeholder="Choose one of the 100 most recent runs")
+    if pick is not None:
+        st.query_params["run"] = str(pick)
+        st.rerun()
+
+
+def _progress(run: RunRecord, alive: bool) -> None:
+    """Where an active run stands: waiting for the engine, or epoch N of M."""
+    if run.status == "queued":
+        if alive:
+            st.info("Queued — it starts as soon as the engine has a free slot.",
+                    icon=":material/schedule:")
+        else:
+            st.warning(f"Queued, but the engine is not running. {data.ENGINE_HINT}",
+                       icon=":material/power_off:")
+        return
+    epochs = int(run.config.get("epochs") or 0)
+    done = int(run.summary.get("train_loss", {}).get("step") or 0)
+    text = f"Epoch {done} of {epochs}" if epochs else f"Epoch {done}"
+    st.progress(min(1.0, done / epochs) if epochs else 0.0, text=text)
+    age = run_store.heartbeat_age_s(run)
+    if age is not None and age > STALE_HEARTBEAT_S:
+        st.warning(
+            f"No sign of life from this run for {data.format_duration(age)}. If the engine "
+            f"stopped, it marks the run failed or requeues it when it restarts. {data.ENGINE_HINT}",
+            icon=":material/heart_broken:",
+        )
+    if run.cancel_requested:
+        st.caption("Cancel requested — the run stops at its next checkpoint flush.")
+
+
+def _curves(run_id: int, shown_status: str, task: str) -> None:
+    """Progress and curves; re-run alone every few seconds while the run is active."""
+    # The guard sits inside: a fragment's own reruns do not pass through the page's code.
+    with data.shown_errors("drawing the curves"):
+        _draw_curves(run_id, shown_status, task)
+
+
+def _draw_curves(run_id: int, shown_status: str, task: str) -> None:
+    run = run_store.get_run(db, run_id)
+    if run is None:
+        st.warning("This run no longer exists.")
+        return
+    if run.status != shown_status:
+        st.rerun()  # the whole page: header, actions and result cards change with the status
+    if run.status in data.ACTIVE_STATUSES:
+        _progress(run, data.engine_alive(db))
+
+    epoch_keys = EPOCH_METRICS.get(task, [])
+    history = metric_store.metric_history(db, [run_id], keys=[*epoch_keys, "lr"])
+    if history.empty:
+        st.info("No curves yet: they appear after the first epoch.", icon=":material/timeline:")
+        return
+    loss_keys = [k for k in epoch_keys if k.endswith("_loss")]
+    quality_keys = [k for k in epoch_keys if k not in loss_keys]
+    loss_col, quality_col = st.columns(2)
+    with loss_col:
+        st.markdown("**Loss**")
+        st.plotly_chart(charts.metric_curves(history, loss_keys), key="curve_loss")
+    with quality_col:
+        if quality_keys:
+            st.markdown("**" + ", ".join(metric_label(k) for k in quality_keys) + "**")
+            st.plotly_chart(charts.metric_curves(history, quality_keys), key="curve_quality")
+    if (history["key"] == "lr").any():
+        with st.expander("Learning rate"):
+            st.plotly_chart(charts.metric_curves(history, ["lr"]), key="curve_lr")
+    st.download_button(
+        "Download all points (CSV)",
+        data=lambda: history.to_csv(index=False),  # built only when clicked, not every tick
+        file_name=f"run-{run_id}-metrics.csv",
+        mime="text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+
+
+def _log(run_id: int) -> None:
+    with data.shown_errors("reading the log"):
+        _show_log(run_id)
+
+
+def _show_log(run_id: int) -> None:
+    text = tail(log_path(settings, run_id), LOG_LINES)
+    if text:
+        st.caption(f"The newest lines of run.log (up to {LOG_LINES}).")
+        st.code(text, language="text", height=500 if text.count("\n") > 25 else "content")
+    else:
+        st.info("No log yet: the engine writes it once the run starts.")
+
+
+def _report(run_id: int) -> dict[str, Any] | None:
+    path = report_path(settings, run_id)
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        st.warning(f"The evaluation report {path} cannot be read; it may be incomplete.")
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def _evaluation(run: RunRecord, task: str) -> None:
+    report = _report(run.id)
+    known = TEST_METRICS.get(task, [])
+    keys = [k for k in known if k in run.summary]
+    keys += sorted(k for k in run.summary if k.startswith("test_") and k not in known)
+    metrics = {k: run.last(k) for k in keys}
+    if not metrics and report:
+        metrics = {k: v for k, v in (report.get("metrics") or {}).items()}
+    if not metrics and not report:
+        st.info("Evaluation on the held-out test rows appears here when the run completes.",
+                icon=":material/fact_check:")
+        return
+
+    table_col, chart_col = st.columns([2, 3], gap="large")
+    with table_col:
+        st.markdown("**Test metrics**")
+        st.dataframe(
+            pd.DataFrame({"metric": [metric_label(k) for k in metrics],
+                          "value": list(metrics.values())}),
+            hide_index=True,
+            column_config={"value": st.column_config.NumberColumn(format="%.4f")},
+            placeholder="—",
+        )
+        if report and report.get("n_test"):
+            st.caption(f"On {int(report['n_test']):,} held-out test rows.")
+    if not report:
+        return
+    with chart_col:
+        matrix, classes = report.get("confusion_matrix"), report.get("classes")
+        if matrix and classes:
+            st.markdown("**Confusion matrix**")
+            share = st.toggle("Show shares of each true class", key="cm_normalize")
+            try:
+                st.plotly_chart(charts.confusion_matrix(matrix, classes, normalize=share),
+                                key="confusion")
+            except ValueError as exc:
+                st.warning(f"The confusion matrix in report.json is malformed: {exc}")
+        quantiles = report.get("residual_quantiles")
+        if quantiles:
+            st.markdown("**Residuals** (true − predicted)")
+            st.dataframe(
+                pd.DataFrame({"quantile": list(quantiles), "residual": list(quantiles.values())}),
+                hide_index=True,
+            )
+    per_class = report.get("per_class")
+    if isinstance(per_class, dict) and per_class:
+        st.markdown("**Per class**")
+        st.dataframe(pd.DataFrame.from_dict(per_class, orient="index"), width="stretch")
+
+
+def _artifact_file(path: str, run_id: int) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else settings.run_dir(run_id) / candidate
+
+
+def _artifacts(run: RunRecord) -> None:
+    records = artifact_store.list_artifacts(db, run.id)
+    files = [(a.kind, _artifact_file(a.path, run.id), a.bytes) for a in records]
+    if not files:
+        # An engine that kept files but did not register them still shows them.
+        run_dir = settings.run_dir(run.id)
+        if run_dir.is_dir():
+            files = [("file", p, p.stat().st_size) for p in sorted(run_dir.iterdir())
+                     if p.is_file()]
+    if not files:
+        st.info("No files yet: checkpoints, the report and the log appear here.",
+                icon=":material/folder_open:")
+        return
+    for i, (kind, path, size) in enumerate(files):
+        name_col, kind_col, size_col, action_col = st.columns([4, 1, 1, 2],
+                                                              vertical_alignment="center")
+        name_col.text(path.name)
+        kind_col.caption(kind)
+        size_col.caption(_size(size))
+        if not path.is_file():
+            action_col.caption("file missing")
+        elif size > MAX_DOWNLOAD_BYTES:
+            action_col.caption(f"over {_size(MAX_DOWNLOAD_BYTES)}: copy it from {path.parent}")
+        else:
+            action_col.download_button(
+                "Download", data=path.read_bytes, file_name=path.name, key=f"artifact_{i}",
+                on_click="ignore", icon=":material/download:",
+            )
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _result_cards(run: RunRecord, task: str) -> None:
+    headline, _ = HEADLINE_METRIC.get(task, (None, True))
+    keys = [k for k in TEST_METRICS.get(task, []) if k in run.summary]
+    keys.sort(key=lambda k: k != headline)  # the metric a run is judged by comes first
+    if not keys:
+        return
+    for col, key in zip(st.columns(min(len(keys), 6)), keys[:6], strict=False):
+        col.metric(metric_label(key), data.format_value(run.last(key)), border=True)
+
+
+def _actions(run: RunRecord) -> None:
+    with st.container(horizontal=True, horizontal_alignment="right"):
+        if run.status in data.ACTIVE_STATUSES:
+            if st.button("Cancel", icon=":material/stop_circle:", disabled=run.cancel_requested,
+                         help="Stop the run; a running one saves its checkpoint first."):
+                status = run_store.request_cancel(db, run.id)
+                if status == "cancelled":
+                    data.flash("Cancelled before it started.", "info")
+                elif status == "running":
+                    data.flash("Cancel requested — the run stops at its next checkpoint flush.",
+                               "info")
+                else:
+                    data.flash(f"The run had already finished ({status}).", "info")
+                st.rerun()
+        if st.button("Clone", icon=":material/content_copy:",
+                     help="Open New run with this run's settings."):
+            st.switch_page(data.NEW_RUN_PAGE, query_params={"clone": str(run.id)})
+        st.page_link(data.DATASETS_PAGE, label="Dataset", icon=":material/table:",
+                     query_params={"dataset": str(run.dataset_id)})
+
+
+# ---------------------------------------------------------------- page
+
+run_id = data.query_int("run")
+run = run_store.get_run(db, run_id) if run_id is not None else None
+if run is None:
+    with data.shown_errors("listing runs"):
+        _choose_run(run_id)
+    st.stop()
+
+dataset = next((d for d in data.datasets() if d.id == run.dataset_id), None)
+task = data.effective_task(run, dataset)
+active = run.status in data.ACTIVE_STATUSES
+
+title_col, action_col = st.columns([3, 2], vertical_alignment="bottom")
+with title_col:
+    st.title(f"#{run.id} · {data.md_text(run.name)}")
+with action_col:
+    _actions(run)
+data.show_flash()
+
+with st.container(horizontal=True, vertical_alignment="center"):
+    data.status_badge(run.status)
+    facts = [f"dataset {run.dataset_name}", task]
+    if run.device:
+        facts.append(f"on {run.device}")
+    facts.append(f"created {data.format_time(run.created_at)}")
+    if run.duration_s is not None:
+        verb = "running for" if run.status == "running" else "took"
+        facts.append(f"{verb} {data.format_duration(run.duration_s)}")
+    if run.parent_run_id:
+        facts.append(f"cloned from #{run.parent_run_id}")
+    st.caption(data.md_text(" · ".join(facts)))
+
+if run.status == "failed":
+    st.error(run.error or "The run failed without a message; its log may say why (Logs tab).",
+             icon=":material/error:")
+elif run.status == "cancelled":
+    st.warning("Cancelled. Clone it to start again with the same settings.",
+               icon=":material/cancel:")
+elif run.status == "completed":
+    _result_cards(run, task)
+
+curves_tab, eval_tab, config_tab, logs_tab, files_tab = st.tabs(
+    ["Curves", "Evaluation", "Config", "Logs", "Artifacts"]
+)
+refresh = REFRESH_S if active else None
+with curves_tab:
+    st.fragment(_curves, run_every=refresh)(run.id, run.status, task)
+with eval_tab, data.shown_errors("reading the evaluation"):
+    _evaluation(run, task)
+with config_tab:
+    st.json(run.config)
+with logs_tab:
+    st.fragment(_log, run_every=refresh)(run.id)
+with files_tab, data.shown_errors("listing the files"):
+    _artifacts(run)
