@@ -244,12 +244,16 @@ def _browser_zone() -> ZoneInfo | None:
 
 
 def local_time(value: datetime | None) -> datetime | None:
-    """A stored (naive UTC) time in the browser's time zone, or UTC when it is unknown."""
+    """A stored (naive UTC) time in the browser's time zone, or UTC when it is unknown.
+
+    Returned naive (wall-clock time): table columns of tz-aware values trip a pandas 3
+    deprecation inside st.dataframe.
+    """
     if value is None:
         return None
     aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value
     zone = _browser_zone()
-    return aware.astimezone(zone) if zone else aware
+    return (aware.astimezone(zone) if zone else aware).replace(tzinfo=None)
 
 
 def format_time(value: datetime | None) -> str:
