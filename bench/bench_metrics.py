@@ -73,15 +73,19 @@ def make_points(n_keys: int, n_steps: int, seed: int = 0) -> list[Point]:
     rng = random.Random(seed)
     start = 1.7e9
     return [
-        (f"k{k}", step, math.exp(-step / max(n_steps, 1)) + k + rng.random() * 0.01,
-         start + step * 0.05)
+        (
+            f"k{k}",
+            step,
+            math.exp(-step / max(n_steps, 1)) + k + rng.random() * 0.01,
+            start + step * 0.05,
+        )
         for step in range(n_steps)
         for k in range(n_keys)
     ]
 
 
 def chunks(points: Sequence[Point], size: int) -> list[Sequence[Point]]:
-    return [points[i:i + size] for i in range(0, len(points), size)]
+    return [points[i : i + size] for i in range(0, len(points), size)]
 
 
 @dataclass
@@ -132,9 +136,17 @@ class SeedlabDatabases:
         engine = get_db(settings)
         upgrade_to_head(engine)
         self.dataset_id = db.datasets.insert_dataset(
-            engine, name="bench", kind="tabular", task="regression", target="y",
-            schema={"columns": ["x", "y"]}, n_rows=1, n_columns=2, sha256="0" * 64,
-            path=str(template_home / "datasets" / "bench"), source_filename="bench.csv",
+            engine,
+            name="bench",
+            kind="tabular",
+            task="regression",
+            target="y",
+            schema={"columns": ["x", "y"]},
+            n_rows=1,
+            n_columns=2,
+            sha256="0" * 64,
+            path=str(template_home / "datasets" / "bench"),
+            source_filename="bench.csv",
         ).id
         # Closing the last connection checkpoints the WAL into the main file, so a plain copy
         # of seedlab.db is complete.
@@ -274,8 +286,9 @@ def run_benchmark(cfg: Config, workdir: Path, progress: Callable[[str], None]) -
     seedlab_dbs = SeedlabDatabases(workdir)
     written: dict[str, tuple[Engine, int]] = {}  # measurement name -> its last database
 
-    def seedlab_measure(name: str, fn: Callable[[Engine, int, list[Sequence[Point]]], None],
-                        batch: int) -> Measurement:
+    def seedlab_measure(
+        name: str, fn: Callable[[Engine, int, list[Sequence[Point]]], None], batch: int
+    ) -> Measurement:
         progress(name)
         m = Measurement(name, n)
         batches = chunks(points, batch)
@@ -288,12 +301,21 @@ def run_benchmark(cfg: Config, workdir: Path, progress: Callable[[str], None]) -
     main_name = f"Seedlab append_metrics, batch {cfg.batch}"
     writes.append(seedlab_measure(main_name, seedlab_append, cfg.batch))
     if cfg.batch != SMALL_BATCH:
-        writes.append(seedlab_measure(
-            f"Seedlab append_metrics, batch {SMALL_BATCH}", seedlab_append, SMALL_BATCH))
-    writes.append(seedlab_measure(
-        f"Seedlab record_progress, batch {cfg.batch}", seedlab_record_progress, cfg.batch))
-    writes.append(seedlab_measure(
-        f"ref: Core insert executemany, batch {cfg.batch}", core_plain_insert, cfg.batch))
+        writes.append(
+            seedlab_measure(
+                f"Seedlab append_metrics, batch {SMALL_BATCH}", seedlab_append, SMALL_BATCH
+            )
+        )
+    writes.append(
+        seedlab_measure(
+            f"Seedlab record_progress, batch {cfg.batch}", seedlab_record_progress, cfg.batch
+        )
+    )
+    writes.append(
+        seedlab_measure(
+            f"ref: Core insert executemany, batch {cfg.batch}", core_plain_insert, cfg.batch
+        )
+    )
     # The series read back comes from the last database append_metrics wrote.
     read_engine, read_run_id = written[main_name]
     notes.append(
@@ -310,8 +332,13 @@ def run_benchmark(cfg: Config, workdir: Path, progress: Callable[[str], None]) -
     seed_read = Measurement(f"Seedlab metric_history, {cfg.steps} steps", cfg.steps)
     for _ in range(cfg.repeats):
         frame: list[Any] = []
-        seed_read.seconds.append(timed(lambda f=frame: f.append(
-            db.metrics.metric_history(read_engine, [read_run_id], ["k0"]))))
+        seed_read.seconds.append(
+            timed(
+                lambda f=frame: f.append(
+                    db.metrics.metric_history(read_engine, [read_run_id], ["k0"])
+                )
+            )
+        )
         if len(frame[0]) != cfg.steps:
             raise RuntimeError(f"Seedlab read {len(frame[0])} points of k0, expected {cfg.steps}")
     reads.append(seed_read)
@@ -319,21 +346,28 @@ def run_benchmark(cfg: Config, workdir: Path, progress: Callable[[str], None]) -
     mlflow, why = load_mlflow()
     mlflow_version = None
     if mlflow is None:
-        notes.append(f"MLflow baseline skipped: `import mlflow` failed ({why}). "
-                     f"Install it in the bench venv: {INSTALL_HINT}")
+        notes.append(
+            f"MLflow baseline skipped: `import mlflow` failed ({why}). "
+            f"Install it in the bench venv: {INSTALL_HINT}"
+        )
     else:
         mlflow_version = mlflow.__version__
         writes_ml, reads_ml, notes_ml = run_mlflow(mlflow, cfg, points, workdir, progress)
         writes.extend(writes_ml)
         reads.extend(reads_ml)
         notes.extend(notes_ml)
-    notes.append("Points (tuples, MLflow Metric objects) are built before timing; set-up "
-                 "(migrations, experiment and run creation) is excluded from every timing.")
+    notes.append(
+        "Points (tuples, MLflow Metric objects) are built before timing; set-up "
+        "(migrations, experiment and run creation) is excluded from every timing."
+    )
     return Results(cfg, writes, reads, notes, mlflow_version, load_before, os.getloadavg())
 
 
 def run_mlflow(
-    mlflow: ModuleType, cfg: Config, points: list[Point], workdir: Path,
+    mlflow: ModuleType,
+    cfg: Config,
+    points: list[Point],
+    workdir: Path,
     progress: Callable[[str], None],
 ) -> tuple[list[Measurement], list[Measurement], list[str]]:
     progress("MLflow: creating its SQLite store (untimed)")
@@ -347,8 +381,9 @@ def run_mlflow(
     last: tuple[Any, str, Path] | None = None
     for _ in range(cfg.repeats):
         client, run_id, path = dbs.fresh()
-        log_batch.seconds.append(timed(
-            lambda c=client, r=run_id: [c.log_batch(r, metrics=b) for b in batches]))
+        log_batch.seconds.append(
+            timed(lambda c=client, r=run_id: [c.log_batch(r, metrics=b) for b in batches])
+        )
         last = (client, run_id, path)
     assert last is not None
     client, run_id, path = last
@@ -356,8 +391,9 @@ def run_mlflow(
 
     sample = min(cfg.log_metric_sample, n)
     progress(f"MLflow log_metric, first {sample} points")
-    log_metric = Measurement(f"MLflow log_metric, one by one ({sample}-point sample)", sample,
-                             note="extrapolated")
+    log_metric = Measurement(
+        f"MLflow log_metric, one by one ({sample}-point sample)", sample, note="extrapolated"
+    )
     for _ in range(cfg.repeats):
         # The fluent API logs to the active run: point it at a fresh store, start the run
         # before the timer.
@@ -365,10 +401,14 @@ def run_mlflow(
         mlflow.set_tracking_uri(dbs.uri(lm_path))
         mlflow.start_run(run_id=lm_run_id)
         try:
-            log_metric.seconds.append(timed(lambda: [
-                mlflow.log_metric(k, v, step=s, timestamp=int(t * 1000))
-                for k, s, v, t in points[:sample]
-            ]))
+            log_metric.seconds.append(
+                timed(
+                    lambda: [
+                        mlflow.log_metric(k, v, step=s, timestamp=int(t * 1000))
+                        for k, s, v, t in points[:sample]
+                    ]
+                )
+            )
         finally:
             mlflow.end_run()
     notes.append(
@@ -421,8 +461,9 @@ def format_table(results: Results) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for m in results.reads:
-        ratio = (_fmt_ratio(baseline_read.median_seconds / m.median_seconds)
-                 if baseline_read else "n/a")
+        ratio = (
+            _fmt_ratio(baseline_read.median_seconds / m.median_seconds) if baseline_read else "n/a"
+        )
         lines.append(
             f"| {m.name} | {m.points:,} | {m.median_seconds * 1000:,.1f} | "
             f"{min(m.seconds) * 1000:,.1f}–{max(m.seconds) * 1000:,.1f} | {ratio} |"
@@ -471,7 +512,8 @@ def environment_lines(results: Results) -> list[str]:
         f"- command: `{command_line()}`",
         "- load average (1/5/15 min) before: "
         + "/".join(f"{x:.2f}" for x in results.load_before)
-        + ", after: " + "/".join(f"{x:.2f}" for x in results.load_after),
+        + ", after: "
+        + "/".join(f"{x:.2f}" for x in results.load_after),
         f"- workload: {results.config.keys} keys × {results.config.steps:,} steps = "
         f"{results.config.keys * results.config.steps:,} points, "
         f"{results.config.repeats} repeat(s) per measurement (median, min–max)",
@@ -480,17 +522,19 @@ def environment_lines(results: Results) -> list[str]:
 
 def write_results(results: Results, table: str, path: Path = RESULTS_PATH) -> None:
     """Replace this script's section of RESULTS.md (between markers), keeping anything else."""
-    section = "\n".join([
-        RESULTS_BEGIN,
-        "## Metric logging: Seedlab vs MLflow on SQLite",
-        "",
-        *environment_lines(results),
-        "",
-        table,
-        "",
-        *(f"- {n}" for n in results.notes),
-        RESULTS_END,
-    ])
+    section = "\n".join(
+        [
+            RESULTS_BEGIN,
+            "## Metric logging: Seedlab vs MLflow on SQLite",
+            "",
+            *environment_lines(results),
+            "",
+            table,
+            "",
+            *(f"- {n}" for n in results.notes),
+            RESULTS_END,
+        ]
+    )
     if path.exists():
         text = path.read_text()
         if RESULTS_BEGIN in text and RESULTS_END in text:
@@ -508,17 +552,30 @@ def write_results(results: Results, table: str, path: Path = RESULTS_PATH) -> No
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[Config, argparse.Namespace]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true",
-                   help="small sizes and 1 repeat (a smoke run, not figures to quote)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes and 1 repeat (a smoke run, not figures to quote)",
+    )
     p.add_argument("--keys", type=int, help="metric keys (default 10)")
     p.add_argument("--steps", type=int, help="steps per key (default 10000; quick: 1000)")
-    p.add_argument("--batch", type=int, default=1000,
-                   help="points per flush (default 1000, the runner's ~1 s flush)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=1000,
+        help="points per flush (default 1000, the runner's ~1 s flush)",
+    )
     p.add_argument("--repeats", type=int, help="repeats per measurement (default 3; quick: 1)")
-    p.add_argument("--log-metric-sample", type=int,
-                   help="points timed for MLflow log_metric (default 2000; quick: 200)")
-    p.add_argument("--write-results", action="store_true",
-                   help=f"update the section in {RESULTS_PATH.relative_to(ROOT)}")
+    p.add_argument(
+        "--log-metric-sample",
+        type=int,
+        help="points timed for MLflow log_metric (default 2000; quick: 200)",
+    )
+    p.add_argument(
+        "--write-results",
+        action="store_true",
+        help=f"update the section in {RESULTS_PATH.relative_to(ROOT)}",
+    )
     args = p.parse_args(argv)
     cfg = Config(
         keys=args.keys or 10,
@@ -542,8 +599,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = run_benchmark(cfg, Path(tmp), progress)
         # Engines hold the temp files open; close them before the directory goes.
         for engine_url_db in list(Path(tmp).glob("seedlab-*/seedlab.db")):
-            get_db(Settings(home=engine_url_db.parent,
-                            db_url=f"sqlite:///{engine_url_db}")).dispose()
+            get_db(
+                Settings(home=engine_url_db.parent, db_url=f"sqlite:///{engine_url_db}")
+            ).dispose()
     table = format_table(results)
     print()
     print("\n".join(environment_lines(results)))

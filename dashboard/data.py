@@ -155,7 +155,7 @@ def dataset_target(dataset_id: int, path: str) -> pd.Series:
     from engine.datasets import load_frame
 
     record = _dataset(dataset_id, path)
-    return load_frame(record)[record.target]
+    return load_frame(record, columns=[record.target])[record.target]
 
 
 def clear_caches() -> None:
@@ -319,8 +319,17 @@ def runs_frame(runs: list[RunRecord]) -> pd.DataFrame:
             row[key] = run.last(key)
         row["open"] = f"run?run={run.id}"
         rows.append(row)
-    columns = ["id", "name", "status", "dataset", "model", *metric_keys, "duration", "created",
-               "open"]
+    columns = [
+        "id",
+        "name",
+        "status",
+        "dataset",
+        "model",
+        *metric_keys,
+        "duration",
+        "created",
+        "open",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -337,7 +346,10 @@ def runs_column_config() -> dict:
         "id": st.column_config.NumberColumn("id", format="%d", width="small"),
         "name": st.column_config.TextColumn("name"),
         "status": st.column_config.MultiselectColumn(
-            "status", options=list(STATUS_HEX), color=list(STATUS_HEX.values()), width=100,
+            "status",
+            options=list(STATUS_HEX),
+            color=list(STATUS_HEX.values()),
+            width=100,
         ),
         "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
         # Relative link: resolves next to the current page, so it also works behind a

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from sqlalchemy import Engine
 
 from db import datasets as dataset_store
@@ -409,18 +410,28 @@ def delete_dataset(db: Engine, record: DatasetRecord) -> None:
 # ---------------------------------------------------------------- loading
 
 
-def load_frame(record: DatasetRecord) -> pd.DataFrame:
+def _data_file(record: DatasetRecord) -> Path:
     path = Path(record.path) / "data.parquet"
     if not path.is_file():
         raise DatasetError(
             f"The files of dataset {record.name!r} are missing ({path}). "
             "Upload the dataset again, or restore SEEDLAB_HOME from a backup."
         )
-    return pd.read_parquet(path)
+    return path
+
+
+def load_frame(record: DatasetRecord, columns: list[str] | None = None) -> pd.DataFrame:
+    """The stored table (or only some of its columns: Parquet reads just those)."""
+    return pd.read_parquet(_data_file(record), columns=columns)
 
 
 def preview(record: DatasetRecord, rows: int = 20) -> pd.DataFrame:
-    return load_frame(record).head(rows)
+    """The first rows, read from the first record batch only (not the whole file)."""
+    parquet = pq.ParquetFile(_data_file(record))
+    batch = next(parquet.iter_batches(batch_size=rows), None)
+    if batch is None:
+        return parquet.schema_arrow.empty_table().to_pandas()
+    return batch.to_pandas()
 
 
 def profile_table(record: DatasetRecord) -> pd.DataFrame:

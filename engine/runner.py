@@ -24,8 +24,8 @@ from engine.config import validate_config
 from engine.datasets import load_frame
 from engine.device import choose_device
 from engine.errors import DatasetError, SeedlabError
-from engine.run_files import checkpoint_path, log_path, report_path
 from engine.pipeline import evaluate_on_test, file_digest, prepare_tabular, save_checkpoint
+from engine.run_files import checkpoint_path, log_path, report_path
 from engine.settings import Settings, get_db
 from engine.train import train
 

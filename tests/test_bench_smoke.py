@@ -20,11 +20,16 @@ def test_bench_metrics_quick_runs_and_reports_seedlab_rate() -> None:
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
         [sys.executable, "bench/bench_metrics.py", "--quick", "--keys", "2", "--steps", "200"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=50,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=50,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # A table row such as "| Seedlab append_metrics, batch 1000 | 400 | 78,477 | …".
-    row = re.search(r"^\| Seedlab append_metrics, batch \d+ \| 400 \| ([\d,]+) \|", proc.stdout,
-                    re.MULTILINE)
+    row = re.search(
+        r"^\| Seedlab append_metrics, batch \d+ \| 400 \| ([\d,]+) \|", proc.stdout, re.MULTILINE
+    )
     assert row is not None, proc.stdout
     assert int(row.group(1).replace(",", "")) > 0

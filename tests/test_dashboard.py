@@ -80,21 +80,24 @@ def completed_run(settings, db, *, dataset: str = "iris", epochs: int = 3) -> in
         ]
     metric_store.append_metrics(db, run_id, points)
     test_metrics = {"test_accuracy": 0.9333, "test_f1_macro": 0.93, "test_log_loss": 0.21}
-    metric_store.append_metrics(
-        db, run_id, [(k, epochs, v, now) for k, v in test_metrics.items()]
-    )
+    metric_store.append_metrics(db, run_id, [(k, epochs, v, now) for k, v in test_metrics.items()])
     classes = find_dataset(db, dataset).schema["classes"]
     run_dir = settings.run_dir(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "report.json").write_text(json.dumps({
-        "task": "classification",
-        "classes": classes,
-        "metrics": test_metrics,
-        "confusion_matrix": [[8, 0, 0], [0, 6, 1], [0, 1, 7]],
-        "per_class": {c: {"precision": 0.9, "recall": 0.9, "f1": 0.9, "support": 8}
-                      for c in classes},
-        "n_test": 23,
-    }))
+    (run_dir / "report.json").write_text(
+        json.dumps(
+            {
+                "task": "classification",
+                "classes": classes,
+                "metrics": test_metrics,
+                "confusion_matrix": [[8, 0, 0], [0, 6, 1], [0, 1, 7]],
+                "per_class": {
+                    c: {"precision": 0.9, "recall": 0.9, "f1": 0.9, "support": 8} for c in classes
+                },
+                "n_test": 23,
+            }
+        )
+    )
     (run_dir / "run.log").write_text("epoch 1 loss 1.0\nepoch 3 loss 0.33\nrun completed\n")
     assert run_store.finish_run(db, run_id, "completed")
     return run_id
@@ -118,20 +121,29 @@ def test_downsample_caps_points_and_keeps_the_ends() -> None:
 
 
 def test_metric_curves_one_trace_per_key_and_per_run() -> None:
-    history = pd.DataFrame({
-        "run_id": [1] * 6 + [2] * 3,
-        "key": ["train_loss"] * 3 + ["val_loss"] * 3 + ["train_loss"] * 3,
-        "step": [1, 2, 3] * 3,
-        "value": [0.9, 0.5, 0.3, 1.0, 0.6, 0.4, 0.8, 0.4, 0.2],
-        "wall_time": [0.0] * 9,
-    })
+    history = pd.DataFrame(
+        {
+            "run_id": [1] * 6 + [2] * 3,
+            "key": ["train_loss"] * 3 + ["val_loss"] * 3 + ["train_loss"] * 3,
+            "step": [1, 2, 3] * 3,
+            "value": [0.9, 0.5, 0.3, 1.0, 0.6, 0.4, 0.8, 0.4, 0.2],
+            "wall_time": [0.0] * 9,
+        }
+    )
     single = charts.metric_curves(history[history.run_id == 1], ["train_loss", "val_loss"])
     assert [t.name for t in single.data] == ["train loss", "val loss"]
     assert list(single.data[0].y) == [0.9, 0.5, 0.3]
     several = charts.metric_curves(history, ["train_loss"], run_labels={1: "a", 2: "b"})
     assert [t.name for t in several.data] == ["a", "b"]
-    long = pd.DataFrame({"run_id": 1, "key": "train_loss", "step": np.arange(1, 5001),
-                         "value": np.linspace(1, 0, 5000), "wall_time": 0.0})
+    long = pd.DataFrame(
+        {
+            "run_id": 1,
+            "key": "train_loss",
+            "step": np.arange(1, 5001),
+            "value": np.linspace(1, 0, 5000),
+            "wall_time": 0.0,
+        }
+    )
     assert len(charts.metric_curves(long, ["train_loss"]).data[0].x) <= 2000
 
 
@@ -188,7 +200,11 @@ def test_datasets_empty_state_says_what_to_do(settings, db) -> None:
     assert "No datasets yet" in texts(at.info)
     button(at, "Add demo datasets").click().run()
     assert {d.name for d in dataset_store.list_datasets(db)} == {
-        "iris", "wine", "breast_cancer", "diabetes"}
+        "iris",
+        "wine",
+        "breast_cancer",
+        "diabetes",
+    }
     assert "Added iris" in texts(at.success)
 
 
@@ -230,8 +246,9 @@ def test_upload_non_utf8_shows_error_and_stores_nothing(settings, db) -> None:
     assert dataset_store.list_datasets(db) == []
 
 
-def test_dataset_detail_shows_preview_profile_and_class_balance(settings, db,
-                                                                demo_datasets) -> None:
+def test_dataset_detail_shows_preview_profile_and_class_balance(
+    settings, db, demo_datasets
+) -> None:
     iris = find_dataset(db, "iris")
     at = open_page("views/datasets.py", dataset=str(iris.id))
     assert at.selectbox(key="dataset_pick").value == iris.id
@@ -306,8 +323,9 @@ def test_new_run_dataset_choice_survives_reruns(settings, db, demo_datasets) -> 
     assert "on **wine** (target cultivar)" in texts(at.markdown)  # the summary follows it
 
 
-def test_new_run_invalid_value_names_the_field_and_queues_nothing(settings, db,
-                                                                  demo_datasets) -> None:
+def test_new_run_invalid_value_names_the_field_and_queues_nothing(
+    settings, db, demo_datasets
+) -> None:
     at = open_page("views/new_run.py")
     at.text_input(key="nr_hidden_sizes").set_value("abc")
     button(at, "Start training").click().run()
@@ -317,8 +335,9 @@ def test_new_run_invalid_value_names_the_field_and_queues_nothing(settings, db,
     assert current_title(at) == "New run"
 
 
-def test_new_run_fractions_leaving_no_training_rows_are_refused(settings, db,
-                                                                demo_datasets) -> None:
+def test_new_run_fractions_leaving_no_training_rows_are_refused(
+    settings, db, demo_datasets
+) -> None:
     at = open_page("views/new_run.py")
     at.number_input(key="nr_val_fraction").set_value(0.45)
     at.number_input(key="nr_test_fraction").set_value(0.45)
@@ -330,7 +349,8 @@ def test_new_run_fractions_leaving_no_training_rows_are_refused(settings, db,
 def test_clone_prefills_the_form_and_links_the_parent(settings, db, demo_datasets) -> None:
     wine = find_dataset(db, "wine")
     source = submit_run(
-        db, "wine",
+        db,
+        "wine",
         {"hidden_sizes": [8], "learning_rate": 0.05, "optimizer": "sgd", "epochs": 7},
         name="original",
     )
@@ -382,8 +402,9 @@ def test_runs_page_lists_runs_and_filters_by_status(settings, db, demo_datasets)
 # ---------------------------------------------------------------- run detail
 
 
-def test_completed_run_shows_cards_curves_evaluation_config_and_log(settings, db,
-                                                                   demo_datasets) -> None:
+def test_completed_run_shows_cards_curves_evaluation_config_and_log(
+    settings, db, demo_datasets
+) -> None:
     run_id = completed_run(settings, db)
     at = open_page("views/run_detail.py", run=str(run_id))
     assert current_title(at) == f"#{run_id} · iris finished"
@@ -416,10 +437,12 @@ def test_registered_artifacts_are_listed_with_download(settings, db, demo_datase
     run_id = completed_run(settings, db)
     checkpoint = settings.run_dir(run_id) / "checkpoint.pt"
     checkpoint.write_bytes(b"x" * 2048)
-    artifact_store.add_artifact(db, run_id, kind="checkpoint", path=str(checkpoint),
-                                size_bytes=2048, sha256="0" * 64)
-    artifact_store.add_artifact(db, run_id, kind="model", path="gone.pt", size_bytes=10,
-                                sha256="0" * 64)
+    artifact_store.add_artifact(
+        db, run_id, kind="checkpoint", path=str(checkpoint), size_bytes=2048, sha256="0" * 64
+    )
+    artifact_store.add_artifact(
+        db, run_id, kind="model", path="gone.pt", size_bytes=10, sha256="0" * 64
+    )
     at = open_page("views/run_detail.py", run=str(run_id))
     assert "checkpoint.pt" in texts(at.text) and "gone.pt" in texts(at.text)
     assert "2.0 KB" in texts(at.caption) and "file missing" in texts(at.caption)
@@ -484,7 +507,6 @@ def test_user_names_are_shown_as_text_not_markup(settings, db, demo_datasets) ->
     at = open_page("views/run_detail.py", run=str(run_id))
     title = current_title(at)
     assert r"\*\*bold\*\*" in title and r"\[link\]\(http" in title and r"\<b\>" in title
-
 
 
 def test_page_files_are_not_in_a_pages_folder() -> None:

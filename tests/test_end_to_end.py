@@ -76,6 +76,12 @@ def test_upload_launch_train_browse(settings, db):
     at = page("views/runs.py")
     listed = at.dataframe[0].value
     assert "from the browser" in listed.to_string()
-    shown = subprocess.run(seedlab_cmd("runs", "show", str(run.id), "--json"), env=child_env(),
-                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        seedlab_cmd("runs", "show", str(run.id), "--json"),
+        env=child_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert json.loads(shown.stdout)["test_metrics"]["test_accuracy"] == accuracy

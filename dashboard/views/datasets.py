@@ -35,15 +35,16 @@ def _parsed_columns(upload: UploadedFile) -> list[str]:
     return columns
 
 
-def _add_dataset(upload: UploadedFile, name: str,
-                 target: str) -> None:
+def _add_dataset(upload: UploadedFile, name: str, target: str) -> None:
     with st.spinner("Checking and storing the dataset…"):
-        record = ingest_bytes(settings, db, upload.getvalue(), filename=upload.name, name=name,
-                              target=target)
+        record = ingest_bytes(
+            settings, db, upload.getvalue(), filename=upload.name, name=name, target=target
+        )
     data.clear_caches()
     detail = (
         f"{len(record.schema.get('classes', []))} classes"
-        if record.task == "classification" else "a numeric target"
+        if record.task == "classification"
+        else "a numeric target"
     )
     data.flash(
         f"Added dataset {record.name!r}: {record.n_rows:,} rows, {record.task} with {detail}."
@@ -70,12 +71,16 @@ with st.container(border=True):
             columns = _parsed_columns(upload)
             name_col, target_col = st.columns(2)
             name = name_col.text_input(
-                "Name", value=Path(upload.name).stem, max_chars=100,
+                "Name",
+                value=Path(upload.name).stem,
+                max_chars=100,
                 key=f"upload_name_{upload.file_id}",
                 help="How the dataset is listed; must be unique.",
             )
             target = target_col.selectbox(
-                "Target column", columns, index=len(columns) - 1,
+                "Target column",
+                columns,
+                index=len(columns) - 1,
                 key=f"upload_target_{upload.file_id}",
                 help="The column the model learns to predict; every other usable column is a "
                 "feature. Categories make a classification task, numbers a regression.",
@@ -109,8 +114,14 @@ st.subheader("Stored datasets")
 st.dataframe(
     [
         {
-            "id": r.id, "name": r.name, "kind": r.kind, "task": r.task, "target": r.target,
-            "rows": r.n_rows, "columns": r.n_columns, "created": data.local_time(r.created_at),
+            "id": r.id,
+            "name": r.name,
+            "kind": r.kind,
+            "task": r.task,
+            "target": r.target,
+            "rows": r.n_rows,
+            "columns": r.n_columns,
+            "created": data.local_time(r.created_at),
         }
         for r in reversed(records)  # newest first, like the runs
     ],
@@ -160,8 +171,9 @@ head.caption(
         f"{data.format_time(record.created_at)}"
     )
 )
-if action.button("Train on this", type="primary", icon=":material/model_training:",
-                 width="stretch"):
+if action.button(
+    "Train on this", type="primary", icon=":material/model_training:", width="stretch"
+):
     st.switch_page(data.NEW_RUN_PAGE, query_params={"dataset": str(record.id)})
 
 dropped = record.schema.get("rows_dropped_missing_target") or 0
@@ -184,7 +196,9 @@ with chart_col:
             st.plotly_chart(charts.target_histogram(values, name=record.target), height=300)
 
 st.markdown("**Columns**")
-st.caption("How training uses each column: numeric and categorical columns are features; "
-           "constant, identifier and free-text columns are left out.")
+st.caption(
+    "How training uses each column: numeric and categorical columns are features; "
+    "constant, identifier and free-text columns are left out."
+)
 with data.shown_errors("profiling the dataset"):
     st.dataframe(profile_table(record), hide_index=True)

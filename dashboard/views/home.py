@@ -24,8 +24,7 @@ with data.shown_errors("reading the overview"):
         col.metric(data.status_markdown(status), counts.get(status, 0), border=True)
 
     if alive:
-        st.success("The engine is running: queued runs start on their own.",
-                   icon=":material/bolt:")
+        st.success("The engine is running: queued runs start on their own.", icon=":material/bolt:")
     else:
         st.warning(
             f"The engine is not running, so queued runs wait. {data.ENGINE_HINT}",
@@ -42,9 +41,7 @@ with left:
         help="Queues a small neural network on the iris flowers table and opens its live page.",
     )
 with right:
-    st.caption(
-        "Or bring your own data on **Datasets**, then pick every setting on **New run**."
-    )
+    st.caption("Or bring your own data on **Datasets**, then pick every setting on **New run**.")
 if demo:
     with data.shown_errors("queuing the demo run"):
         with st.spinner("Queuing a run on iris…"):
@@ -55,8 +52,10 @@ st.subheader("Recent runs")
 with data.shown_errors("listing recent runs"):
     recent = run_store.list_runs(db, limit=10)
     if not recent:
-        st.info("No runs yet — train one on a demo dataset with the button above.",
-                icon=":material/info:")
+        st.info(
+            "No runs yet — train one on a demo dataset with the button above.",
+            icon=":material/info:",
+        )
     else:
         table = st.dataframe(
             data.runs_frame(recent),

@@ -20,24 +20,48 @@ from engine.launch import default_run_name, submit_run
 DATA_FIELDS = ["task", "val_fraction", "test_fraction", "seed"]
 MODEL_FIELDS = ["model", "hidden_sizes", "activation", "dropout"]
 TRAINING_FIELDS = [
-    "optimizer", "learning_rate", "batch_size", "epochs", "weight_decay",
-    "lr_schedule", "step_size", "gamma", "momentum",
+    "optimizer",
+    "learning_rate",
+    "batch_size",
+    "epochs",
+    "weight_decay",
+    "lr_schedule",
+    "step_size",
+    "gamma",
+    "momentum",
 ]
 ADVANCED_FIELDS = ["device", "max_categories"]
 
 LABELS = {
-    "task": "Task", "val_fraction": "Validation share", "test_fraction": "Test share",
-    "seed": "Seed", "model": "Model family", "hidden_sizes": "Hidden sizes",
-    "activation": "Activation", "dropout": "Dropout", "optimizer": "Optimizer",
-    "learning_rate": "Learning rate", "batch_size": "Batch size", "epochs": "Epochs",
-    "weight_decay": "Weight decay", "lr_schedule": "LR schedule",
-    "step_size": "Step size (epochs)", "gamma": "Gamma (decay factor)", "momentum": "Momentum",
-    "device": "Device", "max_categories": "Max categories per column",
+    "task": "Task",
+    "val_fraction": "Validation share",
+    "test_fraction": "Test share",
+    "seed": "Seed",
+    "model": "Model family",
+    "hidden_sizes": "Hidden sizes",
+    "activation": "Activation",
+    "dropout": "Dropout",
+    "optimizer": "Optimizer",
+    "learning_rate": "Learning rate",
+    "batch_size": "Batch size",
+    "epochs": "Epochs",
+    "weight_decay": "Weight decay",
+    "lr_schedule": "LR schedule",
+    "step_size": "Step size (epochs)",
+    "gamma": "Gamma (decay factor)",
+    "momentum": "Momentum",
+    "device": "Device",
+    "max_categories": "Max categories per column",
 }
 # Increments for the +/- buttons; the defaults (1.0 for floats) are useless for these knobs.
 STEPS = {
-    "val_fraction": 0.05, "test_fraction": 0.05, "dropout": 0.05, "learning_rate": 1e-4,
-    "weight_decay": 1e-4, "momentum": 0.01, "gamma": 0.05,
+    "val_fraction": 0.05,
+    "test_fraction": 0.05,
+    "dropout": 0.05,
+    "learning_rate": 1e-4,
+    "weight_decay": 1e-4,
+    "momentum": 0.01,
+    "gamma": 0.05,
 }
 KEY_PREFIX = "nr_"
 
@@ -78,7 +102,9 @@ def _field_widget(name: str, value: Any, dataset: DatasetRecord) -> Any:
             extra = "; ".join(f"{k}: {v}" for k, v in described.items())
             common["help"] = f"{common['help'] or ''} ({extra})".strip()
         return st.selectbox(
-            label, options, index=options.index(value) if value in options else 0,
+            label,
+            options,
+            index=options.index(value) if value in options else 0,
             format_func=lambda o: labels.get(o, str(o)),
             **common,
         )
@@ -90,8 +116,12 @@ def _field_widget(name: str, value: Any, dataset: DatasetRecord) -> Any:
         )
     if annotation is float:
         return st.number_input(
-            label, value=float(value), step=STEPS.get(name, 0.1), format="%g",
-            **_bounds(name, value, float), **common,
+            label,
+            value=float(value),
+            step=STEPS.get(name, 0.1),
+            format="%g",
+            **_bounds(name, value, float),
+            **common,
         )
     if name == "hidden_sizes" or get_origin(annotation) is list:
         shown = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
@@ -233,15 +263,20 @@ with form_col:
 with summary_col:
     st.subheader("What will run")
     st.markdown(_summary(dataset, values))
-    st.caption("With the values as the form shows them when last submitted or opened; "
-               "edits apply when you press **Start training**.")
+    st.caption(
+        "With the values as the form shows them when last submitted or opened; "
+        "edits apply when you press **Start training**."
+    )
     if source is not None:
         st.caption(f"Parent run: #{source.id}")
 
 if submitted:
     with form_col, data.shown_errors("queuing the run"):
         run_id = submit_run(
-            db, dataset.id, values, name=run_name,
+            db,
+            dataset.id,
+            values,
+            name=run_name,
             parent_run_id=source.id if source is not None else None,
         )
         data.clear_caches()

@@ -41,8 +41,13 @@ def _choose_run(missing_id: int | None) -> None:
         st.page_link(data.HOME_PAGE, label="Go to Home", icon=":material/home:")
         return
     names = {r.id: f"#{r.id} · {r.name} · {r.status}" for r in recent}
-    pick = st.selectbox("Open a run", list(names), index=None, format_func=names.get,
-                        placeholder="Choose one of the 100 most recent runs")
+    pick = st.selectbox(
+        "Open a run",
+        list(names),
+        index=None,
+        format_func=names.get,
+        placeholder="Choose one of the 100 most recent runs",
+    )
     if pick is not None:
         st.query_params["run"] = str(pick)
         st.rerun()
@@ -52,11 +57,15 @@ def _progress(run: RunRecord, alive: bool) -> None:
     """Where an active run stands: waiting for the engine, or epoch N of M."""
     if run.status == "queued":
         if alive:
-            st.info("Queued — it starts as soon as the engine has a free slot.",
-                    icon=":material/schedule:")
+            st.info(
+                "Queued — it starts as soon as the engine has a free slot.",
+                icon=":material/schedule:",
+            )
         else:
-            st.warning(f"Queued, but the engine is not running. {data.ENGINE_HINT}",
-                       icon=":material/power_off:")
+            st.warning(
+                f"Queued, but the engine is not running. {data.ENGINE_HINT}",
+                icon=":material/power_off:",
+            )
         return
     epochs = int(run.config.get("epochs") or 0)
     done = int(run.summary.get("train_loss", {}).get("step") or 0)
@@ -153,16 +162,19 @@ def _evaluation(run: RunRecord, task: str) -> None:
     if not metrics and report:
         metrics = {k: v for k, v in (report.get("metrics") or {}).items()}
     if not metrics and not report:
-        st.info("Evaluation on the held-out test rows appears here when the run completes.",
-                icon=":material/fact_check:")
+        st.info(
+            "Evaluation on the held-out test rows appears here when the run completes.",
+            icon=":material/fact_check:",
+        )
         return
 
     table_col, chart_col = st.columns([2, 3], gap="large")
     with table_col:
         st.markdown("**Test metrics**")
         st.dataframe(
-            pd.DataFrame({"metric": [metric_label(k) for k in metrics],
-                          "value": list(metrics.values())}),
+            pd.DataFrame(
+                {"metric": [metric_label(k) for k in metrics], "value": list(metrics.values())}
+            ),
             hide_index=True,
             column_config={"value": st.column_config.NumberColumn(format="%.4f")},
             placeholder="—",
@@ -177,8 +189,9 @@ def _evaluation(run: RunRecord, task: str) -> None:
             st.markdown("**Confusion matrix**")
             share = st.toggle("Show shares of each true class", key="cm_normalize")
             try:
-                st.plotly_chart(charts.confusion_matrix(matrix, classes, normalize=share),
-                                key="confusion")
+                st.plotly_chart(
+                    charts.confusion_matrix(matrix, classes, normalize=share), key="confusion"
+                )
             except ValueError as exc:
                 st.warning(f"The confusion matrix in report.json is malformed: {exc}")
         quantiles = report.get("residual_quantiles")
@@ -206,15 +219,19 @@ def _artifacts(run: RunRecord) -> None:
         # An engine that kept files but did not register them still shows them.
         run_dir = settings.run_dir(run.id)
         if run_dir.is_dir():
-            files = [("file", p, p.stat().st_size) for p in sorted(run_dir.iterdir())
-                     if p.is_file()]
+            files = [
+                ("file", p, p.stat().st_size) for p in sorted(run_dir.iterdir()) if p.is_file()
+            ]
     if not files:
-        st.info("No files yet: checkpoints, the report and the log appear here.",
-                icon=":material/folder_open:")
+        st.info(
+            "No files yet: checkpoints, the report and the log appear here.",
+            icon=":material/folder_open:",
+        )
         return
     for i, (kind, path, size) in enumerate(files):
-        name_col, kind_col, size_col, action_col = st.columns([4, 1, 1, 2],
-                                                              vertical_alignment="center")
+        name_col, kind_col, size_col, action_col = st.columns(
+            [4, 1, 1, 2], vertical_alignment="center"
+        )
         name_col.text(path.name)
         kind_col.caption(kind)
         size_col.caption(_size(size))
@@ -224,8 +241,12 @@ def _artifacts(run: RunRecord) -> None:
             action_col.caption(f"over {_size(MAX_DOWNLOAD_BYTES)}: copy it from {path.parent}")
         else:
             action_col.download_button(
-                "Download", data=path.read_bytes, file_name=path.name, key=f"artifact_{i}",
-                on_click="ignore", icon=":material/download:",
+                "Download",
+                data=path.read_bytes,
+                file_name=path.name,
+                key=f"artifact_{i}",
+                on_click="ignore",
+                icon=":material/download:",
             )
 
 
@@ -250,22 +271,32 @@ def _result_cards(run: RunRecord, task: str) -> None:
 def _actions(run: RunRecord) -> None:
     with st.container(horizontal=True, horizontal_alignment="right"):
         if run.status in data.ACTIVE_STATUSES:
-            if st.button("Cancel", icon=":material/stop_circle:", disabled=run.cancel_requested,
-                         help="Stop the run; a running one saves its checkpoint first."):
+            if st.button(
+                "Cancel",
+                icon=":material/stop_circle:",
+                disabled=run.cancel_requested,
+                help="Stop the run; a running one saves its checkpoint first.",
+            ):
                 status = run_store.request_cancel(db, run.id)
                 if status == "cancelled":
                     data.flash("Cancelled before it started.", "info")
                 elif status == "running":
-                    data.flash("Cancel requested — the run stops at its next checkpoint flush.",
-                               "info")
+                    data.flash(
+                        "Cancel requested — the run stops at its next checkpoint flush.", "info"
+                    )
                 else:
                     data.flash(f"The run had already finished ({status}).", "info")
                 st.rerun()
-        if st.button("Clone", icon=":material/content_copy:",
-                     help="Open New run with this run's settings."):
+        if st.button(
+            "Clone", icon=":material/content_copy:", help="Open New run with this run's settings."
+        ):
             st.switch_page(data.NEW_RUN_PAGE, query_params={"clone": str(run.id)})
-        st.page_link(data.DATASETS_PAGE, label="Dataset", icon=":material/table:",
-                     query_params={"dataset": str(run.dataset_id)})
+        st.page_link(
+            data.DATASETS_PAGE,
+            label="Dataset",
+            icon=":material/table:",
+            query_params={"dataset": str(run.dataset_id)},
+        )
 
 
 # ---------------------------------------------------------------- page
@@ -302,11 +333,14 @@ with st.container(horizontal=True, vertical_alignment="center"):
     st.caption(data.md_text(" · ".join(facts)))
 
 if run.status == "failed":
-    st.error(run.error or "The run failed without a message; its log may say why (Logs tab).",
-             icon=":material/error:")
+    st.error(
+        run.error or "The run failed without a message; its log may say why (Logs tab).",
+        icon=":material/error:",
+    )
 elif run.status == "cancelled":
-    st.warning("Cancelled. Clone it to start again with the same settings.",
-               icon=":material/cancel:")
+    st.warning(
+        "Cancelled. Clone it to start again with the same settings.", icon=":material/cancel:"
+    )
 elif run.status == "completed":
     _result_cards(run, task)
 

@@ -14,12 +14,14 @@ db = data.get_db()
 counts = run_store.count_runs_by_status(db)
 if sum(counts.values()) == 0:
     st.info("No runs yet — train one on a demo dataset.", icon=":material/info:")
-    if st.button("Train a model on a demo dataset", type="primary",
-                 icon=":material/rocket_launch:"):
+    if st.button(
+        "Train a model on a demo dataset", type="primary", icon=":material/rocket_launch:"
+    ):
         with data.shown_errors("queuing the demo run"):
             data.open_run(data.queue_demo_run(db))
-    st.page_link(data.NEW_RUN_PAGE, label="Or configure a run yourself",
-                 icon=":material/add_circle:")
+    st.page_link(
+        data.NEW_RUN_PAGE, label="Or configure a run yourself", icon=":material/add_circle:"
+    )
     st.stop()
 
 records = data.datasets()
@@ -52,15 +54,21 @@ page = st.session_state.get("runs_page", 0)
 with data.shown_errors("listing runs"):
     # One row more than a page tells whether an older page exists, without a COUNT query.
     runs = run_store.list_runs(
-        db, statuses=statuses or None, dataset_ids=dataset_ids or None,
-        name_contains=name_part.strip() or None, limit=PAGE_SIZE + 1, offset=page * PAGE_SIZE,
+        db,
+        statuses=statuses or None,
+        dataset_ids=dataset_ids or None,
+        name_contains=name_part.strip() or None,
+        limit=PAGE_SIZE + 1,
+        offset=page * PAGE_SIZE,
     )
     has_older = len(runs) > PAGE_SIZE
     runs = runs[:PAGE_SIZE]
 
     if not runs:
-        st.info("No runs match these filters. Clear a filter to see more.",
-                icon=":material/filter_alt_off:")
+        st.info(
+            "No runs match these filters. Clear a filter to see more.",
+            icon=":material/filter_alt_off:",
+        )
         st.stop()
 
     table = st.dataframe(
@@ -80,11 +88,17 @@ with data.shown_errors("listing runs"):
     nav_text.caption(
         f"Runs {first:,}–{first + len(runs) - 1:,}, newest first. Select a row to open a run."
     )
-    if newer_col.button("Newer", icon=":material/chevron_left:", disabled=page == 0,
-                        width="stretch"):
+    if newer_col.button(
+        "Newer", icon=":material/chevron_left:", disabled=page == 0, width="stretch"
+    ):
         st.session_state["runs_page"] = page - 1
         st.rerun()
-    if older_col.button("Older", icon=":material/chevron_right:", icon_position="right",
-                        disabled=not has_older, width="stretch"):
+    if older_col.button(
+        "Older",
+        icon=":material/chevron_right:",
+        icon_position="right",
+        disabled=not has_older,
+        width="stretch",
+    ):
         st.session_state["runs_page"] = page + 1
         st.rerun()
