@@ -46,6 +46,7 @@ def _known(script: ScriptDirectory, revision: str) -> bool:
 def upgrade_to_head(db: Engine) -> None:
     """Bring the schema to head. A revision this code does not know means a newer Seedlab
     wrote the database; migrating it would be guesswork, so refuse with a clear message."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # keep worker and CLI output quiet
     current = current_revision(db)
     script = ScriptDirectory.from_config(alembic_config())
     if current is not None and not _known(script, current):
@@ -55,7 +56,6 @@ def upgrade_to_head(db: Engine) -> None:
             "SEEDLAB_DB_URL / SEEDLAB_HOME at another database."
         )
     cfg = alembic_config(db)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # keep worker and CLI output quiet
     with db.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

@@ -54,6 +54,7 @@ METRIC_LABELS = {
     "test_mae": "test MAE",
     "test_r2": "test R²",
     "lr": "learning rate",
+    "best_epoch": "best epoch (weights kept)",
 }
 
 

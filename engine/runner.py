@@ -138,8 +138,13 @@ def execute(settings: Settings, run_id: int) -> str:
 
         report = evaluate_on_test(result.model, data, choice)
         final_step = max(result.epochs_completed, 1)
+        finals = dict(report["metrics"])
+        if result.best_epoch:
+            # Which epoch's weights were evaluated (restore_best_weights).
+            finals["best_epoch"] = float(result.best_epoch)
+            report["best_epoch"] = result.best_epoch
         run_store.record_progress(
-            db, run_id, [(k, final_step, v, time.time()) for k, v in report["metrics"].items()]
+            db, run_id, [(k, final_step, v, time.time()) for k, v in finals.items()]
         )
         report_file = report_path(settings, run_id)
         report_file.write_text(json.dumps(report, indent=2))

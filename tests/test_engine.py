@@ -127,6 +127,7 @@ def test_upload_submit_train_browse_via_cli(settings, db, tmp_path: Path, worker
     assert shown["config"]["hidden_sizes"] == [32, 16] and shown["device"] == "cpu"
     assert 0.0 <= shown["test_metrics"]["test_accuracy"] <= 1.0
     assert shown["summary"]["val_loss"]["step"] == 8
+    assert 1 <= shown["summary"]["best_epoch"]["last"] <= 8  # restore_best_weights is on
 
     history = run_store.get_run(db, run_id)
     assert history.summary["train_loss"]["last"] < history.summary["train_loss"]["max"]
