@@ -189,6 +189,21 @@ def open_run(run_id: int) -> None:
     st.switch_page(RUN_PAGE, query_params={"run": str(run_id)})
 
 
+def runs_table(runs: list[RunRecord], key: str) -> None:
+    """The runs as a table (status colours, metrics); selecting a row opens that run."""
+    table = st.dataframe(
+        runs_frame(runs),
+        hide_index=True,
+        column_config=runs_column_config(),
+        placeholder="—",
+        on_select="rerun",
+        selection_mode="single-row",
+        key=key,
+    )
+    if table.selection.rows:
+        open_run(runs[table.selection.rows[0]].id)
+
+
 @contextmanager
 def shown_errors(action: str) -> Iterator[None]:
     """Turn errors into one sentence on the page: ours as written, anything else as a bug.

@@ -7,33 +7,16 @@ from __future__ import annotations
 import json
 import subprocess
 
-from streamlit.testing.v1 import AppTest
-
 from db import datasets as dataset_store
 from db import runs as run_store
 from tests.conftest import ROOT, child_env, seedlab_cmd
+from tests.test_dashboard import button, open_page
 from tests.test_engine import MESSY_CSV, start_worker, stop_worker, wait_for
-
-APP = str(ROOT / "dashboard" / "app.py")
-
-
-def page(path: str, **query: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page(path)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def button(at: AppTest, label: str):  # noqa: ANN201
-    return next(b for b in at.button if b.label == label)
 
 
 def test_upload_launch_train_browse(settings, db):
     # 1. Upload a messy CSV (missing values, text categories, a free-text column).
-    at = page("views/datasets.py")
+    at = open_page("views/datasets.py")
     at.file_uploader[0].set_value(("customers.csv", MESSY_CSV.encode(), "text/csv")).run()
     at.text_input[0].set_value("customers")
     target = at.selectbox[0]
@@ -44,7 +27,7 @@ def test_upload_launch_train_browse(settings, db):
     assert dataset is not None and dataset.task == "classification"
 
     # 2. Launch a run from the New run form, with the dataset preselected.
-    at = page("views/new_run.py", dataset=str(dataset.id))
+    at = open_page("views/new_run.py", dataset=str(dataset.id))
     at.number_input(key="nr_epochs").set_value(6)
     at.text_input(key="nr_run_name").set_value("from the browser")
     button(at, "Start training").click().run()
@@ -64,7 +47,7 @@ def test_upload_launch_train_browse(settings, db):
     assert accuracy is not None and 0 <= accuracy <= 1
 
     # 4. Browse: the Run page shows the metrics and curves the engine wrote.
-    at = page("views/run_detail.py", run=str(run.id))
+    at = open_page("views/run_detail.py", run=str(run.id))
     cards = {m.label: m.value for m in at.metric}
     assert cards["test accuracy"] == f"{accuracy:.4f}"
     curves = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
@@ -73,7 +56,7 @@ def test_upload_launch_train_browse(settings, db):
     assert not at.error
 
     # ... the Runs page lists it, and the CLI reads the same numbers.
-    at = page("views/runs.py")
+    at = open_page("views/runs.py")
     listed = at.dataframe[0].value
     assert "from the browser" in listed.to_string()
     shown = subprocess.run(

@@ -57,16 +57,6 @@ with data.shown_errors("listing recent runs"):
             icon=":material/info:",
         )
     else:
-        table = st.dataframe(
-            data.runs_frame(recent),
-            hide_index=True,
-            column_config=data.runs_column_config(),
-            placeholder="—",
-            on_select="rerun",
-            selection_mode="single-row",
-            key="home_recent_runs",
-        )
+        data.runs_table(recent, key="home_recent_runs")
         st.caption("Select a row to open the run.")
-        if table.selection.rows:
-            data.open_run(recent[table.selection.rows[0]].id)
         st.page_link(data.RUNS_PAGE, label="All runs", icon=":material/list:")

@@ -71,17 +71,7 @@ with data.shown_errors("listing runs"):
         )
         st.stop()
 
-    table = st.dataframe(
-        data.runs_frame(runs),
-        hide_index=True,
-        column_config=data.runs_column_config(),
-        placeholder="—",
-        on_select="rerun",
-        selection_mode="single-row",
-        key="runs_table",
-    )
-    if table.selection.rows:
-        data.open_run(runs[table.selection.rows[0]].id)
+    data.runs_table(runs, key="runs_table")
 
     first = page * PAGE_SIZE + 1
     nav_text, newer_col, older_col = st.columns([6, 1, 1], vertical_alignment="center")
