@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -34,6 +35,9 @@ CATEGORICAL_INT_MAX_UNIQUE = 10
 # An integer target with at most this many distinct values means classification.
 CLASSIFICATION_INT_MAX_UNIQUE = 20
 NUMERIC_PARSE_SHARE = 0.95
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+# Column names that mark a row identifier (when every value is distinct).
+_ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|key)$|^unnamed: \d+$", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------- reading
@@ -64,8 +68,10 @@ def _read_delimited(raw: bytes, filename: str, suffix: str) -> pd.DataFrame:
     if not text.strip():
         raise DatasetError(f"{filename} is empty. Upload a file with a header row and data rows.")
     sep = _sniff_delimiter(text, suffix)
+    # Semicolon-separated files come from locales that write decimals with a comma (3,14).
+    decimal = "," if sep == ";" else "."
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, low_memory=False)
+        frame = pd.read_csv(io.StringIO(text), sep=sep, decimal=decimal, low_memory=False)
     except pd.errors.EmptyDataError:
         raise DatasetError(f"{filename} has no columns. Upload a file with a header row.") from None
     except (pd.errors.ParserError, ValueError) as exc:
@@ -135,10 +141,19 @@ def as_numeric(series: pd.Series) -> pd.Series | None:
     present = series.dropna()
     if present.empty:
         return None
-    parsed = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
+    parsed = _parse_numbers(present.astype(str))
     if parsed.notna().mean() >= NUMERIC_PARSE_SHARE:
-        return pd.to_numeric(series.astype("string").str.strip(), errors="coerce").astype("float64")
+        return _parse_numbers(series.astype("string")).astype("float64")
     return None
+
+
+def _parse_numbers(text: pd.Series) -> pd.Series:
+    """Numbers from text: surrounding spaces and thousands separators (1,234.5) allowed."""
+    text = text.str.strip()
+    grouped = text.str.match(_THOUSANDS, na=False)
+    if grouped.any():
+        text = text.where(~grouped, text.str.replace(",", "", regex=False))
+    return pd.to_numeric(text, errors="coerce")
 
 
 def _is_integer_valued(values: pd.Series) -> bool:
@@ -152,6 +167,9 @@ def column_role(series: pd.Series) -> str:
     n_unique = present.nunique()
     if n_unique <= 1:
         return "constant"
+    all_distinct = n_unique == len(present) and len(present) > 20
+    if all_distinct and _ID_NAME.search(str(series.name or "")):
+        return "id"
     numeric = as_numeric(series)
     if numeric is not None:
         # A few repeated integer codes are categories; a few *distinct* ones (ages in a
@@ -282,6 +300,12 @@ def build_schema(
         schema["classes"] = classes
         schema["class_counts"] = {c: int(counts.get(c, 0)) for c in classes}
     else:
+        # A few non-numbers ("n/a", "unknown") in a numeric target: drop those rows, keep a count.
+        values = as_numeric(frame[target])
+        keep = values.notna()
+        schema["rows_dropped_non_numeric_target"] = int((~keep).sum())
+        frame = frame[keep.to_numpy()].reset_index(drop=True)
+        frame[target] = values[keep].to_numpy()
         schema["target_stats"] = {
             "min": float(frame[target].min()),
             "max": float(frame[target].max()),

@@ -160,3 +160,37 @@ def test_demo_datasets_register_once(settings, db, demo_datasets):
     assert diabetes.task == "regression" and diabetes.n_rows == 442
     iris = dataset_store.get_dataset_by_name(db, "iris")
     assert iris.schema["classes"] == ["setosa", "versicolor", "virginica"]
+
+
+def test_real_world_messiness(settings, db):
+    rows = ["Unnamed: 0,customer_id,signup,revenue,score,price"]
+    for i in range(60):
+        revenue = f'"{1000 + i * 1234:,}"'  # quoted thousands separators
+        price = "unknown" if i == 5 else f"{10 + i * 0.75:.2f}"  # one non-number in the target
+        rows.append(
+            f"{i},CU-{i:04d},2024-01-{1 + i % 28:02d},{revenue},{(i * 7) % 13 + 0.5},{price}"
+        )
+    rec = ingest_bytes(
+        settings,
+        db,
+        ("\n".join(rows) + "\n").encode(),
+        filename="m.csv",
+        name="messy",
+        target="price",
+    )
+    roles = {c["name"]: c["role"] for c in rec.schema["columns"]}
+    assert roles["Unnamed: 0"] == "id" and roles["customer_id"] == "id"
+    assert roles["revenue"] == "numeric" and roles["score"] == "numeric"
+    assert rec.task == "regression" and rec.n_rows == 59
+    assert rec.schema["rows_dropped_non_numeric_target"] == 1
+    assert load_frame(rec)["price"].dtype == "float64"
+
+
+def test_semicolon_files_with_decimal_commas(settings, db):
+    rows = ["length;width;kind"] + [f"{i},5;{i % 4},25;{'ab'[i % 2]}" for i in range(30)]
+    rec = ingest_bytes(
+        settings, db, ("\n".join(rows) + "\n").encode(), filename="eu.csv", name="eu", target="kind"
+    )
+    roles = {c["name"]: c["role"] for c in rec.schema["columns"]}
+    assert roles["length"] == "numeric"
+    assert load_frame(rec)["length"].iloc[1] == 1.5
