@@ -147,16 +147,15 @@ def train(
             scaler.step(optimizer)
             scaler.update()
             total_loss += loss.detach() * len(idx)
+            # Check every 100 batches too (one device sync), so a diverged run on a large
+            # dataset fails in seconds instead of at the end of a long epoch.
+            if (start // batch_size) % 100 == 99:
+                _check_finite(total_loss.item(), epoch, config)
             if reporter.should_stop():
                 return TrainResult(model, epoch - 1, cancelled=True, history=history)
 
         train_loss = total_loss.item() / n
-        if not math.isfinite(train_loss):
-            raise TrainingError(
-                f"The training loss became {train_loss} in epoch {epoch}. The learning rate "
-                f"({config.learning_rate:g}) is probably too high: "
-                f"try {config.learning_rate / 10:g}."
-            )
+        _check_finite(train_loss, epoch, config)
         metrics = {
             "train_loss": train_loss,
             **_validate(model, data, choice),
