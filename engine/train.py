@@ -113,6 +113,14 @@ def _validate(model: nn.Module, data: TrainData, choice: DeviceChoice) -> dict[s
     return {"val_loss": loss, "val_rmse": math.sqrt(loss) * data.target_std}
 
 
+def _check_finite(loss: float, epoch: int, config: RunConfig) -> None:
+    if not math.isfinite(loss):
+        raise TrainingError(
+            f"The training loss became {loss} in epoch {epoch}. The learning rate "
+            f"({config.learning_rate:g}) is probably too high: try {config.learning_rate / 10:g}."
+        )
+
+
 def train(
     config: RunConfig, data: TrainData, reporter: Reporter, choice: DeviceChoice
 ) -> TrainResult:
