@@ -147,7 +147,7 @@ def _dataset(dataset_id: int, path: str) -> DatasetRecord:
 def dataset_preview(dataset_id: int, path: str, rows: int = 20) -> pd.DataFrame:
     from engine.datasets import preview
 
-    return preview(_dataset(dataset_id, path), rows)
+    return preview(get_settings(), _dataset(dataset_id, path), rows)
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=32)
@@ -155,7 +155,7 @@ def dataset_target(dataset_id: int, path: str) -> pd.Series:
     from engine.datasets import load_frame
 
     record = _dataset(dataset_id, path)
-    return load_frame(record, columns=[record.target])[record.target]
+    return load_frame(get_settings(), record, columns=[record.target])[record.target]
 
 
 def clear_caches() -> None:

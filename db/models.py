@@ -50,7 +50,7 @@ class SqlDataset(Base):
     n_rows: Mapped[int] = mapped_column(Integer)
     n_columns: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
-    path: Mapped[str] = mapped_column(String(1000))
+    path: Mapped[str] = mapped_column(String(1000))  # relative to SEEDLAB_HOME
     source_filename: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
@@ -113,7 +113,7 @@ class SqlArtifact(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(50))
-    path: Mapped[str] = mapped_column(String(1000))
+    path: Mapped[str] = mapped_column(String(1000))  # relative to the run's folder
     bytes: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)

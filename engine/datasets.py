@@ -370,7 +370,7 @@ def store_frame(
                 n_rows=len(frame),
                 n_columns=frame.shape[1],
                 sha256=sha256,
-                path=str(final),
+                path=str(final.relative_to(settings.home)),
                 source_filename=filename,
             )
         except dataset_store.DuplicateDatasetName:
@@ -424,18 +424,18 @@ def ingest_file(
     )
 
 
-def delete_dataset(db: Engine, record: DatasetRecord) -> None:
+def delete_dataset(settings: Settings, db: Engine, record: DatasetRecord) -> None:
     if dataset_store.count_runs_using(db, record.id):
         raise DatasetError(f"Dataset {record.name!r} is used by runs; delete those runs first.")
     dataset_store.delete_dataset(db, record.id)
-    shutil.rmtree(record.path, ignore_errors=True)
+    shutil.rmtree(settings.resolve(record.path), ignore_errors=True)
 
 
 # ---------------------------------------------------------------- loading
 
 
-def _data_file(record: DatasetRecord) -> Path:
-    path = Path(record.path) / "data.parquet"
+def _data_file(settings: Settings, record: DatasetRecord) -> Path:
+    path = settings.resolve(record.path) / "data.parquet"
     if not path.is_file():
         raise DatasetError(
             f"The files of dataset {record.name!r} are missing ({path}). "
@@ -444,14 +444,16 @@ def _data_file(record: DatasetRecord) -> Path:
     return path
 
 
-def load_frame(record: DatasetRecord, columns: list[str] | None = None) -> pd.DataFrame:
+def load_frame(
+    settings: Settings, record: DatasetRecord, columns: list[str] | None = None
+) -> pd.DataFrame:
     """The stored table (or only some of its columns: Parquet reads just those)."""
-    return pd.read_parquet(_data_file(record), columns=columns)
+    return pd.read_parquet(_data_file(settings, record), columns=columns)
 
 
-def preview(record: DatasetRecord, rows: int = 20) -> pd.DataFrame:
+def preview(settings: Settings, record: DatasetRecord, rows: int = 20) -> pd.DataFrame:
     """The first rows, read from the first record batch only (not the whole file)."""
-    parquet = pq.ParquetFile(_data_file(record))
+    parquet = pq.ParquetFile(_data_file(settings, record))
     batch = next(parquet.iter_batches(batch_size=rows), None)
     if batch is None:
         return parquet.schema_arrow.empty_table().to_pandas()

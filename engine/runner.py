@@ -104,7 +104,7 @@ def execute(settings: Settings, run_id: int) -> str:
         dataset = dataset_store.get_dataset(db, run.dataset_id)
         if dataset is None:
             raise DatasetError(f"The run's dataset (id {run.dataset_id}) no longer exists.")
-        frame = load_frame(dataset)
+        frame = load_frame(settings, dataset)
         data = prepare_tabular(frame, dataset.schema, config, choice)
         log.info(
             "split train/val/test = %d/%d/%d rows, %d features (stratified: %s)",
@@ -128,7 +128,7 @@ def execute(settings: Settings, run_id: int) -> str:
             schema=dataset.schema,
         )
         artifact_store.add_artifact(
-            db, run_id, kind="checkpoint", path=str(checkpoint), size_bytes=size, sha256=digest
+            db, run_id, kind="checkpoint", path=checkpoint.name, size_bytes=size, sha256=digest
         )
         if result.cancelled:
             log.info("cancel requested: stopped after %d epochs", result.epochs_completed)
@@ -150,7 +150,7 @@ def execute(settings: Settings, run_id: int) -> str:
         report_file.write_text(json.dumps(report, indent=2))
         size, digest = file_digest(report_file)
         artifact_store.add_artifact(
-            db, run_id, kind="report", path=str(report_file), size_bytes=size, sha256=digest
+            db, run_id, kind="report", path=report_file.name, size_bytes=size, sha256=digest
         )
         log.info("test metrics: %s", json.dumps(report["metrics"]))
         status = "completed"
@@ -186,7 +186,7 @@ def execute(settings: Settings, run_id: int) -> str:
             sys.stdout.flush()
             size, digest = file_digest(path)
             artifact_store.add_artifact(
-                db, run_id, kind="log", path=str(path), size_bytes=size, sha256=digest
+                db, run_id, kind="log", path=path.name, size_bytes=size, sha256=digest
             )
     return status
 

@@ -35,6 +35,11 @@ class Settings:
     def runs_dir(self) -> Path:
         return self.home / "runs"
 
+    def resolve(self, stored_path: str) -> Path:
+        """A path as stored in the DB (relative to home, so a moved or restored home keeps
+        working) as a real path. Absolute paths pass through unchanged."""
+        return self.home / stored_path
+
     def run_dir(self, run_id: int) -> Path:
         return self.runs_dir / str(run_id)
 

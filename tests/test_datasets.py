@@ -48,9 +48,9 @@ def test_messy_csv_is_typed(settings, db):
     assert set(record.schema["features"]) >= {"age", "city", "income", "plan"}
     missing = {c["name"]: c["missing_pct"] for c in record.schema["columns"]}
     assert missing["age"] == pytest.approx(100 / 6, abs=0.01)
-    frame = load_frame(record)
+    frame = load_frame(settings, record)
     assert len(frame) == 6 and frame["age"].isna().sum() == 1
-    assert len(preview(record, rows=3)) == 3
+    assert len(preview(settings, record, rows=3)) == 3
     assert set(profile_table(record)["column"]) == set(frame.columns)
 
 
@@ -183,7 +183,7 @@ def test_real_world_messiness(settings, db):
     assert roles["revenue"] == "numeric" and roles["score"] == "numeric"
     assert rec.task == "regression" and rec.n_rows == 59
     assert rec.schema["rows_dropped_non_numeric_target"] == 1
-    assert load_frame(rec)["price"].dtype == "float64"
+    assert load_frame(settings, rec)["price"].dtype == "float64"
 
 
 def test_semicolon_files_with_decimal_commas(settings, db):
@@ -193,4 +193,20 @@ def test_semicolon_files_with_decimal_commas(settings, db):
     )
     roles = {c["name"]: c["role"] for c in rec.schema["columns"]}
     assert roles["length"] == "numeric"
-    assert load_frame(rec)["length"].iloc[1] == 1.5
+    assert load_frame(settings, rec)["length"].iloc[1] == 1.5
+
+
+def test_a_moved_home_keeps_its_datasets(settings, db, tmp_path):
+    import shutil
+
+    from engine.settings import Settings
+
+    rec = ingest_bytes(
+        settings, db, MESSY_CSV.encode(), filename="c.csv", name="c", target="churned"
+    )
+    assert not rec.path.startswith("/")  # stored relative to SEEDLAB_HOME
+    moved = tmp_path / "moved-home"
+    shutil.copytree(settings.home, moved)
+    shutil.rmtree(settings.datasets_dir)
+    moved_settings = Settings(home=moved, db_url=f"sqlite:///{moved / 'seedlab.db'}")
+    assert len(load_frame(moved_settings, rec)) == 6

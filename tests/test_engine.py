@@ -144,7 +144,7 @@ def test_upload_submit_train_browse_via_cli(settings, db, tmp_path: Path, worker
 
 def test_failing_run_does_not_stop_the_worker(settings, db, demo_datasets, worker):
     broken = dataset_store.get_dataset_by_name(db, "wine")
-    (Path(broken.path) / "data.parquet").unlink()
+    (settings.resolve(broken.path) / "data.parquet").unlink()
     bad = submit_run(db, "wine", {"epochs": 2})
     good = submit_run(db, "iris", {"epochs": 2})
     wait_for(lambda: _status(db, good) in ("completed", "failed"), timeout=90)

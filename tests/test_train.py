@@ -13,15 +13,17 @@ from engine.datasets import load_frame
 from engine.device import choose_device
 from engine.errors import ConfigError, TrainingError
 from engine.pipeline import evaluate_on_test, prepare_tabular, save_checkpoint
+from engine.settings import Settings
 from engine.train import ListReporter, train
 
 CPU = choose_device("cpu")
 
 
 def _prepared(db, name: str, **values):
+    settings = Settings.from_env()
     record = dataset_store.get_dataset_by_name(db, name)
     config = validate_config(values)
-    return record, config, prepare_tabular(load_frame(record), record.schema, config, CPU)
+    return record, config, prepare_tabular(load_frame(settings, record), record.schema, config, CPU)
 
 
 def test_iris_reaches_090_test_accuracy(db, demo_datasets):
