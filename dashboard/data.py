@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from db import datasets as dataset_store
 from db import workers as worker_store
 from db.records import DatasetRecord, RunRecord
+from engine import catalog
 from engine.catalog import TABLE_METRICS
 from engine.config import RunConfig
 from engine.errors import SeedlabError
@@ -309,11 +310,10 @@ def format_value(value: float | None) -> str:
 
 
 def effective_task(run: RunRecord, dataset: DatasetRecord | None) -> str:
-    """config['task'] unless 'auto', then the dataset's task (what the engine trains)."""
-    task = run.config.get("task", "auto")
-    if task == "auto":
-        return dataset.task if dataset is not None else "classification"
-    return task
+    """What the engine trains (catalog.effective_task); a run whose dataset is gone counts as
+    classification."""
+    dataset_task = dataset.task if dataset is not None else "classification"
+    return catalog.effective_task(run.config.get("task", "auto"), dataset_task)
 
 
 def runs_frame(runs: list[RunRecord]) -> pd.DataFrame:

@@ -58,5 +58,10 @@ METRIC_LABELS = {
 }
 
 
+def effective_task(config_task: str, dataset_task: str) -> str:
+    """The task a run trains: its config's task, or the dataset's when the config says auto."""
+    return dataset_task if config_task == "auto" else config_task
+
+
 def metric_label(key: str) -> str:
     return METRIC_LABELS.get(key, key.replace("_", " "))

@@ -261,12 +261,8 @@ def runs_list(
         f"{'id':>5}  {'status':<10} {'dataset':<16} {'name':<34} {'main metric':<22} duration"
     )
     for r in runs:
-        task = r.config.get("task", "auto")
-        main_key = (
-            "test_rmse" if "test_rmse" in r.summary or task == "regression" else "test_accuracy"
-        )
-        value = r.last(main_key)
-        metric = f"{catalog.metric_label(main_key)} {_fmt(value)}" if value is not None else ""
+        main_key = next((k for k, _ in catalog.HEADLINE_METRIC.values() if k in r.summary), None)
+        metric = f"{catalog.metric_label(main_key)} {_fmt(r.last(main_key))}" if main_key else ""
         duration = f"{r.duration_s:.1f}s" if r.duration_s is not None else ""
         typer.echo(
             f"{r.id:>5}  {r.status:<10} {r.dataset_name[:16]:<16} {r.name[:34]:<34} "

@@ -383,17 +383,19 @@ def store_frame(
         raise
 
 
+def _check_size(settings: Settings, size: int, filename: str) -> None:
+    if size > settings.max_upload_mb * 1024 * 1024:
+        raise DatasetError(
+            f"{filename} is {size / 1e6:,.1f} MB; the upload limit is {settings.max_upload_mb} MB "
+            "(SEEDLAB_MAX_UPLOAD_MB)."
+        )
+
+
 def ingest_bytes(
     settings: Settings, db: Engine, raw: bytes, *, filename: str, name: str, target: str | None
 ) -> DatasetRecord:
     """The upload path shared by the Datasets page and `seedlab datasets add`."""
-    limit = settings.max_upload_mb * 1024 * 1024
-    if len(raw) > limit:
-        raise DatasetError(
-            f"{filename} is {len(raw) / 1e6:,.1f} MB; the upload limit is "
-            f"{settings.max_upload_mb} MB "
-            "(SEEDLAB_MAX_UPLOAD_MB)."
-        )
+    _check_size(settings, len(raw), filename)
     _check_name(name)
     frame = read_table(raw, filename)
     return store_frame(
@@ -413,12 +415,7 @@ def ingest_file(
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"No such file: {path}")
-    size = path.stat().st_size
-    if size > settings.max_upload_mb * 1024 * 1024:
-        raise DatasetError(
-            f"{path.name} is {size / 1e6:,.1f} MB; the upload limit is {settings.max_upload_mb} MB "
-            "(SEEDLAB_MAX_UPLOAD_MB)."
-        )
+    _check_size(settings, path.stat().st_size, path.name)  # before reading it into memory
     return ingest_bytes(
         settings, db, path.read_bytes(), filename=path.name, name=name or path.stem, target=target
     )

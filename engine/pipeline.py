@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from engine.catalog import effective_task
 from engine.config import RunConfig
 from engine.device import DeviceChoice
 from engine.errors import DatasetError
@@ -35,10 +36,6 @@ class PreparedData:
     task: str
 
 
-def effective_task(config: RunConfig, schema: dict[str, Any]) -> str:
-    return schema["task"] if config.task == "auto" else config.task
-
-
 def prepare_tabular(
     frame: pd.DataFrame, schema: dict[str, Any], config: RunConfig, choice: DeviceChoice
 ) -> PreparedData:
@@ -48,7 +45,7 @@ def prepare_tabular(
         raise DatasetError(
             f"The target column {target_col!r} is missing from the dataset's data file."
         )
-    task = effective_task(config, schema)
+    task = effective_task(config.task, schema["task"])
     classes = schema.get("classes")
     if task == "classification" and not classes:
         raise DatasetError(

@@ -21,6 +21,14 @@ OTHER = "__other__"
 MISSING = "__missing__"
 
 
+def _numeric_values(series: pd.Series) -> pd.Series:
+    """A numeric feature as floats; values that are not numbers become missing."""
+    values = as_numeric(series)
+    if values is None:
+        values = pd.to_numeric(series, errors="coerce").astype("float64")
+    return values
+
+
 @dataclass
 class NumericSpec:
     name: str
@@ -55,9 +63,7 @@ class TabularPreprocessor:
                     f"Feature column {name!r} is missing from the dataset's data file."
                 )
             if roles[name] == "numeric":
-                values = as_numeric(frame[name])
-                if values is None:
-                    values = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+                values = _numeric_values(frame[name])
                 present = values.dropna()
                 median = float(present.median()) if len(present) else 0.0
                 filled = values.fillna(median)
@@ -105,9 +111,7 @@ class TabularPreprocessor:
         for spec in self.numeric:
             if spec.name not in frame.columns:
                 raise DatasetError(f"Input has no column {spec.name!r}, which the model needs.")
-            values = as_numeric(frame[spec.name])
-            if values is None:
-                values = pd.to_numeric(frame[spec.name], errors="coerce").astype("float64")
+            values = _numeric_values(frame[spec.name])
             missing = values.isna().to_numpy()
             scaled = (values.fillna(spec.median).to_numpy() - spec.mean) / spec.std
             blocks.append(scaled[:, None])

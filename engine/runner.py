@@ -14,8 +14,10 @@ import signal
 import sys
 import time
 import traceback
+from pathlib import Path
 
 import torch
+from sqlalchemy import Engine
 
 from db import artifacts as artifact_store
 from db import datasets as dataset_store
@@ -78,6 +80,16 @@ def _fail(db, run_id: int, message: str) -> None:  # noqa: ANN001
     run_store.finish_run(db, run_id, "failed", message)
 
 
+def _record_artifact(
+    db: Engine, run_id: int, kind: str, path: Path, size_digest: tuple[int, str] | None = None
+) -> None:
+    """Register a file of the run (by its name in the run folder) with its size and sha256."""
+    size, digest = size_digest or file_digest(path)
+    artifact_store.add_artifact(
+        db, run_id, kind=kind, path=path.name, size_bytes=size, sha256=digest
+    )
+
+
 def execute(settings: Settings, run_id: int) -> str:
     """Run to a final status and return it."""
     db = get_db(settings)
@@ -127,9 +139,7 @@ def execute(settings: Settings, run_id: int) -> str:
             epoch=result.epochs_completed,
             schema=dataset.schema,
         )
-        artifact_store.add_artifact(
-            db, run_id, kind="checkpoint", path=checkpoint.name, size_bytes=size, sha256=digest
-        )
+        _record_artifact(db, run_id, "checkpoint", checkpoint, (size, digest))
         if result.cancelled:
             log.info("cancel requested: stopped after %d epochs", result.epochs_completed)
             status = "cancelled"
@@ -148,10 +158,7 @@ def execute(settings: Settings, run_id: int) -> str:
         )
         report_file = report_path(settings, run_id)
         report_file.write_text(json.dumps(report, indent=2))
-        size, digest = file_digest(report_file)
-        artifact_store.add_artifact(
-            db, run_id, kind="report", path=report_file.name, size_bytes=size, sha256=digest
-        )
+        _record_artifact(db, run_id, "report", report_file)
         log.info("test metrics: %s", json.dumps(report["metrics"]))
         status = "completed"
         run_store.finish_run(db, run_id, "completed")
@@ -184,10 +191,7 @@ def execute(settings: Settings, run_id: int) -> str:
         path = log_path(settings, run_id)
         if path.exists():
             sys.stdout.flush()
-            size, digest = file_digest(path)
-            artifact_store.add_artifact(
-                db, run_id, kind="log", path=path.name, size_bytes=size, sha256=digest
-            )
+            _record_artifact(db, run_id, "log", path)
     return status
 
 
