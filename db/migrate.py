@@ -56,6 +56,22 @@ def upgrade_to_head(db: Engine) -> None:
             "SEEDLAB_DB_URL / SEEDLAB_HOME at another database."
         )
     cfg = alembic_config(db)
-    with db.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    with db.connect() as conn:
+        sqlite = db.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode rebuilds a table with DROP TABLE, which with foreign keys on cascades
+            # into every child table (metrics, artifacts, tags) and deletes them. The pragma
+            # cannot change inside a transaction, so switch it off before BEGIN.
+            # The raw DBAPI call keeps SQLAlchemy from auto-beginning a transaction first.
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"Migration left broken references: {broken[:5]}")
+        finally:
+            if sqlite:
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")

@@ -55,6 +55,18 @@ class SqlDataset(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+DEFAULT_PROJECT_ID = 1  # "Default", created by migration 0002
+
+
+class SqlProject(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class SqlRun(Base):
     __tablename__ = "runs"
     __table_args__ = (
@@ -62,6 +74,7 @@ class SqlRun(Base):
         Index("ix_runs_status_created_at", "status", "created_at"),
         Index("ix_runs_created_at", "created_at"),
         Index("ix_runs_dataset_id", "dataset_id"),
+        Index("ix_runs_project_id_archived_created_at", "project_id", "archived", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -80,8 +93,22 @@ class SqlRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     parent_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     sweep_id: Mapped[int | None] = mapped_column(Integer)
-    tags: Mapped[list] = mapped_column(JSON, default=list)
     notes: Mapped[str] = mapped_column(Text, default="")
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="RESTRICT"), default=DEFAULT_PROJECT_ID
+    )
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How many times the run was resumed from its checkpoint (0 = never).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SqlRunTag(Base):
+    """One row per (run, tag): indexable tag filters on any SQL backend, unlike a JSON list."""
+
+    __tablename__ = "run_tags"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
 
 
 class SqlMetric(Base):
@@ -131,10 +158,15 @@ class SqlWorker(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # What the worker can schedule on: [{"name", "kind", "index", "memory_total", ...}], refreshed
+    # with the heartbeat so the Engine page can show devices of a worker on another machine.
+    devices: Mapped[list | None] = mapped_column(JSON)
 
 
 datasets = SqlDataset.__table__
 runs = SqlRun.__table__
+projects = SqlProject.__table__
+run_tags = SqlRunTag.__table__
 metrics = SqlMetric.__table__
 run_summaries = SqlRunSummary.__table__
 artifacts = SqlArtifact.__table__

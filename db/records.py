@@ -45,8 +45,11 @@ class RunRecord:
     error: str | None
     parent_run_id: int | None
     sweep_id: int | None
-    tags: list[str]
     notes: str
+    project_id: int
+    archived: bool
+    attempts: int
+    tags: list[str] = field(default_factory=list)
     summary: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
@@ -86,3 +89,4 @@ class WorkerRecord:
     started_at: datetime
     heartbeat_at: datetime
     stopped_at: datetime | None
+    devices: list[dict[str, Any]] | None = None

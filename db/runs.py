@@ -11,10 +11,12 @@ from sqlalchemy import Engine, Select, and_, func, insert, or_, select, update
 from db.metrics import insert_points
 from db.models import (
     ACTIVE_STATUSES,
+    DEFAULT_PROJECT_ID,
     FINISHED_STATUSES,
     RUN_STATUSES,
     datasets,
     run_summaries,
+    run_tags,
     runs,
 )
 from db.records import RunRecord
@@ -29,11 +31,26 @@ def _select_runs() -> Select:
     )
 
 
-def _record(row: Any, summary: dict[str, dict[str, float]] | None = None) -> RunRecord:
-    fields = {c: getattr(row, c) for c in RunRecord.__dataclass_fields__ if c != "summary"}
-    fields["tags"] = list(fields["tags"] or [])
+def _record(
+    row: Any, summary: dict[str, dict[str, float]] | None = None, tags: list[str] | None = None
+) -> RunRecord:
+    skip = {"summary", "tags"}
+    fields = {c: getattr(row, c) for c in RunRecord.__dataclass_fields__ if c not in skip}
     fields["notes"] = fields["notes"] or ""
-    return RunRecord(**fields, summary=summary or {})
+    return RunRecord(**fields, summary=summary or {}, tags=tags or [])
+
+
+def _tags(conn: Any, run_ids: list[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {rid: [] for rid in run_ids}
+    if run_ids:
+        rows = conn.execute(
+            select(run_tags.c.run_id, run_tags.c.tag)
+            .where(run_tags.c.run_id.in_(run_ids))
+            .order_by(run_tags.c.tag)
+        ).all()
+        for run_id, tag in rows:
+            out[run_id].append(tag)
+    return out
 
 
 def _summaries(conn: Any, run_ids: list[int]) -> dict[int, dict[str, dict[str, float]]]:
@@ -60,9 +77,10 @@ def create_run(
     parent_run_id: int | None = None,
     tags: Iterable[str] = (),
     notes: str = "",
+    project_id: int = DEFAULT_PROJECT_ID,
 ) -> int:
     with writing(db) as conn:
-        return conn.execute(
+        run_id = conn.execute(
             insert(runs).values(
                 name=name,
                 dataset_id=dataset_id,
@@ -71,10 +89,16 @@ def create_run(
                 cancel_requested=False,
                 created_at=utcnow(),
                 parent_run_id=parent_run_id,
-                tags=list(tags),
                 notes=notes,
+                project_id=project_id,
+                archived=False,
+                attempts=0,
             )
         ).inserted_primary_key[0]
+        unique_tags = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
+        if unique_tags:
+            conn.execute(insert(run_tags), [{"run_id": run_id, "tag": t} for t in unique_tags])
+        return run_id
 
 
 def claim_next_run(db: Engine, worker_id: str) -> int | None:
@@ -194,7 +218,7 @@ def get_run(db: Engine, run_id: int) -> RunRecord | None:
         row = conn.execute(_select_runs().where(runs.c.id == run_id)).first()
         if row is None:
             return None
-        return _record(row, _summaries(conn, [run_id])[run_id])
+        return _record(row, _summaries(conn, [run_id])[run_id], _tags(conn, [run_id])[run_id])
 
 
 def list_runs(
@@ -221,8 +245,9 @@ def list_runs(
         stmt = stmt.limit(limit).offset(offset)
     with reading(db) as conn:
         rows = conn.execute(stmt).all()
-        summaries = _summaries(conn, [r.id for r in rows])
-    return [_record(r, summaries[r.id]) for r in rows]
+        ids = [r.id for r in rows]
+        summaries, tags = _summaries(conn, ids), _tags(conn, ids)
+    return [_record(r, summaries[r.id], tags[r.id]) for r in rows]
 
 
 def count_runs_by_status(db: Engine) -> dict[str, int]:

@@ -201,3 +201,43 @@ def test_nan_points_do_not_lose_the_batch(db):
     assert "r2" not in summary and summary["loss"]["last"] == 2.0
     assert summary["gap"]["last"] == float("inf")
     assert metric_store.metric_history(db, [run_id + 1]).empty
+
+
+def test_migration_0002_keeps_runs_and_moves_tags_to_rows(tmp_path):
+    """A database written by the first release upgrades without losing runs or their tags."""
+    from alembic import command
+
+    from db.migrate import alembic_config
+
+    old = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = alembic_config(old)
+    with old.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(
+            text(
+                "INSERT INTO datasets (id, name, kind, task, target, schema, n_rows, n_columns,"
+                " sha256, path, source_filename, created_at) VALUES (1, 'd', 'tabular',"
+                " 'classification', 'y', '{}', 1, 1, '', 'p', 'f', '2026-01-01')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO runs (id, name, dataset_id, config, status, cancel_requested,"
+                " created_at, tags, notes) VALUES (7, 'old run', 1, '{}', 'completed', 0,"
+                " '2026-01-01', '[\"baseline\", \"v1\"]', 'kept')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO metrics (run_id, key, step, value, wall_time)"
+                " VALUES (7, 'val_loss', 1, 0.5, 0)"
+            )
+        )
+    upgrade_to_head(old)
+    # Rebuilding `runs` in batch mode must not cascade-delete its children.
+    assert metric_store.metric_history(old, [7], ["val_loss"])["value"].tolist() == [0.5]
+    run = run_store.get_run(old, 7)
+    assert run.name == "old run" and run.notes == "kept" and run.status == "completed"
+    assert run.tags == ["baseline", "v1"]
+    assert run.project_id == 1 and run.archived is False and run.attempts == 0
