@@ -7,9 +7,44 @@ TASKS = {
     "regression": "predict a number",
 }
 
-MODEL_FAMILIES = {
-    "mlp": "Multi-layer perceptron for tables: standardized numbers + one-hot categories",
+# family -> (dataset kind it trains on, one-line description for the form)
+MODEL_FAMILIES: dict[str, tuple[str, str]] = {
+    "mlp": (
+        "tabular",
+        "Multi-layer perceptron for tables: standardized numbers + one-hot categories",
+    ),
 }
+
+# What `model=auto` trains for each dataset kind: a fair first result, not a tuned one.
+DEFAULT_MODEL = {"tabular": "mlp", "image": "cnn", "text": "textcnn"}
+
+DATASET_KINDS = ("tabular", "image", "text")
+
+
+def models_for_kind(kind: str) -> list[str]:
+    return [name for name, (family_kind, _) in MODEL_FAMILIES.items() if family_kind == kind]
+
+
+def model_family_for(config_model: str, dataset_kind: str) -> str:
+    """The model family a run trains: the config's, or the kind's default for auto.
+
+    Raises ValueError with a sentence a user can act on when the family does not fit the data.
+    """
+    if config_model == "auto":
+        return DEFAULT_MODEL[dataset_kind]
+    if config_model not in MODEL_FAMILIES:
+        raise ValueError(
+            f"model must be auto or one of {', '.join(MODEL_FAMILIES)}; got {config_model!r}"
+        )
+    family_kind = MODEL_FAMILIES[config_model][0]
+    if family_kind != dataset_kind:
+        fitting = ", ".join(models_for_kind(dataset_kind)) or "none yet"
+        raise ValueError(
+            f"model {config_model!r} trains on {family_kind} data but this dataset is "
+            f"{dataset_kind}; use auto or one of: {fitting}"
+        )
+    return config_model
+
 
 # Per-epoch curves, in the order the Run page shows them.
 EPOCH_METRICS = {

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engine.catalog import MODEL_FAMILIES
 from engine.errors import ConfigError
 
 Task = Literal["auto", "classification", "regression"]
@@ -40,7 +41,11 @@ class RunConfig(BaseModel):
         description="one-hot columns per categorical feature; rarer values share an 'other' column",
     )
     # --- model
-    model: Literal["mlp"] = Field("mlp", description="model family")
+    model: str = Field(
+        "auto",
+        description="model family; auto picks one for the dataset's kind (MLP for tables, "
+        "a CNN for images, a text CNN for text)",
+    )
     hidden_sizes: list[int] = Field(
         default_factory=lambda: [128, 64],
         max_length=8,
@@ -69,6 +74,13 @@ class RunConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto picks the GPU when there is one"
     )
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str) -> str:
+        if value != "auto" and value not in MODEL_FAMILIES:
+            raise ValueError(f"must be auto or one of {', '.join(MODEL_FAMILIES)}; got {value!r}")
+        return value
 
     @field_validator("hidden_sizes", mode="before")
     @classmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -15,6 +16,7 @@ from torch import nn
 from engine.config import RunConfig
 from engine.device import DeviceChoice
 from engine.errors import TrainingError
+from engine.inputs import InputSpec
 from engine.models import build_model
 
 EVAL_BATCH = 4096
@@ -36,7 +38,10 @@ class TrainData:
     y_val: torch.Tensor
     task: str
     n_outputs: int
+    spec: InputSpec
     target_std: float = 1.0  # regression: RMSE is reported in the target's own units
+    # Applied to each training batch on the device (image augmentation); never to validation.
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
 
 
 @dataclass
@@ -128,7 +133,7 @@ def train(
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=data.x_train.device).manual_seed(config.seed)
 
-    model = build_model(config, data.x_train.shape[1], data.n_outputs).to(choice.device)
+    model = build_model(config, data.spec, data.n_outputs).to(choice.device)
     optimizer = make_optimizer(config, model.parameters())
     scheduler = make_scheduler(config, optimizer)
     loss_fn = _loss_fn(data.task)
@@ -148,6 +153,8 @@ def train(
             # Small datasets live on the device; a batch is an index slice, no DataLoader.
             idx = order[start : start + batch_size]
             xb, yb = data.x_train[idx], _targets_for_loss(data.task, data.y_train[idx])
+            if data.augment is not None:
+                xb = data.augment(xb, generator)
             with torch.autocast(choice.device.type, dtype=choice.autocast_dtype, enabled=use_amp):
                 loss = loss_fn(model(xb).float(), yb)
             optimizer.zero_grad(set_to_none=True)

@@ -13,7 +13,7 @@ from annotated_types import Ge, Le
 from dashboard import data
 from db import runs as run_store
 from db.records import DatasetRecord, RunRecord
-from engine.catalog import MODEL_FAMILIES, TASKS
+from engine.catalog import DEFAULT_MODEL, MODEL_FAMILIES, TASKS, models_for_kind
 from engine.config import RunConfig, field_help
 from engine.launch import default_run_name, submit_run
 
@@ -93,11 +93,24 @@ def _field_widget(name: str, value: Any, dataset: DatasetRecord) -> Any:
     annotation = RunConfig.model_fields[name].annotation
     common = {"help": field_help(name) or None, "key": KEY_PREFIX + name}
     label = _label(name)
+    if name == "model":
+        # Only the families that train on this dataset's kind, and auto (the kind's default).
+        options = ["auto", *models_for_kind(dataset.kind)]
+        extra = "; ".join(f"{k}: {MODEL_FAMILIES[k][1]}" for k in options[1:])
+        common["help"] = f"{common['help']} ({extra})"
+        auto_label = f"auto → {DEFAULT_MODEL[dataset.kind]}"
+        return st.selectbox(
+            label,
+            options,
+            index=options.index(value) if value in options else 0,
+            format_func=lambda o: auto_label if o == "auto" else o,
+            **common,
+        )
     if get_origin(annotation) is Literal:
         options = list(get_args(annotation))
         # Short labels (the box is narrow); the longer descriptions go into the tooltip.
         labels = {"task": {"auto": f"auto → {dataset.task}"}}.get(name, {})
-        described = {"task": TASKS, "model": MODEL_FAMILIES}.get(name)
+        described = {"task": TASKS}.get(name)
         if described:
             extra = "; ".join(f"{k}: {v}" for k, v in described.items())
             common["help"] = f"{common['help'] or ''} ({extra})".strip()
@@ -140,7 +153,8 @@ def _summary(dataset: DatasetRecord, values: dict[str, Any]) -> str:
         sizes = values["hidden_sizes"]
         shape = sizes if isinstance(sizes, str) else ",".join(map(str, sizes))
         return (
-            f"**{values['model']}** with hidden layers {data.md_text(shape or 'none (linear)')} "
+            f"**{DEFAULT_MODEL[dataset.kind] if values['model'] == 'auto' else values['model']}**"
+            f" with hidden layers {data.md_text(shape or 'none (linear)')} "
             f"({values['activation']}, dropout {values['dropout']:g}) learns **{task}** on "
             f"**{data.md_text(dataset.name)}** (target {data.md_text(dataset.target)}): "
             f"{n_train:,} train / {n_val:,} validation / {n_test:,} test rows.  \n"
