@@ -97,11 +97,16 @@ def _field_kind(name: str) -> str:
     return "choice"
 
 
-def _choice_value(value: Any) -> Any:  # noqa: ANN401
-    """Optuna's categorical values must be scalars; lists (hidden sizes) travel as "128,64"."""
-    if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
-    return value
+def _choice_value(name: str, value: Any) -> Any:  # noqa: ANN401
+    """A choice as Optuna stores it: scalars as they are; list fields (hidden sizes) as their
+    canonical "128,64" text, so 64, [64] and "64" are one choice, and a run's config maps back."""
+    if get_origin(RunConfig.model_fields[name].annotation) is not list or value is None:
+        return value
+    try:
+        parsed = getattr(RunConfig.model_validate({name: value}), name)
+    except ValidationError:
+        return value
+    return ",".join(str(v) for v in parsed)
 
 
 def parse_space(raw: dict[str, Any], base: dict[str, Any]) -> dict[str, Param]:
@@ -138,7 +143,7 @@ def parse_space(raw: dict[str, Any], base: dict[str, Any]) -> dict[str, Param]:
             except ConfigError as exc:
                 raise ConfigError(f"space: {name} = {value!r} is not valid: {exc}") from None
         if isinstance(param, ParamChoices):
-            param = ParamChoices(choices=[_choice_value(c) for c in param.choices])
+            param = ParamChoices(choices=[_choice_value(name, c) for c in param.choices])
         space[name] = param
     return space
 
@@ -274,7 +279,7 @@ def load_trials(db: Engine, sweep: SweepRecord) -> list[Trial]:
             if points is not None
             else {}
         )
-        params = {k: _choice_value(run.config.get(k)) for k in space}
+        params = {k: _choice_value(k, run.config.get(k)) for k in space}
         entry = run.summary.get(sweep.objective)
         best = None
         if entry is not None:
@@ -303,7 +308,7 @@ def build_study(sweep: SweepRecord, trials: list[Trial]) -> Any:  # noqa: ANN401
         else optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, constant_liar=True)
     )
     pruner = {
-        "median": optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+        "median": optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2),
         "halving": optuna.pruners.SuccessiveHalvingPruner(),
         "none": optuna.pruners.NopPruner(),
     }[sweep.pruner]

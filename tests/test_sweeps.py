@@ -53,6 +53,8 @@ def test_grid_points_and_cli_param_syntax():
     assert name == "learning_rate" and spec == {"low": 1e-4, "high": 1e-2, "log": True}
     assert parse_param("batch_size=16..64:step=16")[1] == {"low": 16, "high": 64, "step": 16.0}
     assert parse_param("hidden_sizes=32|64,32")[1] == {"choices": [32, "64,32"]}
+    hidden = sweeps.parse_space({"hidden_sizes": [32, [64, 32], "16"]}, {})["hidden_sizes"]
+    assert hidden.choices == ["32", "64,32", "16"]
     space = sweeps.parse_space(
         {"batch_size": {"low": 16, "high": 64, "step": 16}, "activation": ["relu", "gelu"]}, {}
     )
@@ -76,7 +78,7 @@ def test_grid_and_tpe_sweeps_find_and_launch_the_best(settings, db, demo_dataset
     grid = cli(
         "sweeps", "submit", "--dataset", "iris", "--sampler", "grid",
         "--param", "learning_rate=0.0005,0.02", "--param", "hidden_sizes=8|64,32",
-        "--objective", "val_accuracy", "--parallel", "2", "--set", "epochs=6",
+        "--objective", "val_accuracy", "--parallel", "4", "--set", "epochs=6",
     )  # fmt: skip
     assert grid.returncode == 0, grid.stderr
     grid_id = int(grid.stdout)
@@ -93,7 +95,8 @@ def test_grid_and_tpe_sweeps_find_and_launch_the_best(settings, db, demo_dataset
         },
         base={"epochs": 5},
     )
-    worker = start_worker("--max-concurrent", "2")
+    # Four trials at once write to the same SQLite file as the worker: no lock errors.
+    worker = start_worker("--max-concurrent", "4")
     try:
         grid_sweep = _sweep_done(db, grid_id)
         tpe_sweep = _sweep_done(db, tpe_id)
@@ -128,34 +131,44 @@ def test_grid_and_tpe_sweeps_find_and_launch_the_best(settings, db, demo_dataset
     assert full.config["learning_rate"] == best["params"]["learning_rate"]
 
 
-@pytest.mark.timeout(480)
 def test_pruning_stops_a_bad_trial_early(settings, db, demo_datasets):
+    """The worker's sweep step on real trial runs: two finished trials learned well; a running
+    one is far behind them at the same epoch, so the median pruner stops it (training on a
+    shared CI machine is too slow to race a live trial against the pruner reliably; the
+    runner's reaction to the cancel flag is tested in test_engine)."""
     sweep_id = sweeps.submit_sweep(
         db,
         "iris",
         {
-            # Two good learning rates first, then one far too small: its validation accuracy
-            # stays low while the median of the finished trials is high at the same epoch.
             "space": {"learning_rate": [0.05, 0.03, 1e-7]},
             "sampler": "grid",
             "pruner": "median",
             "objective": "val_accuracy",
             "parallelism": 1,
         },
-        # Long trials (seconds on a quiet machine), so the worker sees the bad one while it runs.
-        base={"epochs": 1500, "early_stopping_patience": 0, "lr_schedule": "none"},
     )
-    worker = start_worker()
-    try:
-        sweep = _sweep_done(db, sweep_id, timeout=420)
-    finally:
-        log = stop_worker(worker)
-    assert sweep.status == "completed", (sweep.error, log[-2000:])
+    _finished_trial(db, sweep_id, 0.05, [0.6, 0.8, 0.9, 0.95])
+    _finished_trial(db, sweep_id, 0.03, [0.5, 0.7, 0.85, 0.9])
+    bad = submit_run(
+        db, "iris", {"learning_rate": 1e-7, "monitor": "val_accuracy"}, sweep_id=sweep_id
+    )
+    run_store.claim_next_run(db, "test-worker")
+    now = time.time()
+    metric_store.append_metrics(db, bad, [("val_accuracy", 1, 0.3, now)])
+    sweeps.advance(db, sweep_store.get_sweep(db, sweep_id))
+    assert not run_store.get_run(db, bad).cancel_requested  # warm-up: no verdict after 1 epoch
+
+    metric_store.append_metrics(db, bad, [("val_accuracy", 2, 0.33, now)])
+    sweeps.advance(db, sweep_store.get_sweep(db, sweep_id))
+    run = run_store.get_run(db, bad)
+    assert run.cancel_requested and sweep_store.PRUNED_TAG in run.tags
+    run_store.finish_run(db, bad, "cancelled")  # what the runner does on the cancel flag
+
+    sweeps.advance(db, sweep_store.get_sweep(db, sweep_id))
+    sweep = sweep_store.get_sweep(db, sweep_id)
     trials = sweeps.load_trials(db, sweep)
     assert [t.state for t in trials] == ["complete", "complete", "pruned"]
-    bad = trials[2].run
-    assert bad.status == "cancelled" and sweep_store.PRUNED_TAG in bad.tags
-    assert bad.summary["val_accuracy"]["step"] < 1500  # stopped before its last epoch
+    assert sweep.status == "completed" and sweep.best_run_id == trials[0].run.id
 
 
 def test_cancel_and_worker_restart_mid_sweep(settings, db, demo_datasets):
@@ -224,7 +237,7 @@ def test_sweeps_page_form_trials_and_charts(settings, db, demo_datasets):
     assert created.objective == "val_accuracy" and set(created.space) == {
         "learning_rate", "hidden_sizes", "dropout",
     }  # fmt: skip
-    assert created.space["hidden_sizes"]["choices"] == [64, "128,64", "256,128"]
+    assert created.space["hidden_sizes"]["choices"] == ["64", "128,64", "256,128"]
 
     runs = [
         _finished_trial(db, created.id, lr, curve)
