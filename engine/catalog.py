@@ -15,7 +15,7 @@ MODEL_FAMILIES: dict[str, tuple[str, str]] = {
     ),
     # --- text (engine/text_models.py)
     "textcnn": ("text", "TextCNN: 3/4/5-word convolutions over word embeddings, max-pooled"),
-    "embedding_bag": ("text", "Embedding bag: the mean of the word embeddings, then a linear layer"),
+    "embedding_bag": ("text", "Embedding bag: the mean of the word vectors, then a linear layer"),
     "lstm": ("text", "Bidirectional LSTM over the words; its final states classify the text"),
     "gru": ("text", "Bidirectional GRU over the words; lighter than the LSTM"),
     "transformer": (

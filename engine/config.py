@@ -76,7 +76,10 @@ class RunConfig(BaseModel):
     )
     # --- text
     max_length: int = Field(
-        64, ge=1, le=4096, description="text: tokens kept per text (the first ones); shorter ones are padded"
+        64,
+        ge=1,
+        le=4096,
+        description="text: tokens kept per text (its first); shorter texts are padded",
     )
     vocab_size: int = Field(
         20000,
@@ -85,7 +88,10 @@ class RunConfig(BaseModel):
         description="text: vocabulary cap, the most frequent training words; the rest become <unk>",
     )
     min_frequency: int = Field(
-        1, ge=1, le=10000, description="text: times a word must occur in training texts to get an id"
+        1,
+        ge=1,
+        le=10000,
+        description="text: occurrences in training texts a word needs for its own id",
     )
     lowercase: bool = Field(True, description="text: lower-case texts before splitting into words")
     embedding_dim: int = Field(
@@ -157,7 +163,9 @@ class RunConfig(BaseModel):
             try:
                 return [int(p) for p in value.replace(";", ",").split(",") if p.strip()]
             except ValueError:
-                raise ValueError(f"write integers separated by commas, e.g. 3,4,5; got {value!r}")
+                raise ValueError(
+                    f"write integers separated by commas, e.g. 3,4,5; got {value!r}"
+                ) from None
         return [value] if isinstance(value, int) else value
 
     @field_validator("textcnn_kernel_sizes")
@@ -170,10 +178,12 @@ class RunConfig(BaseModel):
     @model_validator(mode="after")
     def _check_heads(self) -> RunConfig:
         if self.model == "transformer" and self.embedding_dim % self.transformer_heads:
+            fitting = self.transformer_heads * max(
+                1, round(self.embedding_dim / self.transformer_heads)
+            )
             raise ValueError(
                 f"transformer_heads ({self.transformer_heads}) must divide embedding_dim "
-                f"({self.embedding_dim}), e.g. embedding_dim="
-                f"{self.transformer_heads * max(1, round(self.embedding_dim / self.transformer_heads))}"
+                f"({self.embedding_dim}), e.g. embedding_dim={fitting}"
             )
         return self
 

@@ -16,14 +16,42 @@ PER_INTENT = 120
 MISLABELLED = 0.03
 
 _OPENERS = ["", "", "Hi,", "Hello,", "Hey team,", "Good morning,", "Dear support,", "Urgent:"]
-_CLOSERS = ["", "", "", "Thanks.", "Thank you!", "Please help.", "Any update?", "Cheers",
-            "Regards, a frustrated customer", "I need this sorted today."]
-_PRODUCTS = ["headphones", "coffee maker", "laptop stand", "phone case", "desk lamp",
-             "running shoes", "backpack", "smart watch", "blender", "keyboard"]
+_CLOSERS = [
+    "",
+    "",
+    "",
+    "Thanks.",
+    "Thank you!",
+    "Please help.",
+    "Any update?",
+    "Cheers",
+    "Regards, a frustrated customer",
+    "I need this sorted today.",
+]
+_PRODUCTS = [
+    "headphones",
+    "coffee maker",
+    "laptop stand",
+    "phone case",
+    "desk lamp",
+    "running shoes",
+    "backpack",
+    "smart watch",
+    "blender",
+    "keyboard",
+]
 _SERVICES = ["premium plan", "family plan", "subscription", "annual membership", "pro account"]
 _DEVICES = ["iPhone", "Android phone", "laptop", "tablet", "Windows PC", "Mac"]
-_WHEN = ["yesterday", "last week", "on Monday", "two days ago", "this morning", "since Friday",
-         "a month ago", "again today"]
+_WHEN = [
+    "yesterday",
+    "last week",
+    "on Monday",
+    "two days ago",
+    "this morning",
+    "since Friday",
+    "a month ago",
+    "again today",
+]
 
 _TEMPLATES = {
     "billing": [

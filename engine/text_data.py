@@ -57,8 +57,9 @@ def free_text_columns(frame: pd.DataFrame, target: str) -> list[str]:
 
 def _string_columns(frame: pd.DataFrame, target: str) -> list[str]:
     columns = [
-        c for c in frame.columns if c != target and as_numeric(frame[c]) is None
-        and len(_strings(frame[c]))
+        c
+        for c in frame.columns
+        if c != target and as_numeric(frame[c]) is None and len(_strings(frame[c]))
     ]
     return sorted(columns, key=lambda c: -_mean_length(frame[c]))
 
@@ -77,6 +78,11 @@ def _check_text_column(frame: pd.DataFrame, column: str, target: str, filename: 
             f"Column {column!r} cannot be both the text and the target. Pick the column with the "
             "labels as the target."
         )
+    if not len(_strings(frame[column])):
+        raise DatasetError(
+            f"Text column {column!r} is empty in every row of {filename}. Pick the column "
+            "that holds the texts."
+        )
     if as_numeric(frame[column]) is not None:
         raise DatasetError(
             f"Column {column!r} holds numbers, not text. Pick the column with the sentences as "
@@ -92,6 +98,11 @@ def resolve_kind(
     if kind not in KINDS:
         raise DatasetError(f"Dataset kind must be one of {', '.join(KINDS)}; got {kind!r}.")
     if kind == "tabular":
+        if text_column:
+            raise DatasetError(
+                "A text column applies to text datasets only: leave it out for a tabular "
+                "dataset, or choose kind text."
+            )
         return "tabular", None
     if text_column:
         return "text", _check_text_column(frame, text_column, target, filename)

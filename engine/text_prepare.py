@@ -1,4 +1,4 @@
-"""A stored text dataset → token-id tensors on the device, the tokenizer fitted on train rows only."""
+"""A stored text dataset → token-id tensors on the device; the tokenizer sees train rows only."""
 
 from __future__ import annotations
 
@@ -34,7 +34,11 @@ class TextPreprocessor:
         return self.tokenizer.encode(["" if pd.isna(t) else str(t) for t in texts])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "text", "text_column": self.text_column, "tokenizer": self.tokenizer.to_dict()}
+        return {
+            "kind": "text",
+            "text_column": self.text_column,
+            "tokenizer": self.tokenizer.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TextPreprocessor:
