@@ -271,7 +271,7 @@ def test_demo_tickets_are_deterministic_and_need_more_than_one_word():
 def test_default_text_model_reaches_90_percent_on_the_demo(settings, db, demo_datasets):
     record = find_dataset(db, "support_tickets")
     assert record.kind == "text" and record.schema["text_column"] == "ticket"
-    config = RunConfig(epochs=10)  # model=auto → textcnn, every other setting its default
+    config = RunConfig(epochs=5)  # model=auto → textcnn, every other setting its default
     data = prepare_dataset(settings, record, config, CPU)
     assert data.train_data.x_train.dtype == torch.int64
     assert data.train_data.x_train.shape[1] == config.max_length
@@ -297,7 +297,7 @@ def test_default_text_model_reaches_90_percent_on_the_demo(settings, db, demo_da
 
 def test_lstm_run_on_the_demo_through_a_real_worker(settings, db, demo_datasets, tmp_path):
     run_id = submit_run(
-        db, "support_tickets", {"model": "lstm", "epochs": 3, "batch_size": 64, **TINY}
+        db, "support_tickets", {"model": "lstm", "epochs": 2, "batch_size": 128, **TINY}
     )
     worker = start_worker()
     try:
@@ -322,6 +322,11 @@ def test_lstm_run_on_the_demo_through_a_real_worker(settings, db, demo_datasets,
     model.load_state_dict(payload["model_state"])
     logits = model.eval()(torch.from_numpy(pre.transform(["Where is my parcel?"])))
     assert logits.shape == (1, 5)
+
+    # The Run page shows the text run's report (the confusion matrix over the five intents).
+    at = open_page("views/run_detail.py", run=str(run_id))
+    heatmap = next(f["data"][0] for f in plotly_figures(at) if f["data"][0]["type"] == "heatmap")
+    assert np.array(heatmap["z"]).sum() == report["split_sizes"]["test"] and not at.error
 
 
 def test_checkpoint_of_a_text_run_loads_with_weights_only(settings, db, demo_datasets, tmp_path):
