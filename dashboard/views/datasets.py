@@ -230,7 +230,9 @@ if record.kind == "text":
 
 st.markdown("**Columns**")
 st.caption(
-    "How training uses each column: numeric and categorical columns are features; "
+    "How training uses each column: the text column is the input; the others are left out."
+    if record.kind == "text"
+    else "How training uses each column: numeric and categorical columns are features; "
     "constant, identifier and free-text columns are left out."
 )
 with data.shown_errors("profiling the dataset"):
