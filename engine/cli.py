@@ -104,6 +104,15 @@ def datasets_add(
     target: Annotated[
         str | None, typer.Option(help="Column to predict (default: the last)")
     ] = None,
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="auto (a table whose content is one free-text column is text), tabular or text"
+        ),
+    ] = "auto",
+    text_column: Annotated[
+        str | None, typer.Option(help="Text datasets: the column with the texts (implies text)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the dataset as JSON")] = False,
 ) -> None:
     """Validate a table and store it as a dataset."""
@@ -111,7 +120,9 @@ def datasets_add(
 
     settings, db = _ready()
     try:
-        record = ingest_file(settings, db, file, name=name, target=target)
+        record = ingest_file(
+            settings, db, file, name=name, target=target, kind=kind, text_column=text_column
+        )
     except SeedlabError as exc:
         _fail(str(exc))
     if as_json:
@@ -120,10 +131,12 @@ def datasets_add(
     extra = ""
     if record.task == "classification":
         extra = f", classes: {', '.join(record.schema['classes'][:10])}"
+    inputs = f"{len(record.schema['features'])} features"
+    if record.kind == "text":
+        inputs = f"text in column {record.schema['text_column']!r}"
     typer.echo(
         f"Added dataset {record.name!r} (id {record.id}): {record.n_rows} rows, "
-        f"{len(record.schema['features'])} features, target {record.target!r} "
-        f"→ {record.task}{extra}"
+        f"{inputs}, target {record.target!r} → {record.task}{extra}"
     )
 
 

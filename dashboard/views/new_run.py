@@ -41,6 +41,22 @@ OPTION_FIELDS = [
     "warmup_epochs",
 ]
 ADVANCED_FIELDS = ["device", "max_categories"]
+# --- text: shown (in their own section) for text datasets only
+TEXT_FIELDS = [
+    "max_length",
+    "vocab_size",
+    "min_frequency",
+    "lowercase",
+    "embedding_dim",
+    "text_dropout",
+    "rnn_hidden_size",
+    "rnn_bidirectional",
+    "text_layers",
+    "transformer_heads",
+    "transformer_ff_dim",
+    "textcnn_filters",
+    "textcnn_kernel_sizes",
+]
 
 LABELS = {
     "task": "Task",
@@ -286,6 +302,18 @@ with form_col:
                 with col:
                     values[name] = _field_widget(name, defaults[name], dataset)
 
+        if dataset.kind == "text":  # --- text
+            st.subheader("Text")
+            st.caption(
+                "Tokenizer (fitted on the training texts) and text-model sizes; each model family "
+                "uses the fields its name starts with. Hidden sizes and activation are MLP-only."
+            )
+            for start in range(0, len(TEXT_FIELDS), 3):
+                row = TEXT_FIELDS[start : start + 3]
+                for col, name in zip(st.columns(3)[: len(row)], row, strict=True):
+                    with col:
+                        values[name] = _field_widget(name, defaults[name], dataset)
+
         st.subheader("Training")
         for row in (TRAINING_FIELDS[:3], TRAINING_FIELDS[3:6], TRAINING_FIELDS[6:]):
             for col, name in zip(st.columns(3), row, strict=True):
@@ -299,7 +327,14 @@ with form_col:
                 with col:
                     values[name] = _field_widget(name, defaults[name], dataset)
 
-        placed = {*DATA_FIELDS, *MODEL_FIELDS, *TRAINING_FIELDS, *OPTION_FIELDS, *ADVANCED_FIELDS}
+        placed = {
+            *DATA_FIELDS,
+            *MODEL_FIELDS,
+            *TRAINING_FIELDS,
+            *OPTION_FIELDS,
+            *ADVANCED_FIELDS,
+            *TEXT_FIELDS,
+        }
         extra = [name for name in defaults if name not in placed]
         with st.expander("Advanced", expanded=False):
             for name in [*ADVANCED_FIELDS, *extra]:
