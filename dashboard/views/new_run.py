@@ -185,12 +185,17 @@ def _summary(dataset: DatasetRecord, values: dict[str, Any]) -> str:
         n_test = round(n * float(values["test_fraction"]))
         n_train = max(0, n - n_val - n_test)
         steps = -(-n_train // max(1, int(values["batch_size"])))
-        sizes = values["hidden_sizes"]
-        shape = sizes if isinstance(sizes, str) else ",".join(map(str, sizes))
+        family = DEFAULT_MODEL[dataset.kind] if values["model"] == "auto" else values["model"]
+        model = f"**{family}**"
+        if family == "mlp":  # the other families have their own sections above
+            sizes = values["hidden_sizes"]
+            shape = sizes if isinstance(sizes, str) else ",".join(map(str, sizes))
+            model += (
+                f" with hidden layers {data.md_text(shape or 'none (linear)')} "
+                f"({values['activation']}, dropout {values['dropout']:g})"
+            )
         return (
-            f"**{DEFAULT_MODEL[dataset.kind] if values['model'] == 'auto' else values['model']}**"
-            f" with hidden layers {data.md_text(shape or 'none (linear)')} "
-            f"({values['activation']}, dropout {values['dropout']:g}) learns **{task}** on "
+            f"{model} learns **{task}** on "
             f"**{data.md_text(dataset.name)}** (target {data.md_text(dataset.target)}): "
             f"{n_train:,} train / {n_val:,} validation / {n_test:,} test rows.  \n"
             f"{values['optimizer']} at learning rate {values['learning_rate']:g} "
