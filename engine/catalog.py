@@ -13,6 +13,14 @@ MODEL_FAMILIES: dict[str, tuple[str, str]] = {
         "tabular",
         "Multi-layer perceptron for tables: standardized numbers + one-hot categories",
     ),
+    "cnn": (
+        "image",
+        "Convolutional network for images: conv, batch norm, pooling blocks (cnn_depth, cnn_width)",
+    ),
+    "resnet": (
+        "image",
+        "Small ResNet for images: residual blocks in stages (cnn_depth stages × resnet_blocks)",
+    ),
 }
 
 # What `model=auto` trains for each dataset kind: a fair first result, not a tuned one.

@@ -158,9 +158,18 @@ def prepare_tabular(
     )
 
 
+def _prepare_images(
+    settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
+) -> PreparedData:
+    from engine.image_prep import prepare_images  # it builds on PreparedData from here
+
+    return prepare_images(settings, dataset, config, choice)
+
+
 # dataset kind -> how to turn it into tensors
 PREPARERS: dict[str, Preparer] = {
     "tabular": _prepare_stored_table,
+    "image": _prepare_images,
 }
 
 

@@ -204,6 +204,7 @@ def test_datasets_empty_state_says_what_to_do(settings, db) -> None:
         "wine",
         "breast_cancer",
         "diabetes",
+        "digits",
     }
     assert "Added iris" in texts(at.success)
 
