@@ -31,6 +31,20 @@ TRAINING_FIELDS = [
     "momentum",
 ]
 ADVANCED_FIELDS = ["device", "max_categories"]
+# Shown only for image datasets, in their own section (three per row).
+IMAGE_FIELDS = [
+    "image_size",
+    "channels",
+    "normalize",
+    "cnn_depth",
+    "cnn_width",
+    "resnet_blocks",
+    "batch_norm",
+    "augment_flip",
+    "augment_crop",
+    "augment_rotation",
+    "augment_color",
+]
 
 LABELS = {
     "task": "Task",
@@ -52,6 +66,17 @@ LABELS = {
     "momentum": "Momentum",
     "device": "Device",
     "max_categories": "Max categories per column",
+    "image_size": "Image size (px, 0 = auto)",
+    "channels": "Channels",
+    "normalize": "Normalize channels",
+    "cnn_depth": "Conv blocks / ResNet stages",
+    "cnn_width": "Channels of the first block",
+    "resnet_blocks": "ResNet blocks per stage",
+    "batch_norm": "Batch norm",
+    "augment_flip": "Random flip",
+    "augment_crop": "Random crop (px)",
+    "augment_rotation": "Random rotation (°)",
+    "augment_color": "Colour jitter",
 }
 # Increments for the +/- buttons; the defaults (1.0 for floats) are useless for these knobs.
 STEPS = {
@@ -62,6 +87,8 @@ STEPS = {
     "weight_decay": 1e-4,
     "momentum": 0.01,
     "gamma": 0.05,
+    "augment_rotation": 5.0,
+    "augment_color": 0.05,
 }
 KEY_PREFIX = "nr_"
 
@@ -152,9 +179,13 @@ def _summary(dataset: DatasetRecord, values: dict[str, Any]) -> str:
         steps = -(-n_train // max(1, int(values["batch_size"])))
         sizes = values["hidden_sizes"]
         shape = sizes if isinstance(sizes, str) else ",".join(map(str, sizes))
+        layers = f"with hidden layers {data.md_text(shape or 'none (linear)')}"
+        if dataset.kind == "image":
+            side = values["image_size"] or dataset.schema.get("auto_image_size")
+            layers = f"{values['cnn_depth']} blocks from width {values['cnn_width']} on {side} px"
         return (
             f"**{DEFAULT_MODEL[dataset.kind] if values['model'] == 'auto' else values['model']}**"
-            f" with hidden layers {data.md_text(shape or 'none (linear)')} "
+            f" {layers} "
             f"({values['activation']}, dropout {values['dropout']:g}) learns **{task}** on "
             f"**{data.md_text(dataset.name)}** (target {data.md_text(dataset.target)}): "
             f"{n_train:,} train / {n_val:,} validation / {n_test:,} test rows.  \n"
@@ -251,6 +282,17 @@ with form_col:
                 with col:
                     values[name] = _field_widget(name, defaults[name], dataset)
 
+        if dataset.kind == "image":
+            st.subheader("Images")
+            for row in (IMAGE_FIELDS[i : i + 3] for i in range(0, len(IMAGE_FIELDS), 3)):
+                for col, name in zip(st.columns(3), row, strict=False):
+                    with col:
+                        values[name] = _field_widget(name, defaults[name], dataset)
+            st.caption(
+                "Augmentation changes training images only, at random, on the training device. "
+                "Flip suits photos, not digits or text."
+            )
+
         st.subheader("Training")
         for row in (TRAINING_FIELDS[:3], TRAINING_FIELDS[3:6], TRAINING_FIELDS[6:]):
             for col, name in zip(st.columns(3), row, strict=True):
@@ -258,7 +300,7 @@ with form_col:
                     values[name] = _field_widget(name, defaults[name], dataset)
         st.caption("Step size and gamma apply to the step schedule; momentum to SGD.")
 
-        placed = {*DATA_FIELDS, *MODEL_FIELDS, *TRAINING_FIELDS, *ADVANCED_FIELDS}
+        placed = {*DATA_FIELDS, *MODEL_FIELDS, *TRAINING_FIELDS, *ADVANCED_FIELDS, *IMAGE_FIELDS}
         extra = [name for name in defaults if name not in placed]
         with st.expander("Advanced", expanded=False):
             for name in [*ADVANCED_FIELDS, *extra]:
