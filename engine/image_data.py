@@ -186,7 +186,7 @@ def image_to_array(image: Image.Image, size: int, channels: int) -> np.ndarray:
     image = image.convert("L" if channels == 1 else "RGB")
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BILINEAR)
-    array = np.asarray(image, dtype=np.uint8)
+    array = np.array(image, dtype=np.uint8)  # a writable copy (torch refuses read-only)
     return array[:, :, None] if channels == 1 else array
 
 

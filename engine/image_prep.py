@@ -193,7 +193,7 @@ def prepare_images(
         pre,
         TargetEncoder(task="classification", classes=classes),
         split_sizes={k: len(v) for k, v in positions.items()},
-        stratified=splits.stratified,
+        stratified=bool(splits.stratified),  # a numpy bool would not serialize to JSON
         task=task,
         describe_test=describe_test,
     )
