@@ -64,13 +64,17 @@ EPOCH_METRICS = {
 TEST_METRICS = {
     "classification": [
         "test_accuracy",
+        "test_balanced_accuracy",
         "test_f1_macro",
+        "test_f1_weighted",
         "test_precision_macro",
+        "test_precision_weighted",
         "test_recall_macro",
+        "test_recall_weighted",
         "test_roc_auc",
         "test_log_loss",
     ],
-    "regression": ["test_rmse", "test_mae", "test_r2"],
+    "regression": ["test_rmse", "test_mse", "test_mae", "test_r2"],
 }
 
 # The one metric a run is judged by, and whether higher is better.
@@ -78,6 +82,30 @@ HEADLINE_METRIC = {
     "classification": ("test_accuracy", True),
     "regression": ("test_rmse", False),
 }
+
+# Validation metrics a run can monitor (best epoch, early stopping), per task, and whether
+# higher is better.
+MONITORS = {
+    "classification": ("val_loss", "val_accuracy", "val_f1_macro", "val_balanced_accuracy"),
+    "regression": ("val_loss", "val_rmse", "val_mae"),
+}
+HIGHER_IS_BETTER = {
+    "val_loss": False,
+    "val_accuracy": True,
+    "val_f1_macro": True,
+    "val_balanced_accuracy": True,
+    "val_rmse": False,
+    "val_mae": False,
+}
+
+
+def monitor_error(monitor: str, task: str) -> str | None:
+    """Why `monitor` cannot be used for `task`, or None when it can."""
+    allowed = MONITORS[task]
+    if monitor in allowed:
+        return None
+    return f"monitor: {monitor} is not measured for {task}; use one of {', '.join(allowed)}"
+
 
 # Metrics shown as columns in the runs table.
 TABLE_METRICS = ["test_accuracy", "test_f1_macro", "test_rmse", "test_r2", "val_loss"]
@@ -88,12 +116,20 @@ METRIC_LABELS = {
     "val_accuracy": "val accuracy",
     "val_rmse": "val RMSE",
     "test_accuracy": "test accuracy",
+    "test_balanced_accuracy": "test balanced accuracy",
     "test_f1_macro": "test F1 (macro)",
+    "test_f1_weighted": "test F1 (weighted)",
     "test_precision_macro": "test precision (macro)",
+    "test_precision_weighted": "test precision (weighted)",
     "test_recall_macro": "test recall (macro)",
+    "test_recall_weighted": "test recall (weighted)",
+    "val_f1_macro": "val F1 (macro)",
+    "val_balanced_accuracy": "val balanced accuracy",
+    "val_mae": "val MAE",
     "test_roc_auc": "test ROC AUC",
     "test_log_loss": "test log loss",
     "test_rmse": "test RMSE",
+    "test_mse": "test MSE",
     "test_mae": "test MAE",
     "test_r2": "test R²",
     "lr": "learning rate",

@@ -177,10 +177,10 @@ def evaluate_on_test(model: nn.Module, data: PreparedData, choice: DeviceChoice)
     out = predict(model, data.x_test, choice).cpu()
     if data.task == "classification":
         probs = torch.softmax(out, dim=1).numpy().astype(np.float64)
-        report = classification_report(data.y_test, probs, data.target.classes)
+        report = classification_report(data.y_test, probs, data.target.classes, data.describe_test)
     else:
         y_pred = data.target.decode_regression(out.view(-1).numpy().astype(np.float64))
-        report = regression_report(data.y_test, y_pred)
+        report = regression_report(data.y_test, y_pred, data.describe_test)
     report["split_sizes"] = dict(data.split_sizes)
     report["stratified_split"] = data.stratified
     report["input"] = data.train_data.spec.to_dict()

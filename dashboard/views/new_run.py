@@ -15,6 +15,7 @@ from db import runs as run_store
 from db.records import DatasetRecord, RunRecord
 from engine.catalog import DEFAULT_MODEL, MODEL_FAMILIES, TASKS, models_for_kind
 from engine.config import RunConfig, field_help
+from engine.defaults import suggest_for_dataset
 from engine.launch import default_run_name, submit_run
 
 DATA_FIELDS = ["task", "val_fraction", "test_fraction", "seed"]
@@ -29,6 +30,15 @@ TRAINING_FIELDS = [
     "step_size",
     "gamma",
     "momentum",
+]
+OPTION_FIELDS = [
+    "monitor",
+    "early_stopping_patience",
+    "restore_best_weights",
+    "imbalance",
+    "label_smoothing",
+    "grad_clip_norm",
+    "warmup_epochs",
 ]
 ADVANCED_FIELDS = ["device", "max_categories"]
 # Shown only for image datasets, in their own section (three per row).
@@ -77,6 +87,13 @@ LABELS = {
     "augment_crop": "Random crop (px)",
     "augment_rotation": "Random rotation (°)",
     "augment_color": "Colour jitter",
+    "monitor": "Monitored metric",
+    "early_stopping_patience": "Early stopping patience (epochs)",
+    "restore_best_weights": "Keep the best epoch's weights",
+    "imbalance": "Class imbalance",
+    "label_smoothing": "Label smoothing",
+    "grad_clip_norm": "Gradient clipping (max norm)",
+    "warmup_epochs": "Warm-up epochs",
 }
 # Increments for the +/- buttons; the defaults (1.0 for floats) are useless for these knobs.
 STEPS = {
@@ -89,6 +106,8 @@ STEPS = {
     "gamma": 0.05,
     "augment_rotation": 5.0,
     "augment_color": 0.05,
+    "label_smoothing": 0.05,
+    "grad_clip_norm": 0.5,
 }
 KEY_PREFIX = "nr_"
 
@@ -197,6 +216,19 @@ def _summary(dataset: DatasetRecord, values: dict[str, Any]) -> str:
         return "Fix the values above to see a summary."
 
 
+def _defaults(dataset: DatasetRecord, source: RunRecord | None) -> dict[str, Any]:
+    """What the form starts from: a cloned run's config, or the settings suggested for this
+    dataset's kind and size (the same ones `seedlab runs submit` fills in)."""
+    defaults: dict[str, Any] = RunConfig().model_dump(mode="json")
+    if source is not None:
+        # Only fields this version knows: a config stored by an older or newer Seedlab may
+        # hold others, and RunConfig forbids unknown fields.
+        defaults.update({k: v for k, v in source.config.items() if k in defaults})
+    else:
+        defaults.update(suggest_for_dataset(dataset))
+    return defaults
+
+
 def _sync_dataset_param() -> None:
     # Keep ?dataset= in step with the choice, or the URL would switch it back on the next rerun.
     st.query_params["dataset"] = str(st.session_state[KEY_PREFIX + "dataset"])
@@ -216,7 +248,6 @@ if not records:
     st.stop()
 by_id = {r.id: r for r in records}
 
-defaults: dict[str, Any] = RunConfig().model_dump(mode="json")
 source: RunRecord | None = None
 clone_id = data.query_int("clone")
 if clone_id is not None:
@@ -224,9 +255,6 @@ if clone_id is not None:
     if source is None:
         st.warning(f"Run #{clone_id} does not exist; starting from the defaults.")
     else:
-        # Only fields this version knows: a config stored by an older or newer Seedlab may
-        # hold others, and RunConfig forbids unknown fields.
-        defaults.update({k: v for k, v in source.config.items() if k in defaults})
         st.info(
             f"Cloning run #{source.id} ({data.md_text(source.name)}). Change what you like, "
             "then start it as a new run.",
@@ -269,6 +297,13 @@ with form_col:
         on_change=_sync_dataset_param,
     )
     dataset = by_id[dataset_id]
+    defaults = _defaults(dataset, source)
+    # A different dataset gets its own suggestions: refill the fields (not the dataset choice).
+    if st.session_state.get("_nr_filled_for") != dataset_id:
+        for key in [k for k in st.session_state if str(k).startswith(KEY_PREFIX)]:
+            if key != KEY_PREFIX + "dataset":
+                del st.session_state[key]
+        st.session_state["_nr_filled_for"] = dataset_id
     values: dict[str, Any] = {}
     with st.form("new_run_form", border=False):
         for row in (DATA_FIELDS[:2], DATA_FIELDS[2:]):
@@ -300,7 +335,14 @@ with form_col:
                     values[name] = _field_widget(name, defaults[name], dataset)
         st.caption("Step size and gamma apply to the step schedule; momentum to SGD.")
 
-        placed = {*DATA_FIELDS, *MODEL_FIELDS, *TRAINING_FIELDS, *ADVANCED_FIELDS, *IMAGE_FIELDS}
+        st.subheader("Stopping and regularisation")
+        for row in (OPTION_FIELDS[:3], OPTION_FIELDS[3:6], OPTION_FIELDS[6:]):
+            for col, name in zip(st.columns(3), row, strict=False):
+                with col:
+                    values[name] = _field_widget(name, defaults[name], dataset)
+
+        placed = {*DATA_FIELDS, *MODEL_FIELDS, *TRAINING_FIELDS, *OPTION_FIELDS, *ADVANCED_FIELDS}
+        placed |= set(IMAGE_FIELDS)
         extra = [name for name in defaults if name not in placed]
         with st.expander("Advanced", expanded=False):
             for name in [*ADVANCED_FIELDS, *extra]:
