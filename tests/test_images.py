@@ -396,6 +396,13 @@ def test_image_run_through_a_real_worker(settings, db):
     assert checkpoint["preprocessor"]["classes"] == ["circle", "square", "triangle"]
     kinds = {a.kind for a in artifact_store.list_artifacts(db, run_id)}
     assert {"checkpoint", "report", "log"} <= kinds
+    for mistake in report["worst_mistakes"]:  # the stored originals, relative to SEEDLAB_HOME
+        assert (settings.home / mistake["input"]["image"]).is_file()
+        assert mistake["input"]["source"].endswith((".png", ".jpg", ".bmp", ".webp"))
+
+    from tests.test_dashboard import open_page
+
+    open_page("views/run_detail.py", run=str(run_id))  # renders the image report, no exception
 
 
 # ---------------------------------------------------------------- dashboard
@@ -452,3 +459,16 @@ def test_new_run_form_shows_image_options_only_for_images(settings, db, demo_dat
     at = open_page("views/new_run.py", dataset=str(iris.id))
     labels = {w.label for w in [*at.number_input, *at.selectbox, *at.checkbox]}
     assert "Random flip" not in labels and "Image size (px, 0 = auto)" not in labels
+
+
+def test_cli_adds_and_shows_an_image_zip(settings, tmp_path: Path):
+    from tests.test_cli import cli
+
+    path = tmp_path / "pets.zip"
+    path.write_bytes(make_zip(shapes_members(2)))
+    added = cli("datasets", "add", str(path))
+    assert added.returncode == 0, added.stderr
+    assert "Added image dataset 'pets'" in added.stdout and "6 images in 3 classes" in added.stdout
+    shown = cli("datasets", "show", "pets")
+    assert shown.returncode == 0, shown.stderr
+    assert "6 images" in shown.stdout and "triangle" in shown.stdout
