@@ -440,6 +440,12 @@ def up(
                 p.wait()
 
 
+# Registered last: cli_sweeps uses this module's helpers.
+from engine.cli_sweeps import sweeps_app  # noqa: E402
+
+app.add_typer(sweeps_app, name="sweeps")
+
+
 def main() -> None:
     try:
         app()

@@ -58,6 +58,8 @@ def submit_run(
     name: str | None = None,
     parent_run_id: int | None = None,
     notes: str = "",
+    sweep_id: int | None = None,
+    tags: tuple[str, ...] = (),
 ) -> int:
     """Validate and queue a run; returns its id.
 
@@ -85,4 +87,6 @@ def submit_run(
         config=config.model_dump(mode="json"),
         parent_run_id=parent_run_id,
         notes=notes,
+        sweep_id=sweep_id,
+        tags=tags,
     )
