@@ -22,6 +22,15 @@ MODEL_FAMILIES: dict[str, tuple[str, str]] = {
         "text",
         "Small Transformer encoder: self-attention layers, learned positions, mean pooling",
     ),
+    # --- images (engine/vision_models.py)
+    "cnn": (
+        "image",
+        "Convolutional network for images: conv, batch norm, pooling blocks (cnn_depth, cnn_width)",
+    ),
+    "resnet": (
+        "image",
+        "Small ResNet for images: residual blocks in stages (cnn_depth stages × resnet_blocks)",
+    ),
 }
 
 # What `model=auto` trains for each dataset kind: a fair first result, not a tuned one.

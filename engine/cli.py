@@ -99,7 +99,9 @@ def init(
 
 @datasets_app.command("add")
 def datasets_add(
-    file: Annotated[Path, typer.Argument(help="CSV, TSV or Parquet file")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV, TSV or Parquet file, or a ZIP of image class folders")
+    ],
     name: Annotated[str | None, typer.Option(help="Dataset name (default: the file name)")] = None,
     target: Annotated[
         str | None, typer.Option(help="Column to predict (default: the last)")
@@ -115,7 +117,7 @@ def datasets_add(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the dataset as JSON")] = False,
 ) -> None:
-    """Validate a table and store it as a dataset."""
+    """Validate a table (or a ZIP of images, one folder per class) and store it as a dataset."""
     from engine.datasets import ingest_file
 
     settings, db = _ready()
@@ -127,6 +129,12 @@ def datasets_add(
         _fail(str(exc))
     if as_json:
         _print_json(record.to_dict())
+        return
+    if record.kind == "image":
+        typer.echo(
+            f"Added image dataset {record.name!r} (id {record.id}): {record.n_rows} images in "
+            f"{len(record.schema['classes'])} classes: {', '.join(record.schema['classes'][:10])}"
+        )
         return
     extra = ""
     if record.task == "classification":
@@ -180,6 +188,17 @@ def datasets_show(
         _fail(str(exc))
     if as_json:
         _print_json(record.to_dict())
+        return
+    if record.kind == "image":
+        typer.echo(f"{record.name} (id {record.id}): {record.n_rows} images, task {record.task}")
+        stats = record.schema["image_stats"]
+        typer.echo(
+            f"width {stats['width']}, height {stats['height']}, modes {stats['modes']}; "
+            f"auto image_size {record.schema['auto_image_size']}, "
+            f"channels {record.schema['auto_channels']}"
+        )
+        for name, count in record.schema["class_counts"].items():
+            typer.echo(f"  {name:<24} {count:>7}")
         return
     typer.echo(
         f"{record.name} (id {record.id}): {record.n_rows} rows, target {record.target!r}, "

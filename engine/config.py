@@ -55,6 +55,49 @@ class RunConfig(BaseModel):
         "relu", description="non-linearity between hidden layers"
     )
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout after each hidden layer")
+    # --- images
+    image_size: int = Field(
+        0,
+        ge=0,
+        le=512,
+        description="images: resize to this square side in pixels; 0 = the dataset's median "
+        "side, at most 32",
+    )
+    channels: Literal["auto", 1, 3] = Field(
+        "auto", description="images: 1 = grayscale, 3 = RGB; auto = 1 only if every image is gray"
+    )
+    normalize: bool = Field(
+        True, description="images: standardize each channel with the training images' mean/std"
+    )
+    augment_flip: bool = Field(
+        False, description="images: mirror training images left-right at random (not for digits)"
+    )
+    augment_crop: int = Field(
+        0, ge=0, le=64, description="images: random crop, shifting by up to this many pixels"
+    )
+    augment_rotation: float = Field(
+        0.0, ge=0, le=45, description="images: random rotation of up to this many degrees"
+    )
+    augment_color: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="images: colour jitter, random brightness/contrast/saturation change of up "
+        "to this share",
+    )
+    cnn_depth: int = Field(
+        3,
+        ge=1,
+        le=8,
+        description="images: conv blocks (cnn) or stages (resnet); each halves the side",
+    )
+    cnn_width: int = Field(
+        32, ge=4, le=512, description="images: channels of the first block, doubling per block"
+    )
+    batch_norm: bool = Field(True, description="images: batch normalization after each conv")
+    resnet_blocks: int = Field(
+        1, ge=1, le=8, description="images: residual blocks per resnet stage"
+    )
     # --- training
     optimizer: Literal["adamw", "adam", "sgd"] = Field("adamw", description="optimizer")
     learning_rate: float = Field(1e-3, gt=0, le=10, description="initial learning rate")
@@ -160,6 +203,12 @@ class RunConfig(BaseModel):
         if value != "auto" and value not in MODEL_FAMILIES:
             raise ValueError(f"must be auto or one of {', '.join(MODEL_FAMILIES)}; got {value!r}")
         return value
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _parse_channels(cls, value: Any) -> Any:
+        # Forms and --set give "3"; the stored config holds the number.
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
     @field_validator("hidden_sizes", mode="before")
     @classmethod

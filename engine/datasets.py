@@ -28,6 +28,7 @@ from engine.errors import DatasetError
 from engine.settings import Settings
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq")
+IMAGE_ZIP_SUFFIXES = (".zip",)  # a folder per class of images: engine/image_data.py
 MAX_COLUMNS = 5000
 MAX_CLASSES = 1000
 # An integer column with at most this many distinct values is a category (a rating, a code).
@@ -110,7 +111,8 @@ def read_table(raw: bytes, filename: str) -> pd.DataFrame:
     if suffix not in TABLE_SUFFIXES:
         raise DatasetError(
             f"{filename}: unsupported file type {suffix or '(none)'!r}. "
-            f"Upload one of: {', '.join(TABLE_SUFFIXES)}."
+            f"Upload one of: {', '.join(TABLE_SUFFIXES + IMAGE_ZIP_SUFFIXES)} (a ZIP of image "
+            "folders, one per class)."
         )
     if not raw:
         raise DatasetError(f"{filename} is empty. Upload a file with a header row and data rows.")
@@ -427,6 +429,8 @@ def ingest_bytes(
     """The upload path shared by the Datasets page and `seedlab datasets add`."""
     _check_size(settings, len(raw), filename)
     _check_name(name)
+    if Path(filename).suffix.lower() in IMAGE_ZIP_SUFFIXES:
+        return _ingest_image_zip(settings, db, raw, filename, name)
     frame = read_table(raw, filename)
     return store_frame(
         settings,
@@ -455,6 +459,8 @@ def ingest_file(
     if not path.is_file():
         raise DatasetError(f"No such file: {path}")
     _check_size(settings, path.stat().st_size, path.name)  # before reading it into memory
+    if path.suffix.lower() in IMAGE_ZIP_SUFFIXES:
+        return _ingest_image_zip(settings, db, path, path.name, name or path.stem)
     return ingest_bytes(
         settings,
         db,
@@ -464,6 +470,23 @@ def ingest_file(
         target=target,
         kind=kind,
         text_column=text_column,
+    )
+
+
+def _ingest_image_zip(
+    settings: Settings, db: Engine, source: bytes | Path, filename: str, name: str
+) -> DatasetRecord:
+    from engine.image_data import ingest_image_zip
+
+    digest = hashlib.sha256()
+    if isinstance(source, bytes):
+        digest.update(source)
+    else:
+        with source.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return ingest_image_zip(
+        settings, db, source, filename=filename, name=_check_name(name), sha256=digest.hexdigest()
     )
 
 

@@ -14,6 +14,7 @@ from engine.config import RunConfig
 from engine.errors import ConfigError
 from engine.inputs import InputSpec
 from engine.text_models import TEXT_BUILDERS
+from engine.vision_models import build_cnn, build_resnet
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -49,6 +50,8 @@ Builder = Callable[[RunConfig, InputSpec, int], nn.Module]
 MODEL_BUILDERS: dict[str, Builder] = {
     "mlp": _mlp,
     **TEXT_BUILDERS,
+    "cnn": build_cnn,
+    "resnet": build_resnet,
 }
 
 

@@ -166,10 +166,19 @@ def _prepare_stored_text(
     return prepare_stored_text(settings, dataset, config, choice)
 
 
+def _prepare_images(
+    settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
+) -> PreparedData:
+    from engine.image_prep import prepare_images  # it builds on PreparedData from here
+
+    return prepare_images(settings, dataset, config, choice)
+
+
 # dataset kind -> how to turn it into tensors
 PREPARERS: dict[str, Preparer] = {
     "tabular": _prepare_stored_table,
     "text": _prepare_stored_text,
+    "image": _prepare_images,
 }
 
 

@@ -12,6 +12,11 @@ from sqlalchemy import Engine
 from db.session import make_engine
 
 DEFAULT_MAX_UPLOAD_MB = 200
+# Image ZIP caps: room for tens of thousands of images and a few hundred MB, not for a zip bomb.
+DEFAULT_MAX_ZIP_MEMBERS = 100_000
+DEFAULT_MAX_UNZIPPED_MB = 2048
+DEFAULT_MAX_ZIP_RATIO = 100
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -19,13 +24,29 @@ class Settings:
     home: Path
     db_url: str
     max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB
+    max_zip_members: int = DEFAULT_MAX_ZIP_MEMBERS
+    max_unzipped_mb: int = DEFAULT_MAX_UNZIPPED_MB
+    max_zip_ratio: int = DEFAULT_MAX_ZIP_RATIO
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
     @classmethod
     def from_env(cls) -> Settings:
         home = Path(os.environ.get("SEEDLAB_HOME") or "var").expanduser().resolve()
         url = os.environ.get("SEEDLAB_DB_URL") or f"sqlite:///{home / 'seedlab.db'}"
         max_mb = int(os.environ.get("SEEDLAB_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB)
-        return cls(home=home, db_url=url, max_upload_mb=max_mb)
+
+        def env_int(name: str, default: int) -> int:
+            return int(os.environ.get(name) or default)
+
+        return cls(
+            home=home,
+            db_url=url,
+            max_upload_mb=max_mb,
+            max_zip_members=env_int("SEEDLAB_MAX_ZIP_MEMBERS", DEFAULT_MAX_ZIP_MEMBERS),
+            max_unzipped_mb=env_int("SEEDLAB_MAX_UNZIPPED_MB", DEFAULT_MAX_UNZIPPED_MB),
+            max_zip_ratio=env_int("SEEDLAB_MAX_ZIP_RATIO", DEFAULT_MAX_ZIP_RATIO),
+            max_image_pixels=env_int("SEEDLAB_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
+        )
 
     @property
     def datasets_dir(self) -> Path:

@@ -37,7 +37,8 @@ def db(settings: Settings) -> Engine:
 def demo_datasets(settings: Settings, db: Engine) -> list[str]:
     from engine.demo_data import register_demo_datasets
 
-    return register_demo_datasets(settings, db)
+    # The tables only: the digits images take ~2 s to ingest and most tests never use them.
+    return register_demo_datasets(settings, db, images=False)
 
 
 def seedlab_cmd(*args: str) -> list[str]:

@@ -23,7 +23,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def test_init_registers_demo_datasets(settings):
     result = cli("init")
     assert result.returncode == 0
-    added = "Demo datasets added: iris, wine, breast_cancer, diabetes, support_tickets"
+    added = "Demo datasets added: iris, wine, breast_cancer, diabetes, support_tickets, digits"
     assert added in result.stdout
     again = cli("init")
     assert again.returncode == 0 and "Demo datasets added" not in again.stdout

@@ -205,6 +205,7 @@ def test_datasets_empty_state_says_what_to_do(settings, db) -> None:
         "breast_cancer",
         "diabetes",
         "support_tickets",
+        "digits",
     }
     assert "Added iris" in texts(at.success)
 

@@ -6,8 +6,15 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from dashboard import charts, data
+from dashboard.image_preview import show_image_dataset
 from dashboard.text_view import show_text_dataset
-from engine.datasets import TABLE_SUFFIXES, ingest_bytes, profile_table, read_table
+from engine.datasets import (
+    IMAGE_ZIP_SUFFIXES,
+    TABLE_SUFFIXES,
+    ingest_bytes,
+    profile_table,
+    read_table,
+)
 from engine.errors import DatasetError
 
 st.title("Datasets")
@@ -37,7 +44,11 @@ def _parsed_columns(upload: UploadedFile) -> list[str]:
 
 
 def _add_dataset(
-    upload: UploadedFile, name: str, target: str, kind: str = "auto", text_column: str = "auto"
+    upload: UploadedFile,
+    name: str,
+    target: str | None,
+    kind: str = "auto",
+    text_column: str = "auto",
 ) -> None:
     with st.spinner("Checking and storing the dataset…"):
         record = ingest_bytes(
@@ -56,8 +67,9 @@ def _add_dataset(
         if record.task == "classification"
         else "a numeric target"
     )
+    rows = "images" if record.kind == "image" else "rows"
     data.flash(
-        f"Added dataset {record.name!r}: {record.n_rows:,} rows, {record.task} with {detail}"
+        f"Added dataset {record.name!r}: {record.n_rows:,} {rows}, {record.task} with {detail}"
         + (f", texts in column {record.schema['text_column']!r}." if record.kind == "text" else ".")
     )
     # A fresh uploader (new key) so the stored file is not offered again, and show the new set.
@@ -70,14 +82,30 @@ def _add_dataset(
 with st.container(border=True):
     st.subheader("Add a dataset")
     upload = st.file_uploader(
-        "Upload a table",
-        type=[s.lstrip(".") for s in TABLE_SUFFIXES],
+        "Upload a table, or a ZIP of images",
+        type=[s.lstrip(".") for s in TABLE_SUFFIXES + IMAGE_ZIP_SUFFIXES],
         max_upload_size=settings.max_upload_mb,
         key=f"upload_{st.session_state.get('_upload_round', 0)}",
         help="CSV, TSV or Parquet with a header row: one row per example, and one column "
-        "holding what to predict (the target).",
+        "holding what to predict (the target). Or a ZIP with one folder per class of images "
+        "(cats/001.jpg, dogs/002.png; PNG, JPEG, BMP or WebP).",
     )
-    if upload is not None:
+    if upload is not None and Path(upload.name).suffix.lower() in IMAGE_ZIP_SUFFIXES:
+        st.caption(
+            f"{upload.name}: a ZIP of images; each folder is a class. Every image is checked "
+            "when you add it."
+        )
+        with data.shown_errors("storing the images"):
+            name = st.text_input(
+                "Name",
+                value=Path(upload.name).stem,
+                max_chars=100,
+                key=f"upload_name_{upload.file_id}",
+                help="How the dataset is listed; must be unique.",
+            )
+            if st.button("Add dataset", type="primary", icon=":material/upload:"):
+                _add_dataset(upload, name, None)
+    elif upload is not None:
         with data.shown_errors("reading the upload"):
             columns = _parsed_columns(upload)
             name_col, target_col = st.columns(2)
@@ -125,8 +153,8 @@ records = data.datasets()
 if not records:
     st.info(
         "No datasets yet. Upload a CSV or Parquet table above — one row per example and one "
-        "column to predict — or add the demo datasets (iris, wine, breast cancer, diabetes, and "
-        "support tickets for text).",
+        "column to predict — or a ZIP of image folders, or add the demo datasets (iris, wine, "
+        "breast cancer, diabetes, support tickets for text, and the digits images).",
         icon=":material/info:",
     )
     if st.button("Add demo datasets", icon=":material/dataset:"):
@@ -194,10 +222,14 @@ record = by_id[picked]
 st.divider()
 head, action = st.columns([4, 1], vertical_alignment="bottom")
 head.subheader(data.md_text(record.name))
+size = (
+    f"{record.n_rows:,} images in {len(record.schema['classes'])} classes"
+    if record.kind == "image"
+    else f"target {record.target} · {record.n_rows:,} rows × {record.n_columns:,} columns"
+)
 head.caption(
     data.md_text(
-        f"{record.kind} · {record.task} · target {record.target} · {record.n_rows:,} rows × "
-        f"{record.n_columns:,} columns · from {record.source_filename} · added "
+        f"{record.kind} · {record.task} · {size} · from {record.source_filename} · added "
         f"{data.format_time(record.created_at)}"
     )
 )
@@ -205,6 +237,10 @@ if action.button(
     "Train on this", type="primary", icon=":material/model_training:", width="stretch"
 ):
     st.switch_page(data.NEW_RUN_PAGE, query_params={"dataset": str(record.id)})
+
+if record.kind == "image":
+    show_image_dataset(record)
+    st.stop()
 
 dropped = record.schema.get("rows_dropped_missing_target") or 0
 if dropped:

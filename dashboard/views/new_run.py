@@ -57,6 +57,20 @@ TEXT_FIELDS = [
     "textcnn_filters",
     "textcnn_kernel_sizes",
 ]
+# Shown only for image datasets, in their own section (three per row).
+IMAGE_FIELDS = [
+    "image_size",
+    "channels",
+    "normalize",
+    "cnn_depth",
+    "cnn_width",
+    "resnet_blocks",
+    "batch_norm",
+    "augment_flip",
+    "augment_crop",
+    "augment_rotation",
+    "augment_color",
+]
 
 LABELS = {
     "task": "Task",
@@ -78,6 +92,17 @@ LABELS = {
     "momentum": "Momentum",
     "device": "Device",
     "max_categories": "Max categories per column",
+    "image_size": "Image size (px, 0 = auto)",
+    "channels": "Channels",
+    "normalize": "Normalize channels",
+    "cnn_depth": "Conv blocks / ResNet stages",
+    "cnn_width": "Channels of the first block",
+    "resnet_blocks": "ResNet blocks per stage",
+    "batch_norm": "Batch norm",
+    "augment_flip": "Random flip",
+    "augment_crop": "Random crop (px)",
+    "augment_rotation": "Random rotation (°)",
+    "augment_color": "Colour jitter",
     "monitor": "Monitored metric",
     "early_stopping_patience": "Early stopping patience (epochs)",
     "restore_best_weights": "Keep the best epoch's weights",
@@ -95,6 +120,8 @@ STEPS = {
     "weight_decay": 1e-4,
     "momentum": 0.01,
     "gamma": 0.05,
+    "augment_rotation": 5.0,
+    "augment_color": 0.05,
     "label_smoothing": 0.05,
     "grad_clip_norm": 0.5,
 }
@@ -193,6 +220,11 @@ def _summary(dataset: DatasetRecord, values: dict[str, Any]) -> str:
             model += (
                 f" with hidden layers {data.md_text(shape or 'none (linear)')} "
                 f"({values['activation']}, dropout {values['dropout']:g})"
+            )
+        elif dataset.kind == "image":
+            side = values["image_size"] or dataset.schema.get("auto_image_size")
+            model += (
+                f" ({values['cnn_depth']} blocks from width {values['cnn_width']} on {side} px)"
             )
         return (
             f"{model} learns **{task}** on "
@@ -319,6 +351,17 @@ with form_col:
                     with col:
                         values[name] = _field_widget(name, defaults[name], dataset)
 
+        if dataset.kind == "image":
+            st.subheader("Images")
+            for row in (IMAGE_FIELDS[i : i + 3] for i in range(0, len(IMAGE_FIELDS), 3)):
+                for col, name in zip(st.columns(3), row, strict=False):
+                    with col:
+                        values[name] = _field_widget(name, defaults[name], dataset)
+            st.caption(
+                "Augmentation changes training images only, at random, on the training device. "
+                "Flip suits photos, not digits or text."
+            )
+
         st.subheader("Training")
         for row in (TRAINING_FIELDS[:3], TRAINING_FIELDS[3:6], TRAINING_FIELDS[6:]):
             for col, name in zip(st.columns(3), row, strict=True):
@@ -339,6 +382,7 @@ with form_col:
             *OPTION_FIELDS,
             *ADVANCED_FIELDS,
             *TEXT_FIELDS,
+            *IMAGE_FIELDS,
         }
         extra = [name for name in defaults if name not in placed]
         with st.expander("Advanced", expanded=False):
