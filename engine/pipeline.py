@@ -151,7 +151,7 @@ def prepare_tabular(
         pre,
         encoder,
         split_sizes={"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
-        stratified=splits.stratified,
+        stratified=bool(splits.stratified),
         task=task,
         describe_test=describe_test,
         feature_names=pre.feature_names,
