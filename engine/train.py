@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 import torch
 from torch import nn
 
+from engine.checkpoints import TrainState, capture_state, restore_state
 from engine.config import RunConfig
 from engine.device import DeviceChoice
 from engine.errors import TrainingError
@@ -121,10 +124,24 @@ def _check_finite(loss: float, epoch: int, config: RunConfig) -> None:
         )
 
 
+# Called after each epoch's metrics were reported, with a function that captures the loop's state
+# (called only when a checkpoint is due, so skipping one costs nothing).
+EpochEndHook = Callable[[int, Callable[[], TrainState]], None]
+
+
 def train(
-    config: RunConfig, data: TrainData, reporter: Reporter, choice: DeviceChoice
+    config: RunConfig,
+    data: TrainData,
+    reporter: Reporter,
+    choice: DeviceChoice,
+    *,
+    resume: TrainState | None = None,
+    on_epoch_end: EpochEndHook | None = None,
 ) -> TrainResult:
-    """Train for config.epochs (or until the reporter says stop); report per-epoch metrics."""
+    """Train for config.epochs (or until the reporter says stop); report per-epoch metrics.
+
+    With `resume`, continue after `resume.epoch` exactly as an uninterrupted run would.
+    """
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=data.x_train.device).manual_seed(config.seed)
 
@@ -139,7 +156,23 @@ def train(
     batch_size = min(config.batch_size, n)
     history: list[dict[str, float]] = []
     best_val_loss, best_state, best_epoch = math.inf, None, 0
-    for epoch in range(1, config.epochs + 1):
+    # --- resume (engine/checkpoints.py)
+    first_epoch = 1
+    if resume is not None:
+        restore_state(
+            resume,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scaler=scaler,
+            generator=generator,
+        )
+        history = [dict(h) for h in resume.history]
+        best_val_loss, best_epoch = resume.best_val_loss, resume.best_epoch
+        best_state = {k: v.to(choice.device) for k, v in (resume.best_model or {}).items()} or None
+        first_epoch = resume.epoch + 1
+    # ---
+    for epoch in range(first_epoch, config.epochs + 1):
         started = time.perf_counter()
         model.train()
         order = torch.randperm(n, device=data.x_train.device, generator=generator)
@@ -177,6 +210,23 @@ def train(
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if scheduler is not None:
             scheduler.step()
+        if on_epoch_end is not None:
+            on_epoch_end(
+                epoch,
+                partial(
+                    capture_state,
+                    epoch=epoch,
+                    model=model,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    scaler=scaler,
+                    generator=generator,
+                    history=history,
+                    best_val_loss=best_val_loss,
+                    best_epoch=best_epoch,
+                    best_model=best_state,
+                ),
+            )
         if reporter.should_stop():
             return TrainResult(model, epoch, cancelled=True, history=history)
     if best_state is not None:
