@@ -13,7 +13,13 @@ from db.session import reading, utcnow, writing
 
 
 def register_worker(
-    db: Engine, worker_id: str, *, hostname: str, pid: int, max_concurrent: int
+    db: Engine,
+    worker_id: str,
+    *,
+    hostname: str,
+    pid: int,
+    max_concurrent: int,
+    devices: list[dict[str, Any]] | None = None,
 ) -> None:
     now = utcnow()
     with writing(db) as conn:
@@ -26,6 +32,7 @@ def register_worker(
                 started_at=now,
                 heartbeat_at=now,
                 stopped_at=None,
+                devices=devices,
             )
         )
 

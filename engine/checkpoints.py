@@ -13,14 +13,16 @@ a resumed run continues at step k + 1: no point lost, none twice.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 FORMAT = "seedlab-resume-v1"
 
@@ -45,6 +47,8 @@ class TrainState:
 
 def _cpu(tree: Any) -> Any:
     """A copy of a state dict with every tensor on the CPU (a checkpoint must not pin a GPU)."""
+    import torch
+
     if isinstance(tree, torch.Tensor):
         return tree.detach().to("cpu", copy=True)
     if isinstance(tree, dict):
@@ -67,6 +71,9 @@ def capture_state(
     best_epoch: int,
     best_model: dict[str, torch.Tensor] | None,
 ) -> TrainState:
+
+    import torch
+
     return TrainState(
         epoch=epoch,
         model=_cpu(model.state_dict()),
@@ -93,6 +100,8 @@ def restore_state(
     generator: torch.Generator,
 ) -> None:
     """Put the loop's objects back as they were at the end of `state.epoch`."""
+    import torch
+
     model.load_state_dict(state.model)
     optimizer.load_state_dict(state.optimizer)
     if scheduler is not None and state.scheduler is not None:
@@ -107,16 +116,29 @@ def restore_state(
 
 def save_train_state(path: Path, state: TrainState) -> int:
     """Write atomically (temp file, then rename); returns the file's size in bytes."""
+    import torch
+
     payload = {"format": FORMAT, **state.__dict__}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
+    # The epoch also in a few bytes of JSON: pages read it without importing torch.
+    side = _epoch_file(path)
+    side_tmp = side.with_name(side.name + ".tmp")
+    side_tmp.write_text(json.dumps({"epoch": state.epoch}))
+    os.replace(side_tmp, side)
     return path.stat().st_size
+
+
+def _epoch_file(path: Path) -> Path:
+    return path.with_suffix(".json")
 
 
 def load_train_state(path: Path, *, mmap: bool = False) -> TrainState | None:
     """The state saved at `path`, or None when there is no readable one (never half a state)."""
+    import torch
+
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
@@ -129,5 +151,10 @@ def load_train_state(path: Path, *, mmap: bool = False) -> TrainState | None:
 
 def saved_epoch(path: Path) -> int | None:
     """The epoch a resume checkpoint was taken at, or None when there is none."""
-    state = load_train_state(path, mmap=True)  # mapped: reads the epoch, not the weights
-    return None if state is None else state.epoch
+    if not path.is_file():
+        return None
+    try:
+        return int(json.loads(_epoch_file(path).read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        state = load_train_state(path, mmap=True)  # mapped: reads the epoch, not the weights
+        return None if state is None else state.epoch

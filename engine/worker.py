@@ -109,6 +109,7 @@ class Worker:
             max_concurrent=total_slots(
                 self.devices, gpu_cap=self.gpu_cap, cpu_cap=self.max_concurrent
             ),
+            devices=self.devices,
         )
         gpus = [f"cuda:{d['index']} {d['name']}" for d in self.devices if d["kind"] == "cuda"]
         log.info(
@@ -198,6 +199,10 @@ class Worker:
         # The runner watches this pid: if its worker dies it requeues its run and exits, so no
         # run trains on unsupervised (uncapped, uncancellable) after a worker was SIGKILLed.
         env["SEEDLAB_WORKER_PID"] = str(os.getpid())
+        if slot.kind == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+            # Share the cores among the CPU runs: oversubscribed threads made a small MLP ~20x
+            # slower on a busy 2-core machine.
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.max_concurrent))
         if attempts:
             append_log_line(
                 self.settings, run_id, f"--- attempt {attempts + 1} (resume) on {slot.key} ---"
