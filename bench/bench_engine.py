@@ -159,7 +159,7 @@ def checkpoint_cost(config, data: TrainData, choice, path: Path) -> tuple[float,
             scaler=scaler,
             generator=generator,
             history=[{"train_loss": 1.0}] * 50,
-            best_val_loss=1.0,
+            best_score=1.0,
             best_epoch=1,
             best_model=best,
         )

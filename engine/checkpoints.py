@@ -40,8 +40,9 @@ class TrainState:
     cuda_rng: list[torch.Tensor]
     batch_order_rng: torch.Tensor
     history: list[dict[str, float]] = field(default_factory=list)
-    best_val_loss: float = math.inf
+    best_score: float = math.inf  # the monitored metric, signed so that lower is better
     best_epoch: int = 0
+    stale_epochs: int = 0  # epochs since the best one (early stopping)
     best_model: dict[str, torch.Tensor] | None = None
 
 
@@ -67,9 +68,10 @@ def capture_state(
     scaler: torch.amp.GradScaler,
     generator: torch.Generator,
     history: list[dict[str, float]],
-    best_val_loss: float,
+    best_score: float,
     best_epoch: int,
     best_model: dict[str, torch.Tensor] | None,
+    stale_epochs: int = 0,
 ) -> TrainState:
 
     import torch
@@ -84,8 +86,9 @@ def capture_state(
         cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         batch_order_rng=generator.get_state(),
         history=[dict(h) for h in history],
-        best_val_loss=float(best_val_loss),
+        best_score=float(best_score),
         best_epoch=best_epoch,
+        stale_epochs=stale_epochs,
         best_model=_cpu(best_model) if best_model is not None else None,
     )
 

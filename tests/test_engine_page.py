@@ -68,7 +68,7 @@ def _cancelled_with_checkpoint(settings, db) -> int:
         scaler=torch.amp.GradScaler(enabled=False),
         generator=torch.Generator(),
         history=[],
-        best_val_loss=1.0,
+        best_score=1.0,
         best_epoch=2,
         best_model=None,
     )
