@@ -317,7 +317,8 @@ def main() -> None:
         f"--write-results`",
         f"- load average (1/5/15 min) before: {'/'.join(f'{v:.2f}' for v in load_before)}, "
         f"after: {'/'.join(f'{v:.2f}' for v in load_after)}",
-        f"- workload: MLP (one hidden layer of 64) on {args.rows:,} rows × {args.features} features, 3 classes, "
+        f"- workload: MLP (one hidden layer of 64) on {args.rows:,} rows × {args.features} "
+        f"features, 3 classes, "
         f"batch {args.batch_size}, {args.epochs} epochs ({figures['samples']:,} samples), "
         f"AdamW, validation each epoch; {args.repeats} interleaved repeats, median",
         "",
