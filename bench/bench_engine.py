@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from engine.checkpoints import capture_state, save_train_state  # noqa: E402
 from engine.config import validate_config  # noqa: E402
 from engine.device import choose_device  # noqa: E402
+from engine.inputs import InputSpec  # noqa: E402
 from engine.models import build_model  # noqa: E402
 from engine.train import TrainData, train  # noqa: E402
 
@@ -68,6 +69,7 @@ def make_data(rows: int, features: int, classes: int, device: torch.device) -> T
         y_val=y[:n_val].to(device),
         task="classification",
         n_outputs=classes,
+        spec=InputSpec("tabular", (features,)),
     )
 
 
@@ -84,7 +86,7 @@ def _validate(model: nn.Module, data: TrainData) -> float:
 
 def plain_loop(config, data: TrainData, choice) -> None:  # noqa: ANN001
     torch.manual_seed(config.seed)
-    model = build_model(config, data.x_train.shape[1], data.n_outputs).to(choice.device)
+    model = build_model(config, data.spec, data.n_outputs).to(choice.device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
     g = torch.Generator(device=data.x_train.device).manual_seed(config.seed)
     n, bs = len(data.x_train), config.batch_size
@@ -103,7 +105,7 @@ def plain_loop(config, data: TrainData, choice) -> None:  # noqa: ANN001
 
 def dataloader_loop(config, data: TrainData, choice, workers: int = 0) -> None:  # noqa: ANN001
     torch.manual_seed(config.seed)
-    model = build_model(config, data.x_train.shape[1], data.n_outputs).to(choice.device)
+    model = build_model(config, data.spec, data.n_outputs).to(choice.device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
     # The usual way: CPU tensors, a shuffled DataLoader that collates sample by sample.
     dataset = TensorDataset(data.x_train.cpu(), data.y_train.cpu())
@@ -140,7 +142,7 @@ def engine_loop(config, data: TrainData, choice, checkpoint_dir: Path | None = N
 
 def checkpoint_cost(config, data: TrainData, choice, path: Path) -> tuple[float, int]:  # noqa: ANN001
     """Seconds to capture and write one resume checkpoint of this model (median of 20)."""
-    model = build_model(config, data.x_train.shape[1], data.n_outputs).to(choice.device)
+    model = build_model(config, data.spec, data.n_outputs).to(choice.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
     loss = nn.functional.cross_entropy(model(data.x_train[:64]), data.y_train[:64])
     loss.backward()
@@ -334,6 +336,17 @@ def main() -> None:
         f"- submit → running (claimed, runner spawned) through a real worker polling every "
         f"0.5 s: median {median_latency:.2f} s over {len(latencies)} runs "
         f"(min {min(latencies):.2f}, max {max(latencies):.2f}; aim < 2 s).",
+        *(
+            [
+                "- No GPU on this machine: the CUDA path (bf16 autocast, TF32, one GPU per run "
+                "through CUDA_VISIBLE_DEVICES) is not measured here; on a GPU machine run "
+                "`python bench/bench_engine.py --device cuda --write-results`."
+            ]
+            if "cuda" not in figures["device"]
+            else []
+        ),
+        "- Timings on a shared machine move with its load (see the load average above); the "
+        "variants are interleaved so each sees the same conditions.",
         END,
     ]
     text = "\n".join(section)
