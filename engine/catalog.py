@@ -13,6 +13,15 @@ MODEL_FAMILIES: dict[str, tuple[str, str]] = {
         "tabular",
         "Multi-layer perceptron for tables: standardized numbers + one-hot categories",
     ),
+    # --- text (engine/text_models.py)
+    "textcnn": ("text", "TextCNN: 3/4/5-word convolutions over word embeddings, max-pooled"),
+    "embedding_bag": ("text", "Embedding bag: the mean of the word vectors, then a linear layer"),
+    "lstm": ("text", "Bidirectional LSTM over the words; its final states classify the text"),
+    "gru": ("text", "Bidirectional GRU over the words; lighter than the LSTM"),
+    "transformer": (
+        "text",
+        "Small Transformer encoder: self-attention layers, learned positions, mean pooling",
+    ),
 }
 
 # What `model=auto` trains for each dataset kind: a fair first result, not a tuned one.

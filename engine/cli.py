@@ -111,6 +111,15 @@ def datasets_add(
     target: Annotated[
         str | None, typer.Option(help="Column to predict (default: the last)")
     ] = None,
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="auto (a table whose content is one free-text column is text), tabular or text"
+        ),
+    ] = "auto",
+    text_column: Annotated[
+        str | None, typer.Option(help="Text datasets: the column with the texts (implies text)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the dataset as JSON")] = False,
 ) -> None:
     """Validate a table and store it as a dataset."""
@@ -118,7 +127,9 @@ def datasets_add(
 
     settings, db = _ready()
     try:
-        record = ingest_file(settings, db, file, name=name, target=target)
+        record = ingest_file(
+            settings, db, file, name=name, target=target, kind=kind, text_column=text_column
+        )
     except SeedlabError as exc:
         _fail(str(exc))
     if as_json:
@@ -127,10 +138,12 @@ def datasets_add(
     extra = ""
     if record.task == "classification":
         extra = f", classes: {', '.join(record.schema['classes'][:10])}"
+    inputs = f"{len(record.schema['features'])} features"
+    if record.kind == "text":
+        inputs = f"text in column {record.schema['text_column']!r}"
     typer.echo(
         f"Added dataset {record.name!r} (id {record.id}): {record.n_rows} rows, "
-        f"{len(record.schema['features'])} features, target {record.target!r} "
-        f"→ {record.task}{extra}"
+        f"{inputs}, target {record.target!r} → {record.task}{extra}"
     )
 
 
@@ -505,6 +518,12 @@ def up(
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+# Registered last: cli_sweeps uses this module's helpers.
+from engine.cli_sweeps import sweeps_app  # noqa: E402
+
+app.add_typer(sweeps_app, name="sweeps")
 
 
 def main() -> None:

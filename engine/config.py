@@ -103,6 +103,56 @@ class RunConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto picks the GPU when there is one"
     )
+    # --- text
+    max_length: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="text: tokens kept per text (its first); shorter texts are padded",
+    )
+    vocab_size: int = Field(
+        20000,
+        ge=3,
+        le=2_000_000,
+        description="text: vocabulary cap, the most frequent training words; the rest become <unk>",
+    )
+    min_frequency: int = Field(
+        1,
+        ge=1,
+        le=10000,
+        description="text: occurrences in training texts a word needs for its own id",
+    )
+    lowercase: bool = Field(True, description="text: lower-case texts before splitting into words")
+    embedding_dim: int = Field(
+        128, ge=2, le=4096, description="text: word embedding width (the Transformer's model width)"
+    )
+    rnn_hidden_size: int = Field(
+        128, ge=1, le=4096, description="text LSTM/GRU: hidden units per direction"
+    )
+    rnn_bidirectional: bool = Field(
+        True, description="text LSTM/GRU: also read each text backwards and join both readings"
+    )
+    text_layers: int = Field(
+        1, ge=1, le=24, description="text LSTM/GRU/Transformer: stacked recurrent or encoder layers"
+    )
+    transformer_heads: int = Field(
+        4, ge=1, le=64, description="text Transformer: attention heads (must divide embedding_dim)"
+    )
+    transformer_ff_dim: int = Field(
+        256, ge=1, le=16384, description="text Transformer: feed-forward width inside each layer"
+    )
+    textcnn_filters: int = Field(
+        100, ge=1, le=4096, description="TextCNN: convolution filters per kernel size"
+    )
+    textcnn_kernel_sizes: list[int] = Field(
+        default_factory=lambda: [3, 4, 5],
+        min_length=1,
+        max_length=8,
+        description="TextCNN: n-gram widths the filters read, e.g. 3,4,5",
+    )
+    text_dropout: float = Field(
+        0.2, ge=0, lt=1, description="text models: dropout on embeddings and before the output"
+    )
 
     @field_validator("model")
     @classmethod
@@ -133,6 +183,38 @@ class RunConfig(BaseModel):
             if not 1 <= size <= 8192:
                 raise ValueError(f"each hidden size must be between 1 and 8192; got {size}")
         return value
+
+    # --- text
+    @field_validator("textcnn_kernel_sizes", mode="before")
+    @classmethod
+    def _parse_kernels(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return [int(p) for p in value.replace(";", ",").split(",") if p.strip()]
+            except ValueError:
+                raise ValueError(
+                    f"write integers separated by commas, e.g. 3,4,5; got {value!r}"
+                ) from None
+        return [value] if isinstance(value, int) else value
+
+    @field_validator("textcnn_kernel_sizes")
+    @classmethod
+    def _check_kernels(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= k <= 64 for k in value):
+            raise ValueError(f"each kernel size must be between 1 and 64; got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_heads(self) -> RunConfig:
+        if self.model == "transformer" and self.embedding_dim % self.transformer_heads:
+            fitting = self.transformer_heads * max(
+                1, round(self.embedding_dim / self.transformer_heads)
+            )
+            raise ValueError(
+                f"transformer_heads ({self.transformer_heads}) must divide embedding_dim "
+                f"({self.embedding_dim}), e.g. embedding_dim={fitting}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_fractions(self) -> RunConfig:

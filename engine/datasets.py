@@ -268,9 +268,12 @@ def _resolve_target(frame: pd.DataFrame, target: str | None, filename: str) -> s
 
 
 def build_schema(
-    frame: pd.DataFrame, target: str, filename: str
+    frame: pd.DataFrame, target: str, filename: str, text_column: str | None = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Validate the target, drop rows without one, and describe every column."""
+    """Validate the target, drop rows without one, and describe every column.
+
+    A text dataset (text_column given) has that column as its one feature.
+    """
     n_before = len(frame)
     frame = frame[frame[target].notna()].reset_index(drop=True)
     dropped = n_before - len(frame)
@@ -314,10 +317,15 @@ def build_schema(
         }
     schema["columns"] = profile_columns(frame, target)
     features = [c["name"] for c in schema["columns"] if c["role"] in ("numeric", "categorical")]
+    if text_column is not None:
+        features = [text_column]
+        for col in schema["columns"]:
+            col["role"] = "text" if col["name"] == text_column else col["role"]
     if not features:
         raise DatasetError(
             f"{filename} has no usable feature columns besides the target (every other column is "
-            "empty, constant, an identifier or free text)."
+            "empty, constant, an identifier or free text). If a column holds texts, add it as a "
+            "text dataset (kind text)."
         )
     schema["features"] = features
     return frame, schema
@@ -342,13 +350,27 @@ def store_frame(
     target: str | None,
     filename: str,
     sha256: str,
+    kind: str = "auto",
+    text_column: str | None = None,
 ) -> DatasetRecord:
-    """Validate a parsed table and store it atomically; returns the new dataset's record."""
+    """Validate a parsed table and store it atomically; returns the new dataset's record.
+
+    kind auto makes a table whose content is one free-text column a text dataset
+    (engine/text_data.py); tabular or text force it.
+    """
+    from engine.text_data import drop_rows_without_text, resolve_kind, text_summary
+
     name = _check_name(name)
     if dataset_store.dataset_name_exists(db, name):
         raise DatasetError(f"A dataset named {name!r} already exists. Choose another name.")
     target = _resolve_target(frame, target, filename)
-    frame, schema = build_schema(frame, target, filename)
+    kind, text_column = resolve_kind(frame, target, kind, text_column, filename)
+    dropped_text = 0
+    if text_column is not None:
+        frame, dropped_text = drop_rows_without_text(frame, text_column, filename)
+    frame, schema = build_schema(frame, target, filename, text_column=text_column)
+    if text_column is not None:
+        schema.update(text_summary(frame, text_column, dropped_text))
     schema["source_filename"] = filename
 
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)
@@ -363,7 +385,7 @@ def store_frame(
             return dataset_store.insert_dataset(
                 db,
                 name=name,
-                kind="tabular",
+                kind=kind,
                 task=schema["task"],
                 target=target,
                 schema=schema,
@@ -392,7 +414,15 @@ def _check_size(settings: Settings, size: int, filename: str) -> None:
 
 
 def ingest_bytes(
-    settings: Settings, db: Engine, raw: bytes, *, filename: str, name: str, target: str | None
+    settings: Settings,
+    db: Engine,
+    raw: bytes,
+    *,
+    filename: str,
+    name: str,
+    target: str | None,
+    kind: str = "auto",
+    text_column: str | None = None,
 ) -> DatasetRecord:
     """The upload path shared by the Datasets page and `seedlab datasets add`."""
     _check_size(settings, len(raw), filename)
@@ -406,18 +436,34 @@ def ingest_bytes(
         target=target,
         filename=filename,
         sha256=hashlib.sha256(raw).hexdigest(),
+        kind=kind,
+        text_column=text_column,
     )
 
 
 def ingest_file(
-    settings: Settings, db: Engine, path: Path, *, name: str | None, target: str | None
+    settings: Settings,
+    db: Engine,
+    path: Path,
+    *,
+    name: str | None,
+    target: str | None,
+    kind: str = "auto",
+    text_column: str | None = None,
 ) -> DatasetRecord:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"No such file: {path}")
     _check_size(settings, path.stat().st_size, path.name)  # before reading it into memory
     return ingest_bytes(
-        settings, db, path.read_bytes(), filename=path.name, name=name or path.stem, target=target
+        settings,
+        db,
+        path.read_bytes(),
+        filename=path.name,
+        name=name or path.stem,
+        target=target,
+        kind=kind,
+        text_column=text_column,
     )
 
 

@@ -1,4 +1,4 @@
-"""Demo datasets from scikit-learn's bundled files (nothing is downloaded)."""
+"""Demo datasets from scikit-learn's bundled files and our own generated text (no downloads)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from db import datasets as dataset_store
 from engine.datasets import store_frame
+from engine.demo_text import LABEL_COLUMN, support_tickets
 from engine.settings import Settings
 
 
@@ -33,6 +34,7 @@ def demo_frames() -> dict[str, tuple[pd.DataFrame, str]]:
         "wine": (wine, "cultivar"),
         "breast_cancer": (cancer, "diagnosis"),
         "diabetes": (diabetes, "disease_progression"),
+        "support_tickets": (support_tickets(), LABEL_COLUMN),  # text: the ticket's intent
     }
 
 
@@ -44,7 +46,13 @@ def register_demo_datasets(settings: Settings, db: Engine) -> list[str]:
             continue
         digest = hashlib.sha256(pd.util.hash_pandas_object(frame).values.tobytes()).hexdigest()
         store_frame(
-            settings, db, frame, name=name, target=target, filename=f"sklearn:{name}", sha256=digest
+            settings,
+            db,
+            frame,
+            name=name,
+            target=target,
+            filename=f"{'seedlab' if name == 'support_tickets' else 'sklearn'}:{name}",
+            sha256=digest,
         )
         added.append(name)
     return added

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from db import datasets as dataset_store
 from db import runs as run_store
 from db.records import DatasetRecord
-from engine.catalog import effective_task, monitor_error
+from engine.catalog import effective_task, model_family_for, monitor_error
 from engine.config import RunConfig, validate_config
 from engine.defaults import suggest_for_dataset
 from engine.errors import ConfigError, DatasetError
@@ -46,8 +46,15 @@ def check_task(config: RunConfig, dataset: DatasetRecord) -> None:
 
 
 def default_run_name(dataset: DatasetRecord, config: RunConfig) -> str:
-    sizes = "x".join(str(s) for s in config.hidden_sizes) or "linear"
-    return f"{dataset.name}-{config.model}-{sizes}-lr{config.learning_rate:g}"
+    """e.g. churn-mlp-64x32-lr0.001, support_tickets-lstm-lr0.001: the family that will train."""
+    try:
+        family = model_family_for(config.model, dataset.kind)
+    except ValueError:
+        family = config.model
+    shape = ""
+    if family == "mlp":
+        shape = "-" + ("x".join(str(s) for s in config.hidden_sizes) or "linear")
+    return f"{dataset.name}-{family}{shape}-lr{config.learning_rate:g}"
 
 
 def submit_run(
@@ -58,6 +65,8 @@ def submit_run(
     name: str | None = None,
     parent_run_id: int | None = None,
     notes: str = "",
+    sweep_id: int | None = None,
+    tags: tuple[str, ...] = (),
 ) -> int:
     """Validate and queue a run; returns its id.
 
@@ -85,4 +94,6 @@ def submit_run(
         config=config.model_dump(mode="json"),
         parent_run_id=parent_run_id,
         notes=notes,
+        sweep_id=sweep_id,
+        tags=tags,
     )

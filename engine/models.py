@@ -13,6 +13,7 @@ from engine.catalog import model_family_for
 from engine.config import RunConfig
 from engine.errors import ConfigError
 from engine.inputs import InputSpec
+from engine.text_models import TEXT_BUILDERS
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -47,6 +48,7 @@ Builder = Callable[[RunConfig, InputSpec, int], nn.Module]
 
 MODEL_BUILDERS: dict[str, Builder] = {
     "mlp": _mlp,
+    **TEXT_BUILDERS,
 }
 
 

@@ -158,9 +158,18 @@ def prepare_tabular(
     )
 
 
+def _prepare_stored_text(
+    settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
+) -> PreparedData:
+    from engine.text_prepare import prepare_stored_text  # it builds on PreparedData above
+
+    return prepare_stored_text(settings, dataset, config, choice)
+
+
 # dataset kind -> how to turn it into tensors
 PREPARERS: dict[str, Preparer] = {
     "tabular": _prepare_stored_table,
+    "text": _prepare_stored_text,
 }
 
 

@@ -31,6 +31,7 @@ from engine.recovery import heartbeat_timeout_s, settle_stale_runs
 from engine.run_files import append_log_line, log_path, tail
 from engine.scheduling import Slot, assign_slot, free_requests, total_slots
 from engine.settings import Settings, get_db
+from engine.sweeps import advance_all as advance_sweeps
 
 log = logging.getLogger("seedlab.worker")
 
@@ -164,6 +165,8 @@ class Worker:
         self._reap()
         self._enforce_cancels()
         self._settle_stale()
+        # Sweeps queue their next trials here: the worker is their only writer.
+        advance_sweeps(self.db)
         while not self._stopping:
             caps = {"gpu_cap": self.gpu_cap, "cpu_cap": self.max_concurrent}
             wanted = free_requests(self.devices, self.load(), **caps)

@@ -23,7 +23,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def test_init_registers_demo_datasets(settings):
     result = cli("init")
     assert result.returncode == 0
-    assert "Demo datasets added: iris, wine, breast_cancer, diabetes" in result.stdout
+    added = "Demo datasets added: iris, wine, breast_cancer, diabetes, support_tickets"
+    assert added in result.stdout
     again = cli("init")
     assert again.returncode == 0 and "Demo datasets added" not in again.stdout
     shown = cli("datasets", "show", "iris")

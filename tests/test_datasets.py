@@ -154,7 +154,7 @@ def test_column_roles_and_task_inference():
 def test_demo_datasets_register_once(settings, db, demo_datasets):
     from engine.demo_data import register_demo_datasets
 
-    assert demo_datasets == ["iris", "wine", "breast_cancer", "diabetes"]
+    assert demo_datasets == ["iris", "wine", "breast_cancer", "diabetes", "support_tickets"]
     assert register_demo_datasets(settings, db) == []
     diabetes = dataset_store.get_dataset_by_name(db, "diabetes")
     assert diabetes.task == "regression" and diabetes.n_rows == 442

@@ -6,6 +6,7 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from dashboard import charts, data
+from dashboard.text_view import show_text_dataset
 from engine.datasets import TABLE_SUFFIXES, ingest_bytes, profile_table, read_table
 from engine.errors import DatasetError
 
@@ -35,10 +36,19 @@ def _parsed_columns(upload: UploadedFile) -> list[str]:
     return columns
 
 
-def _add_dataset(upload: UploadedFile, name: str, target: str) -> None:
+def _add_dataset(
+    upload: UploadedFile, name: str, target: str, kind: str = "auto", text_column: str = "auto"
+) -> None:
     with st.spinner("Checking and storing the dataset…"):
         record = ingest_bytes(
-            settings, db, upload.getvalue(), filename=upload.name, name=name, target=target
+            settings,
+            db,
+            upload.getvalue(),
+            filename=upload.name,
+            name=name,
+            target=target,
+            kind=kind,
+            text_column=None if text_column == "auto" else text_column,
         )
     data.clear_caches()
     detail = (
@@ -47,7 +57,8 @@ def _add_dataset(upload: UploadedFile, name: str, target: str) -> None:
         else "a numeric target"
     )
     data.flash(
-        f"Added dataset {record.name!r}: {record.n_rows:,} rows, {record.task} with {detail}."
+        f"Added dataset {record.name!r}: {record.n_rows:,} rows, {record.task} with {detail}"
+        + (f", texts in column {record.schema['text_column']!r}." if record.kind == "text" else ".")
     )
     # A fresh uploader (new key) so the stored file is not offered again, and show the new set.
     st.session_state["_upload_round"] = st.session_state.get("_upload_round", 0) + 1
@@ -85,8 +96,26 @@ with st.container(border=True):
                 help="The column the model learns to predict; every other usable column is a "
                 "feature. Categories make a classification task, numbers a regression.",
             )
+            # --- kind: tabular or text (engine/text_data.py decides for auto)
+            kind_col, text_col = st.columns(2)
+            kind = kind_col.selectbox(
+                "Kind",
+                ["auto", "tabular", "text"],
+                key=f"upload_kind_{upload.file_id}",
+                help="auto: a table whose content is one column of free text (sentences) "
+                "becomes a text dataset, any other table a tabular one. Choose text or tabular "
+                "to force it.",
+            )
+            text_column = "auto"
+            if kind == "text":
+                text_column = text_col.selectbox(
+                    "Text column",
+                    ["auto", *[c for c in columns if c != target]],
+                    key=f"upload_text_column_{upload.file_id}",
+                    help="The column holding the texts; auto picks the one with the longest texts.",
+                )
             if st.button("Add dataset", type="primary", icon=":material/upload:"):
-                _add_dataset(upload, name, target)
+                _add_dataset(upload, name, target, kind, text_column)
 
 
 # ---------------------------------------------------------------- list
@@ -96,7 +125,8 @@ records = data.datasets()
 if not records:
     st.info(
         "No datasets yet. Upload a CSV or Parquet table above — one row per example and one "
-        "column to predict — or add the four demo datasets (iris, wine, breast cancer, diabetes).",
+        "column to predict — or add the demo datasets (iris, wine, breast cancer, diabetes, and "
+        "support tickets for text).",
         icon=":material/info:",
     )
     if st.button("Add demo datasets", icon=":material/dataset:"):
@@ -195,9 +225,14 @@ with chart_col:
             values = data.dataset_target(record.id, record.path)
             st.plotly_chart(charts.target_histogram(values, name=record.target), height=300)
 
+if record.kind == "text":
+    show_text_dataset(record)
+
 st.markdown("**Columns**")
 st.caption(
-    "How training uses each column: numeric and categorical columns are features; "
+    "How training uses each column: the text column is the input; the others are left out."
+    if record.kind == "text"
+    else "How training uses each column: numeric and categorical columns are features; "
     "constant, identifier and free-text columns are left out."
 )
 with data.shown_errors("profiling the dataset"):

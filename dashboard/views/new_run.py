@@ -41,6 +41,22 @@ OPTION_FIELDS = [
     "warmup_epochs",
 ]
 ADVANCED_FIELDS = ["device", "max_categories"]
+# --- text: shown (in their own section) for text datasets only
+TEXT_FIELDS = [
+    "max_length",
+    "vocab_size",
+    "min_frequency",
+    "lowercase",
+    "embedding_dim",
+    "text_dropout",
+    "rnn_hidden_size",
+    "rnn_bidirectional",
+    "text_layers",
+    "transformer_heads",
+    "transformer_ff_dim",
+    "textcnn_filters",
+    "textcnn_kernel_sizes",
+]
 
 LABELS = {
     "task": "Task",
@@ -169,12 +185,17 @@ def _summary(dataset: DatasetRecord, values: dict[str, Any]) -> str:
         n_test = round(n * float(values["test_fraction"]))
         n_train = max(0, n - n_val - n_test)
         steps = -(-n_train // max(1, int(values["batch_size"])))
-        sizes = values["hidden_sizes"]
-        shape = sizes if isinstance(sizes, str) else ",".join(map(str, sizes))
+        family = DEFAULT_MODEL[dataset.kind] if values["model"] == "auto" else values["model"]
+        model = f"**{family}**"
+        if family == "mlp":  # the other families have their own sections above
+            sizes = values["hidden_sizes"]
+            shape = sizes if isinstance(sizes, str) else ",".join(map(str, sizes))
+            model += (
+                f" with hidden layers {data.md_text(shape or 'none (linear)')} "
+                f"({values['activation']}, dropout {values['dropout']:g})"
+            )
         return (
-            f"**{DEFAULT_MODEL[dataset.kind] if values['model'] == 'auto' else values['model']}**"
-            f" with hidden layers {data.md_text(shape or 'none (linear)')} "
-            f"({values['activation']}, dropout {values['dropout']:g}) learns **{task}** on "
+            f"{model} learns **{task}** on "
             f"**{data.md_text(dataset.name)}** (target {data.md_text(dataset.target)}): "
             f"{n_train:,} train / {n_val:,} validation / {n_test:,} test rows.  \n"
             f"{values['optimizer']} at learning rate {values['learning_rate']:g} "
@@ -286,6 +307,18 @@ with form_col:
                 with col:
                     values[name] = _field_widget(name, defaults[name], dataset)
 
+        if dataset.kind == "text":  # --- text
+            st.subheader("Text")
+            st.caption(
+                "Tokenizer (fitted on the training texts) and text-model sizes; each model family "
+                "uses the fields its name starts with. Hidden sizes and activation are MLP-only."
+            )
+            for start in range(0, len(TEXT_FIELDS), 3):
+                row = TEXT_FIELDS[start : start + 3]
+                for col, name in zip(st.columns(3)[: len(row)], row, strict=True):
+                    with col:
+                        values[name] = _field_widget(name, defaults[name], dataset)
+
         st.subheader("Training")
         for row in (TRAINING_FIELDS[:3], TRAINING_FIELDS[3:6], TRAINING_FIELDS[6:]):
             for col, name in zip(st.columns(3), row, strict=True):
@@ -299,7 +332,14 @@ with form_col:
                 with col:
                     values[name] = _field_widget(name, defaults[name], dataset)
 
-        placed = {*DATA_FIELDS, *MODEL_FIELDS, *TRAINING_FIELDS, *OPTION_FIELDS, *ADVANCED_FIELDS}
+        placed = {
+            *DATA_FIELDS,
+            *MODEL_FIELDS,
+            *TRAINING_FIELDS,
+            *OPTION_FIELDS,
+            *ADVANCED_FIELDS,
+            *TEXT_FIELDS,
+        }
         extra = [name for name in defaults if name not in placed]
         with st.expander("Advanced", expanded=False):
             for name in [*ADVANCED_FIELDS, *extra]:
