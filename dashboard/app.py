@@ -25,5 +25,6 @@ st.navigation(
         st.Page("views/runs.py", title="Runs", icon=":material/list:"),
         st.Page("views/run_detail.py", title="Run", icon=":material/monitoring:", url_path="run"),
         st.Page("views/sweeps.py", title="Sweeps", icon=":material/tune:"),
+        st.Page("views/engine.py", title="Engine", icon=":material/memory:"),
     ]
 ).run()

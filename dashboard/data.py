@@ -37,6 +37,7 @@ DATASETS_PAGE = "views/datasets.py"
 NEW_RUN_PAGE = "views/new_run.py"
 RUNS_PAGE = "views/runs.py"
 RUN_PAGE = "views/run_detail.py"
+ENGINE_PAGE = "views/engine.py"
 
 ENGINE_HINT = "Start it with `make run` or `seedlab worker`."
 # A worker beats every few seconds; three missed beats means it is gone.
@@ -165,7 +166,13 @@ def clear_caches() -> None:
 
 
 def engine_alive(db: Engine) -> bool:
-    return bool(worker_store.live_workers(db, within_s=WORKER_ALIVE_WITHIN_S))
+    alive = bool(worker_store.live_workers(db, within_s=WORKER_ALIVE_WITHIN_S))
+    if not alive:
+        # No engine to settle runs it left `running`: this read does (engine/recovery.py).
+        from engine.recovery import settle_for_readers
+
+        settle_for_readers(get_settings(), db)
+    return alive
 
 
 # ---------------------------------------------------------------- actions

@@ -103,14 +103,19 @@ def create_run(
         return run_id
 
 
-def claim_next_run(db: Engine, worker_id: str) -> int | None:
-    """Atomically move the oldest queued run to `running` for this worker; None if none."""
-    oldest = (
-        select(runs.c.id)
-        .where(runs.c.status == "queued")
-        .order_by(runs.c.created_at, runs.c.id)
-        .limit(1)
-    )
+def claim_next_run(
+    db: Engine, worker_id: str, *, devices: Iterable[str] | None = None
+) -> int | None:
+    """Atomically move the oldest queued run to `running` for this worker; None if none.
+
+    With `devices`, only a run whose config asks for one of them (`auto`, `cpu`, `cuda`): the
+    worker passes the kinds it has a free slot for, so runs keep their order within each kind.
+    """
+    oldest = select(runs.c.id).where(runs.c.status == "queued")
+    if devices is not None:
+        wanted = func.coalesce(runs.c.config["device"].as_string(), "auto")
+        oldest = oldest.where(wanted.in_(list(devices)))
+    oldest = oldest.order_by(runs.c.created_at, runs.c.id).limit(1)
     if db.dialect.name == "postgresql":
         oldest = oldest.with_for_update(skip_locked=True)
     now = utcnow()
@@ -283,3 +288,95 @@ def heartbeat_age_s(record: RunRecord, now: datetime | None = None) -> float | N
     if record.heartbeat_at is None:
         return None
     return ((now or utcnow()) - record.heartbeat_at).total_seconds()
+
+
+def _stale(heartbeat_timeout_s: float, exclude_ids: Iterable[int] = ()) -> Any:
+    cutoff = utcnow() - timedelta(seconds=heartbeat_timeout_s)
+    return and_(
+        runs.c.status == "running",
+        or_(runs.c.heartbeat_at.is_(None), runs.c.heartbeat_at < cutoff),
+        runs.c.id.not_in(list(exclude_ids)),
+    )
+
+
+def stale_run_ids(
+    db: Engine, *, heartbeat_timeout_s: float, exclude_ids: Iterable[int] = ()
+) -> list[int]:
+    """`running` runs whose heartbeat is older than the timeout (read only)."""
+    with reading(db) as conn:
+        stmt = select(runs.c.id).where(_stale(heartbeat_timeout_s, exclude_ids)).order_by(runs.c.id)
+        return [r[0] for r in conn.execute(stmt).all()]
+
+
+def fail_stale_run(db: Engine, run_id: int, *, heartbeat_timeout_s: float, reason: str) -> bool:
+    """Fail one run, only if it is still `running` with a stale heartbeat (it may have beaten
+    since it was found stale)."""
+    with writing(db) as conn:
+        return (
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, _stale(heartbeat_timeout_s))
+                .values(status="failed", error=reason, finished_at=utcnow())
+            ).rowcount
+            > 0
+        )
+
+
+def requeue_run(
+    db: Engine,
+    run_id: int,
+    *,
+    from_statuses: Iterable[str] = ("running",),
+    stale_after_s: float | None = None,
+    worker_id: str | None = None,
+) -> bool:
+    """Put a run back in the queue to resume from its checkpoint (attempts += 1).
+
+    Only from `from_statuses`; with `stale_after_s`, only while its heartbeat is that old; with
+    `worker_id`, only while that worker owns it. The run keeps its id, metrics and created_at,
+    so it goes ahead of runs queued after it. Returns whether it was requeued.
+    """
+    conditions = [runs.c.id == run_id, runs.c.status.in_(list(from_statuses))]
+    if stale_after_s is not None:
+        conditions.append(_stale(stale_after_s))
+    if worker_id is not None:
+        conditions.append(runs.c.worker_id == worker_id)
+    with writing(db) as conn:
+        return (
+            conn.execute(
+                update(runs)
+                .where(*conditions)
+                .values(
+                    status="queued",
+                    attempts=runs.c.attempts + 1,
+                    cancel_requested=False,
+                    worker_id=None,
+                    pid=None,
+                    heartbeat_at=None,
+                    finished_at=None,
+                    error=None,
+                )
+            ).rowcount
+            > 0
+        )
+
+
+def fail_running_run(db: Engine, run_id: int, *, worker_id: str, error: str) -> bool:
+    """Fail a run only while it is `running` for this worker (its runner may have requeued or
+    finished it in the meantime: then the runner's word stands)."""
+    with writing(db) as conn:
+        return (
+            conn.execute(
+                update(runs)
+                .where(
+                    runs.c.id == run_id, runs.c.status == "running", runs.c.worker_id == worker_id
+                )
+                .values(status="failed", error=error, finished_at=utcnow())
+            ).rowcount
+            > 0
+        )
+
+
+def count_queued_runs(db: Engine) -> int:
+    with reading(db) as conn:
+        return conn.execute(select(func.count()).where(runs.c.status == "queued")).scalar_one()

@@ -25,6 +25,7 @@ from db.records import RunRecord
 from engine import catalog
 from engine.config import load_config_file, parse_overrides
 from engine.errors import SeedlabError
+from engine.recovery import settle_for_readers
 from engine.run_files import log_path, tail
 from engine.settings import Settings, get_db
 
@@ -41,8 +42,10 @@ datasets_app = typer.Typer(help="Add and list datasets.", no_args_is_help=True)
 runs_app = typer.Typer(
     help="Submit, list, inspect, cancel and wait for runs.", no_args_is_help=True
 )
+engine_app = typer.Typer(help="What the engine is running, where.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(runs_app, name="runs")
+app.add_typer(engine_app, name="engine")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -70,6 +73,10 @@ def _json_default(value: Any) -> Any:
 
 def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=_json_default))
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
 
 
 def _fmt(value: float | None) -> str:
@@ -282,6 +289,7 @@ def runs_list(
         dataset_ids = [find_dataset(db, dataset).id] if dataset else None
     except SeedlabError as exc:
         _fail(str(exc))
+    settle_for_readers(_settings(), db)
     runs = run_store.list_runs(db, statuses=status, dataset_ids=dataset_ids, limit=limit)
     if as_json:
         _print_json([_run_json(r) for r in runs])
@@ -305,7 +313,8 @@ def runs_list(
 @runs_app.command("show")
 def runs_show(run_id: int, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Status, config, metrics and error of one run."""
-    _, db = _ready()
+    settings, db = _ready()
+    settle_for_readers(settings, db)
     run = run_store.get_run(db, run_id)
     if run is None:
         _fail(f"No run {run_id}.")
@@ -338,15 +347,29 @@ def runs_cancel(run_id: int) -> None:
         typer.echo(f"Cancel requested; run {run_id} stops at its next flush (about a second).")
 
 
+@runs_app.command("resume")
+def runs_resume(run_id: int) -> None:
+    """Queue a cancelled or failed run again; it continues after its last checkpointed epoch."""
+    from engine.recovery import resume_run
+
+    settings, db = _ready()
+    try:
+        epoch = resume_run(settings, db, run_id)
+    except SeedlabError as exc:
+        _fail(str(exc))
+    typer.echo(f"Run {run_id} queued; it resumes after epoch {epoch}.")
+
+
 @runs_app.command("wait")
 def runs_wait(
     run_id: int,
     timeout: Annotated[float, typer.Option(help="Seconds to wait before giving up")] = 600.0,
 ) -> None:
     """Wait until a run ends; exit 0 if it completed, 1 otherwise."""
-    _, db = _ready()
+    settings, db = _ready()
     deadline = time.monotonic() + timeout
     while True:
+        settle_for_readers(settings, db)
         run = run_store.get_run(db, run_id)
         if run is None:
             _fail(f"No run {run_id}.")
@@ -372,14 +395,66 @@ def runs_logs(run_id: int, lines: Annotated[int, typer.Option(min=1)] = 100) -> 
 
 @app.command()
 def worker(
-    max_concurrent: Annotated[int, typer.Option(min=1, help="Runs at once")] = 1,
+    max_concurrent: Annotated[
+        int,
+        typer.Option(
+            "--max-concurrent",
+            "--cpu-cap",
+            min=1,
+            envvar="SEEDLAB_CPU_CAP",
+            help="Runs at once on the CPU",
+        ),
+    ] = 1,
+    gpu_cap: Annotated[
+        int, typer.Option(min=1, envvar="SEEDLAB_GPU_CAP", help="Runs at once on each GPU")
+    ] = 1,
     poll_interval: Annotated[float, typer.Option(min=0.05, help="Seconds between polls")] = 0.5,
 ) -> None:
-    """Run the engine worker in the foreground (Ctrl-C stops it and its runs)."""
+    """Run the engine worker in the foreground (Ctrl-C stops it; its runs resume on next start)."""
     from engine.worker import run_worker
 
     settings, _ = _ready()
-    run_worker(settings, max_concurrent, poll_interval)
+    run_worker(settings, max_concurrent, poll_interval, gpu_cap)
+
+
+def _size(n: float | None) -> str:
+    return "?" if n is None else f"{n / 2**30:.1f} GiB"
+
+
+@engine_app.command("status")
+def engine_status_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Is a worker alive, what is queued, what runs where, and each device's load."""
+    from engine.engine_status import START_HINT, engine_status
+
+    settings, db = _ready()
+    status = engine_status(settings, db)
+    if as_json:
+        _print_json(status.to_dict())
+        return
+    if not status.alive:
+        seen = status.last_seen
+        when = f" (last heartbeat {status.heartbeat_age_s(seen):.0f} s ago)" if seen else " (never)"
+        typer.echo(f"Engine not running{when}. {START_HINT}")
+    for w in status.workers:
+        typer.echo(
+            f"worker {w.id} on {w.hostname} (pid {w.pid}): alive, heartbeat "
+            f"{status.heartbeat_age_s(w):.1f} s ago, {w.max_concurrent} slots"
+        )
+    typer.echo(f"queued: {status.queued}   running: {len(status.running)}")
+    for r in status.running:
+        epoch = int(r.summary.get("train_loss", {}).get("step") or 0)
+        typer.echo(
+            f"  run {r.id} {r.name[:30]!r} on {r.device or '?'}: epoch {epoch}/"
+            f"{r.config.get('epochs', '?')}"
+        )
+    for d in status.devices():
+        util = "" if d.get("utilization") is None else f", {d['utilization']:.0f}% busy"
+        typer.echo(
+            f"  device {d['key']}: {d['name']}, memory {_size(d.get('memory_used'))} of "
+            f"{_size(d.get('memory_total'))}{util}, runs {d['runs'] or '-'}"
+        )
+    if status.alive and not any(d.get("kind") == "cuda" for d in status.devices()):
+        typer.echo("  no GPU: runs train on the CPU")
 
 
 def _dashboard_cmd(port: int, address: str) -> list[str]:
@@ -411,7 +486,10 @@ def dashboard(
 def up(
     port: Annotated[int, typer.Option(help="Dashboard port")] = 8501,
     address: Annotated[str, typer.Option(help="Address to bind")] = "localhost",
-    max_concurrent: Annotated[int, typer.Option(min=1)] = 1,
+    max_concurrent: Annotated[
+        int, typer.Option("--max-concurrent", "--cpu-cap", min=1, help="Runs at once on the CPU")
+    ] = 1,
+    gpu_cap: Annotated[int, typer.Option(min=1, help="Runs at once on each GPU")] = 1,
 ) -> None:
     """Start the engine worker and the dashboard together; Ctrl-C stops both."""
     from engine.demo_data import register_demo_datasets
@@ -421,7 +499,15 @@ def up(
     env = settings.child_env()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "engine.worker", "--max-concurrent", str(max_concurrent)],
+            [
+                sys.executable,
+                "-m",
+                "engine.worker",
+                "--max-concurrent",
+                str(max_concurrent),
+                "--gpu-cap",
+                str(gpu_cap),
+            ],
             env=env,
             cwd=PROJECT_ROOT,
         ),

@@ -21,6 +21,19 @@ def checkpoint_path(settings: Settings, run_id: int) -> Path:
     return settings.run_dir(run_id) / "model.pt"
 
 
+def resume_path(settings: Settings, run_id: int) -> Path:
+    """The per-epoch resume checkpoint (engine/checkpoints.py), apart from the final model.pt."""
+    return settings.run_dir(run_id) / "resume.pt"
+
+
+def append_log_line(settings: Settings, run_id: int, line: str) -> None:
+    """Add one line to a run's log (what the engine did to it, for the Logs tab)."""
+    path = log_path(settings, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(line.rstrip("\n") + "\n")
+
+
 def read_report(settings: Settings, run_id: int) -> dict[str, Any] | None:
     """The evaluation report of a completed run, or None when there is none (yet)."""
     try:

@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,11 +23,12 @@ from sqlalchemy import Engine
 from db import artifacts as artifact_store
 from db import datasets as dataset_store
 from db import runs as run_store
+from engine.checkpoints import TrainState, load_train_state, save_train_state
 from engine.config import validate_config
 from engine.device import choose_device
 from engine.errors import DatasetError, SeedlabError
 from engine.pipeline import evaluate_on_test, file_digest, prepare_dataset, save_checkpoint
-from engine.run_files import checkpoint_path, log_path, report_path
+from engine.run_files import checkpoint_path, log_path, report_path, resume_path
 from engine.settings import Settings, get_db
 from engine.train import train
 
@@ -36,8 +38,37 @@ FLUSH_SECONDS = 1.0
 FLUSH_POINTS = 500
 
 
+# Resume checkpoints are written every epoch by default; on runs with very short epochs this
+# sets a minimum number of seconds between two (SEEDLAB_CHECKPOINT_MIN_INTERVAL_S, default 0).
+CHECKPOINT_MIN_INTERVAL_S = float(os.environ.get("SEEDLAB_CHECKPOINT_MIN_INTERVAL_S") or 0)
+
+
 class EngineShutdown(Exception):
-    """SIGTERM from the worker: the engine is stopping."""
+    """SIGTERM from the worker (the engine is stopping), or the worker died: put the run back
+    in the queue so the next engine resumes it."""
+
+
+class EpochCheckpointer:
+    """The train loop's `on_epoch_end` hook: flush the epoch's metrics, then save the resume
+    checkpoint, in that order, so a checkpoint at epoch k implies points up to k are stored."""
+
+    def __init__(self, path: Path, reporter: DbReporter, min_interval_s: float = 0.0) -> None:
+        self.path = path
+        self.reporter = reporter
+        self.min_interval_s = min_interval_s
+        self.last_saved = -float("inf")
+        self.seconds = 0.0
+        self.count = 0
+
+    def __call__(self, epoch: int, capture: Callable[[], TrainState]) -> None:
+        if time.monotonic() - self.last_saved < self.min_interval_s:
+            return
+        started = time.perf_counter()
+        self.reporter.flush()
+        save_train_state(self.path, capture())
+        self.last_saved = time.monotonic()
+        self.seconds += time.perf_counter() - started
+        self.count += 1
 
 
 class DbReporter:
@@ -52,6 +83,8 @@ class DbReporter:
         self.buffer: list[tuple[str, int, float, float]] = []
         self.last_flush = time.monotonic()
         self.cancelled = False
+        worker_pid = os.environ.get("SEEDLAB_WORKER_PID", "")
+        self.worker_pid = int(worker_pid) if worker_pid.isdigit() else None
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         now = time.time()
@@ -65,6 +98,9 @@ class DbReporter:
         return self.cancelled
 
     def flush(self) -> None:
+        if self.worker_pid is not None and os.getppid() != self.worker_pid:
+            # Our worker died (SIGKILL, OOM): stop here; the run resumes under the next one.
+            raise EngineShutdown()
         points, self.buffer = self.buffer, []
         self.cancelled = run_store.record_progress(self.db, self.run_id, points) or self.cancelled
         self.last_flush = time.monotonic()
@@ -104,7 +140,7 @@ def execute(settings: Settings, run_id: int) -> str:
     try:
         config = validate_config(run.config)
         choice = choose_device(config.device)
-        run_store.mark_started(db, run_id, pid=os.getpid(), device=choice.description)
+        run_store.mark_started(db, run_id, pid=os.getpid(), device=_device_text(choice))
         log.info(
             "run %s %r on %s; config %s",
             run_id,
@@ -124,8 +160,27 @@ def execute(settings: Settings, run_id: int) -> str:
         )
 
         reporter = DbReporter(db, run_id)
-        result = train(config, data.train_data, reporter, choice)
+        resume = load_train_state(resume_path(settings, run_id))
+        if resume is not None:
+            log.info(
+                "resuming after epoch %d of %d (attempt %d)",
+                resume.epoch,
+                config.epochs,
+                run.attempts + 1,
+            )
+        checkpointer = EpochCheckpointer(
+            resume_path(settings, run_id), reporter, CHECKPOINT_MIN_INTERVAL_S
+        )
+        result = train(
+            config, data.train_data, reporter, choice, resume=resume, on_epoch_end=checkpointer
+        )
         reporter.flush()
+        if checkpointer.count:
+            log.info(
+                "%d resume checkpoints, %.1f ms each",
+                checkpointer.count,
+                1000 * checkpointer.seconds / checkpointer.count,
+            )
         checkpoint = checkpoint_path(settings, run_id)
         size, digest = save_checkpoint(
             checkpoint,
@@ -159,36 +214,53 @@ def execute(settings: Settings, run_id: int) -> str:
         status = "completed"
         run_store.finish_run(db, run_id, "completed")
     except EngineShutdown:
-        _fail(
-            db,
-            run_id,
-            "Stopped because the engine shut down while the run was in progress. "
-            "Clone the run to train it again.",
-        )
+        epoch = load_train_state(resume_path(settings, run_id), mmap=True)
+        where = f"after epoch {epoch.epoch}" if epoch else "from the start"
+        if run_store.requeue_run(db, run_id):
+            status = "queued"
+            log.info("engine stopping: run requeued; it resumes %s on the next start", where)
     except SeedlabError as exc:
         _fail(db, run_id, str(exc))
     except torch.OutOfMemoryError:
         traceback.print_exc()
-        batch = run.config.get("batch_size", 0)
-        _fail(
-            db,
-            run_id,
-            f"Out of memory on the device with batch_size={batch}. "
-            f"Try batch_size={max(1, batch // 2)}.",
-        )
+        _fail_out_of_memory(db, run_id, run.config)
     except Exception as exc:  # any bug must still end as a readable `failed`
         traceback.print_exc()
-        _fail(
-            db,
-            run_id,
-            f"Unexpected error: {type(exc).__name__}: {exc}. The run's log has the full traceback.",
-        )
+        if "out of memory" in str(exc).lower():  # CUDA/cuDNN errors that are not OutOfMemoryError
+            _fail_out_of_memory(db, run_id, run.config)
+        else:
+            _fail(
+                db,
+                run_id,
+                f"Unexpected error: {type(exc).__name__}: {exc}. "
+                "The run's log has the full traceback.",
+            )
     finally:
         path = log_path(settings, run_id)
         if path.exists():
             sys.stdout.flush()
             _record_artifact(db, run_id, "log", path)
     return status
+
+
+def _device_text(choice) -> str:  # noqa: ANN001
+    """The device as the run records it: the worker's physical GPU index and name (the runner
+    sees its one GPU as cuda:0) with the precision."""
+    label = os.environ.get("SEEDLAB_DEVICE_LABEL")
+    if choice.device.type != "cuda" or not label:
+        return choice.description
+    precision = choice.description.rsplit(", ", 1)[-1].rstrip(")")
+    return f"{label.rstrip(')')}, {precision})" if label.endswith(")") else f"{label} {precision}"
+
+
+def _fail_out_of_memory(db, run_id: int, config: dict) -> None:  # noqa: ANN001
+    batch = int(config.get("batch_size") or 0)
+    _fail(
+        db,
+        run_id,
+        f"Out of memory on the device with batch_size={batch}. "
+        f"Try batch_size={max(1, batch // 2)} (or a smaller model).",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     signal.signal(signal.SIGTERM, _on_sigterm)
     status = execute(Settings.from_env(), int(args[0]))
-    return 0 if status in ("completed", "cancelled") else 1
+    return 0 if status in ("completed", "cancelled", "queued") else 1
 
 
 if __name__ == "__main__":

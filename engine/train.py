@@ -8,12 +8,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 import torch
 from torch import nn
 
 from engine.catalog import HIGHER_IS_BETTER, monitor_error
+from engine.checkpoints import TrainState, capture_state, restore_state
 from engine.config import RunConfig
 from engine.device import DeviceChoice
 from engine.errors import ConfigError, TrainingError
@@ -205,10 +207,24 @@ def _check_finite(loss: float, epoch: int, config: RunConfig) -> None:
         )
 
 
+# Called after each epoch's metrics were reported, with a function that captures the loop's state
+# (called only when a checkpoint is due, so skipping one costs nothing).
+EpochEndHook = Callable[[int, Callable[[], TrainState]], None]
+
+
 def train(
-    config: RunConfig, data: TrainData, reporter: Reporter, choice: DeviceChoice
+    config: RunConfig,
+    data: TrainData,
+    reporter: Reporter,
+    choice: DeviceChoice,
+    *,
+    resume: TrainState | None = None,
+    on_epoch_end: EpochEndHook | None = None,
 ) -> TrainResult:
-    """Train for config.epochs (or until the reporter says stop); report per-epoch metrics."""
+    """Train for config.epochs (or until the reporter says stop); report per-epoch metrics.
+
+    With `resume`, continue after `resume.epoch` exactly as an uninterrupted run would.
+    """
     check_monitor(config, data.task)
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=data.x_train.device).manual_seed(config.seed)
@@ -225,7 +241,27 @@ def train(
     history: list[dict[str, float]] = []
     sign = -1.0 if HIGHER_IS_BETTER[config.monitor] else 1.0  # compare as "lower is better"
     best_score, best_state, best_epoch, stale_epochs = math.inf, None, 0, 0
-    for epoch in range(1, config.epochs + 1):
+    # --- resume (engine/checkpoints.py)
+    first_epoch = 1
+    if resume is not None:
+        restore_state(
+            resume,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scaler=scaler,
+            generator=generator,
+        )
+        history = [dict(h) for h in resume.history]
+        best_score, best_epoch, stale_epochs = (
+            resume.best_score,
+            resume.best_epoch,
+            resume.stale_epochs,
+        )
+        best_state = {k: v.to(choice.device) for k, v in (resume.best_model or {}).items()} or None
+        first_epoch = resume.epoch + 1
+    # ---
+    for epoch in range(first_epoch, config.epochs + 1):
         started = time.perf_counter()
         model.train()
         order = _batch_order(config, data, generator)
@@ -272,6 +308,24 @@ def train(
             stale_epochs += 1
         if scheduler is not None:
             scheduler.step()
+        if on_epoch_end is not None:
+            on_epoch_end(
+                epoch,
+                partial(
+                    capture_state,
+                    epoch=epoch,
+                    model=model,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    scaler=scaler,
+                    generator=generator,
+                    history=history,
+                    best_score=best_score,
+                    best_epoch=best_epoch,
+                    stale_epochs=stale_epochs,
+                    best_model=best_state,
+                ),
+            )
         if reporter.should_stop():
             return TrainResult(model, epoch, cancelled=True, history=history)
         if config.early_stopping_patience and stale_epochs >= config.early_stopping_patience:

@@ -1,8 +1,13 @@
 """The engine worker: `seedlab worker` / `python -m engine.worker`.
 
 Polls for queued runs, claims them atomically, starts one subprocess per run (so a crash kills
-one run, never the worker), caps concurrency, beats a heartbeat, enforces cancels a runner does
-not honour, and makes sure no run stays `running` after its process is gone.
+one run, never the worker) on a device slot (a cap per GPU and one for the CPU; a GPU run sees
+only its GPU through CUDA_VISIBLE_DEVICES), beats a heartbeat with its devices' load, enforces
+cancels a runner does not honour, and makes sure no run stays `running` after its process is
+gone: a stale run with a checkpoint is requeued to resume, one without is failed.
+
+Shutdown (SIGTERM, Ctrl-C) asks each runner to stop; a runner then puts its run back in the
+queue, so the next engine start resumes it from its last epoch instead of failing it.
 """
 
 from __future__ import annotations
@@ -21,16 +26,18 @@ from pathlib import Path
 from db import runs as run_store
 from db import workers as worker_store
 from db.migrate import upgrade_to_head
-from engine.run_files import log_path, tail
+from engine.devices import detect_devices
+from engine.recovery import heartbeat_timeout_s, settle_stale_runs
+from engine.run_files import append_log_line, log_path, tail
+from engine.scheduling import Slot, assign_slot, free_requests, total_slots
 from engine.settings import Settings, get_db
 from engine.sweeps import advance_all as advance_sweeps
 
 log = logging.getLogger("seedlab.worker")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# A running run owned by no live process of ours is declared dead after this long without a
-# heartbeat (runners beat every ~1 s while training).
-STALE_AFTER_S = 60.0
+# GPU memory and utilization are refreshed this often (nvidia-smi costs ~50 ms).
+DEVICE_REFRESH_S = 5.0
 # A runner that ignores a cancel for this long is terminated.
 CANCEL_GRACE_S = 10.0
 # Runners get this long to exit after SIGTERM at shutdown before SIGKILL.
@@ -41,6 +48,7 @@ SHUTDOWN_GRACE_S = 10.0
 class ActiveRun:
     run_id: int
     process: subprocess.Popen
+    slot: Slot = field(default_factory=lambda: Slot("cpu"))
     started: float = field(default_factory=time.monotonic)
     cancel_seen_at: float | None = None
     terminated_for_cancel: bool = False
@@ -66,17 +74,23 @@ class Worker:
         *,
         max_concurrent: int = 1,
         poll_interval: float = 0.5,
-        stale_after_s: float = STALE_AFTER_S,
+        stale_after_s: float | None = None,
+        gpu_cap: int = 1,
     ) -> None:
-        if max_concurrent < 1:
-            raise ValueError("max_concurrent must be at least 1")
+        if max_concurrent < 1 or gpu_cap < 1:
+            raise ValueError("the CPU cap (max_concurrent) and gpu_cap must be at least 1")
         self.settings = settings
         self.db = get_db(settings)
-        self.max_concurrent = max_concurrent
+        self.max_concurrent = max_concurrent  # runs at once on the CPU
+        self.gpu_cap = gpu_cap  # runs at once on each GPU
         self.poll_interval = poll_interval
-        self.stale_after_s = stale_after_s
+        # A running run owned by no live process of ours is settled after this long without a
+        # heartbeat (runners beat every ~1 s while training).
+        self.stale_after_s = stale_after_s or heartbeat_timeout_s()
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.active: dict[int, ActiveRun] = {}
+        self.devices: list[dict] = []
+        self._devices_at = 0.0
         self._stopping = False
 
     # ------------------------------------------------------------ lifecycle
@@ -87,17 +101,23 @@ class Worker:
     def run_forever(self) -> None:
         self.settings.ensure_dirs()
         upgrade_to_head(self.db)
+        self._refresh_devices()
         worker_store.register_worker(
             self.db,
             self.worker_id,
             hostname=socket.gethostname(),
             pid=os.getpid(),
-            max_concurrent=self.max_concurrent,
+            max_concurrent=total_slots(
+                self.devices, gpu_cap=self.gpu_cap, cpu_cap=self.max_concurrent
+            ),
+            devices=self.devices,
         )
+        gpus = [f"cuda:{d['index']} {d['name']}" for d in self.devices if d["kind"] == "cuda"]
         log.info(
-            "worker %s started (max %d concurrent runs, home %s)",
+            "worker %s started (CPU cap %d; %s; home %s)",
             self.worker_id,
             self.max_concurrent,
+            f"GPU cap {self.gpu_cap} on {', '.join(gpus)}" if gpus else "no GPU",
             self.settings.home,
         )
         try:
@@ -108,6 +128,7 @@ class Worker:
             self.shutdown()
 
     def shutdown(self) -> None:
+        self._stopping = True
         for active in self.active.values():
             if active.process.poll() is None:
                 active.process.terminate()
@@ -124,25 +145,71 @@ class Worker:
 
     # ------------------------------------------------------------ one poll
 
+    def _refresh_devices(self) -> bool:
+        if time.monotonic() - self._devices_at < DEVICE_REFRESH_S and self.devices:
+            return False
+        self.devices = detect_devices()
+        self._devices_at = time.monotonic()
+        return True
+
+    def load(self) -> dict[str, int]:
+        """Runs in progress per slot key ('cpu', 'cuda:0' …)."""
+        counts: dict[str, int] = {}
+        for active in self.active.values():
+            counts[active.slot.key] = counts.get(active.slot.key, 0) + 1
+        return counts
+
     def poll_once(self) -> None:
-        worker_store.beat(self.db, self.worker_id)
+        refreshed = self._refresh_devices()
+        worker_store.beat(self.db, self.worker_id, devices=self.devices if refreshed else None)
         self._reap()
         self._enforce_cancels()
-        self._fail_stale()
+        self._settle_stale()
         # Sweeps queue their next trials here: the worker is their only writer.
         advance_sweeps(self.db)
-        while not self._stopping and len(self.active) < self.max_concurrent:
-            run_id = run_store.claim_next_run(self.db, self.worker_id)
+        while not self._stopping:
+            caps = {"gpu_cap": self.gpu_cap, "cpu_cap": self.max_concurrent}
+            wanted = free_requests(self.devices, self.load(), **caps)
+            if not wanted:
+                break
+            run_id = run_store.claim_next_run(self.db, self.worker_id, devices=wanted)
             if run_id is None:
                 break
-            self._spawn(run_id)
+            run = run_store.get_run(self.db, run_id)
+            requested = str((run.config if run else {}).get("device", "auto"))
+            slot = assign_slot(requested, self.devices, self.load(), **caps) or Slot("cpu")
+            self._spawn(run_id, slot, attempts=run.attempts if run else 0)
 
-    def _spawn(self, run_id: int) -> None:
+    def _device_label(self, slot: Slot) -> str:
+        if slot.kind == "cpu":
+            return "cpu"
+        name = next(
+            (d["name"] for d in self.devices if d["kind"] == "cuda" and d["index"] == slot.index),
+            "GPU",
+        )
+        return f"cuda:{slot.index} ({name})"
+
+    def _spawn(self, run_id: int, slot: Slot, attempts: int = 0) -> None:
         path = log_path(self.settings, run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         env = self.settings.child_env()
         env["PYTHONPATH"] = str(PROJECT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         env["PYTHONUNBUFFERED"] = "1"
+        # The run sees only its GPU (none for a CPU slot), numbered as nvidia-smi numbers them.
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+        env["CUDA_VISIBLE_DEVICES"] = slot.visible_devices()
+        env["SEEDLAB_DEVICE_LABEL"] = self._device_label(slot)
+        # The runner watches this pid: if its worker dies it requeues its run and exits, so no
+        # run trains on unsupervised (uncapped, uncancellable) after a worker was SIGKILLed.
+        env["SEEDLAB_WORKER_PID"] = str(os.getpid())
+        if slot.kind == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+            # Share the cores among the CPU runs: oversubscribed threads made a small MLP ~20x
+            # slower on a busy 2-core machine.
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.max_concurrent))
+        if attempts:
+            append_log_line(
+                self.settings, run_id, f"--- attempt {attempts + 1} (resume) on {slot.key} ---"
+            )
         with path.open("ab") as log_file:
             process = subprocess.Popen(
                 [sys.executable, "-m", "engine.runner", str(run_id)],
@@ -155,9 +222,9 @@ class Worker:
                 # its runs in order, instead of killing them mid-write.
                 start_new_session=True,
             )
-        run_store.mark_started(self.db, run_id, pid=process.pid)
-        self.active[run_id] = ActiveRun(run_id, process)
-        log.info("run %s started (pid %s)", run_id, process.pid)
+        run_store.mark_started(self.db, run_id, pid=process.pid, device=self._device_label(slot))
+        self.active[run_id] = ActiveRun(run_id, process, slot)
+        log.info("run %s started on %s (pid %s)", run_id, slot.key, process.pid)
 
     def _reap(self) -> None:
         """Runs whose process ended: if it left the run active, say why it failed."""
@@ -170,11 +237,16 @@ class Worker:
                 if run_store.finish_run(self.db, run_id, "cancelled"):
                     log.info("run %s cancelled (terminated after ignoring the request)", run_id)
                 continue
+            if self._stopping:
+                # Shut down before its runner could requeue it: resume on the next start.
+                if run_store.requeue_run(self.db, run_id, worker_id=self.worker_id):
+                    log.info("run %s requeued: the engine is shutting down", run_id)
+                continue
             log_tail = tail(log_path(self.settings, run_id), lines=15)
             message = f"The run's process {_describe_exit(code)} before the run finished."
             if log_tail:
                 message += "\nLast lines of its log:\n" + log_tail
-            if run_store.finish_run(self.db, run_id, "failed", message):
+            if run_store.fail_running_run(self.db, run_id, worker_id=self.worker_id, error=message):
                 log.warning("run %s: %s", run_id, message.splitlines()[0])
             else:
                 log.info("run %s finished (process %s)", run_id, _describe_exit(code))
@@ -193,38 +265,50 @@ class Worker:
                 active.terminated_for_cancel = True
                 active.process.kill()
 
-    def _fail_stale(self) -> None:
+    def _settle_stale(self) -> None:
         """Running runs with no live process of ours and no recent heartbeat (their worker
-        was killed, or the machine restarted) are failed, so none stays `running` forever."""
-        failed = run_store.fail_stale_runs(
-            self.db,
-            heartbeat_timeout_s=self.stale_after_s,
-            exclude_ids=list(self.active),
-            reason=(
-                f"The engine stopped while the run was in progress (no heartbeat for "
-                f"{self.stale_after_s:.0f} s). Clone the run to train it again."
-            ),
+        was killed, or the machine restarted) are requeued to resume from their checkpoint,
+        or failed when they have none, so none stays `running` forever."""
+        settle_stale_runs(
+            self.settings, self.db, timeout_s=self.stale_after_s, exclude_ids=list(self.active)
         )
-        for run_id in failed:
-            log.warning(
-                "run %s had no heartbeat for %.0f s: marked failed", run_id, self.stale_after_s
-            )
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="seedlab worker")
-    parser.add_argument("--max-concurrent", type=int, default=1)
+    parser.add_argument(
+        "--max-concurrent",
+        "--cpu-cap",
+        type=int,
+        default=_env_int("SEEDLAB_CPU_CAP", 1),
+        help="runs at once on the CPU (env SEEDLAB_CPU_CAP, default 1)",
+    )
+    parser.add_argument(
+        "--gpu-cap",
+        type=int,
+        default=_env_int("SEEDLAB_GPU_CAP", 1),
+        help="runs at once on each GPU (env SEEDLAB_GPU_CAP, default 1)",
+    )
     parser.add_argument("--poll-interval", type=float, default=0.5)
     args = parser.parse_args(argv)
-    run_worker(Settings.from_env(), args.max_concurrent, args.poll_interval)
+    run_worker(Settings.from_env(), args.max_concurrent, args.poll_interval, args.gpu_cap)
     return 0
 
 
-def run_worker(settings: Settings, max_concurrent: int = 1, poll_interval: float = 0.5) -> None:
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.strip().isdigit() else default
+
+
+def run_worker(
+    settings: Settings, max_concurrent: int = 1, poll_interval: float = 0.5, gpu_cap: int = 1
+) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
-    worker = Worker(settings, max_concurrent=max_concurrent, poll_interval=poll_interval)
+    worker = Worker(
+        settings, max_concurrent=max_concurrent, poll_interval=poll_interval, gpu_cap=gpu_cap
+    )
     signal.signal(signal.SIGTERM, worker.request_stop)
     signal.signal(signal.SIGINT, worker.request_stop)
     worker.run_forever()

@@ -17,6 +17,7 @@ from db import metrics as metric_store
 from db import runs as run_store
 from db.records import RunRecord
 from engine.catalog import EPOCH_METRICS, HEADLINE_METRIC, TEST_METRICS, metric_label
+from engine.recovery import resumable_epoch, resume_run, settle_for_readers
 from engine.run_files import log_path, report_path, tail
 
 REFRESH_S = 2
@@ -256,6 +257,7 @@ def _actions(run: RunRecord) -> None:
                 else:
                     data.flash(f"The run had already finished ({status}).", "info")
                 st.rerun()
+        _resume_button(run)
         if st.button(
             "Clone", icon=":material/content_copy:", help="Open New run with this run's settings."
         ):
@@ -268,9 +270,28 @@ def _actions(run: RunRecord) -> None:
         )
 
 
+def _resume_button(run: RunRecord) -> None:
+    """Resume (engine/recovery.py): the same run continues after its last checkpointed epoch."""
+    epoch = resumable_epoch(settings, run.id) if run.status in ("cancelled", "failed") else None
+    if epoch is None:
+        return
+    if st.button(
+        "Resume",
+        icon=":material/play_circle:",
+        help=f"Queue this run again; it continues after epoch {epoch}, its curves go on.",
+    ):
+        with data.shown_errors("resuming the run"):
+            resume_run(settings, db, run.id)
+            data.flash(f"Queued — the run resumes after epoch {epoch}.", "info")
+        st.rerun()
+
+
 # ---------------------------------------------------------------- page
 
 run_id = data.query_int("run")
+# A run whose engine died long ago is settled here (requeued or failed), never shown running.
+with data.shown_errors("checking for stopped runs"):
+    settle_for_readers(settings, db)
 run = run_store.get_run(db, run_id) if run_id is not None else None
 if run is None:
     with data.shown_errors("listing runs"):
@@ -299,6 +320,8 @@ with st.container(horizontal=True, vertical_alignment="center"):
         facts.append(f"{verb} {data.format_duration(run.duration_s)}")
     if run.parent_run_id:
         facts.append(f"cloned from #{run.parent_run_id}")
+    if run.attempts:
+        facts.append(f"resumed {run.attempts}×")
     st.caption(data.md_text(" · ".join(facts)))
 
 if run.status == "failed":
@@ -308,7 +331,8 @@ if run.status == "failed":
     )
 elif run.status == "cancelled":
     st.warning(
-        "Cancelled. Clone it to start again with the same settings.", icon=":material/cancel:"
+        "Cancelled. Resume it to continue from its last epoch, or clone it to start again.",
+        icon=":material/cancel:",
     )
 elif run.status == "completed":
     _result_cards(run, task)

@@ -1,0 +1,163 @@
+"""Resume checkpoints: everything a run needs to continue exactly where an epoch ended.
+
+Separate from the final model checkpoint (`model.pt`, what exports and the Playground read):
+this one also holds the optimizer, the LR scheduler, the GradScaler, every RNG state (the
+global torch RNG that drives dropout, CUDA's, and the generator that shuffles the batch order),
+the best-weights bookkeeping and the per-epoch history. It holds only tensors, numbers, strings,
+lists and dicts, so it loads with `torch.load(weights_only=True)`: opening it never runs code.
+
+Written atomically (temp file, then rename) at the end of each epoch, after the epoch's metrics
+were flushed to the DB, so a checkpoint at epoch k means every point up to step k is stored and
+a resumed run continues at step k + 1: no point lost, none twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+FORMAT = "seedlab-resume-v1"
+
+
+@dataclass
+class TrainState:
+    """The loop's state at the end of `epoch` (1-based; the next epoch to run is epoch + 1)."""
+
+    epoch: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any] | None
+    scaler: dict[str, Any] | None
+    torch_rng: torch.Tensor
+    cuda_rng: list[torch.Tensor]
+    batch_order_rng: torch.Tensor
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_score: float = math.inf  # the monitored metric, signed so that lower is better
+    best_epoch: int = 0
+    stale_epochs: int = 0  # epochs since the best one (early stopping)
+    best_model: dict[str, torch.Tensor] | None = None
+
+
+def _cpu(tree: Any) -> Any:
+    """A copy of a state dict with every tensor on the CPU (a checkpoint must not pin a GPU)."""
+    import torch
+
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().to("cpu", copy=True)
+    if isinstance(tree, dict):
+        return {k: _cpu(v) for k, v in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(_cpu(v) for v in tree)
+    return tree
+
+
+def capture_state(
+    *,
+    epoch: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler,
+    generator: torch.Generator,
+    history: list[dict[str, float]],
+    best_score: float,
+    best_epoch: int,
+    best_model: dict[str, torch.Tensor] | None,
+    stale_epochs: int = 0,
+) -> TrainState:
+
+    import torch
+
+    return TrainState(
+        epoch=epoch,
+        model=_cpu(model.state_dict()),
+        optimizer=_cpu(optimizer.state_dict()),
+        scheduler=scheduler.state_dict() if scheduler is not None else None,
+        scaler=scaler.state_dict() if scaler.is_enabled() else None,
+        torch_rng=torch.get_rng_state(),
+        cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        batch_order_rng=generator.get_state(),
+        history=[dict(h) for h in history],
+        best_score=float(best_score),
+        best_epoch=best_epoch,
+        stale_epochs=stale_epochs,
+        best_model=_cpu(best_model) if best_model is not None else None,
+    )
+
+
+def restore_state(
+    state: TrainState,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler,
+    generator: torch.Generator,
+) -> None:
+    """Put the loop's objects back as they were at the end of `state.epoch`."""
+    import torch
+
+    model.load_state_dict(state.model)
+    optimizer.load_state_dict(state.optimizer)
+    if scheduler is not None and state.scheduler is not None:
+        scheduler.load_state_dict(state.scheduler)
+    if scaler.is_enabled() and state.scaler is not None:
+        scaler.load_state_dict(state.scaler)
+    torch.set_rng_state(state.torch_rng)
+    if state.cuda_rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state.cuda_rng[: torch.cuda.device_count()])
+    generator.set_state(state.batch_order_rng)
+
+
+def save_train_state(path: Path, state: TrainState) -> int:
+    """Write atomically (temp file, then rename); returns the file's size in bytes."""
+    import torch
+
+    payload = {"format": FORMAT, **state.__dict__}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    # The epoch also in a few bytes of JSON: pages read it without importing torch.
+    side = _epoch_file(path)
+    side_tmp = side.with_name(side.name + ".tmp")
+    side_tmp.write_text(json.dumps({"epoch": state.epoch}))
+    os.replace(side_tmp, side)
+    return path.stat().st_size
+
+
+def _epoch_file(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def load_train_state(path: Path, *, mmap: bool = False) -> TrainState | None:
+    """The state saved at `path`, or None when there is no readable one (never half a state)."""
+    import torch
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except FileNotFoundError:
+        return None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        return None
+    fields = TrainState.__dataclass_fields__
+    return TrainState(**{k: v for k, v in payload.items() if k in fields})
+
+
+def saved_epoch(path: Path) -> int | None:
+    """The epoch a resume checkpoint was taken at, or None when there is none."""
+    if not path.is_file():
+        return None
+    try:
+        return int(json.loads(_epoch_file(path).read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        state = load_train_state(path, mmap=True)  # mapped: reads the epoch, not the weights
+        return None if state is None else state.epoch

@@ -1,0 +1,135 @@
+"""What the worker can schedule on: the CPU and each GPU, with memory and utilization.
+
+GPUs are read with `nvidia-smi` when it is on the PATH (no CUDA context in the worker, which
+would take GPU memory from the runs), else through torch.cuda. The worker refreshes this with
+its heartbeat into `workers.devices`, so the Engine page shows the load of a worker that may run
+on another machine.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+NVIDIA_SMI_QUERY = "index,name,memory.total,memory.used,utilization.gpu"
+
+
+def _mib(value: str) -> int | None:
+    try:
+        return int(float(value)) * 1024 * 1024
+    except ValueError:
+        return None
+
+
+def parse_nvidia_smi(text: str) -> list[dict[str, Any]]:
+    """`nvidia-smi --query-gpu=index,name,memory.total,memory.used,utilization.gpu
+    --format=csv,noheader,nounits` output → device dicts (memory in bytes, utilization in %)."""
+    gpus = []
+    for line in text.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 5 or not parts[0].isdigit():
+            continue
+        index, name, total, used, util = parts
+        try:
+            utilization: float | None = float(util)
+        except ValueError:  # "[N/A]" on some boards
+            utilization = None
+        gpus.append(
+            {
+                "kind": "cuda",
+                "index": int(index),
+                "name": name,
+                "memory_total": _mib(total),
+                "memory_used": _mib(used),
+                "utilization": utilization,
+            }
+        )
+    return gpus
+
+
+def _gpus_from_nvidia_smi() -> list[dict[str, Any]] | None:
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run(
+            [exe, f"--query-gpu={NVIDIA_SMI_QUERY}", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_nvidia_smi(out.stdout) if out.returncode == 0 else None
+
+
+def _gpus_from_torch() -> list[dict[str, Any]]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    # Indices are physical (what CUDA_VISIBLE_DEVICES names), also under a mask like "2,3".
+    mask = [p.strip() for p in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if p.strip()]
+    gpus = []
+    for i in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(i)
+        physical = int(mask[i]) if i < len(mask) and mask[i].isdigit() else i
+        entry: dict[str, Any] = {
+            "kind": "cuda",
+            "index": physical,
+            "name": props.name,
+            "memory_total": int(props.total_memory),
+            "memory_used": None,
+            "utilization": None,
+        }
+        try:  # both need pynvml; without it the Engine page shows the total only
+            entry["utilization"] = float(torch.cuda.utilization(i))
+            entry["memory_used"] = int(torch.cuda.device_memory_used(i))
+        except Exception:  # noqa: BLE001
+            pass
+        gpus.append(entry)
+    return gpus
+
+
+def _visible(gpus: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Respect a CUDA_VISIBLE_DEVICES given to the worker itself (e.g. "2,3")."""
+    mask = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if mask is None:
+        return gpus
+    allowed = {p.strip() for p in mask.split(",") if p.strip()}
+    return [g for g in gpus if str(g["index"]) in allowed]
+
+
+def cpu_device() -> dict[str, Any]:
+    cores = os.cpu_count() or 1
+    total = used = None
+    try:
+        lines = Path("/proc/meminfo").read_text(encoding="ascii").splitlines()
+        info = dict(line.split(":", 1) for line in lines)
+        total = int(info["MemTotal"].split()[0]) * 1024
+        used = total - int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        pass
+    try:
+        utilization: float | None = min(100.0, os.getloadavg()[0] / cores * 100)
+    except OSError:
+        utilization = None
+    return {
+        "kind": "cpu",
+        "index": None,
+        "name": f"CPU ({cores} cores, {platform.machine()})",
+        "memory_total": total,
+        "memory_used": used,
+        "utilization": utilization,
+    }
+
+
+def detect_devices() -> list[dict[str, Any]]:
+    """The CPU first, then every GPU this process may use."""
+    gpus = _gpus_from_nvidia_smi()
+    gpus = _gpus_from_torch() if gpus is None else _visible(gpus)  # torch applies the mask itself
+    return [cpu_device(), *gpus]
