@@ -53,8 +53,10 @@ def submit_run(
     name: str | None = None,
     parent_run_id: int | None = None,
     notes: str = "",
+    project_id: int | None = None,
+    tags: list[str] | None = None,
 ) -> int:
-    """Validate and queue a run; returns its id."""
+    """Validate and queue a run (in the Default project unless `project_id`); returns its id."""
     dataset = find_dataset(db, dataset_ref)
     config = values if isinstance(values, RunConfig) else validate_config(values)
     check_task(config, dataset)
@@ -68,4 +70,6 @@ def submit_run(
         config=config.model_dump(mode="json"),
         parent_run_id=parent_run_id,
         notes=notes,
+        **({"project_id": project_id} if project_id is not None else {}),
+        tags=tags or (),
     )
