@@ -14,6 +14,8 @@ from sqlalchemy import Connection, Engine, insert
 from db.models import metrics, run_summaries, run_tags, runs
 from db.session import writing
 
+METRIC_COLUMNS = ("run_id", "key", "step", "value", "wall_time")
+
 
 def _placeholders(conn: Connection, n: int) -> str:
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
@@ -65,9 +67,9 @@ def insert_finished_runs(
                 entry[2], entry[3] = min(entry[2], value), max(entry[3], value)
             summary_rows += [(run_id, k, *v) for k, v in latest.items()]
             if len(metric_rows) >= 200_000:
-                _insert_tuples(conn, metrics, ("run_id", "key", "step", "value", "wall_time"), metric_rows)
+                _insert_tuples(conn, metrics, METRIC_COLUMNS, metric_rows)
                 metric_rows = []
-        _insert_tuples(conn, metrics, ("run_id", "key", "step", "value", "wall_time"), metric_rows)
+        _insert_tuples(conn, metrics, METRIC_COLUMNS, metric_rows)
         _insert_tuples(
             conn,
             run_summaries,

@@ -30,9 +30,7 @@ class ProjectRecord:
 def list_projects(db: Engine) -> list[ProjectRecord]:
     """All projects by name ("Default" first), each with its number of runs."""
     counts = (
-        select(runs.c.project_id, func.count().label("n"))
-        .group_by(runs.c.project_id)
-        .subquery()
+        select(runs.c.project_id, func.count().label("n")).group_by(runs.c.project_id).subquery()
     )
     stmt = (
         select(projects, func.coalesce(counts.c.n, 0).label("n_runs"))

@@ -59,9 +59,7 @@ def add_tags(db: Engine, run_ids: Iterable[int], tags: Iterable[str]) -> None:
                 )
             ).all()
         )
-        rows = [
-            {"run_id": i, "tag": t} for i in ids for t in wanted if (i, t) not in have
-        ]
+        rows = [{"run_id": i, "tag": t} for i in ids for t in wanted if (i, t) not in have]
         if rows:
             conn.execute(insert(run_tags), rows)
 

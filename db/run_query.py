@@ -48,7 +48,9 @@ class MetricThreshold:
 
     def __post_init__(self) -> None:
         if self.op not in THRESHOLD_OPS:
-            raise ValueError(f"threshold op must be one of {', '.join(THRESHOLD_OPS)}; got {self.op!r}")
+            raise ValueError(
+                f"threshold op must be one of {', '.join(THRESHOLD_OPS)}; got {self.op!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,9 @@ def query_runs(
 def count_runs(db: Engine, flt: RunFilter = RunFilter()) -> int:
     """How many runs match `flt` (for "page 3 of 40")."""
     with reading(db) as conn:
-        return int(conn.execute(select(func.count()).select_from(runs).where(*_conditions(flt))).scalar())
+        return int(
+            conn.execute(select(func.count()).select_from(runs).where(*_conditions(flt))).scalar()
+        )
 
 
 def runs_by_ids(db: Engine, run_ids: Iterable[int]) -> list[RunRecord]:

@@ -61,9 +61,7 @@ def _chunk(
     optimizer = rng.choice(["adamw", "adam", "sgd"], n)
     batch_size = rng.choice([16, 32, 64, 128], n)
     dataset = rng.choice(dataset_ids, n)
-    status = rng.choice(
-        ["completed", "failed", "cancelled"], n, p=[0.9, 0.06, 0.04]
-    )
+    status = rng.choice(["completed", "failed", "cancelled"], n, p=[0.9, 0.06, 0.04])
     # Quality peaks near lr = 3e-3 and grows with width; noise keeps ties rare.
     quality = (
         0.97
@@ -120,9 +118,7 @@ def _chunk(
                 "attempts": 0,
             }
         )
-        tags.append(
-            [str(x) for x in rng.choice(TAGS, int(rng.integers(0, 3)), replace=False)]
-        )
+        tags.append([str(x) for x in rng.choice(TAGS, int(rng.integers(0, 3)), replace=False)])
     start_wall = time.time() - 3600
 
     def points() -> Iterator[list[tuple[str, int, float, float]]]:
@@ -130,7 +126,9 @@ def _chunk(
         for i in range(n):
             out: list[tuple[str, int, float, float]] = []
             for key, values in curves.items():
-                out += zip([key] * steps, t.tolist(), values[i].tolist(), walls.tolist(), strict=True)
+                out += zip(
+                    [key] * steps, t.tolist(), values[i].tolist(), walls.tolist(), strict=True
+                )
             yield out
 
     return run_rows, tags, points()
