@@ -24,7 +24,7 @@ def _split(text: str | None) -> list[str]:
     return [p for p in (text or "").split(",") if p.strip()]
 
 
-def _ints(text: str | None) -> list[int]:
+def parse_ids(text: str | None) -> list[int]:
     return [int(p) for p in _split(text) if p.strip().isdigit()]
 
 
@@ -82,7 +82,7 @@ class TableState:
         cols = params.get("cols")
         return cls(
             statuses=[s for s in _split(params.get("status")) if s in RUN_STATUSES],
-            dataset_ids=_ints(params.get("dataset")),
+            dataset_ids=parse_ids(params.get("dataset")),
             models=_split(params.get("model")),
             tags=_split(params.get("tag")),
             name=params.get("q", ""),
@@ -95,7 +95,7 @@ class TableState:
             page=max(1, page),
             page_size=size if size in PAGE_SIZES else 50,
             columns=None if cols is None else [c for c in _split(cols) if c != "-"],
-            selected=list(dict.fromkeys(_ints(params.get("runs")))),
+            selected=list(dict.fromkeys(parse_ids(params.get("runs")))),
         )
 
     def run_filter(self, project_id: int | None) -> RunFilter:
