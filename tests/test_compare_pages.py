@@ -130,3 +130,36 @@ def test_compare_page_with_two_runs_and_without_any(db, sweep) -> None:
     at = open_page("views/compare.py", runs=f"{two[0].id},{two[1].id}")
     assert len(plotly_figures(at)[0]["data"]) == 2
     assert len(at.dataframe[1].value) == 2
+
+
+def test_run_page_edits_tags_note_name_archive_and_deletes(settings, db, demo_datasets) -> None:
+    from engine.launch import submit_run
+
+    run_id = submit_run(db, "iris", {}, name="before")
+    run_store.request_cancel(db, run_id)
+    at = open_page("views/run_detail.py", run=str(run_id))
+    form_inputs = [t for t in at.text_input if t.label in ("Name", "Tags (comma separated)")]
+    form_inputs[0].set_value("after")
+    form_inputs[1].set_value("keep, best")
+    at.text_area[0].set_value("a good one")
+    button(at, "Save").click().run()
+    run = run_store.get_run(db, run_id)
+    assert (run.name, run.tags, run.notes) == ("after", ["best", "keep"], "a good one")
+    button(at, "Archive").click().run()
+    assert run_store.get_run(db, run_id).archived
+    assert button(at, "Delete").disabled
+    at.checkbox(key="run_delete_confirm").check().run()
+    button(at, "Delete").click().run()
+    assert run_store.get_run(db, run_id) is None
+    assert at.title[0].value == "Runs"
+
+
+def test_new_run_goes_into_the_sidebar_project(db, demo_datasets) -> None:
+    from db import projects as project_store
+
+    vision = project_store.create_project(db, "Vision")
+    at = open_page("views/new_run.py", project="Vision")
+    button(at, "Start training").click().run()
+    assert not at.exception
+    (run,) = run_store.list_runs(db)
+    assert run.project_id == vision.id
