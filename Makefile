@@ -37,6 +37,7 @@ bench: install
 	test -x bench/.venv/bin/python || $(PYTHON) -m venv bench/.venv
 	bench/.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r bench/requirements.txt
 	PYTHONPATH=. bench/.venv/bin/python bench/bench_metrics.py --write-results
+	PYTHONPATH=. bench/.venv/bin/python bench/bench_scale.py --write-results
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
