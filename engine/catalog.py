@@ -7,9 +7,44 @@ TASKS = {
     "regression": "predict a number",
 }
 
-MODEL_FAMILIES = {
-    "mlp": "Multi-layer perceptron for tables: standardized numbers + one-hot categories",
+# family -> (dataset kind it trains on, one-line description for the form)
+MODEL_FAMILIES: dict[str, tuple[str, str]] = {
+    "mlp": (
+        "tabular",
+        "Multi-layer perceptron for tables: standardized numbers + one-hot categories",
+    ),
 }
+
+# What `model=auto` trains for each dataset kind: a fair first result, not a tuned one.
+DEFAULT_MODEL = {"tabular": "mlp", "image": "cnn", "text": "textcnn"}
+
+DATASET_KINDS = ("tabular", "image", "text")
+
+
+def models_for_kind(kind: str) -> list[str]:
+    return [name for name, (family_kind, _) in MODEL_FAMILIES.items() if family_kind == kind]
+
+
+def model_family_for(config_model: str, dataset_kind: str) -> str:
+    """The model family a run trains: the config's, or the kind's default for auto.
+
+    Raises ValueError with a sentence a user can act on when the family does not fit the data.
+    """
+    if config_model == "auto":
+        return DEFAULT_MODEL[dataset_kind]
+    if config_model not in MODEL_FAMILIES:
+        raise ValueError(
+            f"model must be auto or one of {', '.join(MODEL_FAMILIES)}; got {config_model!r}"
+        )
+    family_kind = MODEL_FAMILIES[config_model][0]
+    if family_kind != dataset_kind:
+        fitting = ", ".join(models_for_kind(dataset_kind)) or "none yet"
+        raise ValueError(
+            f"model {config_model!r} trains on {family_kind} data but this dataset is "
+            f"{dataset_kind}; use auto or one of: {fitting}"
+        )
+    return config_model
+
 
 # Per-epoch curves, in the order the Run page shows them.
 EPOCH_METRICS = {
@@ -21,13 +56,17 @@ EPOCH_METRICS = {
 TEST_METRICS = {
     "classification": [
         "test_accuracy",
+        "test_balanced_accuracy",
         "test_f1_macro",
+        "test_f1_weighted",
         "test_precision_macro",
+        "test_precision_weighted",
         "test_recall_macro",
+        "test_recall_weighted",
         "test_roc_auc",
         "test_log_loss",
     ],
-    "regression": ["test_rmse", "test_mae", "test_r2"],
+    "regression": ["test_rmse", "test_mse", "test_mae", "test_r2"],
 }
 
 # The one metric a run is judged by, and whether higher is better.
@@ -35,6 +74,30 @@ HEADLINE_METRIC = {
     "classification": ("test_accuracy", True),
     "regression": ("test_rmse", False),
 }
+
+# Validation metrics a run can monitor (best epoch, early stopping), per task, and whether
+# higher is better.
+MONITORS = {
+    "classification": ("val_loss", "val_accuracy", "val_f1_macro", "val_balanced_accuracy"),
+    "regression": ("val_loss", "val_rmse", "val_mae"),
+}
+HIGHER_IS_BETTER = {
+    "val_loss": False,
+    "val_accuracy": True,
+    "val_f1_macro": True,
+    "val_balanced_accuracy": True,
+    "val_rmse": False,
+    "val_mae": False,
+}
+
+
+def monitor_error(monitor: str, task: str) -> str | None:
+    """Why `monitor` cannot be used for `task`, or None when it can."""
+    allowed = MONITORS[task]
+    if monitor in allowed:
+        return None
+    return f"monitor: {monitor} is not measured for {task}; use one of {', '.join(allowed)}"
+
 
 # Metrics shown as columns in the runs table.
 TABLE_METRICS = ["test_accuracy", "test_f1_macro", "test_rmse", "test_r2", "val_loss"]
@@ -45,12 +108,20 @@ METRIC_LABELS = {
     "val_accuracy": "val accuracy",
     "val_rmse": "val RMSE",
     "test_accuracy": "test accuracy",
+    "test_balanced_accuracy": "test balanced accuracy",
     "test_f1_macro": "test F1 (macro)",
+    "test_f1_weighted": "test F1 (weighted)",
     "test_precision_macro": "test precision (macro)",
+    "test_precision_weighted": "test precision (weighted)",
     "test_recall_macro": "test recall (macro)",
+    "test_recall_weighted": "test recall (weighted)",
+    "val_f1_macro": "val F1 (macro)",
+    "val_balanced_accuracy": "val balanced accuracy",
+    "val_mae": "val MAE",
     "test_roc_auc": "test ROC AUC",
     "test_log_loss": "test log loss",
     "test_rmse": "test RMSE",
+    "test_mse": "test MSE",
     "test_mae": "test MAE",
     "test_r2": "test R²",
     "lr": "learning rate",

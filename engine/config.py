@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engine.catalog import MODEL_FAMILIES
 from engine.errors import ConfigError
 
 Task = Literal["auto", "classification", "regression"]
@@ -40,7 +41,11 @@ class RunConfig(BaseModel):
         description="one-hot columns per categorical feature; rarer values share an 'other' column",
     )
     # --- model
-    model: Literal["mlp"] = Field("mlp", description="model family")
+    model: str = Field(
+        "auto",
+        description="model family; auto picks one for the dataset's kind (MLP for tables, "
+        "a CNN for images, a text CNN for text)",
+    )
     hidden_sizes: list[int] = Field(
         default_factory=lambda: [128, 64],
         max_length=8,
@@ -58,17 +63,53 @@ class RunConfig(BaseModel):
     batch_size: int = Field(32, ge=1, le=65536, description="rows per optimizer step")
     epochs: int = Field(50, ge=1, le=10000, description="passes over the training rows")
     restore_best_weights: bool = Field(
-        True, description="end with the weights of the epoch with the lowest validation loss"
+        True, description="end with the weights of the epoch with the best monitored metric"
     )
     lr_schedule: Literal["cosine", "step", "none"] = Field(
         "cosine", description="learning-rate schedule over the epochs"
     )
     step_size: int = Field(10, ge=1, description="step schedule: epochs between decays")
     gamma: float = Field(0.5, gt=0, le=1, description="step schedule: decay factor")
+    warmup_epochs: int = Field(
+        0, ge=0, le=1000, description="epochs of linear learning-rate warm-up from 10% (0 = off)"
+    )
+    grad_clip_norm: float = Field(
+        0.0, ge=0, description="clip the gradient norm to this value each step (0 = off)"
+    )
+    label_smoothing: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="classification: spread this share of the target over all classes",
+    )
+    imbalance: Literal["none", "class_weights", "weighted_sampling"] = Field(
+        "none",
+        description="classification: weight the loss by inverse class frequency, or sample "
+        "rare classes more often",
+    )
+    monitor: Literal[
+        "val_loss", "val_accuracy", "val_f1_macro", "val_balanced_accuracy", "val_rmse", "val_mae"
+    ] = Field(
+        "val_loss",
+        description="validation metric that picks the best epoch and drives early stopping",
+    )
+    early_stopping_patience: int = Field(
+        0,
+        ge=0,
+        le=10000,
+        description="stop after this many epochs without a better monitored metric (0 = off)",
+    )
     # --- hardware
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto picks the GPU when there is one"
     )
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str) -> str:
+        if value != "auto" and value not in MODEL_FAMILIES:
+            raise ValueError(f"must be auto or one of {', '.join(MODEL_FAMILIES)}; got {value!r}")
+        return value
 
     @field_validator("hidden_sizes", mode="before")
     @classmethod

@@ -9,7 +9,9 @@ from sqlalchemy import Engine
 from db import datasets as dataset_store
 from db import runs as run_store
 from db.records import DatasetRecord
+from engine.catalog import effective_task, monitor_error
 from engine.config import RunConfig, validate_config
+from engine.defaults import suggest_for_dataset
 from engine.errors import ConfigError, DatasetError
 
 
@@ -28,6 +30,9 @@ def find_dataset(db: Engine, ref: str | int) -> DatasetRecord:
 
 
 def check_task(config: RunConfig, dataset: DatasetRecord) -> None:
+    problem = monitor_error(config.monitor, effective_task(config.task, dataset.task))
+    if problem:
+        raise ConfigError(problem)
     if config.task == "regression" and dataset.task == "classification":
         numeric = next(
             (c for c in dataset.schema["columns"] if c["name"] == dataset.target and "mean" in c),
@@ -56,9 +61,21 @@ def submit_run(
     project_id: int | None = None,
     tags: list[str] | None = None,
 ) -> int:
-    """Validate and queue a run (in the Default project unless `project_id`); returns its id."""
+    """Validate and queue a run (in the Default project unless `project_id`); returns its id.
+
+    Fields missing from a dict of values get the settings suggested for the dataset's kind
+    and size (engine.defaults); a RunConfig is taken as it is.
+    """
     dataset = find_dataset(db, dataset_ref)
-    config = values if isinstance(values, RunConfig) else validate_config(values)
+    if isinstance(values, RunConfig):
+        config = values
+    else:
+        suggested = suggest_for_dataset(dataset)
+        if values.get("task", "auto") not in ("auto", dataset.task):
+            # The suggestions about labels do not apply to a task the user switched to.
+            suggested.pop("imbalance", None)
+            suggested.pop("monitor", None)
+        config = validate_config({**suggested, **values})
     check_task(config, dataset)
     run_name = (name or "").strip() or default_run_name(dataset, config)
     if len(run_name) > 200:

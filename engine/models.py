@@ -1,10 +1,18 @@
-"""Model builders: from a RunConfig and the data's shape to an nn.Module."""
+"""Model builders: from a RunConfig, the input spec and the output count to an nn.Module.
+
+Each family registers one builder in MODEL_BUILDERS; the catalog says which dataset kind it takes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
 
+from engine.catalog import model_family_for
 from engine.config import RunConfig
+from engine.errors import ConfigError
+from engine.inputs import InputSpec
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -29,9 +37,26 @@ def build_mlp(
     return nn.Sequential(*layers)
 
 
-def build_model(config: RunConfig, n_inputs: int, n_outputs: int) -> nn.Module:
-    if config.model == "mlp":
-        return build_mlp(
-            n_inputs, n_outputs, config.hidden_sizes, config.activation, config.dropout
-        )
-    raise ValueError(f"model must be one of 'mlp', got {config.model!r}")
+def _mlp(config: RunConfig, spec: InputSpec, n_outputs: int) -> nn.Module:
+    return build_mlp(
+        spec.shape[0], n_outputs, config.hidden_sizes, config.activation, config.dropout
+    )
+
+
+Builder = Callable[[RunConfig, InputSpec, int], nn.Module]
+
+MODEL_BUILDERS: dict[str, Builder] = {
+    "mlp": _mlp,
+}
+
+
+def build_model(config: RunConfig, spec: InputSpec, n_outputs: int) -> nn.Module:
+    """The model for this config and input (model=auto picks the default for the input kind)."""
+    try:
+        family = model_family_for(config.model, spec.kind)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    builder = MODEL_BUILDERS.get(family)
+    if builder is None:
+        raise ConfigError(f"model {family!r} is not available in this version of Seedlab")
+    return builder(config, spec, n_outputs)

@@ -7,22 +7,41 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from engine.catalog import effective_task
+from engine.catalog import effective_task, model_family_for
 from engine.config import RunConfig
+from engine.datasets import load_frame
 from engine.device import DeviceChoice
-from engine.errors import DatasetError
+from engine.errors import ConfigError, DatasetError
 from engine.evaluate import classification_report, regression_report
-from engine.preprocess import Splits, TabularPreprocessor, TargetEncoder, split_frame
+from engine.inputs import InputSpec
+from engine.preprocess import TabularPreprocessor, TargetEncoder, split_frame
+from engine.settings import Settings
 from engine.train import TrainData, predict
+
+
+class StoredDataset(Protocol):
+    """A dataset as stored (db.records.StoredDataset fits); no DB access needed here."""
+
+    id: int
+    kind: str
+    schema: dict[str, Any]
+    path: str
+
+
+class InputPreprocessor(Protocol):
+    """What turns raw inputs into model tensors; stored as JSON in the checkpoint."""
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -30,10 +49,41 @@ class PreparedData:
     train_data: TrainData
     x_test: torch.Tensor
     y_test: np.ndarray  # class indices, or raw target values for regression
-    preprocessor: TabularPreprocessor
+    preprocessor: InputPreprocessor
     target: TargetEncoder
-    splits: Splits
+    split_sizes: dict[str, int]  # train / val / test
+    stratified: bool
     task: str
+    # Test-split rows (by position) as something a person can read: a table row as a dict,
+    # a text, an image path. The report's "worst mistakes" show these.
+    describe_test: Callable[[Sequence[int]], list[dict[str, Any]]] = field(
+        default=lambda idx: [{} for _ in idx]
+    )
+    # Readable names of the input features (tables); empty for images and text.
+    feature_names: list[str] = field(default_factory=list)
+
+
+Preparer = Callable[[Settings, StoredDataset, RunConfig, DeviceChoice], PreparedData]
+
+
+def prepare_dataset(
+    settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
+) -> PreparedData:
+    """Load a stored dataset of any kind and turn it into device tensors for this config."""
+    try:
+        model_family_for(config.model, dataset.kind)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    preparer = PREPARERS.get(dataset.kind)
+    if preparer is None:
+        raise DatasetError(f"Datasets of kind {dataset.kind!r} cannot be trained yet.")
+    return preparer(settings, dataset, config, choice)
+
+
+def _prepare_stored_table(
+    settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
+) -> PreparedData:
+    return prepare_tabular(load_frame(settings, dataset), dataset.schema, config, choice)
 
 
 def prepare_tabular(
@@ -82,26 +132,51 @@ def prepare_tabular(
         y_val=y_val,
         task=task,
         n_outputs=len(classes) if task == "classification" else 1,
+        spec=InputSpec(kind="tabular", shape=(int(x_train.shape[1]),)),
         target_std=encoder.std,
     )
-    return PreparedData(train_data, x_test, y_test, pre, encoder, splits, task)
+    test_frame = splits.test
+
+    def describe_test(positions: Sequence[int]) -> list[dict[str, Any]]:
+        rows = test_frame.iloc[list(positions)].drop(columns=[target_col])
+        return [
+            {k: (None if pd.isna(v) else v) for k, v in row.items()}
+            for row in rows.astype(object).to_dict(orient="records")
+        ]
+
+    return PreparedData(
+        train_data,
+        x_test,
+        y_test,
+        pre,
+        encoder,
+        split_sizes={"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+        stratified=splits.stratified,
+        task=task,
+        describe_test=describe_test,
+        feature_names=pre.feature_names,
+    )
+
+
+# dataset kind -> how to turn it into tensors
+PREPARERS: dict[str, Preparer] = {
+    "tabular": _prepare_stored_table,
+}
 
 
 def evaluate_on_test(model: nn.Module, data: PreparedData, choice: DeviceChoice) -> dict[str, Any]:
     out = predict(model, data.x_test, choice).cpu()
     if data.task == "classification":
         probs = torch.softmax(out, dim=1).numpy().astype(np.float64)
-        report = classification_report(data.y_test, probs, data.target.classes)
+        report = classification_report(data.y_test, probs, data.target.classes, data.describe_test)
     else:
         y_pred = data.target.decode_regression(out.view(-1).numpy().astype(np.float64))
-        report = regression_report(data.y_test, y_pred)
-    report["split_sizes"] = {
-        "train": len(data.splits.train),
-        "val": len(data.splits.val),
-        "test": len(data.splits.test),
-    }
-    report["stratified_split"] = data.splits.stratified
-    report["n_features"] = int(data.train_data.x_train.shape[1])
+        report = regression_report(data.y_test, y_pred, data.describe_test)
+    report["split_sizes"] = dict(data.split_sizes)
+    report["stratified_split"] = data.stratified
+    report["input"] = data.train_data.spec.to_dict()
+    if data.train_data.spec.kind == "tabular":
+        report["n_features"] = int(data.train_data.spec.shape[0])
     return report
 
 
@@ -118,15 +193,18 @@ def save_checkpoint(
 
     Returns (bytes, sha256).
     """
+    spec = data.train_data.spec
     payload = {
-        "format": "seedlab-tabular-v1",
+        "format": "seedlab-v2",
         "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "config": config.model_dump(mode="json"),
+        "model_family": model_family_for(config.model, spec.kind),
         "task": data.task,
         "epoch": epoch,
-        "n_inputs": int(data.train_data.x_train.shape[1]),
+        "input": spec.to_dict(),
+        "n_inputs": int(spec.shape[0]) if spec.kind == "tabular" else 0,
         "n_outputs": int(data.train_data.n_outputs),
-        "feature_names": data.preprocessor.feature_names,
+        "feature_names": data.feature_names,
         "preprocessor": data.preprocessor.to_dict(),
         "target": data.target.to_dict(),
         "target_column": schema["target"],

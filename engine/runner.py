@@ -23,10 +23,9 @@ from db import artifacts as artifact_store
 from db import datasets as dataset_store
 from db import runs as run_store
 from engine.config import validate_config
-from engine.datasets import load_frame
 from engine.device import choose_device
 from engine.errors import DatasetError, SeedlabError
-from engine.pipeline import evaluate_on_test, file_digest, prepare_tabular, save_checkpoint
+from engine.pipeline import evaluate_on_test, file_digest, prepare_dataset, save_checkpoint
 from engine.run_files import checkpoint_path, log_path, report_path
 from engine.settings import Settings, get_db
 from engine.train import train
@@ -116,15 +115,12 @@ def execute(settings: Settings, run_id: int) -> str:
         dataset = dataset_store.get_dataset(db, run.dataset_id)
         if dataset is None:
             raise DatasetError(f"The run's dataset (id {run.dataset_id}) no longer exists.")
-        frame = load_frame(settings, dataset)
-        data = prepare_tabular(frame, dataset.schema, config, choice)
+        data = prepare_dataset(settings, dataset, config, choice)
         log.info(
-            "split train/val/test = %d/%d/%d rows, %d features (stratified: %s)",
-            len(data.splits.train),
-            len(data.splits.val),
-            len(data.splits.test),
-            data.train_data.x_train.shape[1],
-            data.splits.stratified,
+            "split train/val/test = %s, input %s (stratified: %s)",
+            data.split_sizes,
+            data.train_data.spec.to_dict(),
+            data.stratified,
         )
 
         reporter = DbReporter(db, run_id)

@@ -515,3 +515,72 @@ def test_page_files_are_not_in_a_pages_folder() -> None:
     with a real browser; AppTest cannot see it."""
     assert not (ROOT / "dashboard" / "pages").exists()
     assert (ROOT / "dashboard" / "views" / "run_detail.py").is_file()
+
+
+# ---------------------------------------------------------------- evaluation report
+
+
+def run_with_real_report(settings, db, dataset: str, epochs: int = 5) -> int:  # noqa: ANN001
+    """A completed run whose report.json comes from a real (small) model trained in-process."""
+    from engine.datasets import load_frame
+    from engine.device import choose_device
+    from engine.pipeline import evaluate_on_test, prepare_tabular
+    from engine.train import ListReporter, train
+
+    run_id = submit_run(db, dataset, {"epochs": epochs}, name=f"{dataset} evaluated")
+    run_store.claim_next_run(db, "test-worker")
+    record = find_dataset(db, dataset)
+    config = RunConfig.model_validate(run_store.get_run(db, run_id).config)
+    cpu = choose_device("cpu")
+    prepared = prepare_tabular(load_frame(settings, record), record.schema, config, cpu)
+    result = train(config, prepared.train_data, ListReporter(), cpu)
+    report = evaluate_on_test(result.model, prepared, cpu)
+    now = time.time()
+    metric_store.append_metrics(
+        db, run_id, [(k, epochs, v, now) for k, v in report["metrics"].items()]
+    )
+    settings.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+    (settings.run_dir(run_id) / "report.json").write_text(json.dumps(report))
+    run_store.finish_run(db, run_id, "completed")
+    return run_id
+
+
+def test_classification_report_section(settings, db, demo_datasets) -> None:
+    run_id = run_with_real_report(settings, db, "wine", epochs=2)
+    at = open_page("views/run_detail.py", run=str(run_id))
+    figures = plotly_figures(at)
+    heatmap = next(f["data"][0] for f in figures if f["data"][0]["type"] == "heatmap")
+    assert (
+        sum(map(sum, heatmap["z"]))
+        == json.loads((settings.run_dir(run_id) / "report.json").read_text())["n_test"]
+    )
+    names = [t.get("name", "") for f in figures for t in f["data"]]
+    assert "chance" in names  # the ROC chart's diagonal
+    assert any(n.startswith("class_0 (AUC") for n in names)
+    assert any("(AP " in n for n in names)
+    assert {"precision", "recall", "f1"} <= set(names)  # per-class bars
+    report = json.loads((settings.run_dir(run_id) / "report.json").read_text())
+    if report["worst_mistakes"]:
+        assert "Worst mistakes" in texts(at.markdown)
+        shown = at.dataframe[-1].value
+        assert shown["predicted"].tolist() == [m["predicted"] for m in report["worst_mistakes"]]
+    tables = [d.value for d in at.dataframe]
+    metric_table = tables[0]
+    assert "test balanced accuracy" in metric_table["metric"].tolist()
+
+    at.toggle(key="cm_normalize").set_value(True).run()
+    assert not at.exception
+    normalised = next(f["data"][0] for f in plotly_figures(at) if f["data"][0]["type"] == "heatmap")
+    for row in normalised["z"]:
+        assert sum(row) == pytest.approx(1.0) or sum(row) == 0
+
+
+def test_regression_report_section(settings, db, demo_datasets) -> None:
+    run_id = run_with_real_report(settings, db, "diabetes", epochs=3)
+    at = open_page("views/run_detail.py", run=str(run_id))
+    names = [t.get("name", "") for f in plotly_figures(at) for t in f["data"]]
+    assert "perfect" in names and names.count("test rows") == 2  # predicted-vs-actual, residuals
+    assert "Largest errors" in texts(at.markdown)
+    worst = at.dataframe[-1].value
+    assert {"true", "predicted", "error", "input · bmi"} <= set(worst.columns)
+    assert len(worst) == 20

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -111,3 +112,133 @@ def test_cuda_without_gpu_is_a_clear_error():
     with pytest.raises(ConfigError, match="no CUDA GPU is visible"):
         choose_device("cuda")
     assert choose_device("auto").device.type == "cpu"
+
+
+def test_epoch_scores_match_scikit_learn():
+    from sklearn import metrics as skm
+
+    from engine.train import classification_scores
+
+    rng = np.random.default_rng(0)
+    for n_classes, n in [(2, 50), (3, 7), (5, 200)]:
+        y_true = rng.integers(0, n_classes, n)
+        y_pred = rng.integers(0, n_classes, n)
+        y_true[0] = 0  # make sure at least one class is present
+        ours = classification_scores(torch.from_numpy(y_true), torch.from_numpy(y_pred), n_classes)
+        assert ours["val_accuracy"] == pytest.approx(skm.accuracy_score(y_true, y_pred))
+        assert ours["val_f1_macro"] == pytest.approx(
+            skm.f1_score(y_true, y_pred, average="macro", zero_division=0)
+        )
+        assert ours["val_balanced_accuracy"] == pytest.approx(
+            skm.balanced_accuracy_score(y_true, y_pred)
+        )
+
+
+def _imbalanced_frame(n_major: int = 380, n_minor: int = 20, seed: int = 0):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    y = np.array(["common"] * n_major + ["rare"] * n_minor)
+    shift = np.where(y == "rare", 1.5, 0.0)
+    return pd.DataFrame(
+        {"a": rng.normal(size=len(y)) + shift, "b": rng.normal(size=len(y)) + shift, "y": y}
+    )
+
+
+def _prepare_frame(frame, **values):
+    from engine.datasets import build_schema
+    from engine.pipeline import prepare_tabular
+
+    frame, schema = build_schema(frame, "y", "imbalanced.csv")
+    config = validate_config(values)
+    return config, prepare_tabular(frame, schema, config, CPU)
+
+
+def test_class_weights_and_weighted_sampling_lift_the_rare_class():
+    frame = _imbalanced_frame()
+    recalls = {}
+    for imbalance in ("none", "class_weights", "weighted_sampling"):
+        config, data = _prepare_frame(
+            frame, imbalance=imbalance, epochs=15, monitor="val_balanced_accuracy"
+        )
+        result = train(config, data.train_data, ListReporter(), CPU)
+        report = evaluate_on_test(result.model, data, CPU)
+        recalls[imbalance] = report["metrics"]["test_balanced_accuracy"]
+    assert recalls["class_weights"] > recalls["none"]
+    assert recalls["weighted_sampling"] > recalls["none"]
+
+
+def test_early_stopping_on_a_chosen_metric_keeps_the_best_epoch(db, demo_datasets):
+    _, config, data = _prepared(
+        db, "iris", epochs=300, early_stopping_patience=5, monitor="val_accuracy"
+    )
+    reporter = ListReporter()
+    result = train(config, data.train_data, reporter, CPU)
+    assert result.stopped_early and result.epochs_completed < 300
+    accuracies = [m["val_accuracy"] for _, m in reporter.points]
+    # The first epoch with the best score is kept, and patience epochs followed it.
+    assert result.best_epoch == accuracies.index(max(accuracies)) + 1
+    assert result.epochs_completed - result.best_epoch == 5
+
+
+def test_monitor_must_fit_the_task(db, demo_datasets):
+    _, config, data = _prepared(db, "diabetes", monitor="val_accuracy")
+    with pytest.raises(ConfigError, match="monitor: val_accuracy is not measured for regression"):
+        train(config, data.train_data, ListReporter(), CPU)
+
+
+def test_warmup_clipping_and_label_smoothing(db, demo_datasets):
+    _, config, data = _prepared(
+        db,
+        "iris",
+        epochs=8,
+        warmup_epochs=3,
+        grad_clip_norm=0.5,
+        label_smoothing=0.1,
+        lr_schedule="cosine",
+    )
+    reporter = ListReporter()
+    result = train(config, data.train_data, reporter, CPU)
+    lrs = [m["lr"] for _, m in reporter.points]
+    assert lrs[0] == pytest.approx(1e-4)  # warm-up starts at 10% of the learning rate
+    assert lrs[0] < lrs[1] < lrs[2] < lrs[3] == pytest.approx(1e-3)
+    assert lrs[-1] < lrs[3]  # then the cosine decay
+    report = evaluate_on_test(result.model, data, CPU)
+    assert report["metrics"]["test_accuracy"] > 0.6
+
+
+def test_report_has_curves_per_class_scores_and_worst_mistakes(db, demo_datasets):
+    _, config, data = _prepared(db, "wine", epochs=3)
+    result = train(config, data.train_data, ListReporter(), CPU)
+    report = evaluate_on_test(result.model, data, CPU)
+    metrics = report["metrics"]
+    for key in (
+        "test_accuracy",
+        "test_balanced_accuracy",
+        "test_f1_macro",
+        "test_f1_weighted",
+        "test_precision_macro",
+        "test_recall_weighted",
+        "test_roc_auc",
+        "test_log_loss",
+    ):
+        assert 0 <= metrics[key] <= (10 if key == "test_log_loss" else 1), key
+    assert set(report["roc_curves"]) == set(report["classes"]) == set(report["pr_curves"])
+    roc = report["roc_curves"][report["classes"][0]]
+    assert roc["fpr"][0] == 0 and roc["fpr"][-1] == 1 and 0 <= roc["auc"] <= 1
+    for mistake in report["worst_mistakes"]:
+        assert mistake["true"] != mistake["predicted"]
+        assert "alcohol" in mistake["input"]  # the test row, as a person reads it
+    confidences = [m["confidence"] for m in report["worst_mistakes"]]
+    assert confidences == sorted(confidences, reverse=True)
+
+
+def test_regression_report_has_predictions_and_largest_errors(db, demo_datasets):
+    _, config, data = _prepared(db, "diabetes", epochs=5)
+    result = train(config, data.train_data, ListReporter(), CPU)
+    report = evaluate_on_test(result.model, data, CPU)
+    assert report["metrics"]["test_mse"] == pytest.approx(report["metrics"]["test_rmse"] ** 2)
+    assert len(report["predictions"]["true"]) == len(report["predictions"]["predicted"]) > 10
+    errors = [abs(m["error"]) for m in report["worst_mistakes"]]
+    assert errors == sorted(errors, reverse=True) and len(errors) == 20
+    assert "bmi" in report["worst_mistakes"][0]["input"]

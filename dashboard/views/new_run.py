@@ -14,8 +14,9 @@ from dashboard import data
 from dashboard.projects import current_project_id
 from db import runs as run_store
 from db.records import DatasetRecord, RunRecord
-from engine.catalog import MODEL_FAMILIES, TASKS
+from engine.catalog import DEFAULT_MODEL, MODEL_FAMILIES, TASKS, models_for_kind
 from engine.config import RunConfig, field_help
+from engine.defaults import suggest_for_dataset
 from engine.launch import default_run_name, submit_run
 
 DATA_FIELDS = ["task", "val_fraction", "test_fraction", "seed"]
@@ -30,6 +31,15 @@ TRAINING_FIELDS = [
     "step_size",
     "gamma",
     "momentum",
+]
+OPTION_FIELDS = [
+    "monitor",
+    "early_stopping_patience",
+    "restore_best_weights",
+    "imbalance",
+    "label_smoothing",
+    "grad_clip_norm",
+    "warmup_epochs",
 ]
 ADVANCED_FIELDS = ["device", "max_categories"]
 
@@ -53,6 +63,13 @@ LABELS = {
     "momentum": "Momentum",
     "device": "Device",
     "max_categories": "Max categories per column",
+    "monitor": "Monitored metric",
+    "early_stopping_patience": "Early stopping patience (epochs)",
+    "restore_best_weights": "Keep the best epoch's weights",
+    "imbalance": "Class imbalance",
+    "label_smoothing": "Label smoothing",
+    "grad_clip_norm": "Gradient clipping (max norm)",
+    "warmup_epochs": "Warm-up epochs",
 }
 # Increments for the +/- buttons; the defaults (1.0 for floats) are useless for these knobs.
 STEPS = {
@@ -63,6 +80,8 @@ STEPS = {
     "weight_decay": 1e-4,
     "momentum": 0.01,
     "gamma": 0.05,
+    "label_smoothing": 0.05,
+    "grad_clip_norm": 0.5,
 }
 KEY_PREFIX = "nr_"
 
@@ -94,11 +113,24 @@ def _field_widget(name: str, value: Any, dataset: DatasetRecord) -> Any:
     annotation = RunConfig.model_fields[name].annotation
     common = {"help": field_help(name) or None, "key": KEY_PREFIX + name}
     label = _label(name)
+    if name == "model":
+        # Only the families that train on this dataset's kind, and auto (the kind's default).
+        options = ["auto", *models_for_kind(dataset.kind)]
+        extra = "; ".join(f"{k}: {MODEL_FAMILIES[k][1]}" for k in options[1:])
+        common["help"] = f"{common['help']} ({extra})"
+        auto_label = f"auto → {DEFAULT_MODEL[dataset.kind]}"
+        return st.selectbox(
+            label,
+            options,
+            index=options.index(value) if value in options else 0,
+            format_func=lambda o: auto_label if o == "auto" else o,
+            **common,
+        )
     if get_origin(annotation) is Literal:
         options = list(get_args(annotation))
         # Short labels (the box is narrow); the longer descriptions go into the tooltip.
         labels = {"task": {"auto": f"auto → {dataset.task}"}}.get(name, {})
-        described = {"task": TASKS, "model": MODEL_FAMILIES}.get(name)
+        described = {"task": TASKS}.get(name)
         if described:
             extra = "; ".join(f"{k}: {v}" for k, v in described.items())
             common["help"] = f"{common['help'] or ''} ({extra})".strip()
@@ -141,7 +173,8 @@ def _summary(dataset: DatasetRecord, values: dict[str, Any]) -> str:
         sizes = values["hidden_sizes"]
         shape = sizes if isinstance(sizes, str) else ",".join(map(str, sizes))
         return (
-            f"**{values['model']}** with hidden layers {data.md_text(shape or 'none (linear)')} "
+            f"**{DEFAULT_MODEL[dataset.kind] if values['model'] == 'auto' else values['model']}**"
+            f" with hidden layers {data.md_text(shape or 'none (linear)')} "
             f"({values['activation']}, dropout {values['dropout']:g}) learns **{task}** on "
             f"**{data.md_text(dataset.name)}** (target {data.md_text(dataset.target)}): "
             f"{n_train:,} train / {n_val:,} validation / {n_test:,} test rows.  \n"
@@ -151,6 +184,19 @@ def _summary(dataset: DatasetRecord, values: dict[str, Any]) -> str:
         )
     except (KeyError, TypeError, ValueError):  # a value the validator will reject on submit
         return "Fix the values above to see a summary."
+
+
+def _defaults(dataset: DatasetRecord, source: RunRecord | None) -> dict[str, Any]:
+    """What the form starts from: a cloned run's config, or the settings suggested for this
+    dataset's kind and size (the same ones `seedlab runs submit` fills in)."""
+    defaults: dict[str, Any] = RunConfig().model_dump(mode="json")
+    if source is not None:
+        # Only fields this version knows: a config stored by an older or newer Seedlab may
+        # hold others, and RunConfig forbids unknown fields.
+        defaults.update({k: v for k, v in source.config.items() if k in defaults})
+    else:
+        defaults.update(suggest_for_dataset(dataset))
+    return defaults
 
 
 def _sync_dataset_param() -> None:
@@ -172,7 +218,6 @@ if not records:
     st.stop()
 by_id = {r.id: r for r in records}
 
-defaults: dict[str, Any] = RunConfig().model_dump(mode="json")
 source: RunRecord | None = None
 clone_id = data.query_int("clone")
 if clone_id is not None:
@@ -180,9 +225,6 @@ if clone_id is not None:
     if source is None:
         st.warning(f"Run #{clone_id} does not exist; starting from the defaults.")
     else:
-        # Only fields this version knows: a config stored by an older or newer Seedlab may
-        # hold others, and RunConfig forbids unknown fields.
-        defaults.update({k: v for k, v in source.config.items() if k in defaults})
         st.info(
             f"Cloning run #{source.id} ({data.md_text(source.name)}). Change what you like, "
             "then start it as a new run.",
@@ -225,6 +267,13 @@ with form_col:
         on_change=_sync_dataset_param,
     )
     dataset = by_id[dataset_id]
+    defaults = _defaults(dataset, source)
+    # A different dataset gets its own suggestions: refill the fields (not the dataset choice).
+    if st.session_state.get("_nr_filled_for") != dataset_id:
+        for key in [k for k in st.session_state if str(k).startswith(KEY_PREFIX)]:
+            if key != KEY_PREFIX + "dataset":
+                del st.session_state[key]
+        st.session_state["_nr_filled_for"] = dataset_id
     values: dict[str, Any] = {}
     with st.form("new_run_form", border=False):
         for row in (DATA_FIELDS[:2], DATA_FIELDS[2:]):
@@ -245,7 +294,13 @@ with form_col:
                     values[name] = _field_widget(name, defaults[name], dataset)
         st.caption("Step size and gamma apply to the step schedule; momentum to SGD.")
 
-        placed = {*DATA_FIELDS, *MODEL_FIELDS, *TRAINING_FIELDS, *ADVANCED_FIELDS}
+        st.subheader("Stopping and regularisation")
+        for row in (OPTION_FIELDS[:3], OPTION_FIELDS[3:6], OPTION_FIELDS[6:]):
+            for col, name in zip(st.columns(3), row, strict=False):
+                with col:
+                    values[name] = _field_widget(name, defaults[name], dataset)
+
+        placed = {*DATA_FIELDS, *MODEL_FIELDS, *TRAINING_FIELDS, *OPTION_FIELDS, *ADVANCED_FIELDS}
         extra = [name for name in defaults if name not in placed]
         with st.expander("Advanced", expanded=False):
             for name in [*ADVANCED_FIELDS, *extra]:

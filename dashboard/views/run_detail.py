@@ -9,10 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data
+from dashboard import charts, data, report_section
 from dashboard.run_edit_panel import edit_panel
 from db import artifacts as artifact_store
 from db import metrics as metric_store
@@ -168,44 +167,14 @@ def _evaluation(run: RunRecord, task: str) -> None:
             icon=":material/fact_check:",
         )
         return
-
-    table_col, chart_col = st.columns([2, 3], gap="large")
-    with table_col:
-        st.markdown("**Test metrics**")
-        st.dataframe(
-            pd.DataFrame(
-                {"metric": [metric_label(k) for k in metrics], "value": list(metrics.values())}
-            ),
-            hide_index=True,
-            column_config={"value": st.column_config.NumberColumn(format="%.4f")},
-            placeholder="—",
-        )
-        if report and report.get("n_test"):
-            st.caption(f"On {int(report['n_test']):,} held-out test rows.")
+    st.markdown("**Test metrics**")
+    report_section.metric_table(metrics, (report or {}).get("n_test"))
     if not report:
         return
-    with chart_col:
-        matrix, classes = report.get("confusion_matrix"), report.get("classes")
-        if matrix and classes:
-            st.markdown("**Confusion matrix**")
-            share = st.toggle("Show shares of each true class", key="cm_normalize")
-            try:
-                st.plotly_chart(
-                    charts.confusion_matrix(matrix, classes, normalize=share), key="confusion"
-                )
-            except ValueError as exc:
-                st.warning(f"The confusion matrix in report.json is malformed: {exc}")
-        quantiles = report.get("residual_quantiles")
-        if quantiles:
-            st.markdown("**Residuals** (true − predicted)")
-            st.dataframe(
-                pd.DataFrame({"quantile": list(quantiles), "residual": list(quantiles.values())}),
-                hide_index=True,
-            )
-    per_class = report.get("per_class")
-    if isinstance(per_class, dict) and per_class:
-        st.markdown("**Per class**")
-        st.dataframe(pd.DataFrame.from_dict(per_class, orient="index"), width="stretch")
+    if report.get("task") == "regression":
+        report_section.regression(report, settings.home)
+    else:
+        report_section.classification(report, settings.home)
 
 
 def _artifact_file(path: str, run_id: int) -> Path:
