@@ -161,6 +161,8 @@ def runs_page_apptest(home: Path, size: int, repeats: int) -> list[Row]:
 
 
 def mlflow_side(mlflow: Any, workdir: Path, size: int, info: dict, repeats: int) -> list[Row]:
+    """MLflow's answers to the same questions (fewer repeats: one search_runs at 10,000 runs
+    takes tens of seconds on this machine)."""
     from mlflow import MlflowClient
 
     path = workdir / f"mlflow-{size}.db"
@@ -305,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sizes", default=None, help="comma-separated run counts (default 1000,10000)")
     p.add_argument("--steps", type=int, default=None, help="steps per metric (default 100)")
     p.add_argument("--repeats", type=int, default=None, help="repeats per timing (default 5)")
+    p.add_argument("--mlflow-repeats", type=int, default=1, help="repeats for MLflow (default 1)")
     p.add_argument("--no-apptest", action="store_true", help="skip the AppTest render")
     p.add_argument("--no-mlflow", action="store_true", help="skip the MLflow baseline")
     p.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
@@ -324,7 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += ours
             if mlflow is not None:
                 print(f"  … {size:,} runs: MLflow", file=sys.stderr, flush=True)
-                rows += mlflow_side(mlflow, Path(tmp), size, info, repeats)
+                rows += mlflow_side(mlflow, Path(tmp), size, info, args.mlflow_repeats)
+            print(format_table(rows, {}), file=sys.stderr, flush=True)
     notes = ratios(rows)
     if mlflow is None:
         notes.append(f"MLflow baseline skipped ({why}).")
