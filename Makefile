@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run test lint worker dashboard bench clean
+.PHONY: install run test lint worker dashboard bench bench-quick bench-venv clean
 
 install: $(STAMP)
 
@@ -33,11 +33,20 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
-bench: install
-	test -x bench/.venv/bin/python || $(PYTHON) -m venv bench/.venv
-	bench/.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r bench/requirements.txt
-	PYTHONPATH=. bench/.venv/bin/python bench/bench_metrics.py --write-results
-	PYTHONPATH=. bench/.venv/bin/python bench/bench_scale.py --write-results
+BENCH_PY := bench/.venv/bin/python
+BENCHES := $(sort $(wildcard bench/bench_*.py))
+
+# Every benchmark in bench/, each rewriting its own section of bench/RESULTS.md.
+bench: bench-venv
+	set -e; for b in $(BENCHES); do echo "== $$b"; PYTHONPATH=. $(BENCH_PY) $$b --write-results; done
+
+# The same scripts on tiny sizes: a smoke check (< 2 minutes on 2 cores), RESULTS.md untouched.
+bench-quick: bench-venv
+	set -e; for b in $(BENCHES); do echo "== $$b"; PYTHONPATH=. $(BENCH_PY) $$b --quick; done
+
+bench-venv: install
+	test -x $(BENCH_PY) || $(PYTHON) -m venv bench/.venv
+	$(BENCH_PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r bench/requirements.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

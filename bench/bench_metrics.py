@@ -520,6 +520,24 @@ def environment_lines(results: Results) -> list[str]:
     ]
 
 
+def replace_section(path: Path, begin: str, end: str, section: str) -> None:
+    """Put `section` (which starts with `begin` and ends with `end`) into RESULTS.md, replacing
+    the previous one between the same markers and keeping every other benchmark's section."""
+    if path.exists():
+        text = path.read_text()
+        if begin in text and end in text:
+            head, rest = text.split(begin, 1)
+            tail = rest.split(end, 1)[1]
+            path.write_text(head + section + tail)
+            return
+        path.write_text(text.rstrip("\n") + "\n\n" + section + "\n")
+        return
+    path.write_text(
+        "# Benchmark results\n\nEach section is written by the script it names "
+        "(`make bench` runs them all); re-run it to refresh.\n\n" + section + "\n"
+    )
+
+
 def write_results(results: Results, table: str, path: Path = RESULTS_PATH) -> None:
     """Replace this script's section of RESULTS.md (between markers), keeping anything else."""
     section = "\n".join(
@@ -535,19 +553,7 @@ def write_results(results: Results, table: str, path: Path = RESULTS_PATH) -> No
             RESULTS_END,
         ]
     )
-    if path.exists():
-        text = path.read_text()
-        if RESULTS_BEGIN in text and RESULTS_END in text:
-            head, rest = text.split(RESULTS_BEGIN, 1)
-            tail = rest.split(RESULTS_END, 1)[1]
-            path.write_text(head + section + tail)
-            return
-        path.write_text(text.rstrip("\n") + "\n\n" + section + "\n")
-        return
-    path.write_text(
-        "# Benchmark results\n\nWritten by `bench/bench_metrics.py --write-results`; "
-        "re-run it to refresh.\n\n" + section + "\n"
-    )
+    replace_section(path, RESULTS_BEGIN, RESULTS_END, section)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[Config, argparse.Namespace]:

@@ -24,6 +24,7 @@ pages = st.navigation(
         st.Page("views/new_run.py", title="New run", icon=":material/add_circle:"),
         st.Page("views/runs.py", title="Runs", icon=":material/list:"),
         st.Page("views/run_detail.py", title="Run", icon=":material/monitoring:", url_path="run"),
+        st.Page("views/sweeps.py", title="Sweeps", icon=":material/tune:"),
         st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
     ]
 )

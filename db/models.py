@@ -75,6 +75,7 @@ class SqlRun(Base):
         Index("ix_runs_created_at", "created_at"),
         Index("ix_runs_dataset_id", "dataset_id"),
         Index("ix_runs_project_id_archived_created_at", "project_id", "archived", "created_at"),
+        Index("ix_runs_sweep_id", "sweep_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -100,6 +101,39 @@ class SqlRun(Base):
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     # How many times the run was resumed from its checkpoint (0 = never).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+SWEEP_STATUSES = ("running", "completed", "cancelled", "failed")
+
+
+class SqlSweep(Base):
+    """A hyperparameter search: its space, sampler and budget. Its trials are ordinary runs
+    (runs.sweep_id); the engine's worker is the only process that adds trials or ends it."""
+
+    __tablename__ = "sweeps"
+    __table_args__ = (CheckConstraint(f"status IN {SWEEP_STATUSES!r}", name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="RESTRICT"))
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="RESTRICT"), default=DEFAULT_PROJECT_ID
+    )
+    base_config: Mapped[dict] = mapped_column(JSON)
+    space: Mapped[dict] = mapped_column(JSON)
+    sampler: Mapped[str] = mapped_column(String(20))
+    pruner: Mapped[str] = mapped_column(String(20))
+    objective: Mapped[str] = mapped_column(String(100))
+    direction: Mapped[str] = mapped_column(String(10))
+    max_trials: Mapped[int] = mapped_column(Integer)
+    time_limit_s: Mapped[float | None] = mapped_column(Float)
+    parallelism: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    best_run_id: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class SqlRunTag(Base):
@@ -167,6 +201,7 @@ class SqlWorker(Base):
 datasets = SqlDataset.__table__
 runs = SqlRun.__table__
 projects = SqlProject.__table__
+sweeps = SqlSweep.__table__
 run_tags = SqlRunTag.__table__
 metrics = SqlMetric.__table__
 run_summaries = SqlRunSummary.__table__

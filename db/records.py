@@ -90,3 +90,27 @@ class WorkerRecord:
     heartbeat_at: datetime
     stopped_at: datetime | None
     devices: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    id: int
+    name: str
+    dataset_id: int
+    dataset_name: str
+    project_id: int
+    base_config: dict[str, Any]
+    space: dict[str, Any]
+    sampler: str
+    pruner: str
+    objective: str
+    direction: str
+    max_trials: int
+    time_limit_s: float | None
+    parallelism: int
+    seed: int
+    status: str
+    best_run_id: int | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None

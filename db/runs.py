@@ -78,6 +78,7 @@ def create_run(
     tags: Iterable[str] = (),
     notes: str = "",
     project_id: int = DEFAULT_PROJECT_ID,
+    sweep_id: int | None = None,
 ) -> int:
     with writing(db) as conn:
         run_id = conn.execute(
@@ -91,6 +92,7 @@ def create_run(
                 parent_run_id=parent_run_id,
                 notes=notes,
                 project_id=project_id,
+                sweep_id=sweep_id,
                 archived=False,
                 attempts=0,
             )

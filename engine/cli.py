@@ -209,7 +209,9 @@ def runs_submit(
         values = load_config_file(config) if config else {}
         values.update(parse_overrides(set_ or []))
         project_id = find_project(db, project).id if project else None
-        run_id = submit_run(db, dataset, values, name=name, project_id=project_id, tags=tag)
+        run_id = submit_run(
+            db, dataset, values, name=name, project_id=project_id, tags=tuple(tag or ())
+        )
     except SeedlabError as exc:
         _fail(str(exc))
     typer.echo(run_id)
@@ -590,6 +592,12 @@ def up(
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+# Registered last: cli_sweeps uses this module's helpers.
+from engine.cli_sweeps import sweeps_app  # noqa: E402
+
+app.add_typer(sweeps_app, name="sweeps")
 
 
 def main() -> None:

@@ -58,8 +58,9 @@ def submit_run(
     name: str | None = None,
     parent_run_id: int | None = None,
     notes: str = "",
+    sweep_id: int | None = None,
     project_id: int | None = None,
-    tags: list[str] | None = None,
+    tags: tuple[str, ...] | list[str] = (),
 ) -> int:
     """Validate and queue a run (in the Default project unless `project_id`); returns its id.
 
@@ -87,6 +88,7 @@ def submit_run(
         config=config.model_dump(mode="json"),
         parent_run_id=parent_run_id,
         notes=notes,
+        sweep_id=sweep_id,
         **({"project_id": project_id} if project_id is not None else {}),
-        tags=tags or (),
+        tags=tags,
     )

@@ -23,6 +23,7 @@ from db import workers as worker_store
 from db.migrate import upgrade_to_head
 from engine.run_files import log_path, tail
 from engine.settings import Settings, get_db
+from engine.sweeps import advance_all as advance_sweeps
 
 log = logging.getLogger("seedlab.worker")
 
@@ -128,6 +129,8 @@ class Worker:
         self._reap()
         self._enforce_cancels()
         self._fail_stale()
+        # Sweeps queue their next trials here: the worker is their only writer.
+        advance_sweeps(self.db)
         while not self._stopping and len(self.active) < self.max_concurrent:
             run_id = run_store.claim_next_run(self.db, self.worker_id)
             if run_id is None:

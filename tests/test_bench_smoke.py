@@ -33,3 +33,27 @@ def test_bench_metrics_quick_runs_and_reports_seedlab_rate() -> None:
     )
     assert row is not None, proc.stdout
     assert int(row.group(1).replace(",", "")) > 0
+
+
+@pytest.mark.timeout(180)
+def test_bench_concurrency_quick_runs_and_reports_no_errors() -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "bench/bench_concurrency.py", "--quick", "--no-mlflow"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = re.search(
+        r"^\| Seedlab \| ([\d,]+) \| .* \| (\d+) \| [\d.]+ / [\d.]+ \| ([\d,]+) \| (\d+) \|$",
+        proc.stdout,
+        re.MULTILINE,
+    )
+    assert row is not None, proc.stdout
+    written, write_errors, lists, read_errors = row.groups()
+    assert written == "800" and write_errors == "0" and read_errors == "0"
+    assert int(lists.replace(",", "")) >= 1

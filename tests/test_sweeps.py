@@ -1,0 +1,242 @@
+"""Sweeps for real: search spaces, Optuna samplers and pruning through a worker subprocess."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from db import datasets as dataset_store
+from db import metrics as metric_store
+from db import runs as run_store
+from db import sweeps as sweep_store
+from engine import sweeps
+from engine.cli_sweeps import parse_param
+from engine.errors import ConfigError
+from engine.launch import submit_run
+from tests.test_dashboard import button, open_page, plotly_figures, texts
+from tests.test_engine import cli, start_worker, stop_worker, wait_for
+
+
+def _sweep_done(db, sweep_id: int, timeout: float = 240) -> sweeps.SweepRecord:  # noqa: ANN001
+    return wait_for(
+        lambda: (s := sweep_store.get_sweep(db, sweep_id)).status != "running" and s,
+        timeout=timeout,
+        interval=0.5,
+    )
+
+
+# ---------------------------------------------------------------- spaces (no engine)
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"lr": {"low": 0.1, "high": 1}}, "'lr' is not a RunConfig field"),
+        ({"learning_rate": {"low": 0.1, "high": 0.01}}, "learning_rate: low .* must be below"),
+        ({"learning_rate": {"low": 0, "high": 0.1, "log": True}}, "log range needs low > 0"),
+        ({"learning_rate": {"low": 1e-3, "high": 20}}, "learning_rate = 20.0 is not valid"),
+        ({"activation": {"low": 1, "high": 2}}, "activation takes a list of choices"),
+        ({"optimizer": ["adamw", "lion"]}, "optimizer = 'lion' is not valid"),
+        ({"test_fraction": [0.1, 0.2]}, "test_fraction cannot be searched"),
+        ({}, "give at least one field"),
+    ],
+)
+def test_invalid_spaces_name_the_field(space, message):
+    with pytest.raises(ConfigError, match=message):
+        sweeps.parse_space(space, {})
+
+
+def test_grid_points_and_cli_param_syntax():
+    name, spec = parse_param("learning_rate=1e-4..1e-2:log")
+    assert name == "learning_rate" and spec == {"low": 1e-4, "high": 1e-2, "log": True}
+    assert parse_param("batch_size=16..64:step=16")[1] == {"low": 16, "high": 64, "step": 16.0}
+    assert parse_param("hidden_sizes=32|64,32")[1] == {"choices": [32, "64,32"]}
+    space = sweeps.parse_space(
+        {"batch_size": {"low": 16, "high": 64, "step": 16}, "activation": ["relu", "gelu"]}, {}
+    )
+    points = sweeps.grid_points(space)
+    assert len(points) == 8 and points[0] == {"batch_size": 16, "activation": "relu"}
+    with pytest.raises(ConfigError, match="a grid needs choices or a range with a step"):
+        sweeps.grid_points(sweeps.parse_space({"dropout": {"low": 0, "high": 0.5}}, {}))
+
+
+def test_objective_must_fit_the_task(db, demo_datasets):
+    with pytest.raises(ConfigError, match="objective: val_accuracy is not measured for regression"):
+        sweeps.submit_sweep(
+            db, "diabetes", {"space": {"dropout": [0, 0.1]}, "objective": "val_accuracy"}
+        )
+
+
+# ---------------------------------------------------------------- through the worker
+
+
+def test_grid_and_tpe_sweeps_find_and_launch_the_best(settings, db, demo_datasets):
+    grid = cli(
+        "sweeps", "submit", "--dataset", "iris", "--sampler", "grid",
+        "--param", "learning_rate=0.0005,0.02", "--param", "hidden_sizes=8|64,32",
+        "--objective", "val_accuracy", "--parallel", "2", "--set", "epochs=6",
+    )  # fmt: skip
+    assert grid.returncode == 0, grid.stderr
+    grid_id = int(grid.stdout)
+    tpe_id = sweeps.submit_sweep(
+        db,
+        "iris",
+        {
+            "space": {"learning_rate": {"low": 1e-4, "high": 5e-2, "log": True}},
+            "sampler": "tpe",
+            "pruner": "none",
+            "objective": "val_loss",
+            "max_trials": 3,
+            "parallelism": 2,
+        },
+        base={"epochs": 5},
+    )
+    worker = start_worker("--max-concurrent", "2")
+    try:
+        grid_sweep = _sweep_done(db, grid_id)
+        tpe_sweep = _sweep_done(db, tpe_id)
+    finally:
+        log = stop_worker(worker)
+    assert grid_sweep.status == "completed", (grid_sweep.error, log[-2000:])
+    assert tpe_sweep.status == "completed", (tpe_sweep.error, log[-2000:])
+
+    shown = json.loads(cli("sweeps", "show", str(grid_id), "--json").stdout)
+    trials = shown["trials"]
+    assert len(trials) == 4 and all(t["state"] == "complete" for t in trials)
+    assert {(t["params"]["learning_rate"], t["params"]["hidden_sizes"]) for t in trials} == {
+        (0.0005, "8"), (0.0005, "64,32"), (0.02, "8"), (0.02, "64,32"),
+    }  # fmt: skip
+    best = max(trials, key=lambda t: t["value"])
+    assert [t["run_id"] for t in trials if t["best"]] == [best["run_id"]]
+    assert grid_sweep.best_run_id == best["run_id"]
+    # Each trial is an ordinary run, judged on its objective.
+    run = run_store.get_run(db, best["run_id"])
+    assert run.sweep_id == grid_id and run.config["monitor"] == "val_accuracy"
+    assert f"sweep-{grid_id}" in run.tags
+
+    tpe_trials = sweeps.load_trials(db, tpe_sweep)
+    assert len(tpe_trials) == 3
+    assert len({t.params["learning_rate"] for t in tpe_trials}) == 3  # three different proposals
+    assert tpe_sweep.best_run_id == min(tpe_trials, key=lambda t: t.value).run.id
+
+    launched = cli("sweeps", "best", str(grid_id), "--launch", "--set", "epochs=9")
+    assert launched.returncode == 0, launched.stderr
+    full = run_store.get_run(db, int(launched.stdout))
+    assert full.status == "queued" and full.sweep_id is None and full.config["epochs"] == 9
+    assert full.config["learning_rate"] == best["params"]["learning_rate"]
+
+
+@pytest.mark.timeout(480)
+def test_pruning_stops_a_bad_trial_early(settings, db, demo_datasets):
+    sweep_id = sweeps.submit_sweep(
+        db,
+        "iris",
+        {
+            # Two good learning rates first, then one far too small: its validation accuracy
+            # stays low while the median of the finished trials is high at the same epoch.
+            "space": {"learning_rate": [0.05, 0.03, 1e-7]},
+            "sampler": "grid",
+            "pruner": "median",
+            "objective": "val_accuracy",
+            "parallelism": 1,
+        },
+        # Long trials (seconds on a quiet machine), so the worker sees the bad one while it runs.
+        base={"epochs": 1500, "early_stopping_patience": 0, "lr_schedule": "none"},
+    )
+    worker = start_worker()
+    try:
+        sweep = _sweep_done(db, sweep_id, timeout=420)
+    finally:
+        log = stop_worker(worker)
+    assert sweep.status == "completed", (sweep.error, log[-2000:])
+    trials = sweeps.load_trials(db, sweep)
+    assert [t.state for t in trials] == ["complete", "complete", "pruned"]
+    bad = trials[2].run
+    assert bad.status == "cancelled" and sweep_store.PRUNED_TAG in bad.tags
+    assert bad.summary["val_accuracy"]["step"] < 1500  # stopped before its last epoch
+
+
+def test_cancel_and_worker_restart_mid_sweep(settings, db, demo_datasets):
+    sweep_id = sweeps.submit_sweep(
+        db,
+        "iris",
+        {
+            "space": {"learning_rate": {"low": 1e-3, "high": 1e-2}},
+            "sampler": "random",
+            "pruner": "none",
+            "max_trials": 6,
+            "parallelism": 1,
+        },
+        base={"epochs": 4},
+    )
+    worker = start_worker()
+    try:
+        wait_for(lambda: len(sweep_store.trial_run_ids(db, sweep_id)) >= 2, timeout=120)
+    finally:
+        stop_worker(worker)
+    # The sweep lives in the database: a new worker goes on where the last one stopped.
+    launched_before = len(sweep_store.trial_run_ids(db, sweep_id))
+    worker = start_worker()
+    try:
+        wait_for(
+            lambda: len(sweep_store.trial_run_ids(db, sweep_id)) > launched_before, timeout=120
+        )
+        cancelled = cli("sweeps", "cancel", str(sweep_id))
+        assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
+        time.sleep(2)  # a poll or two: the cancelled sweep must launch nothing more
+        ids = sweep_store.trial_run_ids(db, sweep_id)
+        wait_for(
+            lambda: all(run_store.get_run(db, i).status not in ("queued", "running") for i in ids),
+            timeout=60,
+        )
+    finally:
+        stop_worker(worker)
+    assert sweep_store.get_sweep(db, sweep_id).status == "cancelled"
+    assert sweep_store.trial_run_ids(db, sweep_id) == ids
+    assert len(ids) < 6
+
+
+# ---------------------------------------------------------------- the page
+
+
+def _finished_trial(db, sweep_id: int, lr: float, curve: list[float]) -> int:  # noqa: ANN001
+    run_id = submit_run(
+        db, "iris", {"learning_rate": lr, "monitor": "val_accuracy"}, sweep_id=sweep_id
+    )
+    run_store.claim_next_run(db, "test-worker")
+    now = time.time()
+    metric_store.append_metrics(
+        db, run_id, [("val_accuracy", i + 1, v, now) for i, v in enumerate(curve)]
+    )
+    run_store.finish_run(db, run_id, "completed")
+    return run_id
+
+
+def test_sweeps_page_form_trials_and_charts(settings, db, demo_datasets):
+    at = open_page("views/sweeps.py")
+    assert "No sweeps yet." in texts(at.caption)
+    at.selectbox(key="sw_dataset").set_value(dataset_store.get_dataset_by_name(db, "iris").id).run()
+    button(at, "Start sweep").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [created] = sweep_store.list_sweeps(db)
+    assert created.objective == "val_accuracy" and set(created.space) == {
+        "learning_rate", "hidden_sizes", "dropout",
+    }  # fmt: skip
+    assert created.space["hidden_sizes"]["choices"] == [64, "128,64", "256,128"]
+
+    runs = [
+        _finished_trial(db, created.id, lr, curve)
+        for lr, curve in [(1e-3, [0.5, 0.7]), (5e-3, [0.6, 0.9]), (1e-4, [0.3, 0.4])]
+    ]
+    at = open_page("views/sweeps.py", sweep=str(created.id))
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table["best"].tolist() == ["", "★", ""]
+    assert table["run"].tolist() == [f"/run?run={r}" for r in runs]
+    titles = [f["layout"].get("title", {}).get("text", "") for f in plotly_figures(at)]
+    assert any("Optimization History" in t for t in titles)
+    assert any("Slice" in t for t in titles)
+    button(at, "Cancel sweep").click().run()
+    assert sweep_store.get_sweep(db, created.id).status == "cancelled"
