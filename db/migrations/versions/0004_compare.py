@@ -1,15 +1,15 @@
 """run list at scale: summary metric by (key, value), for sort and threshold filters
 
-Revision ID: 0003_compare
-Revises: 0002
+Revision ID: 0004_compare
+Revises: 0003
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0003_compare"
-down_revision: str | None = "0002"
+revision: str = "0004_compare"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
