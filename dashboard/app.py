@@ -17,7 +17,7 @@ st.set_page_config(page_title="Seedlab", page_icon=":material/science:", layout=
 # switches Streamlit into its legacy multipage mode, which wraps this file as one page of its
 # own and, on a deep link such as /run?run=7, runs the page file alone (no page config, the
 # wrong sidebar, or a "Page not found" dialog).
-st.navigation(
+pages = st.navigation(
     [
         st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("views/datasets.py", title="Datasets", icon=":material/table:"),
@@ -26,5 +26,10 @@ st.navigation(
         st.Page("views/run_detail.py", title="Run", icon=":material/monitoring:", url_path="run"),
         st.Page("views/sweeps.py", title="Sweeps", icon=":material/tune:"),
         st.Page("views/engine.py", title="Engine", icon=":material/memory:"),
+        st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
     ]
-).run()
+)
+from dashboard.projects import project_picker  # noqa: E402 (needs the sys.path entry above)
+
+project_picker()
+pages.run()

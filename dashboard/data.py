@@ -38,6 +38,7 @@ NEW_RUN_PAGE = "views/new_run.py"
 RUNS_PAGE = "views/runs.py"
 RUN_PAGE = "views/run_detail.py"
 ENGINE_PAGE = "views/engine.py"
+COMPARE_PAGE = "views/compare.py"
 
 ENGINE_HINT = "Start it with `make run` or `seedlab worker`."
 # A worker beats every few seconds; three missed beats means it is gone.

@@ -159,6 +159,7 @@ class SqlRunSummary(Base):
     """Latest and extreme value per (run, key): what lists and comparisons read."""
 
     __tablename__ = "run_summaries"
+    __table_args__ = (Index("ix_run_summaries_key_last_value", "key", "last_value", "run_id"),)
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)

@@ -46,6 +46,10 @@ engine_app = typer.Typer(help="What the engine is running, where.", no_args_is_h
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(runs_app, name="runs")
 app.add_typer(engine_app, name="engine")
+projects_app = typer.Typer(help="List and create projects.", no_args_is_help=True)
+demo_app = typer.Typer(help="Synthetic data for trying Seedlab at scale.", no_args_is_help=True)
+app.add_typer(projects_app, name="projects")
+app.add_typer(demo_app, name="demo")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -232,15 +236,21 @@ def runs_submit(
     ] = None,
     config: Annotated[Path | None, typer.Option(help="JSON/YAML file of config values")] = None,
     name: Annotated[str | None, typer.Option(help="Run name")] = None,
+    project: Annotated[str | None, typer.Option(help="Project name (default: Default)")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Tag (repeatable)")] = None,
 ) -> None:
     """Queue a training run; prints its id."""
     from engine.launch import submit_run
+    from engine.run_admin import find_project
 
     _, db = _ready()
     try:
         values = load_config_file(config) if config else {}
         values.update(parse_overrides(set_ or []))
-        run_id = submit_run(db, dataset, values, name=name)
+        project_id = find_project(db, project).id if project else None
+        run_id = submit_run(
+            db, dataset, values, name=name, project_id=project_id, tags=tuple(tag or ())
+        )
     except SeedlabError as exc:
         _fail(str(exc))
     typer.echo(run_id)
@@ -277,20 +287,35 @@ def runs_list(
     dataset: Annotated[str | None, typer.Option(help="Dataset name or id")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    project: Annotated[str | None, typer.Option(help="Only this project")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Runs with any of these tags")] = None,
+    sort: Annotated[
+        str, typer.Option(help="created_at, id, name, status, dataset, metric:KEY or param:NAME")
+    ] = "created_at",
+    ascending: Annotated[bool, typer.Option("--ascending", help="Smallest first")] = False,
+    archived: Annotated[bool, typer.Option("--archived", help="Include archived runs")] = False,
 ) -> None:
-    """List runs, newest first, with their main metrics."""
+    """List runs, newest first (or by --sort), with their main metrics."""
+    from db.run_query import RunFilter, query_runs
     from engine.launch import find_dataset
+    from engine.run_admin import find_project
 
     _, db = _ready()
     bad = [s for s in status or [] if s not in RUN_STATUSES]
     if bad:
         _fail(f"--status must be one of {', '.join(RUN_STATUSES)}; got {', '.join(bad)}")
+    settle_for_readers(_settings(), db)  # no run shows `running` when no engine runs it
     try:
-        dataset_ids = [find_dataset(db, dataset).id] if dataset else None
-    except SeedlabError as exc:
+        flt = RunFilter(
+            project_id=find_project(db, project).id if project else None,
+            statuses=tuple(status or ()),
+            dataset_ids=(find_dataset(db, dataset).id,) if dataset else (),
+            tags=tuple(tag or ()),
+            include_archived=archived,
+        )
+        runs = query_runs(db, flt, sort=sort, descending=not ascending, limit=limit)
+    except (SeedlabError, ValueError) as exc:
         _fail(str(exc))
-    settle_for_readers(_settings(), db)
-    runs = run_store.list_runs(db, statuses=status, dataset_ids=dataset_ids, limit=limit)
     if as_json:
         _print_json([_run_json(r) for r in runs])
         return
@@ -388,6 +413,154 @@ def runs_logs(run_id: int, lines: Annotated[int, typer.Option(min=1)] = 100) -> 
     """Print the tail of a run's log."""
     settings, _ = _ready()
     typer.echo(tail(log_path(settings, run_id), lines=lines) or f"No log for run {run_id} yet.")
+
+
+# ------------------------------------------------------------------ projects, run edits, scale
+
+
+@projects_app.command("list")
+def projects_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List projects with their number of runs."""
+    from dataclasses import asdict
+
+    from db import projects as project_store
+
+    _, db = _ready()
+    records = project_store.list_projects(db)
+    if as_json:
+        _print_json([asdict(p) for p in records])
+        return
+    typer.echo(f"{'id':>4}  {'runs':>7}  name")
+    for p in records:
+        typer.echo(f"{p.id:>4}  {p.n_runs:>7}  {p.name}")
+
+
+@projects_app.command("create")
+def projects_create(
+    name: str, description: Annotated[str, typer.Option(help="One line about it")] = ""
+) -> None:
+    """Create a project; prints its id."""
+    from db import projects as project_store
+
+    _, db = _ready()
+    try:
+        typer.echo(project_store.create_project(db, name, description).id)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _edit(action: Any) -> None:
+    """Run a db.run_edits call, turning its errors into one line."""
+    try:
+        action()
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc).strip("'\""))
+
+
+@runs_app.command("tag")
+def runs_tag(
+    run_ids: Annotated[list[int], typer.Argument(help="Run ids")],
+    add: Annotated[list[str] | None, typer.Option("--add", help="Tag to add (repeatable)")] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", help="Tag to remove (repeatable)")
+    ] = None,
+) -> None:
+    """Add or remove tags on one or more runs."""
+    from db import run_edits
+
+    _, db = _ready()
+    if not add and not remove:
+        _fail("Give --add TAG and/or --remove TAG.")
+    _edit(lambda: run_edits.add_tags(db, run_ids, add or []))
+    _edit(lambda: run_edits.remove_tags(db, run_ids, remove or []))
+    for run_id in run_ids:
+        run = run_store.get_run(db, run_id)
+        typer.echo(f"run {run_id}: {', '.join(run.tags) if run and run.tags else '(no tags)'}")
+
+
+@runs_app.command("note")
+def runs_note(
+    run_id: int, text: Annotated[str, typer.Argument(help="The note ('' clears)")]
+) -> None:
+    """Set a run's free-text note."""
+    from db import run_edits
+
+    _, db = _ready()
+    _edit(lambda: run_edits.set_notes(db, [run_id], text))
+    typer.echo(f"Note of run {run_id} saved.")
+
+
+@runs_app.command("rename")
+def runs_rename(run_id: int, name: str) -> None:
+    """Rename a run."""
+    from db import run_edits
+
+    _, db = _ready()
+    _edit(lambda: run_edits.rename_run(db, run_id, name))
+    typer.echo(f"Run {run_id} renamed to {name.strip()!r}.")
+
+
+@runs_app.command("archive")
+def runs_archive(
+    run_ids: Annotated[list[int], typer.Argument(help="Run ids")],
+    undo: Annotated[bool, typer.Option("--undo", help="Unarchive instead")] = False,
+) -> None:
+    """Archive runs (hidden from the run list unless asked for; nothing is deleted)."""
+    from db import run_edits
+
+    _, db = _ready()
+    _edit(lambda: run_edits.set_archived(db, run_ids, not undo))
+    typer.echo(f"{'Unarchived' if undo else 'Archived'} {len(run_ids)} run(s).")
+
+
+@runs_app.command("delete")
+def runs_delete(
+    run_ids: Annotated[list[int], typer.Argument(help="Run ids")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Delete finished runs with their metrics and files (cannot be undone)."""
+    from engine.run_admin import delete_run
+
+    settings, db = _ready()
+    if not yes and not typer.confirm(
+        f"Delete {len(run_ids)} run(s) {', '.join(map(str, run_ids))} and their files?"
+    ):
+        _fail("Nothing deleted.")
+    for run_id in run_ids:
+        try:
+            files_gone = delete_run(settings, db, run_id)
+        except SeedlabError as exc:
+            _fail(str(exc))
+        note = (
+            "" if files_gone else f" (its folder {settings.run_dir(run_id)} could not be removed)"
+        )
+        typer.echo(f"Deleted run {run_id}{note}.")
+
+
+@demo_app.command("fill")
+def demo_fill(
+    project: Annotated[
+        str, typer.Option(help="Project to fill (created if missing)")
+    ] = "Load test",
+    runs: Annotated[int, typer.Option(min=1, help="Synthetic runs to add")] = 1000,
+    steps: Annotated[int, typer.Option(min=1, help="Points per metric curve")] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+) -> None:
+    """Fill a project with synthetic finished runs (5 curves each), written in bulk."""
+    from engine.demo_fill import fill_project
+
+    settings, db = _ready()
+
+    def progress(done: int, total: int) -> None:
+        typer.echo(f"  {done:,}/{total:,} runs", err=True)
+
+    result = fill_project(
+        settings, db, project=project, runs=runs, steps=steps, seed=seed, progress=progress
+    )
+    typer.echo(
+        f"Added {result.runs:,} runs ({result.points:,} metric points) to project "
+        f"{result.project_name!r} in {result.seconds:.1f} s."
+    )
 
 
 # ------------------------------------------------------------------ processes

@@ -66,9 +66,10 @@ def submit_run(
     parent_run_id: int | None = None,
     notes: str = "",
     sweep_id: int | None = None,
-    tags: tuple[str, ...] = (),
+    project_id: int | None = None,
+    tags: tuple[str, ...] | list[str] = (),
 ) -> int:
-    """Validate and queue a run; returns its id.
+    """Validate and queue a run (in the Default project unless `project_id`); returns its id.
 
     Fields missing from a dict of values get the settings suggested for the dataset's kind
     and size (engine.defaults); a RunConfig is taken as it is.
@@ -95,5 +96,6 @@ def submit_run(
         parent_run_id=parent_run_id,
         notes=notes,
         sweep_id=sweep_id,
+        **({"project_id": project_id} if project_id is not None else {}),
         tags=tags,
     )

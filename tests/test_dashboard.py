@@ -387,18 +387,18 @@ def test_runs_page_lists_runs_and_filters_by_status(settings, db, demo_datasets)
     table = at.dataframe[0].value
     assert list(table["id"]) == [waiting, done]
     assert [list(s) for s in table["status"]] == [["queued"], ["completed"]]
-    assert "test_accuracy" in table.columns
-    assert table.set_index("id").loc[done, "test_accuracy"] == pytest.approx(0.9333)
+    assert "metric:test_accuracy" in table.columns
+    assert table.set_index("id").loc[done, "metric:test_accuracy"] == pytest.approx(0.9333)
     assert table.set_index("id").loc[done, "open"] == f"run?run={done}"
 
-    at.multiselect(key="runs_status").set_value(["completed"]).run()
+    at.multiselect(key="rf_status").set_value(["completed"]).run()
     assert list(at.dataframe[0].value["id"]) == [done]
-    at.multiselect(key="runs_status").set_value(["failed"]).run()
+    at.multiselect(key="rf_status").set_value(["failed"]).run()
     assert "No runs match" in texts(at.info)
 
     wine = find_dataset(db, "wine")
-    at.multiselect(key="runs_status").set_value([]).run()
-    at.multiselect(key="runs_dataset").set_value([wine.id]).run()
+    at.multiselect(key="rf_status").set_value([]).run()
+    at.multiselect(key="rf_dataset").set_value([wine.id]).run()
     assert list(at.dataframe[0].value["id"]) == [waiting]
 
 

@@ -11,6 +11,7 @@ import streamlit as st
 from annotated_types import Ge, Le
 
 from dashboard import data
+from dashboard.projects import current_project_id
 from db import runs as run_store
 from db.records import DatasetRecord, RunRecord
 from engine.catalog import DEFAULT_MODEL, MODEL_FAMILIES, TASKS, models_for_kind
@@ -417,6 +418,7 @@ if submitted:
             values,
             name=run_name,
             parent_run_id=source.id if source is not None else None,
+            project_id=current_project_id(),  # the sidebar's project
         )
         data.clear_caches()
         data.open_run(run_id)

@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import charts, data, report_section
+from dashboard.run_edit_panel import edit_panel
 from db import artifacts as artifact_store
 from db import metrics as metric_store
 from db import runs as run_store
@@ -323,6 +324,12 @@ with st.container(horizontal=True, vertical_alignment="center"):
     if run.attempts:
         facts.append(f"resumed {run.attempts}×")
     st.caption(data.md_text(" · ".join(facts)))
+
+# ---- edit panel (name, tags, note, archive, delete): dashboard/run_edit_panel.py
+edit_panel(db, run)
+if run.tags or run.notes:
+    st.caption(data.md_text(" · ".join([*(f"#{t}" for t in run.tags), run.notes][:12])))
+# ---- end edit panel
 
 if run.status == "failed":
     st.error(

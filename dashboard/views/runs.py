@@ -1,18 +1,30 @@
-"""Runs: every run, newest first, filterable; select a row to open it."""
+"""Runs: every run of the chosen project, filtered, sorted and paged in the database (so 10,000
+runs never render at once); pick runs to compare. The whole view lives in the URL."""
+
+from functools import partial
 
 import streamlit as st
 
 from dashboard import data
+from dashboard.projects import current_project_id
+from dashboard.run_table import OPS, PAGE_SIZES, TableState, export_csv, table_frame
+from db import run_edits, run_query
 from db import runs as run_store
 from db.models import RUN_STATUSES
+from db.run_query import METRIC_PREFIX, PARAM_PREFIX, SORT_COLUMNS
 
-PAGE_SIZE = 500
+MAX_SELECT_ALL = 500
+_STATE = "_runs_view"  # the TableState last shown (survives leaving the page)
+_URL_KEYS = (
+    "status dataset model tag q metric op value archived sort asc page size cols runs".split()
+)
 
 st.title("Runs")
 db = data.get_db()
+project_id = current_project_id()
+data.show_flash()
 
-counts = run_store.count_runs_by_status(db)
-if sum(counts.values()) == 0:
+if sum(run_store.count_runs_by_status(db).values()) == 0:
     st.info("No runs yet — train one on a demo dataset.", icon=":material/info:")
     if st.button(
         "Train a model on a demo dataset", type="primary", icon=":material/rocket_launch:"
@@ -22,73 +34,313 @@ if sum(counts.values()) == 0:
     st.page_link(
         data.NEW_RUN_PAGE, label="Or configure a run yourself", icon=":material/add_circle:"
     )
+    st.caption("Or try Seedlab at scale: `seedlab demo fill --runs 10000 --steps 100`.")
     st.stop()
 
-records = data.datasets()
-by_id = {r.id: r for r in records}
 
-status_col, dataset_col, name_col = st.columns([2, 2, 1])
-statuses = status_col.multiselect(
-    "Status",
-    list(RUN_STATUSES),
-    format_func=lambda s: f"{s} ({counts.get(s, 0):,})",
-    key="runs_status",
-    placeholder="all statuses",
-)
-dataset_ids = dataset_col.multiselect(
-    "Dataset",
-    list(by_id),
-    format_func=lambda i: by_id[i].name,
-    key="runs_dataset",
-    placeholder="all datasets",
-)
-name_part = name_col.text_input("Name contains", key="runs_name", placeholder="any name")
+# ---------------------------------------------------------------- state: URL ⇄ widgets
 
-# Pages restart at the first whenever a filter changes.
-filters = (tuple(statuses), tuple(dataset_ids), name_part)
-if st.session_state.get("_runs_filters") != filters:
-    st.session_state["_runs_filters"] = filters
-    st.session_state["runs_page"] = 0
-page = st.session_state.get("runs_page", 0)
+url = {k: st.query_params[k] for k in _URL_KEYS if k in st.query_params}
+saved: TableState = st.session_state.get(_STATE) or TableState()
+if url and url != st.session_state.get("_runs_url_written"):
+    saved = TableState.from_params(url)  # a shared link (or a back/forward) wins
+    st.session_state.pop("rf_status", None)  # reload the widgets from it below
+if "rf_status" not in st.session_state:
+    st.session_state.update(
+        rf_status=saved.statuses,
+        rf_dataset=saved.dataset_ids,
+        rf_model=saved.models,
+        rf_tag=saved.tags,
+        rf_name=saved.name,
+        rf_metric=saved.metric,
+        rf_op=saved.op,
+        rf_value=saved.value,
+        rf_archived=saved.archived,
+        rf_sort=saved.sort,
+        rf_desc=saved.descending,
+        rf_size=saved.page_size,
+        rf_page=saved.page,
+    )
+    if saved.columns is not None:
+        st.session_state["rf_cols"] = saved.columns
+selected: list[int] = list(saved.selected)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _choices(db_url: str, project: int) -> tuple[list[str], list[str], list[str], list[str]]:
+    return (
+        run_query.metric_keys(db, project),
+        run_query.param_names(db, project),
+        run_query.model_names(db, project),
+        run_query.tag_names(db, project),
+    )
+
+
+metric_keys, param_names, models, tags = _choices(str(db.url), project_id)
+datasets = {d.id: d.name for d in data.datasets()}
+
+# ---------------------------------------------------------------- filters
+
+name_col, status_col, dataset_col, model_col, tag_col = st.columns([2, 2, 2, 1, 2])
+name_col.text_input("Name contains", key="rf_name", placeholder="any name")
+status_col.multiselect("Status", list(RUN_STATUSES), key="rf_status", placeholder="any status")
+st.session_state["rf_dataset"] = [i for i in st.session_state["rf_dataset"] if i in datasets]
+dataset_col.multiselect(
+    "Dataset", list(datasets), format_func=datasets.get, key="rf_dataset", placeholder="any"
+)
+st.session_state["rf_model"] = [m for m in st.session_state["rf_model"] if m in models]
+model_col.multiselect("Model", models, key="rf_model", placeholder="any")
+st.session_state["rf_tag"] = [t for t in st.session_state["rf_tag"] if t in tags]
+tag_col.multiselect("Tag", tags, key="rf_tag", placeholder="any tag")
+
+metric_col, op_col, value_col, archived_col, sort_col, dir_col = st.columns(
+    [2, 1, 1, 1, 2, 1], vertical_alignment="bottom"
+)
+if st.session_state["rf_metric"] not in [None, *metric_keys]:
+    st.session_state["rf_metric"] = None
+metric_col.selectbox(
+    "Metric threshold", metric_keys, key="rf_metric", index=None, placeholder="no threshold"
+)
+op_col.selectbox(
+    "Comparison",
+    list(OPS),
+    format_func=lambda o: "≥" if o == "ge" else "≤",
+    key="rf_op",
+    label_visibility="hidden",
+)
+value_col.number_input("Value", key="rf_value", value=None, format="%.4f", placeholder="value")
+archived_col.toggle("Archived too", key="rf_archived")
+sort_options = [
+    *SORT_COLUMNS,
+    *(METRIC_PREFIX + k for k in metric_keys),
+    *(PARAM_PREFIX + p for p in param_names),
+]
+if st.session_state["rf_sort"] not in sort_options:
+    st.session_state["rf_sort"] = "created_at"
+sort_col.selectbox("Sort by", sort_options, key="rf_sort")
+dir_col.toggle("Descending", key="rf_desc")
+
+default_cols = [METRIC_PREFIX + k for k in metric_keys][:6]
+column_options = [METRIC_PREFIX + k for k in metric_keys] + [PARAM_PREFIX + p for p in param_names]
+if "rf_cols" not in st.session_state:
+    st.session_state["rf_cols"] = default_cols
+st.session_state["rf_cols"] = [c for c in st.session_state["rf_cols"] if c in column_options]
+columns = st.multiselect(
+    "Columns", column_options, key="rf_cols", help="Params (config fields) and summary metrics."
+)
+
+state = TableState(
+    statuses=st.session_state["rf_status"],
+    dataset_ids=st.session_state["rf_dataset"],
+    models=st.session_state["rf_model"],
+    tags=st.session_state["rf_tag"],
+    name=st.session_state["rf_name"],
+    metric=st.session_state["rf_metric"],
+    op=st.session_state["rf_op"],
+    value=st.session_state["rf_value"],
+    archived=st.session_state["rf_archived"],
+    sort=st.session_state["rf_sort"],
+    descending=st.session_state["rf_desc"],
+    page_size=st.session_state["rf_size"],
+    page=st.session_state["rf_page"],
+    columns=None if columns == default_cols else columns,
+    selected=selected,
+)
+# A new filter or sort starts again at page 1.
+signature = (*state.run_filter(project_id).__dict__.values(), state.sort, state.descending)
+if st.session_state.get("_runs_signature") not in (None, signature):
+    state.page = 1
+st.session_state["_runs_signature"] = signature
+
+# ---------------------------------------------------------------- the page of runs
 
 with data.shown_errors("listing runs"):
-    # One row more than a page tells whether an older page exists, without a COUNT query.
-    runs = run_store.list_runs(
+    flt = state.run_filter(project_id)
+    total = run_query.count_runs(db, flt)
+    pages = max(1, -(-total // state.page_size))
+    state.page = min(state.page, pages)
+    runs = run_query.query_runs(
         db,
-        statuses=statuses or None,
-        dataset_ids=dataset_ids or None,
-        name_contains=name_part.strip() or None,
-        limit=PAGE_SIZE + 1,
-        offset=page * PAGE_SIZE,
+        flt,
+        sort=state.sort,
+        descending=state.descending,
+        limit=state.page_size,
+        offset=(state.page - 1) * state.page_size,
     )
-    has_older = len(runs) > PAGE_SIZE
-    runs = runs[:PAGE_SIZE]
+    st.session_state["rf_page"] = state.page
+
+    def remember() -> None:
+        st.session_state[_STATE] = state
+        st.session_state["_runs_url_written"] = state.to_params()
+        st.query_params.from_dict(
+            {
+                **({"project": st.query_params["project"]} if "project" in st.query_params else {}),
+                **state.to_params(),
+            }
+        )
 
     if not runs:
+        remember()
         st.info(
             "No runs match these filters. Clear a filter to see more.",
             icon=":material/filter_alt_off:",
         )
         st.stop()
 
-    data.runs_table(runs, key="runs_table")
+    page_ids = [r.id for r in runs]
+    table_key = f"runs_table_{hash((signature, state.page, state.page_size)) & 0xFFFFFFFF}"
 
-    first = page * PAGE_SIZE + 1
-    nav_text, newer_col, older_col = st.columns([6, 1, 1], vertical_alignment="center")
-    nav_text.caption(
-        f"Runs {first:,}–{first + len(runs) - 1:,}, newest first. Select a row to open a run."
+    def on_table_select(key: str, ids: list[int]) -> None:
+        # Only what changed on this page counts: rows picked on other pages stay picked.
+        rows = {ids[i] for i in st.session_state[key].selection.rows}
+        before = st.session_state.get("_prev_" + key, set())
+        picked = st.session_state[_STATE].selected
+        picked = [i for i in picked if i not in before - rows] + sorted(rows - before - set(picked))
+        st.session_state["_prev_" + key] = rows
+        st.session_state[_STATE].selected = picked
+
+    frame = table_frame(runs, columns)
+    frame["created"] = frame["created"].map(data.local_time)
+    frame["status"] = frame["status"].map(lambda s: [s])
+    frame.insert(1, "open", [f"run?run={i}" for i in frame["id"]])
+    config = data.runs_column_config()
+    config.update(
+        {
+            "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f"),
+            "tags": st.column_config.ListColumn("tags"),
+            **{
+                c: st.column_config.NumberColumn(c.removeprefix(METRIC_PREFIX), format="%.4f")
+                for c in columns
+                if c.startswith(METRIC_PREFIX)
+            },
+            **{
+                c: st.column_config.Column(c.removeprefix(PARAM_PREFIX))
+                for c in columns
+                if c.startswith(PARAM_PREFIX)
+            },
+        }
     )
-    if newer_col.button(
-        "Newer", icon=":material/chevron_left:", disabled=page == 0, width="stretch"
-    ):
-        st.session_state["runs_page"] = page - 1
-        st.rerun()
-    if older_col.button(
-        "Older",
+    remember()
+    st.dataframe(
+        frame,
+        hide_index=True,
+        column_config=config,
+        placeholder="—",
+        on_select=partial(on_table_select, table_key, page_ids),
+        selection_mode="multi-row",
+        key=table_key,
+    )
+    selected = st.session_state[_STATE].selected
+
+    info_col, prev_col, page_col, next_col, size_col = st.columns(
+        [5, 1, 1, 1, 1], vertical_alignment="bottom"
+    )
+    first = (state.page - 1) * state.page_size + 1
+    info_col.caption(
+        f"Page {state.page:,} of {pages:,} · runs {first:,}–{first + len(runs) - 1:,} of "
+        f"{total:,} matching. Select rows to compare them; the link opens a run."
+    )
+
+    def turn_page(delta: int) -> None:
+        st.session_state["rf_page"] = st.session_state["rf_page"] + delta
+
+    prev_col.button(
+        "Previous",
+        icon=":material/chevron_left:",
+        disabled=state.page <= 1,
+        on_click=turn_page,
+        args=(-1,),
+    )
+    page_col.number_input("Page", min_value=1, max_value=pages, key="rf_page")
+    next_col.button(
+        "Next",
         icon=":material/chevron_right:",
-        icon_position="right",
-        disabled=not has_older,
-        width="stretch",
-    ):
-        st.session_state["runs_page"] = page + 1
-        st.rerun()
+        disabled=state.page >= pages,
+        on_click=turn_page,
+        args=(1,),
+    )
+    size_col.selectbox("Per page", PAGE_SIZES, key="rf_size")
+
+    # ------------------------------------------------------------ selection and actions
+
+    st.subheader(f"Selected: {len(selected)} run(s)")
+    known = {r.id: r for r in runs}
+    known.update(
+        {r.id: r for r in run_query.runs_by_ids(db, [i for i in selected if i not in known])}
+    )
+    selected = [i for i in selected if i in known]
+
+    def on_pick() -> None:
+        st.session_state[_STATE].selected = list(st.session_state["rf_selected"])
+
+    st.session_state["rf_selected"] = selected
+    st.multiselect(
+        "Runs to compare",
+        list(dict.fromkeys([*selected, *page_ids])),
+        format_func=lambda i: f"#{i} {known[i].name}",
+        key="rf_selected",
+        on_change=on_pick,
+        placeholder="select rows in the table, or pick runs here",
+    )
+    with st.container(horizontal=True):
+        if st.button(
+            f"Compare {len(selected)} runs",
+            type="primary",
+            icon=":material/compare_arrows:",
+            disabled=not selected,
+        ):
+            st.switch_page(data.COMPARE_PAGE, query_params={"runs": ",".join(map(str, selected))})
+        if st.button("Select this page", icon=":material/select_all:"):
+            st.session_state[_STATE].selected = list(dict.fromkeys([*selected, *page_ids]))
+            st.rerun()
+        if total <= MAX_SELECT_ALL and st.button(
+            f"Select all {total:,} matching", icon=":material/done_all:"
+        ):
+            everything = run_query.query_runs(
+                db, flt, sort=state.sort, descending=state.descending, limit=None
+            )
+            st.session_state[_STATE].selected = list(
+                dict.fromkeys([*selected, *(r.id for r in everything)])
+            )
+            st.rerun()
+        if st.button("Clear selection", icon=":material/deselect:", disabled=not selected):
+            st.session_state[_STATE].selected = []
+            st.rerun()
+        st.download_button(
+            f"Export {total:,} matching runs (CSV)",
+            data=lambda: export_csv(db, state, project_id),
+            file_name="runs.csv",
+            mime="text/csv",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+
+    if selected:
+        with st.expander(f"Edit the {len(selected)} selected run(s): tags, note, archive"):
+            add_col, remove_col = st.columns(2)
+            new_tags = add_col.text_input("Add tags (comma separated)", key="rf_add_tags")
+            gone_tags = remove_col.multiselect(
+                "Remove tags",
+                sorted({t for i in selected for t in known[i].tags}),
+                key="rf_remove_tags",
+            )
+            note = st.text_area("Note (replaces the note of each selected run)", key="rf_note")
+            with st.container(horizontal=True):
+                if st.button("Apply tags", icon=":material/sell:"):
+                    run_edits.add_tags(db, selected, new_tags.split(","))
+                    run_edits.remove_tags(db, selected, gone_tags)
+                    _choices.clear()
+                    data.flash(f"Tags updated on {len(selected)} run(s).")
+                    st.rerun()
+                if st.button("Save note", icon=":material/edit_note:"):
+                    run_edits.set_notes(db, selected, note)
+                    data.flash(f"Note saved on {len(selected)} run(s).")
+                    st.rerun()
+                if st.button("Archive", icon=":material/archive:"):
+                    run_edits.set_archived(db, selected, True)
+                    data.flash(f"Archived {len(selected)} run(s); 'Archived too' shows them.")
+                    st.rerun()
+                if st.button("Unarchive", icon=":material/unarchive:"):
+                    run_edits.set_archived(db, selected, False)
+                    data.flash(f"Unarchived {len(selected)} run(s).")
+                    st.rerun()

@@ -1,0 +1,58 @@
+"""The Run page's edit panel: name, tags, note, archive, and delete with a confirmation."""
+
+from __future__ import annotations
+
+import streamlit as st
+from sqlalchemy import Engine
+
+from dashboard import data
+from db import run_edits
+from db.records import RunRecord
+from engine.errors import SeedlabError
+from engine.run_admin import delete_run
+
+
+def edit_panel(db: Engine, run: RunRecord) -> None:
+    with st.expander("Edit: name, tags, note, archive, delete", icon=":material/edit:"):
+        with st.form(f"edit_run_{run.id}", border=False):
+            name = st.text_input("Name", value=run.name, max_chars=200)
+            tags = st.text_input(
+                "Tags (comma separated)", value=", ".join(run.tags), help="e.g. baseline, keep"
+            )
+            notes = st.text_area("Note", value=run.notes, placeholder="What this run tried")
+            if st.form_submit_button("Save", icon=":material/save:"):
+                with data.shown_errors("saving the run"):
+                    try:
+                        run_edits.rename_run(db, run.id, name)
+                        run_edits.set_tags(db, run.id, tags.split(","))
+                        run_edits.set_notes(db, [run.id], notes)
+                    except ValueError as exc:
+                        raise SeedlabError(str(exc)) from exc
+                    data.flash("Saved.")
+                    st.rerun()
+        with st.container(horizontal=True):
+            label = "Unarchive" if run.archived else "Archive"
+            if st.button(label, icon=":material/archive:", key="run_archive"):
+                run_edits.set_archived(db, [run.id], not run.archived)
+                data.flash(f"{label}d.")
+                st.rerun()
+            active = run.status in data.ACTIVE_STATUSES
+            confirm = st.checkbox(
+                "I want to delete this run and its files",
+                key="run_delete_confirm",
+                disabled=active,
+                help="Cancel an active run first." if active else None,
+            )
+            if st.button(
+                "Delete",
+                icon=":material/delete:",
+                type="primary",
+                disabled=not confirm,
+                key="run_delete",
+            ):
+                with data.shown_errors("deleting the run"):
+                    delete_run(data.get_settings(), db, run.id)
+                    data.flash(f"Deleted run #{run.id} and its files.")
+                    st.switch_page(data.RUNS_PAGE)
+        if run.archived:
+            st.caption("Archived: hidden from the Runs list unless 'Archived too' is on.")

@@ -1,0 +1,68 @@
+"""Projects: named groups of runs. "Default" (id 1) always exists and holds runs without one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from db.models import DEFAULT_PROJECT_ID, projects, runs
+from db.session import reading, utcnow, writing
+
+MAX_NAME = 200
+
+
+class DuplicateProjectName(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ProjectRecord:
+    id: int
+    name: str
+    description: str
+    created_at: datetime
+    n_runs: int = 0
+
+
+def list_projects(db: Engine) -> list[ProjectRecord]:
+    """All projects by name ("Default" first), each with its number of runs."""
+    counts = (
+        select(runs.c.project_id, func.count().label("n")).group_by(runs.c.project_id).subquery()
+    )
+    stmt = (
+        select(projects, func.coalesce(counts.c.n, 0).label("n_runs"))
+        .outerjoin(counts, counts.c.project_id == projects.c.id)
+        .order_by(projects.c.id != DEFAULT_PROJECT_ID, projects.c.name)
+    )
+    with reading(db) as conn:
+        rows = conn.execute(stmt).all()
+    return [ProjectRecord(r.id, r.name, r.description or "", r.created_at, r.n_runs) for r in rows]
+
+
+def get_project(db: Engine, project_id: int) -> ProjectRecord | None:
+    return next((p for p in list_projects(db) if p.id == project_id), None)
+
+
+def get_project_by_name(db: Engine, name: str) -> ProjectRecord | None:
+    return next((p for p in list_projects(db) if p.name == name), None)
+
+
+def create_project(db: Engine, name: str, description: str = "") -> ProjectRecord:
+    clean = name.strip()
+    if not clean:
+        raise ValueError("project name: must not be empty")
+    if len(clean) > MAX_NAME:
+        raise ValueError(f"project name: at most {MAX_NAME} characters")
+    try:
+        with writing(db) as conn:
+            project_id = conn.execute(
+                insert(projects).values(name=clean, description=description, created_at=utcnow())
+            ).inserted_primary_key[0]
+    except IntegrityError as exc:
+        raise DuplicateProjectName(f"A project named {clean!r} already exists.") from exc
+    project = get_project(db, project_id)
+    assert project is not None
+    return project

@@ -1,0 +1,207 @@
+"""Projects, tags, notes, the scalable run query, demo fill and the Compare chart builders, on a
+real migrated SQLite home with a few hundred synthetic runs written by `fill_project`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard import compare_charts
+from dashboard.run_table import TableState, export_csv
+from db import metrics as metric_store
+from db import projects as project_store
+from db import run_edits, run_query
+from db import runs as run_store
+from db.run_query import MetricThreshold, RunFilter
+from engine.demo_fill import CURVE_KEYS, fill_project
+from engine.errors import SeedlabError
+from engine.launch import submit_run
+from engine.run_admin import delete_run, find_project
+
+
+@pytest.fixture
+def filled(settings, db):  # noqa: ANN001, ANN201
+    result = fill_project(settings, db, project="Sweep", runs=300, steps=20, seed=1)
+    return result
+
+
+# ---------------------------------------------------------------- projects, tags, notes
+
+
+def test_projects_tags_notes_round_trip(settings, db, demo_datasets) -> None:
+    vision = project_store.create_project(db, "Vision")
+    with pytest.raises(project_store.DuplicateProjectName, match="already exists"):
+        project_store.create_project(db, " Vision ")
+    run_id = submit_run(db, "iris", {}, name="a", project_id=vision.id, tags=["x", "x", " y "])
+    run = run_store.get_run(db, run_id)
+    assert run.project_id == vision.id and run.tags == ["x", "y"]
+    assert run_edits.set_tags(db, run_id, ["b", "a"]) == ["a", "b"]
+    run_edits.add_tags(db, [run_id], ["a", "c"])
+    run_edits.remove_tags(db, [run_id], ["b"])
+    run_edits.set_notes(db, [run_id], "lr too high?")
+    run_edits.rename_run(db, run_id, "  renamed ")
+    run = run_store.get_run(db, run_id)
+    assert run.tags == ["a", "c"] and run.notes == "lr too high?" and run.name == "renamed"
+    with pytest.raises(ValueError, match="must not be empty"):
+        run_edits.rename_run(db, run_id, " ")
+    with pytest.raises(run_edits.RunNotFound):
+        run_edits.set_notes(db, [run_id, 999], "x")
+    assert run_store.get_run(db, run_id).notes == "lr too high?"  # nothing half-applied
+    counts = {p.name: p.n_runs for p in project_store.list_projects(db)}
+    assert counts == {"Default": 0, "Vision": 1}
+    assert find_project(db, "Vision").id == vision.id
+    with pytest.raises(SeedlabError, match="seedlab projects create"):
+        find_project(db, "Nope")
+
+
+def test_archive_hides_and_delete_removes_rows_and_files(settings, db, demo_datasets) -> None:
+    keep = submit_run(db, "iris", {}, name="keep")
+    gone = submit_run(db, "iris", {}, name="gone")
+    with pytest.raises(SeedlabError, match="cancel it first"):
+        delete_run(settings, db, gone)
+    run_store.request_cancel(db, gone)
+    metric_store.append_metrics(db, gone, [("val_loss", 1, 0.5, 0.0)])
+    folder = settings.run_dir(gone)
+    folder.mkdir(parents=True)
+    (folder / "run.log").write_text("x")
+    assert delete_run(settings, db, gone)
+    assert run_store.get_run(db, gone) is None and not folder.exists()
+    assert metric_store.metric_history(db, [gone]).empty
+    run_edits.set_archived(db, [keep])
+    assert run_query.count_runs(db) == 0
+    assert [r.id for r in run_query.query_runs(db, RunFilter(include_archived=True))] == [keep]
+
+
+# ---------------------------------------------------------------- the run query
+
+
+def test_fill_writes_runs_curves_and_summaries(db, filled) -> None:
+    assert filled.runs == 300 and filled.points == 300 * 20 * len(CURVE_KEYS)
+    flt = RunFilter(project_id=filled.project_id)
+    assert run_query.count_runs(db, flt) == 300
+    assert run_query.metric_keys(db, filled.project_id) == sorted(CURVE_KEYS)
+    run = run_query.query_runs(db, flt, limit=1)[0]
+    history = metric_store.metric_history(db, [run.id], ["val_loss"])
+    assert len(history) == 20
+    assert run.last("val_loss") == pytest.approx(history["value"].iloc[-1])
+    assert run.summary["val_loss"]["min"] == pytest.approx(history["value"].min())
+
+
+def test_filters_sort_and_count_agree_with_python(db, filled) -> None:
+    every = run_query.query_runs(db, RunFilter(project_id=filled.project_id), limit=None)
+    threshold = MetricThreshold("val_accuracy", ">=", 0.9)
+    flt = RunFilter(
+        project_id=filled.project_id,
+        statuses=("completed",),
+        tags=("keep", "baseline"),
+        thresholds=(threshold,),
+    )
+    expected = [
+        r
+        for r in every
+        if r.status == "completed"
+        and {"keep", "baseline"} & set(r.tags)
+        and r.last("val_accuracy") >= 0.9
+    ]
+    assert expected, "the synthetic data should leave some runs in"
+    assert run_query.count_runs(db, flt) == len(expected)
+    page = run_query.query_runs(db, flt, sort="metric:val_accuracy", descending=True, limit=10)
+    best = sorted(expected, key=lambda r: (-r.last("val_accuracy"), -r.id))[:10]
+    assert [r.id for r in page] == [r.id for r in best]
+    second = run_query.query_runs(db, flt, sort="metric:val_accuracy", limit=10, offset=10)
+    assert not {r.id for r in page} & {r.id for r in second}
+    by_lr = run_query.query_runs(db, flt, sort="param:learning_rate", descending=False, limit=None)
+    lrs = [r.config["learning_rate"] for r in by_lr]
+    assert lrs == sorted(lrs)
+    by_opt = run_query.query_runs(db, flt, sort="param:optimizer", limit=None)
+    assert [r.config["optimizer"] for r in by_opt] == sorted(
+        (r.config["optimizer"] for r in by_opt), reverse=True
+    )
+    name_part = every[0].name[:15]
+    assert all(
+        name_part in r.name
+        for r in run_query.query_runs(db, RunFilter(name_contains=name_part), limit=None)
+    )
+    with pytest.raises(ValueError, match="sort must be one of"):
+        run_query.query_runs(db, flt, sort="bogus")
+    with pytest.raises(ValueError, match="status must be one of"):
+        RunFilter(statuses=("done",))
+
+
+def test_table_state_round_trips_through_the_url_and_exports_csv(db, filled) -> None:
+    state = TableState(
+        statuses=["completed"],
+        tags=["keep"],
+        metric="val_accuracy",
+        op="ge",
+        value=0.9,
+        sort="metric:val_loss",
+        descending=False,
+        page=3,
+        columns=["metric:val_loss", "param:learning_rate"],
+        selected=[5, 2, 9],
+    )
+    params = state.to_params()
+    assert params["runs"] == "5,2,9" and params["sort"] == "metric:val_loss"
+    assert TableState.from_params(params) == state
+    assert TableState.from_params({"status": "bogus,failed", "value": "x"}).statuses == ["failed"]
+    csv = export_csv(db, state, filled.project_id)
+    frame = pd.read_csv(pd.io.common.StringIO(csv))
+    assert len(frame) == run_query.count_runs(db, state.run_filter(filled.project_id))
+    assert (frame["status"] == "completed").all() and (frame["metric:val_accuracy"] >= 0.9).all()
+    assert list(frame["metric:val_loss"]) == sorted(frame["metric:val_loss"])
+    assert "param:learning_rate" in frame.columns and frame["tags"].str.contains("keep").all()
+
+
+# ---------------------------------------------------------------- chart builders
+
+
+def test_minmax_downsampling_keeps_first_last_min_max() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=50_000)
+    y[12_345] = 99.0
+    y[40_000] = -99.0
+    x = np.arange(len(y), dtype=float)
+    dx, dy = compare_charts.downsample_xy(x, y, 500)
+    assert len(dx) <= 500
+    assert dx[0] == 0 and dx[-1] == len(y) - 1
+    assert dy.max() == 99.0 and dy.min() == -99.0
+    assert np.all(np.diff(dx) > 0)  # still in x order
+    short = np.array([3.0, np.nan, 1.0])
+    sx, sy = compare_charts.downsample_xy(np.arange(3.0), short, 500)
+    assert list(sx) == [0, 2] and list(sy) == [3.0, 1.0]  # NaN dropped, rest kept
+
+
+def test_smoothing_and_best_value() -> None:
+    assert list(compare_charts.ema_smooth(np.array([1.0, 1.0, 1.0]), 0.9)) == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="smoothing"):
+        compare_charts.ema_smooth(np.array([1.0]), 1.0)
+    table = pd.DataFrame(
+        {"id": [1, 2], "name": ["a", "b"], "val_loss": [0.5, 0.3], "val_accuracy": [0.9, 0.8]}
+    )
+    best = compare_charts.best_runs(table, ["val_loss", "val_accuracy"]).set_index("metric")
+    assert best.loc["val_loss", "run"] == "#2 b" and best.loc["val_accuracy", "run"] == "#1 a"
+
+
+def test_compare_figures_for_many_runs(db, filled) -> None:
+    runs = run_query.query_runs(db, RunFilter(project_id=filled.project_id), limit=100)
+    history = metric_store.metric_history(db, [r.id for r in runs], ["val_loss"])
+    labels = {r.id: r.name for r in runs}
+    fig = compare_charts.compare_curves(
+        history, "val_loss", run_labels=labels, x_axis="wall_time", smoothing=0.5, log_y=True
+    )
+    assert len(fig.data) == 100 and fig.layout.yaxis.type == "log"
+    assert fig.data[0].x[0] == 0  # wall time counts from the run's first point
+    only = compare_charts.params_table(runs, only_differences=True)
+    full = compare_charts.params_table(runs)
+    assert "learning_rate" in only.columns and "task" not in only.columns
+    assert "task" in full.columns
+    metrics = compare_charts.metrics_table(runs, ["val_accuracy"])
+    parcoords = compare_charts.parallel_coordinates(only, metrics, "val_accuracy")
+    labels_on_axes = [d.label for d in parcoords.data[0].dimensions]
+    assert "learning_rate" in labels_on_axes and labels_on_axes[-1] == "val accuracy"
+    optimizer_axis = next(d for d in parcoords.data[0].dimensions if d.label == "optimizer")
+    assert set(optimizer_axis.ticktext) <= {"adam", "adamw", "sgd"}
+    scatter = compare_charts.param_scatter(full, metrics, "learning_rate", "val_accuracy")
+    assert len(scatter.data[0].x) == 100
