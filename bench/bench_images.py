@@ -1,6 +1,7 @@
 """Image datasets: ingest speed, decode vs cached-array load, and first results with the CNN.
 
     PYTHONPATH=. .venv/bin/python bench/bench_images.py [--images 3000] [--side 64] [--threads 1]
+        [--quick] [--write-results]
 
 Builds a ZIP of coloured shapes (three classes, PNG and JPEG mixed) in a temp SEEDLAB_HOME,
 ingests it, then times `image_arrays` twice: the first call decodes every original and writes
@@ -77,13 +78,20 @@ def train_once(settings, record, overrides: dict) -> tuple[float, float, dict]: 
     return report["metrics"]["test_accuracy"], time.perf_counter() - started, used
 
 
+BEGIN, END = "<!-- bench_images:begin -->", "<!-- bench_images:end -->"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=3000)
     parser.add_argument("--side", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-train", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="200 images of 16 px, no training")
+    parser.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
+    if args.quick:
+        args.images, args.side, args.no_train = 200, 16, True
 
     import torch
 
@@ -100,26 +108,61 @@ def main() -> None:
     settings.ensure_dirs()
     db = get_db(settings)
     upgrade_to_head(db)
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        lines.append(f"- {line}")
 
     raw = shapes_zip(args.images, args.side)
     started = time.perf_counter()
     record = ingest_bytes(settings, db, raw, filename="shapes.zip", name="shapes", target=None)
     ingest_s = time.perf_counter() - started
     mb = len(raw) / 1e6
-    print(f"ingest {args.images} images of {args.side}px ({mb:.1f} MB): {ingest_s:.2f} s")
+    say(f"ingest {args.images} images of {args.side}px ({mb:.1f} MB): {ingest_s:.2f} s")
     size, channels = record.schema["auto_image_size"], record.schema["auto_channels"]
+    timings = []
     for label in ("decode + cache", "cached load"):
         started = time.perf_counter()
         arrays = image_arrays(settings, record, size, channels)
-        print(f"{label} → {arrays.shape}: {time.perf_counter() - started:.3f} s")
+        timings.append(time.perf_counter() - started)
+        say(f"{label} → {arrays.shape}: {timings[-1]:.3f} s")
+    say(f"cached load is {timings[0] / max(timings[1], 1e-9):.0f}× faster than decoding")
 
-    if args.no_train:
-        return
-    digits = ingest_bytes(settings, db, digits_zip(), filename="d.zip", name="digits", target=None)
-    for name, rec in (("digits", digits), ("shapes", record)):
-        for model in ("cnn", "resnet"):
-            accuracy, seconds, used = train_once(settings, rec, {"model": model})
-            print(f"{name} {model} {used}: test accuracy {accuracy:.3f} in {seconds:.1f} s")
+    if not args.no_train:
+        digits = ingest_bytes(
+            settings, db, digits_zip(), filename="d.zip", name="digits", target=None
+        )
+        # The ResNet on 32-px shapes is GPU-sized (minutes per epoch on 2 CPU cores).
+        for name, rec, models in (
+            ("digits", digits, ("cnn", "resnet")),
+            ("shapes", record, ("cnn",)),
+        ):
+            for model in models:
+                accuracy, seconds, used = train_once(settings, rec, {"model": model})
+                say(f"{name} {model} {used}: test accuracy {accuracy:.3f} in {seconds:.1f} s")
+
+    if args.write_results:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_metrics import RESULTS_PATH, cpu_model, replace_section
+
+        section = "\n".join(
+            [
+                BEGIN,
+                "## Image datasets: ingest, decode vs cached arrays, first CNN results",
+                "",
+                f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: "
+                f"{cpu_model()}, {os.cpu_count()} cores, {args.threads} torch thread(s); load "
+                "average " + "/".join(f"{x:.2f}" for x in os.getloadavg()),
+                "- command: `PYTHONPATH=. .venv/bin/python bench/bench_images.py "
+                + " ".join(sys.argv[1:])
+                + "`",
+                *lines,
+                END,
+            ]
+        )
+        replace_section(RESULTS_PATH, BEGIN, END, section)
+        print(f"wrote {RESULTS_PATH}")
 
 
 if __name__ == "__main__":

@@ -57,3 +57,26 @@ def test_bench_concurrency_quick_runs_and_reports_no_errors() -> None:
     written, write_errors, lists, read_errors = row.groups()
     assert written == "800" and write_errors == "0" and read_errors == "0"
     assert int(lists.replace(",", "")) >= 1
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize(
+    ("script", "expect"),
+    [
+        ("bench/bench_images.py", r"cached load is \d+× faster than decoding"),
+        ("bench/bench_engine.py", r"Seedlab engine train\(\)"),
+    ],
+)
+def test_other_benchmarks_quick_run_and_report(script: str, expect: str) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, script, "--quick"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=230,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(expect, proc.stdout), proc.stdout

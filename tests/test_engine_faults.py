@@ -21,8 +21,9 @@ from engine.run_files import log_path, resume_path
 from tests.test_dashboard import APP
 from tests.test_engine import cli, start_worker, stop_worker, wait_for
 
-# Long enough to be stopped mid-run on a busy machine, short enough to finish after a resume.
-LONG = {"epochs": 10, "batch_size": 16, "hidden_sizes": [16]}
+# Long enough (seconds on a quiet machine) that a kill or cancel lands mid-run, short enough
+# to finish after a resume; no early stop.
+LONG = {"epochs": 60, "batch_size": 4, "hidden_sizes": [16], "early_stopping_patience": 0}
 
 
 @pytest.fixture
