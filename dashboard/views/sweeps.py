@@ -101,6 +101,7 @@ def _new_sweep_form() -> None:
         pruner = c2.selectbox(
             "Pruner",
             list(sweeps.PRUNERS),
+            index=list(sweeps.PRUNERS).index("median"),
             help="Stop trials whose validation curve is worse "
             "than the median of earlier trials at the same epoch (median), or by successive "
             "halving. A pruned trial ends cancelled with the tag 'pruned'.",
@@ -278,11 +279,15 @@ def _detail(sweep_id: int) -> None:
         if st.button("All sweeps", icon=":material/list:"):
             del st.query_params["sweep"]
             st.rerun()
-    st.fragment(_live, run_every=REFRESH_S if sweep.status == "running" else None)(sweep.id)
+    st.fragment(_live, run_every=REFRESH_S if sweep.status == "running" else None)(
+        sweep.id, sweep.status
+    )
 
 
-def _live(sweep_id: int) -> None:
+def _live(sweep_id: int, shown_status: str) -> None:
     sweep = sweep_store.get_sweep(db, sweep_id)
+    if sweep.status != shown_status:
+        st.rerun(scope="app")  # the header's buttons (Cancel, Launch best) follow the status
     trials = sweeps.load_trials(db, sweep)
     counts = pd.Series([t.state for t in trials]).value_counts().to_dict()
     facts = [
