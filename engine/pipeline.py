@@ -24,7 +24,7 @@ from engine.device import DeviceChoice
 from engine.errors import ConfigError, DatasetError
 from engine.evaluate import classification_report, regression_report
 from engine.inputs import InputSpec
-from engine.preprocess import TabularPreprocessor, TargetEncoder, split_frame
+from engine.preprocess import Splits, TabularPreprocessor, TargetEncoder, split_frame
 from engine.settings import Settings
 from engine.train import TrainData, predict
 
@@ -86,15 +86,12 @@ def _prepare_stored_table(
     return prepare_tabular(load_frame(settings, dataset), dataset.schema, config, choice)
 
 
-def prepare_tabular(
-    frame: pd.DataFrame, schema: dict[str, Any], config: RunConfig, choice: DeviceChoice
-) -> PreparedData:
-    """Split by seed, fit preprocessing on the training rows only, move tensors to the device."""
+def split_for_run(
+    frame: pd.DataFrame, schema: dict[str, Any], config: RunConfig
+) -> tuple[str, list[str] | None, Splits]:
+    """The run's task, the classes, and the seeded (stratified when it can) three-way split:
+    the same for every dataset kind."""
     target_col = schema["target"]
-    if target_col not in frame.columns:
-        raise DatasetError(
-            f"The target column {target_col!r} is missing from the dataset's data file."
-        )
     task = effective_task(config.task, schema["task"])
     classes = schema.get("classes")
     if task == "classification" and not classes:
@@ -110,6 +107,19 @@ def prepare_tabular(
         test_fraction=config.test_fraction,
         seed=config.seed,
     )
+    return task, classes, splits
+
+
+def prepare_tabular(
+    frame: pd.DataFrame, schema: dict[str, Any], config: RunConfig, choice: DeviceChoice
+) -> PreparedData:
+    """Split by seed, fit preprocessing on the training rows only, move tensors to the device."""
+    target_col = schema["target"]
+    if target_col not in frame.columns:
+        raise DatasetError(
+            f"The target column {target_col!r} is missing from the dataset's data file."
+        )
+    task, classes, splits = split_for_run(frame, schema, config)
     pre = TabularPreprocessor.fit(splits.train, schema, config.max_categories)
     encoder = TargetEncoder.fit(splits.train[target_col], task, classes)
 

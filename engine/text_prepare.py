@@ -10,14 +10,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from engine.catalog import effective_task
 from engine.config import RunConfig
 from engine.datasets import load_frame
 from engine.device import DeviceChoice
 from engine.errors import DatasetError
 from engine.inputs import InputSpec
-from engine.pipeline import PreparedData, StoredDataset
-from engine.preprocess import TargetEncoder, split_frame
+from engine.pipeline import PreparedData, StoredDataset, split_for_run
+from engine.preprocess import TargetEncoder
 from engine.settings import Settings
 from engine.text_tokenizer import PAD_ID, WordTokenizer
 from engine.train import TrainData
@@ -62,21 +61,7 @@ def prepare_text(
                 f"The column {column!r} is missing from the dataset's data file; upload the "
                 "dataset again."
             )
-    task = effective_task(config.task, schema["task"])
-    classes = schema.get("classes")
-    if task == "classification" and not classes:
-        raise DatasetError(
-            f"The target {target_col!r} is numeric with many distinct values; "
-            "use task=regression (or auto)."
-        )
-    splits = split_frame(
-        frame,
-        target=target_col,
-        task=task,
-        val_fraction=config.val_fraction,
-        test_fraction=config.test_fraction,
-        seed=config.seed,
-    )
+    task, classes, splits = split_for_run(frame, schema, config)
     tokenizer = WordTokenizer.fit(
         splits.train[text_col].fillna("").astype(str),
         vocab_size=config.vocab_size,

@@ -14,19 +14,22 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.timeout(60)
-def test_bench_metrics_quick_runs_and_reports_seedlab_rate() -> None:
+def run_bench(*args: str, timeout: float) -> subprocess.CompletedProcess:
+    """Run a bench script from the repository root; it must exit 0."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
-        [sys.executable, "bench/bench_metrics.py", "--quick", "--keys", "2", "--steps", "200"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=50,
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.mark.timeout(60)
+def test_bench_metrics_quick_runs_and_reports_seedlab_rate() -> None:
+    proc = run_bench(
+        "bench/bench_metrics.py", "--quick", "--keys", "2", "--steps", "200", timeout=50
+    )
     # A table row such as "| Seedlab append_metrics, batch 1000 | 400 | 78,477 | …".
     row = re.search(
         r"^\| Seedlab append_metrics, batch \d+ \| 400 \| ([\d,]+) \|", proc.stdout, re.MULTILINE
@@ -37,17 +40,7 @@ def test_bench_metrics_quick_runs_and_reports_seedlab_rate() -> None:
 
 @pytest.mark.timeout(180)
 def test_bench_concurrency_quick_runs_and_reports_no_errors() -> None:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, "bench/bench_concurrency.py", "--quick", "--no-mlflow"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=170,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_bench("bench/bench_concurrency.py", "--quick", "--no-mlflow", timeout=170)
     row = re.search(
         r"^\| Seedlab \| ([\d,]+) \| .* \| (\d+) \| [\d.]+ / [\d.]+ \| ([\d,]+) \| (\d+) \|$",
         proc.stdout,
@@ -68,15 +61,5 @@ def test_bench_concurrency_quick_runs_and_reports_no_errors() -> None:
     ],
 )
 def test_other_benchmarks_quick_run_and_report(script: str, expect: str) -> None:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, script, "--quick"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=230,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_bench(script, "--quick", timeout=230)
     assert re.search(expect, proc.stdout), proc.stdout
