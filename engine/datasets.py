@@ -13,7 +13,6 @@ import io
 import json
 import re
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from db import datasets as dataset_store
 from db.records import DatasetRecord
 from engine.errors import DatasetError
 from engine.settings import Settings
+from engine.staging import staged_dataset
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq")
 IMAGE_ZIP_SUFFIXES = (".zip",)  # a folder per class of images: engine/image_data.py
@@ -375,36 +375,21 @@ def store_frame(
         schema.update(text_summary(frame, text_column, dropped_text))
     schema["source_filename"] = filename
 
-    settings.datasets_dir.mkdir(parents=True, exist_ok=True)
-    tmp = settings.datasets_dir / f".tmp-{uuid.uuid4().hex}"
-    final = settings.datasets_dir / uuid.uuid4().hex
-    try:
-        tmp.mkdir()
-        _canonical(frame).to_parquet(tmp / "data.parquet", index=False)
-        (tmp / "schema.json").write_text(json.dumps(schema, indent=2))
-        tmp.rename(final)
-        try:
-            return dataset_store.insert_dataset(
-                db,
-                name=name,
-                kind=kind,
-                task=schema["task"],
-                target=target,
-                schema=schema,
-                n_rows=len(frame),
-                n_columns=frame.shape[1],
-                sha256=sha256,
-                path=str(final.relative_to(settings.home)),
-                source_filename=filename,
-            )
-        except dataset_store.DuplicateDatasetName:
-            raise DatasetError(
-                f"A dataset named {name!r} already exists. Choose another name."
-            ) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(final, ignore_errors=True)
-        raise
+    with staged_dataset(settings) as stage:
+        _canonical(frame).to_parquet(stage.tmp / "data.parquet", index=False)
+        (stage.tmp / "schema.json").write_text(json.dumps(schema, indent=2))
+        return stage.publish(
+            db,
+            name=name,
+            kind=kind,
+            task=schema["task"],
+            target=target,
+            schema=schema,
+            n_rows=len(frame),
+            n_columns=frame.shape[1],
+            sha256=sha256,
+            source_filename=filename,
+        )
 
 
 def _check_size(settings: Settings, size: int, filename: str) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import statistics
 import uuid
 import zipfile
@@ -30,6 +29,7 @@ from db.records import DatasetRecord
 from engine.errors import DatasetError
 from engine.image_zip import ZipCaps, decode_image, plan_zip, read_member
 from engine.settings import Settings
+from engine.staging import staged_dataset
 
 TARGET_NAME = "class"  # what the dataset row calls the label (images have no target column)
 AUTO_SIZE_CAP = 32  # image_size=0 means the median side, at most this (fast on a CPU)
@@ -98,10 +98,8 @@ def ingest_image_zip(
     """
     if dataset_store.dataset_name_exists(db, name):
         raise DatasetError(f"A dataset named {name!r} already exists. Choose another name.")
-    settings.datasets_dir.mkdir(parents=True, exist_ok=True)
-    tmp = settings.datasets_dir / f".tmp-{uuid.uuid4().hex}"
-    final = settings.datasets_dir / uuid.uuid4().hex
-    try:
+    with staged_dataset(settings) as stage:
+        tmp = stage.tmp
         with _open_zip(source, filename) as zf:
             plan = plan_zip(zf, zip_caps(settings))
             label_of = {c: i for i, c in enumerate(plan.classes)}
@@ -132,29 +130,18 @@ def ingest_image_zip(
         schema["ignored_members"] = len(plan.ignored)
         index.to_parquet(tmp / "index.parquet", index=False)
         (tmp / "schema.json").write_text(json.dumps(schema, indent=2))
-        tmp.rename(final)
-        try:
-            return dataset_store.insert_dataset(
-                db,
-                name=name,
-                kind="image",
-                task="classification",
-                target=TARGET_NAME,
-                schema=schema,
-                n_rows=len(index),
-                n_columns=0,
-                sha256=sha256,
-                path=str(final.relative_to(settings.home)),
-                source_filename=filename,
-            )
-        except dataset_store.DuplicateDatasetName:
-            raise DatasetError(
-                f"A dataset named {name!r} already exists. Choose another name."
-            ) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(final, ignore_errors=True)
-        raise
+        return stage.publish(
+            db,
+            name=name,
+            kind="image",
+            task="classification",
+            target=TARGET_NAME,
+            schema=schema,
+            n_rows=len(index),
+            n_columns=0,
+            sha256=sha256,
+            source_filename=filename,
+        )
 
 
 # ---------------------------------------------------------------- loading
