@@ -1,6 +1,7 @@
 """The Run page's edit panel: name, tags, note, archive, and delete with a confirmation.
 
-Shown to whoever may edit this run (its owner, or an admin); each button checks again.
+Disabled for whoever may not change this run (only its owner or an admin may); each button
+checks again on the server, so a crafted click is refused all the same.
 """
 
 from __future__ import annotations
@@ -16,17 +17,19 @@ from engine.permissions import Permission
 
 
 def edit_panel(db: Engine, run: RunRecord) -> None:
-    if not auth.can(Permission.EDIT, run.owner) and not auth.can(Permission.DELETE, run.owner):
-        return
     what = f"run {run.id}"
+    may_edit = auth.can(Permission.EDIT, run.owner)
+    may_delete = auth.can(Permission.DELETE, run.owner)
     with st.expander("Edit: name, tags, note, archive, delete", icon=":material/edit:"):
+        if not may_edit:
+            st.caption("Only the run's owner or an admin can change it.")
         with st.form(f"edit_run_{run.id}", border=False):
             name = st.text_input("Name", value=run.name, max_chars=200)
             tags = st.text_input(
                 "Tags (comma separated)", value=", ".join(run.tags), help="e.g. baseline, keep"
             )
             notes = st.text_area("Note", value=run.notes, placeholder="What this run tried")
-            if st.form_submit_button("Save", icon=":material/save:"):
+            if st.form_submit_button("Save", icon=":material/save:", disabled=not may_edit):
                 with data.shown_errors("saving the run"):
 
                     def save(ids: list[int]) -> None:
@@ -40,7 +43,9 @@ def edit_panel(db: Engine, run: RunRecord) -> None:
                     st.rerun()
         with st.container(horizontal=True):
             label = "Unarchive" if run.archived else "Archive"
-            if st.button(label, icon=":material/archive:", key="run_archive"):
+            if st.button(
+                label, icon=":material/archive:", key="run_archive", disabled=not may_edit
+            ):
                 with data.shown_errors("archiving the run"):
                     actor = auth.require(Permission.EDIT, run.owner, what)
                     actions.set_archived(db, actor, [run.id], not run.archived)
@@ -50,7 +55,7 @@ def edit_panel(db: Engine, run: RunRecord) -> None:
             confirm = st.checkbox(
                 "I want to delete this run and its files",
                 key="run_delete_confirm",
-                disabled=active,
+                disabled=active or not may_delete,
                 help="Cancel an active run first." if active else None,
             )
             if st.button(
