@@ -139,8 +139,10 @@ def user_menu(actor: Actor) -> None:
     """Sidebar: who is logged in, and the logout button (nothing when access control is off)."""
     if not auth_enabled():
         return
+    from dashboard.data import md_text
+
     with st.sidebar:
-        st.caption(f"Logged in as **{actor.name}** ({actor.role})")
+        st.caption(f"Logged in as **{md_text(actor.name)}** ({actor.role})")
         if st.button("Log out", icon=":material/logout:", key="logout"):
             logout()
 

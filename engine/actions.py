@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import Engine
 
 from db import audit, run_edits
-from db import datasets as dataset_store
 from db import projects as project_store
 from db import runs as run_store
 from db import sweeps as sweep_store
@@ -212,10 +211,3 @@ def launch_best(db: Engine, actor: Actor, sweep_id: int, **kwargs: Any) -> int:
     run_id = sweeps.launch_best(db, sweep_id, owner=actor.name, **kwargs)
     audit.record(db, actor.name, "launch", f"run {run_id}", f"best of sweep {sweep_id}")
     return run_id
-
-
-def dataset_by_id(db: Engine, dataset_id: int) -> DatasetRecord:
-    record = dataset_store.get_dataset(db, dataset_id)
-    if record is None:
-        raise SeedlabError(f"No dataset {dataset_id}.")
-    return record
