@@ -71,13 +71,24 @@ class ListReporter:
 
 
 def make_optimizer(config: RunConfig, params) -> torch.optim.Optimizer:  # noqa: ANN001
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    return torch.optim.SGD(
-        params, lr=config.learning_rate, momentum=config.momentum, weight_decay=config.weight_decay
-    )
+    """The configured optimizer with its fused kernel (one kernel per step for all parameters
+    instead of a few per tensor): on a small model the per-tensor launches dominate the step,
+    and fused AdamW trains a small MLP ~25 % faster on CPU (bench/bench_engine.py)."""
+    params = list(params)
+    if config.optimizer in ("adamw", "adam"):
+        cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+        kwargs = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
+    else:
+        cls = torch.optim.SGD
+        kwargs = {
+            "lr": config.learning_rate,
+            "momentum": config.momentum,
+            "weight_decay": config.weight_decay,
+        }
+    try:
+        return cls(params, **kwargs, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # a device or dtype with no fused kernel
+        return cls(params, **kwargs)
 
 
 def make_scheduler(config: RunConfig, optimizer: torch.optim.Optimizer):  # noqa: ANN201
@@ -207,6 +218,16 @@ def _check_finite(loss: float, epoch: int, config: RunConfig) -> None:
         )
 
 
+def _epoch_mean(batch_losses: list[torch.Tensor], n: int, batch_size: int) -> float:
+    """The per-sample mean training loss of an epoch from its per-batch means (every batch is
+    full but the last, which holds the remainder)."""
+    if not batch_losses:
+        return 0.0
+    losses = torch.stack(batch_losses).float()
+    last = n - batch_size * (len(batch_losses) - 1)
+    return ((losses[:-1].sum() * batch_size + losses[-1] * last) / n).item()
+
+
 # Called after each epoch's metrics were reported, with a function that captures the loop's state
 # (called only when a checkpoint is due, so skipping one costs nothing).
 EpochEndHook = Callable[[int, Callable[[], TrainState]], None]
@@ -238,6 +259,9 @@ def train(
 
     n = len(data.x_train)
     batch_size = min(config.batch_size, n)
+    y_for_loss = _targets_for_loss(data.task, data.y_train)
+    params = [p for p in model.parameters() if p.requires_grad]
+    clip = config.grad_clip_norm > 0
     history: list[dict[str, float]] = []
     sign = -1.0 if HIGHER_IS_BETTER[config.monitor] else 1.0  # compare as "lower is better"
     best_score, best_state, best_epoch, stale_epochs = math.inf, None, 0, 0
@@ -265,31 +289,42 @@ def train(
         started = time.perf_counter()
         model.train()
         order = _batch_order(config, data, generator)
-        total_loss = torch.zeros((), device=choice.device)
-        for start in range(0, n, batch_size):
+        # Each batch's mean loss, kept on the device: summed once per epoch, so a batch costs
+        # no extra kernel and no device sync for the bookkeeping.
+        batch_losses: list[torch.Tensor] = []
+        for batch, start in enumerate(range(0, n, batch_size)):
             # Small datasets live on the device; a batch is an index slice, no DataLoader.
             idx = order[start : start + batch_size]
-            xb, yb = data.x_train[idx], _targets_for_loss(data.task, data.y_train[idx])
+            xb, yb = data.x_train[idx], y_for_loss[idx]
             if data.augment is not None:
                 xb = data.augment(xb, generator)
-            with torch.autocast(choice.device.type, dtype=choice.autocast_dtype, enabled=use_amp):
-                loss = loss_fn(model(xb).float(), yb)
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if config.grad_clip_norm > 0:
-                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            total_loss += loss.detach() * len(idx)
+            if use_amp:
+                with torch.autocast(choice.device.type, dtype=choice.autocast_dtype):
+                    loss = loss_fn(model(xb).float(), yb)
+            else:
+                loss = loss_fn(model(xb), yb)
+            if scaler.is_enabled():  # fp16 only: bf16 and fp32 need no loss scaling
+                scaler.scale(loss).backward()
+                if clip:
+                    scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+                    nn.utils.clip_grad_norm_(params, config.grad_clip_norm)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                if clip:
+                    nn.utils.clip_grad_norm_(params, config.grad_clip_norm)
+                optimizer.step()
+            batch_losses.append(loss.detach())
             # Check every 100 batches too (one device sync), so a diverged run on a large
             # dataset fails in seconds instead of at the end of a long epoch.
-            if (start // batch_size) % 100 == 99:
-                _check_finite(total_loss.item(), epoch, config)
+            if batch % 100 == 99:
+                _check_finite(torch.stack(batch_losses[-100:]).sum().item(), epoch, config)
             if reporter.should_stop():
                 return TrainResult(model, epoch - 1, cancelled=True, history=history)
 
-        train_loss = total_loss.item() / n
+        train_loss = _epoch_mean(batch_losses, n, batch_size)
         _check_finite(train_loss, epoch, config)
         metrics = {
             "train_loss": train_loss,
