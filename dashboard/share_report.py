@@ -73,6 +73,11 @@ def _value(value: Any) -> str:  # noqa: ANN401
     return str(value)
 
 
+def _setting(value: Any) -> str:  # noqa: ANN401
+    """A config value as typed in a config file (0.1, not 0.1000)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
@@ -207,7 +212,7 @@ def build_run_report(
         mistakes_columns=columns,
         mistakes=mistakes,
         importance=importance_part,
-        config=[(k, _value(v)) for k, v in sorted(run.config.items())],
+        config=[(k, _setting(v)) for k, v in sorted(run.config.items())],
         generated_at=generated,
         plotly_js=Markup(get_plotlyjs()),
     )
