@@ -27,6 +27,7 @@ pages = st.navigation(
         st.Page("views/sweeps.py", title="Sweeps", icon=":material/tune:"),
         st.Page("views/engine.py", title="Engine", icon=":material/memory:"),
         st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("views/models.py", title="Models", icon=":material/inventory_2:"),
     ]
 )
 from dashboard.projects import project_picker  # noqa: E402 (needs the sys.path entry above)

@@ -717,6 +717,11 @@ from engine.cli_sweeps import sweeps_app  # noqa: E402
 
 app.add_typer(sweeps_app, name="sweeps")
 
+# Model registry, feature importance and HTML reports (issue 7).
+from engine.cli_models import register_commands  # noqa: E402
+
+register_commands(app, runs_app)
+
 
 def main() -> None:
     try:
