@@ -38,6 +38,9 @@ log = logging.getLogger("seedlab.importance")
 RUN_MAX_ROWS = 1000
 RUN_MAX_REPEATS = 5
 RUN_TIME_BUDGET_S = 1.0
+# Beyond this many budgets for a single repeat, importance is skipped rather than run long
+# (at the end of a run: `seedlab runs importance ID` can still compute it, with its own budget).
+SKIP_FACTOR = 10
 
 # metric -> (scikit-learn score on (y_true, y_pred), higher is better)
 METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], bool]] = {
@@ -141,7 +144,15 @@ def compute_importance(
         timing = time.perf_counter()
         baseline = scorer(estimator, frame, y_true)
         one_pass_s = max(time.perf_counter() - timing, 1e-6)
-        affordable = int(time_budget_s / (one_pass_s * max(1, len(columns))))
+        one_repeat_s = one_pass_s * max(1, len(columns))
+        if one_repeat_s > SKIP_FACTOR * time_budget_s:
+            # Many columns or a slow model: even one shuffle per column is far over budget.
+            raise ImportanceError(
+                f"One shuffle of each of the {len(columns)} columns would take about "
+                f"{one_repeat_s:.1f} s (budget {time_budget_s:g} s); use fewer rows "
+                "(`seedlab runs importance RUN_ID --rows N`)."
+            )
+        affordable = int(time_budget_s / one_repeat_s)
         repeats = max(1, min(max_repeats, affordable))
         result = permutation_importance(
             estimator, frame, y_true, scoring=scorer, n_repeats=repeats, random_state=seed

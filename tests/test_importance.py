@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from engine.cli import app
 from engine.datasets import ingest_bytes
-from engine.importance import metric_for
-from engine.run_files import read_report, report_path
+from engine.importance import ImportanceError, compute_importance, metric_for
+from engine.predictor import Predictor
+from engine.run_files import checkpoint_path, read_report, report_path
 from tests.test_dashboard import open_page, plotly_figures
 from tests.trained import completed_run
 
@@ -87,6 +88,12 @@ def test_older_run_gets_importance_from_the_cli(settings, db, demo_datasets):
     assert stored["n_repeats"] <= 3 and stored["higher_is_better"] is False
     assert len(stored["features"]) == 10  # diabetes has ten input columns
     assert read_report(settings, run_id)["metrics"] == report["metrics"]  # the rest is kept
+
+    # Far over its time budget, importance is refused with the way out, not run for long.
+    predictor = Predictor.load(checkpoint_path(settings, run_id))
+    rows = pd.DataFrame({c: [0.0] * 50 for c in predictor.input_columns})
+    with pytest.raises(ImportanceError, match="use fewer rows"):
+        compute_importance(predictor, rows, np.zeros(50), metric="rmse", time_budget_s=1e-9)
 
     json_out = CliRunner().invoke(app, ["runs", "importance", str(run_id), "--json"])
     assert json.loads(json_out.output)["features"][0]["name"] in {
