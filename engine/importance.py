@@ -1,9 +1,10 @@
 """Permutation feature importance of a table model on its test split, per original column.
 
-scikit-learn's `permutation_importance` shuffles one column of the *raw* test table at a time and
-scores the model (through `Predictor`, which applies the training preprocessing) with the run's
-metric. Shuffling a raw column shuffles all of its encoded columns together (its one-hot block,
-its missing-value indicator), so each importance belongs to a column the user knows.
+scikit-learn's `permutation_importance` shuffles one *raw* input column of the test rows at a
+time and scores the run's model (`Predictor`) with the run's metric. Shuffling a raw column
+shuffles all of its encoded columns together (its one-hot block, its missing-value indicator),
+so each importance belongs to a column the user knows (ShuffledRowsModel below does it on the
+encoded rows, which is the same thing, since preprocessing works row by row).
 
 An importance is the drop of the metric when the column is shuffled (in the metric's own units;
 for error metrics such as RMSE, the rise of the error): about 0 means the model does not use it.
@@ -21,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from sklearn import metrics as skm
 from sklearn.base import BaseEstimator
@@ -30,13 +30,14 @@ from sqlalchemy import Engine
 
 from engine.errors import SeedlabError
 from engine.predictor import Predictor, PredictorError
+from engine.preprocess import TabularPreprocessor
 from engine.settings import Settings
 
 log = logging.getLogger("seedlab.importance")
 
 # At the end of a run: few enough rows and repeats to cost well under a second on small data.
 RUN_MAX_ROWS = 1000
-RUN_MAX_REPEATS = 5
+RUN_MAX_REPEATS = 10
 RUN_TIME_BUDGET_S = 1.0
 # Beyond this many budgets for a single repeat, importance is skipped rather than run long
 # (at the end of a run: `seedlab runs importance ID` can still compute it, with its own budget).
@@ -66,22 +67,63 @@ def metric_for(task: str, monitor: str | None) -> str:
     return "accuracy" if task == "classification" else "rmse"
 
 
-class PredictorEstimator(BaseEstimator):
-    """A trained Seedlab table model as a scikit-learn estimator (already fitted)."""
+def column_groups(predictor: Predictor) -> list[tuple[str, int, int]]:
+    """Each raw input column with the span [start, stop) of the encoded columns it becomes (its
+    value and missing-value indicator, or its one-hot block), in the preprocessor's order."""
+    pre = predictor.preprocessor
+    if not isinstance(pre, TabularPreprocessor):
+        raise ImportanceError(
+            f"Permutation importance is for table models; this one takes {predictor.kind}."
+        )
+    widths = [(s.name, 1 + int(s.add_missing_indicator)) for s in pre.numeric]
+    widths += [
+        (s.name, len(s.categories) + int(s.has_other) + int(s.has_missing)) for s in pre.categorical
+    ]
+    groups, start = [], 0
+    for name, width in widths:
+        groups.append((name, start, start + width))
+        start += width
+    if start != predictor.spec.shape[0]:
+        raise ImportanceError(
+            f"The model takes {predictor.spec.shape[0]} encoded features but its preprocessing "
+            f"makes {start}; retrain the run with this version of Seedlab."
+        )
+    return groups
 
-    def __init__(self, predictor: Predictor | None = None) -> None:
+
+class ShuffledRowsModel(BaseEstimator):
+    """A trained table model as scikit-learn sees it for permutation importance.
+
+    Its input X has one column per raw input column, holding row numbers (initially 0..n-1).
+    When scikit-learn shuffles column g, every row takes the encoded block of column g (its
+    one-hot columns together) from another row: exactly a shuffle of the raw column, without
+    re-encoding the table on each pass (pandas preprocessing costs ~100x the forward pass).
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor | None = None,
+        encoded: np.ndarray | None = None,
+        groups: list[tuple[str, int, int]] | None = None,
+    ) -> None:
         self.predictor = predictor
+        self.encoded = encoded
+        self.groups = groups
 
-    def fit(self, X: pd.DataFrame, y: Any = None) -> PredictorEstimator:  # noqa: ANN401, N803
+    def fit(self, X: np.ndarray, y: Any = None) -> ShuffledRowsModel:  # noqa: ANN401, N803
         return self  # trained by Seedlab; permutation importance never refits
 
     def __sklearn_is_fitted__(self) -> bool:
         return True
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+    def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         """Class indices (in the predictor's class order) or target values."""
-        assert self.predictor is not None
-        out = self.predictor.outputs(self.predictor.encode(X))
+        assert self.predictor is not None and self.encoded is not None and self.groups
+        rows = np.asarray(X, dtype=np.int64)
+        x = np.empty_like(self.encoded)
+        for g, (_, start, stop) in enumerate(self.groups):
+            x[:, start:stop] = self.encoded[rows[:, g], start:stop]
+        out = self.predictor.outputs(torch.from_numpy(x))
         return out.argmax(axis=1) if self.predictor.task == "classification" else out
 
 
@@ -99,7 +141,7 @@ def _one_torch_thread() -> Iterator[None]:
 
 def compute_importance(
     predictor: Predictor,
-    frame: pd.DataFrame,
+    encoded: np.ndarray,
     y_true: np.ndarray,
     *,
     metric: str,
@@ -108,63 +150,52 @@ def compute_importance(
     time_budget_s: float = RUN_TIME_BUDGET_S,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Permutation importance per input column of `frame` (raw test rows; `y_true` is class
-    indices for classification, values for regression), as a JSON-ready dict.
+    """Permutation importance per raw input column, as a JSON-ready dict.
 
-    Rows are sampled down to `max_rows`; the repeats (up to `max_repeats`, at least 1) are what
-    fits in `time_budget_s`, judged from the time of one scoring pass.
+    `encoded` is the test rows as the model takes them (`predictor.encode(frame)`); `y_true` is
+    class indices for classification, target values for regression. Rows are sampled down to
+    `max_rows`; the repeats (up to `max_repeats`, at least 1) are what fits in `time_budget_s`,
+    judged from the time of one scoring pass.
     """
-    if predictor.kind != "tabular":
-        raise ImportanceError(
-            f"Permutation importance is for table models; this one takes {predictor.kind}."
-        )
+    groups = column_groups(predictor)
     if metric not in METRICS:
         raise ImportanceError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}.")
-    columns = predictor.input_columns
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ImportanceError(f"The test rows lack the model's column(s) {missing}.")
-    if len(frame) < 2:
+    encoded = np.ascontiguousarray(encoded, dtype=np.float32)
+    y_true = np.asarray(y_true)
+    if len(encoded) < 2:
         raise ImportanceError("The test split has fewer than 2 rows; nothing to shuffle.")
     started = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    y_true = np.asarray(y_true)
-    if len(frame) > max_rows:
-        keep = np.sort(rng.choice(len(frame), size=max_rows, replace=False))
-        frame, y_true = frame.iloc[keep], y_true[keep]
-    frame = frame[columns].reset_index(drop=True)
+    if len(encoded) > max_rows:
+        keep = np.sort(np.random.default_rng(seed).choice(len(encoded), max_rows, replace=False))
+        encoded, y_true = encoded[keep], y_true[keep]
     score_fn, higher_is_better = METRICS[metric]
     sign = 1.0 if higher_is_better else -1.0
 
-    def scorer(estimator: PredictorEstimator, X: pd.DataFrame, y: np.ndarray) -> float:  # noqa: N803
+    def scorer(estimator: ShuffledRowsModel, X: np.ndarray, y: np.ndarray) -> float:  # noqa: N803
         return sign * float(score_fn(y, estimator.predict(X)))
 
-    estimator = PredictorEstimator(predictor)
+    model = ShuffledRowsModel(predictor, encoded, groups)
+    rows = np.repeat(np.arange(len(encoded))[:, None], len(groups), axis=1)
     with _one_torch_thread():
         timing = time.perf_counter()
-        baseline = scorer(estimator, frame, y_true)
+        baseline = scorer(model, rows, y_true)
         one_pass_s = max(time.perf_counter() - timing, 1e-6)
-        one_repeat_s = one_pass_s * max(1, len(columns))
+        one_repeat_s = one_pass_s * len(groups)
         if one_repeat_s > SKIP_FACTOR * time_budget_s:
             # Many columns or a slow model: even one shuffle per column is far over budget.
             raise ImportanceError(
-                f"One shuffle of each of the {len(columns)} columns would take about "
+                f"One shuffle of each of the {len(groups)} columns would take about "
                 f"{one_repeat_s:.1f} s (budget {time_budget_s:g} s); use fewer rows "
                 "(`seedlab runs importance RUN_ID --rows N`)."
             )
-        affordable = int(time_budget_s / one_repeat_s)
-        repeats = max(1, min(max_repeats, affordable))
+        repeats = max(1, min(max_repeats, int(time_budget_s / one_repeat_s)))
         result = permutation_importance(
-            estimator, frame, y_true, scoring=scorer, n_repeats=repeats, random_state=seed
+            model, rows, y_true, scoring=scorer, n_repeats=repeats, random_state=seed
         )
     features = [
-        {
-            "name": str(name),
-            "importance": float(mean),
-            "std": float(std),
-        }
-        for name, mean, std in zip(
-            columns, result.importances_mean, result.importances_std, strict=True
+        {"name": name, "importance": float(mean), "std": float(std)}
+        for (name, _, _), mean, std in zip(
+            groups, result.importances_mean, result.importances_std, strict=True
         )
     ]
     features.sort(key=lambda f: -f["importance"])
@@ -173,7 +204,7 @@ def compute_importance(
         "metric": metric,
         "higher_is_better": higher_is_better,
         "baseline": sign * baseline,
-        "n_rows": int(len(frame)),
+        "n_rows": int(len(encoded)),
         "n_repeats": int(repeats),
         "seconds": round(time.perf_counter() - started, 4),
         "features": features,
@@ -189,15 +220,13 @@ def importance_at_end_of_run(
         return {}
     try:
         predictor = Predictor.load(checkpoint)
-        n_test = len(data.y_test)
-        positions = list(range(n_test))
-        if n_test > RUN_MAX_ROWS:
-            rng = np.random.default_rng(seed)
-            positions = sorted(rng.choice(n_test, size=RUN_MAX_ROWS, replace=False).tolist())
-        frame = pd.DataFrame(data.describe_test(positions))
-        y_true = np.asarray(data.y_test)[positions]
+        encoded = data.x_test.detach().cpu().numpy()
         result = compute_importance(
-            predictor, frame, y_true, metric=metric_for(data.task, monitor), seed=seed
+            predictor,
+            encoded,
+            np.asarray(data.y_test),
+            metric=metric_for(data.task, monitor),
+            seed=seed,
         )
     except Exception as exc:  # noqa: BLE001 (an optional extra must not fail the run)
         log.warning("permutation importance skipped: %s: %s", type(exc).__name__, exc)
@@ -266,7 +295,7 @@ def importance_for_run(
         y_true = target.to_numpy(dtype=np.float64)
     result = compute_importance(
         predictor,
-        test,
+        predictor.encode(test).numpy(),
         y_true,
         metric=metric_for(predictor.task, config.monitor),
         max_rows=max_rows,
