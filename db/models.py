@@ -16,6 +16,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -235,6 +237,41 @@ class SqlAuditEntry(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
 
 
+MODEL_STAGES = ("none", "staging", "production", "archived")
+
+
+class SqlModelVersion(Base):
+    """A completed run's model registered under a name (the model registry).
+
+    Versions count up per name. At most one version per name is in `production`: a partial
+    unique index enforces it in the database, whatever the writer (db/registry.py demotes the
+    previous one in the same transaction). A run with versions cannot be deleted (RESTRICT).
+    """
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        CheckConstraint(f"stage IN {MODEL_STAGES!r}", name="stage"),
+        UniqueConstraint("name", "version"),
+        Index(
+            "ux_model_versions_one_production",
+            "name",
+            unique=True,
+            sqlite_where=text("stage = 'production'"),
+            postgresql_where=text("stage = 'production'"),
+        ),
+        Index("ix_model_versions_run_id", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="RESTRICT"))
+    stage: Mapped[str] = mapped_column(String(20), default="none")
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    stage_changed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 datasets = SqlDataset.__table__
 runs = SqlRun.__table__
 projects = SqlProject.__table__
@@ -246,3 +283,4 @@ artifacts = SqlArtifact.__table__
 workers = SqlWorker.__table__
 users = SqlUser.__table__
 audit_log = SqlAuditEntry.__table__
+model_versions = SqlModelVersion.__table__

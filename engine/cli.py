@@ -780,6 +780,11 @@ from engine.cli_users import audit_app, users_app  # noqa: E402
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 
+# Model registry, feature importance and HTML reports (issue 7).
+from engine.cli_models import register_commands  # noqa: E402
+
+register_commands(app, runs_app)
+
 
 def main() -> None:
     try:

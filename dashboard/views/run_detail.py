@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import auth, charts, data, report_section
+from dashboard import auth, charts, data, importance_view, registry_section, report_section
 from dashboard.run_edit_panel import edit_panel
 from db import artifacts as artifact_store
 from db import metrics as metric_store
@@ -179,6 +179,7 @@ def _evaluation(run: RunRecord, task: str) -> None:
         report_section.regression(report, settings.home)
     else:
         report_section.classification(report, settings.home)
+    importance_view.section(report, run.id, (report.get("input") or {}).get("kind"))
 
 
 def _artifact_file(path: str, run_id: int) -> Path:
@@ -343,6 +344,9 @@ edit_panel(db, run)
 if run.tags or run.notes:
     st.caption(data.md_text(" · ".join([*(f"#{t}" for t in run.tags), run.notes][:12])))
 # ---- end edit panel
+# ---- registry and sharing (Register model, HTML report): dashboard/registry_section.py
+with data.shown_errors("reading the registry"):
+    registry_section.show(db, settings, run)
 
 if run.status == "failed":
     st.error(
