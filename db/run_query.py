@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, bindparam, func, select
 
 from db.models import RUN_STATUSES, datasets, run_summaries, run_tags, runs
 from db.records import RunRecord
@@ -144,9 +144,9 @@ def query_runs(
         rows: dict[int, Any] = {}
         summaries: dict[int, dict[str, dict[str, float]]] = {}
         tags: dict[int, list[str]] = {}
+        by_ids = _select_runs().where(runs.c.id.in_(bindparam("ids", expanding=True)))
         for chunk in _chunks(ids):
-            found = conn.execute(_select_runs().where(runs.c.id.in_(chunk)))
-            rows.update((r.id, r) for r in found)
+            rows.update((r.id, r) for r in conn.execute(by_ids, {"ids": chunk}).all())
             summaries.update(_summaries(conn, chunk))
             tags.update(_tags(conn, chunk))
     return [_record(rows[i], summaries[i], tags[i]) for i in ids]
@@ -162,7 +162,7 @@ def _scalars(conn: Connection, stmt: Select, limit: int | None, offset: int) -> 
         stmt = stmt.limit(limit)
     if offset:
         stmt = stmt.offset(offset)
-    return list(conn.execute(stmt).scalars())
+    return list(conn.execute(stmt).scalars().all())
 
 
 def _ids_by_column(conn: Connection, flt: RunFilter, sort: str, descending: bool) -> Select:
