@@ -16,9 +16,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     # Counting a filtered list ("4,056 runs match") with a status filter read every run's row
-    # for its status: (project_id, archived, status) plus the implicit run id answers it from
-    # the index alone (10,000 runs: ~11 ms → ~3 ms). created_at last keeps "newest first within
-    # a status" in index order too.
+    # (config JSON and all) for its status: (project_id, archived, status) plus the implicit run
+    # id answers it from the index alone, in about half the time at 10,000 runs. created_at
+    # last keeps "newest first within a status" in index order too.
     op.create_index(
         "ix_runs_project_id_archived_status_created_at",
         "runs",
