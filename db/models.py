@@ -79,6 +79,13 @@ class SqlRun(Base):
         Index("ix_runs_created_at", "created_at"),
         Index("ix_runs_dataset_id", "dataset_id"),
         Index("ix_runs_project_id_archived_created_at", "project_id", "archived", "created_at"),
+        Index(
+            "ix_runs_project_id_archived_status_created_at",
+            "project_id",
+            "archived",
+            "status",
+            "created_at",
+        ),
         Index("ix_runs_sweep_id", "sweep_id"),
     )
 

@@ -1,8 +1,11 @@
 """The run list at scale: filter, sort and page thousands of runs without touching `metrics`.
 
 Everything here reads `runs`, `run_tags` and `run_summaries` (latest value per run and key)
-through indexes: a page of 50 runs sorted by a summary metric costs one range scan of
-`ix_run_summaries_key_last_value` plus two primary-key lookups per shown run.
+through indexes. A page is found as ids first (a narrow query: SQLite sorts ids, not rows
+carrying the config JSON), then its 50 full rows are read by primary key. Sorted by a summary
+metric, the ids come straight off `ix_run_summaries_key_last_value` in order, one runs lookup
+each, stopping at the page's end; the count reads only indexes
+(`ix_runs_project_id_archived_status_created_at` covers the run-side filters).
 
 Params (RunConfig fields) live in the `runs.config` JSON. Sorting by any param and filtering
 by model use SQLAlchemy's JSON path expressions, which compile to `JSON_EXTRACT` on SQLite and
@@ -12,11 +15,11 @@ of milliseconds at 10,000 runs. Only the model is a filter; other params are col
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Engine, and_, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, bindparam, func, select
 
 from db.models import RUN_STATUSES, datasets, run_summaries, run_tags, runs
 from db.records import RunRecord
@@ -36,6 +39,9 @@ SORT_COLUMNS = {
 }
 METRIC_PREFIX = "metric:"
 PARAM_PREFIX = "param:"
+# Ids per IN (...) when reading a page's rows: well under SQLite's 32,766 bound parameters, so an
+# export of every run still works.
+_ID_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,11 @@ class RunFilter:
             raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}; got {sorted(bad)}")
 
 
+def _passes(value: ColumnElement[Any], t: MetricThreshold) -> ColumnElement[bool]:
+    compare = {">=": value >= t.value, "<=": value <= t.value, ">": value > t.value}
+    return compare.get(t.op, value < t.value)
+
+
 def _conditions(flt: RunFilter) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if flt.project_id is not None:
@@ -94,10 +105,8 @@ def _conditions(flt: RunFilter) -> list[ColumnElement[bool]]:
     if flt.name_contains.strip():
         where.append(runs.c.name.contains(flt.name_contains.strip(), autoescape=True))
     for t in flt.thresholds:
-        value = run_summaries.c.last_value
-        compare = {">=": value >= t.value, "<=": value <= t.value, ">": value > t.value}
         passing = select(run_summaries.c.run_id).where(
-            run_summaries.c.key == t.key, compare.get(t.op, value < t.value)
+            run_summaries.c.key == t.key, _passes(run_summaries.c.last_value, t)
         )
         where.append(runs.c.id.in_(passing))
     return where
@@ -125,35 +134,95 @@ def query_runs(
 
     Runs without the sorted metric or param come last in either direction.
     """
-    stmt = _select_runs().where(*_conditions(flt))
     with reading(db) as conn:
         if sort.startswith(METRIC_PREFIX):
-            key = sort.removeprefix(METRIC_PREFIX)
-            stmt = stmt.outerjoin(
-                run_summaries,
-                and_(run_summaries.c.run_id == runs.c.id, run_summaries.c.key == key),
+            ids = _ids_by_metric(
+                conn, flt, sort.removeprefix(METRIC_PREFIX), descending, limit, offset
             )
-            order: ColumnElement[Any] = run_summaries.c.last_value
-        elif sort.startswith(PARAM_PREFIX):
-            name = sort.removeprefix(PARAM_PREFIX)
-            path = runs.c.config[name]
-            order = path.as_float() if _param_is_numeric(conn, flt, name) else path.as_string()
-        elif sort in SORT_COLUMNS:
-            order = SORT_COLUMNS[sort]
         else:
-            raise ValueError(
-                f"sort must be one of {', '.join(SORT_COLUMNS)}, {METRIC_PREFIX}<key> or "
-                f"{PARAM_PREFIX}<name>; got {sort!r}"
-            )
+            ids = _scalars(conn, _ids_by_column(conn, flt, sort, descending), limit, offset)
+        rows: dict[int, Any] = {}
+        summaries: dict[int, dict[str, dict[str, float]]] = {}
+        tags: dict[int, list[str]] = {}
+        by_ids = _select_runs().where(runs.c.id.in_(bindparam("ids", expanding=True)))
+        for chunk in _chunks(ids):
+            rows.update((r.id, r) for r in conn.execute(by_ids, {"ids": chunk}).all())
+            summaries.update(_summaries(conn, chunk))
+            tags.update(_tags(conn, chunk))
+    return [_record(rows[i], summaries[i], tags[i]) for i in ids]
+
+
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    for start in range(0, len(ids), _ID_CHUNK):
+        yield ids[start : start + _ID_CHUNK]
+
+
+def _scalars(conn: Connection, stmt: Select, limit: int | None, offset: int) -> list[int]:
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
+    return list(conn.execute(stmt).scalars().all())
+
+
+def _ids_by_column(conn: Connection, flt: RunFilter, sort: str, descending: bool) -> Select:
+    """Ids of the matching runs ordered by a run column, the dataset's name or a param."""
+    stmt = select(runs.c.id).where(*_conditions(flt))
+    if sort.startswith(PARAM_PREFIX):
+        name = sort.removeprefix(PARAM_PREFIX)
+        path = runs.c.config[name]
+        order = path.as_float() if _param_is_numeric(conn, flt, name) else path.as_string()
+        # Only a param can be missing; NULLS LAST on a NOT NULL column would keep SQLite from
+        # reading an index in order (it puts NULLs first when ascending).
+        direction = (order.desc() if descending else order.asc()).nulls_last()
+    elif sort in SORT_COLUMNS:
+        order = SORT_COLUMNS[sort]
+        if sort == "dataset":
+            stmt = stmt.join(datasets, datasets.c.id == runs.c.dataset_id)
         direction = order.desc() if descending else order.asc()
-        tie = runs.c.id.desc() if descending else runs.c.id.asc()
-        stmt = stmt.order_by(direction.nulls_last(), tie)
-        if limit is not None:
-            stmt = stmt.limit(limit).offset(offset)
-        rows = conn.execute(stmt).all()
-        ids = [r.id for r in rows]
-        summaries, tags = _summaries(conn, ids), _tags(conn, ids)
-    return [_record(r, summaries[r.id], tags[r.id]) for r in rows]
+    else:
+        raise ValueError(
+            f"sort must be one of {', '.join(SORT_COLUMNS)}, {METRIC_PREFIX}<key> or "
+            f"{PARAM_PREFIX}<name>; got {sort!r}"
+        )
+    return stmt.order_by(direction, runs.c.id.desc() if descending else runs.c.id.asc())
+
+
+def _ids_by_metric(
+    conn: Connection,
+    flt: RunFilter,
+    key: str,
+    descending: bool,
+    limit: int | None,
+    offset: int,
+) -> list[int]:
+    """Runs with the metric, by its last value (read in order off (key, last_value, run_id)
+    and stopping at the page's end), then the runs without it by id."""
+    value, run_id = run_summaries.c.last_value, run_summaries.c.run_id
+    on_key = [t for t in flt.thresholds if t.key == key]
+    # A threshold on the sorted key is a range of that index rather than a second subquery.
+    rest = replace(flt, thresholds=tuple(t for t in flt.thresholds if t.key != key))
+    having = (
+        select(run_id)
+        .select_from(run_summaries.join(runs, runs.c.id == run_id))
+        .where(run_summaries.c.key == key, *(_passes(value, t) for t in on_key), *_conditions(rest))
+    )
+    order = (value.desc(), run_id.desc()) if descending else (value.asc(), run_id.asc())
+    ids = _scalars(conn, having.order_by(*order), limit, offset)
+    if on_key or (limit is not None and len(ids) == limit):
+        return ids  # a threshold on the key leaves out every run without it
+    if ids or not offset:
+        skip = 0
+    else:  # the page starts past the last run with the metric
+        skip = offset - conn.execute(select(func.count()).select_from(having.subquery())).scalar()
+    with_key = select(run_summaries.c.run_id).where(run_summaries.c.key == key)
+    lacking = (
+        select(runs.c.id)
+        .where(*_conditions(flt), runs.c.id.not_in(with_key))
+        .order_by(runs.c.id.desc() if descending else runs.c.id.asc())
+    )
+    more = None if limit is None else limit - len(ids)
+    return ids + _scalars(conn, lacking, more, max(0, skip))
 
 
 def count_runs(db: Engine, flt: RunFilter = RunFilter()) -> int:

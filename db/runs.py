@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, func, insert, or_, select, update
+from sqlalchemy import Engine, Select, and_, bindparam, func, insert, or_, select, update
 
 from db.metrics import insert_points
 from db.models import (
@@ -31,11 +31,29 @@ def _select_runs() -> Select:
     )
 
 
+_RECORD_FIELDS = tuple(f for f in RunRecord.__dataclass_fields__ if f not in ("summary", "tags"))
+# Expanding IN parameters: compiled and cached once, not one bound literal per id per call.
+_IDS = bindparam("ids", expanding=True)
+_TAGS_OF = (
+    select(run_tags.c.run_id, run_tags.c.tag)
+    .where(run_tags.c.run_id.in_(_IDS))
+    .order_by(run_tags.c.tag)
+)
+_SUMMARIES_OF = select(
+    run_summaries.c.run_id,
+    run_summaries.c.key,
+    run_summaries.c.last_value,
+    run_summaries.c.last_step,
+    run_summaries.c.min_value,
+    run_summaries.c.max_value,
+).where(run_summaries.c.run_id.in_(_IDS))
+
+
 def _record(
     row: Any, summary: dict[str, dict[str, float]] | None = None, tags: list[str] | None = None
 ) -> RunRecord:
-    skip = {"summary", "tags"}
-    fields = {c: getattr(row, c) for c in RunRecord.__dataclass_fields__ if c not in skip}
+    values = row._mapping
+    fields = {c: values[c] for c in _RECORD_FIELDS}
     fields["notes"] = fields["notes"] or ""
     return RunRecord(**fields, summary=summary or {}, tags=tags or [])
 
@@ -43,12 +61,7 @@ def _record(
 def _tags(conn: Any, run_ids: list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {rid: [] for rid in run_ids}
     if run_ids:
-        rows = conn.execute(
-            select(run_tags.c.run_id, run_tags.c.tag)
-            .where(run_tags.c.run_id.in_(run_ids))
-            .order_by(run_tags.c.tag)
-        ).all()
-        for run_id, tag in rows:
+        for run_id, tag in conn.execute(_TAGS_OF, {"ids": run_ids}).all():
             out[run_id].append(tag)
     return out
 
@@ -57,14 +70,9 @@ def _summaries(conn: Any, run_ids: list[int]) -> dict[int, dict[str, dict[str, f
     out: dict[int, dict[str, dict[str, float]]] = {rid: {} for rid in run_ids}
     if not run_ids:
         return out
-    rows = conn.execute(select(run_summaries).where(run_summaries.c.run_id.in_(run_ids))).all()
-    for r in rows:
-        out[r.run_id][r.key] = {
-            "last": r.last_value,
-            "step": r.last_step,
-            "min": r.min_value,
-            "max": r.max_value,
-        }
+    rows = conn.execute(_SUMMARIES_OF, {"ids": run_ids}).all()
+    for run_id, key, last, step, low, high in rows:
+        out[run_id][key] = {"last": last, "step": step, "min": low, "max": high}
     return out
 
 
