@@ -1,12 +1,12 @@
 """A self-contained predictor bundle: a ZIP that runs a run's model without Seedlab installed.
 
-    model.pt2 (torch.export) or model.torchscript.pt (recurrent text models, which torch.export
-        cannot trace)
-    preprocessing.json   how raw inputs become the model's tensor (fitted on the training rows)
-    classes.json         the class names in output order (classification)
-    predict.py           engine/bundle_predict.py, verbatim: torch, numpy, pandas only
-    example.csv          a few test-split rows (images: example images beside it)
-    README.txt           how to run it
+model.pt2 (torch.export) or model.torchscript.pt (recurrent text models, which torch.export
+    cannot trace)
+preprocessing.json   how raw inputs become the model's tensor (fitted on the training rows)
+classes.json         the class names in output order (classification)
+predict.py           engine/bundle_predict.py, verbatim: torch, numpy, pandas only
+example.csv          a few test-split rows (images: example images beside it)
+README.txt           how to run it
 """
 
 from __future__ import annotations

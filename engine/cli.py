@@ -717,6 +717,11 @@ from engine.cli_sweeps import sweeps_app  # noqa: E402
 
 app.add_typer(sweeps_app, name="sweeps")
 
+# `seedlab runs export|compress|variants` (issue 7): engine/cli_export.py
+from engine.cli_export import register as register_export_commands  # noqa: E402
+
+register_export_commands(runs_app)
+
 
 def main() -> None:
     try:

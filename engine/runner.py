@@ -26,6 +26,7 @@ from db import runs as run_store
 from engine.checkpoints import TrainState, load_train_state, save_train_state
 from engine.config import validate_config
 from engine.device import choose_device
+from engine.distill import attach_teacher
 from engine.errors import DatasetError, SeedlabError
 from engine.pipeline import evaluate_on_test, file_digest, prepare_dataset, save_checkpoint
 from engine.run_files import checkpoint_path, log_path, report_path, resume_path
@@ -159,6 +160,9 @@ def execute(settings: Settings, run_id: int) -> str:
             data.stratified,
         )
 
+        teacher = attach_teacher(settings, config, data, choice)  # distillation, else None
+        if teacher is not None:
+            log.info("distilling from teacher run #%s", config.distill_from)
         reporter = DbReporter(db, run_id)
         resume = load_train_state(resume_path(settings, run_id))
         if resume is not None:

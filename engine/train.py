@@ -18,6 +18,7 @@ from engine.catalog import HIGHER_IS_BETTER, monitor_error
 from engine.checkpoints import TrainState, capture_state, restore_state
 from engine.config import RunConfig
 from engine.device import DeviceChoice
+from engine.distill_loss import blend_with_teacher
 from engine.errors import ConfigError, TrainingError
 from engine.inputs import InputSpec
 from engine.models import build_model
@@ -45,6 +46,8 @@ class TrainData:
     target_std: float = 1.0  # regression: RMSE is reported in the target's own units
     # Applied to each training batch on the device (image augmentation); never to validation.
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    # A trained model on the same device whose outputs this run also learns from (distillation).
+    teacher: nn.Module | None = None
 
 
 @dataclass
@@ -273,7 +276,18 @@ def train(
             if data.augment is not None:
                 xb = data.augment(xb, generator)
             with torch.autocast(choice.device.type, dtype=choice.autocast_dtype, enabled=use_amp):
-                loss = loss_fn(model(xb).float(), yb)
+                out = model(xb).float()
+                loss = loss_fn(out, yb)
+                if data.teacher is not None:  # knowledge distillation (engine/distill.py)
+                    loss = blend_with_teacher(
+                        loss,
+                        out,
+                        data.teacher,
+                        xb,
+                        task=data.task,
+                        temperature=config.distill_temperature,
+                        alpha=config.distill_alpha,
+                    )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if config.grad_clip_norm > 0:
