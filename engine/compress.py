@@ -46,6 +46,7 @@ from engine.pipeline import evaluate_on_test, file_digest
 from engine.predictor import Predictor, PredictorError
 from engine.run_files import checkpoint_path, read_report
 from engine.settings import Settings
+from engine.train import _train_batches
 from engine.variants import add_variant, read_variants, variants_dir, write_variants
 
 QUANTIZED_FORMAT = "seedlab-v2-int8"
@@ -202,9 +203,8 @@ def _fine_tune(model: nn.Module, finished: FinishedRun, epochs: int) -> None:
     model.train()
     for _ in range(epochs):
         order = torch.randperm(n, generator=generator)
-        for start in range(0, n, batch):
-            idx = order[start : start + batch]
-            xb, yb = data.x_train[idx], data.y_train[idx]
+        for idx, xb in _train_batches(data.x_train, order, batch):
+            yb = data.y_train[idx]
             if data.task != "classification":
                 yb = yb.view(-1, 1)
             loss = loss_fn(model(xb).float(), yb)

@@ -149,7 +149,14 @@ def write_onnx(predictor: Predictor, path: Path) -> Path:
     return path
 
 
-def onnx_max_abs_diff(path: Path, model: torch.nn.Module, x: torch.Tensor) -> float:
+def _in_order(x: Any) -> Iterator[torch.Tensor]:  # noqa: ANN401
+    """Batches of a test split: a tensor, or a stream of a large image set (engine/train.py)."""
+    if isinstance(x, torch.Tensor):
+        return (x[i : i + CHECK_BATCH] for i in range(0, len(x), CHECK_BATCH))
+    return iter(x.in_order())
+
+
+def onnx_max_abs_diff(path: Path, model: torch.nn.Module, x: Any) -> float:  # noqa: ANN401
     """Largest |onnxruntime - torch| of the raw model outputs over all rows of x."""
     import onnxruntime  # imported here: only ONNX checks need it
 
@@ -158,8 +165,8 @@ def onnx_max_abs_diff(path: Path, model: torch.nn.Module, x: torch.Tensor) -> fl
     worst = 0.0
     model.eval()
     with torch.no_grad():
-        for start in range(0, len(x), CHECK_BATCH):
-            batch = x[start : start + CHECK_BATCH]
+        for batch in _in_order(x):
+            batch = batch.cpu()
             ours = model(batch).float().numpy()
             theirs = session.run(None, {name: batch.numpy()})[0]
             worst = max(worst, float(np.abs(theirs - ours).max()) if ours.size else 0.0)
@@ -193,7 +200,7 @@ def export_run(
                 predictor, tmp
             )
             if fmt == "onnx":
-                x_test = finished.data.x_test.cpu()
+                x_test = finished.data.x_test
                 result.max_abs_diff = onnx_max_abs_diff(tmp, predictor.model, x_test)
                 result.checked_rows = len(x_test)
             os.replace(tmp, path)
