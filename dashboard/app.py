@@ -13,6 +13,14 @@ if _ROOT not in sys.path:
 
 st.set_page_config(page_title="Seedlab", page_icon=":material/science:", layout="wide")
 
+from dashboard import auth  # noqa: E402 (needs the sys.path entry above)
+from engine.permissions import Permission  # noqa: E402
+
+# Access control (off on localhost): no user, no pages — only the login form.
+actor = auth.login_gate()
+if actor is None:
+    st.stop()
+
 # The page files live in views/, not pages/: a folder named pages/ beside the entry script
 # switches Streamlit into its legacy multipage mode, which wraps this file as one page of its
 # own and, on a deep link such as /run?run=7, runs the page file alone (no page config, the
@@ -27,8 +35,15 @@ pages = st.navigation(
         st.Page("views/sweeps.py", title="Sweeps", icon=":material/tune:"),
         st.Page("views/engine.py", title="Engine", icon=":material/memory:"),
         st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("views/models.py", title="Models", icon=":material/inventory_2:"),
     ]
+    + (
+        [st.Page("views/admin.py", title="Admin", icon=":material/admin_panel_settings:")]
+        if auth.can(Permission.VIEW_AUDIT)
+        else []
+    )
 )
+auth.user_menu(actor)
 from dashboard.projects import project_picker  # noqa: E402 (needs the sys.path entry above)
 
 project_picker()

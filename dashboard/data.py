@@ -25,7 +25,8 @@ from engine import catalog
 from engine.catalog import TABLE_METRICS
 from engine.config import RunConfig
 from engine.errors import SeedlabError
-from engine.launch import find_dataset, submit_run
+from engine.launch import find_dataset
+from engine.permissions import Actor
 from engine.settings import Settings
 from engine.settings import get_db as make_db
 
@@ -179,9 +180,15 @@ def engine_alive(db: Engine) -> bool:
 # ---------------------------------------------------------------- actions
 
 
-def queue_demo_run(db: Engine) -> int:
-    """Queue a default run on iris (registering the demo datasets first if needed)."""
+def queue_demo_run(db: Engine, actor: Actor | None = None) -> int:
+    """Queue a default run on iris as `actor` (registering the demo datasets first if needed);
+    the acting user by default."""
+    from dashboard.auth import require
+    from engine.actions import launch_run
     from engine.demo_data import register_demo_datasets
+    from engine.permissions import Permission
+
+    actor = actor or require(Permission.LAUNCH)
 
     try:
         find_dataset(db, DEMO_DATASET)
@@ -189,7 +196,7 @@ def queue_demo_run(db: Engine) -> int:
         register_demo_datasets(get_settings(), db)
         clear_caches()
     # Defaults train iris to ~95% test accuracy in a few seconds on a CPU.
-    run_id = submit_run(db, DEMO_DATASET, RunConfig(), name="iris demo")
+    run_id = launch_run(db, actor, DEMO_DATASET, RunConfig(), name="iris demo")
     clear_caches()
     return run_id
 

@@ -16,9 +16,10 @@ from typing import Any
 import streamlit as st
 from sqlalchemy import Engine
 
-from dashboard import data
+from dashboard import auth, data
 from db import runs as run_store
 from db.records import RunRecord
+from engine.permissions import Permission
 from engine.settings import Settings
 from engine.variants import comparison_table, read_variants
 
@@ -89,7 +90,14 @@ def _export(settings: Settings, run: RunRecord) -> None:
     st.markdown("**Export**")
     cols = st.columns(len(FORMATS))
     for col, (fmt, (label, help_text)) in zip(cols, FORMATS.items(), strict=True):
-        if col.button(f"Build {label}", key=f"export_{fmt}", help=help_text):
+        if col.button(
+            f"Build {label}",
+            key=f"export_{fmt}",
+            help=help_text,
+            disabled=not auth.can(Permission.EXPORT),
+        ):
+            auth.require(Permission.EXPORT, what=f"run {run.id}")
+            auth.audit("export", f"run {run.id}", fmt)
             with st.spinner(f"Exporting as {label}…"):
                 ok, text = _cli(settings, "runs", "export", str(run.id), "--format", fmt)
             if ok:
@@ -127,9 +135,14 @@ def _compress_form(settings: Settings, run: RunRecord) -> None:
         epochs = right.number_input("Pruning: fine-tune epochs", 0, 100, 2)
         temperature = left.number_input("Distillation: temperature", 0.5, 20.0, 2.0, 0.5)
         alpha = right.slider("Distillation: weight of the teacher", 0.0, 1.0, 0.5, 0.05)
-        submitted = st.form_submit_button("Compress", icon=":material/compress:")
+        submitted = st.form_submit_button(
+            "Compress", icon=":material/compress:", disabled=not auth.can(Permission.EXPORT)
+        )
     if not submitted:
         return
+    # A distilled student is a new run: launching it needs that right too.
+    auth.require(Permission.LAUNCH if method == "distill" else Permission.EXPORT)
+    auth.audit("compress", f"run {run.id}", method)
     args = ["runs", "compress", str(run.id), "--method", method]
     if method == "prune":
         args += ["--sparsity", str(sparsity), "--epochs", str(int(epochs))]

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data
+from dashboard import auth, data
 from db import projects as project_store
 from db.models import DEFAULT_PROJECT_ID
 from db.projects import ProjectRecord
+from engine import actions
+from engine.errors import SeedlabError
+from engine.permissions import Permission
 
 _CURRENT = "_seedlab_project_id"
 _PICK = "project_pick"
@@ -53,12 +56,17 @@ def project_picker() -> None:
         on_change=on_pick,
         help="Runs belong to a project; Runs and New run work in the one chosen here.",
     )
+    if not auth.can(Permission.CREATE_PROJECT):
+        return
     with st.sidebar.popover("New project", icon=":material/create_new_folder:"):
         name = st.text_input("Name", key="project_new_name", max_chars=200)
         if st.button("Create project", key="project_create"):
             try:
-                _select(project_store.create_project(db, name))
-            except ValueError as exc:
+                project_id = actions.create_project(
+                    db, auth.require(Permission.CREATE_PROJECT), name
+                )
+            except SeedlabError as exc:
                 st.error(str(exc))
             else:
+                _select(project_store.get_project(db, project_id))
                 st.rerun()

@@ -33,6 +33,7 @@ def insert_dataset(
     sha256: str,
     path: str,
     source_filename: str,
+    owner: str | None = None,
 ) -> DatasetRecord:
     values = dict(
         name=name,
@@ -46,6 +47,7 @@ def insert_dataset(
         path=path,
         source_filename=source_filename,
         created_at=utcnow(),
+        owner=owner,
     )
     try:
         with writing(db) as conn:

@@ -16,6 +16,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -31,6 +33,7 @@ RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
 FINISHED_STATUSES = ("completed", "failed", "cancelled")
 DATASET_KINDS = ("tabular", "text", "image")
+USER_ROLES = ("viewer", "member", "admin")
 
 
 class Base(DeclarativeBase):
@@ -53,6 +56,7 @@ class SqlDataset(Base):
     path: Mapped[str] = mapped_column(String(1000))  # relative to SEEDLAB_HOME
     source_filename: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    owner: Mapped[str | None] = mapped_column(String(100))  # user name; NULL: before auth
 
 
 DEFAULT_PROJECT_ID = 1  # "Default", created by migration 0002
@@ -101,6 +105,7 @@ class SqlRun(Base):
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     # How many times the run was resumed from its checkpoint (0 = never).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(100))  # user name; NULL: before auth
 
 
 SWEEP_STATUSES = ("running", "completed", "cancelled", "failed")
@@ -134,6 +139,7 @@ class SqlSweep(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    owner: Mapped[str | None] = mapped_column(String(100))  # its trials get the same owner
 
 
 class SqlRunTag(Base):
@@ -198,6 +204,74 @@ class SqlWorker(Base):
     devices: Mapped[list | None] = mapped_column(JSON)
 
 
+class SqlUser(Base):
+    """A dashboard login. Failed attempts and the lockout live here, so a restart keeps them."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(f"role IN {USER_ROLES!r}", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    # A session logged in before this time is over (password changed or user re-added).
+    password_changed_at: Mapped[datetime] = mapped_column(DateTime)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class SqlAuditEntry(Base):
+    """Who did what to which thing, when. Append-only; names are copied, not referenced, so an
+    entry outlives the user and the run it names."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    user_name: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    target: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+MODEL_STAGES = ("none", "staging", "production", "archived")
+
+
+class SqlModelVersion(Base):
+    """A completed run's model registered under a name (the model registry).
+
+    Versions count up per name. At most one version per name is in `production`: a partial
+    unique index enforces it in the database, whatever the writer (db/registry.py demotes the
+    previous one in the same transaction). A run with versions cannot be deleted (RESTRICT).
+    """
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        CheckConstraint(f"stage IN {MODEL_STAGES!r}", name="stage"),
+        UniqueConstraint("name", "version"),
+        Index(
+            "ux_model_versions_one_production",
+            "name",
+            unique=True,
+            sqlite_where=text("stage = 'production'"),
+            postgresql_where=text("stage = 'production'"),
+        ),
+        Index("ix_model_versions_run_id", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="RESTRICT"))
+    stage: Mapped[str] = mapped_column(String(20), default="none")
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    stage_changed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 datasets = SqlDataset.__table__
 runs = SqlRun.__table__
 projects = SqlProject.__table__
@@ -207,3 +281,6 @@ metrics = SqlMetric.__table__
 run_summaries = SqlRunSummary.__table__
 artifacts = SqlArtifact.__table__
 workers = SqlWorker.__table__
+users = SqlUser.__table__
+audit_log = SqlAuditEntry.__table__
+model_versions = SqlModelVersion.__table__

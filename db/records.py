@@ -21,6 +21,7 @@ class DatasetRecord:
     path: str
     source_filename: str
     created_at: datetime
+    owner: str | None = None  # the user who uploaded it; None: before auth or the demo set
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,6 +50,7 @@ class RunRecord:
     project_id: int
     archived: bool
     attempts: int
+    owner: str | None = None  # the user who launched it; None: before auth
     tags: list[str] = field(default_factory=list)
     summary: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -114,3 +116,4 @@ class SweepRecord:
     error: str | None
     created_at: datetime
     finished_at: datetime | None
+    owner: str | None = None

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Engine, delete, insert, select, update
 
-from db.models import ACTIVE_STATUSES, projects, run_tags, runs
+from db.models import ACTIVE_STATUSES, model_versions, projects, run_tags, runs
 from db.session import writing
 
 MAX_TAG = 100
@@ -121,5 +121,19 @@ def delete_run_row(db: Engine, run_id: int) -> None:
             raise RunNotFound(f"No run {run_id}.")
         if status in ACTIVE_STATUSES:
             raise ValueError(f"Run {run_id} is {status}; cancel it first, then delete it.")
+        # A registered model points at this run's files: refuse rather than break the registry.
+        registered = conn.execute(
+            select(model_versions.c.name, model_versions.c.version, model_versions.c.stage)
+            .where(model_versions.c.run_id == run_id)
+            .order_by(model_versions.c.name)
+        ).all()
+        if registered:
+            listed = ", ".join(f"{n!r} v{v} ({s})" for n, v, s in registered)
+            first = registered[0]
+            raise ValueError(
+                f"Run {run_id} is the source of registered model version(s) {listed}; "
+                f"delete those versions first (`seedlab models delete {first.name!r} "
+                f"{first.version}`, or on the Models page), then delete the run."
+            )
         # Children that were cloned from it keep existing; their link is cleared (SET NULL).
         conn.execute(delete(runs).where(runs.c.id == run_id))

@@ -79,6 +79,7 @@ def create_run(
     notes: str = "",
     project_id: int = DEFAULT_PROJECT_ID,
     sweep_id: int | None = None,
+    owner: str | None = None,
 ) -> int:
     with writing(db) as conn:
         run_id = conn.execute(
@@ -95,6 +96,7 @@ def create_run(
                 sweep_id=sweep_id,
                 archived=False,
                 attempts=0,
+                owner=owner,
             )
         ).inserted_primary_key[0]
         unique_tags = list(dict.fromkeys(t.strip() for t in tags if t.strip()))

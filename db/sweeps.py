@@ -27,6 +27,7 @@ def create_sweep(
     parallelism: int,
     seed: int = 0,
     project_id: int = DEFAULT_PROJECT_ID,
+    owner: str | None = None,
 ) -> int:
     with writing(db) as conn:
         return conn.execute(
@@ -46,6 +47,7 @@ def create_sweep(
                 seed=seed,
                 status="running",
                 created_at=utcnow(),
+                owner=owner,
             )
         ).inserted_primary_key[0]
 

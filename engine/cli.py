@@ -25,6 +25,7 @@ from db.records import RunRecord
 from engine import catalog
 from engine.config import load_config_file, parse_overrides
 from engine.errors import SeedlabError
+from engine.permissions import cli_actor
 from engine.recovery import settle_for_readers
 from engine.run_files import log_path, tail
 from engine.settings import Settings, get_db
@@ -129,12 +130,19 @@ def datasets_add(
     as_json: Annotated[bool, typer.Option("--json", help="Print the dataset as JSON")] = False,
 ) -> None:
     """Validate a table (or a ZIP of images, one folder per class) and store it as a dataset."""
-    from engine.datasets import ingest_file
+    from engine.actions import add_dataset_file
 
     settings, db = _ready()
     try:
-        record = ingest_file(
-            settings, db, file, name=name, target=target, kind=kind, text_column=text_column
+        record = add_dataset_file(
+            settings,
+            db,
+            cli_actor(),
+            file,
+            name=name,
+            target=target,
+            kind=kind,
+            text_column=text_column,
         )
     except SeedlabError as exc:
         _fail(str(exc))
@@ -240,7 +248,7 @@ def runs_submit(
     tag: Annotated[list[str] | None, typer.Option(help="Tag (repeatable)")] = None,
 ) -> None:
     """Queue a training run; prints its id."""
-    from engine.launch import submit_run
+    from engine.actions import launch_run
     from engine.run_admin import find_project
 
     _, db = _ready()
@@ -248,8 +256,14 @@ def runs_submit(
         values = load_config_file(config) if config else {}
         values.update(parse_overrides(set_ or []))
         project_id = find_project(db, project).id if project else None
-        run_id = submit_run(
-            db, dataset, values, name=name, project_id=project_id, tags=tuple(tag or ())
+        run_id = launch_run(
+            db,
+            cli_actor(),
+            dataset,
+            values,
+            name=name,
+            project_id=project_id,
+            tags=tuple(tag or ()),
         )
     except SeedlabError as exc:
         _fail(str(exc))
@@ -265,7 +279,7 @@ def runs_clone(
     name: Annotated[str | None, typer.Option(help="Run name")] = None,
 ) -> None:
     """Queue a copy of a run's config (with overrides); prints the new id."""
-    from engine.launch import submit_run
+    from engine.actions import launch_run
 
     _, db = _ready()
     source = run_store.get_run(db, run_id)
@@ -273,7 +287,9 @@ def runs_clone(
         _fail(f"No run {run_id}.")
     try:
         values = dict(source.config) | parse_overrides(set_ or [])
-        new_id = submit_run(db, source.dataset_id, values, name=name, parent_run_id=source.id)
+        new_id = launch_run(
+            db, cli_actor(), source.dataset_id, values, name=name, parent_run_id=source.id
+        )
     except SeedlabError as exc:
         _fail(str(exc))
     typer.echo(new_id)
@@ -360,10 +376,13 @@ def runs_show(run_id: int, as_json: Annotated[bool, typer.Option("--json")] = Fa
 @runs_app.command("cancel")
 def runs_cancel(run_id: int) -> None:
     """Ask a queued or running run to stop."""
+    from engine.actions import cancel_run
+
     _, db = _ready()
-    status = run_store.request_cancel(db, run_id)
-    if status is None:
-        _fail(f"No run {run_id}.")
+    try:
+        status = cancel_run(db, cli_actor(), run_id)
+    except SeedlabError as exc:
+        _fail(str(exc))
     if status in ("completed", "failed"):
         _fail(f"Run {run_id} already ended ({status}); nothing to cancel.")
     if status == "cancelled":
@@ -375,11 +394,11 @@ def runs_cancel(run_id: int) -> None:
 @runs_app.command("resume")
 def runs_resume(run_id: int) -> None:
     """Queue a cancelled or failed run again; it continues after its last checkpointed epoch."""
-    from engine.recovery import resume_run
+    from engine.actions import resume
 
     settings, db = _ready()
     try:
-        epoch = resume_run(settings, db, run_id)
+        epoch = resume(settings, db, cli_actor(), run_id)
     except SeedlabError as exc:
         _fail(str(exc))
     typer.echo(f"Run {run_id} queued; it resumes after epoch {epoch}.")
@@ -440,21 +459,23 @@ def projects_create(
     name: str, description: Annotated[str, typer.Option(help="One line about it")] = ""
 ) -> None:
     """Create a project; prints its id."""
-    from db import projects as project_store
+    from engine.actions import create_project
 
     _, db = _ready()
     try:
-        typer.echo(project_store.create_project(db, name, description).id)
-    except ValueError as exc:
+        typer.echo(create_project(db, cli_actor(), name, description))
+    except SeedlabError as exc:
         _fail(str(exc))
 
 
-def _edit(action: Any) -> None:
-    """Run a db.run_edits call, turning its errors into one line."""
+def _edit_runs(db: Any, run_ids: list[int], action: str, change: Any) -> None:
+    """A db.run_edits change through engine.actions (checked, audited); errors as one line."""
+    from engine.actions import edit_runs
+
     try:
-        action()
-    except (LookupError, ValueError) as exc:
-        _fail(str(exc).strip("'\""))
+        edit_runs(db, cli_actor(), run_ids, action, change)
+    except SeedlabError as exc:
+        _fail(str(exc))
 
 
 @runs_app.command("tag")
@@ -471,8 +492,15 @@ def runs_tag(
     _, db = _ready()
     if not add and not remove:
         _fail("Give --add TAG and/or --remove TAG.")
-    _edit(lambda: run_edits.add_tags(db, run_ids, add or []))
-    _edit(lambda: run_edits.remove_tags(db, run_ids, remove or []))
+    _edit_runs(
+        db,
+        run_ids,
+        "tag",
+        lambda ids: (
+            run_edits.add_tags(db, ids, add or []),
+            run_edits.remove_tags(db, ids, remove or []),
+        ),
+    )
     for run_id in run_ids:
         run = run_store.get_run(db, run_id)
         typer.echo(f"run {run_id}: {', '.join(run.tags) if run and run.tags else '(no tags)'}")
@@ -486,7 +514,7 @@ def runs_note(
     from db import run_edits
 
     _, db = _ready()
-    _edit(lambda: run_edits.set_notes(db, [run_id], text))
+    _edit_runs(db, [run_id], "note", lambda ids: run_edits.set_notes(db, ids, text))
     typer.echo(f"Note of run {run_id} saved.")
 
 
@@ -496,7 +524,7 @@ def runs_rename(run_id: int, name: str) -> None:
     from db import run_edits
 
     _, db = _ready()
-    _edit(lambda: run_edits.rename_run(db, run_id, name))
+    _edit_runs(db, [run_id], "rename", lambda ids: run_edits.rename_run(db, ids[0], name))
     typer.echo(f"Run {run_id} renamed to {name.strip()!r}.")
 
 
@@ -509,7 +537,12 @@ def runs_archive(
     from db import run_edits
 
     _, db = _ready()
-    _edit(lambda: run_edits.set_archived(db, run_ids, not undo))
+    _edit_runs(
+        db,
+        run_ids,
+        "unarchive" if undo else "archive",
+        lambda ids: run_edits.set_archived(db, ids, not undo),
+    )
     typer.echo(f"{'Unarchived' if undo else 'Archived'} {len(run_ids)} run(s).")
 
 
@@ -519,7 +552,7 @@ def runs_delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
 ) -> None:
     """Delete finished runs with their metrics and files (cannot be undone)."""
-    from engine.run_admin import delete_run
+    from engine.actions import delete_run
 
     settings, db = _ready()
     if not yes and not typer.confirm(
@@ -528,7 +561,7 @@ def runs_delete(
         _fail("Nothing deleted.")
     for run_id in run_ids:
         try:
-            files_gone = delete_run(settings, db, run_id)
+            files_gone = delete_run(settings, db, cli_actor(), run_id)
         except SeedlabError as exc:
             _fail(str(exc))
         note = (
@@ -644,13 +677,34 @@ def _dashboard_cmd(port: int, address: str) -> list[str]:
     ]
 
 
+def _auth_notice(db: Any, address: str) -> None:
+    """Access control follows the bind address (the dashboard reads it too); say so, and how
+    to create the first admin when there are no users."""
+    from engine.accounts import FIRST_ADMIN_HINT, has_users
+    from engine.permissions import auth_required
+
+    try:
+        on = auth_required(address)
+    except SeedlabError as exc:
+        _fail(str(exc))
+    if not on:
+        return
+    typer.echo(f"Access control is on (address {address}, SEEDLAB_AUTH): pages ask for a login.")
+    if not has_users(db):
+        typer.echo(f"No users yet: create the first admin with `{FIRST_ADMIN_HINT}`.")
+
+
 @app.command()
 def dashboard(
     port: Annotated[int, typer.Option(help="Port to serve on")] = 8501,
-    address: Annotated[str, typer.Option(help="Address to bind")] = "localhost",
+    address: Annotated[
+        str, typer.Option(help="Address to bind (not localhost: access control on)")
+    ] = "localhost",
 ) -> None:
-    """Serve the dashboard (the engine must run separately: seedlab worker)."""
-    _ready()
+    """Serve the dashboard (the engine must run separately: seedlab worker). Binding another
+    address than localhost turns access control on."""
+    _, db = _ready()
+    _auth_notice(db, address)
     os.chdir(PROJECT_ROOT)  # .streamlit/config.toml is read from the working directory
     os.execv(sys.executable, _dashboard_cmd(port, address))
 
@@ -658,16 +712,20 @@ def dashboard(
 @app.command()
 def up(
     port: Annotated[int, typer.Option(help="Dashboard port")] = 8501,
-    address: Annotated[str, typer.Option(help="Address to bind")] = "localhost",
+    address: Annotated[
+        str, typer.Option(help="Address to bind (not localhost: access control on)")
+    ] = "localhost",
     max_concurrent: Annotated[
         int, typer.Option("--max-concurrent", "--cpu-cap", min=1, help="Runs at once on the CPU")
     ] = 1,
     gpu_cap: Annotated[int, typer.Option(min=1, help="Runs at once on each GPU")] = 1,
 ) -> None:
-    """Start the engine worker and the dashboard together; Ctrl-C stops both."""
+    """Start the engine worker and the dashboard together; Ctrl-C stops both. Binding another
+    address than localhost turns access control on."""
     from engine.demo_data import register_demo_datasets
 
     settings, db = _ready()
+    _auth_notice(db, address)
     register_demo_datasets(settings, db)
     env = settings.child_env()
     procs = [
@@ -716,6 +774,16 @@ def up(
 from engine.cli_sweeps import sweeps_app  # noqa: E402
 
 app.add_typer(sweeps_app, name="sweeps")
+
+from engine.cli_users import audit_app, users_app  # noqa: E402
+
+app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
+
+# Model registry, feature importance and HTML reports (issue 7).
+from engine.cli_models import register_commands  # noqa: E402
+
+register_commands(app, runs_app)
 
 # `seedlab runs export|compress|variants` (issue 7): engine/cli_export.py
 from engine.cli_export import register as register_export_commands  # noqa: E402

@@ -94,14 +94,16 @@ def sweeps_submit(
     seed: Annotated[int, typer.Option(min=0)] = 0,
 ) -> None:
     """Queue a sweep; the engine launches its trials. Prints the sweep id."""
-    from engine.sweeps import submit_sweep
+    from engine.actions import launch_sweep
+    from engine.permissions import cli_actor
 
     _, db = _ready()
     try:
         raw: dict[str, Any] = load_config_file(space) if space else {}
         raw.update(dict(parse_param(p) for p in param or []))
-        sweep_id = submit_sweep(
+        sweep_id = launch_sweep(
             db,
+            cli_actor(),
             dataset,
             {
                 "space": raw,
@@ -185,10 +187,11 @@ def sweeps_show(sweep_id: int, as_json: Annotated[bool, typer.Option("--json")] 
 @sweeps_app.command("cancel")
 def sweeps_cancel(sweep_id: int) -> None:
     """Stop a sweep: no new trials; its queued and running trials are cancelled."""
-    from engine.sweeps import cancel_sweep
+    from engine.actions import cancel_sweep
+    from engine.permissions import cli_actor
 
     _, db = _ready()
-    status = cancel_sweep(db, sweep_id)
+    status = cancel_sweep(db, cli_actor(), sweep_id)
     if status is None:
         _fail(f"No sweep {sweep_id}.")
     typer.echo(f"sweep {sweep_id}: {status}")
@@ -203,7 +206,9 @@ def sweeps_best(
     ] = None,
 ) -> None:
     """Print the best trial's config, or launch it as an ordinary run (prints the run id)."""
-    from engine.sweeps import best_trial, launch_best, load_trials
+    from engine.actions import launch_best
+    from engine.permissions import cli_actor
+    from engine.sweeps import best_trial, load_trials
 
     _, db = _ready()
     sweep = sweep_store.get_sweep(db, sweep_id)
@@ -211,7 +216,9 @@ def sweeps_best(
         _fail(f"No sweep {sweep_id}.")
     try:
         if launch:
-            typer.echo(launch_best(db, sweep_id, parse_overrides(set_ or [])))
+            typer.echo(
+                launch_best(db, cli_actor(), sweep_id, overrides=parse_overrides(set_ or []))
+            )
             return
     except SeedlabError as exc:
         _fail(str(exc))

@@ -354,6 +354,7 @@ def store_frame(
     sha256: str,
     kind: str = "auto",
     text_column: str | None = None,
+    owner: str | None = None,
 ) -> DatasetRecord:
     """Validate a parsed table and store it atomically; returns the new dataset's record.
 
@@ -389,6 +390,7 @@ def store_frame(
             n_columns=frame.shape[1],
             sha256=sha256,
             source_filename=filename,
+            owner=owner,
         )
 
 
@@ -410,12 +412,13 @@ def ingest_bytes(
     target: str | None,
     kind: str = "auto",
     text_column: str | None = None,
+    owner: str | None = None,
 ) -> DatasetRecord:
     """The upload path shared by the Datasets page and `seedlab datasets add`."""
     _check_size(settings, len(raw), filename)
     _check_name(name)
     if Path(filename).suffix.lower() in IMAGE_ZIP_SUFFIXES:
-        return _ingest_image_zip(settings, db, raw, filename, name)
+        return _ingest_image_zip(settings, db, raw, filename, name, owner)
     frame = read_table(raw, filename)
     return store_frame(
         settings,
@@ -427,6 +430,7 @@ def ingest_bytes(
         sha256=hashlib.sha256(raw).hexdigest(),
         kind=kind,
         text_column=text_column,
+        owner=owner,
     )
 
 
@@ -439,13 +443,14 @@ def ingest_file(
     target: str | None,
     kind: str = "auto",
     text_column: str | None = None,
+    owner: str | None = None,
 ) -> DatasetRecord:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"No such file: {path}")
     _check_size(settings, path.stat().st_size, path.name)  # before reading it into memory
     if path.suffix.lower() in IMAGE_ZIP_SUFFIXES:
-        return _ingest_image_zip(settings, db, path, path.name, name or path.stem)
+        return _ingest_image_zip(settings, db, path, path.name, name or path.stem, owner)
     return ingest_bytes(
         settings,
         db,
@@ -455,11 +460,17 @@ def ingest_file(
         target=target,
         kind=kind,
         text_column=text_column,
+        owner=owner,
     )
 
 
 def _ingest_image_zip(
-    settings: Settings, db: Engine, source: bytes | Path, filename: str, name: str
+    settings: Settings,
+    db: Engine,
+    source: bytes | Path,
+    filename: str,
+    name: str,
+    owner: str | None = None,
 ) -> DatasetRecord:
     from engine.image_data import ingest_image_zip
 
@@ -471,7 +482,13 @@ def _ingest_image_zip(
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
     return ingest_image_zip(
-        settings, db, source, filename=filename, name=_check_name(name), sha256=digest.hexdigest()
+        settings,
+        db,
+        source,
+        filename=filename,
+        name=_check_name(name),
+        sha256=digest.hexdigest(),
+        owner=owner,
     )
 
 

@@ -91,6 +91,7 @@ def ingest_image_zip(
     filename: str,
     name: str,
     sha256: str,
+    owner: str | None = None,
 ) -> DatasetRecord:
     """Check, decode and store a ZIP of class folders; all or nothing.
 
@@ -134,6 +135,7 @@ def ingest_image_zip(
             db,
             name=name,
             kind="image",
+            owner=owner,
             task="classification",
             target=TARGET_NAME,
             schema=schema,

@@ -68,6 +68,7 @@ def submit_run(
     sweep_id: int | None = None,
     project_id: int | None = None,
     tags: tuple[str, ...] | list[str] = (),
+    owner: str | None = None,
 ) -> int:
     """Validate and queue a run (in the Default project unless `project_id`); returns its id.
 
@@ -98,4 +99,5 @@ def submit_run(
         sweep_id=sweep_id,
         **({"project_id": project_id} if project_id is not None else {}),
         tags=tags,
+        owner=owner,
     )

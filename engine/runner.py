@@ -28,6 +28,7 @@ from engine.config import validate_config
 from engine.device import choose_device
 from engine.distill import attach_teacher
 from engine.errors import DatasetError, SeedlabError
+from engine.importance import importance_at_end_of_run
 from engine.pipeline import evaluate_on_test, file_digest, prepare_dataset, save_checkpoint
 from engine.run_files import checkpoint_path, log_path, report_path, resume_path
 from engine.settings import Settings, get_db
@@ -211,6 +212,8 @@ def execute(settings: Settings, run_id: int) -> str:
         run_store.record_progress(
             db, run_id, [(k, final_step, v, time.time()) for k, v in finals.items()]
         )
+        # Permutation importance of table models: capped to about a second (engine/importance.py).
+        report.update(importance_at_end_of_run(checkpoint, data, config.monitor, config.seed))
         report_file = report_path(settings, run_id)
         report_file.write_text(json.dumps(report, indent=2))
         _record_artifact(db, run_id, "report", report_file)

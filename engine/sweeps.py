@@ -201,8 +201,9 @@ def submit_sweep(
     *,
     name: str = "",
     base: dict[str, Any] | None = None,
+    owner: str | None = None,
 ) -> int:
-    """Validate and store a sweep; the worker launches its trials."""
+    """Validate and store a sweep; the worker launches its trials (owned by `owner` too)."""
     dataset = find_dataset(db, dataset_ref)
     try:
         sweep = spec if isinstance(spec, SweepSpec) else SweepSpec.model_validate(spec)
@@ -237,6 +238,7 @@ def submit_sweep(
         time_limit_s=sweep.time_limit_s,
         parallelism=sweep.parallelism,
         seed=sweep.seed,
+        owner=owner,
     )
 
 
@@ -399,6 +401,7 @@ def advance(db: Engine, sweep: SweepRecord) -> None:
             name=f"{sweep.name} #{launched}",
             sweep_id=sweep.id,
             tags=(f"sweep-{sweep.id}",),
+            owner=sweep.owner,
         )
         launched += 1
 
@@ -437,7 +440,13 @@ def cancel_sweep(db: Engine, sweep_id: int) -> str | None:
     return sweep_store.get_sweep(db, sweep_id).status
 
 
-def launch_best(db: Engine, sweep_id: int, overrides: dict[str, Any] | None = None) -> int:
+def launch_best(
+    db: Engine,
+    sweep_id: int,
+    overrides: dict[str, Any] | None = None,
+    *,
+    owner: str | None = None,
+) -> int:
     """Queue the best trial's config as an ordinary run (not part of the sweep)."""
     sweep = sweep_store.get_sweep(db, sweep_id)
     if sweep is None:
@@ -452,6 +461,7 @@ def launch_best(db: Engine, sweep_id: int, overrides: dict[str, Any] | None = No
         values,
         name=f"{sweep.name} best (from run #{best.run.id})",
         parent_run_id=best.run.id,
+        owner=owner,
     )
 
 

@@ -5,18 +5,20 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from dashboard import charts, data
+from dashboard import auth, charts, data
 from dashboard.image_preview import show_image_dataset
 from dashboard.text_view import show_text_dataset
+from engine import actions
 from engine.datasets import (
     IMAGE_ZIP_SUFFIXES,
     TABLE_SUFFIXES,
-    ingest_bytes,
     profile_table,
     read_table,
 )
 from engine.errors import DatasetError
+from engine.permissions import Permission
 
+auth.guard_page()
 st.title("Datasets")
 db = data.get_db()
 settings = data.get_settings()
@@ -50,10 +52,12 @@ def _add_dataset(
     kind: str = "auto",
     text_column: str = "auto",
 ) -> None:
+    actor = auth.require(Permission.UPLOAD)
     with st.spinner("Checking and storing the dataset…"):
-        record = ingest_bytes(
+        record = actions.upload_dataset(
             settings,
             db,
+            actor,
             upload.getvalue(),
             filename=upload.name,
             name=name,
@@ -86,6 +90,7 @@ with st.container(border=True):
         type=[s.lstrip(".") for s in TABLE_SUFFIXES + IMAGE_ZIP_SUFFIXES],
         max_upload_size=settings.max_upload_mb,
         key=f"upload_{st.session_state.get('_upload_round', 0)}",
+        disabled=not auth.can(Permission.UPLOAD),
         help="CSV, TSV or Parquet with a header row: one row per example, and one column "
         "holding what to predict (the target). Or a ZIP with one folder per class of images "
         "(cats/001.jpg, dogs/002.png; PNG, JPEG, BMP or WebP).",
@@ -157,12 +162,13 @@ if not records:
         "breast cancer, diabetes, support tickets for text, and the digits images).",
         icon=":material/info:",
     )
-    if st.button("Add demo datasets", icon=":material/dataset:"):
-        from engine.demo_data import register_demo_datasets
-
+    if st.button(
+        "Add demo datasets", icon=":material/dataset:", disabled=not auth.can(Permission.UPLOAD)
+    ):
         with data.shown_errors("adding the demo datasets"):
+            actor = auth.require(Permission.UPLOAD)
             with st.spinner("Adding the demo datasets…"):
-                added = register_demo_datasets(settings, db)
+                added = actions.add_demo_datasets(settings, db, actor)
             data.clear_caches()
             data.flash(f"Added {', '.join(added) or 'nothing (they were already there)'}.")
             st.rerun()

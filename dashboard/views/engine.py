@@ -7,11 +7,12 @@ whose heartbeat stopped (requeued to resume, or failed), so nothing shows `runni
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import auth, data
 from engine.engine_status import START_HINT, engine_status
 
 REFRESH_S = 3
 
+auth.guard_page()
 db = data.get_db()
 settings = data.get_settings()
 

@@ -2,9 +2,11 @@
 
 import streamlit as st
 
-from dashboard import data
+from dashboard import auth, data
 from db import runs as run_store
+from engine.permissions import Permission
 
+auth.guard_page()
 st.title("Seedlab")
 st.markdown(
     "Your own ML lab: **upload a table → train a model → watch it learn → compare runs**, "
@@ -39,13 +41,14 @@ with left:
         type="primary",
         icon=":material/rocket_launch:",
         help="Queues a small neural network on the iris flowers table and opens its live page.",
+        disabled=not auth.can(Permission.LAUNCH),
     )
 with right:
     st.caption("Or bring your own data on **Datasets**, then pick every setting on **New run**.")
 if demo:
     with data.shown_errors("queuing the demo run"):
         with st.spinner("Queuing a run on iris…"):
-            run_id = data.queue_demo_run(db)
+            run_id = data.queue_demo_run(db, auth.require(Permission.LAUNCH))
         data.open_run(run_id)
 
 st.subheader("Recent runs")

@@ -10,14 +10,16 @@ from typing import Any, Literal, get_args, get_origin
 import streamlit as st
 from annotated_types import Ge, Le
 
-from dashboard import data
+from dashboard import auth, data
 from dashboard.projects import current_project_id
 from db import runs as run_store
 from db.records import DatasetRecord, RunRecord
+from engine.actions import launch_run
 from engine.catalog import DEFAULT_MODEL, MODEL_FAMILIES, TASKS, models_for_kind
 from engine.config import RunConfig, field_help
 from engine.defaults import suggest_for_dataset
-from engine.launch import default_run_name, submit_run
+from engine.launch import default_run_name
+from engine.permissions import Permission
 
 DATA_FIELDS = ["task", "val_fraction", "test_fraction", "seed"]
 MODEL_FIELDS = ["model", "hidden_sizes", "activation", "dropout"]
@@ -133,6 +135,7 @@ STEPS = {
 }
 KEY_PREFIX = "nr_"
 
+auth.guard_page()
 st.title("New run")
 db = data.get_db()
 
@@ -402,7 +405,11 @@ with form_col:
                 help="How the run is listed; leave empty for a name built from its settings.",
             )
         submitted = st.form_submit_button(
-            "Start training", type="primary", icon=":material/play_arrow:"
+            "Start training",
+            type="primary",
+            icon=":material/play_arrow:",
+            disabled=not auth.can(Permission.LAUNCH),
+            help=None if auth.can(Permission.LAUNCH) else "Your role cannot launch runs.",
         )
 
 with summary_col:
@@ -417,8 +424,9 @@ with summary_col:
 
 if submitted:
     with form_col, data.shown_errors("queuing the run"):
-        run_id = submit_run(
+        run_id = launch_run(
             db,
+            auth.require(Permission.LAUNCH),
             dataset.id,
             values,
             name=run_name,

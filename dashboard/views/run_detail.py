@@ -11,14 +11,24 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import charts, data, export_section, report_section
+from dashboard import (
+    auth,
+    charts,
+    data,
+    export_section,
+    importance_view,
+    registry_section,
+    report_section,
+)
 from dashboard.run_edit_panel import edit_panel
 from db import artifacts as artifact_store
 from db import metrics as metric_store
 from db import runs as run_store
 from db.records import RunRecord
+from engine import actions
 from engine.catalog import EPOCH_METRICS, HEADLINE_METRIC, TEST_METRICS, metric_label
-from engine.recovery import resumable_epoch, resume_run, settle_for_readers
+from engine.permissions import Permission
+from engine.recovery import resumable_epoch, settle_for_readers
 from engine.run_files import log_path, report_path, tail
 
 REFRESH_S = 2
@@ -27,6 +37,7 @@ STALE_HEARTBEAT_S = 60
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
 LOG_LINES = 300
 
+auth.guard_page()
 db = data.get_db()
 settings = data.get_settings()
 
@@ -176,6 +187,7 @@ def _evaluation(run: RunRecord, task: str) -> None:
         report_section.regression(report, settings.home)
     else:
         report_section.classification(report, settings.home)
+    importance_view.section(report, run.id, (report.get("input") or {}).get("kind"))
 
 
 def _artifact_file(path: str, run_id: int) -> Path:
@@ -245,22 +257,28 @@ def _actions(run: RunRecord) -> None:
             if st.button(
                 "Cancel",
                 icon=":material/stop_circle:",
-                disabled=run.cancel_requested,
+                disabled=run.cancel_requested or not auth.can(Permission.CANCEL, run.owner),
                 help="Stop the run; a running one saves its checkpoint first.",
             ):
-                status = run_store.request_cancel(db, run.id)
-                if status == "cancelled":
-                    data.flash("Cancelled before it started.", "info")
-                elif status == "running":
-                    data.flash(
-                        "Cancel requested — the run stops at its next checkpoint flush.", "info"
-                    )
-                else:
-                    data.flash(f"The run had already finished ({status}).", "info")
-                st.rerun()
+                with data.shown_errors("cancelling the run"):
+                    actor = auth.require(Permission.CANCEL, run.owner, f"run {run.id}")
+                    status = actions.cancel_run(db, actor, run.id)
+                    if status == "cancelled":
+                        data.flash("Cancelled before it started.", "info")
+                    elif status == "running":
+                        data.flash(
+                            "Cancel requested — the run stops at its next checkpoint flush.",
+                            "info",
+                        )
+                    else:
+                        data.flash(f"The run had already finished ({status}).", "info")
+                    st.rerun()
         _resume_button(run)
         if st.button(
-            "Clone", icon=":material/content_copy:", help="Open New run with this run's settings."
+            "Clone",
+            icon=":material/content_copy:",
+            help="Open New run with this run's settings.",
+            disabled=not auth.can(Permission.LAUNCH),
         ):
             st.switch_page(data.NEW_RUN_PAGE, query_params={"clone": str(run.id)})
         st.page_link(
@@ -280,11 +298,13 @@ def _resume_button(run: RunRecord) -> None:
         "Resume",
         icon=":material/play_circle:",
         help=f"Queue this run again; it continues after epoch {epoch}, its curves go on.",
+        disabled=not auth.can(Permission.RESUME, run.owner),
     ):
         with data.shown_errors("resuming the run"):
-            resume_run(settings, db, run.id)
+            actor = auth.require(Permission.RESUME, run.owner, f"run {run.id}")
+            actions.resume(settings, db, actor, run.id)
             data.flash(f"Queued — the run resumes after epoch {epoch}.", "info")
-        st.rerun()
+            st.rerun()
 
 
 # ---------------------------------------------------------------- page
@@ -316,6 +336,8 @@ with st.container(horizontal=True, vertical_alignment="center"):
     if run.device:
         facts.append(f"on {run.device}")
     facts.append(f"created {data.format_time(run.created_at)}")
+    if run.owner:
+        facts.append(f"by {run.owner}")
     if run.duration_s is not None:
         verb = "running for" if run.status == "running" else "took"
         facts.append(f"{verb} {data.format_duration(run.duration_s)}")
@@ -330,6 +352,9 @@ edit_panel(db, run)
 if run.tags or run.notes:
     st.caption(data.md_text(" · ".join([*(f"#{t}" for t in run.tags), run.notes][:12])))
 # ---- end edit panel
+# ---- registry and sharing (Register model, HTML report): dashboard/registry_section.py
+with data.shown_errors("reading the registry"):
+    registry_section.show(db, settings, run)
 
 if run.status == "failed":
     st.error(

@@ -5,13 +5,15 @@ from functools import partial
 
 import streamlit as st
 
-from dashboard import data
+from dashboard import auth, data
 from dashboard.projects import current_project_id
 from dashboard.run_table import OPS, PAGE_SIZES, TableState, export_csv, table_frame
 from db import run_edits, run_query
 from db import runs as run_store
 from db.models import RUN_STATUSES
 from db.run_query import METRIC_PREFIX, PARAM_PREFIX, SORT_COLUMNS
+from engine import actions
+from engine.permissions import Permission
 
 MAX_SELECT_ALL = 500
 _STATE = "_runs_view"  # the TableState last shown (survives leaving the page)
@@ -19,6 +21,7 @@ _URL_KEYS = (
     "status dataset model tag q metric op value archived sort asc page size cols runs".split()
 )
 
+auth.guard_page()
 st.title("Runs")
 db = data.get_db()
 project_id = current_project_id()
@@ -27,10 +30,13 @@ data.show_flash()
 if sum(run_store.count_runs_by_status(db).values()) == 0:
     st.info("No runs yet — train one on a demo dataset.", icon=":material/info:")
     if st.button(
-        "Train a model on a demo dataset", type="primary", icon=":material/rocket_launch:"
+        "Train a model on a demo dataset",
+        type="primary",
+        icon=":material/rocket_launch:",
+        disabled=not auth.can(Permission.LAUNCH),
     ):
         with data.shown_errors("queuing the demo run"):
-            data.open_run(data.queue_demo_run(db))
+            data.open_run(data.queue_demo_run(db, auth.require(Permission.LAUNCH)))
     st.page_link(
         data.NEW_RUN_PAGE, label="Or configure a run yourself", icon=":material/add_circle:"
     )
@@ -315,7 +321,7 @@ with data.shown_errors("listing runs"):
             icon=":material/download:",
         )
 
-    if selected:
+    if selected and auth.can(Permission.EDIT):
         with st.expander(f"Edit the {len(selected)} selected run(s): tags, note, archive"):
             add_col, remove_col = st.columns(2)
             new_tags = add_col.text_input("Add tags (comma separated)", key="rf_add_tags")
@@ -326,21 +332,51 @@ with data.shown_errors("listing runs"):
             )
             note = st.text_area("Note (replaces the note of each selected run)", key="rf_note")
             with st.container(horizontal=True):
+                # Each action checks every selected run's owner (engine.actions.edit_runs).
                 if st.button("Apply tags", icon=":material/sell:"):
-                    run_edits.add_tags(db, selected, new_tags.split(","))
-                    run_edits.remove_tags(db, selected, gone_tags)
-                    _choices.clear()
-                    data.flash(f"Tags updated on {len(selected)} run(s).")
-                    st.rerun()
+                    with data.shown_errors("tagging the runs"):
+                        actions.edit_runs(
+                            db,
+                            auth.require(Permission.EDIT),
+                            selected,
+                            "tag",
+                            lambda ids: (
+                                run_edits.add_tags(db, ids, new_tags.split(",")),
+                                run_edits.remove_tags(db, ids, gone_tags),
+                            ),
+                            f"+{new_tags} -{','.join(gone_tags)}",
+                        )
+                        _choices.clear()
+                        data.flash(f"Tags updated on {len(selected)} run(s).")
+                        st.rerun()
                 if st.button("Save note", icon=":material/edit_note:"):
-                    run_edits.set_notes(db, selected, note)
-                    data.flash(f"Note saved on {len(selected)} run(s).")
-                    st.rerun()
+                    with data.shown_errors("saving the note"):
+                        actions.edit_runs(
+                            db,
+                            auth.require(Permission.EDIT),
+                            selected,
+                            "note",
+                            lambda ids: run_edits.set_notes(db, ids, note),
+                        )
+                        data.flash(f"Note saved on {len(selected)} run(s).")
+                        st.rerun()
                 if st.button("Archive", icon=":material/archive:"):
-                    run_edits.set_archived(db, selected, True)
-                    data.flash(f"Archived {len(selected)} run(s); 'Archived too' shows them.")
-                    st.rerun()
+                    with data.shown_errors("archiving the runs"):
+                        actions.set_archived(
+                            db,
+                            auth.require(Permission.EDIT),
+                            selected,
+                            True,
+                        )
+                        data.flash(f"Archived {len(selected)} run(s); 'Archived too' shows them.")
+                        st.rerun()
                 if st.button("Unarchive", icon=":material/unarchive:"):
-                    run_edits.set_archived(db, selected, False)
-                    data.flash(f"Unarchived {len(selected)} run(s).")
-                    st.rerun()
+                    with data.shown_errors("unarchiving the runs"):
+                        actions.set_archived(
+                            db,
+                            auth.require(Permission.EDIT),
+                            selected,
+                            False,
+                        )
+                        data.flash(f"Unarchived {len(selected)} run(s).")
+                        st.rerun()

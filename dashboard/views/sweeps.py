@@ -11,12 +11,13 @@ import pandas as pd
 import streamlit as st
 import yaml
 
-from dashboard import data
+from dashboard import auth, data
 from db import sweeps as sweep_store
 from db.records import SweepRecord
-from engine import sweeps
+from engine import actions, sweeps
 from engine.catalog import MONITORS, metric_label
 from engine.config import field_help
+from engine.permissions import Permission
 
 REFRESH_S = 3
 STARTER_SPACE = pd.DataFrame(
@@ -42,6 +43,7 @@ STARTER_SPACE = pd.DataFrame(
 )
 KINDS = ["range", "log range", "choices"]
 
+auth.guard_page()
 st.title("Sweeps")
 db = data.get_db()
 
@@ -150,13 +152,20 @@ def _new_sweep_form() -> None:
                 "activation: [relu, gelu]",
                 key="sw_yaml",
             )
-        submitted = st.form_submit_button("Start sweep", type="primary", icon=":material/tune:")
+        submitted = st.form_submit_button(
+            "Start sweep",
+            type="primary",
+            icon=":material/tune:",
+            disabled=not auth.can(Permission.LAUNCH),
+        )
     if not submitted:
         return
     with data.shown_errors("starting the sweep"):
+        actor = auth.require(Permission.LAUNCH)
         space = yaml.safe_load(pasted) if pasted.strip() else _space_from_table(table)
-        sweep_id = sweeps.submit_sweep(
+        sweep_id = actions.launch_sweep(
             db,
+            actor,
             dataset.id,
             {
                 "space": space,
@@ -263,17 +272,24 @@ def _detail(sweep_id: int) -> None:
     title_col, action_col = st.columns([3, 2], vertical_alignment="bottom")
     title_col.subheader(f"#{sweep.id} · {data.md_text(sweep.name)}")
     with action_col, st.container(horizontal=True, horizontal_alignment="right"):
-        if sweep.status == "running" and st.button("Cancel sweep", icon=":material/stop_circle:"):
-            sweeps.cancel_sweep(db, sweep.id)
-            st.rerun()
+        if sweep.status == "running" and st.button(
+            "Cancel sweep",
+            icon=":material/stop_circle:",
+            disabled=not auth.can(Permission.CANCEL, sweep.owner),
+        ):
+            with data.shown_errors("cancelling the sweep"):
+                actor = auth.require(Permission.CANCEL, sweep.owner, f"sweep {sweep.id}")
+                actions.cancel_sweep(db, actor, sweep.id)
+                st.rerun()
         if sweep.best_run_id and st.button(
             "Launch best as a full run",
             type="primary",
             icon=":material/rocket_launch:",
             help="Queue the best trial's settings as an ordinary run.",
+            disabled=not auth.can(Permission.LAUNCH),
         ):
             with data.shown_errors("launching the best config"):
-                run_id = sweeps.launch_best(db, sweep.id)
+                run_id = actions.launch_best(db, auth.require(Permission.LAUNCH), sweep.id)
                 data.clear_caches()
                 data.open_run(run_id)
         if st.button("All sweeps", icon=":material/list:"):

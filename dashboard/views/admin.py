@@ -1,0 +1,125 @@
+"""Admin: users (add, role, password, unlock, remove) and the audit log. Admins only.
+
+The same actions as `seedlab users …` and `seedlab audit list`, through engine.accounts, which
+checks the role again whatever this page shows.
+"""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import auth, data
+from db import audit
+from db import users as user_store
+from engine import accounts
+from engine.permissions import ROLES, Permission
+
+auth.guard_page(Permission.VIEW_AUDIT)
+db = data.get_db()
+
+st.title("Admin")
+data.show_flash()
+users_tab, audit_tab = st.tabs(["Users", "Audit log"])
+
+
+def _users() -> None:
+    users = user_store.list_users(db)
+    if not users:
+        st.info(
+            "No users yet: access control is off while Seedlab serves localhost only. Add users "
+            f"here or with `{accounts.FIRST_ADMIN_HINT}` before you open it to others "
+            "(SEEDLAB_AUTH=on, or `seedlab up --address 0.0.0.0`)."
+        )
+    else:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "name": u.name,
+                        "role": u.role,
+                        "created": data.local_time(u.created_at),
+                        "last login": data.local_time(u.last_login_at),
+                        "locked until": data.local_time(u.locked_until),
+                    }
+                    for u in users
+                ]
+            ),
+            hide_index=True,
+        )
+    left, right = st.columns(2)
+    with left, st.form("user_add", clear_on_submit=True):
+        st.subheader("Add a user")
+        name = st.text_input("User name", max_chars=100)
+        role = st.selectbox("Role", ROLES, index=ROLES.index("member"))
+        password = st.text_input("Password", type="password", help="At least 8 characters")
+        if st.form_submit_button("Add user", icon=":material/person_add:"):
+            with data.shown_errors("adding the user"):
+                accounts.add_user(db, auth.require(Permission.MANAGE_USERS), name, password, role)
+                data.flash(f"Added {name.strip()} ({role}).")
+                st.rerun()
+    if not users:
+        return
+    with right, st.form("user_change"):
+        st.subheader("Change a user")
+        names = [u.name for u in users]
+        who = st.selectbox("User", names)
+        new_role = st.selectbox("New role", ("(keep)", *ROLES))
+        new_password = st.text_input("New password", type="password", help="Empty: keep")
+        cols = st.columns(3)
+        save = cols[0].form_submit_button("Save", icon=":material/save:")
+        unlock = cols[1].form_submit_button("Unlock", icon=":material/lock_open:")
+        remove = cols[2].form_submit_button("Remove", icon=":material/person_remove:")
+    if save:
+        with data.shown_errors("changing the user"):
+            actor = auth.require(Permission.MANAGE_USERS)
+            if new_role != "(keep)":
+                accounts.set_role(db, actor, who, new_role)
+            if new_password:
+                accounts.change_password(db, actor, who, new_password)
+            data.flash(f"Saved {who}.")
+            st.rerun()
+    if unlock:
+        with data.shown_errors("unlocking the user"):
+            accounts.unlock_user(db, auth.require(Permission.MANAGE_USERS), who)
+            data.flash(f"Unlocked {who}.")
+            st.rerun()
+    if remove:
+        with data.shown_errors("removing the user"):
+            accounts.remove_user(db, auth.require(Permission.MANAGE_USERS), who)
+            data.flash(f"Removed {who}; their runs and datasets stay.")
+            st.rerun()
+
+
+def _audit() -> None:
+    cols = st.columns(3)
+    user = cols[0].text_input("User", placeholder="all")
+    action = cols[1].text_input("Action", placeholder="all (e.g. launch, delete)")
+    limit = cols[2].number_input("Latest", min_value=10, max_value=10_000, value=200, step=50)
+    entries = audit.list_entries(
+        db, user=user.strip() or None, action=action.strip() or None, limit=int(limit)
+    )
+    if not entries:
+        st.info("Nothing recorded yet (or nothing matches).")
+        return
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "when": data.local_time(e.at),
+                    "user": e.user,
+                    "action": e.action,
+                    "target": e.target,
+                    "detail": e.detail,
+                }
+                for e in entries
+            ]
+        ),
+        hide_index=True,
+        column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
+    )
+
+
+with users_tab:
+    if auth.can(Permission.MANAGE_USERS):
+        _users()
+with audit_tab:
+    _audit()
