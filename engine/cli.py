@@ -785,6 +785,11 @@ from engine.cli_models import register_commands  # noqa: E402
 
 register_commands(app, runs_app)
 
+# `seedlab runs export|compress|variants` (issue 7): engine/cli_export.py
+from engine.cli_export import register as register_export_commands  # noqa: E402
+
+register_export_commands(runs_app)
+
 
 def main() -> None:
     try:

@@ -142,6 +142,22 @@ class RunConfig(BaseModel):
         le=10000,
         description="stop after this many epochs without a better monitored metric (0 = off)",
     )
+    # --- knowledge distillation (engine/distill.py): this run learns from a teacher run
+    distill_from: int | None = Field(
+        None,
+        ge=1,
+        description="distillation: id of a completed teacher run on the same dataset whose "
+        "outputs this run learns from (empty = off)",
+    )
+    distill_temperature: float = Field(
+        2.0, gt=0, le=100, description="distillation: softens the teacher's class probabilities"
+    )
+    distill_alpha: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="distillation: weight of matching the teacher (the rest: the true labels)",
+    )
     # --- hardware
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto picks the GPU when there is one"
@@ -219,6 +235,15 @@ class RunConfig(BaseModel):
     def _check_model(cls, value: str) -> str:
         if value != "auto" and value not in MODEL_FAMILIES:
             raise ValueError(f"must be auto or one of {', '.join(MODEL_FAMILIES)}; got {value!r}")
+        return value
+
+    @field_validator("distill_from", mode="before")
+    @classmethod
+    def _parse_teacher(cls, value: Any) -> Any:
+        # Forms give "" for "no teacher", and "#12" is how runs are shown.
+        if isinstance(value, str):
+            value = value.strip().lstrip("#")
+            return int(value) if value.isdigit() else (value or None)
         return value
 
     @field_validator("channels", mode="before")

@@ -26,6 +26,7 @@ from db import runs as run_store
 from engine.checkpoints import TrainState, load_train_state, save_train_state
 from engine.config import validate_config
 from engine.device import choose_device
+from engine.distill import attach_teacher
 from engine.errors import DatasetError, SeedlabError
 from engine.importance import importance_at_end_of_run
 from engine.pipeline import evaluate_on_test, file_digest, prepare_dataset, save_checkpoint
@@ -160,6 +161,9 @@ def execute(settings: Settings, run_id: int) -> str:
             data.stratified,
         )
 
+        teacher = attach_teacher(settings, config, data, choice)  # distillation, else None
+        if teacher is not None:
+            log.info("distilling from teacher run #%s", config.distill_from)
         reporter = DbReporter(db, run_id)
         resume = load_train_state(resume_path(settings, run_id))
         if resume is not None:

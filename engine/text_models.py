@@ -21,6 +21,10 @@ from engine.text_tokenizer import PAD_ID
 def trim_padding(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids without all-padding trailing columns, tokens per row). Texts are left-aligned."""
     lengths = (ids != PAD_ID).sum(dim=1)
+    if torch.compiler.is_exporting() or torch.jit.is_tracing():
+        # An exported graph (ONNX, torch.export, TorchScript) cannot depend on the data's
+        # length; the full width gives the same outputs, since every model masks padding.
+        return ids, lengths
     longest = max(1, int(lengths.max())) if len(ids) else 1
     return ids[:, :longest], lengths
 
@@ -116,7 +120,7 @@ class RecurrentClassifier(nn.Module):
         )
         _, state = self.rnn(packed)
         final = state[0] if isinstance(state, tuple) else state  # LSTM: (h, c)
-        last = final[-self.directions :].transpose(0, 1).reshape(len(ids), -1)
+        last = final[-self.directions :].transpose(0, 1).reshape(ids.shape[0], -1)
         return self.head(self.drop(last))
 
 

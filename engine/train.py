@@ -18,6 +18,7 @@ from engine.catalog import HIGHER_IS_BETTER, monitor_error
 from engine.checkpoints import TrainState, capture_state, restore_state
 from engine.config import RunConfig
 from engine.device import DeviceChoice
+from engine.distill_loss import DistillationLoss, teacher_outputs
 from engine.errors import ConfigError, TrainingError
 from engine.inputs import InputSpec
 from engine.models import build_model
@@ -62,6 +63,8 @@ class TrainData:
     target_std: float = 1.0  # regression: RMSE is reported in the target's own units
     # Applied to each training batch on the device (image augmentation); never to validation.
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    # A trained model on the same device whose outputs this run also learns from (distillation).
+    teacher: nn.Module | None = None
 
 
 @dataclass
@@ -302,6 +305,10 @@ def train(
     optimizer = make_optimizer(config, model.parameters())
     scheduler = make_scheduler(config, optimizer)
     loss_fn = _training_loss_fn(config, data).to(choice.device)
+    if data.teacher is not None:  # knowledge distillation (engine/distill.py)
+        loss_fn = DistillationLoss(
+            loss_fn, data.task, config.distill_temperature, config.distill_alpha
+        )
     use_amp = choice.autocast_dtype is not None
     scaler = torch.amp.GradScaler(enabled=choice.autocast_dtype == torch.float16)
 
@@ -344,6 +351,8 @@ def train(
             yb = y_for_loss[idx]
             if data.augment is not None:
                 xb = data.augment(xb, generator)
+            if data.teacher is not None:  # distillation: the labels and the teacher's outputs
+                yb = (yb, teacher_outputs(data.teacher, xb))
             optimizer.zero_grad(set_to_none=True)
             try:
                 if use_amp:

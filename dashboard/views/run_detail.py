@@ -11,7 +11,15 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import auth, charts, data, importance_view, registry_section, report_section
+from dashboard import (
+    auth,
+    charts,
+    data,
+    export_section,
+    importance_view,
+    registry_section,
+    report_section,
+)
 from dashboard.run_edit_panel import edit_panel
 from db import artifacts as artifact_store
 from db import metrics as metric_store
@@ -361,8 +369,8 @@ elif run.status == "cancelled":
 elif run.status == "completed":
     _result_cards(run, task)
 
-curves_tab, eval_tab, config_tab, logs_tab, files_tab = st.tabs(
-    ["Curves", "Evaluation", "Config", "Logs", "Artifacts"]
+curves_tab, eval_tab, config_tab, logs_tab, files_tab, export_tab = st.tabs(
+    ["Curves", "Evaluation", "Config", "Logs", "Artifacts", "Export & compress"]
 )
 refresh = REFRESH_S if active else None
 with curves_tab:
@@ -375,3 +383,5 @@ with logs_tab:
     st.fragment(_log, run_every=refresh)(run.id)
 with files_tab, data.shown_errors("listing the files"):
     _artifacts(run)
+with export_tab, data.shown_errors("showing the exports"):
+    export_section.show(settings, db, run)  # dashboard/export_section.py
