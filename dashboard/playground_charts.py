@@ -46,9 +46,7 @@ def probability_bars(classes: Sequence[str], probabilities: Sequence[float]) -> 
 def contribution_bars(contributions: pd.DataFrame, target: str) -> go.Figure:
     """Feature contributions (feature, value, contribution), largest effect first."""
     shown = contributions.head(MAX_BARS)
-    colors = [
-        f"rgb{UP_RGB}" if c >= 0 else f"rgb{DOWN_RGB}" for c in shown["contribution"]
-    ]
+    colors = [f"rgb{UP_RGB}" if c >= 0 else f"rgb{DOWN_RGB}" for c in shown["contribution"]]
     fig = go.Figure(
         go.Bar(
             x=shown["contribution"],

@@ -717,6 +717,10 @@ from engine.cli_sweeps import sweeps_app  # noqa: E402
 
 app.add_typer(sweeps_app, name="sweeps")
 
+from engine.cli_predict import predict_command  # noqa: E402
+
+app.command("predict")(predict_command)
+
 
 def main() -> None:
     try:
