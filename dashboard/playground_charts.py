@@ -31,8 +31,8 @@ def probability_bars(classes: Sequence[str], probabilities: Sequence[float]) -> 
     frame = frame.sort_values("p", ascending=False, kind="stable").head(MAX_BARS)
     fig = go.Figure(
         go.Bar(
-            x=frame["p"],
-            y=frame["class"],
+            x=frame["p"].tolist(),
+            y=frame["class"].tolist(),
             orientation="h",
             text=[f"{p:.1%}" for p in frame["p"]],
             textposition="auto",
@@ -49,7 +49,7 @@ def contribution_bars(contributions: pd.DataFrame, target: str) -> go.Figure:
     colors = [f"rgb{UP_RGB}" if c >= 0 else f"rgb{DOWN_RGB}" for c in shown["contribution"]]
     fig = go.Figure(
         go.Bar(
-            x=shown["contribution"],
+            x=shown["contribution"].tolist(),
             y=[f"{f} = {v}" for f, v in zip(shown["feature"], shown["value"], strict=True)],
             orientation="h",
             marker_color=colors,

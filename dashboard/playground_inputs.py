@@ -26,7 +26,7 @@ MISSING_LABEL = "(missing)"
 
 def _slider_step(low: float, high: float) -> float:
     """A round step giving about 100 positions over the range (0.01 for 4.3 … 7.9)."""
-    return 10 ** math.floor(math.log10((high - low) / 100))
+    return float(10.0 ** math.floor(math.log10((high - low) / 100)))
 
 
 def _numeric_widget(spec: NumericSpec, key: str) -> float:

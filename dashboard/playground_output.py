@@ -80,6 +80,12 @@ def _show_explanation(explained: explain.Explanation, inputs: Any, key: str) -> 
             + f" Each bar is how much that value moved {target} from there "
             "(green up, red down)."
         )
+        if explained.contributions["contribution"].abs().max() < 1e-6:
+            st.info(
+                "These inputs are the typical row itself, so nothing moved the prediction yet: "
+                "change a value above to see what matters.",
+                icon=":material/touch_app:",
+            )
     elif explained.kind == "text":
         st.html(playground_charts.token_html(explained.tokens, explained.scores, explained.unknown))
         caption = _reading(explained, "a text with no words") + (
