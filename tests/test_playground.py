@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 from dashboard.data import format_value
 from db import runs as run_store
+from engine.cli import app as cli_app
 from engine.launch import submit_run
 from engine.predictor import Predictor
 from engine.run_files import checkpoint_path, read_report, report_path
@@ -72,6 +74,11 @@ def test_table_classifier_widgets_prediction_and_explanation(settings, db, demo_
     # Test metrics from the run's report.json, for context.
     accuracy = read_report(settings, run_id)["metrics"]["test_accuracy"]
     assert _metrics(at)["test accuracy"] == format_value(accuracy)
+
+    # The Run page of a completed run links here.
+    run_page = open_page("views/run_detail.py", run=str(run_id))
+    links = [link.proto for link in run_page.get("page_link")]
+    assert any(p.label == "Try it" and p.query_string == f"run={run_id}" for p in links), links
 
 
 def test_regression_shows_a_value_and_its_contributions(settings, db, demo_datasets):
@@ -212,18 +219,25 @@ def test_cli_predict_csv_round_trip_text_and_errors(settings, db, demo_datasets,
     assert out["prediction"].tolist() == expected["prediction"].tolist()
     assert np.allclose(out.filter(like="p(").to_numpy(), expected.filter(like="p(").to_numpy())
 
+    # The other paths in-process (same command, no second interpreter start-up).
+    runner = CliRunner()
     text_run = completed_run(settings, db, "support_tickets", epochs=1, max_length=8)
-    done = _cli(
-        "predict", str(text_run), "--text", "where is my parcel", "--text", "hi", "--explain"
+    done = runner.invoke(
+        cli_app,
+        ["predict", str(text_run), "--text", "where is my parcel", "--text", "hi", "--explain"],
     )
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.output
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(lines) == 2 and lines[0]["prediction"]
     assert [t["token"] for t in lines[0]["tokens"]] == ["where", "is", "my", "parcel"]
 
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
-    done = _cli("predict", str(table_run), "--input", str(bad), "--output", str(tmp_path / "x"))
-    assert done.returncode == 1 and "Traceback" not in done.stderr
+    done = runner.invoke(
+        cli_app, ["predict", str(table_run), "--input", str(bad), "--output", str(tmp_path / "x")]
+    )
+    assert done.exit_code == 1
     assert "no column(s)" in done.stderr and "petal width" in done.stderr
+    done = runner.invoke(cli_app, ["predict", str(text_run), "--text", " "])
+    assert done.exit_code == 1 and "is empty" in done.stderr
     assert not (tmp_path / "x").exists()
