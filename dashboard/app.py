@@ -35,6 +35,7 @@ pages = st.navigation(
         st.Page("views/sweeps.py", title="Sweeps", icon=":material/tune:"),
         st.Page("views/engine.py", title="Engine", icon=":material/memory:"),
         st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("views/playground.py", title="Playground", icon=":material/smart_toy:"),
         st.Page("views/models.py", title="Models", icon=":material/inventory_2:"),
     ]
     + (

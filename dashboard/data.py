@@ -40,6 +40,7 @@ RUNS_PAGE = "views/runs.py"
 RUN_PAGE = "views/run_detail.py"
 ENGINE_PAGE = "views/engine.py"
 COMPARE_PAGE = "views/compare.py"
+PLAYGROUND_PAGE = "views/playground.py"
 
 ENGINE_HINT = "Start it with `make run` or `seedlab worker`."
 # A worker beats every few seconds; three missed beats means it is gone.

@@ -790,6 +790,10 @@ from engine.cli_export import register as register_export_commands  # noqa: E402
 
 register_export_commands(runs_app)
 
+from engine.cli_predict import predict_command  # noqa: E402
+
+app.command("predict")(predict_command)
+
 
 def main() -> None:
     try:

@@ -36,6 +36,10 @@ class NumericSpec:
     mean: float
     std: float
     add_missing_indicator: bool
+    # The training range, for input widgets (Playground); None in checkpoints made before it.
+    minimum: float | None = None
+    maximum: float | None = None
+    integer: bool = False
 
 
 @dataclass
@@ -75,6 +79,9 @@ class TabularPreprocessor:
                         mean=float(filled.mean()),
                         std=std if std > 1e-12 else 1.0,
                         add_missing_indicator=bool(values.isna().any()),
+                        minimum=float(present.min()) if len(present) else None,
+                        maximum=float(present.max()) if len(present) else None,
+                        integer=bool(len(present)) and bool((present % 1 == 0).all()),
                     )
                 )
             else:

@@ -281,6 +281,14 @@ def _actions(run: RunRecord) -> None:
             disabled=not auth.can(Permission.LAUNCH),
         ):
             st.switch_page(data.NEW_RUN_PAGE, query_params={"clone": str(run.id)})
+        if run.status == "completed":
+            st.page_link(
+                data.PLAYGROUND_PAGE,
+                label="Try it",
+                icon=":material/smart_toy:",
+                query_params={"run": str(run.id)},
+                help="Open this model in the Playground.",
+            )
         st.page_link(
             data.DATASETS_PAGE,
             label="Dataset",
