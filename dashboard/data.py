@@ -223,7 +223,8 @@ def shown_errors(action: str) -> Iterator[None]:
     try:
         yield
     except SeedlabError as exc:
-        st.error(str(exc), icon=":material/error:")
+        # Our messages quote user text (dataset, column and run names): shown literally.
+        st.error(md_text(str(exc)), icon=":material/error:")
     except Exception:
         log.exception("dashboard error while %s", action)
         st.error(
@@ -397,7 +398,8 @@ def show_flash() -> None:
     if item is None:
         return
     kind, message = item
-    {"success": st.success, "info": st.info, "warning": st.warning}.get(kind, st.info)(message)
+    show = {"success": st.success, "info": st.info, "warning": st.warning}.get(kind, st.info)
+    show(md_text(message))  # messages quote dataset and run names
 
 
 def query_int(name: str) -> int | None:

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from engine.catalog import MODEL_FAMILIES
 from engine.errors import ConfigError
@@ -196,6 +204,14 @@ class RunConfig(BaseModel):
     text_dropout: float = Field(
         0.2, ge=0, lt=1, description="text models: dropout on embeddings and before the output"
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads True as 1; `epochs: yes` in a YAML file is a mistake, not one epoch.
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (int, float):
+            raise ValueError(f"needs a number, got {value!r}")
+        return value
 
     @field_validator("model")
     @classmethod

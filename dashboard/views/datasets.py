@@ -39,7 +39,7 @@ def _parsed_columns(upload: UploadedFile) -> list[str]:
     columns, n_rows, error = cache[upload.file_id]
     if error:
         raise DatasetError(error)
-    st.caption(f"{n_rows:,} rows × {len(columns):,} columns read from {upload.name}.")
+    st.caption(f"{n_rows:,} rows × {len(columns):,} columns read from {data.md_text(upload.name)}.")
     return columns
 
 
@@ -92,8 +92,8 @@ with st.container(border=True):
     )
     if upload is not None and Path(upload.name).suffix.lower() in IMAGE_ZIP_SUFFIXES:
         st.caption(
-            f"{upload.name}: a ZIP of images; each folder is a class. Every image is checked "
-            "when you add it."
+            f"{data.md_text(upload.name)}: a ZIP of images; each folder is a class. Every image "
+            "is checked when you add it."
         )
         with data.shown_errors("storing the images"):
             name = st.text_input(
