@@ -398,8 +398,7 @@ def show_flash() -> None:
     if item is None:
         return
     kind, message = item
-    show = {"success": st.success, "info": st.info, "warning": st.warning}.get(kind, st.info)
-    show(md_text(message))  # messages quote dataset and run names
+    {"success": st.success, "info": st.info, "warning": st.warning}.get(kind, st.info)(message)
 
 
 def query_int(name: str) -> int | None:

@@ -354,10 +354,18 @@ def load_config_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"Cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"Config file {path} is not UTF-8 text; save it as UTF-8.") from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"Config file {path} is not valid JSON/YAML: {exc}") from None
+        # YAML errors draw the offending line over several lines; the first one says it.
+        problem = str(exc).strip().splitlines()[0]
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(
+            f"Config file {path} is not valid JSON/YAML{where}: {problem}. Fix it and try again."
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -187,7 +187,7 @@ def zip_bomb() -> bytes:
     return zip_with("cats/bomb.png", b"\x00" * (20 << 20))
 
 
-def million_columns_parquet(columns: int = 20_000) -> bytes:
+def wide_parquet(columns: int = 6_000) -> bytes:
     return _parquet(pa.table({f"c{i}": [1] for i in range(columns)}))
 
 
