@@ -45,6 +45,9 @@ from engine.models import build_model  # noqa: E402
 from engine.train import TrainData, train  # noqa: E402
 
 RESULTS_PATH = ROOT / "bench" / "RESULTS.md"
+# The engine's own overhead is measured against this one: the same fused optimizer, so the
+# difference is the engine's bookkeeping (reporting, cancel checks, NaN checks), nothing else.
+PLAIN_FUSED = "plain PyTorch loop, fused AdamW (the engine's optimizer)"
 BEGIN, END = "<!-- bench_engine:begin -->", "<!-- bench_engine:end -->"
 
 
@@ -84,10 +87,12 @@ def _validate(model: nn.Module, data: TrainData) -> float:
         return nn.functional.cross_entropy(model(data.x_val), data.y_val).item()
 
 
-def plain_loop(config, data: TrainData, choice) -> None:  # noqa: ANN001
+def plain_loop(config, data: TrainData, choice, fused: bool = False) -> None:  # noqa: ANN001
     torch.manual_seed(config.seed)
     model = build_model(config, data.spec, data.n_outputs).to(choice.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused
+    )
     g = torch.Generator(device=data.x_train.device).manual_seed(config.seed)
     n, bs = len(data.x_train), config.batch_size
     for _ in range(config.epochs):
@@ -106,7 +111,9 @@ def plain_loop(config, data: TrainData, choice) -> None:  # noqa: ANN001
 def dataloader_loop(config, data: TrainData, choice, workers: int = 0) -> None:  # noqa: ANN001
     torch.manual_seed(config.seed)
     model = build_model(config, data.spec, data.n_outputs).to(choice.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     # The usual way: CPU tensors, a shuffled DataLoader that collates sample by sample.
     dataset = TensorDataset(data.x_train.cpu(), data.y_train.cpu())
     loader = DataLoader(
@@ -194,6 +201,7 @@ def throughput(args: argparse.Namespace) -> tuple[list[str], dict[str, float]]:
     tmp = Path(tempfile.mkdtemp(prefix="seedlab-bench-"))
     variants = {
         "plain PyTorch loop (index slices)": lambda: plain_loop(config, data, choice),
+        PLAIN_FUSED: lambda: plain_loop(config, data, choice, fused=True),
         "Seedlab engine train()": lambda: engine_loop(config, data, choice),
         "Seedlab engine + resume checkpoint every epoch": lambda: engine_loop(
             config, data, choice, tmp
@@ -210,7 +218,7 @@ def throughput(args: argparse.Namespace) -> tuple[list[str], dict[str, float]]:
     plain = medians["plain PyTorch loop (index slices)"]
     loader = medians["DataLoader(TensorDataset) loop"]
     lines = [
-        "| loop | median s | samples/s | vs plain loop | vs DataLoader |",
+        "| loop | median s | samples/s | vs plain loop (default AdamW) | vs DataLoader |",
         "|---|---:|---:|---:|---:|",
     ]
     for name, t in medians.items():
@@ -221,7 +229,8 @@ def throughput(args: argparse.Namespace) -> tuple[list[str], dict[str, float]]:
     per_ckpt, size = checkpoint_cost(config, data, choice, tmp / "alone.pt")
     shutil.rmtree(tmp, ignore_errors=True)
     figures = {
-        "overhead_pct": 100 * (medians["Seedlab engine train()"] / plain - 1),
+        "overhead_pct": 100 * (medians["Seedlab engine train()"] / medians[PLAIN_FUSED] - 1),
+        "vs_plain": plain / medians["Seedlab engine train()"],
         "vs_loader": loader / medians["Seedlab engine train()"],
         "ckpt_ms": 1000 * per_ckpt,
         "ckpt_pct": 100 * per_ckpt / (medians["Seedlab engine train()"] / config.epochs),
@@ -326,8 +335,12 @@ def main() -> None:
         "",
         *lines,
         "",
-        f"- engine overhead vs the plain loop: {figures['overhead_pct']:+.1f} % (aim ≤ 5 %); "
-        f"vs the DataLoader loop: {figures['vs_loader']:.2f}× faster (aim ≥ 1.5×).",
+        f"- engine overhead vs the plain loop with the same fused optimizer: "
+        f"{figures['overhead_pct']:+.1f} % time (aim ≤ 5 %); the engine is "
+        f"{figures['vs_plain']:.2f}× as fast as a plain loop with the default (for-each) AdamW "
+        f"and {figures['vs_loader']:.2f}× as fast as the DataLoader loop (aim ≥ 1.5×). The "
+        "engine picks the fused optimizer kernel (engine/train.py `make_optimizer`), keeps "
+        "each batch's loss on the device and syncs once per epoch.",
         f"- resume checkpoint (model, AdamW state, best weights, RNG, history): "
         f"{figures['ckpt_ms']:.1f} ms to capture and write, {figures['ckpt_bytes'] / 1024:.0f} KiB;"
         f" {figures['ckpt_pct']:.1f} % of this workload's {figures['epoch_ms']:.0f} ms epoch, "

@@ -154,6 +154,23 @@ class RunConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto picks the GPU when there is one"
     )
+    compile: bool = Field(
+        False,
+        description="compile the model with torch.compile: the first epoch waits for the "
+        "compiler (tens of seconds), later ones can run faster on large models and GPUs",
+    )
+    data_loading: Literal["auto", "memory", "stream"] = Field(
+        "auto",
+        description="images: memory = every image as a tensor on the device; stream = batches "
+        "read from disk by DataLoader workers (for sets larger than memory); auto picks by size",
+    )
+    loader_workers: int = Field(
+        -1,
+        ge=-1,
+        le=64,
+        description="images, when streamed: DataLoader worker processes (-1 = one per spare core, "
+        "at most 4)",
+    )
     # --- text
     max_length: int = Field(
         64,

@@ -185,32 +185,57 @@ def _decode_file(path: Path, size: int, channels: int) -> np.ndarray:
         return image_to_array(image, size, channels)
 
 
-def image_arrays(settings: Settings, record: DatasetRecord, size: int, channels: int) -> np.ndarray:
-    """Every image of the dataset as (N, size, size, channels) uint8, in index order (cached)."""
-    folder = dataset_dir(settings, record)
-    cache = folder / "cache" / f"{size}x{channels}.npy"
+def image_arrays(
+    settings: Settings, record: DatasetRecord, size: int, channels: int, *, mmap: bool = False
+) -> np.ndarray:
+    """Every image of the dataset as (N, size, size, channels) uint8, in index order (cached).
+
+    The cache is a .npy file written image by image into a memory map, so building it never
+    holds the whole set in memory; with `mmap` the array returned is that map (read-only, pages
+    loaded on access), for sets streamed from disk.
+    """
+    cache = image_cache_path(settings, record, size, channels)
     index = load_index(settings, record)
+    shape = (len(index), size, size, channels)
     if cache.is_file():
-        array = np.load(cache)
-        if array.shape == (len(index), size, size, channels):
-            return array
-    array = np.empty((len(index), size, size, channels), dtype=np.uint8)
-    for i, rel in enumerate(index["file"]):
         try:
-            array[i] = _decode_file(folder / rel, size, channels)
-        except OSError as exc:
-            raise DatasetError(
-                f"Stored image {rel} of dataset {record.name!r} cannot "
-                f"be read ({exc}). Upload the ZIP again."
-            ) from None
+            array = np.load(cache, mmap_mode="r")
+        except (OSError, ValueError):
+            array = None  # a damaged cache is rebuilt
+        if array is not None and array.shape == shape:
+            return array if mmap else np.array(array)
+    folder = dataset_dir(settings, record)
     try:
         cache.parent.mkdir(exist_ok=True)
         tmp = cache.with_name(f".{uuid.uuid4().hex}.npy")
-        np.save(tmp, array)
-        os.replace(tmp, cache)  # atomic: two runs caching at once never see half a file
-    except OSError:
-        pass  # a read-only dataset folder only costs the next run a decode
-    return array
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+    except OSError:  # a read-only dataset folder: decode into memory, no cache
+        tmp, array = None, np.empty(shape, dtype=np.uint8)
+    try:
+        for i, rel in enumerate(index["file"]):
+            try:
+                array[i] = _decode_file(folder / rel, size, channels)
+            except OSError as exc:
+                raise DatasetError(
+                    f"Stored image {rel} of dataset {record.name!r} cannot "
+                    f"be read ({exc}). Upload the ZIP again."
+                ) from None
+    except BaseException:
+        if tmp is not None:
+            del array
+            tmp.unlink(missing_ok=True)
+        raise
+    if tmp is None:
+        return array
+    array.flush()
+    del array
+    os.replace(tmp, cache)  # atomic: two runs caching at once never see half a file
+    array = np.load(cache, mmap_mode="r")
+    return array if mmap else np.array(array)
+
+
+def image_cache_path(settings: Settings, record: DatasetRecord, size: int, channels: int) -> Path:
+    return dataset_dir(settings, record) / "cache" / f"{size}x{channels}.npy"
 
 
 def sample_files(

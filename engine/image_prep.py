@@ -21,8 +21,9 @@ from PIL import Image
 from engine.catalog import effective_task
 from engine.config import RunConfig
 from engine.device import DeviceChoice
-from engine.errors import ConfigError
-from engine.image_data import image_arrays, image_to_array, load_index
+from engine.errors import ConfigError, DatasetError
+from engine.image_data import image_arrays, image_cache_path, image_to_array, load_index
+from engine.image_stream import StreamedImages, stream_or_memory
 from engine.inputs import InputSpec
 from engine.pipeline import PreparedData, StoredDataset
 from engine.preprocess import TargetEncoder, split_frame
@@ -63,17 +64,27 @@ class ImagePreprocessor:
 
 
 def fit_preprocessor(
-    train_images: np.ndarray, classes: list[str], normalize: bool
+    images: np.ndarray, rows: np.ndarray, classes: list[str], normalize: bool
 ) -> ImagePreprocessor:
-    """Per-channel mean/std of the training images (0..1 scale), or 0/1 when not normalizing."""
-    n, size, _, channels = train_images.shape
+    """Per-channel mean/std of the training images (`rows` of `images`, 0..1 scale), or 0/1
+    when not normalizing. Summed chunk by chunk, so a memory-mapped set is never loaded whole."""
+    _, size, _, channels = images.shape
     if not normalize:
         return ImagePreprocessor(size, channels, [0.0] * channels, [1.0] * channels, classes)
-    pixels = train_images.reshape(-1, channels).astype(np.float64) / 255.0
-    mean = pixels.mean(axis=0)
-    std = pixels.std(axis=0)
+    total, squares, count = np.zeros(channels), np.zeros(channels), 0
+    ordered = np.sort(rows)  # sequential reads of a memory map
+    for start in range(0, len(ordered), FIT_CHUNK):
+        pixels = images[ordered[start : start + FIT_CHUNK]].reshape(-1, channels) / 255.0
+        total += pixels.sum(axis=0)
+        squares += np.square(pixels).sum(axis=0)
+        count += len(pixels)
+    mean = total / max(count, 1)
+    std = np.sqrt(np.maximum(squares / max(count, 1) - mean**2, 0.0))
     std = np.where(std > 1e-6, std, 1.0)  # a constant channel stays as it is
     return ImagePreprocessor(size, channels, mean.tolist(), std.tolist(), classes)
+
+
+FIT_CHUNK = 1024  # images per chunk when fitting the normalization
 
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -144,7 +155,8 @@ def prepare_images(
     channels = int(schema["auto_channels"]) if config.channels == "auto" else int(config.channels)
     classes = list(schema["classes"])
     index = load_index(settings, dataset)
-    arrays = image_arrays(settings, dataset, size, channels)
+    loading = stream_or_memory(config.data_loading, len(index), (channels, size, size), choice)
+    arrays = image_arrays(settings, dataset, size, channels, mmap=True)
     splits = split_frame(
         index,
         target="label",
@@ -154,13 +166,24 @@ def prepare_images(
         seed=config.seed,
     )
     positions = {k: getattr(splits, k).index.to_numpy() for k in ("train", "val", "test")}
-    pre = fit_preprocessor(arrays[positions["train"]], classes, config.normalize)
+    pre = fit_preprocessor(arrays, positions["train"], classes, config.normalize)
     labels = index["label"].to_numpy(dtype=np.int64)
+    cache = image_cache_path(settings, dataset, size, channels)
+    if loading == "stream" and not cache.is_file():
+        raise DatasetError(
+            "Streaming images needs their cache file in the dataset's folder, which could not be "
+            "written (read-only?). Make the data folder writable, or use data_loading=memory."
+        )
 
-    def tensors(part: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def tensors(part: str) -> tuple[torch.Tensor | StreamedImages, torch.Tensor]:
+        y = torch.from_numpy(labels[positions[part]]).to(choice.device)
+        if loading == "stream":
+            rows = positions[part]
+            return StreamedImages(
+                cache, rows, pre.normalize, choice, workers=config.loader_workers
+            ), y
         # uint8 crosses to the device (4× less to copy), then becomes float there.
         x = pre.normalize(torch.from_numpy(arrays[positions[part]]).to(choice.device))
-        y = torch.from_numpy(labels[positions[part]]).to(choice.device)
         return x, y
 
     x_train, y_train = tensors("train")

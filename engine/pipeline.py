@@ -26,7 +26,7 @@ from engine.evaluate import classification_report, regression_report
 from engine.inputs import InputSpec
 from engine.preprocess import Splits, TabularPreprocessor, TargetEncoder, split_frame
 from engine.settings import Settings
-from engine.train import TrainData, predict
+from engine.train import Inputs, TrainData, predict
 
 
 class StoredDataset(Protocol):
@@ -47,7 +47,7 @@ class InputPreprocessor(Protocol):
 @dataclass
 class PreparedData:
     train_data: TrainData
-    x_test: torch.Tensor
+    x_test: Inputs  # a tensor on the device, or a stream for image sets too big for memory
     y_test: np.ndarray  # class indices, or raw target values for regression
     preprocessor: InputPreprocessor
     target: TargetEncoder

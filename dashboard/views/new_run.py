@@ -41,7 +41,7 @@ OPTION_FIELDS = [
     "grad_clip_norm",
     "warmup_epochs",
 ]
-ADVANCED_FIELDS = ["device", "max_categories"]
+ADVANCED_FIELDS = ["device", "compile", "max_categories"]
 # --- text: shown (in their own section) for text datasets only
 TEXT_FIELDS = [
     "max_length",
@@ -71,6 +71,8 @@ IMAGE_FIELDS = [
     "augment_crop",
     "augment_rotation",
     "augment_color",
+    "data_loading",
+    "loader_workers",
 ]
 
 LABELS = {
@@ -92,6 +94,9 @@ LABELS = {
     "gamma": "Gamma (decay factor)",
     "momentum": "Momentum",
     "device": "Device",
+    "compile": "torch.compile the model",
+    "data_loading": "Image loading",
+    "loader_workers": "Loader workers (-1 = auto)",
     "max_categories": "Max categories per column",
     "image_size": "Image size (px, 0 = auto)",
     "channels": "Channels",
