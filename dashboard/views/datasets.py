@@ -69,7 +69,8 @@ def _add_dataset(
     )
     rows = "images" if record.kind == "image" else "rows"
     data.flash(
-        f"Added dataset '{data.md_text(record.name)}': {record.n_rows:,} {rows}, {record.task} with {detail}"
+        f"Added dataset '{data.md_text(record.name)}': {record.n_rows:,} {rows}, "
+        f"{record.task} with {detail}"
         + (f", texts in column {record.schema['text_column']!r}." if record.kind == "text" else ".")
     )
     # A fresh uploader (new key) so the stored file is not offered again, and show the new set.
