@@ -59,6 +59,6 @@ def project_picker() -> None:
             try:
                 _select(project_store.create_project(db, name))
             except ValueError as exc:
-                st.error(data.md_text(str(exc)))
+                st.error(data.md_message(str(exc)))
             else:
                 st.rerun()

@@ -71,7 +71,11 @@ def _add_dataset(
     data.flash(
         f"Added dataset '{data.md_text(record.name)}': {record.n_rows:,} {rows}, "
         f"{record.task} with {detail}"
-        + (f", texts in column {record.schema['text_column']!r}." if record.kind == "text" else ".")
+        + (
+            f", texts in column '{data.md_text(record.schema['text_column'])}'."
+            if record.kind == "text"
+            else "."
+        )
     )
     # A fresh uploader (new key) so the stored file is not offered again, and show the new set.
     st.session_state["_upload_round"] = st.session_state.get("_upload_round", 0) + 1

@@ -334,7 +334,7 @@ if run.tags or run.notes:
 
 if run.status == "failed":
     st.error(
-        data.md_text(
+        data.md_message(
             run.error or "The run failed without a message; its log may say why (Logs tab)."
         ),
         icon=":material/error:",
