@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run test lint worker dashboard bench bench-quick bench-venv clean
+.PHONY: install run test e2e lint worker dashboard bench bench-quick bench-venv clean
 
 install: $(STAMP)
 
@@ -29,6 +29,16 @@ dashboard: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The whole loop in headless Chromium (tests/e2e, left out of `make test`): installs Debian's
+# chromium when it is missing and we are root, and Playwright from requirements-e2e.txt;
+# without a browser the test is skipped and says why.
+e2e: install
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "e2e: no chromium and cannot install it (needs root and apt-get); the test will skip"; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-e2e.txt
+	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
 lint: install
 	$(BIN)/ruff check .

@@ -3,6 +3,7 @@ params and metrics, parallel coordinates and a param-vs-metric scatter. No Strea
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,6 +16,14 @@ from db.records import RunRecord
 from engine.catalog import metric_label
 
 MAX_POINTS_PER_TRACE = 1000
+
+
+def plotly_text(text: str) -> str:
+    """User text for a Plotly label: Plotly renders a few HTML tags (<a href>, <b>, <br>) in
+    names and hover text; entities it shows as the characters they stand for."""
+    return html.escape(str(text), quote=False)
+
+
 X_AXES = {"step": "step (epoch)", "wall_time": "wall time (s since the run's first point)"}
 # Keys where a smaller value is better; every other metric is better when larger.
 _LOWER_IS_BETTER = ("loss", "rmse", "mae", "mse", "error", "perplexity")
@@ -100,8 +109,9 @@ def compare_curves(
                 x=x.tolist(),
                 y=y.tolist(),
                 mode="lines",
-                name=label,
-                hovertemplate=f"{label}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
+                name=plotly_text(label),
+                # The name by reference: a run named "%{y}" must not become a template.
+                hovertemplate="%{fullData.name}<br>%{x}: %{y:.4g}<extra></extra>",
             )
         )
     fig.update_yaxes(type="log" if log_y else "linear")
@@ -214,7 +224,9 @@ def param_scatter(
             x=merged[param].tolist(),
             y=merged[key].tolist(),
             mode="markers",
-            text=[f"#{i} {n}" for i, n in zip(merged["id"], merged["name"], strict=True)],
+            text=[
+                plotly_text(f"#{i} {n}") for i, n in zip(merged["id"], merged["name"], strict=True)
+            ],
             hovertemplate="%{text}<br>" + param + ": %{x}<br>%{y:.4g}<extra></extra>",
         )
     )

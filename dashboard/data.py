@@ -231,7 +231,8 @@ def shown_errors(action: str) -> Iterator[None]:
     try:
         yield
     except SeedlabError as exc:
-        st.error(str(exc), icon=":material/error:")
+        # Our messages quote user text (dataset, column and run names): shown literally.
+        st.error(md_message(str(exc)), icon=":material/error:")
     except Exception:
         log.exception("dashboard error while %s", action)
         st.error(
@@ -251,6 +252,16 @@ def md_text(text: str) -> str:
     """User text made literal for Streamlit markdown (titles, captions): no links, emphasis,
     colour directives, LaTeX or HTML entities can come from a dataset or run name."""
     return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+# What can make markdown act (links, images, HTML, LaTeX); emphasis and code spans cannot.
+_MD_ACTIVE = re.compile(r"([\\\[\]<>!$])")
+
+
+def md_message(text: str) -> str:
+    """A sentence of ours that quotes user text (an error naming a dataset or column), made
+    inert for markdown while it stays readable: field names keep their underscores."""
+    return _MD_ACTIVE.sub(r"\\\1", str(text))
 
 
 def status_markdown(status: str) -> str:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.playground_model import LoadedModel
+from engine.csv_safe import to_safe_csv
 from engine.datasets import read_table
 from engine.errors import SeedlabError
 from engine.predictor import PredictorError, predict_frame
@@ -62,7 +63,7 @@ def batch_section(models: list[tuple[str, LoadedModel]], key: str) -> None:
     st.success(f"Predicted {len(result):,} row(s).")
     st.download_button(
         "Download with predictions (CSV)",
-        result.to_csv(index=False).encode("utf-8"),
+        to_safe_csv(result, index=False).encode("utf-8"),  # opened in spreadsheets
         file_name=f"{upload.name.rsplit('.', 1)[0]}-predictions.csv",
         mime="text/csv",
         key=f"{key}:download",

@@ -65,8 +65,8 @@ def project_picker() -> None:
                 project_id = actions.create_project(
                     db, auth.require(Permission.CREATE_PROJECT), name
                 )
-            except SeedlabError as exc:
-                st.error(str(exc))
+            except (SeedlabError, ValueError) as exc:
+                st.error(data.md_message(str(exc)))
             else:
                 _select(project_store.get_project(db, project_id))
                 st.rerun()

@@ -14,6 +14,7 @@ from db import run_query
 from db.models import RUN_STATUSES
 from db.records import RunRecord
 from db.run_query import METRIC_PREFIX, PARAM_PREFIX, MetricThreshold, RunFilter
+from engine.csv_safe import to_safe_csv
 
 PAGE_SIZES = (25, 50, 100, 200)
 OPS = {"ge": ">=", "le": "<="}
@@ -166,4 +167,4 @@ def export_csv(db: Engine, state: TableState, project_id: int | None) -> str:
     columns = [PARAM_PREFIX + p for p in params] + [METRIC_PREFIX + k for k in keys]
     frame = table_frame(runs, columns)
     frame["tags"] = frame["tags"].map(lambda tags: ";".join(tags))
-    return frame.to_csv(index=False)
+    return to_safe_csv(frame, index=False)  # names, tags and notes are user text

@@ -18,6 +18,7 @@ import pandas as pd
 import typer
 
 from db import runs as run_store
+from engine.csv_safe import to_safe_csv
 from engine.datasets import read_table
 from engine.errors import SeedlabError
 from engine.image_input import read_image_file
@@ -151,7 +152,9 @@ def predict_command(
         _fail(str(exc))
     if output is not None:
         try:
-            result.to_csv(output, index=False)
+            # A file is for spreadsheets: formula-like cells are escaped; stdout stays raw for
+            # scripts.
+            Path(output).write_text(to_safe_csv(result, index=False), encoding="utf-8")
         except OSError as exc:
             _fail(f"cannot write {output}: {exc.strerror or exc}")
         typer.echo(f"Wrote {len(result):,} prediction(s) to {output}", err=True)

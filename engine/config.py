@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from engine.catalog import MODEL_FAMILIES
 from engine.errors import ConfigError
@@ -230,6 +238,14 @@ class RunConfig(BaseModel):
         0.2, ge=0, lt=1, description="text models: dropout on embeddings and before the output"
     )
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads True as 1; `epochs: yes` in a YAML file is a mistake, not one epoch.
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (int, float):
+            raise ValueError(f"needs a number, got {value!r}")
+        return value
+
     @field_validator("model")
     @classmethod
     def _check_model(cls, value: str) -> str:
@@ -380,10 +396,18 @@ def load_config_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"Cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"Config file {path} is not UTF-8 text; save it as UTF-8.") from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"Config file {path} is not valid JSON/YAML: {exc}") from None
+        # YAML errors draw the offending line over several lines; the first one says it.
+        problem = str(exc).strip().splitlines()[0]
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(
+            f"Config file {path} is not valid JSON/YAML{where}: {problem}. Fix it and try again."
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

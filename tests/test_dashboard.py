@@ -243,7 +243,7 @@ def test_upload_non_utf8_shows_error_and_stores_nothing(settings, db) -> None:
     at = open_page("views/datasets.py")
     raw = "x,label\n1,café\n2,thé\n".encode("latin-1")
     at.file_uploader[0].set_value(("latin.csv", raw, "text/csv")).run()
-    assert "not UTF-8" in texts(at.error)
+    assert "not valid UTF-8" in texts(at.error)
     assert not [b for b in at.button if b.label == "Add dataset"]
     assert dataset_store.list_datasets(db) == []
 

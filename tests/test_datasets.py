@@ -105,7 +105,7 @@ BAD_INPUTS = [
         "Target column 'label' is not in u.csv. Its columns are: a, t",
     ),
     (b"a,t\n1,x\n2,x\n3,x\n", "o.csv", "t", "only one class"),
-    ("a,t\n1,caf\u00e9\n2,th\u00e9\n".encode("latin-1"), "l.csv", "t", "is not UTF-8"),
+    ("a,t\n1,caf\u00e9\n2,th\u00e9\n".encode("latin-1"), "l.csv", "t", "is not valid UTF-8"),
     (b"a,t\n1,x\n", "x.xlsx", "t", "unsupported file type"),
     (b"PAR1 not really parquet", "p.parquet", "t", "not a readable Parquet file"),
     (_nested_parquet(), "n.parquet", "t", "nested values"),

@@ -41,7 +41,7 @@ def _parsed_columns(upload: UploadedFile) -> list[str]:
     columns, n_rows, error = cache[upload.file_id]
     if error:
         raise DatasetError(error)
-    st.caption(f"{n_rows:,} rows × {len(columns):,} columns read from {upload.name}.")
+    st.caption(f"{n_rows:,} rows × {len(columns):,} columns read from {data.md_text(upload.name)}.")
     return columns
 
 
@@ -73,8 +73,13 @@ def _add_dataset(
     )
     rows = "images" if record.kind == "image" else "rows"
     data.flash(
-        f"Added dataset {record.name!r}: {record.n_rows:,} {rows}, {record.task} with {detail}"
-        + (f", texts in column {record.schema['text_column']!r}." if record.kind == "text" else ".")
+        f"Added dataset '{data.md_text(record.name)}': {record.n_rows:,} {rows}, "
+        f"{record.task} with {detail}"
+        + (
+            f", texts in column '{data.md_text(record.schema['text_column'])}'."
+            if record.kind == "text"
+            else "."
+        )
     )
     # A fresh uploader (new key) so the stored file is not offered again, and show the new set.
     st.session_state["_upload_round"] = st.session_state.get("_upload_round", 0) + 1
@@ -97,8 +102,8 @@ with st.container(border=True):
     )
     if upload is not None and Path(upload.name).suffix.lower() in IMAGE_ZIP_SUFFIXES:
         st.caption(
-            f"{upload.name}: a ZIP of images; each folder is a class. Every image is checked "
-            "when you add it."
+            f"{data.md_text(upload.name)}: a ZIP of images; each folder is a class. Every image "
+            "is checked when you add it."
         )
         with data.shown_errors("storing the images"):
             name = st.text_input(

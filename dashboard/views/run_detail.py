@@ -27,6 +27,7 @@ from db import runs as run_store
 from db.records import RunRecord
 from engine import actions
 from engine.catalog import EPOCH_METRICS, HEADLINE_METRIC, TEST_METRICS, metric_label
+from engine.csv_safe import to_safe_csv
 from engine.permissions import Permission
 from engine.recovery import resumable_epoch, settle_for_readers
 from engine.run_files import log_path, report_path, tail
@@ -131,7 +132,7 @@ def _draw_curves(run_id: int, shown_status: str, task: str) -> None:
             st.plotly_chart(charts.metric_curves(history, ["lr"]), key="curve_lr")
     st.download_button(
         "Download all points (CSV)",
-        data=lambda: history.to_csv(index=False),  # built only when clicked, not every tick
+        data=lambda: to_safe_csv(history, index=False),  # built only when clicked, not every tick
         file_name=f"run-{run_id}-metrics.csv",
         mime="text/csv",
         on_click="ignore",
@@ -366,7 +367,9 @@ with data.shown_errors("reading the registry"):
 
 if run.status == "failed":
     st.error(
-        run.error or "The run failed without a message; its log may say why (Logs tab).",
+        data.md_message(
+            run.error or "The run failed without a message; its log may say why (Logs tab)."
+        ),
         icon=":material/error:",
     )
 elif run.status == "cancelled":

@@ -316,7 +316,7 @@ def _live(sweep_id: int, shown_status: str) -> None:
     ]
     st.markdown(" · ".join(facts))
     if sweep.error:
-        st.error(sweep.error)
+        st.error(data.md_message(sweep.error))
     if sweep.status == "running" and not data.engine_alive(db):
         st.warning(f"The engine is not running, so no trial starts. {data.ENGINE_HINT}")
     if not trials:

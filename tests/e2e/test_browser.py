@@ -1,0 +1,284 @@
+"""The whole loop in a real browser: `seedlab up` (engine + dashboard) on a free loopback port
+in a temp SEEDLAB_HOME, driven by headless Chromium through Playwright (pytest-playwright).
+
+Upload a CSV, launch two runs from the New run form, watch them complete on the Run page,
+see them on Runs, open Compare. Screenshots of each page go to docs/screenshots/ (the README
+shows them). Run it with `make e2e`; the default `make test` leaves it out (marker `e2e`).
+
+Steps still to come from other branches are hooks below (`log_in`, `predict_in_playground`):
+each is a few lines to fill in, and the flow already calls them in the right place.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, child_env, seedlab_cmd
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+pytestmark = pytest.mark.e2e
+
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+VIEWPORT = {"width": 1280, "height": 1000}  # tall enough for each page's main content
+STARTUP_S = 90
+RUN_TIMEOUT_MS = 90_000
+# Shown as text, never run: a real browser is where an injected tag would fire.
+HOSTILE_RUN_NAME = '<img src=x onerror="window.__xss = 1"> second'
+
+
+# ---------------------------------------------------------------- the server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=2) as response:
+            return response.read() == b"ok"
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def seedlab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`seedlab up` on 127.0.0.1:<free port> with its own home; stopped like Ctrl-C."""
+    home = tmp_path_factory.mktemp("e2e-home")
+    env = child_env()
+    env["SEEDLAB_HOME"] = str(home)
+    env.pop("SEEDLAB_DB_URL", None)
+    # HOOK(auth): create the first admin here once `seedlab users add` exists, e.g.
+    #   subprocess.run(seedlab_cmd("users", "add", ADMIN, "--role", "admin", ...), env=env)
+    # and set env["SEEDLAB_AUTH"] = "on" so the login page is part of the walk.
+    port = _free_port()
+    log = (home / "up.log").open("w")
+    proc = subprocess.Popen(
+        seedlab_cmd("up", "--port", str(port), "--address", "127.0.0.1", "--max-concurrent", "2"),
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # one process group: the worker and the dashboard stop together
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while not _healthy(base_url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"seedlab up did not serve {base_url}: {(home / 'up.log').read_text()}")
+            time.sleep(0.5)
+        yield base_url
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+# ---------------------------------------------------------------- page helpers
+
+
+STATUS_WIDGET = '[data-testid="stStatusWidget"]'
+
+
+def settle(page: Page) -> None:
+    """Wait until Streamlit has finished the current script run (its 'Running…' widget)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
+    try:  # the widget shows up a moment after a rerun starts, and not at all for a quick one
+        page.wait_for_selector(STATUS_WIDGET, state="attached", timeout=1_500)
+    except PlaywrightTimeout:
+        pass
+    page.wait_for_selector(STATUS_WIDGET, state="detached", timeout=60_000)
+
+
+def open_page(page: Page, url: str) -> None:
+    page.goto(url)
+    settle(page)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """A viewport screenshot, palette-reduced so the committed PNGs stay small."""
+    from PIL import Image
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    with Image.open(path) as shot:
+        shot.convert("RGB").quantize(colors=128).save(path, optimize=True)
+    return path
+
+
+def sample_csv(path: Path) -> Path:
+    """Two measurements and a species decided by them: a model learns it in a few epochs."""
+    rng = np.random.default_rng(0)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["petal_length", "petal_width", "species"])
+        for _ in range(150):
+            length, width = rng.uniform(1, 7), rng.uniform(0.1, 2.5)
+            species = "setosa" if length < 2.5 else "versicolor" if width < 1.6 else "virginica"
+            writer.writerow([round(length, 2), round(width, 2), species])
+    return path
+
+
+# ---------------------------------------------------------------- hooks filled at merge
+
+
+def log_in(page: Page, base_url: str) -> None:
+    """HOOK(auth): log in as the admin created in `seedlab_url`, then screenshot 'login'.
+
+    TODO(lead): with SEEDLAB_AUTH on, e.g.
+        open_page(page, base_url)
+        screenshot(page, "login")
+        page.get_by_label("Username").fill(ADMIN)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Login").click()
+        settle(page)
+    Until then the dashboard runs without auth (localhost) and there is nothing to do.
+    """
+
+
+def predict_in_playground(page: Page, base_url: str, run_id: int) -> None:
+    """HOOK(playground): open the Playground on the finished run, predict, screenshot it.
+
+    TODO(lead): e.g.
+        open_page(page, f"{base_url}/playground?run={run_id}")
+        page.get_by_role("spinbutton", name="petal_length").fill("5.5")
+        page.get_by_role("button", name="Predict").click()
+        settle(page)
+        expect(page.get_by_text("virginica").first).to_be_visible()
+        screenshot(page, "playground")
+    """
+
+
+# ---------------------------------------------------------------- the walk
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """pytest-playwright's launch arguments: Debian's Chromium, never a downloaded browser."""
+    import shutil
+
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.skip(
+            "No Chromium on this machine: `apt-get install -y chromium` as root "
+            "(`make e2e` does it when it runs as root)."
+        )
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    return {**browser_type_launch_args, "executable_path": executable, "args": args}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    return {**browser_context_args, "viewport": VIEWPORT}
+
+
+def submit_run(page: Page, base_url: str, dataset_id: str, learning_rate: str, name: str) -> int:
+    from playwright.sync_api import expect
+
+    open_page(page, f"{base_url}/new_run?dataset={dataset_id}")
+    page.get_by_role("spinbutton", name="Epochs", exact=True).fill("3")
+    page.get_by_role("spinbutton", name="Learning rate", exact=True).fill(learning_rate)
+    page.get_by_text("Advanced", exact=True).click()
+    page.get_by_role("textbox", name="Run name").fill(name)
+    page.get_by_role("button", name="Start training").click()
+    expect(page).to_have_url(re.compile(r"/run\?run=\d+"), timeout=30_000)
+    settle(page)
+    return int(page.url.split("run=")[1].split("&")[0])
+
+
+def wait_until_completed(page: Page) -> None:
+    from playwright.sync_api import expect
+
+    # The Run page's live fragment re-renders until the run ends; then the test cards appear.
+    expect(page.get_by_text("Test accuracy").first).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    expect(page.get_by_text("completed").first).to_be_visible()
+
+
+def test_the_whole_loop_in_a_real_browser(page: Page, seedlab_url: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    # The first render of each page imports its modules (pandas, plotly): slow on 2 shared cores.
+    expect.set_options(timeout=30_000)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    log_in(page, seedlab_url)
+
+    open_page(page, seedlab_url)
+    expect(page.get_by_role("heading", name="Seedlab")).to_be_visible()
+    screenshot(page, "home")
+
+    # Upload a CSV on Datasets.
+    open_page(page, f"{seedlab_url}/datasets")
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        str(sample_csv(tmp_path / "flowers.csv"))
+    )
+    settle(page)
+    name_box = page.get_by_role("textbox", name="Name", exact=True)
+    name_box.fill("flowers")
+    name_box.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Add dataset").click()
+    settle(page)
+    expect(page.get_by_text("Added dataset").first).to_be_visible(timeout=30_000)
+    assert "dataset=" in page.url, page.url
+    dataset_id = page.url.split("dataset=")[1].split("&")[0]
+    screenshot(page, "datasets")
+
+    # Launch two runs from the form (the engine trains two at once), watch them complete.
+    first = submit_run(page, seedlab_url, dataset_id, "0.01", "flowers first")
+    screenshot(page, "run-live")
+    second = submit_run(page, seedlab_url, dataset_id, "0.05", HOSTILE_RUN_NAME)
+    wait_until_completed(page)
+    open_page(page, f"{seedlab_url}/run?run={first}")
+    wait_until_completed(page)
+    screenshot(page, "run")
+    open_page(page, f"{seedlab_url}/run?run={second}")
+    wait_until_completed(page)
+    # The run name is on the page as text; the tag inside it never became an element.
+    expect(page.get_by_text("onerror=", exact=False).first).to_be_visible()
+    assert page.locator('img[src="x"]').count() == 0
+    assert page.evaluate("window.__xss") is None
+
+    open_page(page, f"{seedlab_url}/runs")
+    expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
+    expect(page.get_by_text("2 matching", exact=False).first).to_be_visible()
+    page.wait_for_timeout(500)  # the grid paints on a canvas after it is attached
+    screenshot(page, "runs")
+
+    open_page(page, f"{seedlab_url}/compare?runs={first},{second}")
+    expect(page.get_by_role("heading", name="Compare")).to_be_visible()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
+    page.wait_for_timeout(500)
+    screenshot(page, "compare")
+
+    predict_in_playground(page, seedlab_url, first)
+
+    assert dialogs == [], f"a script ran in the page: {dialogs}"
+    # Nothing on any page showed a traceback.
+    assert page.locator('[data-testid="stException"]').count() == 0
