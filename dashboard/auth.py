@@ -13,7 +13,7 @@ from __future__ import annotations
 import streamlit as st
 
 from db import audit as audit_log
-from engine import accounts
+from engine import accounts, session_tokens
 from engine.errors import SeedlabError
 from engine.permissions import (
     ANY_OWNER,
@@ -48,7 +48,7 @@ def current_user() -> Actor | None:
     next click), or None."""
     if not auth_enabled():
         return LOCAL_ADMIN
-    login = st.session_state.get(_SESSION)
+    login = st.session_state.get(_SESSION) or _login_from_cookie()
     if not login:
         return None
     actor = accounts.session_actor(_db(), login["name"], login["at"], login["stamp"])
@@ -95,11 +95,55 @@ def audit(action: str, target: str, detail: str = "") -> None:
 # ---------------------------------------------------------------- login, logout
 
 
+COOKIE = "seedlab_session"
+
+
+def _key() -> bytes:
+    from dashboard import data
+
+    return session_tokens.secret_key(data.get_settings().home)
+
+
+def _login_from_cookie() -> dict | None:
+    """A login carried over from another tab or before a reload, by the signed cookie (never
+    after this session logged out: the browser's old cookie is still in this connection)."""
+    if st.session_state.get("_seedlab_logged_out"):
+        return None
+    try:
+        token = st.context.cookies.get(COOKIE)
+    except Exception:  # no browser connection (bare script, AppTest)
+        return None
+    found = session_tokens.read(_key(), token)
+    if found is None:
+        return None
+    name, at, stamp = found
+    login = {"name": name, "at": at, "stamp": stamp, "cookie": True}
+    st.session_state[_SESSION] = login
+    return login
+
+
+def _set_cookie(value: str, max_age_s: int) -> None:
+    # st.context.cookies only reads; the browser writes the cookie. SameSite=Strict: no other
+    # site's page can send it along.
+    st.html(
+        f"<script>document.cookie = '{COOKIE}={value}; path=/; max-age={max_age_s}; "
+        "SameSite=Strict';</script>",
+        unsafe_allow_javascript=True,
+    )
+
+
 def login_gate() -> Actor | None:
     """In app.py before the pages: the user, or the login form (and None) when none yet."""
     actor = current_user()
     if actor is not None:
+        login = st.session_state.get(_SESSION)
+        if login and not login.get("cookie"):  # just logged in here: let other tabs share it
+            token = session_tokens.issue(_key(), login["name"], login["at"], login["stamp"])
+            _set_cookie(token, int(accounts.session_lifetime().total_seconds()))
+            login["cookie"] = True
         return actor
+    if st.session_state.pop("_seedlab_clear_cookie", False):
+        _set_cookie("", 0)
     st.title("Seedlab")
     db = _db()
     if not accounts.has_users(db):
@@ -126,6 +170,7 @@ def login_gate() -> Actor | None:
             return None
         from db.session import utcnow
 
+        st.session_state.pop("_seedlab_logged_out", None)
         st.session_state[_SESSION] = {
             "name": actor.name,
             "at": utcnow(),
@@ -149,6 +194,8 @@ def user_menu(actor: Actor) -> None:
 
 def logout() -> None:
     login = st.session_state.pop(_SESSION, None)
+    st.session_state["_seedlab_logged_out"] = True
+    st.session_state["_seedlab_clear_cookie"] = True
     if login:
         audit_log.record(_db(), login["name"], "logout", f"user {login['name']}")
     st.rerun()

@@ -409,3 +409,23 @@ def test_admin_page_only_for_admins(settings, db, auth_on):
     at = go(login("root"), "views/admin.py")
     assert at.title[0].value == "Admin"
     assert {"root", "mia"} <= set(at.dataframe[0].value["name"])
+
+
+def test_session_cookie_tokens_are_signed_and_checked(tmp_path):
+    import stat
+    from datetime import UTC, datetime
+
+    from engine import session_tokens
+
+    key = session_tokens.secret_key(tmp_path)
+    assert session_tokens.secret_key(tmp_path) == key and len(key) == 32
+    assert stat.S_IMODE((tmp_path / session_tokens.KEY_FILE).stat().st_mode) == 0o600
+    at, stamp = datetime(2026, 11, 23, 12, 0, 1, 5, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    token = session_tokens.issue(key, "ana", at, stamp)
+    assert session_tokens.read(key, token) == ("ana", at, stamp)
+    body, signature = token.split(".")
+    forged = session_tokens.issue(key, "root", at, stamp).split(".")[0] + "." + signature
+    assert session_tokens.read(key, forged) is None  # another name under ana's signature
+    assert session_tokens.read(b"x" * 32, token) is None  # another server's key
+    for junk in (None, "", "abc", "a.b.c", body + ".00"):
+        assert session_tokens.read(key, junk) is None

@@ -1,12 +1,10 @@
 """The whole loop in a real browser: `seedlab up` (engine + dashboard) on a free loopback port
 in a temp SEEDLAB_HOME, driven by headless Chromium through Playwright (pytest-playwright).
 
-Upload a CSV, launch two runs from the New run form, watch them complete on the Run page,
-see them on Runs, open Compare. Screenshots of each page go to docs/screenshots/ (the README
-shows them). Run it with `make e2e`; the default `make test` leaves it out (marker `e2e`).
-
-Steps still to come from other branches are hooks below (`log_in`, `predict_in_playground`):
-each is a few lines to fill in, and the flow already calls them in the right place.
+Log in (access control on), upload a CSV, launch two runs from the New run form, watch them
+complete on the Run page, see them on Runs, open Compare, try the model in the Playground.
+Screenshots of each page go to docs/screenshots/ (the README shows them). Run it with
+`make e2e`; the default `make test` leaves it out (marker `e2e`).
 """
 
 from __future__ import annotations
@@ -38,6 +36,7 @@ VIEWPORT = {"width": 1280, "height": 1000}  # tall enough for each page's main c
 STARTUP_S = 90
 RUN_TIMEOUT_MS = 90_000
 # Shown as text, never run: a real browser is where an injected tag would fire.
+ADMIN, PASSWORD = "ada", "correct horse battery staple"
 HOSTILE_RUN_NAME = '<img src=x onerror="window.__xss = 1"> second'
 
 
@@ -65,9 +64,21 @@ def seedlab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = child_env()
     env["SEEDLAB_HOME"] = str(home)
     env.pop("SEEDLAB_DB_URL", None)
-    # HOOK(auth): create the first admin here once `seedlab users add` exists, e.g.
-    #   subprocess.run(seedlab_cmd("users", "add", ADMIN, "--role", "admin", ...), env=env)
-    # and set env["SEEDLAB_AUTH"] = "on" so the login page is part of the walk.
+    # Access control on, as on a shared box: the walk starts at the login page.
+    env["SEEDLAB_AUTH"] = "on"
+    subprocess.run(
+        seedlab_cmd("init"), env=env, cwd=ROOT, check=True, capture_output=True, timeout=120
+    )
+    subprocess.run(
+        seedlab_cmd("users", "add", ADMIN, "--role", "admin", "--password-stdin"),
+        env=env,
+        cwd=ROOT,
+        input=PASSWORD + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     port = _free_port()
     log = (home / "up.log").open("w")
     proc = subprocess.Popen(
@@ -148,30 +159,34 @@ def sample_csv(path: Path) -> Path:
 
 
 def log_in(page: Page, base_url: str) -> None:
-    """HOOK(auth): log in as the admin created in `seedlab_url`, then screenshot 'login'.
+    """Log in as the admin made in `seedlab_url`; the signed session cookie then carries the
+    login to every page the walk opens by URL (each `goto` is a fresh Streamlit session)."""
+    from playwright.sync_api import expect
 
-    TODO(lead): with SEEDLAB_AUTH on, e.g.
-        open_page(page, base_url)
-        screenshot(page, "login")
-        page.get_by_label("Username").fill(ADMIN)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Login").click()
-        settle(page)
-    Until then the dashboard runs without auth (localhost) and there is nothing to do.
-    """
+    open_page(page, base_url)
+    expect(page.get_by_role("button", name="Log in")).to_be_visible()
+    screenshot(page, "login")
+    page.get_by_role("textbox", name="User name").fill(ADMIN)
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    settle(page)
+    expect(page.get_by_text(f"Logged in as {ADMIN}").first).to_be_visible()
+    page.wait_for_timeout(500)  # the cookie is written by a script in the page
 
 
 def predict_in_playground(page: Page, base_url: str, run_id: int) -> None:
-    """HOOK(playground): open the Playground on the finished run, predict, screenshot it.
+    """Open the Playground on the finished run: widgets from the training data, a prediction
+    with its probabilities and the feature contributions, at once."""
+    from playwright.sync_api import expect
 
-    TODO(lead): e.g.
-        open_page(page, f"{base_url}/playground?run={run_id}")
-        page.get_by_role("spinbutton", name="petal_length").fill("5.5")
-        page.get_by_role("button", name="Predict").click()
-        settle(page)
-        expect(page.get_by_text("virginica").first).to_be_visible()
-        screenshot(page, "playground")
-    """
+    open_page(page, f"{base_url}/playground?run={run_id}")
+    expect(page.get_by_role("heading", name="Playground")).to_be_visible()
+    expect(page.get_by_text("Prediction").first).to_be_visible(timeout=30_000)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
+    shown = page.locator('[data-testid="stMetricValue"]').first.inner_text()
+    assert shown in {"setosa", "versicolor", "virginica"}, shown
+    page.wait_for_timeout(500)
+    screenshot(page, "playground")
 
 
 # ---------------------------------------------------------------- the walk
