@@ -49,6 +49,8 @@ def postgres_server() -> Iterator[object]:
     """One PostgreSQL server for the session, with a migrated template database to copy."""
     from tests.pg_server import PostgresServer, ServerUnavailable
 
+    if os.environ.get("SEEDLAB_TEST_POSTGRES", "").lower() in ("0", "off", "no", "false"):
+        pytest.skip("PostgreSQL tests skipped: SEEDLAB_TEST_POSTGRES is off")
     try:
         server = PostgresServer().start()
     except ServerUnavailable as e:

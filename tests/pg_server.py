@@ -85,9 +85,8 @@ class PostgresServer:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             tail = self.log.read_text()[-2000:] if self.log.exists() else ""
-            raise ServerUnavailable(
-                f"{args[0]} failed ({done.returncode}): {done.stderr.strip() or done.stdout}\n{tail}"
-            )
+            why = done.stderr.strip() or done.stdout
+            raise ServerUnavailable(f"{args[0]} failed ({done.returncode}): {why}\n{tail}")
 
     def start(self) -> PostgresServer:
         if self.user is not None:
@@ -140,4 +139,6 @@ class PostgresServer:
                 self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
             except ServerUnavailable:
                 pass
-        shutil.rmtree(self.root, ignore_errors=True)
+        # Hundreds of MB of test databases take seconds to delete on a busy disk; nothing
+        # waits for them, so let `rm` finish after the test session has ended.
+        subprocess.Popen(["rm", "-rf", str(self.root)], start_new_session=True)

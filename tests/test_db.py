@@ -54,6 +54,16 @@ def test_sqlite_pragmas(db):
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
 
 
+def test_database_url_is_shown_without_its_password():
+    from pathlib import Path
+
+    from engine.settings import Settings
+
+    url = "postgresql+psycopg://lab:s3cret@db.example:5432/seedlab"
+    shown = Settings(home=Path("var"), db_url=url).db_url_shown
+    assert "s3cret" not in shown and shown.startswith("postgresql+psycopg://lab:***@db.example")
+
+
 @pytest.mark.backends("postgresql")
 def test_postgresql_writes_read_committed_and_reads_one_read_only_snapshot(db):
     assert db.dialect.name == "postgresql" and db.pool._pre_ping
@@ -132,6 +142,10 @@ def test_metrics_append_and_summary(db):
     metric_store.append_metrics(db, run_id, [("loss", 2, 1.0, 0.0)])
     run = run_store.get_run(db, run_id)
     assert run.summary["loss"]["last"] == 7.5 and run.summary["loss"]["min"] == 1.0
+    # A step sent twice in one batch: the later point wins, as if written one after the other.
+    metric_store.append_metrics(db, run_id, [("acc", 7, 0.1, 0.0), ("acc", 7, 0.2, 1.0)])
+    acc = metric_store.metric_history(db, [run_id], ["acc"])
+    assert acc["value"].tolist() == [0.9, 0.2] and acc["wall_time"].tolist() == [0.0, 1.0]
 
 
 def test_record_progress_reports_cancel(db):
@@ -214,6 +228,8 @@ def test_nan_points_do_not_lose_the_batch(db):
     assert history.set_index("key").loc["r2", "value"] is None or pd.isna(
         history.set_index("key").loc["r2", "value"]
     )
+    metric_store.append_metrics(db, run_id, [("r2", 2, float("nan"), 0.0)])  # NaN alone
+    assert len(metric_store.metric_history(db, [run_id])) == 4
     summary = run_store.get_run(db, run_id).summary
     assert "r2" not in summary and summary["loss"]["last"] == 2.0
     assert summary["gap"]["last"] == float("inf")
