@@ -176,8 +176,15 @@ def concurrent_claims_per_s(b: Backend, sizes: Sizes) -> float:
     return len(claimed) / max(seconds for _, seconds in results)
 
 
-def append_points_per_s(b: Backend, sizes: Sizes) -> float:
+def running_run(b: Backend) -> int:
+    """A new run, claimed, so the next repeat's queue holds only the runs it queues."""
     (run_id,) = queue_runs(b, 1)
+    assert db.runs.claim_next_run(b.engine, "bench-writer") == run_id
+    return run_id
+
+
+def append_points_per_s(b: Backend, sizes: Sizes) -> float:
+    run_id = running_run(b)
     batches = chunks(make_points(sizes.append_keys, sizes.append_steps), 1000)
     start = time.perf_counter()
     for batch in batches:
@@ -187,7 +194,7 @@ def append_points_per_s(b: Backend, sizes: Sizes) -> float:
 
 def flush_ms(b: Backend, sizes: Sizes) -> float:
     """Median time of the runner's flush: 100 points, heartbeat and cancel check together."""
-    (run_id,) = queue_runs(b, 1)
+    run_id = running_run(b)
     batches = chunks(make_points(10, sizes.flushes * 10), 100)
     times = []
     for batch in batches:

@@ -56,12 +56,27 @@ _PG_POINTS_UPSERT = (
 )
 
 
-def _upsert_points(conn: Connection, points_stmt: Any, rows: list[dict[str, Any]]) -> None:
+# The summary likewise; SET reads the old row (s.*), so both CASEs compare with the old step.
+_PG_SUMMARY_UPSERT = (
+    "INSERT INTO run_summaries AS s (run_id, key, last_value, last_step, min_value, max_value) "
+    "SELECT * FROM unnest(%s::integer[], %s::varchar[], %s::double precision[], "
+    "%s::integer[], %s::double precision[], %s::double precision[]) "
+    "ON CONFLICT (run_id, key) DO UPDATE SET "
+    "last_value = CASE WHEN excluded.last_step >= s.last_step "
+    "THEN excluded.last_value ELSE s.last_value END, "
+    "last_step = GREATEST(excluded.last_step, s.last_step), "
+    "min_value = LEAST(s.min_value, excluded.min_value), "
+    "max_value = GREATEST(s.max_value, excluded.max_value)"
+)
+_POINT_COLUMNS = ("run_id", "key", "step", "value", "wall_time")
+_SUMMARY_COLUMNS = ("run_id", "key", "last_value", "last_step", "min_value", "max_value")
+
+
+def _upsert(conn: Connection, stmt: Any, pg_sql: str, columns: tuple, rows: list[dict]) -> None:
     if conn.dialect.name == "postgresql":
-        columns = [[r[c] for r in rows] for c in ("run_id", "key", "step", "value", "wall_time")]
-        conn.exec_driver_sql(_PG_POINTS_UPSERT, tuple(columns))
+        conn.exec_driver_sql(pg_sql, tuple([r[c] for r in rows] for c in columns))
     else:
-        conn.execute(points_stmt, rows)
+        conn.execute(stmt, rows)
 
 
 def insert_points(conn: Connection, run_id: int, points: list[Point]) -> None:
@@ -104,9 +119,10 @@ def insert_points(conn: Connection, run_id: int, points: list[Point]) -> None:
             entry["min_value"] = value
         if value > entry["max_value"]:
             entry["max_value"] = value
-    _upsert_points(conn, points_stmt, list(rows_by_step.values()))
+    _upsert(conn, points_stmt, _PG_POINTS_UPSERT, _POINT_COLUMNS, list(rows_by_step.values()))
     if batch:
-        conn.execute(summary_stmt, [{"run_id": run_id, "key": k, **v} for k, v in batch.items()])
+        summaries = [{"run_id": run_id, "key": k, **v} for k, v in batch.items()]
+        _upsert(conn, summary_stmt, _PG_SUMMARY_UPSERT, _SUMMARY_COLUMNS, summaries)
 
 
 def append_metrics(db: Engine, run_id: int, points: list[Point]) -> None:

@@ -150,12 +150,16 @@ def record_progress(db: Engine, run_id: int, points: list[tuple[str, int, float,
 
     Returns whether a cancel was requested, so the caller learns it at every flush.
     """
+    beat = (
+        update(runs)
+        .where(runs.c.id == run_id)
+        .values(heartbeat_at=utcnow())
+        .returning(runs.c.cancel_requested)
+    )
     with writing(db) as conn:
         insert_points(conn, run_id, points)
-        conn.execute(update(runs).where(runs.c.id == run_id).values(heartbeat_at=utcnow()))
-        return bool(
-            conn.execute(select(runs.c.cancel_requested).where(runs.c.id == run_id)).scalar()
-        )
+        # One statement beats and reads the flag: a round trip less on a database server.
+        return bool(conn.execute(beat).scalar())
 
 
 def request_cancel(db: Engine, run_id: int) -> str | None:

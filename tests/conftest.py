@@ -107,7 +107,7 @@ def settings(
     upgrade_to_head(get_db(s))
     yield s
     if database_url is not None:
-        get_db(s).dispose()  # so the database can be dropped
+        get_db(s).dispose()  # close its server connections; the test database stays idle
 
 
 @pytest.fixture
