@@ -6,9 +6,22 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run test e2e lint worker dashboard bench bench-quick bench-venv clean
+.PHONY: install postgres-server run test e2e lint worker dashboard bench bench-quick bench-venv clean
 
 install: $(STAMP)
+
+# The DB and engine tests also run on a real PostgreSQL server, started from Debian's binaries
+# in a temp dir. Installed only when missing and we are root (CI); never fatal: without the
+# binaries those tests are skipped and say why.
+postgres-server:
+	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) \
+	      || echo "Could not install postgresql: the PostgreSQL tests will be skipped."; \
+	  else \
+	    echo "No PostgreSQL server binaries (apt-get install postgresql): those tests will be skipped."; \
+	  fi; \
+	fi
 
 # Reinstalls only when the requirements or the project metadata change.
 $(STAMP): requirements.txt pyproject.toml
@@ -27,7 +40,7 @@ worker: install
 dashboard: install
 	$(BIN)/seedlab dashboard --port $(PORT)
 
-test: install
+test: install postgres-server
 	$(BIN)/python -m pytest -q
 
 # The whole loop in headless Chromium (tests/e2e, left out of `make test`): installs Debian's

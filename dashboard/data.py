@@ -116,7 +116,7 @@ def get_db() -> Engine:
         st.error(str(exc))
         st.stop()
     except Exception:
-        log.exception("cannot open the database %s", settings.db_url)
+        log.exception("cannot open the database %s", settings.db_url_shown)
         st.error(
             "Cannot open the Seedlab database. Check SEEDLAB_HOME / SEEDLAB_DB_URL; the details "
             "are in the dashboard's console log."

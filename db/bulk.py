@@ -1,7 +1,9 @@
 """Bulk writes for synthetic load (`seedlab demo fill`): many finished runs in few transactions.
 
-Rows go through the driver's executemany with positional tuples: building a dict per metric
-point and letting SQLAlchemy map it costs more than SQLite's insert itself at millions of rows.
+Rows go through the driver's executemany with positional tuples on SQLite (building a dict per
+metric point and letting SQLAlchemy map it costs more than SQLite's insert itself at millions of
+rows), and through COPY on PostgreSQL, its bulk-load path (one stream instead of a statement
+per row).
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ def _placeholders(conn: Connection, n: int) -> str:
 
 
 def _insert_tuples(conn: Connection, table: Any, columns: Sequence[str], rows: list[tuple]) -> None:
+    if rows and conn.dialect.name == "postgresql":
+        # The DBAPI cursor of this same connection, so the COPY is part of the transaction.
+        cursor = conn.connection.driver_connection.cursor()
+        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
     if rows:
         sql = (
             f"INSERT INTO {table.name} ({', '.join(columns)}) "

@@ -46,6 +46,41 @@ def _upsert_statements(dialect: str) -> tuple[Any, Any]:
     return points, summary
 
 
+# PostgreSQL: the whole batch as five arrays in one statement. An executemany costs one
+# statement execution per point on the server (~3x slower here); a multi-row VALUES would
+# compile a new statement for every batch size.
+_PG_POINTS_UPSERT = (
+    "INSERT INTO metrics (run_id, key, step, value, wall_time) "
+    "SELECT * FROM unnest(%s::integer[], %s::varchar[], %s::integer[], "
+    "%s::double precision[], %s::double precision[]) "
+    "ON CONFLICT (run_id, key, step) DO UPDATE "
+    "SET value = excluded.value, wall_time = excluded.wall_time"
+)
+
+
+# The summary likewise; SET reads the old row (s.*), so both CASEs compare with the old step.
+_PG_SUMMARY_UPSERT = (
+    "INSERT INTO run_summaries AS s (run_id, key, last_value, last_step, min_value, max_value) "
+    "SELECT * FROM unnest(%s::integer[], %s::varchar[], %s::double precision[], "
+    "%s::integer[], %s::double precision[], %s::double precision[]) "
+    "ON CONFLICT (run_id, key) DO UPDATE SET "
+    "last_value = CASE WHEN excluded.last_step >= s.last_step "
+    "THEN excluded.last_value ELSE s.last_value END, "
+    "last_step = GREATEST(excluded.last_step, s.last_step), "
+    "min_value = LEAST(s.min_value, excluded.min_value), "
+    "max_value = GREATEST(s.max_value, excluded.max_value)"
+)
+_POINT_COLUMNS = ("run_id", "key", "step", "value", "wall_time")
+_SUMMARY_COLUMNS = ("run_id", "key", "last_value", "last_step", "min_value", "max_value")
+
+
+def _upsert(conn: Connection, stmt: Any, pg_sql: str, columns: tuple, rows: list[dict]) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(pg_sql, tuple([r[c] for r in rows] for c in columns))
+    else:
+        conn.execute(stmt, rows)
+
+
 def insert_points(conn: Connection, run_id: int, points: list[Point]) -> None:
     """Insert points (a re-sent step overwrites) and fold them into run_summaries.
 
@@ -55,20 +90,20 @@ def insert_points(conn: Connection, run_id: int, points: list[Point]) -> None:
     if not points:
         return
     points_stmt, summary_stmt = _upsert_statements(conn.dialect.name)
-    rows = []
+    # One row per (key, step), the last one winning, as if the points were written in order:
+    # PostgreSQL refuses an upsert that touches the same row twice in one statement.
+    rows_by_step: dict[tuple[str, int], dict[str, Any]] = {}
     batch: dict[str, dict[str, float]] = {}
     for key, step, value, wall_time in points:
         step, value = int(step), float(value)
         finite_or_inf = not math.isnan(value)
-        rows.append(
-            {
-                "run_id": run_id,
-                "key": key,
-                "step": step,
-                "value": value if finite_or_inf else None,
-                "wall_time": float(wall_time),
-            }
-        )
+        rows_by_step[(key, step)] = {
+            "run_id": run_id,
+            "key": key,
+            "step": step,
+            "value": value if finite_or_inf else None,
+            "wall_time": float(wall_time),
+        }
         if not finite_or_inf:
             continue
         entry = batch.get(key)
@@ -86,9 +121,10 @@ def insert_points(conn: Connection, run_id: int, points: list[Point]) -> None:
             entry["min_value"] = value
         if value > entry["max_value"]:
             entry["max_value"] = value
-    conn.execute(points_stmt, rows)
+    _upsert(conn, points_stmt, _PG_POINTS_UPSERT, _POINT_COLUMNS, list(rows_by_step.values()))
     if batch:
-        conn.execute(summary_stmt, [{"run_id": run_id, "key": k, **v} for k, v in batch.items()])
+        summaries = [{"run_id": run_id, "key": k, **v} for k, v in batch.items()]
+        _upsert(conn, summary_stmt, _PG_SUMMARY_UPSERT, _SUMMARY_COLUMNS, summaries)
 
 
 def append_metrics(db: Engine, run_id: int, points: list[Point]) -> None:

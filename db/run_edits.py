@@ -116,7 +116,10 @@ def delete_run_row(db: Engine, run_id: int) -> None:
     Files on disk are the caller's job (db/ knows no paths).
     """
     with writing(db) as conn:
-        status = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
+        # Row lock on PostgreSQL (no-op on SQLite): the run cannot be requeued meanwhile.
+        status = conn.execute(
+            select(runs.c.status).where(runs.c.id == run_id).with_for_update()
+        ).scalar()
         if status is None:
             raise RunNotFound(f"No run {run_id}.")
         if status in ACTIVE_STATUSES:

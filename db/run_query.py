@@ -103,7 +103,8 @@ def _conditions(flt: RunFilter) -> list[ColumnElement[bool]]:
         tagged = select(run_tags.c.run_id).where(run_tags.c.tag.in_(list(flt.tags)))
         where.append(runs.c.id.in_(tagged))
     if flt.name_contains.strip():
-        where.append(runs.c.name.contains(flt.name_contains.strip(), autoescape=True))
+        # icontains: SQLite's LIKE ignores case, PostgreSQL's does not; ILIKE/lower() agree.
+        where.append(runs.c.name.icontains(flt.name_contains.strip(), autoescape=True))
     for t in flt.thresholds:
         passing = select(run_summaries.c.run_id).where(
             run_summaries.c.key == t.key, _passes(run_summaries.c.last_value, t)

@@ -160,12 +160,16 @@ def record_progress(db: Engine, run_id: int, points: list[tuple[str, int, float,
 
     Returns whether a cancel was requested, so the caller learns it at every flush.
     """
+    beat = (
+        update(runs)
+        .where(runs.c.id == run_id)
+        .values(heartbeat_at=utcnow())
+        .returning(runs.c.cancel_requested)
+    )
     with writing(db) as conn:
         insert_points(conn, run_id, points)
-        conn.execute(update(runs).where(runs.c.id == run_id).values(heartbeat_at=utcnow()))
-        return bool(
-            conn.execute(select(runs.c.cancel_requested).where(runs.c.id == run_id)).scalar()
-        )
+        # One statement beats and reads the flag: a round trip less on a database server.
+        return bool(conn.execute(beat).scalar())
 
 
 def request_cancel(db: Engine, run_id: int) -> str | None:
@@ -174,7 +178,11 @@ def request_cancel(db: Engine, run_id: int) -> str | None:
     Returns the run's status after the request, or None if the run does not exist.
     """
     with writing(db) as conn:
-        status = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
+        # FOR UPDATE (a no-op on SQLite, whose writers are serialized anyway): on PostgreSQL a
+        # claimer skips the locked row, so "cancelled" is never answered for a run just claimed.
+        status = conn.execute(
+            select(runs.c.status).where(runs.c.id == run_id).with_for_update()
+        ).scalar()
         if status is None:
             return None
         if status == "queued":
@@ -257,7 +265,8 @@ def list_runs(
     if dataset_ids:
         stmt = stmt.where(runs.c.dataset_id.in_(list(dataset_ids)))
     if name_contains:
-        stmt = stmt.where(runs.c.name.contains(name_contains, autoescape=True))
+        # icontains: SQLite's LIKE ignores case, PostgreSQL's does not; ILIKE/lower() agree.
+        stmt = stmt.where(runs.c.name.icontains(name_contains, autoescape=True))
     if limit is not None:
         stmt = stmt.limit(limit).offset(offset)
     with reading(db) as conn:

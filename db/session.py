@@ -1,4 +1,4 @@
-"""Engine construction (with the SQLite pragmas that make concurrent use safe) and sessions."""
+"""Engine construction (SQLite pragmas, or a PostgreSQL pool) and the read/write scopes."""
 
 from __future__ import annotations
 
@@ -19,9 +19,20 @@ def utcnow() -> datetime:
 
 
 def make_engine(url: str) -> Engine:
-    """Create an Engine; for SQLite, WAL + busy timeout + foreign keys and write-locking BEGINs."""
+    """Create an Engine; for SQLite, WAL + busy timeout + foreign keys and write-locking BEGINs;
+    for PostgreSQL (and any other server), a checked pool."""
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(
+            url,
+            # A server restart or an idle timeout kills pooled connections; pre-ping replaces
+            # them instead of failing the next claim or heartbeat.
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            # Writes rely on row locks (FOR UPDATE, SKIP LOCKED in claims) and guarded UPDATEs,
+            # which is what READ COMMITTED is for; readers ask for a snapshot in reading().
+            isolation_level="READ COMMITTED",
+            connect_args=_server_connect_args(url),
+        )
 
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
 
@@ -45,10 +56,24 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def _server_connect_args(url: str) -> dict[str, object]:
+    if url.startswith("postgresql"):
+        # Fail fast with a clear driver error instead of hanging on an unreachable server.
+        return {"connect_timeout": 10, "application_name": "seedlab"}
+    return {}
+
+
+def _read_options(engine: Engine) -> dict[str, object]:
+    if engine.dialect.name == "postgresql":
+        # One snapshot for the whole read (as SQLite's WAL gives), and no accidental writes.
+        return {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    return {_READ_ONLY: True}
+
+
 @contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
     """A connection for queries only (a snapshot; never takes SQLite's write lock)."""
-    with engine.connect().execution_options(**{_READ_ONLY: True}) as conn:
+    with engine.connect().execution_options(**_read_options(engine)) as conn:
         with conn.begin():
             yield conn
 

@@ -112,7 +112,9 @@ def mark_pruned(db: Engine, run_id: int) -> None:
         ).first()
         if exists is None:
             conn.execute(insert(run_tags).values(run_id=run_id, tag=PRUNED_TAG))
-        status = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
+        status = conn.execute(
+            select(runs.c.status).where(runs.c.id == run_id).with_for_update()
+        ).scalar()
         if status == "queued":
             conn.execute(
                 update(runs)

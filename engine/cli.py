@@ -101,7 +101,7 @@ def init(
     settings, db = _ready()
     added = register_demo_datasets(settings, db) if demo else []
     typer.echo(f"Seedlab home: {settings.home}")
-    typer.echo(f"Database: {settings.db_url} (schema up to date)")
+    typer.echo(f"Database: {settings.db_url_shown} (schema up to date)")
     if added:
         typer.echo(f"Demo datasets added: {', '.join(added)}")
 

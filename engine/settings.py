@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 
 from db.session import make_engine
 
@@ -47,6 +47,11 @@ class Settings:
             max_zip_ratio=env_int("SEEDLAB_MAX_ZIP_RATIO", DEFAULT_MAX_ZIP_RATIO),
             max_image_pixels=env_int("SEEDLAB_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
         )
+
+    @property
+    def db_url_shown(self) -> str:
+        """The database URL with any password masked, for messages and logs."""
+        return make_url(self.db_url).render_as_string(hide_password=True)
 
     @property
     def datasets_dir(self) -> Path:

@@ -19,6 +19,8 @@ from engine.errors import SeedlabError
 from engine.launch import submit_run
 from engine.run_admin import delete_run, find_project
 
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
+
 
 @pytest.fixture
 def filled(settings, db):  # noqa: ANN001, ANN201

@@ -1,22 +1,25 @@
-"""The storage layer on a real SQLite file: schema, claims, metrics, summaries."""
+"""The storage layer on a real SQLite file and a real PostgreSQL server: schema, claims,
+metrics, summaries."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import sqlite3
 
 import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from db import metrics as metric_store
 from db import runs as run_store
 from db.datasets import insert_dataset
 from db.migrate import UnknownSchemaVersion, head_revision, upgrade_to_head
 from db.models import Base
-from db.session import make_engine
+from db.session import make_engine, reading
+
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
 
 def _dataset(db, name: str = "d") -> int:
@@ -43,11 +46,35 @@ def test_models_match_migrations(db):
         assert MigrationContext.configure(conn).get_current_revision() == head_revision()
 
 
+@pytest.mark.backends("sqlite")
 def test_sqlite_pragmas(db):
     with db.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+
+
+def test_database_url_is_shown_without_its_password():
+    from pathlib import Path
+
+    from engine.settings import Settings
+
+    url = "postgresql+psycopg://lab:s3cret@db.example:5432/seedlab"
+    shown = Settings(home=Path("var"), db_url=url).db_url_shown
+    assert "s3cret" not in shown and shown.startswith("postgresql+psycopg://lab:***@db.example")
+
+
+@pytest.mark.backends("postgresql")
+def test_postgresql_writes_read_committed_and_reads_one_read_only_snapshot(db):
+    assert db.dialect.name == "postgresql" and db.pool._pre_ping
+    with db.begin() as conn:
+        assert conn.exec_driver_sql("SHOW transaction_isolation").scalar() == "read committed"
+    with reading(db) as conn:
+        assert conn.exec_driver_sql("SHOW transaction_isolation").scalar() == "repeatable read"
+        assert conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on"
+    # The pool hands the connection back reset: the next write is not read-only.
+    with db.begin() as conn:
+        assert conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "off"
 
 
 def test_newer_schema_is_refused(db):
@@ -59,7 +86,7 @@ def test_newer_schema_is_refused(db):
 
 def test_status_check_constraint(db):
     run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
-    with pytest.raises(Exception, match="CHECK constraint failed"):
+    with pytest.raises(IntegrityError, match="(?i)check constraint"):
         with db.begin() as conn:
             conn.execute(text("UPDATE runs SET status = 'exploded' WHERE id = :i"), {"i": run_id})
 
@@ -115,6 +142,10 @@ def test_metrics_append_and_summary(db):
     metric_store.append_metrics(db, run_id, [("loss", 2, 1.0, 0.0)])
     run = run_store.get_run(db, run_id)
     assert run.summary["loss"]["last"] == 7.5 and run.summary["loss"]["min"] == 1.0
+    # A step sent twice in one batch: the later point wins, as if written one after the other.
+    metric_store.append_metrics(db, run_id, [("acc", 7, 0.1, 0.0), ("acc", 7, 0.2, 1.0)])
+    acc = metric_store.metric_history(db, [run_id], ["acc"])
+    assert acc["value"].tolist() == [0.9, 0.2] and acc["wall_time"].tolist() == [0.0, 1.0]
 
 
 def test_record_progress_reports_cancel(db):
@@ -163,6 +194,7 @@ def test_list_runs_filters_and_summary(db):
     assert [r.id for r in run_store.list_runs(db, statuses=["cancelled"])] == [r1]
     assert [r.id for r in run_store.list_runs(db, dataset_ids=[b])] == [r2]
     assert [r.id for r in run_store.list_runs(db, name_contains="alp")] == [r1]
+    assert [r.id for r in run_store.list_runs(db, name_contains="ALP")] == [r1]  # any case
     assert run_store.list_runs(db, dataset_ids=[b])[0].last("test_accuracy") == 0.75
     assert run_store.count_runs_by_status(db)["cancelled"] == 1
     with pytest.raises(ValueError, match="status must be one of"):
@@ -170,18 +202,17 @@ def test_list_runs_filters_and_summary(db):
 
 
 def test_foreign_keys_enforced(db):
-    with pytest.raises(Exception, match="FOREIGN KEY"):
+    with pytest.raises(IntegrityError, match="(?i)foreign key"):
         run_store.create_run(db, name="r", dataset_id=12345, config={})
 
 
 def test_reader_does_not_block_writer(settings, db):
     run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
-    reader = sqlite3.connect(settings.home / "seedlab.db")
-    reader.execute("BEGIN")
-    reader.execute("SELECT COUNT(*) FROM runs").fetchall()  # holds a read snapshot
-    metric_store.append_metrics(db, run_id, [("loss", 1, 1.0, 0.0)])  # must not wait/fail
-    reader.rollback()
-    reader.close()
+    with reading(db) as reader:
+        count = "SELECT COUNT(*) FROM metrics"
+        assert reader.exec_driver_sql(count).scalar() == 0  # holds a read snapshot
+        metric_store.append_metrics(db, run_id, [("loss", 1, 1.0, 0.0)])  # must not wait/fail
+        assert reader.exec_driver_sql(count).scalar() == 0  # still its own snapshot
     assert len(metric_store.metric_history(db, [run_id])) == 1
 
 
@@ -197,19 +228,22 @@ def test_nan_points_do_not_lose_the_batch(db):
     assert history.set_index("key").loc["r2", "value"] is None or pd.isna(
         history.set_index("key").loc["r2", "value"]
     )
+    metric_store.append_metrics(db, run_id, [("r2", 2, float("nan"), 0.0)])  # NaN alone
+    assert len(metric_store.metric_history(db, [run_id])) == 4
     summary = run_store.get_run(db, run_id).summary
     assert "r2" not in summary and summary["loss"]["last"] == 2.0
     assert summary["gap"]["last"] == float("inf")
     assert metric_store.metric_history(db, [run_id + 1]).empty
 
 
-def test_migration_0002_keeps_runs_and_moves_tags_to_rows(tmp_path):
+def test_migration_0002_keeps_runs_and_moves_tags_to_rows(empty_database_url):
     """A database written by the first release upgrades without losing runs or their tags."""
     from alembic import command
 
     from db.migrate import alembic_config
+    from db.projects import create_project
 
-    old = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    old = make_engine(empty_database_url)
     cfg = alembic_config(old)
     with old.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -224,7 +258,7 @@ def test_migration_0002_keeps_runs_and_moves_tags_to_rows(tmp_path):
         conn.execute(
             text(
                 "INSERT INTO runs (id, name, dataset_id, config, status, cancel_requested,"
-                " created_at, tags, notes) VALUES (7, 'old run', 1, '{}', 'completed', 0,"
+                " created_at, tags, notes) VALUES (7, 'old run', 1, '{}', 'completed', false,"
                 " '2026-01-01', '[\"baseline\", \"v1\"]', 'kept')"
             )
         )
@@ -241,3 +275,6 @@ def test_migration_0002_keeps_runs_and_moves_tags_to_rows(tmp_path):
     assert run.name == "old run" and run.notes == "kept" and run.status == "completed"
     assert run.tags == ["baseline", "v1"]
     assert run.project_id == 1 and run.archived is False and run.attempts == 0
+    # The "Default" project was inserted with an explicit id: the next one still gets a new id.
+    assert create_project(old, "second").id == 2
+    old.dispose()

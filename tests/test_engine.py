@@ -1,4 +1,5 @@
-"""The engine for real: a worker subprocess claims runs and trains each in its own process."""
+"""The engine for real: a worker subprocess claims runs and trains each in its own process,
+on SQLite and on a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from db import datasets as dataset_store
 from db import runs as run_store
 from engine.launch import submit_run
 from tests.conftest import ROOT, child_env, seedlab_cmd
+
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
 MESSY_CSV = (
     "\n".join(

@@ -32,6 +32,9 @@ def upgrade() -> None:
         'id': 1, 'name': 'Default', 'description': '',
         'created_at': datetime.now(UTC).replace(tzinfo=None),
     }])
+    if op.get_bind().dialect.name == 'postgresql':
+        # The explicit id bypassed the serial sequence: move it on, or the next project gets 1 too.
+        op.execute("SELECT setval(pg_get_serial_sequence('projects', 'id'), 1)")
     run_tags = op.create_table('run_tags',
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('tag', sa.String(length=100), nullable=False),

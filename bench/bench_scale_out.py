@@ -1,0 +1,361 @@
+"""Scale-out: the same Seedlab storage calls on SQLite and on PostgreSQL, in one process.
+
+    PYTHONPATH=. bench/.venv/bin/python bench/bench_scale_out.py [--quick] [--write-results]
+
+Database section: a team that outgrows one box points SEEDLAB_DB_URL at PostgreSQL so workers on
+several machines share one queue. We time, on both backends with the same data and the same
+code (db.runs / db.metrics / db.bulk):
+- run-claim latency: one worker claiming queued runs one by one (`claim_next_run`);
+- concurrent claims: several worker processes draining one queue at once (every run claimed
+  exactly once is checked, not assumed);
+- metric appends: `append_metrics` in batches of 1,000, and the runner's flush
+  (`record_progress`: 100 points + heartbeat + cancel check in one transaction);
+- bulk fill (`seedlab demo fill`'s path): finished runs with their points in one transaction.
+SQLite is a file in a temp dir with Seedlab's pragmas (WAL, synchronous=NORMAL). PostgreSQL is
+a server started in a temp dir from Debian's binaries (tests/pg_server.py) with its defaults
+(fsync and synchronous_commit on), on loopback: its figures include a network round trip per
+statement and a WAL flush per commit, as a real deployment pays them. A second database on the
+same server has synchronous_commit off, which is the durability SQLite's settings give.
+
+Data-parallel section (1 vs 2 DDP workers): not measured by this script yet; it belongs to the
+DDP part of issue 11 and goes in `SECTIONS` below, beside `database_section`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_metrics import RESULTS_PATH, chunks, cpu_model, make_points, replace_section  # noqa: E402
+from sqlalchemy import Engine  # noqa: E402
+
+import db.bulk  # noqa: E402
+import db.datasets  # noqa: E402
+import db.metrics  # noqa: E402
+import db.runs  # noqa: E402
+from db.migrate import upgrade_to_head  # noqa: E402
+from db.session import make_engine  # noqa: E402
+
+BEGIN, END = "<!-- bench_scale_out:begin -->", "<!-- bench_scale_out:end -->"
+RELAXED = "PostgreSQL, synchronous_commit=off"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    runs_to_claim: int = 500
+    claimers: int = 4
+    runs_per_claimer: int = 100
+    append_keys: int = 10
+    append_steps: int = 10_000
+    flushes: int = 200
+    fill_runs: int = 20
+    fill_steps: int = 500
+    repeats: int = 3
+
+
+QUICK = Sizes(
+    runs_to_claim=40,
+    claimers=2,
+    runs_per_claimer=20,
+    append_keys=2,
+    append_steps=1_000,
+    flushes=20,
+    fill_runs=4,
+    fill_steps=100,
+    repeats=1,
+)
+
+
+@dataclass
+class Backend:
+    name: str
+    url: str
+    engine: Engine
+    dataset_id: int = 0
+
+
+@dataclass
+class Row:
+    """One measurement on both backends: a list of per-repeat values each."""
+
+    name: str
+    unit: str  # "ms" (lower is better) or "/s" (higher is better)
+    values: dict[str, list[float]] = field(default_factory=dict)
+
+    def median(self, backend: str) -> float:
+        return statistics.median(self.values[backend])
+
+
+def open_backend(name: str, url: str) -> Backend:
+    engine = make_engine(url)
+    upgrade_to_head(engine)
+    dataset_id = db.datasets.insert_dataset(
+        engine,
+        name="bench",
+        kind="tabular",
+        task="regression",
+        target="y",
+        schema={"columns": ["x", "y"]},
+        n_rows=1,
+        n_columns=2,
+        sha256="0" * 64,
+        path="datasets/bench",
+        source_filename="bench.csv",
+    ).id
+    return Backend(name, url, engine, dataset_id)
+
+
+def queue_runs(b: Backend, n: int) -> list[int]:
+    return [
+        db.runs.create_run(b.engine, name=f"q{i}", dataset_id=b.dataset_id, config={})
+        for i in range(n)
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Measurements: each returns one value per call (one repeat).
+
+
+def claim_latencies_ms(b: Backend, sizes: Sizes) -> tuple[float, float]:
+    """Median and p95 of one claim, a worker draining a queue of `runs_to_claim` runs."""
+    queued = queue_runs(b, sizes.runs_to_claim)
+    times, claimed = [], []
+    for _ in queued:
+        start = time.perf_counter()
+        claimed.append(db.runs.claim_next_run(b.engine, "bench-worker"))
+        times.append((time.perf_counter() - start) * 1000)
+    assert claimed == queued, "a single claimer gets the runs oldest first"
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.95) - 1]
+
+
+def _claimer(url: str, worker: str, barrier, out) -> None:  # noqa: ANN001
+    engine = make_engine(url)
+    with engine.connect():
+        pass  # open the pool's first connection before the clock starts
+    barrier.wait()
+    start = time.perf_counter()
+    claimed = []
+    while (run_id := db.runs.claim_next_run(engine, worker)) is not None:
+        claimed.append(run_id)
+    out.put((claimed, time.perf_counter() - start))
+    engine.dispose()
+
+
+def concurrent_claims_per_s(b: Backend, sizes: Sizes) -> float:
+    """Claims per second with `claimers` processes draining one queue together."""
+    queued = queue_runs(b, sizes.claimers * sizes.runs_per_claimer)
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(sizes.claimers + 1), ctx.Queue()
+    procs = [
+        ctx.Process(target=_claimer, args=(b.url, f"w{i}", barrier, out))
+        for i in range(sizes.claimers)
+    ]
+    for p in procs:
+        p.start()
+    barrier.wait(timeout=120)
+    results = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    claimed = [run_id for ids, _ in results for run_id in ids]
+    assert sorted(claimed) == queued, f"{b.name}: every run claimed exactly once"
+    return len(claimed) / max(seconds for _, seconds in results)
+
+
+def running_run(b: Backend) -> int:
+    """A new run, claimed, so the next repeat's queue holds only the runs it queues."""
+    (run_id,) = queue_runs(b, 1)
+    assert db.runs.claim_next_run(b.engine, "bench-writer") == run_id
+    return run_id
+
+
+def append_points_per_s(b: Backend, sizes: Sizes) -> float:
+    run_id = running_run(b)
+    batches = chunks(make_points(sizes.append_keys, sizes.append_steps), 1000)
+    start = time.perf_counter()
+    for batch in batches:
+        db.metrics.append_metrics(b.engine, run_id, list(batch))
+    return sum(len(x) for x in batches) / (time.perf_counter() - start)
+
+
+def flush_ms(b: Backend, sizes: Sizes) -> float:
+    """Median time of the runner's flush: 100 points, heartbeat and cancel check together."""
+    run_id = running_run(b)
+    batches = chunks(make_points(10, sizes.flushes * 10), 100)
+    times = []
+    for batch in batches:
+        start = time.perf_counter()
+        db.runs.record_progress(b.engine, run_id, list(batch))
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def fill_points_per_s(b: Backend, sizes: Sizes) -> float:
+    points = make_points(10, sizes.fill_steps)
+    rows = [
+        {
+            "name": f"fill{i}",
+            "dataset_id": b.dataset_id,
+            "config": {"model": "mlp"},
+            "status": "completed",
+            "cancel_requested": False,
+            "created_at": datetime.now(UTC).replace(tzinfo=None),
+            "notes": "",
+            "project_id": 1,
+            "archived": False,
+            "attempts": 0,
+        }
+        for i in range(sizes.fill_runs)
+    ]
+    start = time.perf_counter()
+    db.bulk.insert_finished_runs(b.engine, rows, [["fill"]] * len(rows), (points for _ in rows))
+    return len(points) * len(rows) / (time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+
+
+def database_section(sizes: Sizes, workdir: Path, progress: Callable[[str], None]) -> list[str]:
+    from tests.pg_server import PostgresServer, ServerUnavailable
+
+    try:
+        server = PostgresServer(fast=False).start()
+    except ServerUnavailable as e:
+        return ["## Database: SQLite vs PostgreSQL", "", f"Skipped: {e}"]
+    try:
+        relaxed_url = server.create_database()
+        # The same durability as SQLite's WAL + synchronous=NORMAL: a power cut may lose the
+        # last commits, never corrupt. A setting of the database, no code change.
+        server._admin(
+            f'ALTER DATABASE "{server.database_name(relaxed_url)}" SET synchronous_commit = off'
+        )
+        backends = [
+            open_backend("SQLite", f"sqlite:///{workdir / 'seedlab.db'}"),
+            open_backend("PostgreSQL", server.create_database()),
+            open_backend(RELAXED, relaxed_url),
+        ]
+        with backends[1].engine.connect() as conn:
+            pg_version = conn.exec_driver_sql("SHOW server_version").scalar()
+        rows = [
+            Row("claim one run, median (one worker)", "ms"),
+            Row("claim one run, p95 (one worker)", "ms"),
+            Row(f"claims/s, {sizes.claimers} worker processes at once", "/s"),
+            Row("append_metrics, batches of 1,000 points", "/s"),
+            Row("runner flush (100 points + heartbeat + cancel check)", "ms"),
+            Row("bulk fill (demo fill), points", "/s"),
+        ]
+        for rep in range(sizes.repeats):
+            for b in backends:  # alternate, so drift in machine load hits both alike
+                progress(f"repeat {rep + 1}/{sizes.repeats}: {b.name}")
+                median, p95 = claim_latencies_ms(b, sizes)
+                values = [
+                    median,
+                    p95,
+                    concurrent_claims_per_s(b, sizes),
+                    append_points_per_s(b, sizes),
+                    flush_ms(b, sizes),
+                    fill_points_per_s(b, sizes),
+                ]
+                for row, value in zip(rows, values, strict=True):
+                    row.values.setdefault(b.name, []).append(value)
+        for b in backends:
+            b.engine.dispose()
+    finally:
+        server.stop()
+
+    def fmt(row: Row, name: str) -> str:
+        vals = row.values[name]
+        text = f"{row.median(name):,.2f}" if row.unit == "ms" else f"{row.median(name):,.0f}"
+        return text if len(vals) == 1 else f"{text} ({min(vals):,.4g}–{max(vals):,.4g})"
+
+    def versus(row: Row, name: str) -> str:
+        ratio = row.median(name) / row.median("SQLite")
+        faster = ratio < 1 if row.unit == "ms" else ratio > 1
+        factor = max(ratio, 1 / ratio)
+        return f"{factor:.1f}× {'faster' if faster else 'slower'}"
+
+    table = [
+        f"| measurement | SQLite | PostgreSQL | vs SQLite | {RELAXED} | vs SQLite |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        table.append(
+            f"| {row.name} ({row.unit}) | {fmt(row, 'SQLite')} | {fmt(row, 'PostgreSQL')} "
+            f"| {versus(row, 'PostgreSQL')} | {fmt(row, RELAXED)} | {versus(row, RELAXED)} |"
+        )
+    return [
+        "## Database: SQLite vs PostgreSQL (same process, same data, same code)",
+        "",
+        f"- PostgreSQL {pg_version} on loopback, server defaults (fsync, synchronous_commit on),"
+        " and the same server with `ALTER DATABASE … SET synchronous_commit = off` (SQLite's"
+        " durability: a power cut may lose the last commits); SQLite file with WAL,"
+        " synchronous=NORMAL",
+        f"- sizes: claims of {sizes.runs_to_claim} queued runs; {sizes.claimers} processes ×"
+        f" {sizes.runs_per_claimer} runs; appends of {sizes.append_keys} keys ×"
+        f" {sizes.append_steps:,} steps; {sizes.flushes} flushes; fill of {sizes.fill_runs} runs"
+        f" × {10 * sizes.fill_steps:,} points; {sizes.repeats} repeat(s), median (min–max)",
+        "",
+        *table,
+    ]
+
+
+# The DDP throughput section (1 vs 2 workers on CPU, and GPU when lent) is added here later.
+SECTIONS: list[Callable[[Sizes, Path, Callable[[str], None]], list[str]]] = [database_section]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke check")
+    parser.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else Sizes()
+
+    def progress(msg: str) -> None:
+        print(f"  … {msg}", file=sys.stderr, flush=True)
+
+    load_before = os.getloadavg()
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="seedlab-bench-scale-out-") as tmp:
+        for section in SECTIONS:
+            lines += [*section(sizes, Path(tmp), progress), ""]
+    load_after = os.getloadavg()
+    header = [
+        "## Scale-out: PostgreSQL vs SQLite",
+        "",
+        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {cpu_model()}, {os.cpu_count()} cores",
+        f"- command: `PYTHONPATH=. {Path(sys.executable).name} bench/bench_scale_out.py "
+        + " ".join(sys.argv[1:] if argv is None else argv)
+        + "`",
+        "- load average before: "
+        + "/".join(f"{x:.2f}" for x in load_before)
+        + ", after: "
+        + "/".join(f"{x:.2f}" for x in load_after),
+        "",
+    ]
+    body = [line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in lines]
+    print("\n".join(header + body))
+    if args.write_results:
+        section = "\n".join([BEGIN, *header, *body]).rstrip("\n") + "\n" + END
+        replace_section(RESULTS_PATH, BEGIN, END, section)
+        print(f"wrote {RESULTS_PATH.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
