@@ -8,6 +8,12 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
+
+def _short(value: object) -> str:
+    """A feature value for an axis label: 1.515 rather than 1.5150000000000001."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 # Green: pushed the explained output up; red: pulled it down (the same in light and dark mode).
 UP_RGB = (33, 195, 84)
 DOWN_RGB = (255, 75, 75)
@@ -50,7 +56,7 @@ def contribution_bars(contributions: pd.DataFrame, target: str) -> go.Figure:
     fig = go.Figure(
         go.Bar(
             x=shown["contribution"].tolist(),
-            y=[f"{f} = {v}" for f, v in zip(shown["feature"], shown["value"], strict=True)],
+            y=[f"{f} = {_short(v)}" for f, v in zip(shown["feature"], shown["value"], strict=True)],
             orientation="h",
             marker_color=colors,
             hovertemplate="%{y}: %{x:+.4g}<extra></extra>",

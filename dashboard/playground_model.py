@@ -144,7 +144,7 @@ def _pick_run(
     run_id = st.selectbox(
         label,
         ids,
-        format_func=lambda i: data.md_text(_title(by_id[i])),
+        format_func=lambda i: _title(by_id[i]),  # options are plain text, not markdown
         key=key,
         help="Completed runs of the current project, newest first. Type to search.",
     )
