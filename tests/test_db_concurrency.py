@@ -9,8 +9,8 @@ import pytest
 
 from db import metrics as metric_store
 from db import runs as run_store
-from db.datasets import insert_dataset
 from db.session import make_engine
+from tests.test_db import _dataset
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
@@ -32,19 +32,7 @@ def _work_through_queue(url: str, worker: str, queue) -> None:  # noqa: ANN001
 
 
 def test_parallel_workers_claim_flush_and_finish_every_run_once(settings, db):
-    dataset_id = insert_dataset(
-        db,
-        name="d",
-        kind="tabular",
-        task="classification",
-        target="y",
-        schema={"columns": []},
-        n_rows=1,
-        n_columns=1,
-        sha256="0" * 64,
-        path="datasets/d",
-        source_filename="d.csv",
-    ).id
+    dataset_id = _dataset(db)
     ids = [
         run_store.create_run(db, name=f"r{i}", dataset_id=dataset_id, config={}) for i in range(30)
     ]

@@ -11,26 +11,14 @@ from sqlalchemy import event
 from db import metrics as metric_store
 from db import run_edits, run_query
 from db import runs as run_store
-from db.datasets import insert_dataset
 from db.run_query import MetricThreshold, RunFilter
+from tests.test_db import _dataset
 
 
 @pytest.fixture
 def runs_with_gaps(db):  # noqa: ANN001, ANN201
     """Nine runs: six with val_accuracy (two share a value), three without it."""
-    dataset = insert_dataset(
-        db,
-        name="d",
-        kind="tabular",
-        task="classification",
-        target="y",
-        schema={"columns": [], "features": []},
-        n_rows=1,
-        n_columns=1,
-        sha256="0" * 64,
-        path="datasets/d",
-        source_filename="d.csv",
-    ).id
+    dataset = _dataset(db)
     accuracy = [0.7, None, 0.9, 0.8, None, 0.9, 0.6, None, 0.95]
     ids = []
     for i, acc in enumerate(accuracy):
