@@ -145,6 +145,7 @@ def test_upload_submit_train_browse_via_cli(settings, db, tmp_path: Path, worker
     assert "first run" in listing.stdout and "test accuracy" in listing.stdout
 
 
+@pytest.mark.backends("sqlite")  # process handling, the same on every backend
 def test_failing_run_does_not_stop_the_worker(settings, db, demo_datasets, worker):
     broken = dataset_store.get_dataset_by_name(db, "wine")
     (settings.resolve(broken.path) / "data.parquet").unlink()
@@ -170,6 +171,7 @@ def test_cancel_a_running_run(settings, db, demo_datasets, worker):
     assert cli("runs", "wait", str(run_id), "--timeout", "5").returncode == 1
 
 
+@pytest.mark.backends("sqlite")  # process handling, the same on every backend
 def test_killed_run_process_is_reported(settings, db, demo_datasets, worker):
     run_id = submit_run(db, "breast_cancer", {"epochs": 5000, "batch_size": 8})
     run = wait_for(lambda: (r := run_store.get_run(db, run_id)).summary.get("train_loss") and r)
@@ -179,6 +181,7 @@ def test_killed_run_process_is_reported(settings, db, demo_datasets, worker):
     assert "killed by SIGKILL" in error and "Last lines of its log" in error
 
 
+@pytest.mark.backends("sqlite")  # process handling, the same on every backend
 def test_worker_shutdown_stops_runs_cleanly(settings, db, demo_datasets):
     proc = start_worker()
     run_id = submit_run(db, "breast_cancer", {"epochs": 5000, "batch_size": 8})
