@@ -160,7 +160,9 @@ def test_failing_run_does_not_stop_the_worker(settings, db, demo_datasets, worke
 
 
 def test_cancel_a_running_run(settings, db, demo_datasets, worker):
-    run_id = submit_run(db, "breast_cancer", {"epochs": 5000, "batch_size": 8})
+    run_id = submit_run(
+        db, "breast_cancer", {"epochs": 5000, "batch_size": 8, "early_stopping_patience": 0}
+    )
     wait_for(lambda: run_store.get_run(db, run_id).summary.get("train_loss"), timeout=60)
     result = cli("runs", "cancel", str(run_id))
     assert result.returncode == 0 and "Cancel requested" in result.stdout
@@ -173,7 +175,9 @@ def test_cancel_a_running_run(settings, db, demo_datasets, worker):
 
 @pytest.mark.backends("sqlite")  # process handling, the same on every backend
 def test_killed_run_process_is_reported(settings, db, demo_datasets, worker):
-    run_id = submit_run(db, "breast_cancer", {"epochs": 5000, "batch_size": 8})
+    run_id = submit_run(
+        db, "breast_cancer", {"epochs": 5000, "batch_size": 8, "early_stopping_patience": 0}
+    )
     run = wait_for(lambda: (r := run_store.get_run(db, run_id)).summary.get("train_loss") and r)
     os.kill(run.pid, signal.SIGKILL)
     wait_for(lambda: _status(db, run_id) == "failed", timeout=30)
@@ -184,7 +188,9 @@ def test_killed_run_process_is_reported(settings, db, demo_datasets, worker):
 @pytest.mark.backends("sqlite")  # process handling, the same on every backend
 def test_worker_shutdown_stops_runs_cleanly(settings, db, demo_datasets):
     proc = start_worker()
-    run_id = submit_run(db, "breast_cancer", {"epochs": 5000, "batch_size": 8})
+    run_id = submit_run(
+        db, "breast_cancer", {"epochs": 5000, "batch_size": 8, "early_stopping_patience": 0}
+    )
     run = wait_for(lambda: (r := run_store.get_run(db, run_id)).summary.get("train_loss") and r)
     output = stop_worker(proc)
     assert proc.returncode == 0, output

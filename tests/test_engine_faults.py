@@ -21,9 +21,10 @@ from engine.run_files import log_path, resume_path
 from tests.test_dashboard import APP
 from tests.test_engine import cli, start_worker, stop_worker, wait_for
 
-# Long enough (seconds on a quiet machine) that a kill or cancel lands mid-run, short enough
+# Long enough that a kill or a cancel from the CLI (whose start-up takes seconds) lands mid-run
+# on a quiet machine (the fused-optimizer loop runs an epoch of this in ~0.1 s), short enough
 # to finish after a resume; no early stop.
-LONG = {"epochs": 60, "batch_size": 4, "hidden_sizes": [16], "early_stopping_patience": 0}
+LONG = {"epochs": 150, "batch_size": 4, "hidden_sizes": [16], "early_stopping_patience": 0}
 
 
 @pytest.fixture
