@@ -360,23 +360,14 @@ with data.shown_errors("listing runs"):
                         )
                         data.flash(f"Note saved on {len(selected)} run(s).")
                         st.rerun()
-                if st.button("Archive", icon=":material/archive:"):
-                    with data.shown_errors("archiving the runs"):
-                        actions.set_archived(
-                            db,
-                            auth.require(Permission.EDIT),
-                            selected,
-                            True,
-                        )
-                        data.flash(f"Archived {len(selected)} run(s); 'Archived too' shows them.")
-                        st.rerun()
-                if st.button("Unarchive", icon=":material/unarchive:"):
-                    with data.shown_errors("unarchiving the runs"):
-                        actions.set_archived(
-                            db,
-                            auth.require(Permission.EDIT),
-                            selected,
-                            False,
-                        )
-                        data.flash(f"Unarchived {len(selected)} run(s).")
-                        st.rerun()
+                for label, archived, icon, done in (
+                    ("Archive", True, "archive", "; 'Archived too' shows them."),
+                    ("Unarchive", False, "unarchive", "."),
+                ):
+                    if st.button(label, icon=f":material/{icon}:"):
+                        with data.shown_errors(f"{label.lower()}ing the runs"):
+                            actions.set_archived(
+                                db, auth.require(Permission.EDIT), selected, archived
+                            )
+                            data.flash(f"{label}d {len(selected)} run(s){done}")
+                            st.rerun()
