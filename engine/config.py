@@ -187,6 +187,26 @@ class RunConfig(BaseModel):
         description="images, when streamed: DataLoader worker processes (-1 = one per spare core, "
         "at most 4)",
     )
+    processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="data-parallel training processes (PyTorch DDP: gloo on the CPU, NCCL on "
+        "GPUs); each gets a share of every batch, so batch_size stays the total per step",
+    )
+    cpus: float = Field(
+        1.0,
+        gt=0,
+        le=1024,
+        description="Ray executor: CPUs reserved for each training process on the cluster",
+    )
+    memory_gb: float = Field(
+        0.0,
+        ge=0,
+        le=4096,
+        description="Ray executor: memory reserved for each training process, in GiB "
+        "(0 = no reservation)",
+    )
     # --- text
     max_length: int = Field(
         64,
