@@ -18,15 +18,6 @@ from engine.train import ListReporter, train
 CPU = choose_device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread (and the test machine's cores are shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class StopAfter(ListReporter):
     """Asks the loop to stop once `epoch` epochs were reported (like a cancel)."""
 

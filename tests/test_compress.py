@@ -25,7 +25,7 @@ from engine.finished_run import load_finished_run
 from engine.launch import submit_run
 from engine.runner import execute
 from engine.variants import comparison_table, read_variants
-from tests.conftest import child_env, seedlab_cmd
+from tests.conftest import child_env, seedlab_cmd, seedlab_in_process
 from tests.trained import completed_run
 
 
@@ -115,22 +115,11 @@ def test_cli_compress_prints_the_comparison(settings, db, demo_datasets):
     )
     assert out.returncode == 0, out.stderr
     assert "original" in out.stdout and "int8" in out.stdout and "latency_b64_ms" in out.stdout
-    listed = subprocess.run(
-        seedlab_cmd("runs", "variants", str(run_id), "--json"),
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        timeout=120,
-    )
+    # The rest through the same entry point in this process (no second interpreter start-up).
+    listed = seedlab_in_process("runs", "variants", str(run_id), "--json")
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout)["variants"][0]["name"] == "int8"
-    bad = subprocess.run(
-        seedlab_cmd("runs", "compress", str(run_id), "--method", "shrink"),
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        timeout=120,
-    )
+    bad = seedlab_in_process("runs", "compress", str(run_id), "--method", "shrink")
     assert bad.returncode == 1 and "method must be one of" in bad.stderr
 
 

@@ -19,7 +19,7 @@ from db import artifacts as artifact_store
 from db import datasets as dataset_store
 from db import runs as run_store
 from engine.launch import submit_run
-from tests.conftest import ROOT, child_env, seedlab_cmd
+from tests.conftest import ROOT, child_env, seedlab_in_process
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
@@ -38,15 +38,9 @@ MESSY_CSV = (
 )
 
 
-def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        seedlab_cmd(*args),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=child_env(),
-        cwd=ROOT,
-    )
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """The `seedlab` command in this process (tests/test_cli.py runs it as its own program)."""
+    return seedlab_in_process(*args)
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.2):  # noqa: ANN001
@@ -117,7 +111,7 @@ def test_upload_submit_train_browse_via_cli(settings, db, tmp_path: Path, worker
     assert submitted.returncode == 0, submitted.stderr
     run_id = int(submitted.stdout.strip())
 
-    waited = cli("runs", "wait", str(run_id), "--timeout", "120", timeout=150)
+    waited = cli("runs", "wait", str(run_id), "--timeout", "120")
     assert waited.returncode == 0, (
         waited.stdout,
         waited.stderr,
@@ -201,6 +195,8 @@ def test_worker_shutdown_stops_runs_cleanly(settings, db, demo_datasets):
         os.kill(run.pid, 0)  # the run's process is gone: no orphans
 
 
+# Process handling: fail_stale_runs' SQL is tested on both backends in tests/test_db.py.
+@pytest.mark.backends("sqlite")
 def test_stale_running_run_fails_when_a_worker_starts(settings, db, demo_datasets):
     run_id = submit_run(db, "iris", {"epochs": 2})
     run_store.claim_next_run(db, "a-worker-that-died")
@@ -217,6 +213,9 @@ def test_stale_running_run_fails_when_a_worker_starts(settings, db, demo_dataset
     assert "engine stopped while the run was in progress" in run_store.get_run(db, run_id).error
 
 
+# The worker's slot count; claiming runs from several processes at once is tested on both
+# backends in tests/test_db.py and tests/test_db_concurrency.py, cancelling in the test above.
+@pytest.mark.backends("sqlite")
 def test_worker_respects_concurrency_cap(settings, db, demo_datasets):
     ids = [submit_run(db, "breast_cancer", {"epochs": 5000, "batch_size": 8}) for _ in range(3)]
     proc = start_worker("--max-concurrent", "2")

@@ -20,7 +20,7 @@ from engine.finished_run import RunNotReady, load_finished_run
 from engine.launch import submit_run
 from engine.predictor import Predictor
 from engine.run_files import checkpoint_path
-from tests.conftest import child_env, seedlab_cmd
+from tests.conftest import child_env, seedlab_cmd, seedlab_in_process
 from tests.trained import completed_run
 
 
@@ -155,12 +155,6 @@ def test_cli_export_writes_where_asked_and_fails_in_one_line(settings, db, demo_
     )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "model.torchscript.pt").is_file() and "wrote" in out.stdout
-    bad = subprocess.run(
-        seedlab_cmd("runs", "export", "999", "--format", "onnx"),
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        timeout=60,
-    )
+    bad = seedlab_in_process("runs", "export", "999", "--format", "onnx")  # same entry point
     assert bad.returncode == 1 and "no run #999" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -30,7 +30,7 @@ from engine.errors import ConfigError, DatasetError
 from engine.image_zip import decode_image
 from engine.launch import find_dataset, submit_run
 from tests import hostile_corpus as corpus
-from tests.conftest import ROOT, child_env, seedlab_cmd
+from tests.conftest import ROOT, seedlab_in_process
 from tests.test_dashboard import open_page
 
 APP = str(ROOT / "dashboard" / "app.py")
@@ -188,9 +188,7 @@ def test_bad_config_values_are_refused_and_queue_nothing(
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        seedlab_cmd(*args), capture_output=True, text=True, env=child_env(), timeout=120
-    )
+    return seedlab_in_process(*args)
 
 
 @pytest.mark.parametrize(
@@ -208,14 +206,7 @@ def test_cli_refuses_bad_config_in_one_line(settings, db, demo_datasets, tmp_pat
     args = [
         str(corpus.HOSTILE_DIR / a) if a.endswith((".yaml", ".json", ".csv")) else a for a in args
     ]
-    result = subprocess.run(
-        seedlab_cmd("runs", "submit", "--dataset", "iris", *args),
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        timeout=120,
-        cwd=tmp_path,
-    )
+    result = seedlab_in_process("runs", "submit", "--dataset", "iris", *args, cwd=tmp_path)
     assert result.returncode == 1, result.stdout
     assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

@@ -66,7 +66,14 @@ def test_auto_streams_only_sets_bigger_than_the_budget():
     assert stream_or_memory("memory", 10_000_000, (3, 224, 224), CPU) == "memory"
 
 
-def test_torch_compile_is_an_opt_in_that_trains_the_same_model(settings, db, demo_datasets):
+def test_torch_compile_is_an_opt_in_that_trains_the_same_model(
+    settings, db, demo_datasets, monkeypatch
+):
+    import torch._inductor.config
+
+    # Inductor compiles in a pool of worker processes by default; on a 2-core CI machine
+    # starting that pool costs more than it saves on two tiny graphs (~30 % of this test).
+    monkeypatch.setattr(torch._inductor.config, "compile_threads", 1)
     record = dataset_store.get_dataset_by_name(db, "iris")
     # One batch per epoch (batch ≥ rows): two graphs to compile (train, eval), no recompiles
     # for a ragged last batch, so the cold compile stays short.

@@ -317,17 +317,7 @@ def test_image_model_refuses_a_table():
 
 
 @pytest.fixture
-def one_thread():
-    """Tiny convolutions on a shared 2-core box: one thread is ~10× faster than two that
-    contend with other processes (measured: 4 s vs 44 s for the digits test)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def digits(settings, db, one_thread):
+def digits(settings, db):
     from engine.demo_data import digits_zip
 
     return ingest_bytes(settings, db, digits_zip(), filename="d.zip", name="digits", target=None)

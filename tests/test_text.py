@@ -25,7 +25,7 @@ from engine.text_data import resolve_kind
 from engine.text_prepare import TextPreprocessor
 from engine.text_tokenizer import PAD_ID, UNK_ID, WordTokenizer, split_words
 from engine.train import ListReporter, train
-from tests.conftest import ROOT, child_env, seedlab_cmd
+from tests.conftest import seedlab_in_process
 from tests.test_dashboard import button, open_page, plotly_figures, texts
 from tests.test_engine import start_worker, stop_worker, wait_for
 
@@ -46,15 +46,6 @@ REVIEWS_CSV = "review,stars\n" + "\n".join(
     f'"broken on arrival and the seller never answered, order {i}",bad'
     for i in range(30)
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models train faster on one thread than on two contended ones (shared CI cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _state(settings, db) -> tuple[list[str], list[str]]:
@@ -184,21 +175,16 @@ def test_bad_text_uploads_say_what_to_do_and_leave_nothing(settings, db, csv, op
 
 
 def test_cli_adds_a_forced_text_dataset(settings, tmp_path):
-    import subprocess
 
     path = tmp_path / "notes.csv"
     path.write_text("id,note,label\n" + "\n".join(f"{i},ok {i % 3},{i % 2}" for i in range(30)))
     args = ["datasets", "add", str(path), "--kind", "text", "--text-column", "note"]
-    result = subprocess.run(
-        seedlab_cmd(*args, "--target", "label"),
-        capture_output=True, text=True, timeout=120, env=child_env(), cwd=ROOT,
-    )  # fmt: skip
+    result = seedlab_in_process(*args, "--target", "label")
     assert result.returncode == 0, result.stderr
     assert "text in column 'note'" in result.stdout
-    bad = subprocess.run(
-        seedlab_cmd("datasets", "add", str(path), "--name", "n2", "--kind", "text",
-                    "--text-column", "label", "--target", "label"),
-        capture_output=True, text=True, timeout=120, env=child_env(), cwd=ROOT,
+    bad = seedlab_in_process(
+        "datasets", "add", str(path), "--name", "n2", "--kind", "text",
+        "--text-column", "label", "--target", "label",
     )  # fmt: skip
     assert bad.returncode != 0 and bad.stderr.startswith("error: Column 'label' cannot be both")
 
