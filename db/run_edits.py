@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from db.models import ACTIVE_STATUSES, model_versions, projects, run_tags, runs
 from db.session import writing
@@ -52,16 +53,13 @@ def add_tags(db: Engine, run_ids: Iterable[int], tags: Iterable[str]) -> None:
         return
     with writing(db) as conn:
         _existing(conn, ids)
-        have = set(
-            conn.execute(
-                select(run_tags.c.run_id, run_tags.c.tag).where(
-                    run_tags.c.run_id.in_(ids), run_tags.c.tag.in_(wanted)
-                )
-            ).all()
+        # ON CONFLICT DO NOTHING, not "read what is there, insert the rest": two sessions adding
+        # the same tag at once both saw it missing, and PostgreSQL refused the second insert.
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(
+            dialect_insert(run_tags).on_conflict_do_nothing(index_elements=["run_id", "tag"]),
+            [{"run_id": i, "tag": t} for i in ids for t in wanted],
         )
-        rows = [{"run_id": i, "tag": t} for i in ids for t in wanted if (i, t) not in have]
-        if rows:
-            conn.execute(insert(run_tags), rows)
 
 
 def remove_tags(db: Engine, run_ids: Iterable[int], tags: Iterable[str]) -> None:

@@ -143,6 +143,9 @@ class TabularPreprocessor:
             )
             if not spec.has_missing:
                 mapped = mapped.replace(MISSING, OTHER)
+            # A value with no column of its own (unseen, and no "other" bucket) becomes NaN here,
+            # so it one-hot encodes to all zeros; pandas deprecates leaving it to Categorical.
+            mapped = mapped.where(mapped.isin(columns))
             codes = pd.Categorical(mapped, categories=columns)
             onehot = np.zeros((len(frame), len(columns)))
             valid = codes.codes >= 0

@@ -278,3 +278,44 @@ def test_migration_0002_keeps_runs_and_moves_tags_to_rows(empty_database_url):
     # The "Default" project was inserted with an explicit id: the next one still gets a new id.
     assert create_project(old, "second").id == 2
     old.dispose()
+
+
+def test_an_artifact_over_2_gib_is_recorded(db):
+    from db import artifacts as artifact_store
+
+    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    size = 5 * 2**30  # a large checkpoint: PostgreSQL's 32-bit INTEGER stopped at 2**31 - 1
+    artifact_store.add_artifact(
+        db, run_id, kind="checkpoint", path="model.pt", size_bytes=size, sha256="0" * 64
+    )
+    assert [a.bytes for a in artifact_store.list_artifacts(db, run_id)] == [size]
+
+
+def test_two_sessions_adding_the_same_tag_at_once_both_succeed(db):
+    import threading
+    import time
+
+    from sqlalchemy import insert
+
+    from db import run_edits
+    from db.models import run_tags
+
+    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    failures: list[BaseException] = []
+
+    def add_from_another_session() -> None:
+        try:
+            run_edits.add_tags(db, [run_id], ["best", "other"])
+        except BaseException as e:  # noqa: BLE001 - the assertion below reports it
+            failures.append(e)
+
+    # One session inserts "best" and holds its transaction open while a second adds it too:
+    # the second cannot see the uncommitted row, waits on it, and must not fail when it lands.
+    with db.begin() as conn:
+        conn.execute(insert(run_tags).values(run_id=run_id, tag="best"))
+        second = threading.Thread(target=add_from_another_session)
+        second.start()
+        time.sleep(0.5)
+    second.join(timeout=30)
+    assert not second.is_alive() and failures == []
+    assert run_store.get_run(db, run_id).tags == ["best", "other"]
