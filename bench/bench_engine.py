@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, TensorDataset
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_metrics import RESULTS_PATH, replace_section  # noqa: E402
 from engine.checkpoints import capture_state, save_train_state  # noqa: E402
 from engine.config import validate_config  # noqa: E402
 from engine.device import choose_device  # noqa: E402
@@ -44,7 +45,6 @@ from engine.inputs import InputSpec  # noqa: E402
 from engine.models import build_model  # noqa: E402
 from engine.train import TrainData, train  # noqa: E402
 
-RESULTS_PATH = ROOT / "bench" / "RESULTS.md"
 # The engine's own overhead is measured against this one: the same fused optimizer, so the
 # difference is the engine's bookkeeping (reporting, cancel checks, NaN checks), nothing else.
 PLAIN_FUSED = "plain PyTorch loop, fused AdamW (the engine's optimizer)"
@@ -365,13 +365,7 @@ def main() -> None:
     text = "\n".join(section)
     print(text)
     if args.write_results:
-        current = RESULTS_PATH.read_text() if RESULTS_PATH.exists() else "# Benchmark results\n"
-        if BEGIN in current and END in current:
-            head, rest = current.split(BEGIN, 1)
-            current = head + text + rest.split(END, 1)[1]
-        else:
-            current = current.rstrip("\n") + "\n\n" + text + "\n"
-        RESULTS_PATH.write_text(current)
+        replace_section(RESULTS_PATH, BEGIN, END, text)
 
 
 if __name__ == "__main__":

@@ -122,6 +122,23 @@ def timed(fn: Callable[[], object]) -> float:
 # Seedlab
 
 
+def insert_placeholder_dataset(engine: Engine, folder: str) -> int:
+    """The one dataset row that runs need to point at (no files: runs here never train)."""
+    return db.datasets.insert_dataset(
+        engine,
+        name="bench",
+        kind="tabular",
+        task="regression",
+        target="y",
+        schema={"columns": ["x", "y"]},
+        n_rows=1,
+        n_columns=2,
+        sha256="0" * 64,
+        path=f"{folder}/bench",
+        source_filename="bench.csv",
+    ).id
+
+
 class SeedlabDatabases:
     """Hands out fresh, migrated Seedlab databases (each with one dataset) by copying a template.
 
@@ -135,19 +152,7 @@ class SeedlabDatabases:
         settings = Settings(home=template_home, db_url=f"sqlite:///{template_home / 'seedlab.db'}")
         engine = get_db(settings)
         upgrade_to_head(engine)
-        self.dataset_id = db.datasets.insert_dataset(
-            engine,
-            name="bench",
-            kind="tabular",
-            task="regression",
-            target="y",
-            schema={"columns": ["x", "y"]},
-            n_rows=1,
-            n_columns=2,
-            sha256="0" * 64,
-            path=str(template_home / "datasets" / "bench"),
-            source_filename="bench.csv",
-        ).id
+        self.dataset_id = insert_placeholder_dataset(engine, str(template_home / "datasets"))
         # Closing the last connection checkpoints the WAL into the main file, so a plain copy
         # of seedlab.db is complete.
         engine.dispose()

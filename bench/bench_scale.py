@@ -31,8 +31,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.bench_metrics import (  # noqa: E402
+    RESULTS_PATH,
     cpu_model,
     load_mlflow,
+    replace_section,
 )
 from db import metrics as metric_store  # noqa: E402
 from db import run_query  # noqa: E402
@@ -41,7 +43,6 @@ from db.run_query import MetricThreshold, RunFilter  # noqa: E402
 from engine.demo_fill import fill_project  # noqa: E402
 from engine.settings import Settings, get_db  # noqa: E402
 
-RESULTS_PATH = ROOT / "bench" / "RESULTS.md"
 BEGIN, END = "<!-- bench_scale:begin -->", "<!-- bench_scale:end -->"
 PAGE = 50
 COMPARE_RUNS = 50
@@ -398,13 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 END,
             ]
         )
-        text = RESULTS_PATH.read_text() if RESULTS_PATH.exists() else "# Benchmark results\n"
-        if BEGIN in text and END in text:
-            head, rest = text.split(BEGIN, 1)
-            text = head + section + rest.split(END, 1)[1]
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-        RESULTS_PATH.write_text(text)
+        replace_section(RESULTS_PATH, BEGIN, END, section)
         print(f"\nwrote {RESULTS_PATH.relative_to(ROOT)}")
     return 0
 

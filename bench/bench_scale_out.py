@@ -40,11 +40,17 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_metrics import RESULTS_PATH, chunks, cpu_model, make_points, replace_section  # noqa: E402
+from bench_metrics import (  # noqa: E402
+    RESULTS_PATH,
+    chunks,
+    cpu_model,
+    insert_placeholder_dataset,
+    make_points,
+    replace_section,
+)
 from sqlalchemy import Engine  # noqa: E402
 
 import db.bulk  # noqa: E402
-import db.datasets  # noqa: E402
 import db.metrics  # noqa: E402
 import db.runs  # noqa: E402
 from db.migrate import upgrade_to_head  # noqa: E402
@@ -103,20 +109,7 @@ class Row:
 def open_backend(name: str, url: str) -> Backend:
     engine = make_engine(url)
     upgrade_to_head(engine)
-    dataset_id = db.datasets.insert_dataset(
-        engine,
-        name="bench",
-        kind="tabular",
-        task="regression",
-        target="y",
-        schema={"columns": ["x", "y"]},
-        n_rows=1,
-        n_columns=2,
-        sha256="0" * 64,
-        path="datasets/bench",
-        source_filename="bench.csv",
-    ).id
-    return Backend(name, url, engine, dataset_id)
+    return Backend(name, url, engine, insert_placeholder_dataset(engine, "datasets"))
 
 
 def queue_runs(b: Backend, n: int) -> list[int]:

@@ -4,7 +4,6 @@ a role that may not do something is refused on the server even when its session 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -27,10 +26,8 @@ from engine.permissions import (
     cli_actor,
     is_loopback,
 )
+from tests.test_dashboard import APP, ROOT, TIMEOUT, button, go
 
-ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "dashboard" / "app.py")
-TIMEOUT = 30
 PASSWORD = "correct horse battery"
 ADMIN = cli_actor()
 
@@ -52,23 +49,8 @@ def login(name: str, password: str = PASSWORD) -> AppTest:
     return at
 
 
-def go(at: AppTest, page: str, **query: str) -> AppTest:
-    at.switch_page(page)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def errors(at: AppTest) -> str:
     return "\n".join(str(e.value) for e in at.error)
-
-
-def button(at: AppTest, label: str):  # noqa: ANN201
-    matches = [b for b in at.button if b.label == label]
-    assert matches, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
-    return matches[0]
 
 
 @pytest.fixture

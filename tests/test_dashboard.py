@@ -37,7 +37,11 @@ def open_page(page: str, **query: str) -> AppTest:
     """Render one page (a file path relative to app.py) with the given query parameters."""
     # The first run registers the st.navigation pages; before it, AppTest finds a page by its
     # file name only, which misses views/run_detail.py (its URL is /run).
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    return go(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), page, **query)
+
+
+def go(at: AppTest, page: str, **query: str) -> AppTest:
+    """Move a session that has run once (and kept its login) to another page."""
     at.switch_page(page)
     for key, value in query.items():
         at.query_params[key] = value
