@@ -19,11 +19,13 @@ from collections.abc import Iterator
 import pytest
 
 from db import runs as run_store
+from db.metrics import metric_series
 from engine.launch import submit_run
 from tests.conftest import ROOT, child_env, seedlab_cmd
 from tests.test_engine import start_worker, stop_worker, wait_for
 
 LONG = {"epochs": 5000, "batch_size": 8, "early_stopping_patience": 0}
+EPOCHS = 300  # the run stopped mid-way and resumed: long enough to be stopped before it ends
 
 
 def _free_port() -> int:
@@ -103,14 +105,21 @@ def test_a_run_trains_on_the_cluster_and_an_oversized_one_is_refused(
     assert worker.returncode == 0, output
 
 
-def test_cancel_and_a_killed_task_on_the_cluster(settings, db, demo_datasets, ray_address):
+def test_cancel_kill_and_shutdown_on_the_cluster(settings, db, demo_datasets, ray_address):
+    """The local executor's fault behaviour, on Ray: three runs share the 2-CPU cluster."""
+    share = {"cpus": 0.5}  # all three fit at once
     worker = start_worker("--executor", "ray", "--address", ray_address)
     try:
-        cancelled = submit_run(db, "breast_cancer", LONG)
-        killed = submit_run(db, "breast_cancer", LONG)
+        cancelled = submit_run(db, "breast_cancer", {**LONG, **share})
+        killed = submit_run(db, "breast_cancer", {**LONG, **share})
+        resumed = submit_run(
+            db,
+            "breast_cancer",
+            {"epochs": EPOCHS, "batch_size": 16, "early_stopping_patience": 0, **share},
+        )
         runs = [
             wait_for(lambda i=i: (r := run_store.get_run(db, i)).summary.get("train_loss") and r)
-            for i in (cancelled, killed)
+            for i in (cancelled, killed, resumed)
         ]
         assert all(r.pid and r.pid != worker.pid for r in runs)
 
@@ -131,30 +140,20 @@ def test_cancel_and_a_killed_task_on_the_cluster(settings, db, demo_datasets, ra
         error = run_store.get_run(db, killed).error
         assert "died on the Ray cluster" in error and "Last lines of its log" in error
         assert worker.poll() is None  # the engine is still up
+
+        wait_for(lambda: (settings.run_dir(resumed) / "resume.pt").exists(), timeout=30)
     finally:
-        stop_worker(worker)
-
-
-def test_shutdown_requeues_and_the_next_engine_resumes(settings, db, demo_datasets, ray_address):
-    config = {"epochs": 40, "batch_size": 8, "early_stopping_patience": 0}
-    worker = start_worker("--executor", "ray", "--address", ray_address)
-    run_id = submit_run(db, "breast_cancer", config)
-    wait_for(lambda: run_store.get_run(db, run_id).summary.get("train_loss"), timeout=60)
-    wait_for(lambda: (settings.run_dir(run_id) / "resume.pt").exists(), timeout=30)
-    output = stop_worker(worker)
+        output = stop_worker(worker)
     assert worker.returncode == 0, output
-    stopped = run_store.get_run(db, run_id)
+    stopped = run_store.get_run(db, resumed)
     assert stopped.status == "queued" and stopped.attempts == 1, stopped.error
-
     worker = start_worker("--executor", "ray", "--address", ray_address)
     try:
-        wait_for(lambda: _status(db, run_id) in ("completed", "failed"), timeout=180)
+        wait_for(lambda: _status(db, resumed) in ("completed", "failed"), timeout=240)
     finally:
         stop_worker(worker)
-    final = run_store.get_run(db, run_id)
+    final = run_store.get_run(db, resumed)
     assert final.status == "completed", final.error
-    assert "resuming after epoch" in _log(settings, run_id)
-    from db.metrics import metric_series
-
-    steps = metric_series(db, run_id, "train_loss").steps
-    assert list(steps) == list(range(1, 41))  # every epoch once: resumed, not restarted
+    assert "resuming after epoch" in _log(settings, resumed)
+    steps = metric_series(db, resumed, "train_loss").steps
+    assert list(steps) == list(range(1, EPOCHS + 1))  # every epoch once: resumed, not restarted
