@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 from db import runs as run_store
 from db import workers as worker_store
 from db.migrate import upgrade_to_head
+from engine.ddp_launch import mark_engine_stopping, processes_of, runner_command, thread_share
 from engine.devices import detect_devices
 from engine.recovery import heartbeat_timeout_s, settle_stale_runs
 from engine.run_files import append_log_line, log_path, tail
@@ -131,6 +131,7 @@ class Worker:
         self._stopping = True
         for active in self.active.values():
             if active.process.poll() is None:
+                mark_engine_stopping(self.settings.run_dir(active.run_id), active.process.pid)
                 active.process.terminate()
         deadline = time.monotonic() + SHUTDOWN_GRACE_S
         for active in self.active.values():
@@ -178,7 +179,8 @@ class Worker:
             run = run_store.get_run(self.db, run_id)
             requested = str((run.config if run else {}).get("device", "auto"))
             slot = assign_slot(requested, self.devices, self.load(), **caps) or Slot("cpu")
-            self._spawn(run_id, slot, attempts=run.attempts if run else 0)
+            processes = processes_of(run.config if run else {})
+            self._spawn(run_id, slot, attempts=run.attempts if run else 0, processes=processes)
 
     def _device_label(self, slot: Slot) -> str:
         if slot.kind == "cpu":
@@ -189,7 +191,7 @@ class Worker:
         )
         return f"cuda:{slot.index} ({name})"
 
-    def _spawn(self, run_id: int, slot: Slot, attempts: int = 0) -> None:
+    def _spawn(self, run_id: int, slot: Slot, attempts: int = 0, processes: int = 1) -> None:
         path = log_path(self.settings, run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         env = self.settings.child_env()
@@ -205,7 +207,8 @@ class Worker:
         if slot.kind == "cpu" and "OMP_NUM_THREADS" not in os.environ:
             # Share the cores among the CPU runs: oversubscribed threads made a small MLP ~20x
             # slower on a busy 2-core machine.
-            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.max_concurrent))
+            cores = os.cpu_count() or 1
+            env["OMP_NUM_THREADS"] = str(thread_share(cores, self.max_concurrent, processes))
         # OpenMP threads that wait by sleeping, not spinning: on a machine busy with other work
         # (other runs, the dashboard, a shared box) spinning threads fight for the cores, and 60
         # epochs of a small MLP took 71 s with 2 spinning threads against 15 s with passive ones.
@@ -216,7 +219,7 @@ class Worker:
             )
         with path.open("ab") as log_file:
             process = subprocess.Popen(
-                [sys.executable, "-m", "engine.runner", str(run_id)],
+                runner_command(run_id, processes),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
