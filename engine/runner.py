@@ -277,11 +277,19 @@ def execute(settings: Settings, run_id: int) -> str:
     return status
 
 
+def _collective_failed(exc: BaseException) -> bool:
+    """A collective broke because a peer process went away: NCCL raises DistError, gloo a plain
+    RuntimeError naming its transport ("[…/gloo/transport/tcp/pair.cc] Connection reset")."""
+    return isinstance(exc, torch.distributed.DistError) or (
+        isinstance(exc, RuntimeError) and "gloo" in str(exc).lower()
+    )
+
+
 def _settle(settings: Settings, db: Engine, run, exc: BaseException, parallel) -> str:  # noqa: ANN001
     """The run's status after `exc` stopped it (rank 0 only)."""
     run_id = run.id
     if parallel.active and not isinstance(exc, WorkerGone):
-        peer_failed = isinstance(exc, EngineShutdown | torch.distributed.DistError)
+        peer_failed = isinstance(exc, EngineShutdown) or _collective_failed(exc)
         if peer_failed and not engine_is_stopping(settings.run_dir(run_id)):
             traceback.print_exc()
             _fail(db, run_id, PROCESS_FAILED)
