@@ -133,3 +133,22 @@ def test_a_killed_rank_fails_the_run_without_requeue(settings, db, demo_datasets
     assert final.status == "failed" and final.attempts == launcher.attempts == 0, output
     assert final.error == PROCESS_FAILED
     assert "SIGKILL" in log_path(settings, run_id).read_text()  # torchrun's account of it
+
+
+def test_processes_is_set_from_the_cli_and_the_new_run_page(settings, db, demo_datasets):
+    from engine.launch import find_dataset
+    from tests.test_dashboard import button, open_page, texts
+    from tests.test_engine import cli
+
+    submitted = cli("runs", "submit", "--dataset", "iris", "--set", "processes=2")
+    assert submitted.returncode == 0, submitted.stderr
+    assert run_store.get_run(db, int(submitted.stdout)).config["processes"] == 2
+    refused = cli("runs", "submit", "--dataset", "iris", "--set", "processes=0")
+    assert refused.returncode != 0 and "processes" in refused.stdout + refused.stderr
+
+    at = open_page("views/new_run.py", dataset=str(find_dataset(db, "wine").id))
+    at.number_input(key="nr_processes").set_value(3)
+    button(at, "Start training").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    newest = max(run_store.list_runs(db), key=lambda r: r.id)
+    assert newest.config["processes"] == 3
