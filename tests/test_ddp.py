@@ -90,7 +90,7 @@ def test_two_processes_train_like_one_and_record_once(settings, db, demo_dataset
 
 
 def test_two_process_run_resumes_after_engine_restart(settings, db, demo_datasets):
-    epochs = 300
+    epochs = 150
     run_id = submit_run(db, "iris", {**IRIS, "epochs": epochs, "processes": 2})
     proc = start_worker()
     try:
