@@ -298,7 +298,7 @@ def _settle(settings: Settings, db: Engine, run, exc: BaseException, parallel) -
             exc = EngineShutdown()  # the engine stops: a peer gone first is no failure
     try:
         raise exc
-    except EngineShutdown:
+    except (EngineShutdown, KeyboardInterrupt):  # KeyboardInterrupt: ray.cancel at shutdown
         epoch = load_train_state(resume_path(settings, run_id), mmap=True)
         where = f"after epoch {epoch.epoch}" if epoch else "from the start"
         if run_store.requeue_run(db, run_id):
@@ -328,9 +328,14 @@ def _device_text(choice) -> str:  # noqa: ANN001
     sees its one GPU as cuda:0) with the precision."""
     label = os.environ.get("SEEDLAB_DEVICE_LABEL")
     if choice.device.type != "cuda" or not label:
-        return choice.description
-    precision = choice.description.rsplit(", ", 1)[-1].rstrip(")")
-    return f"{label.rstrip(')')}, {precision})" if label.endswith(")") else f"{label} {precision}"
+        text = choice.description
+    else:
+        precision = choice.description.rsplit(", ", 1)[-1].rstrip(")")
+        named = label.endswith(")")
+        text = f"{label.rstrip(')')}, {precision})" if named else f"{label} {precision}"
+    node = os.environ.get("SEEDLAB_RAY_NODE")
+    # "ray …" first: the Engine page matches a run to a worker's device by the first word.
+    return f"ray {text} on node {node}" if node else text
 
 
 def _fail_out_of_memory(db, run_id: int, config: dict) -> None:  # noqa: ANN001

@@ -119,6 +119,8 @@ LABELS = {
     "label_smoothing": "Label smoothing",
     "grad_clip_norm": "Gradient clipping (max norm)",
     "warmup_epochs": "Warm-up epochs",
+    "cpus": "CPUs per process (Ray executor)",
+    "memory_gb": "Memory per process, GiB (Ray executor; 0 = no reservation)",
 }
 # Increments for the +/- buttons; the defaults (1.0 for floats) are useless for these knobs.
 STEPS = {
