@@ -20,7 +20,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any
 from db import runs as run_store
 from db import workers as worker_store
 from db.migrate import upgrade_to_head
+from engine.ddp_launch import mark_engine_stopping, processes_of, runner_command, thread_share
 from engine.devices import detect_devices
 from engine.recovery import heartbeat_timeout_s, settle_stale_runs
 from engine.run_files import append_log_line, log_path, tail
@@ -150,6 +150,8 @@ class Worker:
         self._stopping = True
         for active in self.active.values():
             if active.process.poll() is None:
+                if isinstance(active.process, subprocess.Popen):  # torchrun's ranks read it
+                    mark_engine_stopping(self.settings.run_dir(active.run_id), active.process.pid)
                 active.process.terminate()
         deadline = time.monotonic() + SHUTDOWN_GRACE_S
         for active in self.active.values():
@@ -202,7 +204,8 @@ class Worker:
             run = run_store.get_run(self.db, run_id)
             requested = str((run.config if run else {}).get("device", "auto"))
             slot = assign_slot(requested, self.devices, self.load(), **caps) or Slot("cpu")
-            self._spawn(run_id, slot, attempts=run.attempts if run else 0)
+            processes = processes_of(run.config if run else {})
+            self._spawn(run_id, slot, attempts=run.attempts if run else 0, processes=processes)
 
     def _device_label(self, slot: Slot) -> str:
         if slot.kind != "cuda":
@@ -241,7 +244,7 @@ class Worker:
             self.active[run_id] = ActiveRun(run_id, handle, Slot("ray"), request=request)
             log.info("run %s submitted to Ray (%s)", run_id, request.describe())
 
-    def _run_env(self, slot: Slot) -> dict[str, str]:
+    def _run_env(self, slot: Slot, processes: int = 1) -> dict[str, str]:
         env = self.settings.child_env()
         env["PYTHONPATH"] = str(PROJECT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         env["PYTHONUNBUFFERED"] = "1"
@@ -255,24 +258,25 @@ class Worker:
         if slot.kind == "cpu" and "OMP_NUM_THREADS" not in os.environ:
             # Share the cores among the CPU runs: oversubscribed threads made a small MLP ~20x
             # slower on a busy 2-core machine.
-            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.max_concurrent))
+            cores = os.cpu_count() or 1
+            env["OMP_NUM_THREADS"] = str(thread_share(cores, self.max_concurrent, processes))
         # OpenMP threads that wait by sleeping, not spinning: on a machine busy with other work
         # (other runs, the dashboard, a shared box) spinning threads fight for the cores, and 60
         # epochs of a small MLP took 71 s with 2 spinning threads against 15 s with passive ones.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         return env
 
-    def _spawn(self, run_id: int, slot: Slot, attempts: int = 0) -> None:
+    def _spawn(self, run_id: int, slot: Slot, attempts: int = 0, processes: int = 1) -> None:
         path = log_path(self.settings, run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        env = self._run_env(slot)
+        env = self._run_env(slot, processes)
         if attempts:
             append_log_line(
                 self.settings, run_id, f"--- attempt {attempts + 1} (resume) on {slot.key} ---"
             )
         with path.open("ab") as log_file:
             process = subprocess.Popen(
-                [sys.executable, "-m", "engine.runner", str(run_id)],
+                runner_command(run_id, processes),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
