@@ -31,11 +31,12 @@ _ENDED_BY_RAY = -9
 
 @dataclass(frozen=True)
 class Request:
-    """What one run reserves on the cluster."""
+    """What one run reserves on the cluster: per training process, times `processes`."""
 
     cpus: float
     gpus: int
     memory_bytes: int
+    processes: int = 1
 
     def describe(self) -> str:
         parts = [f"{self.cpus:g} CPU"]
@@ -43,7 +44,16 @@ class Request:
             parts.append(f"{self.gpus} GPU")
         if self.memory_bytes:
             parts.append(f"{self.memory_bytes / 2**30:g} GiB memory")
-        return ", ".join(parts)
+        each = ", ".join(parts)
+        return each if self.processes == 1 else f"{self.processes} processes × ({each})"
+
+    @property
+    def total_cpus(self) -> float:
+        return self.cpus * self.processes
+
+    @property
+    def total_gpus(self) -> int:
+        return self.gpus * self.processes
 
 
 class RayRun:
@@ -104,11 +114,12 @@ class RayExecutor:
         self.settings = settings
         self.address = resolve_address(settings, address)
         self.ray = connect(settings, address)
-        from engine.ray_task import run_task
+        from engine.ray_task import run_data_parallel_task, run_task
 
         # One fresh worker process per run (max_calls=1), as the local executor's subprocess;
         # no retry: a run that died is settled by the engine (failed, or resumed by a requeue).
         self._task = self.ray.remote(max_calls=1, max_retries=0)(run_task)
+        self._parallel_task = self.ray.remote(max_calls=1, max_retries=0)(run_data_parallel_task)
 
     # ------------------------------------------------------------ capacity
 
@@ -122,14 +133,26 @@ class RayExecutor:
         try:
             typed = validate_config(config)
             device, cpus, memory_gb = typed.device, typed.cpus, typed.memory_gb
+            processes = typed.processes
         except SeedlabError:  # the runner fails it with the message; reserve the defaults
-            device, cpus, memory_gb = "auto", 1.0, 0.0
+            device, cpus, memory_gb, processes = "auto", 1.0, 0.0, 1
         has_gpus = self.totals().get("GPU", 0) >= 1
         gpus = 1 if device in ("cuda", "auto") and has_gpus else 0
-        return Request(cpus=cpus, gpus=gpus, memory_bytes=int(memory_gb * 2**30))
+        return Request(
+            cpus=cpus, gpus=gpus, memory_bytes=int(memory_gb * 2**30), processes=processes
+        )
 
     def infeasible(self, request: Request) -> str | None:
         """Why no node of the cluster can ever hold the run, or None when one can."""
+        totals = self.totals()
+        if request.processes > 1 and (
+            totals.get("CPU", 0) < request.total_cpus or totals.get("GPU", 0) < request.total_gpus
+        ):
+            return (
+                f"The run asks the Ray cluster for {request.describe()}, and the whole cluster "
+                f"has {totals.get('CPU', 0):g} CPU and {totals.get('GPU', 0):g} GPU. Lower "
+                "`processes` or `cpus`, or add nodes, and launch it again."
+            )
         for node in self._nodes():
             if (
                 node.get("CPU", 0) >= request.cpus
@@ -149,9 +172,9 @@ class RayExecutor:
         """The `device` config values a run may have to be claimable now (see scheduling.py):
         free = the cluster's resources less what this worker's runs reserved."""
         totals = self.totals()
-        cpu_free = totals.get("CPU", 0) - sum(r.cpus for r in in_use)
+        cpu_free = totals.get("CPU", 0) - sum(r.total_cpus for r in in_use)
         gpu_total = totals.get("GPU", 0)
-        gpu_free = gpu_total - sum(r.gpus for r in in_use)
+        gpu_free = gpu_total - sum(r.total_gpus for r in in_use)
         wanted: set[str] = set()
         if gpu_free >= 1 and cpu_free > 0:
             wanted |= {"cuda", "auto"}
@@ -190,10 +213,17 @@ class RayExecutor:
             PYTHONUNBUFFERED="1",
             OMP_WAIT_POLICY=env.get("OMP_WAIT_POLICY", "PASSIVE"),
         )
+        runtime_env = {"env_vars": env_vars}
+        if request.processes > 1:
+            # The coordinating task reserves nothing: Ray Train's workers hold the resources.
+            ref = self._parallel_task.options(num_cpus=0, runtime_env=runtime_env).remote(
+                run_id, request.processes, request.cpus, request.gpus, request.memory_bytes
+            )
+            return RayRun(self.ray, ref)
         options: dict[str, Any] = {
             "num_cpus": request.cpus,
             "num_gpus": request.gpus,
-            "runtime_env": {"env_vars": env_vars},
+            "runtime_env": runtime_env,
         }
         if request.memory_bytes:
             options["memory"] = request.memory_bytes

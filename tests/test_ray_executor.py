@@ -157,3 +157,21 @@ def test_cancel_kill_and_shutdown_on_the_cluster(settings, db, demo_datasets, ra
     assert "resuming after epoch" in _log(settings, resumed)
     steps = metric_series(db, resumed, "train_loss").steps
     assert list(steps) == list(range(1, EPOCHS + 1))  # every epoch once: resumed, not restarted
+
+
+def test_a_data_parallel_run_trains_with_ray_train(settings, db, demo_datasets, ray_address):
+    """processes=2: Ray Train's TorchTrainer runs two gloo ranks; rank 0 reports."""
+    worker = start_worker("--executor", "ray", "--address", ray_address)
+    try:
+        run_id = submit_run(db, "iris", {"epochs": 4, "processes": 2, "batch_size": 16})
+        wait_for(lambda: _status(db, run_id) in ("completed", "failed"), timeout=180)
+    finally:
+        stop_worker(worker)
+    run = run_store.get_run(db, run_id)
+    assert run.status == "completed", run.error
+    log = _log(settings, run_id)
+    assert log.count("ray train worker on node 127.0.0.1") == 2
+    assert "process 0 of 2" in log and "process 1 of 2" in log
+    assert log.count("test metrics") == 1  # rank 0 alone evaluates and reports
+    assert list(metric_series(db, run_id, "train_loss").steps) == [1, 2, 3, 4]
+    assert (settings.run_dir(run_id) / "model.pt").is_file()
