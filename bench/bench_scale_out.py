@@ -26,6 +26,14 @@ runner add a few seconds of start-up per run on top (not measured here).
 
     PYTHONPATH=. bench/.venv/bin/python bench/bench_scale_out.py --only ddp --write-results
 
+Executor section (local subprocesses vs a Ray cluster): the same small run (iris, 3 epochs)
+submitted one after another to a real worker, first `seedlab worker` (local executor), then
+`seedlab worker --executor ray` on a loopback `seedlab cluster up --cpus 2`; the time from
+submit to the first stored metric (claim + process start + data preparation + one epoch) and to
+`completed`. Needs Ray, so run it with the project's venv:
+
+    PYTHONPATH=. .venv/bin/python bench/bench_scale_out.py --only executor --write-results
+
 `--only` runs one section and replaces only that section in RESULTS.md.
 """
 
@@ -75,6 +83,7 @@ class Sizes:
     repeats: int = 3
     ddp_rows: int = 12_000
     ddp_epochs: int = 2
+    executor_runs: int = 5
 
 
 QUICK = Sizes(
@@ -89,6 +98,7 @@ QUICK = Sizes(
     repeats=1,
     ddp_rows=4_000,
     ddp_epochs=1,
+    executor_runs=1,
 )
 
 
@@ -422,9 +432,94 @@ def ddp_section(sizes: Sizes, workdir: Path, progress: Callable[[str], None]) ->
     ]
 
 
+def _wait(predicate: Callable[[], object], timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the run did not get there in time")
+        time.sleep(0.05)
+
+
+def _timed_runs(env: dict[str, str], worker_args: list[str], n: int) -> list[tuple[float, float]]:
+    """(submit → first metric, submit → completed) seconds for n runs, one after another."""
+    import subprocess
+
+    from engine.launch import submit_run
+    from engine.settings import Settings, get_db
+
+    store = get_db(Settings(home=Path(env["SEEDLAB_HOME"]), db_url=env["SEEDLAB_DB_URL"]))
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "engine.worker", "--poll-interval", "0.1", *worker_args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    out = []
+    try:
+        for _ in range(n):
+            started = time.perf_counter()
+            run_id = submit_run(store, "iris", {"epochs": 3})
+            _wait(lambda: db.runs.get_run(store, run_id).summary, 300)  # noqa: B023
+            first = time.perf_counter() - started
+            _wait(lambda: db.runs.get_run(store, run_id).status != "running", 300)  # noqa: B023
+            status = db.runs.get_run(store, run_id).status
+            assert status == "completed", f"run {run_id} ended {status}"
+            out.append((first, time.perf_counter() - started))
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    return out
+
+
+def executor_section(sizes: Sizes, workdir: Path, progress: Callable[[str], None]) -> list[str]:
+    import subprocess
+
+    home = workdir / "executors"
+    env = {
+        **os.environ,
+        "SEEDLAB_HOME": str(home),
+        "SEEDLAB_DB_URL": f"sqlite:///{home / 'seedlab.db'}",
+        "PYTHONPATH": str(ROOT),
+    }
+    cli = [sys.executable, "-m", "engine.cli"]
+    subprocess.run([*cli, "init"], env=env, cwd=ROOT, check=True, capture_output=True)
+    progress(f"local executor: {sizes.executor_runs} runs")
+    local = _timed_runs(env, [], sizes.executor_runs)
+    ray_tmp = tempfile.mkdtemp(prefix="slray", dir="/tmp")  # short: Ray's socket paths
+    progress("starting a loopback Ray cluster")
+    up = [*cli, "cluster", "up", "--cpus", "2", "--port", "6391", "--temp-dir", ray_tmp]
+    subprocess.run(up, env=env, cwd=ROOT, check=True, capture_output=True)
+    try:
+        progress(f"Ray executor: {sizes.executor_runs} runs")
+        ray = _timed_runs(env, ["--executor", "ray"], sizes.executor_runs)
+    finally:
+        subprocess.run([*cli, "cluster", "down"], env=env, cwd=ROOT, capture_output=True)
+    rows = []
+    for label, idx in (("submit → first epoch stored", 0), ("submit → completed", 1)):
+        lo = statistics.median(r[idx] for r in local)
+        ra = statistics.median(r[idx] for r in ray)
+        rows.append(f"| {label} | {lo:.2f} s | {ra:.2f} s | {ra / lo:.2f}× |")
+    return [
+        "## Executors: local subprocess vs Ray task (one run at a time)",
+        "",
+        f"- iris, 3 epochs, {sizes.executor_runs} runs one after another per executor, median;"
+        " a real `seedlab worker` (poll 0.1 s) and, for Ray, a loopback `seedlab cluster up"
+        " --cpus 2`; SQLite",
+        "",
+        "| | local | Ray | Ray / local |",
+        "|---|---:|---:|---:|",
+        *rows,
+        "",
+        "The difference is Ray's per-run cost: a fresh Ray worker process (one per run, so no"
+        " state leaks between runs) started with the run's environment, then the same training.",
+    ]
+
+
 SECTIONS: dict[str, Callable[[Sizes, Path, Callable[[str], None]], list[str]]] = {
     "database": database_section,
     "ddp": ddp_section,
+    "executor": executor_section,
 }
 
 
