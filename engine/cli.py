@@ -683,7 +683,8 @@ def engine_status_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) 
             f"  device {d['key']}: {d['name']}, memory {_size(d.get('memory_used'))} of "
             f"{_size(d.get('memory_total'))}{util}, runs {d['runs'] or '-'}"
         )
-    if status.alive and not any(d.get("kind") == "cuda" for d in status.devices()):
+    kinds = {d.get("kind") for d in status.devices()}
+    if status.alive and not kinds & {"cuda", "ray"}:
         typer.echo("  no GPU: runs train on the CPU")
 
 
