@@ -17,8 +17,24 @@ a server started in a temp dir from Debian's binaries (tests/pg_server.py) with 
 statement and a WAL flush per commit, as a real deployment pays them. A second database on the
 same server has synchronous_commit off, which is the durability SQLite's settings give.
 
-Data-parallel section (1 vs 2 DDP workers): not measured by this script yet; it belongs to the
-DDP part of issue 11 and goes in `SECTIONS` below, beside `database_section`.
+Data-parallel section (1 vs 2 DDP workers on the CPU): the engine's training function
+(`engine.train.train`, the code a run executes) on the same synthetic table with the same total
+batch, once as one process and once as two processes in a real gloo process group (spawned
+here, each with its share of the cores as the worker gives it); samples/s of rank 0 from the
+first batch to the last epoch's end, process start and group set-up excluded. torchrun and the
+runner add a few seconds of start-up per run on top (not measured here).
+
+    PYTHONPATH=. bench/.venv/bin/python bench/bench_scale_out.py --only ddp --write-results
+
+Executor section (local subprocesses vs a Ray cluster): the same small run (iris, 3 epochs)
+submitted one after another to a real worker, first `seedlab worker` (local executor), then
+`seedlab worker --executor ray` on a loopback `seedlab cluster up --cpus 2`; the time from
+submit to the first stored metric (claim + process start + data preparation + one epoch) and to
+`completed`. Needs Ray, so run it with the project's venv:
+
+    PYTHONPATH=. .venv/bin/python bench/bench_scale_out.py --only executor --write-results
+
+`--only` runs one section and replaces only that section in RESULTS.md.
 """
 
 from __future__ import annotations
@@ -71,6 +87,9 @@ class Sizes:
     fill_runs: int = 20
     fill_steps: int = 500
     repeats: int = 3
+    ddp_rows: int = 12_000
+    ddp_epochs: int = 2
+    executor_runs: int = 5
 
 
 QUICK = Sizes(
@@ -83,6 +102,9 @@ QUICK = Sizes(
     fill_runs=4,
     fill_steps=100,
     repeats=1,
+    ddp_rows=4_000,
+    ddp_epochs=1,
+    executor_runs=1,
 )
 
 
@@ -307,14 +329,214 @@ def database_section(sizes: Sizes, workdir: Path, progress: Callable[[str], None
     ]
 
 
-# The DDP throughput section (1 vs 2 workers on CPU, and GPU when lent) is added here later.
-SECTIONS: list[Callable[[Sizes, Path, Callable[[str], None]], list[str]]] = [database_section]
+DDP_FEATURES, DDP_CLASSES, DDP_BATCH = 32, 4, 256
+DDP_CONFIG = {
+    "hidden_sizes": [256, 128],
+    "batch_size": DDP_BATCH,
+    "dropout": 0.0,
+    "early_stopping_patience": 0,
+    "device": "cpu",
+}
+
+
+def _ddp_rank(rank: int, world: int, store: str, sizes: Sizes, out) -> None:  # noqa: ANN001
+    """One training process: the engine's train() on the bench table, timed on rank 0."""
+    import torch
+    import torch.distributed as dist
+    from bench_engine import NullReporter, make_data
+
+    from engine import ddp
+    from engine.config import validate_config
+    from engine.device import choose_device
+    from engine.train import train
+
+    # The worker's thread share for one CPU run of `world` processes (engine/ddp_launch.py).
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    parallel = ddp.DataParallel()
+    if world > 1:
+        dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+        parallel = ddp.DataParallel(rank=rank, world=world, local_rank=rank)
+    config = validate_config({**DDP_CONFIG, "epochs": sizes.ddp_epochs})
+    data = make_data(sizes.ddp_rows, DDP_FEATURES, DDP_CLASSES, torch.device("cpu"))
+    if world > 1:
+        dist.barrier()
+    start = time.perf_counter()
+    result = train(config, data, NullReporter(), choose_device("cpu"), parallel=parallel)
+    seconds = time.perf_counter() - start
+    if rank == 0:
+        out.put((len(data.y_train) * sizes.ddp_epochs / seconds, result.history[-1]["val_loss"]))
+    if world > 1:
+        dist.destroy_process_group()
+
+
+def ddp_samples_per_s(world: int, sizes: Sizes, workdir: Path) -> tuple[float, float]:
+    """(samples/s, last val_loss) of one training with `world` processes."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    store = workdir / f"ddp-store-{world}-{time.monotonic_ns()}"
+    procs = [
+        ctx.Process(target=_ddp_rank, args=(rank, world, str(store), sizes, out))
+        for rank in range(world)
+    ]
+    for p in procs:
+        p.start()
+    result = out.get(timeout=600)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0, f"a training process exited with {p.exitcode}"
+    return result
+
+
+def ddp_section(sizes: Sizes, workdir: Path, progress: Callable[[str], None]) -> list[str]:
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    losses: dict[int, float] = {}
+    for rep in range(sizes.repeats):
+        for world in (1, 2):  # alternate, so drift in machine load hits both alike
+            progress(f"DDP repeat {rep + 1}/{sizes.repeats}: {world} process(es)")
+            rate, losses[world] = ddp_samples_per_s(world, sizes, workdir)
+            rates[world].append(rate)
+    one, two = statistics.median(rates[1]), statistics.median(rates[2])
+
+    def fmt(values: list[float]) -> str:
+        text = f"{statistics.median(values):,.0f}"
+        return text if len(values) == 1 else f"{text} ({min(values):,.0f}–{max(values):,.0f})"
+
+    return [
+        "## Data-parallel training: 1 vs 2 DDP processes on the CPU (gloo)",
+        "",
+        f"- the engine's `train()`; synthetic table of {sizes.ddp_rows:,} rows × {DDP_FEATURES}"
+        f" features, {DDP_CLASSES} classes, MLP {DDP_CONFIG['hidden_sizes']}, total batch"
+        f" {DDP_BATCH} rows per step (2 processes: {DDP_BATCH // 2} each), {sizes.ddp_epochs}"
+        f" epoch(s), fp32; threads per process = {os.cpu_count()} cores / processes;"
+        f" {sizes.repeats} repeat(s), median (min–max)",
+        "",
+        "| processes | samples/s | last val_loss |",
+        "|---:|---:|---:|",
+        f"| 1 | {fmt(rates[1])} | {losses[1]:.4f} |",
+        f"| 2 | {fmt(rates[2])} | {losses[2]:.4f} |",
+        "",
+        f"2 processes / 1 process: **{two / one:.2f}×** the throughput"
+        + (
+            " (slower: on this machine the cores are shared, so each process gets half the"
+            " threads and every step adds a gradient all-reduce)"
+            if two < one
+            else ""
+        ),
+    ]
+
+
+def _wait(predicate: Callable[[], object], timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the run did not get there in time")
+        time.sleep(0.05)
+
+
+def _timed_runs(env: dict[str, str], worker_args: list[str], n: int) -> list[tuple[float, float]]:
+    """(submit → first metric, submit → completed) seconds for n runs, one after another."""
+    import subprocess
+
+    from engine.launch import submit_run
+    from engine.settings import Settings, get_db
+
+    store = get_db(Settings(home=Path(env["SEEDLAB_HOME"]), db_url=env["SEEDLAB_DB_URL"]))
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "engine.worker", "--poll-interval", "0.1", *worker_args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    out = []
+    try:
+        for _ in range(n):
+            started = time.perf_counter()
+            run_id = submit_run(store, "iris", {"epochs": 3})
+            _wait(lambda: db.runs.get_run(store, run_id).summary, 300)  # noqa: B023
+            first = time.perf_counter() - started
+            _wait(lambda: db.runs.get_run(store, run_id).status != "running", 300)  # noqa: B023
+            status = db.runs.get_run(store, run_id).status
+            assert status == "completed", f"run {run_id} ended {status}"
+            out.append((first, time.perf_counter() - started))
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    return out
+
+
+def executor_section(sizes: Sizes, workdir: Path, progress: Callable[[str], None]) -> list[str]:
+    import subprocess
+
+    home = workdir / "executors"
+    env = {
+        **os.environ,
+        "SEEDLAB_HOME": str(home),
+        "SEEDLAB_DB_URL": f"sqlite:///{home / 'seedlab.db'}",
+        "PYTHONPATH": str(ROOT),
+    }
+    cli = [sys.executable, "-m", "engine.cli"]
+    subprocess.run([*cli, "init"], env=env, cwd=ROOT, check=True, capture_output=True)
+    progress(f"local executor: {sizes.executor_runs} runs")
+    local = _timed_runs(env, [], sizes.executor_runs)
+    ray_tmp = tempfile.mkdtemp(prefix="slray", dir="/tmp")  # short: Ray's socket paths
+    progress("starting a loopback Ray cluster")
+    up = [*cli, "cluster", "up", "--cpus", "2", "--port", "6391", "--temp-dir", ray_tmp]
+    subprocess.run(up, env=env, cwd=ROOT, check=True, capture_output=True)
+    try:
+        progress(f"Ray executor: {sizes.executor_runs} runs")
+        ray = _timed_runs(env, ["--executor", "ray"], sizes.executor_runs)
+    finally:
+        subprocess.run([*cli, "cluster", "down"], env=env, cwd=ROOT, capture_output=True)
+    rows = []
+    for label, idx in (("submit → first epoch stored", 0), ("submit → completed", 1)):
+        lo = statistics.median(r[idx] for r in local)
+        ra = statistics.median(r[idx] for r in ray)
+        rows.append(f"| {label} | {lo:.2f} s | {ra:.2f} s | {ra / lo:.2f}× |")
+    return [
+        "## Executors: local subprocess vs Ray task (one run at a time)",
+        "",
+        f"- iris, 3 epochs, {sizes.executor_runs} runs one after another per executor, median;"
+        " a real `seedlab worker` (poll 0.1 s) and, for Ray, a loopback `seedlab cluster up"
+        " --cpus 2`; SQLite",
+        "",
+        "| | local | Ray | Ray / local |",
+        "|---|---:|---:|---:|",
+        *rows,
+        "",
+        "The difference is Ray's per-run cost: a fresh Ray worker process (one per run, so no"
+        " state leaks between runs) started with the run's environment, then the same training.",
+    ]
+
+
+SECTIONS: dict[str, Callable[[Sizes, Path, Callable[[str], None]], list[str]]] = {
+    "database": database_section,
+    "ddp": ddp_section,
+    "executor": executor_section,
+}
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- bench_scale_out:{name}:begin -->", f"<!-- bench_scale_out:{name}:end -->"
+
+
+def _replace_subsection(name: str, lines: list[str]) -> None:
+    """Replace one section inside this script's block of RESULTS.md (appended at the block's
+    end when it is not there yet), keeping the others."""
+    begin, end = _markers(name)
+    section = "\n".join([begin, *lines]).rstrip("\n") + "\n" + end
+    text = RESULTS_PATH.read_text() if RESULTS_PATH.exists() else ""
+    if begin not in text and END in text:
+        RESULTS_PATH.write_text(text.replace(END, section + "\n\n" + END, 1))
+        return
+    replace_section(RESULTS_PATH, begin, end, section)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke check")
     parser.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
+    parser.add_argument("--only", choices=sorted(SECTIONS), help="run one section")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
 
@@ -322,10 +544,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  … {msg}", file=sys.stderr, flush=True)
 
     load_before = os.getloadavg()
-    lines: list[str] = []
+    parts: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="seedlab-bench-scale-out-") as tmp:
-        for section in SECTIONS:
-            lines += [*section(sizes, Path(tmp), progress), ""]
+        for name, section in SECTIONS.items():
+            if args.only in (None, name):
+                parts[name] = section(sizes, Path(tmp), progress)
     load_after = os.getloadavg()
     header = [
         "## Scale-out: PostgreSQL vs SQLite",
@@ -341,9 +564,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         + "/".join(f"{x:.2f}" for x in load_after),
         "",
     ]
-    body = [line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in lines]
-    print("\n".join(header + body))
-    if args.write_results:
+    for name, part in parts.items():
+        parts[name] = [
+            line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in part
+        ]
+    if args.only:
+        # One section: its own date, command and load, in its place inside the block.
+        header[0] = ""
+        parts[args.only][1:1] = header[1:-1]
+    body = []
+    for name, part in parts.items():
+        begin, end = _markers(name)
+        body += [begin, *part, end, ""]
+    print("\n".join(([] if args.only else header) + body))
+    if args.write_results and args.only:
+        _replace_subsection(args.only, parts[args.only])
+        print(f"wrote {RESULTS_PATH.relative_to(ROOT)}")
+    elif args.write_results:
         section = "\n".join([BEGIN, *header, *body]).rstrip("\n") + "\n" + END
         replace_section(RESULTS_PATH, BEGIN, END, section)
         print(f"wrote {RESULTS_PATH.relative_to(ROOT)}")

@@ -615,12 +615,36 @@ def worker(
         int, typer.Option(min=1, envvar="SEEDLAB_GPU_CAP", help="Runs at once on each GPU")
     ] = 1,
     poll_interval: Annotated[float, typer.Option(min=0.05, help="Seconds between polls")] = 0.5,
+    executor: Annotated[
+        str,
+        typer.Option(
+            envvar="SEEDLAB_EXECUTOR",
+            help="local (subprocesses on this machine) or ray (tasks on a Ray cluster)",
+        ),
+    ] = "local",
+    address: Annotated[
+        str,
+        typer.Option(
+            envvar="SEEDLAB_RAY_ADDRESS",
+            help="Ray executor: HOST:PORT, ray://HOST:PORT, or auto (the cluster `seedlab "
+            "cluster up` started, else Ray's own lookup)",
+        ),
+    ] = "auto",
 ) -> None:
     """Run the engine worker in the foreground (Ctrl-C stops it; its runs resume on next start)."""
     from engine.worker import run_worker
 
+    if executor not in ("local", "ray"):
+        raise typer.BadParameter(f"{executor!r}: use local or ray", param_hint="--executor")
     settings, _ = _ready()
-    run_worker(settings, max_concurrent, poll_interval, gpu_cap)
+    run_worker(
+        settings,
+        max_concurrent,
+        poll_interval,
+        gpu_cap,
+        executor=executor,
+        ray_address=address,
+    )
 
 
 def _size(n: float | None) -> str:
@@ -659,7 +683,8 @@ def engine_status_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) 
             f"  device {d['key']}: {d['name']}, memory {_size(d.get('memory_used'))} of "
             f"{_size(d.get('memory_total'))}{util}, runs {d['runs'] or '-'}"
         )
-    if status.alive and not any(d.get("kind") == "cuda" for d in status.devices()):
+    kinds = {d.get("kind") for d in status.devices()}
+    if status.alive and not kinds & {"cuda", "ray"}:
         typer.echo("  no GPU: runs train on the CPU")
 
 
@@ -793,6 +818,11 @@ register_export_commands(runs_app)
 from engine.cli_predict import predict_command  # noqa: E402
 
 app.command("predict")(predict_command)
+
+# `seedlab cluster up|down|status` (issue 11): engine/cli_cluster.py
+from engine.cli_cluster import cluster_app  # noqa: E402
+
+app.add_typer(cluster_app, name="cluster")
 
 
 def main() -> None:

@@ -40,7 +40,9 @@ class EngineStatus:
         out = []
         for worker in self.workers:
             for device in worker.devices or []:
-                key = "cpu" if device.get("kind") == "cpu" else f"cuda:{device.get('index')}"
+                key = device.get("key") or (
+                    "cpu" if device.get("kind") == "cpu" else f"cuda:{device.get('index')}"
+                )
                 runs = [
                     r.id
                     for r in self.running

@@ -3,6 +3,10 @@
 Loads the run and its dataset, trains with a DB-backed reporter, evaluates on the test split,
 writes the checkpoint and report, and sets the final status. Every failure becomes `failed`
 with a sentence a user can act on; the full traceback goes to the run's log.
+
+A data-parallel run (`processes > 1`) runs this module once per process under torchrun
+(engine/ddp_launch.py): rank 0 does all of the above; the other ranks read the run, train their
+share and exit, writing nothing to the database (engine/ddp.py).
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from sqlalchemy import Engine
 from db import artifacts as artifact_store
 from db import datasets as dataset_store
 from db import runs as run_store
+from engine import ddp
 from engine.checkpoints import TrainState, load_train_state, save_train_state
 from engine.config import validate_config
+from engine.ddp_launch import engine_is_stopping
 from engine.device import choose_device
 from engine.distill import attach_teacher
 from engine.errors import DatasetError, SeedlabError
@@ -32,7 +38,7 @@ from engine.importance import importance_at_end_of_run
 from engine.pipeline import evaluate_on_test, file_digest, prepare_dataset, save_checkpoint
 from engine.run_files import checkpoint_path, log_path, report_path, resume_path
 from engine.settings import Settings, get_db
-from engine.train import train
+from engine.train import ListReporter, train
 
 log = logging.getLogger("seedlab.runner")
 
@@ -48,6 +54,18 @@ CHECKPOINT_MIN_INTERVAL_S = float(os.environ.get("SEEDLAB_CHECKPOINT_MIN_INTERVA
 class EngineShutdown(Exception):
     """SIGTERM from the worker (the engine is stopping), or the worker died: put the run back
     in the queue so the next engine resumes it."""
+
+
+class WorkerGone(EngineShutdown):
+    """The worker that started this run died: requeue the run for the next one."""
+
+
+# Why a data-parallel run stopped when one of its processes did (torchrun then terminates the
+# others, with the signal an engine shutdown sends: engine/ddp_launch.py tells them apart).
+PROCESS_FAILED = (
+    "A data-parallel training process failed or was killed, so the run stopped. "
+    "The run's log has that process's traceback."
+)
 
 
 class EpochCheckpointer:
@@ -100,9 +118,9 @@ class DbReporter:
         return self.cancelled
 
     def flush(self) -> None:
-        if self.worker_pid is not None and os.getppid() != self.worker_pid:
+        if self.worker_pid is not None and not ddp.launcher_alive(self.worker_pid):
             # Our worker died (SIGKILL, OOM): stop here; the run resumes under the next one.
-            raise EngineShutdown()
+            raise WorkerGone()
         points, self.buffer = self.buffer, []
         self.cancelled = run_store.record_progress(self.db, self.run_id, points) or self.cancelled
         self.last_flush = time.monotonic()
@@ -128,7 +146,17 @@ def _record_artifact(
 
 
 def execute(settings: Settings, run_id: int) -> str:
-    """Run to a final status and return it."""
+    """Run to a final status and return it.
+
+    Data-parallel: called on every rank of an initialised process group (torchrun's, through
+    `main`, or one a launcher such as Ray Train's TorchTrainer set up, with RANK/LOCAL_RANK/
+    WORLD_SIZE as torchrun sets them), it trains this rank's share. Every rank needs the
+    settings' database (it reads the run and its dataset) and the run folder (every rank loads
+    the resume checkpoint); only rank 0 writes: status, metrics, checkpoints, report. Other
+    ranks return "completed" or "cancelled" when training ended, and raise on failure (rank 0
+    then fails the run). The caller owns the group: create it before, destroy it after.
+    """
+    parallel = ddp.current()
     db = get_db(settings)
     run = run_store.get_run(db, run_id)
     if run is None:
@@ -138,17 +166,20 @@ def execute(settings: Settings, run_id: int) -> str:
         return run.status
     run_dir = settings.run_dir(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
+    main = parallel.is_main
     status = "failed"
     try:
         config = validate_config(run.config)
-        choice = choose_device(config.device)
-        run_store.mark_started(db, run_id, pid=os.getpid(), device=_device_text(choice))
+        choice = parallel.place(choose_device(config.device))
+        if main:
+            run_store.mark_started(db, run_id, pid=os.getpid(), device=_device_text(choice))
         log.info(
-            "run %s %r on %s; config %s",
+            "run %s %r on %s; config %s%s",
             run_id,
             run.name,
             choice.description,
             json.dumps(run.config),
+            f"; process {parallel.rank} of {parallel.world}" if parallel.active else "",
         )
         dataset = dataset_store.get_dataset(db, run.dataset_id)
         if dataset is None:
@@ -164,8 +195,13 @@ def execute(settings: Settings, run_id: int) -> str:
         teacher = attach_teacher(settings, config, data, choice)  # distillation, else None
         if teacher is not None:
             log.info("distilling from teacher run #%s", config.distill_from)
+        resume = load_train_state(resume_path(settings, run_id))  # on every rank
+        if not main:
+            result = train(
+                config, data.train_data, ListReporter(), choice, resume=resume, parallel=parallel
+            )
+            return "cancelled" if result.cancelled else "completed"
         reporter = DbReporter(db, run_id)
-        resume = load_train_state(resume_path(settings, run_id))
         if resume is not None:
             log.info(
                 "resuming after epoch %d of %d (attempt %d)",
@@ -177,7 +213,13 @@ def execute(settings: Settings, run_id: int) -> str:
             resume_path(settings, run_id), reporter, CHECKPOINT_MIN_INTERVAL_S
         )
         result = train(
-            config, data.train_data, reporter, choice, resume=resume, on_epoch_end=checkpointer
+            config,
+            data.train_data,
+            reporter,
+            choice,
+            resume=resume,
+            on_epoch_end=checkpointer,
+            parallel=parallel,
         )
         reporter.flush()
         if checkpointer.count:
@@ -220,12 +262,48 @@ def execute(settings: Settings, run_id: int) -> str:
         log.info("test metrics: %s", json.dumps(report["metrics"]))
         status = "completed"
         run_store.finish_run(db, run_id, "completed")
-    except EngineShutdown:
+    except BaseException as exc:
+        if not main:
+            raise  # rank 0 settles the run: a failure here stops it through torchrun
+        if parallel.active:
+            # A second SIGTERM (torchrun stopping this rank) must not cut the settling short.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        status = _settle(settings, db, run, exc, parallel)
+    finally:
+        path = log_path(settings, run_id)
+        if main and path.exists():
+            sys.stdout.flush()
+            _record_artifact(db, run_id, "log", path)
+    return status
+
+
+def _collective_failed(exc: BaseException) -> bool:
+    """A collective broke because a peer process went away: NCCL raises DistError, gloo a plain
+    RuntimeError naming its transport ("[…/gloo/transport/tcp/pair.cc] Connection reset")."""
+    return isinstance(exc, torch.distributed.DistError) or (
+        isinstance(exc, RuntimeError) and "gloo" in str(exc).lower()
+    )
+
+
+def _settle(settings: Settings, db: Engine, run, exc: BaseException, parallel) -> str:  # noqa: ANN001
+    """The run's status after `exc` stopped it (rank 0 only)."""
+    run_id = run.id
+    if parallel.active and not isinstance(exc, WorkerGone):
+        peer_failed = isinstance(exc, EngineShutdown) or _collective_failed(exc)
+        if peer_failed and not engine_is_stopping(settings.run_dir(run_id)):
+            traceback.print_exc()
+            _fail(db, run_id, PROCESS_FAILED)
+            return "failed"
+        if peer_failed:
+            exc = EngineShutdown()  # the engine stops: a peer gone first is no failure
+    try:
+        raise exc
+    except (EngineShutdown, KeyboardInterrupt):  # KeyboardInterrupt: ray.cancel at shutdown
         epoch = load_train_state(resume_path(settings, run_id), mmap=True)
         where = f"after epoch {epoch.epoch}" if epoch else "from the start"
         if run_store.requeue_run(db, run_id):
-            status = "queued"
             log.info("engine stopping: run requeued; it resumes %s on the next start", where)
+            return "queued"
     except SeedlabError as exc:
         _fail(db, run_id, str(exc))
     except torch.OutOfMemoryError:
@@ -242,12 +320,7 @@ def execute(settings: Settings, run_id: int) -> str:
                 f"Unexpected error: {type(exc).__name__}: {exc}. "
                 "The run's log has the full traceback.",
             )
-    finally:
-        path = log_path(settings, run_id)
-        if path.exists():
-            sys.stdout.flush()
-            _record_artifact(db, run_id, "log", path)
-    return status
+    return "failed"
 
 
 def _device_text(choice) -> str:  # noqa: ANN001
@@ -255,9 +328,14 @@ def _device_text(choice) -> str:  # noqa: ANN001
     sees its one GPU as cuda:0) with the precision."""
     label = os.environ.get("SEEDLAB_DEVICE_LABEL")
     if choice.device.type != "cuda" or not label:
-        return choice.description
-    precision = choice.description.rsplit(", ", 1)[-1].rstrip(")")
-    return f"{label.rstrip(')')}, {precision})" if label.endswith(")") else f"{label} {precision}"
+        text = choice.description
+    else:
+        precision = choice.description.rsplit(", ", 1)[-1].rstrip(")")
+        named = label.endswith(")")
+        text = f"{label.rstrip(')')}, {precision})" if named else f"{label} {precision}"
+    node = os.environ.get("SEEDLAB_RAY_NODE")
+    # "ray …" first: the Engine page matches a run to a worker's device by the first word.
+    return f"ray {text} on node {node}" if node else text
 
 
 def _fail_out_of_memory(db, run_id: int, config: dict) -> None:  # noqa: ANN001
@@ -279,7 +357,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s"
     )
     signal.signal(signal.SIGTERM, _on_sigterm)
-    status = execute(Settings.from_env(), int(args[0]))
+    created = ddp.start_group()  # one of several processes under torchrun
+    try:
+        status = execute(Settings.from_env(), int(args[0]))
+    finally:
+        ddp.end_group(created)
     return 0 if status in ("completed", "cancelled", "queued") else 1
 
 

@@ -24,7 +24,7 @@ class Slot:
 
     @property
     def key(self) -> str:
-        return "cpu" if self.kind == "cpu" else f"cuda:{self.index}"
+        return f"cuda:{self.index}" if self.kind == "cuda" else self.kind  # 'cpu' or 'ray'
 
     def visible_devices(self) -> str:
         """CUDA_VISIBLE_DEVICES for the runner: only its GPU, or none for a CPU run."""

@@ -17,6 +17,7 @@ from torch import nn
 from engine.catalog import HIGHER_IS_BETTER, monitor_error
 from engine.checkpoints import TrainState, capture_state, restore_state
 from engine.config import RunConfig
+from engine.ddp import SINGLE, DataParallel
 from engine.device import DeviceChoice
 from engine.distill_loss import DistillationLoss, teacher_outputs
 from engine.errors import ConfigError, TrainingError
@@ -276,6 +277,18 @@ def _epoch_mean(batch_losses: list[torch.Tensor], n: int, batch_size: int) -> fl
     return ((losses[:-1].sum() * batch_size + losses[-1] * last) / n).item()
 
 
+# Within an epoch the ranks of a data-parallel run agree on stopping every this many batches
+# (a broadcast each time); one process asks its reporter every batch (a clock read).
+AGREE_EVERY = 50
+
+
+def _stop_requested(reporter: Reporter, parallel: DataParallel, batch: int) -> bool:
+    wanted = reporter.should_stop()  # rank 0's reporter flushes and beats here, when due
+    if not parallel.active:
+        return wanted
+    return batch % AGREE_EVERY == AGREE_EVERY - 1 and parallel.agree(wanted)
+
+
 # Called after each epoch's metrics were reported, with a function that captures the loop's state
 # (called only when a checkpoint is due, so skipping one costs nothing).
 EpochEndHook = Callable[[int, Callable[[], TrainState]], None]
@@ -289,19 +302,19 @@ def train(
     *,
     resume: TrainState | None = None,
     on_epoch_end: EpochEndHook | None = None,
+    parallel: DataParallel = SINGLE,
 ) -> TrainResult:
     """Train for config.epochs (or until the reporter says stop); report per-epoch metrics.
 
     With `resume`, continue after `resume.epoch` exactly as an uninterrupted run would.
+    With `parallel` (one of several DDP processes, engine/ddp.py) this process trains on its
+    share of every batch; every rank returns the same model and history.
     """
     check_monitor(config, data.task)
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=data.y_train.device).manual_seed(config.seed)
 
     model = build_model(config, data.spec, data.n_outputs).to(choice.device)
-    # The compiled module shares the model's parameters; state dicts and checkpoints keep
-    # using `model` itself, so their keys never depend on whether the run was compiled.
-    forward = torch.compile(model) if config.compile else model
     optimizer = make_optimizer(config, model.parameters())
     scheduler = make_scheduler(config, optimizer)
     loss_fn = _training_loss_fn(config, data).to(choice.device)
@@ -314,6 +327,7 @@ def train(
 
     n = len(data.x_train)
     batch_size = min(config.batch_size, n)
+    parallel.check_batch(batch_size)
     y_for_loss = _targets_for_loss(data.task, data.y_train)
     params = [p for p in model.parameters() if p.requires_grad]
     clip = config.grad_clip_norm > 0
@@ -340,17 +354,27 @@ def train(
         best_state = {k: v.to(choice.device) for k, v in (resume.best_model or {}).items()} or None
         first_epoch = resume.epoch + 1
     # ---
+    # The compiled module (and the DDP wrapper) share the model's parameters; state dicts and
+    # checkpoints keep using `model` itself, so their keys never depend on either. DDP wraps the
+    # model after the resume so every rank starts from the restored weights.
+    wrapped = parallel.wrap(model)
+    forward = torch.compile(wrapped) if config.compile else wrapped
+    # Validation runs on every rank alike, outside DDP (whose forward may start collectives).
+    evaluate = model if parallel.active else forward
     for epoch in range(first_epoch, config.epochs + 1):
         started = time.perf_counter()
         model.train()
-        order = _batch_order(config, data, generator)
+        order, rows_per_batch = parallel.share_epoch(
+            _batch_order(config, data, generator), batch_size
+        )
+        augment_with = parallel.augment_generator(generator, config.seed, epoch)
         # Each batch's mean loss, kept on the device: summed once per epoch, so a batch costs
         # no extra kernel and no device sync for the bookkeeping.
         batch_losses: list[torch.Tensor] = []
-        for batch, (idx, xb) in enumerate(_train_batches(data.x_train, order, batch_size)):
+        for batch, (idx, xb) in enumerate(_train_batches(data.x_train, order, rows_per_batch)):
             yb = y_for_loss[idx]
             if data.augment is not None:
-                xb = data.augment(xb, generator)
+                xb = data.augment(xb, augment_with)
             if data.teacher is not None:  # distillation: the labels and the teacher's outputs
                 yb = (yb, teacher_outputs(data.teacher, xb))
             optimizer.zero_grad(set_to_none=True)
@@ -379,16 +403,20 @@ def train(
             batch_losses.append(loss.detach())
             # Check every 100 batches too (one device sync), so a diverged run on a large
             # dataset fails in seconds instead of at the end of a long epoch.
+            # (every rank takes the same decision: all raise or none).
             if batch % 100 == 99:
-                _check_finite(torch.stack(batch_losses[-100:]).sum().item(), epoch, config)
-            if reporter.should_stop():
+                recent = torch.stack(batch_losses[-100:]).sum()
+                _check_finite(parallel.all_mean(recent), epoch, config)
+            if _stop_requested(reporter, parallel, batch):
                 return TrainResult(model, epoch - 1, cancelled=True, history=history)
 
-        train_loss = _epoch_mean(batch_losses, n, batch_size)
+        train_loss = parallel.all_mean(
+            _epoch_mean(batch_losses, len(order), rows_per_batch), weight=len(order)
+        )
         _check_finite(train_loss, epoch, config)
         metrics = {
             "train_loss": train_loss,
-            **_validate(forward, data, choice),
+            **_validate(evaluate, data, choice),
             "lr": optimizer.param_groups[0]["lr"],
             "epoch_seconds": time.perf_counter() - started,
         }
@@ -421,9 +449,10 @@ def train(
                     best_model=best_state,
                 ),
             )
-        if reporter.should_stop():
+        if parallel.agree(reporter.should_stop()):
             return TrainResult(model, epoch, cancelled=True, history=history)
-        if config.early_stopping_patience and stale_epochs >= config.early_stopping_patience:
+        patience = config.early_stopping_patience
+        if parallel.agree(bool(patience) and stale_epochs >= patience):
             break
     if best_state is not None:
         model.load_state_dict(best_state)

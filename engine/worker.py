@@ -8,6 +8,9 @@ gone: a stale run with a checkpoint is requeued to resume, one without is failed
 
 Shutdown (SIGTERM, Ctrl-C) asks each runner to stop; a runner then puts its run back in the
 queue, so the next engine start resumes it from its last epoch instead of failing it.
+
+With `--executor ray` the runs are Ray tasks on a cluster instead of local subprocesses
+(engine/ray_executor.py); claiming, cancels, reaping and recovery stay here, unchanged.
 """
 
 from __future__ import annotations
@@ -17,15 +20,16 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from db import runs as run_store
 from db import workers as worker_store
 from db.migrate import upgrade_to_head
+from engine.ddp_launch import mark_engine_stopping, processes_of, runner_command, thread_share
 from engine.devices import detect_devices
 from engine.recovery import heartbeat_timeout_s, settle_stale_runs
 from engine.run_files import append_log_line, log_path, tail
@@ -47,8 +51,9 @@ SHUTDOWN_GRACE_S = 10.0
 @dataclass
 class ActiveRun:
     run_id: int
-    process: subprocess.Popen
+    process: Any  # subprocess.Popen, or a RayRun that answers the same calls
     slot: Slot = field(default_factory=lambda: Slot("cpu"))
+    request: Any = None  # what a Ray run reserved on the cluster (ray_executor.Request)
     started: float = field(default_factory=time.monotonic)
     cancel_seen_at: float | None = None
     terminated_for_cancel: bool = False
@@ -76,10 +81,17 @@ class Worker:
         poll_interval: float = 0.5,
         stale_after_s: float | None = None,
         gpu_cap: int = 1,
+        executor: str = "local",
+        ray_address: str = "auto",
     ) -> None:
         if max_concurrent < 1 or gpu_cap < 1:
             raise ValueError("the CPU cap (max_concurrent) and gpu_cap must be at least 1")
+        if executor not in ("local", "ray"):
+            raise ValueError(f"unknown executor {executor!r}: local or ray")
         self.settings = settings
+        self.executor = executor
+        self.ray_address = ray_address
+        self.ray: Any = None  # the RayExecutor, connected in run_forever
         self.db = get_db(settings)
         self.max_concurrent = max_concurrent  # runs at once on the CPU
         self.gpu_cap = gpu_cap  # runs at once on each GPU
@@ -101,25 +113,32 @@ class Worker:
     def run_forever(self) -> None:
         self.settings.ensure_dirs()
         upgrade_to_head(self.db)
+        if self.executor == "ray":
+            from engine.ray_executor import RayExecutor
+
+            self.ray = RayExecutor(self.settings, self.ray_address)
         self._refresh_devices()
+        slots = (
+            int(self.ray.totals().get("CPU", 1))
+            if self.ray
+            else total_slots(self.devices, gpu_cap=self.gpu_cap, cpu_cap=self.max_concurrent)
+        )
         worker_store.register_worker(
             self.db,
             self.worker_id,
             hostname=socket.gethostname(),
             pid=os.getpid(),
-            max_concurrent=total_slots(
-                self.devices, gpu_cap=self.gpu_cap, cpu_cap=self.max_concurrent
-            ),
+            max_concurrent=slots,
             devices=self.devices,
         )
         gpus = [f"cuda:{d['index']} {d['name']}" for d in self.devices if d["kind"] == "cuda"]
-        log.info(
-            "worker %s started (CPU cap %d; %s; home %s)",
-            self.worker_id,
-            self.max_concurrent,
-            f"GPU cap {self.gpu_cap} on {', '.join(gpus)}" if gpus else "no GPU",
-            self.settings.home,
-        )
+        if self.ray:
+            where = self.devices[0]["name"]
+        else:
+            where = f"CPU cap {self.max_concurrent}; " + (
+                f"GPU cap {self.gpu_cap} on {', '.join(gpus)}" if gpus else "no GPU"
+            )
+        log.info("worker %s started (%s; home %s)", self.worker_id, where, self.settings.home)
         try:
             while not self._stopping:
                 self.poll_once()
@@ -131,6 +150,8 @@ class Worker:
         self._stopping = True
         for active in self.active.values():
             if active.process.poll() is None:
+                if isinstance(active.process, subprocess.Popen):  # torchrun's ranks read it
+                    mark_engine_stopping(self.settings.run_dir(active.run_id), active.process.pid)
                 active.process.terminate()
         deadline = time.monotonic() + SHUTDOWN_GRACE_S
         for active in self.active.values():
@@ -141,6 +162,8 @@ class Worker:
                 active.process.wait()
         self._reap()
         worker_store.mark_stopped(self.db, self.worker_id)
+        if self.ray:
+            self.ray.close()
         log.info("worker %s stopped", self.worker_id)
 
     # ------------------------------------------------------------ one poll
@@ -148,7 +171,7 @@ class Worker:
     def _refresh_devices(self) -> bool:
         if time.monotonic() - self._devices_at < DEVICE_REFRESH_S and self.devices:
             return False
-        self.devices = detect_devices()
+        self.devices = self.ray.devices() if self.ray else detect_devices()
         self._devices_at = time.monotonic()
         return True
 
@@ -167,6 +190,9 @@ class Worker:
         self._settle_stale()
         # Sweeps queue their next trials here: the worker is their only writer.
         advance_sweeps(self.db)
+        if self.ray:
+            self._claim_for_ray()
+            return
         while not self._stopping:
             caps = {"gpu_cap": self.gpu_cap, "cpu_cap": self.max_concurrent}
             wanted = free_requests(self.devices, self.load(), **caps)
@@ -178,20 +204,47 @@ class Worker:
             run = run_store.get_run(self.db, run_id)
             requested = str((run.config if run else {}).get("device", "auto"))
             slot = assign_slot(requested, self.devices, self.load(), **caps) or Slot("cpu")
-            self._spawn(run_id, slot, attempts=run.attempts if run else 0)
+            processes = processes_of(run.config if run else {})
+            self._spawn(run_id, slot, attempts=run.attempts if run else 0, processes=processes)
 
     def _device_label(self, slot: Slot) -> str:
-        if slot.kind == "cpu":
-            return "cpu"
+        if slot.kind != "cuda":
+            return slot.kind
         name = next(
             (d["name"] for d in self.devices if d["kind"] == "cuda" and d["index"] == slot.index),
             "GPU",
         )
         return f"cuda:{slot.index} ({name})"
 
-    def _spawn(self, run_id: int, slot: Slot, attempts: int = 0) -> None:
-        path = log_path(self.settings, run_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def _claim_for_ray(self) -> None:
+        """Claim runs while the cluster has room for them, and submit each as a Ray task."""
+        while not self._stopping:
+            in_use = [a.request for a in self.active.values() if a.request is not None]
+            wanted = self.ray.free_requests(in_use)
+            if not wanted:
+                return
+            run_id = run_store.claim_next_run(self.db, self.worker_id, devices=wanted)
+            if run_id is None:
+                return
+            run = run_store.get_run(self.db, run_id)
+            request = self.ray.request_for(run.config if run else {})
+            problem = self.ray.infeasible(request)
+            if problem:
+                run_store.finish_run(self.db, run_id, "failed", problem)
+                log.warning("run %s: %s", run_id, problem)
+                continue
+            if run and run.attempts:
+                append_log_line(
+                    self.settings, run_id, f"--- attempt {run.attempts + 1} (resume) on Ray ---"
+                )
+            handle = self.ray.start(run_id, request, self._run_env(Slot("ray")))
+            run_store.mark_started(
+                self.db, run_id, pid=0, device=f"ray (waiting for {request.describe()})"
+            )
+            self.active[run_id] = ActiveRun(run_id, handle, Slot("ray"), request=request)
+            log.info("run %s submitted to Ray (%s)", run_id, request.describe())
+
+    def _run_env(self, slot: Slot, processes: int = 1) -> dict[str, str]:
         env = self.settings.child_env()
         env["PYTHONPATH"] = str(PROJECT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         env["PYTHONUNBUFFERED"] = "1"
@@ -205,18 +258,25 @@ class Worker:
         if slot.kind == "cpu" and "OMP_NUM_THREADS" not in os.environ:
             # Share the cores among the CPU runs: oversubscribed threads made a small MLP ~20x
             # slower on a busy 2-core machine.
-            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.max_concurrent))
+            cores = os.cpu_count() or 1
+            env["OMP_NUM_THREADS"] = str(thread_share(cores, self.max_concurrent, processes))
         # OpenMP threads that wait by sleeping, not spinning: on a machine busy with other work
         # (other runs, the dashboard, a shared box) spinning threads fight for the cores, and 60
         # epochs of a small MLP took 71 s with 2 spinning threads against 15 s with passive ones.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        return env
+
+    def _spawn(self, run_id: int, slot: Slot, attempts: int = 0, processes: int = 1) -> None:
+        path = log_path(self.settings, run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        env = self._run_env(slot, processes)
         if attempts:
             append_log_line(
                 self.settings, run_id, f"--- attempt {attempts + 1} (resume) on {slot.key} ---"
             )
         with path.open("ab") as log_file:
             process = subprocess.Popen(
-                [sys.executable, "-m", "engine.runner", str(run_id)],
+                runner_command(run_id, processes),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -247,7 +307,8 @@ class Worker:
                     log.info("run %s requeued: the engine is shutting down", run_id)
                 continue
             log_tail = tail(log_path(self.settings, run_id), lines=15)
-            message = f"The run's process {_describe_exit(code)} before the run finished."
+            ended = getattr(active.process, "describe_exit", _describe_exit)(code)
+            message = f"The run's process {ended} before the run finished."
             if log_tail:
                 message += "\nLast lines of its log:\n" + log_tail
             if run_store.fail_running_run(self.db, run_id, worker_id=self.worker_id, error=message):
@@ -296,8 +357,26 @@ def main(argv: list[str] | None = None) -> int:
         help="runs at once on each GPU (env SEEDLAB_GPU_CAP, default 1)",
     )
     parser.add_argument("--poll-interval", type=float, default=0.5)
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default=os.environ.get("SEEDLAB_EXECUTOR") or "local",
+        help="where runs execute: local subprocesses, or tasks on a Ray cluster",
+    )
+    parser.add_argument(
+        "--address",
+        default=os.environ.get("SEEDLAB_RAY_ADDRESS") or "auto",
+        help="Ray executor: the cluster (HOST:PORT, ray://HOST:PORT, or auto)",
+    )
     args = parser.parse_args(argv)
-    run_worker(Settings.from_env(), args.max_concurrent, args.poll_interval, args.gpu_cap)
+    run_worker(
+        Settings.from_env(),
+        args.max_concurrent,
+        args.poll_interval,
+        args.gpu_cap,
+        executor=args.executor,
+        ray_address=args.address,
+    )
     return 0
 
 
@@ -307,11 +386,22 @@ def _env_int(name: str, default: int) -> int:
 
 
 def run_worker(
-    settings: Settings, max_concurrent: int = 1, poll_interval: float = 0.5, gpu_cap: int = 1
+    settings: Settings,
+    max_concurrent: int = 1,
+    poll_interval: float = 0.5,
+    gpu_cap: int = 1,
+    *,
+    executor: str = "local",
+    ray_address: str = "auto",
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     worker = Worker(
-        settings, max_concurrent=max_concurrent, poll_interval=poll_interval, gpu_cap=gpu_cap
+        settings,
+        max_concurrent=max_concurrent,
+        poll_interval=poll_interval,
+        gpu_cap=gpu_cap,
+        executor=executor,
+        ray_address=ray_address,
     )
     signal.signal(signal.SIGTERM, worker.request_stop)
     signal.signal(signal.SIGINT, worker.request_stop)

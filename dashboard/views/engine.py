@@ -90,7 +90,12 @@ def _draw() -> None:
             "utilization %": st.column_config.ProgressColumn(min_value=0, max_value=100),
         },
     )
-    if not any(d.get("kind") == "cuda" for d in devices):
+    if any(d.get("kind") == "ray" for d in devices):
+        st.caption(
+            "Runs go to the Ray cluster as tasks, each with the CPUs, memory and GPU its "
+            "config reserves (README: Ray cluster)."
+        )
+    elif not any(d.get("kind") == "cuda" for d in devices):
         st.caption("No GPU on the engine's machine: runs train on the CPU.")
     else:
         st.caption("Each GPU run sees only its GPU (CUDA_VISIBLE_DEVICES).")

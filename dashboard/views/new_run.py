@@ -43,7 +43,7 @@ OPTION_FIELDS = [
     "grad_clip_norm",
     "warmup_epochs",
 ]
-ADVANCED_FIELDS = ["device", "compile", "max_categories"]
+ADVANCED_FIELDS = ["device", "compile", "processes", "max_categories"]
 # --- text: shown (in their own section) for text datasets only
 TEXT_FIELDS = [
     "max_length",
@@ -97,6 +97,7 @@ LABELS = {
     "momentum": "Momentum",
     "device": "Device",
     "compile": "torch.compile the model",
+    "processes": "Data-parallel processes (DDP)",
     "data_loading": "Image loading",
     "loader_workers": "Loader workers (-1 = auto)",
     "max_categories": "Max categories per column",
@@ -118,6 +119,8 @@ LABELS = {
     "label_smoothing": "Label smoothing",
     "grad_clip_norm": "Gradient clipping (max norm)",
     "warmup_epochs": "Warm-up epochs",
+    "cpus": "CPUs per process (Ray executor)",
+    "memory_gb": "Memory per process, GiB (Ray executor; 0 = no reservation)",
 }
 # Increments for the +/- buttons; the defaults (1.0 for floats) are useless for these knobs.
 STEPS = {

@@ -1,0 +1,177 @@
+"""The Ray executor for real: a Ray head on loopback (`seedlab cluster up`), a worker subprocess
+with `--executor ray` that hands each claimed run to the cluster as a task.
+
+The cluster is started once per module (about 10 s); `seedlab cluster down` runs `ray stop`,
+which stops every Ray process of this machine, so these tests own Ray while they run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from db import runs as run_store
+from db.metrics import metric_series
+from engine.launch import submit_run
+from tests.conftest import ROOT, child_env, seedlab_cmd
+from tests.test_engine import start_worker, stop_worker, wait_for
+
+LONG = {"epochs": 5000, "batch_size": 8, "early_stopping_patience": 0}
+EPOCHS = 300  # the run stopped mid-way and resumed: long enough to be stopped before it ends
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("ray_home")
+    # Ray's session folder holds Unix sockets, whose paths must stay short (about 100 bytes).
+    temp_dir = tempfile.mkdtemp(prefix="slray", dir="/tmp")
+    env = {**child_env(), "SEEDLAB_HOME": str(home)}
+    port = _free_port()
+    up = subprocess.run(
+        seedlab_cmd("cluster", "up", "--port", str(port), "--cpus", "2", "--temp-dir", temp_dir),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert up.returncode == 0, up.stderr + up.stdout
+    assert f"127.0.0.1:{port}" in up.stdout
+    record = json.loads((home / "ray_cluster.json").read_text())
+    try:
+        yield record["address"]
+    finally:
+        subprocess.run(
+            seedlab_cmd("cluster", "down"), env=env, cwd=ROOT, capture_output=True, timeout=120
+        )
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _status(db, run_id: int) -> str:  # noqa: ANN001
+    return run_store.get_run(db, run_id).status
+
+
+def _log(settings, run_id: int) -> str:  # noqa: ANN001
+    path = settings.run_dir(run_id) / "run.log"
+    return path.read_text() if path.exists() else ""
+
+
+@pytest.mark.backends("sqlite", "postgresql")
+def test_a_run_trains_on_the_cluster_and_an_oversized_one_is_refused(
+    settings, db, demo_datasets, ray_address
+):
+    worker = start_worker("--executor", "ray", "--address", ray_address)
+    try:
+        too_big = submit_run(db, "iris", {"epochs": 2, "cpus": 64})
+        run_id = submit_run(db, "iris", {"epochs": 3})
+        wait_for(lambda: _status(db, run_id) in ("completed", "failed"), timeout=120)
+        run = run_store.get_run(db, run_id)
+        assert run.status == "completed", run.error
+        assert run.device.startswith("ray cpu") and "node 127.0.0.1" in run.device
+        assert run.summary["val_accuracy"]["last"] > 0.5
+        assert (settings.run_dir(run_id) / "model.pt").is_file()
+        log = _log(settings, run_id)
+        assert "ray task on node 127.0.0.1" in log and "test metrics" in log
+
+        refused = run_store.get_run(db, too_big)
+        assert refused.status == "failed"
+        assert "64 CPU" in refused.error and "Lower `cpus`" in refused.error
+
+        status = subprocess.run(
+            seedlab_cmd("engine", "status"),
+            env=child_env(),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert "Ray cluster at" in status.stdout, status.stdout
+    finally:
+        output = stop_worker(worker)
+    assert worker.returncode == 0, output
+
+
+def test_cancel_kill_and_shutdown_on_the_cluster(settings, db, demo_datasets, ray_address):
+    """The local executor's fault behaviour, on Ray: three runs share the 2-CPU cluster."""
+    share = {"cpus": 0.5}  # all three fit at once
+    worker = start_worker("--executor", "ray", "--address", ray_address)
+    try:
+        cancelled = submit_run(db, "breast_cancer", {**LONG, **share})
+        killed = submit_run(db, "breast_cancer", {**LONG, **share})
+        resumed = submit_run(
+            db,
+            "breast_cancer",
+            {"epochs": EPOCHS, "batch_size": 16, "early_stopping_patience": 0, **share},
+        )
+        runs = [
+            wait_for(lambda i=i: (r := run_store.get_run(db, i)).summary.get("train_loss") and r)
+            for i in (cancelled, killed, resumed)
+        ]
+        assert all(r.pid and r.pid != worker.pid for r in runs)
+
+        result = subprocess.run(
+            seedlab_cmd("runs", "cancel", str(cancelled)),
+            env=child_env(),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0
+        wait_for(lambda: _status(db, cancelled) == "cancelled", timeout=15)
+        assert (settings.run_dir(cancelled) / "model.pt").is_file()
+
+        os.kill(runs[1].pid, signal.SIGKILL)  # the Ray worker process that trains the run
+        wait_for(lambda: _status(db, killed) == "failed", timeout=30)
+        error = run_store.get_run(db, killed).error
+        assert "died on the Ray cluster" in error and "Last lines of its log" in error
+        assert worker.poll() is None  # the engine is still up
+
+        wait_for(lambda: (settings.run_dir(resumed) / "resume.pt").exists(), timeout=30)
+    finally:
+        output = stop_worker(worker)
+    assert worker.returncode == 0, output
+    stopped = run_store.get_run(db, resumed)
+    assert stopped.status == "queued" and stopped.attempts == 1, stopped.error
+    worker = start_worker("--executor", "ray", "--address", ray_address)
+    try:
+        wait_for(lambda: _status(db, resumed) in ("completed", "failed"), timeout=240)
+    finally:
+        stop_worker(worker)
+    final = run_store.get_run(db, resumed)
+    assert final.status == "completed", final.error
+    assert "resuming after epoch" in _log(settings, resumed)
+    steps = metric_series(db, resumed, "train_loss").steps
+    assert list(steps) == list(range(1, EPOCHS + 1))  # every epoch once: resumed, not restarted
+
+
+def test_a_data_parallel_run_trains_with_ray_train(settings, db, demo_datasets, ray_address):
+    """processes=2: Ray Train's TorchTrainer runs two gloo ranks; rank 0 reports."""
+    worker = start_worker("--executor", "ray", "--address", ray_address)
+    try:
+        run_id = submit_run(db, "iris", {"epochs": 4, "processes": 2, "batch_size": 16})
+        wait_for(lambda: _status(db, run_id) in ("completed", "failed"), timeout=180)
+    finally:
+        stop_worker(worker)
+    run = run_store.get_run(db, run_id)
+    assert run.status == "completed", run.error
+    log = _log(settings, run_id)
+    assert log.count("ray train worker on node 127.0.0.1") == 2
+    assert "process 0 of 2" in log and "process 1 of 2" in log
+    assert log.count("test metrics") == 1  # rank 0 alone evaluates and reports
+    assert list(metric_series(db, run_id, "train_loss").steps) == [1, 2, 3, 4]
+    assert (settings.run_dir(run_id) / "model.pt").is_file()
