@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
@@ -21,9 +21,12 @@ from db import runs as run_store
 from engine.csv_safe import to_safe_csv
 from engine.datasets import read_table
 from engine.errors import SeedlabError
-from engine.image_input import read_image_file
-from engine.predictor import Predictor, PredictorError, predict_frame
 from engine.run_files import checkpoint_path
+
+if TYPE_CHECKING:
+    # torch and scikit-learn come with these: imported where used, so every other `seedlab`
+    # command (this module is registered with all of them) starts without them.
+    from engine.predictor import Predictor
 
 # Explanations run Integrated Gradients per row: fine for a handful, slow for a whole table.
 MAX_EXPLAINED_ROWS = 100
@@ -39,6 +42,7 @@ def _fail(message: str) -> None:
 def load_run_predictor(run_id: int) -> Predictor:
     """The predictor of a completed run, or a one-line error naming what to do."""
     from engine import cli
+    from engine.predictor import Predictor, PredictorError
 
     settings, db = cli._ready()
     run = run_store.get_run(db, run_id)
@@ -77,11 +81,14 @@ def _inputs(
         return pd.DataFrame({"text": texts}), list(texts)
     if predictor.kind != "image":
         _fail(f"run takes {predictor.kind} input, not images; use --input or --text")
+    from engine.image_input import read_image_file
+
     return pd.DataFrame({"image": [str(p) for p in images]}), [read_image_file(p) for p in images]
 
 
 def _explain_one(predictor: Predictor, row: pd.DataFrame, text: str | None) -> dict:
     from engine import explain
+    from engine.predictor import PredictorError
 
     try:
         if text is not None:
@@ -138,6 +145,8 @@ def predict_command(
 ) -> None:
     """Predict with a completed run's model: a table to a CSV with prediction columns, or texts
     or images to a small table (class probabilities for classification)."""
+    from engine.predictor import PredictorError, predict_frame
+
     predictor = load_run_predictor(run_id)
     frame, inputs = _inputs(predictor, input_file, text or [], image or [])
     try:
