@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from engine.launch import submit_run
 from engine.predictor import Predictor
 from engine.run_files import checkpoint_path, log_path
 from engine.runner import PROCESS_FAILED
-from tests.test_engine import start_worker, stop_worker, wait_for
+from tests.test_engine import cli, start_worker, stop_worker, wait_for
 
 # No dropout: then the only difference between one process on batches of 16 and two processes
 # on 8 rows each of the same batches is the order of floating-point sums (DDP averages the two
@@ -90,28 +91,35 @@ def test_two_processes_train_like_one_and_record_once(settings, db, demo_dataset
 
 
 def test_two_process_run_resumes_after_engine_restart(settings, db, demo_datasets):
-    epochs = 150
+    epochs = 5000  # never reached: stopped, resumed, then cancelled a few epochs later
     run_id = submit_run(db, "iris", {**IRIS, "epochs": epochs, "processes": 2})
     proc = start_worker()
     try:
         wait_for(lambda: len(_series(db, run_id, "train_loss").steps) >= 5, timeout=90)
     finally:
         output = stop_worker(proc)
+    stopped_at = time.time()
     stopped = run_store.get_run(db, run_id)
     # Back in the queue, not failed: the SIGTERM came from the engine, not from a failed rank.
     assert stopped.status == "queued" and stopped.attempts == 1, (stopped.error, output)
     done_before = len(_series(db, run_id, "train_loss").steps)
-    assert done_before < epochs
 
     proc = start_worker()
     try:
-        wait_for(lambda: _finished(db, run_id), timeout=180)
+        wait_for(lambda: len(_series(db, run_id, "train_loss").steps) >= done_before + 3, 120)
+        assert cli("runs", "cancel", str(run_id)).returncode == 0
+        wait_for(lambda: _finished(db, run_id), timeout=30)
     finally:
         output = stop_worker(proc)
     final = run_store.get_run(db, run_id)
-    assert final.status == "completed", (final.error, output)
-    assert _series(db, run_id, "train_loss").steps.tolist() == list(range(1, epochs + 1))
-    assert "resuming after epoch" in log_path(settings, run_id).read_text()
+    assert final.status == "cancelled", (final.error, output)
+    assert f"resuming after epoch {done_before}" in log_path(settings, run_id).read_text()
+    series = _series(db, run_id, "train_loss")
+    assert series.steps.tolist() == list(range(1, len(series.steps) + 1))  # every epoch once
+    # The epochs before the stop were not trained (nor stored) again: resumed, not restarted.
+    assert (series.wall_times[:done_before] < stopped_at).all()
+    assert (series.wall_times[done_before:] > stopped_at).all()
+    assert Predictor.load(checkpoint_path(settings, run_id)).kind == "tabular"
 
 
 def test_a_killed_rank_fails_the_run_without_requeue(settings, db, demo_datasets):
