@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import socket
 import statistics
 import sys
 import tempfile
@@ -481,7 +482,10 @@ def executor_section(sizes: Sizes, workdir: Path, progress: Callable[[str], None
     local = _timed_runs(env, [], sizes.executor_runs)
     ray_tmp = tempfile.mkdtemp(prefix="slray", dir="/tmp")  # short: Ray's socket paths
     progress("starting a loopback Ray cluster")
-    up = [*cli, "cluster", "up", "--cpus", "2", "--port", "6391", "--temp-dir", ray_tmp]
+    with socket.socket() as probe:  # a free port: a cluster already on 6390 is left alone
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    up = [*cli, "cluster", "up", "--cpus", "2", "--port", str(port), "--temp-dir", ray_tmp]
     subprocess.run(up, env=env, cwd=ROOT, check=True, capture_output=True)
     try:
         progress(f"Ray executor: {sizes.executor_runs} runs")
