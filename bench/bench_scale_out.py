@@ -482,7 +482,7 @@ def executor_section(sizes: Sizes, workdir: Path, progress: Callable[[str], None
     local = _timed_runs(env, [], sizes.executor_runs)
     ray_tmp = tempfile.mkdtemp(prefix="slray", dir="/tmp")  # short: Ray's socket paths
     progress("starting a loopback Ray cluster")
-    with socket.socket() as probe:  # a free port: a cluster already on 6390 is left alone
+    with socket.socket() as probe:  # a free port, so the head never collides with a used one
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     up = [*cli, "cluster", "up", "--cpus", "2", "--port", str(port), "--temp-dir", ray_tmp]
