@@ -153,14 +153,15 @@ class RayExecutor:
                 f"has {totals.get('CPU', 0):g} CPU and {totals.get('GPU', 0):g} GPU. Lower "
                 "`processes` or `cpus`, or add nodes, and launch it again."
             )
-        for node in self._nodes():
+        nodes = self._nodes()
+        for node in nodes:
             if (
                 node.get("CPU", 0) >= request.cpus
                 and node.get("GPU", 0) >= request.gpus
                 and node.get("memory", 0) >= request.memory_bytes
             ):
                 return None
-        biggest = max(self._nodes(), key=lambda n: n.get("CPU", 0), default={})
+        biggest = max(nodes, key=lambda n: n.get("CPU", 0), default={})
         return (
             f"The run asks the Ray cluster for {request.describe()} on one machine, and its "
             f"largest node has {biggest.get('CPU', 0):g} CPU, {biggest.get('GPU', 0):g} GPU, "
@@ -204,10 +205,11 @@ class RayExecutor:
 
     # ------------------------------------------------------------ runs
 
-    def start(self, run_id: int, request: Request, env: dict[str, str]) -> RayRun:
+    def start(self, run_id: int, request: Request) -> RayRun:
+        # Only Seedlab's own settings travel: PATH, CUDA_VISIBLE_DEVICES and the like belong to
+        # the node the task lands on (Ray sets the GPU and OMP_NUM_THREADS from the request).
+        env = self.settings.child_env()
         env_vars = {k: v for k, v in env.items() if k.startswith("SEEDLAB_")}
-        env_vars.pop("SEEDLAB_WORKER_PID", None)  # the task's parent is Ray, not the worker
-        env_vars.pop("SEEDLAB_DEVICE_LABEL", None)  # the task names its own GPU
         env_vars.update(
             PYTHONPATH=str(PROJECT_ROOT),
             PYTHONUNBUFFERED="1",

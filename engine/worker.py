@@ -208,8 +208,8 @@ class Worker:
             self._spawn(run_id, slot, attempts=run.attempts if run else 0, processes=processes)
 
     def _device_label(self, slot: Slot) -> str:
-        if slot.kind != "cuda":
-            return slot.kind
+        if slot.kind == "cpu":
+            return "cpu"
         name = next(
             (d["name"] for d in self.devices if d["kind"] == "cuda" and d["index"] == slot.index),
             "GPU",
@@ -233,16 +233,20 @@ class Worker:
                 run_store.finish_run(self.db, run_id, "failed", problem)
                 log.warning("run %s: %s", run_id, problem)
                 continue
-            if run and run.attempts:
-                append_log_line(
-                    self.settings, run_id, f"--- attempt {run.attempts + 1} (resume) on Ray ---"
-                )
-            handle = self.ray.start(run_id, request, self._run_env(Slot("ray")))
+            self._note_attempt(run_id, run.attempts if run else 0, "Ray")
+            handle = self.ray.start(run_id, request)
             run_store.mark_started(
                 self.db, run_id, pid=0, device=f"ray (waiting for {request.describe()})"
             )
             self.active[run_id] = ActiveRun(run_id, handle, Slot("ray"), request=request)
             log.info("run %s submitted to Ray (%s)", run_id, request.describe())
+
+    def _note_attempt(self, run_id: int, attempts: int, where: str) -> None:
+        """A line in the run's log where a resumed attempt starts."""
+        if attempts:
+            append_log_line(
+                self.settings, run_id, f"--- attempt {attempts + 1} (resume) on {where} ---"
+            )
 
     def _run_env(self, slot: Slot, processes: int = 1) -> dict[str, str]:
         env = self.settings.child_env()
@@ -270,10 +274,7 @@ class Worker:
         path = log_path(self.settings, run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         env = self._run_env(slot, processes)
-        if attempts:
-            append_log_line(
-                self.settings, run_id, f"--- attempt {attempts + 1} (resume) on {slot.key} ---"
-            )
+        self._note_attempt(run_id, attempts, slot.key)
         with path.open("ab") as log_file:
             process = subprocess.Popen(
                 runner_command(run_id, processes),
