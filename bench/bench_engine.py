@@ -7,12 +7,12 @@ and submit-to-running latency through a real worker.
 
 In one process, on the same synthetic table and the same MLP (same init, optimizer, batch size,
 per-epoch validation), it times:
-- `engine.train.train` (what a runner calls, with a no-op reporter), and the same with the
+- `engine.ml.train.train` (what a runner calls, with a no-op reporter), and the same with the
   per-epoch resume checkpoint written (what a runner does, minus the DB);
 - a plain PyTorch loop over the same on-device tensors with index-slice batches (the floor);
 - a `DataLoader(TensorDataset)` loop (the usual way), per-sample collate.
 Variants are interleaved and repeated; the median is reported. On CUDA the engine uses bf16
-autocast and TF32 (engine/device.py); the plain loops run fp32 eager, the way most hand-written
+autocast and TF32 (engine/ml/device.py); the plain loops run fp32 eager, the way most hand-written
 loops do, so on a GPU the engine's column also shows what its precision choice is worth.
 """
 
@@ -38,12 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_metrics import RESULTS_PATH, replace_section  # noqa: E402
-from engine.checkpoints import capture_state, save_train_state  # noqa: E402
-from engine.config import validate_config  # noqa: E402
-from engine.device import choose_device  # noqa: E402
-from engine.inputs import InputSpec  # noqa: E402
-from engine.models import build_model  # noqa: E402
-from engine.train import TrainData, train  # noqa: E402
+from engine.core.config import validate_config  # noqa: E402
+from engine.ml.checkpoints import capture_state, save_train_state  # noqa: E402
+from engine.ml.device import choose_device  # noqa: E402
+from engine.ml.inputs import InputSpec  # noqa: E402
+from engine.ml.models.build import build_model  # noqa: E402
+from engine.ml.train import TrainData, train  # noqa: E402
 
 # The engine's own overhead is measured against this one: the same fused optimizer, so the
 # difference is the engine's bookkeeping (reporting, cancel checks, NaN checks), nothing else.
@@ -247,9 +247,9 @@ def submit_latency(repeats: int) -> list[float]:
     real worker subprocess polling at its default interval."""
     from db import runs as run_store
     from db.migrate import upgrade_to_head
-    from engine.demo_data import register_demo_datasets
-    from engine.launch import submit_run
-    from engine.settings import Settings, get_db
+    from engine.core.settings import Settings, get_db
+    from engine.data.demo import register_demo_datasets
+    from engine.services.launch import submit_run
 
     home = Path(tempfile.mkdtemp(prefix="seedlab-bench-home-"))
     env = dict(os.environ, SEEDLAB_HOME=str(home), PYTHONPATH=str(ROOT))
@@ -262,7 +262,7 @@ def submit_latency(repeats: int) -> list[float]:
     from db import workers as worker_store
 
     worker = subprocess.Popen(
-        [sys.executable, "-m", "engine.worker"],
+        [sys.executable, "-m", "engine.execution.worker"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -339,7 +339,7 @@ def main() -> None:
         f"{figures['overhead_pct']:+.1f} % time (aim ≤ 5 %); the engine is "
         f"{figures['vs_plain']:.2f}× as fast as a plain loop with the default (for-each) AdamW "
         f"and {figures['vs_loader']:.2f}× as fast as the DataLoader loop (aim ≥ 1.5×). The "
-        "engine picks the fused optimizer kernel (engine/train.py `make_optimizer`), keeps "
+        "engine picks the fused optimizer kernel (engine/ml/train.py `make_optimizer`), keeps "
         "each batch's loss on the device and syncs once per epoch.",
         f"- resume checkpoint (model, AdamW state, best weights, RNG, history): "
         f"{figures['ckpt_ms']:.1f} ms to capture and write, {figures['ckpt_bytes'] / 1024:.0f} KiB;"

@@ -6,7 +6,7 @@
 Builds a ZIP of coloured shapes (three classes, PNG and JPEG mixed) in a temp SEEDLAB_HOME,
 ingests it, then times `image_arrays` twice: the first call decodes every original and writes
 the cache, the second loads the cached .npy. Then trains the default CNN on the shapes and on
-the digits demo with the suggested settings (engine.defaults) and prints accuracy and time.
+the digits demo with the suggested settings (engine.core.defaults) and prints accuracy and time.
 """
 
 from __future__ import annotations
@@ -60,11 +60,11 @@ def shapes_zip(n: int, side: int, seed: int = 0) -> bytes:
 
 
 def train_once(settings, record, overrides: dict) -> tuple[float, float, dict]:  # noqa: ANN001
-    from engine.config import RunConfig
-    from engine.defaults import suggest_for_dataset
-    from engine.device import choose_device
-    from engine.pipeline import evaluate_on_test, prepare_dataset
-    from engine.train import ListReporter, train
+    from engine.core.config import RunConfig
+    from engine.core.defaults import suggest_for_dataset
+    from engine.ml.device import choose_device
+    from engine.ml.pipeline import evaluate_on_test, prepare_dataset
+    from engine.ml.train import ListReporter, train
 
     values = {**suggest_for_dataset(record), **overrides}
     config = RunConfig(**values)
@@ -81,10 +81,10 @@ def train_once(settings, record, overrides: dict) -> tuple[float, float, dict]: 
 def loading_throughput(settings, record, epochs: int) -> dict[str, float]:  # noqa: ANN001
     """Training images/s of the same CNN run held in memory vs streamed from the memory-mapped
     cache (DataLoader with 0 and with 2 worker processes); interleaved, best of two."""
-    from engine.config import RunConfig
-    from engine.device import choose_device
-    from engine.pipeline import prepare_dataset
-    from engine.train import ListReporter, train
+    from engine.core.config import RunConfig
+    from engine.ml.device import choose_device
+    from engine.ml.pipeline import prepare_dataset
+    from engine.ml.train import ListReporter, train
 
     choice = choose_device("auto")
     variants = {
@@ -125,10 +125,10 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="seedlab-bench-images-")) / "home"
     os.environ["SEEDLAB_HOME"] = str(home)
     from db.migrate import upgrade_to_head
-    from engine.datasets import ingest_bytes
-    from engine.demo_data import digits_zip
-    from engine.image_data import image_arrays
-    from engine.settings import Settings, get_db
+    from engine.core.settings import Settings, get_db
+    from engine.data.datasets import ingest_bytes
+    from engine.data.demo import digits_zip
+    from engine.data.images import image_arrays
 
     settings = Settings.from_env()
     settings.ensure_dirs()

@@ -18,7 +18,7 @@ statement and a WAL flush per commit, as a real deployment pays them. A second d
 same server has synchronous_commit off, which is the durability SQLite's settings give.
 
 Data-parallel section (1 vs 2 DDP workers on the CPU): the engine's training function
-(`engine.train.train`, the code a run executes) on the same synthetic table with the same total
+(`engine.ml.train.train`, the code a run executes) on the same synthetic table with the same total
 batch, once as one process and once as two processes in a real gloo process group (spawned
 here, each with its share of the cores as the worker gives it); samples/s of rank 0 from the
 first batch to the last epoch's end, process start and group set-up excluded. torchrun and the
@@ -346,12 +346,12 @@ def _ddp_rank(rank: int, world: int, store: str, sizes: Sizes, out) -> None:  # 
     import torch.distributed as dist
     from bench_engine import NullReporter, make_data
 
-    from engine import ddp
-    from engine.config import validate_config
-    from engine.device import choose_device
-    from engine.train import train
+    from engine.core.config import validate_config
+    from engine.ml import ddp
+    from engine.ml.device import choose_device
+    from engine.ml.train import train
 
-    # The worker's thread share for one CPU run of `world` processes (engine/ddp_launch.py).
+    # The worker's thread share for one CPU run of `world` processes (executors/torchrun.py).
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     parallel = ddp.DataParallel()
     if world > 1:
@@ -438,12 +438,12 @@ def _timed_runs(env: dict[str, str], worker_args: list[str], n: int) -> list[tup
     """(submit → first metric, submit → completed) seconds for n runs, one after another."""
     import subprocess
 
-    from engine.launch import submit_run
-    from engine.settings import Settings, get_db
+    from engine.core.settings import Settings, get_db
+    from engine.services.launch import submit_run
 
     store = get_db(Settings(home=Path(env["SEEDLAB_HOME"]), db_url=env["SEEDLAB_DB_URL"]))
     worker = subprocess.Popen(
-        [sys.executable, "-m", "engine.worker", "--poll-interval", "0.1", *worker_args],
+        [sys.executable, "-m", "engine.execution.worker", "--poll-interval", "0.1", *worker_args],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -476,7 +476,7 @@ def executor_section(sizes: Sizes, workdir: Path, progress: Callable[[str], None
         "SEEDLAB_DB_URL": f"sqlite:///{home / 'seedlab.db'}",
         "PYTHONPATH": str(ROOT),
     }
-    cli = [sys.executable, "-m", "engine.cli"]
+    cli = [sys.executable, "-m", "engine.cli.main"]
     subprocess.run([*cli, "init"], env=env, cwd=ROOT, check=True, capture_output=True)
     progress(f"local executor: {sizes.executor_runs} runs")
     local = _timed_runs(env, [], sizes.executor_runs)

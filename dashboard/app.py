@@ -14,7 +14,7 @@ if _ROOT not in sys.path:
 st.set_page_config(page_title="Seedlab", page_icon=":material/science:", layout="wide")
 
 from dashboard import auth  # noqa: E402 (needs the sys.path entry above)
-from engine.permissions import Permission  # noqa: E402
+from engine.services.permissions import Permission  # noqa: E402
 
 # Access control (off on localhost): no user, no pages — only the login form.
 actor = auth.login_gate()
@@ -45,7 +45,7 @@ pages = st.navigation(
     )
 )
 auth.user_menu(actor)
-from dashboard.projects import project_picker  # noqa: E402 (needs the sys.path entry above)
+from dashboard.components.projects import project_picker  # noqa: E402 (needs the sys.path entry above)
 
 project_picker()
 pages.run()

@@ -1,11 +1,11 @@
 """Access control for the pages: who is logged in, the login form, and the role checks.
 
 Off for a single-user dashboard on localhost (everyone is the local admin); on when
-SEEDLAB_AUTH=on or the dashboard binds a non-loopback address (engine.permissions).
+SEEDLAB_AUTH=on or the dashboard binds a non-loopback address (engine.services.permissions).
 
 Pages call `guard_page(...)` first; every action calls `require(...)` before it runs (and the
-engine.actions function it calls checks again). Buttons a role cannot use are shown disabled,
-but that is only a courtesy: a crafted click still meets `require`.
+engine.services.actions function it calls checks again). Buttons a role cannot use are shown
+disabled, but that is only a courtesy: a crafted click still meets `require`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 import streamlit as st
 
 from db import audit as audit_log
-from engine import accounts, session_tokens
-from engine.errors import SeedlabError
-from engine.permissions import (
+from engine.core.errors import SeedlabError
+from engine.services import accounts, session_tokens
+from engine.services.permissions import (
     ANY_OWNER,
     LOCAL_ADMIN,
     Actor,
@@ -69,7 +69,7 @@ def require(
 ) -> Actor:
     """The acting user, or PermissionDenied (a SeedlabError: `data.shown_errors` shows it as a
     sentence) when they may not do this (to a thing of `owner`, when given). Call it inside the
-    action, before it runs; the engine.actions call after it checks the owner again."""
+    action, before it runs; the engine.services.actions call after it checks the owner again."""
     actor = current_user()
     check(actor, permission, owner, what)
     return actor  # type: ignore[return-value]  (check refused None)
@@ -87,7 +87,7 @@ def guard_page(permission: Permission = Permission.BROWSE) -> Actor:
 
 
 def audit(action: str, target: str, detail: str = "") -> None:
-    """One audit entry by the current user, for actions outside engine.actions (exports …)."""
+    """One audit entry by the current user, for actions outside services.actions (exports …)."""
     actor = current_user()
     audit_log.record(_db(), actor.name if actor else "?", action, target, detail)
 

@@ -21,14 +21,14 @@ from sqlalchemy import Engine
 from db import datasets as dataset_store
 from db import workers as worker_store
 from db.records import DatasetRecord, RunRecord
-from engine import catalog
-from engine.catalog import TABLE_METRICS
-from engine.config import RunConfig
-from engine.errors import SeedlabError
-from engine.launch import find_dataset
-from engine.permissions import Actor
-from engine.settings import Settings
-from engine.settings import get_db as make_db
+from engine.core import catalog
+from engine.core.catalog import TABLE_METRICS
+from engine.core.config import RunConfig
+from engine.core.errors import SeedlabError
+from engine.core.settings import Settings
+from engine.core.settings import get_db as make_db
+from engine.services.launch import find_dataset
+from engine.services.permissions import Actor
 
 log = logging.getLogger("seedlab.dashboard")
 
@@ -150,14 +150,14 @@ def _dataset(dataset_id: int, path: str) -> DatasetRecord:
 # views can stay cached for long; only small slices are cached, never the whole frame.
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=32)
 def dataset_preview(dataset_id: int, path: str, rows: int = 20) -> pd.DataFrame:
-    from engine.datasets import preview
+    from engine.data.datasets import preview
 
     return preview(get_settings(), _dataset(dataset_id, path), rows)
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=32)
 def dataset_target(dataset_id: int, path: str) -> pd.Series:
-    from engine.datasets import load_frame
+    from engine.data.datasets import load_frame
 
     record = _dataset(dataset_id, path)
     return load_frame(get_settings(), record, columns=[record.target])[record.target]
@@ -171,8 +171,8 @@ def clear_caches() -> None:
 def engine_alive(db: Engine) -> bool:
     alive = bool(worker_store.live_workers(db, within_s=WORKER_ALIVE_WITHIN_S))
     if not alive:
-        # No engine to settle runs it left `running`: this read does (engine/recovery.py).
-        from engine.recovery import settle_for_readers
+        # No engine to settle runs it left `running`: this read does (engine/services/recovery.py).
+        from engine.services.recovery import settle_for_readers
 
         settle_for_readers(get_settings(), db)
     return alive
@@ -185,9 +185,9 @@ def queue_demo_run(db: Engine, actor: Actor | None = None) -> int:
     """Queue a default run on iris as `actor` (registering the demo datasets first if needed);
     the acting user by default."""
     from dashboard.auth import require
-    from engine.actions import launch_run
-    from engine.demo_data import register_demo_datasets
-    from engine.permissions import Permission
+    from engine.data.demo import register_demo_datasets
+    from engine.services.actions import launch_run
+    from engine.services.permissions import Permission
 
     actor = actor or require(Permission.LAUNCH)
 
@@ -382,7 +382,7 @@ def _model_text(config: dict) -> str:
 
 
 def runs_column_config() -> dict:
-    from engine.catalog import metric_label
+    from engine.core.catalog import metric_label
 
     config: dict = {
         "id": st.column_config.NumberColumn("id", format="%d", width="small"),

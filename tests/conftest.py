@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from db.migrate import upgrade_to_head
 from db.session import make_engine
-from engine.settings import Settings, get_db
+from engine.core.settings import Settings, get_db
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("sqlite", "postgresql")
@@ -53,7 +53,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 def one_torch_thread() -> Iterator[None]:
     """Models trained in this process use one thread. Tiny models on shared CI cores train far
     faster on one thread than on two that contend (a text + image test: 47 s → 14 s on 2 cores).
-    Runs started by a worker subprocess keep the engine's own thread share (engine/worker.py)."""
+    Runs started by a worker subprocess keep the engine's own thread share (execution/worker.py)."""
     import torch
 
     before = torch.get_num_threads()
@@ -153,7 +153,7 @@ def db(settings: Settings) -> Engine:
 
 @pytest.fixture
 def demo_datasets(settings: Settings, db: Engine) -> list[str]:
-    from engine.demo_data import register_demo_datasets
+    from engine.data.demo import register_demo_datasets
 
     # The tables only: the digits images take ~2 s to ingest and most tests never use them.
     return register_demo_datasets(settings, db, images=False)
@@ -161,18 +161,18 @@ def demo_datasets(settings: Settings, db: Engine) -> list[str]:
 
 def seedlab_cmd(*args: str) -> list[str]:
     """The `seedlab` CLI as a subprocess command (same interpreter as the tests)."""
-    return [sys.executable, "-m", "engine.cli", *args]
+    return [sys.executable, "-m", "engine.cli.main", *args]
 
 
 def seedlab_in_process(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """`seedlab ARGS` through the real entry point (engine.cli.main), in this process.
+    """`seedlab ARGS` through the real entry point (engine.cli.main.main), in this process.
 
     For tests of what a command does rather than of the interpreter around it: a subprocess
     pays ~4 s of imports (torch, scikit-learn) per call on 2 cores. Exit status, stdout and
     stderr are what the command gives; an exception that main() would not turn into a one-line
     error comes back as the traceback a user would see, so "no Traceback" checks still hold.
     """
-    from engine.cli import main
+    from engine.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     code = 0

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 from db import audit
 from db import datasets as dataset_store
 from db.session import writing
-from engine import accounts, actions
-from engine.cli import app
-from engine.permissions import LOCAL_ADMIN, Actor, PermissionDenied, cli_actor
-from engine.run_files import resume_path
+from engine.cli.main import app
+from engine.core.run_files import resume_path
+from engine.services import accounts, actions
+from engine.services.permissions import LOCAL_ADMIN, Actor, PermissionDenied, cli_actor
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"

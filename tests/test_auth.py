@@ -12,9 +12,9 @@ from db import datasets as dataset_store
 from db import runs as run_store
 from db import users as user_store
 from db.session import make_engine, utcnow
-from engine import accounts, actions
-from engine.errors import SeedlabError
-from engine.permissions import (
+from engine.core.errors import SeedlabError
+from engine.services import accounts, actions
+from engine.services.permissions import (
     LOCAL_ADMIN,
     OWNED,
     Actor,
@@ -285,7 +285,7 @@ def forged_click(widget) -> None:  # noqa: ANN001
 @pytest.fixture
 def buttons_offered(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every page draws every button enabled, as a stale or buggy page might: only the
-    server-side checks (auth.require in the page, engine.actions below it) remain."""
+    server-side checks (auth.require in the page, engine.services.actions below it) remain."""
     from dashboard import auth
 
     monkeypatch.setattr(auth, "can", lambda *args, **kwargs: True)
@@ -397,7 +397,7 @@ def test_session_cookie_tokens_are_signed_and_checked(tmp_path):
     import stat
     from datetime import UTC, datetime
 
-    from engine import session_tokens
+    from engine.services import session_tokens
 
     key = session_tokens.secret_key(tmp_path)
     assert session_tokens.secret_key(tmp_path) == key and len(key) == 32

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from db import datasets as dataset_store
-from engine.checkpoints import load_train_state, save_train_state, saved_epoch
-from engine.config import validate_config
-from engine.datasets import load_frame
-from engine.device import choose_device
-from engine.pipeline import prepare_tabular
-from engine.settings import Settings
-from engine.train import ListReporter, train
+from engine.core.config import validate_config
+from engine.core.settings import Settings
+from engine.data.datasets import load_frame
+from engine.ml.checkpoints import load_train_state, save_train_state, saved_epoch
+from engine.ml.device import choose_device
+from engine.ml.pipeline import prepare_tabular
+from engine.ml.train import ListReporter, train
 
 CPU = choose_device("cpu")
 

@@ -15,7 +15,7 @@ from tests.conftest import ROOT, child_env, seedlab_cmd, seedlab_in_process
 
 
 def cli_process(*args: str) -> subprocess.CompletedProcess:
-    """`python -m engine.cli ARGS`: the command as its own program, interpreter and all."""
+    """`python -m engine.cli.main ARGS`: the command as its own program, interpreter and all."""
     return subprocess.run(
         seedlab_cmd(*args), capture_output=True, text=True, timeout=120, env=child_env(), cwd=ROOT
     )

@@ -7,17 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import compare_charts
-from dashboard.run_table import TableState, export_csv
+from dashboard.components.run_table import TableState, export_csv
 from db import metrics as metric_store
 from db import projects as project_store
 from db import run_edits, run_query
 from db import runs as run_store
 from db.run_query import MetricThreshold, RunFilter
-from engine.demo_fill import CURVE_KEYS, fill_project
-from engine.errors import SeedlabError
-from engine.launch import submit_run
-from engine.run_admin import delete_run, find_project
+from engine.core.errors import SeedlabError
+from engine.report import compare_charts
+from engine.services.demo_fill import CURVE_KEYS, fill_project
+from engine.services.launch import submit_run
+from engine.services.run_admin import delete_run, find_project
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 

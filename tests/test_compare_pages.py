@@ -7,7 +7,7 @@ import pytest
 from db import run_edits, run_query
 from db import runs as run_store
 from db.run_query import RunFilter
-from engine.demo_fill import fill_project
+from engine.services.demo_fill import fill_project
 from tests.test_dashboard import button, open_page, plotly_figures, texts
 
 
@@ -54,7 +54,7 @@ def test_runs_page_filters_sorts_pages_and_puts_the_view_in_the_url(db, sweep) -
 
 
 def test_runs_page_only_shows_the_chosen_project_and_hides_archived(db, sweep, demo_datasets):
-    from engine.launch import submit_run
+    from engine.services.launch import submit_run
 
     submit_run(db, "iris", {}, name="in default")
     at = open_page("views/runs.py")
@@ -133,7 +133,7 @@ def test_compare_page_with_two_runs_and_without_any(db, sweep) -> None:
 
 
 def test_run_page_edits_tags_note_name_archive_and_deletes(settings, db, demo_datasets) -> None:
-    from engine.launch import submit_run
+    from engine.services.launch import submit_run
 
     run_id = submit_run(db, "iris", {}, name="before")
     run_store.request_cancel(db, run_id)

@@ -1,4 +1,4 @@
-"""engine/compress.py: int8 quantization, pruning with a fine-tune, and distillation into a
+"""engine/deploy/compress.py: int8 quantization, pruning with a fine-tune, and distillation into a
 student run; each variant measured against the original."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import torch
 
 from db import artifacts as artifact_store
 from db import runs as run_store
-from engine.compress import (
+from engine.core.errors import ConfigError
+from engine.deploy.compress import (
     distill_run,
     load_variant,
     prune_run,
@@ -20,11 +21,10 @@ from engine.compress import (
     refresh_students,
     sparsity,
 )
-from engine.errors import ConfigError
-from engine.finished_run import load_finished_run
-from engine.launch import submit_run
-from engine.runner import execute
-from engine.variants import comparison_table, read_variants
+from engine.deploy.finished_run import load_finished_run
+from engine.deploy.variants import comparison_table, read_variants
+from engine.execution.runner import execute
+from engine.services.launch import submit_run
 from tests.conftest import child_env, seedlab_cmd, seedlab_in_process
 from tests.trained import completed_run
 

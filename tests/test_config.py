@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import RunConfig, load_config_file, parse_overrides, validate_config
-from engine.errors import ConfigError
+from engine.core.config import RunConfig, load_config_file, parse_overrides, validate_config
+from engine.core.errors import ConfigError
 
 
 def test_defaults_are_valid():

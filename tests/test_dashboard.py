@@ -16,14 +16,14 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import charts
 from db import artifacts as artifact_store
 from db import datasets as dataset_store
 from db import metrics as metric_store
 from db import runs as run_store
 from db import workers as worker_store
-from engine.config import RunConfig
-from engine.launch import find_dataset, submit_run
+from engine.core.config import RunConfig
+from engine.report import charts
+from engine.services.launch import find_dataset, submit_run
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")
@@ -529,10 +529,10 @@ def test_page_files_are_not_in_a_pages_folder() -> None:
 
 def run_with_real_report(settings, db, dataset: str, epochs: int = 5) -> int:  # noqa: ANN001
     """A completed run whose report.json comes from a real (small) model trained in-process."""
-    from engine.datasets import load_frame
-    from engine.device import choose_device
-    from engine.pipeline import evaluate_on_test, prepare_tabular
-    from engine.train import ListReporter, train
+    from engine.data.datasets import load_frame
+    from engine.ml.device import choose_device
+    from engine.ml.pipeline import evaluate_on_test, prepare_tabular
+    from engine.ml.train import ListReporter, train
 
     run_id = submit_run(db, dataset, {"epochs": epochs}, name=f"{dataset} evaluated")
     run_store.claim_next_run(db, "test-worker")

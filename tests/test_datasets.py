@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from db import datasets as dataset_store
-from engine.datasets import (
+from engine.core.errors import DatasetError
+from engine.data.datasets import (
     column_role,
     infer_task,
     ingest_bytes,
@@ -16,7 +17,6 @@ from engine.datasets import (
     preview,
     profile_table,
 )
-from engine.errors import DatasetError
 
 MESSY_CSV = (
     "age,city,income,plan,notes,churned\n"
@@ -152,7 +152,7 @@ def test_column_roles_and_task_inference():
 
 
 def test_demo_datasets_register_once(settings, db, demo_datasets):
-    from engine.demo_data import register_demo_datasets
+    from engine.data.demo import register_demo_datasets
 
     assert demo_datasets == ["iris", "wine", "breast_cancer", "diabetes", "support_tickets"]
     assert register_demo_datasets(settings, db) == ["digits"]  # the fixture leaves images out
@@ -200,7 +200,7 @@ def test_semicolon_files_with_decimal_commas(settings, db):
 def test_a_moved_home_keeps_its_datasets(settings, db, tmp_path):
     import shutil
 
-    from engine.settings import Settings
+    from engine.core.settings import Settings
 
     rec = ingest_bytes(
         settings, db, MESSY_CSV.encode(), filename="c.csv", name="c", target="churned"

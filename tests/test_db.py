@@ -57,7 +57,7 @@ def test_sqlite_pragmas(db):
 def test_database_url_is_shown_without_its_password():
     from pathlib import Path
 
-    from engine.settings import Settings
+    from engine.core.settings import Settings
 
     url = "postgresql+psycopg://lab:s3cret@db.example:5432/seedlab"
     shown = Settings(home=Path("var"), db_url=url).db_url_shown

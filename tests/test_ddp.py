@@ -1,5 +1,6 @@
 """Data-parallel runs for real: a worker subprocess starts torchrun, which starts two runner
-processes that train with PyTorch DDP over gloo on the CPU (engine/ddp.py, engine/ddp_launch.py).
+processes that train with PyTorch DDP over gloo on the CPU (ml/ddp.py,
+execution/executors/torchrun.py).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import pytest
 
 from db import metrics as metric_store
 from db import runs as run_store
-from engine.demo_data import demo_frames
-from engine.launch import submit_run
-from engine.predictor import Predictor
-from engine.run_files import checkpoint_path, log_path
-from engine.runner import PROCESS_FAILED
+from engine.core.run_files import checkpoint_path, log_path
+from engine.data.demo import demo_frames
+from engine.execution.runner import PROCESS_FAILED
+from engine.ml.predictor import Predictor
+from engine.services.launch import submit_run
 from tests.test_engine import cli, start_worker, stop_worker, wait_for
 
 # No dropout: then the only difference between one process on batches of 16 and two processes
@@ -144,7 +145,7 @@ def test_a_killed_rank_fails_the_run_without_requeue(settings, db, demo_datasets
 
 
 def test_processes_is_set_from_the_cli_and_the_new_run_page(settings, db, demo_datasets):
-    from engine.launch import find_dataset
+    from engine.services.launch import find_dataset
     from tests.test_dashboard import button, open_page, texts
     from tests.test_engine import cli
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from db import runs as run_store
-from engine.defaults import suggest_config
-from engine.errors import ConfigError
-from engine.launch import submit_run
+from engine.core.defaults import suggest_config
+from engine.core.errors import ConfigError
+from engine.services.launch import submit_run
 
 
 def test_batch_and_epochs_follow_the_size():

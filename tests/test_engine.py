@@ -18,7 +18,7 @@ from sqlalchemy import text
 from db import artifacts as artifact_store
 from db import datasets as dataset_store
 from db import runs as run_store
-from engine.launch import submit_run
+from engine.services.launch import submit_run
 from tests.conftest import ROOT, child_env, seedlab_in_process
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
@@ -55,7 +55,7 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.2):  # noqa: AN
 
 def start_worker(*extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "engine.worker", "--poll-interval", "0.2", *extra],
+        [sys.executable, "-m", "engine.execution.worker", "--poll-interval", "0.2", *extra],
         env=child_env(),
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -14,10 +14,10 @@ from streamlit.testing.v1 import AppTest
 from db import metrics as metric_store
 from db import runs as run_store
 from db import workers as worker_store
-from engine.errors import SeedlabError
-from engine.launch import submit_run
-from engine.recovery import resume_run
-from engine.run_files import log_path, resume_path
+from engine.core.errors import SeedlabError
+from engine.core.run_files import log_path, resume_path
+from engine.services.launch import submit_run
+from engine.services.recovery import resume_run
 from tests.test_dashboard import APP
 from tests.test_engine import cli, start_worker, stop_worker, wait_for
 
@@ -191,7 +191,7 @@ def _claimed_by_dead_worker(db, run_id: int) -> None:
 
 
 def test_no_run_stays_running_when_no_worker_comes_back(settings, db, demo_datasets):
-    from engine.checkpoints import TrainState, save_train_state
+    from engine.ml.checkpoints import TrainState, save_train_state
 
     with_checkpoint = submit_run(db, "iris", {"epochs": 3})
     _claimed_by_dead_worker(db, with_checkpoint)

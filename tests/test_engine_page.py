@@ -9,9 +9,9 @@ from torch import nn
 
 from db import runs as run_store
 from db import workers as worker_store
-from engine.checkpoints import capture_state, save_train_state
-from engine.launch import submit_run
-from engine.run_files import resume_path
+from engine.core.run_files import resume_path
+from engine.ml.checkpoints import capture_state, save_train_state
+from engine.services.launch import submit_run
 from tests.test_dashboard import button, open_page, texts
 
 FAKE_GPU = {

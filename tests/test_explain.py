@@ -1,4 +1,4 @@
-"""engine/explain.py: per-prediction attributions on real trained models (tiny, seconds each)."""
+"""engine/ml/explain.py: per-prediction attributions on real trained models (tiny, seconds each)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dashboard.playground_charts import token_html
-from engine import explain
-from engine.datasets import ingest_bytes
-from engine.image_input import read_image
-from engine.predictor import Predictor, PredictorError
-from engine.preprocess import TabularPreprocessor
-from engine.run_files import checkpoint_path
+from engine.core.run_files import checkpoint_path
+from engine.data.datasets import ingest_bytes
+from engine.ml import explain
+from engine.ml.image_input import read_image
+from engine.ml.predictor import Predictor, PredictorError
+from engine.ml.prep.tabular import TabularPreprocessor
+from engine.report.playground_charts import token_html
 from tests.trained import completed_run
 
 
@@ -112,7 +112,7 @@ def test_every_text_family_is_explained(settings, db, demo_datasets, model):
 
 
 def test_image_saliency_and_overlay(settings, db):
-    from engine.demo_data import register_demo_datasets
+    from engine.data.demo import register_demo_datasets
 
     register_demo_datasets(settings, db, images=True)
     run_id = completed_run(settings, db, "digits", epochs=1, image_size=8)

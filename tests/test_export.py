@@ -1,4 +1,4 @@
-"""engine/export.py and engine/bundle.py: a completed run's model as files that run elsewhere."""
+"""engine/deploy/export.py and bundle.py: a completed run's model as files that run elsewhere."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from db import artifacts as artifact_store
-from engine.demo_data import register_demo_datasets
-from engine.export import ExportError, export_run, read_exports
-from engine.finished_run import RunNotReady, load_finished_run
-from engine.launch import submit_run
-from engine.predictor import Predictor
-from engine.run_files import checkpoint_path
+from engine.core.run_files import checkpoint_path
+from engine.data.demo import register_demo_datasets
+from engine.deploy.export import ExportError, export_run, read_exports
+from engine.deploy.finished_run import RunNotReady, load_finished_run
+from engine.ml.predictor import Predictor
+from engine.services.launch import submit_run
 from tests.conftest import child_env, seedlab_cmd, seedlab_in_process
 from tests.trained import completed_run
 

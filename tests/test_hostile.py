@@ -24,11 +24,11 @@ from db import datasets as dataset_store
 from db import run_edits, run_query
 from db import runs as run_store
 from db.run_query import RunFilter
-from engine.csv_safe import escape_formulas, to_safe_csv
-from engine.datasets import ingest_bytes, load_frame
-from engine.errors import ConfigError, DatasetError
-from engine.image_zip import decode_image
-from engine.launch import find_dataset, submit_run
+from engine.core.csv_safe import escape_formulas, to_safe_csv
+from engine.core.errors import ConfigError, DatasetError
+from engine.data.datasets import ingest_bytes, load_frame
+from engine.data.image_zip import decode_image
+from engine.services.launch import find_dataset, submit_run
 from tests import hostile_corpus as corpus
 from tests.conftest import ROOT, seedlab_in_process
 from tests.test_dashboard import open_page
@@ -148,7 +148,7 @@ def test_escape_formulas_quotes_text_and_keeps_numbers():
 
 
 def test_runs_export_escapes_names_tags_and_notes(settings, db, demo_datasets):
-    from dashboard.run_table import TableState, export_csv
+    from dashboard.components.run_table import TableState, export_csv
 
     run_id = submit_run(db, "iris", {}, name='=HYPERLINK("http://x","go")', tags=["+tag"])
     run_edits.set_notes(db, [run_id], "@SUM(1,2)")
@@ -293,7 +293,7 @@ def test_an_error_quoting_a_hostile_name_is_shown_as_text(settings, db):
 
 # Raw HTML on purpose, each reviewed, each with a test below that user text stays inert in it.
 REVIEWED_HTML = {
-    "dashboard/playground_output.py": "token_html: every token html.escape'd",
+    "dashboard/components/playground_output.py": "token_html: every token html.escape'd",
     "dashboard/auth.py": "the session cookie: a base64url token and a hex signature",
 }
 
@@ -310,7 +310,7 @@ def test_raw_html_only_where_reviewed():
 
 
 def test_playground_token_html_escapes_every_token():
-    from dashboard.playground_charts import token_html
+    from engine.report.playground_charts import token_html
 
     markup = token_html(corpus.HTML_NAMES, [0.5, -0.2, 0.1], [False, True, False])
     assert "<script" not in markup and "<img" not in markup
@@ -320,7 +320,7 @@ def test_playground_token_html_escapes_every_token():
 def test_session_cookie_value_cannot_break_out_of_its_script(settings, db):
     from datetime import UTC, datetime
 
-    from engine import session_tokens
+    from engine.services import session_tokens
 
     token = session_tokens.issue(
         b"k" * 32, corpus.HTML_NAMES[0] + "'; x='", datetime.now(UTC), None

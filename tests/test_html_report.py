@@ -13,9 +13,9 @@ from plotly.offline import get_plotlyjs
 from typer.testing import CliRunner
 
 from db import run_edits
-from engine.cli import app
-from engine.datasets import ingest_bytes
-from engine.run_files import read_report
+from engine.cli.main import app
+from engine.core.run_files import read_report
+from engine.data.datasets import ingest_bytes
 from tests.test_dashboard import open_page
 from tests.trained import completed_run
 

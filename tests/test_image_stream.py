@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from db import datasets as dataset_store
-from engine.config import validate_config
-from engine.device import choose_device
-from engine.image_stream import StreamedImages, stream_or_memory
-from engine.pipeline import evaluate_on_test, prepare_dataset
-from engine.run_files import report_path
-from engine.train import ListReporter, train
+from engine.core.config import validate_config
+from engine.core.run_files import report_path
+from engine.ml.device import choose_device
+from engine.ml.pipeline import evaluate_on_test, prepare_dataset
+from engine.ml.prep.image_stream import StreamedImages, stream_or_memory
+from engine.ml.train import ListReporter, train
 from tests.trained import completed_run
 
 CPU = choose_device("cpu")
@@ -21,7 +21,7 @@ CPU = choose_device("cpu")
 
 @pytest.fixture
 def digits(settings, db):
-    from engine.demo_data import register_demo_datasets
+    from engine.data.demo import register_demo_datasets
 
     register_demo_datasets(settings, db, images=True)
     return dataset_store.get_dataset_by_name(db, "digits")

@@ -18,17 +18,17 @@ from PIL import Image, ImageDraw
 from db import artifacts as artifact_store
 from db import datasets as dataset_store
 from db import runs as run_store
-from engine.config import RunConfig
-from engine.datasets import ingest_bytes, ingest_file
-from engine.device import choose_device
-from engine.errors import DatasetError
-from engine.image_data import image_arrays, load_index
-from engine.image_prep import ImagePreprocessor, make_augment
-from engine.inputs import InputSpec
-from engine.launch import submit_run
-from engine.models import build_model
-from engine.pipeline import evaluate_on_test, prepare_dataset
-from engine.train import ListReporter, train
+from engine.core.config import RunConfig
+from engine.core.errors import DatasetError
+from engine.data.datasets import ingest_bytes, ingest_file
+from engine.data.images import image_arrays, load_index
+from engine.ml.device import choose_device
+from engine.ml.inputs import InputSpec
+from engine.ml.models.build import build_model
+from engine.ml.pipeline import evaluate_on_test, prepare_dataset
+from engine.ml.prep.images import ImagePreprocessor, make_augment
+from engine.ml.train import ListReporter, train
+from engine.services.launch import submit_run
 
 CPU = choose_device("cpu")
 SHAPE_COLOURS = {"circle": (220, 40, 40), "square": (40, 160, 40), "triangle": (40, 60, 220)}
@@ -307,7 +307,7 @@ def test_models_fit_any_image_size(family, shape):
 
 
 def test_image_model_refuses_a_table():
-    from engine.errors import ConfigError
+    from engine.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="trains on image data but this dataset is tabular"):
         build_model(RunConfig(model="cnn"), InputSpec(kind="tabular", shape=(4,)), 2)
@@ -318,7 +318,7 @@ def test_image_model_refuses_a_table():
 
 @pytest.fixture
 def digits(settings, db):
-    from engine.demo_data import digits_zip
+    from engine.data.demo import digits_zip
 
     return ingest_bytes(settings, db, digits_zip(), filename="d.zip", name="digits", target=None)
 

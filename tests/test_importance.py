@@ -11,18 +11,18 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.datasets import ingest_bytes, load_frame
-from engine.importance import (
+from engine.cli.main import app
+from engine.core.run_files import checkpoint_path, read_report, report_path
+from engine.data.datasets import ingest_bytes, load_frame
+from engine.ml.importance import (
     ImportanceError,
     ShuffledRowsModel,
     column_groups,
     compute_importance,
     metric_for,
 )
-from engine.launch import find_dataset
-from engine.predictor import Predictor
-from engine.run_files import checkpoint_path, read_report, report_path
+from engine.ml.predictor import Predictor
+from engine.services.launch import find_dataset
 from tests.test_dashboard import open_page, plotly_figures
 from tests.trained import completed_run
 

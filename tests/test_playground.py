@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from dashboard.data import format_value
 from db import runs as run_store
-from engine.cli import app as cli_app
-from engine.launch import submit_run
-from engine.predictor import Predictor
-from engine.run_files import checkpoint_path, read_report, report_path
+from engine.cli.main import app as cli_app
+from engine.core.run_files import checkpoint_path, read_report, report_path
+from engine.ml.predictor import Predictor
+from engine.services.launch import submit_run
 from tests.conftest import child_env, seedlab_cmd
 from tests.test_dashboard import open_page, plotly_figures, texts
 from tests.trained import completed_run
@@ -110,7 +110,7 @@ def test_text_model_saliency_is_escaped_markup(settings, db, demo_datasets):
 
 
 def test_image_upload_prediction_overlay_and_bad_files(settings, db):
-    from engine.demo_data import register_demo_datasets
+    from engine.data.demo import register_demo_datasets
 
     register_demo_datasets(settings, db, images=True)
     run_id = completed_run(settings, db, "digits", epochs=1, image_size=8)
@@ -244,7 +244,7 @@ def test_cli_predict_csv_round_trip_text_and_errors(settings, db, demo_datasets,
 
 
 def test_registered_model_production_version_is_the_default(settings, db, demo_datasets):
-    from engine.model_registry import register_model
+    from engine.services.model_registry import register_model
 
     first = completed_run(settings, db, "iris")
     second = completed_run(settings, db, "iris", seed=1)

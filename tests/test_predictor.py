@@ -1,4 +1,4 @@
-"""engine/predictor.py: a finished run's model.pt answers raw inputs of each kind."""
+"""engine/ml/predictor.py: a finished run's model.pt answers raw inputs of each kind."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from engine.predictor import Predictor, PredictorError, predict_frame
-from engine.run_files import checkpoint_path, report_path
+from engine.core.run_files import checkpoint_path, report_path
+from engine.ml.predictor import Predictor, PredictorError, predict_frame
 from tests.trained import completed_run
 
 
@@ -61,7 +61,7 @@ def test_not_a_checkpoint_is_refused_without_unpickling(tmp_path):
 
 
 def test_text_and_image_models_take_raw_inputs(settings, db):
-    from engine.demo_data import register_demo_datasets
+    from engine.data.demo import register_demo_datasets
 
     register_demo_datasets(settings, db, images=True)
     text_run = completed_run(settings, db, "support_tickets", epochs=2, max_length=16)

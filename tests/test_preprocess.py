@@ -1,4 +1,4 @@
-"""engine/preprocess.py on its own: what a fitted preprocessor does with values it never saw."""
+"""engine/ml/prep/tabular.py on its own: what a fitted preprocessor does with unseen values."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import warnings
 
 import pandas as pd
 
-from engine.preprocess import TabularPreprocessor
+from engine.ml.prep.tabular import TabularPreprocessor
 
 SCHEMA = {
     "columns": [{"name": "x", "role": "numeric"}, {"name": "color", "role": "categorical"}],

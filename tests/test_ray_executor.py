@@ -21,7 +21,7 @@ import pytest
 
 from db import runs as run_store
 from db.metrics import metric_series
-from engine.launch import submit_run
+from engine.services.launch import submit_run
 from tests.conftest import ROOT, child_env, seedlab_cmd
 from tests.test_engine import cli, start_worker, stop_worker, wait_for
 

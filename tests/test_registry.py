@@ -16,10 +16,10 @@ from db import runs as run_store
 from db.models import model_versions
 from db.registry import RegistryError
 from db.session import utcnow, writing
-from engine.cli import app
-from engine.errors import SeedlabError
-from engine.launch import submit_run
-from engine.run_admin import delete_run
+from engine.cli.main import app
+from engine.core.errors import SeedlabError
+from engine.services.launch import submit_run
+from engine.services.run_admin import delete_run
 from tests.test_dashboard import button, open_page, texts
 from tests.trained import completed_run
 

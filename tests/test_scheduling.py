@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.devices import cpu_device, parse_nvidia_smi
-from engine.scheduling import Slot, assign_slot, free_requests, total_slots
+from engine.execution.devices import cpu_device, parse_nvidia_smi
+from engine.execution.scheduling import Slot, assign_slot, free_requests, total_slots
 
 CPU = {"kind": "cpu", "index": None, "name": "CPU"}
 GPU0 = {"kind": "cuda", "index": 0, "name": "H100"}
@@ -52,7 +52,7 @@ def test_claimable_requests_follow_free_slots():
 
 def test_claim_respects_the_requested_device_kinds_in_queue_order(db, demo_datasets):
     from db import runs as run_store
-    from engine.launch import submit_run
+    from engine.services.launch import submit_run
 
     gpu_run = submit_run(db, "iris", {"device": "cuda"})
     cpu_run = submit_run(db, "iris", {"device": "cpu"})

@@ -11,10 +11,10 @@ from db import datasets as dataset_store
 from db import metrics as metric_store
 from db import runs as run_store
 from db import sweeps as sweep_store
-from engine import sweeps
-from engine.cli_sweeps import parse_param
-from engine.errors import ConfigError
-from engine.launch import submit_run
+from engine.cli.sweeps import parse_param
+from engine.core.errors import ConfigError
+from engine.services import sweeps
+from engine.services.launch import submit_run
 from tests.test_dashboard import button, open_page, plotly_figures, texts
 from tests.test_engine import cli, start_worker, stop_worker, wait_for
 

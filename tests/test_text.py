@@ -11,20 +11,20 @@ import torch
 
 from db import datasets as dataset_store
 from db import runs as run_store
-from engine.config import RunConfig, validate_config
-from engine.datasets import ingest_bytes, load_frame
-from engine.demo_text import support_tickets
-from engine.device import choose_device
-from engine.errors import ConfigError, DatasetError
-from engine.inputs import InputSpec
-from engine.launch import find_dataset, submit_run
-from engine.models import build_model
-from engine.pipeline import evaluate_on_test, prepare_dataset, save_checkpoint
-from engine.preprocess import split_frame
-from engine.text_data import resolve_kind
-from engine.text_prepare import TextPreprocessor
-from engine.text_tokenizer import PAD_ID, UNK_ID, WordTokenizer, split_words
-from engine.train import ListReporter, train
+from engine.core.config import RunConfig, validate_config
+from engine.core.errors import ConfigError, DatasetError
+from engine.data.datasets import ingest_bytes, load_frame
+from engine.data.demo_text import support_tickets
+from engine.data.text import resolve_kind
+from engine.data.tokenizer import PAD_ID, UNK_ID, WordTokenizer, split_words
+from engine.ml.device import choose_device
+from engine.ml.inputs import InputSpec
+from engine.ml.models.build import build_model
+from engine.ml.pipeline import evaluate_on_test, prepare_dataset, save_checkpoint
+from engine.ml.prep.tabular import split_frame
+from engine.ml.prep.text import TextPreprocessor
+from engine.ml.train import ListReporter, train
+from engine.services.launch import find_dataset, submit_run
 from tests.conftest import seedlab_in_process
 from tests.test_dashboard import button, open_page, plotly_figures, texts
 from tests.test_engine import start_worker, stop_worker, wait_for

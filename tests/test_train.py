@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from db import datasets as dataset_store
-from engine.config import validate_config
-from engine.datasets import load_frame
-from engine.device import choose_device
-from engine.errors import ConfigError, TrainingError
-from engine.pipeline import evaluate_on_test, prepare_tabular, save_checkpoint
-from engine.settings import Settings
-from engine.train import ListReporter, train
+from engine.core.config import validate_config
+from engine.core.errors import ConfigError, TrainingError
+from engine.core.settings import Settings
+from engine.data.datasets import load_frame
+from engine.ml.device import choose_device
+from engine.ml.pipeline import evaluate_on_test, prepare_tabular, save_checkpoint
+from engine.ml.train import ListReporter, train
 
 CPU = choose_device("cpu")
 
@@ -117,7 +117,7 @@ def test_cuda_without_gpu_is_a_clear_error():
 def test_epoch_scores_match_scikit_learn():
     from sklearn import metrics as skm
 
-    from engine.train import classification_scores
+    from engine.ml.train import classification_scores
 
     rng = np.random.default_rng(0)
     for n_classes, n in [(2, 50), (3, 7), (5, 200)]:
@@ -146,8 +146,8 @@ def _imbalanced_frame(n_major: int = 380, n_minor: int = 20, seed: int = 0):
 
 
 def _prepare_frame(frame, **values):
-    from engine.datasets import build_schema
-    from engine.pipeline import prepare_tabular
+    from engine.data.datasets import build_schema
+    from engine.ml.pipeline import prepare_tabular
 
     frame, schema = build_schema(frame, "y", "imbalanced.csv")
     config = validate_config(values)

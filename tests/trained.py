@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from db import runs as run_store
-from engine.launch import submit_run
-from engine.runner import execute
-from engine.settings import Settings
+from engine.core.settings import Settings
+from engine.execution.runner import execute
+from engine.services.launch import submit_run
 
 TINY: dict[str, Any] = {"epochs": 3, "batch_size": 32, "seed": 0}
 

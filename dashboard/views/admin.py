@@ -1,7 +1,7 @@
 """Admin: users (add, role, password, unlock, remove) and the audit log. Admins only.
 
-The same actions as `seedlab users …` and `seedlab audit list`, through engine.accounts, which
-checks the role again whatever this page shows.
+The same actions as `seedlab users …` and `seedlab audit list`, through
+engine.services.accounts, which checks the role again whatever this page shows.
 """
 
 import pandas as pd
@@ -10,8 +10,8 @@ import streamlit as st
 from dashboard import auth, data
 from db import audit
 from db import users as user_store
-from engine import accounts
-from engine.permissions import ROLES, Permission
+from engine.services import accounts
+from engine.services.permissions import ROLES, Permission
 
 auth.guard_page(Permission.VIEW_AUDIT)
 db = data.get_db()

@@ -4,10 +4,11 @@ and a param-vs-metric scatter. The chart settings live in the URL too, so a view
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, compare_charts, data
-from dashboard.run_table import parse_ids
+from dashboard import auth, data
+from dashboard.components.run_table import parse_ids
 from db import metrics as metric_store
 from db import run_query
+from engine.report import compare_charts
 
 auth.guard_page()
 st.title("Compare")

@@ -5,18 +5,19 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from dashboard import auth, charts, data
-from dashboard.image_preview import show_image_dataset
-from dashboard.text_view import show_text_dataset
-from engine import actions
-from engine.datasets import (
+from dashboard import auth, data
+from dashboard.components.image_preview import show_image_dataset
+from dashboard.components.text_view import show_text_dataset
+from engine.core.errors import DatasetError
+from engine.data.datasets import (
     IMAGE_ZIP_SUFFIXES,
     TABLE_SUFFIXES,
     profile_table,
     read_table,
 )
-from engine.errors import DatasetError
-from engine.permissions import Permission
+from engine.report import charts
+from engine.services import actions
+from engine.services.permissions import Permission
 
 auth.guard_page()
 st.title("Datasets")
@@ -134,7 +135,7 @@ with st.container(border=True):
                 help="The column the model learns to predict; every other usable column is a "
                 "feature. Categories make a classification task, numbers a regression.",
             )
-            # --- kind: tabular or text (engine/text_data.py decides for auto)
+            # --- kind: tabular or text (engine/data/text.py decides for auto)
             kind_col, text_col = st.columns(2)
             kind = kind_col.selectbox(
                 "Kind",

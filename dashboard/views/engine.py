@@ -1,14 +1,15 @@
 """Engine: is a worker alive, what is queued, which run trains where, and each device's load.
 
-Reads engine/engine_status.py, the same as `seedlab engine status`; that check also settles runs
-whose heartbeat stopped (requeued to resume, or failed), so nothing shows `running` falsely.
+Reads engine/services/engine_status.py, the same as `seedlab engine status`; that check also
+settles runs whose heartbeat stopped (requeued to resume, or failed), so nothing shows
+`running` falsely.
 """
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import auth, data
-from engine.engine_status import START_HINT, engine_status
+from engine.services.engine_status import START_HINT, engine_status
 
 REFRESH_S = 3
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import auth, data
 from db import runs as run_store
-from engine.permissions import Permission
+from engine.services.permissions import Permission
 
 auth.guard_page()
 st.title("Seedlab")

@@ -7,9 +7,9 @@ import streamlit as st
 from dashboard import auth, data
 from db import registry
 from db.registry import RegisteredModel
-from engine.catalog import TEST_METRICS, metric_label
-from engine.model_registry import STAGES, delete_version, set_stage
-from engine.permissions import Permission
+from engine.core.catalog import TEST_METRICS, metric_label
+from engine.services.model_registry import STAGES, delete_version, set_stage
+from engine.services.permissions import Permission
 
 STAGE_HEX = {
     "none": "#a3a8b84d",

@@ -11,15 +11,15 @@ import streamlit as st
 from annotated_types import Ge, Le
 
 from dashboard import auth, data
-from dashboard.projects import current_project_id
+from dashboard.components.projects import current_project_id
 from db import runs as run_store
 from db.records import DatasetRecord, RunRecord
-from engine.actions import launch_run
-from engine.catalog import DEFAULT_MODEL, MODEL_FAMILIES, TASKS, models_for_kind
-from engine.config import RunConfig, field_help
-from engine.defaults import suggest_for_dataset
-from engine.launch import default_run_name
-from engine.permissions import Permission
+from engine.core.catalog import DEFAULT_MODEL, MODEL_FAMILIES, TASKS, models_for_kind
+from engine.core.config import RunConfig, field_help
+from engine.core.defaults import suggest_for_dataset
+from engine.services.actions import launch_run
+from engine.services.launch import default_run_name
+from engine.services.permissions import Permission
 
 DATA_FIELDS = ["task", "val_fraction", "test_fraction", "seed"]
 MODEL_FIELDS = ["model", "hidden_sizes", "activation", "dropout"]

@@ -9,18 +9,18 @@ predicts a whole CSV.
 import streamlit as st
 
 from dashboard import auth, data
-from dashboard.playground_batch import batch_section
-from dashboard.playground_inputs import image_input, table_inputs, text_input
-from dashboard.playground_model import (
+from dashboard.components.playground_batch import batch_section
+from dashboard.components.playground_inputs import image_input, table_inputs, text_input
+from dashboard.components.playground_model import (
     LoadedModel,
     PickedModel,
     example_text,
     load_model,
     pick_model,
 )
-from dashboard.playground_output import show_metrics, show_prediction
-from engine.permissions import Permission
-from engine.predictor import PredictorError
+from dashboard.components.playground_output import show_metrics, show_prediction
+from engine.ml.predictor import PredictorError
+from engine.services.permissions import Permission
 
 auth.guard_page(Permission.PREDICT)
 st.title("Playground")

@@ -11,26 +11,25 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import (
-    auth,
-    charts,
-    data,
+from dashboard import auth, data
+from dashboard.components import (
     export_section,
     importance_view,
     registry_section,
     report_section,
 )
-from dashboard.run_edit_panel import edit_panel
+from dashboard.components.run_edit_panel import edit_panel
 from db import artifacts as artifact_store
 from db import metrics as metric_store
 from db import runs as run_store
 from db.records import RunRecord
-from engine import actions
-from engine.catalog import EPOCH_METRICS, HEADLINE_METRIC, TEST_METRICS, metric_label
-from engine.csv_safe import to_safe_csv
-from engine.permissions import Permission
-from engine.recovery import resumable_epoch, settle_for_readers
-from engine.run_files import log_path, report_path, tail
+from engine.core.catalog import EPOCH_METRICS, HEADLINE_METRIC, TEST_METRICS, metric_label
+from engine.core.csv_safe import to_safe_csv
+from engine.core.run_files import log_path, report_path, tail
+from engine.report import charts
+from engine.services import actions
+from engine.services.permissions import Permission
+from engine.services.recovery import resumable_epoch, settle_for_readers
 
 REFRESH_S = 2
 # A runner flushes about every second; this much silence means it is stuck or gone.
@@ -299,7 +298,7 @@ def _actions(run: RunRecord) -> None:
 
 
 def _resume_button(run: RunRecord) -> None:
-    """Resume (engine/recovery.py): the same run continues after its last checkpointed epoch."""
+    """Resume (services/recovery.py): the same run continues after its last checkpointed epoch."""
     epoch = resumable_epoch(settings, run.id) if run.status in ("cancelled", "failed") else None
     if epoch is None:
         return
@@ -356,12 +355,12 @@ with st.container(horizontal=True, vertical_alignment="center"):
         facts.append(f"resumed {run.attempts}×")
     st.caption(data.md_text(" · ".join(facts)))
 
-# ---- edit panel (name, tags, note, archive, delete): dashboard/run_edit_panel.py
+# ---- edit panel (name, tags, note, archive, delete): dashboard/components/run_edit_panel.py
 edit_panel(db, run)
 if run.tags or run.notes:
     st.caption(data.md_text(" · ".join([*(f"#{t}" for t in run.tags), run.notes][:12])))
 # ---- end edit panel
-# ---- registry and sharing (Register model, HTML report): dashboard/registry_section.py
+# ---- registry and sharing (Register model, HTML report): dashboard/components/registry_section.py
 with data.shown_errors("reading the registry"):
     registry_section.show(db, settings, run)
 
@@ -395,4 +394,4 @@ with logs_tab:
 with files_tab, data.shown_errors("listing the files"):
     _artifacts(run)
 with export_tab, data.shown_errors("showing the exports"):
-    export_section.show(settings, db, run)  # dashboard/export_section.py
+    export_section.show(settings, db, run)  # dashboard/components/export_section.py

@@ -6,14 +6,14 @@ from functools import partial
 import streamlit as st
 
 from dashboard import auth, data
-from dashboard.projects import current_project_id
-from dashboard.run_table import OPS, PAGE_SIZES, TableState, export_csv, table_frame
+from dashboard.components.projects import current_project_id
+from dashboard.components.run_table import OPS, PAGE_SIZES, TableState, export_csv, table_frame
 from db import run_edits, run_query
 from db import runs as run_store
 from db.models import RUN_STATUSES
 from db.run_query import METRIC_PREFIX, PARAM_PREFIX, SORT_COLUMNS
-from engine import actions
-from engine.permissions import Permission
+from engine.services import actions
+from engine.services.permissions import Permission
 
 MAX_SELECT_ALL = 500
 _STATE = "_runs_view"  # the TableState last shown (survives leaving the page)
@@ -332,7 +332,7 @@ with data.shown_errors("listing runs"):
             )
             note = st.text_area("Note (replaces the note of each selected run)", key="rf_note")
             with st.container(horizontal=True):
-                # Each action checks every selected run's owner (engine.actions.edit_runs).
+                # Each action checks every selected run's owner (engine.services.actions.edit_runs).
                 if st.button("Apply tags", icon=":material/sell:"):
                     with data.shown_errors("tagging the runs"):
                         actions.edit_runs(

@@ -14,10 +14,10 @@ import yaml
 from dashboard import auth, data
 from db import sweeps as sweep_store
 from db.records import SweepRecord
-from engine import actions, sweeps
-from engine.catalog import MONITORS, metric_label
-from engine.config import field_help
-from engine.permissions import Permission
+from engine.core.catalog import MONITORS, metric_label
+from engine.core.config import field_help
+from engine.services import actions, sweeps
+from engine.services.permissions import Permission
 
 REFRESH_S = 3
 STARTER_SPACE = pd.DataFrame(

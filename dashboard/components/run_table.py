@@ -1,0 +1,170 @@
+"""The Runs table's pieces that need no Streamlit: URL state, the query it stands for, the
+frame it shows and the CSV it exports (tested directly)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from db import run_query
+from db.models import RUN_STATUSES
+from db.records import RunRecord
+from db.run_query import METRIC_PREFIX, PARAM_PREFIX, MetricThreshold, RunFilter
+from engine.core.csv_safe import to_safe_csv
+
+PAGE_SIZES = (25, 50, 100, 200)
+OPS = {"ge": ">=", "le": "<="}
+EXPORT_LIMIT = 100_000
+
+
+def _split(text: str | None) -> list[str]:
+    return [p for p in (text or "").split(",") if p.strip()]
+
+
+def parse_ids(text: str | None) -> list[int]:
+    return [int(p) for p in _split(text) if p.strip().isdigit()]
+
+
+@dataclass
+class TableState:
+    """Everything a Runs view is: filters, sort, page, columns and the runs picked to compare.
+    Round-trips through URL query parameters, so a view can be shared as a link."""
+
+    statuses: list[str] = field(default_factory=list)
+    dataset_ids: list[int] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    name: str = ""
+    metric: str | None = None
+    op: str = "ge"
+    value: float | None = None
+    archived: bool = False
+    sort: str = "created_at"
+    descending: bool = True
+    page: int = 1
+    page_size: int = 50
+    columns: list[str] | None = None  # None: the default columns
+    selected: list[int] = field(default_factory=list)
+
+    def to_params(self) -> dict[str, str]:
+        """Only what differs from the defaults, so a plain view has a plain URL."""
+        params = {
+            "status": ",".join(self.statuses),
+            "dataset": ",".join(map(str, self.dataset_ids)),
+            "model": ",".join(self.models),
+            "tag": ",".join(self.tags),
+            "q": self.name,
+            "metric": self.metric or "",
+            "op": self.op if self.metric else "",
+            "value": "" if self.value is None or not self.metric else repr(self.value),
+            "archived": "1" if self.archived else "",
+            "sort": "" if self.sort == "created_at" else self.sort,
+            "asc": "" if self.descending else "1",
+            "page": "" if self.page == 1 else str(self.page),
+            "size": "" if self.page_size == 50 else str(self.page_size),
+            "cols": "" if self.columns is None else ",".join(self.columns) or "-",
+            "runs": ",".join(map(str, self.selected)),
+        }
+        return {k: v for k, v in params.items() if v}
+
+    @classmethod
+    def from_params(cls, params: dict[str, str]) -> TableState:
+        """Lenient: a value a link cannot mean (a bad status, a non-number) is dropped."""
+        try:
+            value: float | None = float(params["value"]) if params.get("value") else None
+        except ValueError:
+            value = None
+        size = int(params["size"]) if params.get("size", "").isdigit() else 50
+        page = int(params["page"]) if params.get("page", "").isdigit() else 1
+        cols = params.get("cols")
+        return cls(
+            statuses=[s for s in _split(params.get("status")) if s in RUN_STATUSES],
+            dataset_ids=parse_ids(params.get("dataset")),
+            models=_split(params.get("model")),
+            tags=_split(params.get("tag")),
+            name=params.get("q", ""),
+            metric=params.get("metric") or None,
+            op=params.get("op") if params.get("op") in OPS else "ge",
+            value=value,
+            archived=params.get("archived") == "1",
+            sort=params.get("sort") or "created_at",
+            descending=params.get("asc") != "1",
+            page=max(1, page),
+            page_size=size if size in PAGE_SIZES else 50,
+            columns=None if cols is None else [c for c in _split(cols) if c != "-"],
+            selected=list(dict.fromkeys(parse_ids(params.get("runs")))),
+        )
+
+    def run_filter(self, project_id: int | None) -> RunFilter:
+        thresholds = ()
+        if self.metric and self.value is not None:
+            thresholds = (MetricThreshold(self.metric, OPS[self.op], self.value),)  # type: ignore[arg-type]
+        return RunFilter(
+            project_id=project_id,
+            statuses=tuple(self.statuses),
+            dataset_ids=tuple(self.dataset_ids),
+            models=tuple(self.models),
+            tags=tuple(self.tags),
+            name_contains=self.name,
+            thresholds=thresholds,
+            include_archived=self.archived,
+        )
+
+
+def model_text(config: dict[str, Any]) -> str:
+    sizes = config.get("hidden_sizes") or []
+    shape = "→".join(str(s) for s in sizes) if sizes else "linear"
+    return f"{config.get('model', '?')} {shape}"
+
+
+def _cell(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, list | dict) else value
+
+
+def table_frame(runs: list[RunRecord], columns: list[str]) -> pd.DataFrame:
+    """One row per run: fixed facts, then the chosen `param:`/`metric:` columns."""
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {
+            "id": run.id,
+            "name": run.name,
+            "status": run.status,
+            "dataset": run.dataset_name,
+            "model": model_text(run.config),
+            "tags": list(run.tags),
+        }
+        for col in columns:
+            if col.startswith(METRIC_PREFIX):
+                row[col] = run.last(col.removeprefix(METRIC_PREFIX))
+            elif col.startswith(PARAM_PREFIX):
+                row[col] = _cell(run.config.get(col.removeprefix(PARAM_PREFIX)))
+        row["note"] = run.notes
+        row["created"] = run.created_at
+        row["duration_s"] = run.duration_s
+        row["archived"] = run.archived
+        rows.append(row)
+    fixed = ["id", "name", "status", "dataset", "model", "tags"]
+    return pd.DataFrame(
+        rows, columns=[*fixed, *columns, "note", "created", "duration_s", "archived"]
+    )
+
+
+def export_csv(db: Engine, state: TableState, project_id: int | None) -> str:
+    """Every run the filters match (not just the page), with all params and summary metrics."""
+    runs = run_query.query_runs(
+        db,
+        state.run_filter(project_id),
+        sort=state.sort,
+        descending=state.descending,
+        limit=EXPORT_LIMIT,
+    )
+    params = sorted({k for r in runs for k in r.config})
+    keys = sorted({k for r in runs for k in r.summary})
+    columns = [PARAM_PREFIX + p for p in params] + [METRIC_PREFIX + k for k in keys]
+    frame = table_frame(runs, columns)
+    frame["tags"] = frame["tags"].map(lambda tags: ";".join(tags))
+    return to_safe_csv(frame, index=False)  # names, tags and notes are user text

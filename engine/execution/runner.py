@@ -1,0 +1,369 @@
+"""One run, in its own process: `python -m engine.execution.runner RUN_ID`.
+
+Loads the run and its dataset, trains with a DB-backed reporter, evaluates on the test split,
+writes the checkpoint and report, and sets the final status. Every failure becomes `failed`
+with a sentence a user can act on; the full traceback goes to the run's log.
+
+A data-parallel run (`processes > 1`) runs this module once per process under torchrun
+(executors/torchrun.py): rank 0 does all of the above; the other ranks read the run, train their
+share and exit, writing nothing to the database (engine/ml/ddp.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from sqlalchemy import Engine
+
+from db import artifacts as artifact_store
+from db import datasets as dataset_store
+from db import runs as run_store
+from engine.core.config import validate_config
+from engine.core.errors import DatasetError, SeedlabError
+from engine.core.run_files import checkpoint_path, log_path, report_path, resume_path
+from engine.core.settings import Settings, get_db
+from engine.execution.executors.torchrun import engine_is_stopping
+from engine.ml import ddp
+from engine.ml.checkpoints import TrainState, load_train_state, save_train_state
+from engine.ml.device import choose_device
+from engine.ml.distill import attach_teacher
+from engine.ml.importance import importance_at_end_of_run
+from engine.ml.pipeline import evaluate_on_test, file_digest, prepare_dataset, save_checkpoint
+from engine.ml.train import ListReporter, train
+
+log = logging.getLogger("seedlab.runner")
+
+FLUSH_SECONDS = 1.0
+FLUSH_POINTS = 500
+
+
+# Resume checkpoints are written every epoch by default; on runs with very short epochs this
+# sets a minimum number of seconds between two (SEEDLAB_CHECKPOINT_MIN_INTERVAL_S, default 0).
+CHECKPOINT_MIN_INTERVAL_S = float(os.environ.get("SEEDLAB_CHECKPOINT_MIN_INTERVAL_S") or 0)
+
+
+class EngineShutdown(Exception):
+    """SIGTERM from the worker (the engine is stopping), or the worker died: put the run back
+    in the queue so the next engine resumes it."""
+
+
+class WorkerGone(EngineShutdown):
+    """The worker that started this run died: requeue the run for the next one."""
+
+
+# Why a data-parallel run stopped when one of its processes did (torchrun then terminates the
+# others, with the signal an engine shutdown sends: executors/torchrun.py tells them apart).
+PROCESS_FAILED = (
+    "A data-parallel training process failed or was killed, so the run stopped. "
+    "The run's log has that process's traceback."
+)
+
+
+class EpochCheckpointer:
+    """The train loop's `on_epoch_end` hook: flush the epoch's metrics, then save the resume
+    checkpoint, in that order, so a checkpoint at epoch k implies points up to k are stored."""
+
+    def __init__(self, path: Path, reporter: DbReporter, min_interval_s: float = 0.0) -> None:
+        self.path = path
+        self.reporter = reporter
+        self.min_interval_s = min_interval_s
+        self.last_saved = -float("inf")
+        self.seconds = 0.0
+        self.count = 0
+
+    def __call__(self, epoch: int, capture: Callable[[], TrainState]) -> None:
+        if time.monotonic() - self.last_saved < self.min_interval_s:
+            return
+        started = time.perf_counter()
+        self.reporter.flush()
+        save_train_state(self.path, capture())
+        self.last_saved = time.monotonic()
+        self.seconds += time.perf_counter() - started
+        self.count += 1
+
+
+class DbReporter:
+    """Buffers metric points and flushes them with a heartbeat at most every second.
+
+    Each flush also reads `cancel_requested`, so a cancel is seen within about a second.
+    """
+
+    def __init__(self, db, run_id: int) -> None:  # noqa: ANN001
+        self.db = db
+        self.run_id = run_id
+        self.buffer: list[tuple[str, int, float, float]] = []
+        self.last_flush = time.monotonic()
+        self.cancelled = False
+        worker_pid = os.environ.get("SEEDLAB_WORKER_PID", "")
+        self.worker_pid = int(worker_pid) if worker_pid.isdigit() else None
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        now = time.time()
+        self.buffer += [(k, step, float(v), now) for k, v in metrics.items()]
+        if len(self.buffer) >= FLUSH_POINTS:
+            self.flush()
+
+    def should_stop(self) -> bool:
+        if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+            self.flush()
+        return self.cancelled
+
+    def flush(self) -> None:
+        if self.worker_pid is not None and not ddp.launcher_alive(self.worker_pid):
+            # Our worker died (SIGKILL, OOM): stop here; the run resumes under the next one.
+            raise WorkerGone()
+        points, self.buffer = self.buffer, []
+        self.cancelled = run_store.record_progress(self.db, self.run_id, points) or self.cancelled
+        self.last_flush = time.monotonic()
+
+
+def _on_sigterm(_signum, _frame) -> None:  # noqa: ANN001
+    raise EngineShutdown()
+
+
+def _fail(db, run_id: int, message: str) -> None:  # noqa: ANN001
+    log.error("run %s failed: %s", run_id, message)
+    run_store.finish_run(db, run_id, "failed", message)
+
+
+def _record_artifact(
+    db: Engine, run_id: int, kind: str, path: Path, size_digest: tuple[int, str] | None = None
+) -> None:
+    """Register a file of the run (by its name in the run folder) with its size and sha256."""
+    size, digest = size_digest or file_digest(path)
+    artifact_store.add_artifact(
+        db, run_id, kind=kind, path=path.name, size_bytes=size, sha256=digest
+    )
+
+
+def execute(settings: Settings, run_id: int) -> str:
+    """Run to a final status and return it.
+
+    Data-parallel: called on every rank of an initialised process group (torchrun's, through
+    `main`, or one a launcher such as Ray Train's TorchTrainer set up, with RANK/LOCAL_RANK/
+    WORLD_SIZE as torchrun sets them), it trains this rank's share. Every rank needs the
+    settings' database (it reads the run and its dataset) and the run folder (every rank loads
+    the resume checkpoint); only rank 0 writes: status, metrics, checkpoints, report. Other
+    ranks return "completed" or "cancelled" when training ended, and raise on failure (rank 0
+    then fails the run). The caller owns the group: create it before, destroy it after.
+    """
+    parallel = ddp.current()
+    db = get_db(settings)
+    run = run_store.get_run(db, run_id)
+    if run is None:
+        raise SystemExit(f"run {run_id} does not exist")
+    if run.status != "running":
+        log.warning("run %s is %s, not running; nothing to do", run_id, run.status)
+        return run.status
+    run_dir = settings.run_dir(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    main = parallel.is_main
+    status = "failed"
+    try:
+        config = validate_config(run.config)
+        choice = parallel.place(choose_device(config.device))
+        if main:
+            run_store.mark_started(db, run_id, pid=os.getpid(), device=_device_text(choice))
+        log.info(
+            "run %s %r on %s; config %s%s",
+            run_id,
+            run.name,
+            choice.description,
+            json.dumps(run.config),
+            f"; process {parallel.rank} of {parallel.world}" if parallel.active else "",
+        )
+        dataset = dataset_store.get_dataset(db, run.dataset_id)
+        if dataset is None:
+            raise DatasetError(f"The run's dataset (id {run.dataset_id}) no longer exists.")
+        data = prepare_dataset(settings, dataset, config, choice)
+        log.info(
+            "split train/val/test = %s, input %s (stratified: %s)",
+            data.split_sizes,
+            data.train_data.spec.to_dict(),
+            data.stratified,
+        )
+
+        teacher = attach_teacher(settings, config, data, choice)  # distillation, else None
+        if teacher is not None:
+            log.info("distilling from teacher run #%s", config.distill_from)
+        resume = load_train_state(resume_path(settings, run_id))  # on every rank
+        if not main:
+            result = train(
+                config, data.train_data, ListReporter(), choice, resume=resume, parallel=parallel
+            )
+            return "cancelled" if result.cancelled else "completed"
+        reporter = DbReporter(db, run_id)
+        if resume is not None:
+            log.info(
+                "resuming after epoch %d of %d (attempt %d)",
+                resume.epoch,
+                config.epochs,
+                run.attempts + 1,
+            )
+        checkpointer = EpochCheckpointer(
+            resume_path(settings, run_id), reporter, CHECKPOINT_MIN_INTERVAL_S
+        )
+        result = train(
+            config,
+            data.train_data,
+            reporter,
+            choice,
+            resume=resume,
+            on_epoch_end=checkpointer,
+            parallel=parallel,
+        )
+        reporter.flush()
+        if checkpointer.count:
+            log.info(
+                "%d resume checkpoints, %.1f ms each",
+                checkpointer.count,
+                1000 * checkpointer.seconds / checkpointer.count,
+            )
+        checkpoint = checkpoint_path(settings, run_id)
+        size, digest = save_checkpoint(
+            checkpoint,
+            result.model,
+            config,
+            data,
+            epoch=result.epochs_completed,
+            schema=dataset.schema,
+        )
+        _record_artifact(db, run_id, "checkpoint", checkpoint, (size, digest))
+        if result.cancelled:
+            log.info("cancel requested: stopped after %d epochs", result.epochs_completed)
+            status = "cancelled"
+            run_store.finish_run(db, run_id, "cancelled")
+            return status
+
+        report = evaluate_on_test(result.model, data, choice)
+        final_step = max(result.epochs_completed, 1)
+        finals = dict(report["metrics"])
+        if result.best_epoch:
+            # Which epoch's weights were evaluated (restore_best_weights).
+            finals["best_epoch"] = float(result.best_epoch)
+            report["best_epoch"] = result.best_epoch
+        run_store.record_progress(
+            db, run_id, [(k, final_step, v, time.time()) for k, v in finals.items()]
+        )
+        # Permutation importance of table models: capped to about a second (ml/importance.py).
+        report.update(importance_at_end_of_run(checkpoint, data, config.monitor, config.seed))
+        report_file = report_path(settings, run_id)
+        report_file.write_text(json.dumps(report, indent=2))
+        _record_artifact(db, run_id, "report", report_file)
+        log.info("test metrics: %s", json.dumps(report["metrics"]))
+        status = "completed"
+        run_store.finish_run(db, run_id, "completed")
+    except BaseException as exc:
+        if not main:
+            raise  # rank 0 settles the run: a failure here stops it through torchrun
+        if parallel.active:
+            # A second SIGTERM (torchrun stopping this rank) must not cut the settling short.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        status = _settle(settings, db, run, exc, parallel)
+    finally:
+        path = log_path(settings, run_id)
+        if main and path.exists():
+            sys.stdout.flush()
+            _record_artifact(db, run_id, "log", path)
+    return status
+
+
+def _collective_failed(exc: BaseException) -> bool:
+    """A collective broke because a peer process went away: NCCL raises DistError, gloo a plain
+    RuntimeError naming its transport ("[…/gloo/transport/tcp/pair.cc] Connection reset")."""
+    return isinstance(exc, torch.distributed.DistError) or (
+        isinstance(exc, RuntimeError) and "gloo" in str(exc).lower()
+    )
+
+
+def _settle(settings: Settings, db: Engine, run, exc: BaseException, parallel) -> str:  # noqa: ANN001
+    """The run's status after `exc` stopped it (rank 0 only)."""
+    run_id = run.id
+    if parallel.active and not isinstance(exc, WorkerGone):
+        peer_failed = isinstance(exc, EngineShutdown) or _collective_failed(exc)
+        if peer_failed and not engine_is_stopping(settings.run_dir(run_id)):
+            traceback.print_exc()
+            _fail(db, run_id, PROCESS_FAILED)
+            return "failed"
+        if peer_failed:
+            exc = EngineShutdown()  # the engine stops: a peer gone first is no failure
+    try:
+        raise exc
+    except (EngineShutdown, KeyboardInterrupt):  # KeyboardInterrupt: ray.cancel at shutdown
+        epoch = load_train_state(resume_path(settings, run_id), mmap=True)
+        where = f"after epoch {epoch.epoch}" if epoch else "from the start"
+        if run_store.requeue_run(db, run_id):
+            log.info("engine stopping: run requeued; it resumes %s on the next start", where)
+            return "queued"
+    except SeedlabError as exc:
+        _fail(db, run_id, str(exc))
+    except torch.OutOfMemoryError:
+        traceback.print_exc()
+        _fail_out_of_memory(db, run_id, run.config)
+    except Exception as exc:  # any bug must still end as a readable `failed`
+        traceback.print_exc()
+        if "out of memory" in str(exc).lower():  # CUDA/cuDNN errors that are not OutOfMemoryError
+            _fail_out_of_memory(db, run_id, run.config)
+        else:
+            _fail(
+                db,
+                run_id,
+                f"Unexpected error: {type(exc).__name__}: {exc}. "
+                "The run's log has the full traceback.",
+            )
+    return "failed"
+
+
+def _device_text(choice) -> str:  # noqa: ANN001
+    """The device as the run records it: the worker's physical GPU index and name (the runner
+    sees its one GPU as cuda:0) with the precision."""
+    label = os.environ.get("SEEDLAB_DEVICE_LABEL")
+    if choice.device.type != "cuda" or not label:
+        text = choice.description
+    else:
+        precision = choice.description.rsplit(", ", 1)[-1].rstrip(")")
+        named = label.endswith(")")
+        text = f"{label.rstrip(')')}, {precision})" if named else f"{label} {precision}"
+    node = os.environ.get("SEEDLAB_RAY_NODE")
+    # "ray …" first: the Engine page matches a run to a worker's device by the first word.
+    return f"ray {text} on node {node}" if node else text
+
+
+def _fail_out_of_memory(db, run_id: int, config: dict) -> None:  # noqa: ANN001
+    batch = int(config.get("batch_size") or 0)
+    _fail(
+        db,
+        run_id,
+        f"Out of memory on the device with batch_size={batch}. "
+        f"Try batch_size={max(1, batch // 2)} (or a smaller model).",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].isdigit():
+        print("usage: python -m engine.execution.runner RUN_ID", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    created = ddp.start_group()  # one of several processes under torchrun
+    try:
+        status = execute(Settings.from_env(), int(args[0]))
+    finally:
+        ddp.end_group(created)
+    return 0 if status in ("completed", "cancelled", "queued") else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

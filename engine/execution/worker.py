@@ -1,0 +1,418 @@
+"""The engine worker: `seedlab worker` / `python -m engine.execution.worker`.
+
+Polls for queued runs, claims them atomically, starts one subprocess per run (so a crash kills
+one run, never the worker) on a device slot (a cap per GPU and one for the CPU; a GPU run sees
+only its GPU through CUDA_VISIBLE_DEVICES), beats a heartbeat with its devices' load, enforces
+cancels a runner does not honour, and makes sure no run stays `running` after its process is
+gone: a stale run with a checkpoint is requeued to resume, one without is failed.
+
+Shutdown (SIGTERM, Ctrl-C) asks each runner to stop; a runner then puts its run back in the
+queue, so the next engine start resumes it from its last epoch instead of failing it.
+
+With `--executor ray` the runs are Ray tasks on a cluster instead of local subprocesses
+(executors/ray_executor.py); claiming, cancels, reaping and recovery stay here, unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from db import runs as run_store
+from db import workers as worker_store
+from db.migrate import upgrade_to_head
+from engine.core.paths import PROJECT_ROOT
+from engine.core.run_files import append_log_line, log_path, tail
+from engine.core.settings import Settings, get_db
+from engine.execution.devices import detect_devices
+from engine.execution.executors.torchrun import (
+    mark_engine_stopping,
+    processes_of,
+    runner_command,
+    thread_share,
+)
+from engine.execution.scheduling import Slot, assign_slot, free_requests, total_slots
+from engine.services.recovery import heartbeat_timeout_s, settle_stale_runs
+from engine.services.sweeps import advance_all as advance_sweeps
+
+log = logging.getLogger("seedlab.worker")
+
+
+# GPU memory and utilization are refreshed this often (nvidia-smi costs ~50 ms).
+DEVICE_REFRESH_S = 5.0
+# A runner that ignores a cancel for this long is terminated.
+CANCEL_GRACE_S = 10.0
+# Runners get this long to exit after SIGTERM at shutdown before SIGKILL.
+SHUTDOWN_GRACE_S = 10.0
+
+
+@dataclass
+class ActiveRun:
+    run_id: int
+    process: Any  # subprocess.Popen, or a RayRun that answers the same calls
+    slot: Slot = field(default_factory=lambda: Slot("cpu"))
+    request: Any = None  # what a Ray run reserved on the cluster (ray_executor.Request)
+    started: float = field(default_factory=time.monotonic)
+    cancel_seen_at: float | None = None
+    terminated_for_cancel: bool = False
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = (
+            " (often the system killing it for using too much memory)" if name == "SIGKILL" else ""
+        )
+        return f"was killed by {name}{hint}"
+    return f"exited with code {code}"
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        max_concurrent: int = 1,
+        poll_interval: float = 0.5,
+        stale_after_s: float | None = None,
+        gpu_cap: int = 1,
+        executor: str = "local",
+        ray_address: str = "auto",
+    ) -> None:
+        if max_concurrent < 1 or gpu_cap < 1:
+            raise ValueError("the CPU cap (max_concurrent) and gpu_cap must be at least 1")
+        if executor not in ("local", "ray"):
+            raise ValueError(f"unknown executor {executor!r}: local or ray")
+        self.settings = settings
+        self.executor = executor
+        self.ray_address = ray_address
+        self.ray: Any = None  # the RayExecutor, connected in run_forever
+        self.db = get_db(settings)
+        self.max_concurrent = max_concurrent  # runs at once on the CPU
+        self.gpu_cap = gpu_cap  # runs at once on each GPU
+        self.poll_interval = poll_interval
+        # A running run owned by no live process of ours is settled after this long without a
+        # heartbeat (runners beat every ~1 s while training).
+        self.stale_after_s = stale_after_s or heartbeat_timeout_s()
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.active: dict[int, ActiveRun] = {}
+        self.devices: list[dict] = []
+        self._devices_at = 0.0
+        self._stopping = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    def request_stop(self, *_args: object) -> None:
+        self._stopping = True
+
+    def run_forever(self) -> None:
+        self.settings.ensure_dirs()
+        upgrade_to_head(self.db)
+        if self.executor == "ray":
+            from engine.execution.executors.ray_executor import RayExecutor
+
+            self.ray = RayExecutor(self.settings, self.ray_address)
+        self._refresh_devices()
+        slots = (
+            int(self.ray.totals().get("CPU", 1))
+            if self.ray
+            else total_slots(self.devices, gpu_cap=self.gpu_cap, cpu_cap=self.max_concurrent)
+        )
+        worker_store.register_worker(
+            self.db,
+            self.worker_id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            max_concurrent=slots,
+            devices=self.devices,
+        )
+        gpus = [f"cuda:{d['index']} {d['name']}" for d in self.devices if d["kind"] == "cuda"]
+        if self.ray:
+            where = self.devices[0]["name"]
+        else:
+            where = f"CPU cap {self.max_concurrent}; " + (
+                f"GPU cap {self.gpu_cap} on {', '.join(gpus)}" if gpus else "no GPU"
+            )
+        log.info("worker %s started (%s; home %s)", self.worker_id, where, self.settings.home)
+        try:
+            while not self._stopping:
+                self.poll_once()
+                time.sleep(self.poll_interval)
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        self._stopping = True
+        for active in self.active.values():
+            if active.process.poll() is None:
+                if isinstance(active.process, subprocess.Popen):  # torchrun's ranks read it
+                    mark_engine_stopping(self.settings.run_dir(active.run_id), active.process.pid)
+                active.process.terminate()
+        deadline = time.monotonic() + SHUTDOWN_GRACE_S
+        for active in self.active.values():
+            try:
+                active.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                active.process.kill()
+                active.process.wait()
+        self._reap()
+        worker_store.mark_stopped(self.db, self.worker_id)
+        if self.ray:
+            self.ray.close()
+        log.info("worker %s stopped", self.worker_id)
+
+    # ------------------------------------------------------------ one poll
+
+    def _refresh_devices(self) -> bool:
+        if time.monotonic() - self._devices_at < DEVICE_REFRESH_S and self.devices:
+            return False
+        self.devices = self.ray.devices() if self.ray else detect_devices()
+        self._devices_at = time.monotonic()
+        return True
+
+    def load(self) -> dict[str, int]:
+        """Runs in progress per slot key ('cpu', 'cuda:0' …)."""
+        counts: dict[str, int] = {}
+        for active in self.active.values():
+            counts[active.slot.key] = counts.get(active.slot.key, 0) + 1
+        return counts
+
+    def poll_once(self) -> None:
+        refreshed = self._refresh_devices()
+        worker_store.beat(self.db, self.worker_id, devices=self.devices if refreshed else None)
+        self._reap()
+        self._enforce_cancels()
+        self._settle_stale()
+        # Sweeps queue their next trials here: the worker is their only writer.
+        advance_sweeps(self.db)
+        if self.ray:
+            self._claim_for_ray()
+            return
+        while not self._stopping:
+            caps = {"gpu_cap": self.gpu_cap, "cpu_cap": self.max_concurrent}
+            wanted = free_requests(self.devices, self.load(), **caps)
+            if not wanted:
+                break
+            run_id = run_store.claim_next_run(self.db, self.worker_id, devices=wanted)
+            if run_id is None:
+                break
+            run = run_store.get_run(self.db, run_id)
+            requested = str((run.config if run else {}).get("device", "auto"))
+            slot = assign_slot(requested, self.devices, self.load(), **caps) or Slot("cpu")
+            processes = processes_of(run.config if run else {})
+            self._spawn(run_id, slot, attempts=run.attempts if run else 0, processes=processes)
+
+    def _device_label(self, slot: Slot) -> str:
+        if slot.kind == "cpu":
+            return "cpu"
+        name = next(
+            (d["name"] for d in self.devices if d["kind"] == "cuda" and d["index"] == slot.index),
+            "GPU",
+        )
+        return f"cuda:{slot.index} ({name})"
+
+    def _claim_for_ray(self) -> None:
+        """Claim runs while the cluster has room for them, and submit each as a Ray task."""
+        while not self._stopping:
+            in_use = [a.request for a in self.active.values() if a.request is not None]
+            wanted = self.ray.free_requests(in_use)
+            if not wanted:
+                return
+            run_id = run_store.claim_next_run(self.db, self.worker_id, devices=wanted)
+            if run_id is None:
+                return
+            run = run_store.get_run(self.db, run_id)
+            request = self.ray.request_for(run.config if run else {})
+            problem = self.ray.infeasible(request)
+            if problem:
+                run_store.finish_run(self.db, run_id, "failed", problem)
+                log.warning("run %s: %s", run_id, problem)
+                continue
+            self._note_attempt(run_id, run.attempts if run else 0, "Ray")
+            handle = self.ray.start(run_id, request)
+            run_store.mark_started(
+                self.db, run_id, pid=0, device=f"ray (waiting for {request.describe()})"
+            )
+            self.active[run_id] = ActiveRun(run_id, handle, Slot("ray"), request=request)
+            log.info("run %s submitted to Ray (%s)", run_id, request.describe())
+
+    def _note_attempt(self, run_id: int, attempts: int, where: str) -> None:
+        """A line in the run's log where a resumed attempt starts."""
+        if attempts:
+            append_log_line(
+                self.settings, run_id, f"--- attempt {attempts + 1} (resume) on {where} ---"
+            )
+
+    def _run_env(self, slot: Slot, processes: int = 1) -> dict[str, str]:
+        env = self.settings.child_env()
+        env["PYTHONPATH"] = str(PROJECT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONUNBUFFERED"] = "1"
+        # The run sees only its GPU (none for a CPU slot), numbered as nvidia-smi numbers them.
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+        env["CUDA_VISIBLE_DEVICES"] = slot.visible_devices()
+        env["SEEDLAB_DEVICE_LABEL"] = self._device_label(slot)
+        # The runner watches this pid: if its worker dies it requeues its run and exits, so no
+        # run trains on unsupervised (uncapped, uncancellable) after a worker was SIGKILLed.
+        env["SEEDLAB_WORKER_PID"] = str(os.getpid())
+        if slot.kind == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+            # Share the cores among the CPU runs: oversubscribed threads made a small MLP ~20x
+            # slower on a busy 2-core machine.
+            cores = os.cpu_count() or 1
+            env["OMP_NUM_THREADS"] = str(thread_share(cores, self.max_concurrent, processes))
+        # OpenMP threads that wait by sleeping, not spinning: on a machine busy with other work
+        # (other runs, the dashboard, a shared box) spinning threads fight for the cores, and 60
+        # epochs of a small MLP took 71 s with 2 spinning threads against 15 s with passive ones.
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        return env
+
+    def _spawn(self, run_id: int, slot: Slot, attempts: int = 0, processes: int = 1) -> None:
+        path = log_path(self.settings, run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        env = self._run_env(slot, processes)
+        self._note_attempt(run_id, attempts, slot.key)
+        with path.open("ab") as log_file:
+            process = subprocess.Popen(
+                runner_command(run_id, processes),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=PROJECT_ROOT,
+                # Own session: a Ctrl-C in the terminal reaches the worker, which then stops
+                # its runs in order, instead of killing them mid-write.
+                start_new_session=True,
+            )
+        run_store.mark_started(self.db, run_id, pid=process.pid, device=self._device_label(slot))
+        self.active[run_id] = ActiveRun(run_id, process, slot)
+        log.info("run %s started on %s (pid %s)", run_id, slot.key, process.pid)
+
+    def _reap(self) -> None:
+        """Runs whose process ended: if it left the run active, say why it failed."""
+        for run_id, active in list(self.active.items()):
+            code = active.process.poll()
+            if code is None:
+                continue
+            del self.active[run_id]
+            if active.terminated_for_cancel:
+                if run_store.finish_run(self.db, run_id, "cancelled"):
+                    log.info("run %s cancelled (terminated after ignoring the request)", run_id)
+                continue
+            if self._stopping:
+                # Shut down before its runner could requeue it: resume on the next start.
+                if run_store.requeue_run(self.db, run_id, worker_id=self.worker_id):
+                    log.info("run %s requeued: the engine is shutting down", run_id)
+                continue
+            log_tail = tail(log_path(self.settings, run_id), lines=15)
+            ended = getattr(active.process, "describe_exit", _describe_exit)(code)
+            message = f"The run's process {ended} before the run finished."
+            if log_tail:
+                message += "\nLast lines of its log:\n" + log_tail
+            if run_store.fail_running_run(self.db, run_id, worker_id=self.worker_id, error=message):
+                log.warning("run %s: %s", run_id, message.splitlines()[0])
+            else:
+                log.info("run %s finished (process %s)", run_id, _describe_exit(code))
+
+    def _enforce_cancels(self) -> None:
+        requested = run_store.cancel_requested_ids(self.db, self.active)
+        now = time.monotonic()
+        for run_id in requested:
+            active = self.active[run_id]
+            if active.cancel_seen_at is None:
+                active.cancel_seen_at = now
+            elif now - active.cancel_seen_at > CANCEL_GRACE_S and not active.terminated_for_cancel:
+                log.warning(
+                    "run %s ignored its cancel for %.0f s; terminating it", run_id, CANCEL_GRACE_S
+                )
+                active.terminated_for_cancel = True
+                active.process.kill()
+
+    def _settle_stale(self) -> None:
+        """Running runs with no live process of ours and no recent heartbeat (their worker
+        was killed, or the machine restarted) are requeued to resume from their checkpoint,
+        or failed when they have none, so none stays `running` forever."""
+        settle_stale_runs(
+            self.settings, self.db, timeout_s=self.stale_after_s, exclude_ids=list(self.active)
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="seedlab worker")
+    parser.add_argument(
+        "--max-concurrent",
+        "--cpu-cap",
+        type=int,
+        default=_env_int("SEEDLAB_CPU_CAP", 1),
+        help="runs at once on the CPU (env SEEDLAB_CPU_CAP, default 1)",
+    )
+    parser.add_argument(
+        "--gpu-cap",
+        type=int,
+        default=_env_int("SEEDLAB_GPU_CAP", 1),
+        help="runs at once on each GPU (env SEEDLAB_GPU_CAP, default 1)",
+    )
+    parser.add_argument("--poll-interval", type=float, default=0.5)
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default=os.environ.get("SEEDLAB_EXECUTOR") or "local",
+        help="where runs execute: local subprocesses, or tasks on a Ray cluster",
+    )
+    parser.add_argument(
+        "--address",
+        default=os.environ.get("SEEDLAB_RAY_ADDRESS") or "auto",
+        help="Ray executor: the cluster (HOST:PORT, ray://HOST:PORT, or auto)",
+    )
+    args = parser.parse_args(argv)
+    run_worker(
+        Settings.from_env(),
+        args.max_concurrent,
+        args.poll_interval,
+        args.gpu_cap,
+        executor=args.executor,
+        ray_address=args.address,
+    )
+    return 0
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.strip().isdigit() else default
+
+
+def run_worker(
+    settings: Settings,
+    max_concurrent: int = 1,
+    poll_interval: float = 0.5,
+    gpu_cap: int = 1,
+    *,
+    executor: str = "local",
+    ray_address: str = "auto",
+) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    worker = Worker(
+        settings,
+        max_concurrent=max_concurrent,
+        poll_interval=poll_interval,
+        gpu_cap=gpu_cap,
+        executor=executor,
+        ray_address=ray_address,
+    )
+    signal.signal(signal.SIGTERM, worker.request_stop)
+    signal.signal(signal.SIGINT, worker.request_stop)
+    worker.run_forever()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

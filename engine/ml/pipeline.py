@@ -1,0 +1,252 @@
+"""From a dataset frame to tensors, and from a trained model to a report and a checkpoint.
+
+No database here: the runner glues these to the DB, tests and notebooks call them directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from engine.core.catalog import effective_task, model_family_for
+from engine.core.config import RunConfig
+from engine.core.errors import ConfigError, DatasetError
+from engine.core.settings import Settings
+from engine.data.datasets import load_frame
+from engine.ml.device import DeviceChoice
+from engine.ml.evaluate import classification_report, regression_report
+from engine.ml.inputs import InputSpec
+from engine.ml.prep.tabular import Splits, TabularPreprocessor, TargetEncoder, split_frame
+from engine.ml.train import Inputs, TrainData, predict
+
+
+class StoredDataset(Protocol):
+    """A dataset as stored (db.records.StoredDataset fits); no DB access needed here."""
+
+    id: int
+    kind: str
+    schema: dict[str, Any]
+    path: str
+
+
+class InputPreprocessor(Protocol):
+    """What turns raw inputs into model tensors; stored as JSON in the checkpoint."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class PreparedData:
+    train_data: TrainData
+    x_test: Inputs  # a tensor on the device, or a stream for image sets too big for memory
+    y_test: np.ndarray  # class indices, or raw target values for regression
+    preprocessor: InputPreprocessor
+    target: TargetEncoder
+    split_sizes: dict[str, int]  # train / val / test
+    stratified: bool
+    task: str
+    # Test-split rows (by position) as something a person can read: a table row as a dict,
+    # a text, an image path. The report's "worst mistakes" show these.
+    describe_test: Callable[[Sequence[int]], list[dict[str, Any]]] = field(
+        default=lambda idx: [{} for _ in idx]
+    )
+    # Readable names of the input features (tables); empty for images and text.
+    feature_names: list[str] = field(default_factory=list)
+
+
+Preparer = Callable[[Settings, StoredDataset, RunConfig, DeviceChoice], PreparedData]
+
+
+def prepare_dataset(
+    settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
+) -> PreparedData:
+    """Load a stored dataset of any kind and turn it into device tensors for this config."""
+    try:
+        model_family_for(config.model, dataset.kind)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    preparer = PREPARERS.get(dataset.kind)
+    if preparer is None:
+        raise DatasetError(f"Datasets of kind {dataset.kind!r} cannot be trained yet.")
+    return preparer(settings, dataset, config, choice)
+
+
+def _prepare_stored_table(
+    settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
+) -> PreparedData:
+    return prepare_tabular(load_frame(settings, dataset), dataset.schema, config, choice)
+
+
+def split_for_run(
+    frame: pd.DataFrame, schema: dict[str, Any], config: RunConfig
+) -> tuple[str, list[str] | None, Splits]:
+    """The run's task, the classes, and the seeded (stratified when it can) three-way split:
+    the same for every dataset kind."""
+    target_col = schema["target"]
+    task = effective_task(config.task, schema["task"])
+    classes = schema.get("classes")
+    if task == "classification" and not classes:
+        raise DatasetError(
+            f"The target {target_col!r} is numeric with many distinct values; "
+            "use task=regression (or auto)."
+        )
+    splits = split_frame(
+        frame,
+        target=target_col,
+        task=task,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        seed=config.seed,
+    )
+    return task, classes, splits
+
+
+def prepare_tabular(
+    frame: pd.DataFrame, schema: dict[str, Any], config: RunConfig, choice: DeviceChoice
+) -> PreparedData:
+    """Split by seed, fit preprocessing on the training rows only, move tensors to the device."""
+    target_col = schema["target"]
+    if target_col not in frame.columns:
+        raise DatasetError(
+            f"The target column {target_col!r} is missing from the dataset's data file."
+        )
+    task, classes, splits = split_for_run(frame, schema, config)
+    pre = TabularPreprocessor.fit(splits.train, schema, config.max_categories)
+    encoder = TargetEncoder.fit(splits.train[target_col], task, classes)
+
+    def tensors(part: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(pre.transform(part)).to(choice.device)
+        y = torch.from_numpy(encoder.encode(part[target_col])).to(choice.device)
+        return x, y
+
+    x_train, y_train = tensors(splits.train)
+    x_val, y_val = tensors(splits.val)
+    x_test = torch.from_numpy(pre.transform(splits.test)).to(choice.device)
+    if task == "classification":
+        y_test = encoder.encode(splits.test[target_col])
+    else:
+        y_test = splits.test[target_col].to_numpy(dtype=np.float64)
+    train_data = TrainData(
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        task=task,
+        n_outputs=len(classes) if task == "classification" else 1,
+        spec=InputSpec(kind="tabular", shape=(int(x_train.shape[1]),)),
+        target_std=encoder.std,
+    )
+    test_frame = splits.test
+
+    def describe_test(positions: Sequence[int]) -> list[dict[str, Any]]:
+        rows = test_frame.iloc[list(positions)].drop(columns=[target_col])
+        return [
+            {k: (None if pd.isna(v) else v) for k, v in row.items()}
+            for row in rows.astype(object).to_dict(orient="records")
+        ]
+
+    return PreparedData(
+        train_data,
+        x_test,
+        y_test,
+        pre,
+        encoder,
+        split_sizes={"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+        stratified=bool(splits.stratified),
+        task=task,
+        describe_test=describe_test,
+        feature_names=pre.feature_names,
+    )
+
+
+def _prepare_stored_text(
+    settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
+) -> PreparedData:
+    from engine.ml.prep.text import prepare_stored_text  # it builds on PreparedData above
+
+    return prepare_stored_text(settings, dataset, config, choice)
+
+
+def _prepare_images(
+    settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
+) -> PreparedData:
+    from engine.ml.prep.images import prepare_images  # it builds on PreparedData from here
+
+    return prepare_images(settings, dataset, config, choice)
+
+
+# dataset kind -> how to turn it into tensors
+PREPARERS: dict[str, Preparer] = {
+    "tabular": _prepare_stored_table,
+    "text": _prepare_stored_text,
+    "image": _prepare_images,
+}
+
+
+def evaluate_on_test(model: nn.Module, data: PreparedData, choice: DeviceChoice) -> dict[str, Any]:
+    out = predict(model, data.x_test, choice).cpu()
+    if data.task == "classification":
+        probs = torch.softmax(out, dim=1).numpy().astype(np.float64)
+        report = classification_report(data.y_test, probs, data.target.classes, data.describe_test)
+    else:
+        y_pred = data.target.decode_regression(out.view(-1).numpy().astype(np.float64))
+        report = regression_report(data.y_test, y_pred, data.describe_test)
+    report["split_sizes"] = dict(data.split_sizes)
+    report["stratified_split"] = data.stratified
+    report["input"] = data.train_data.spec.to_dict()
+    if data.train_data.spec.kind == "tabular":
+        report["n_features"] = int(data.train_data.spec.shape[0])
+    return report
+
+
+def save_checkpoint(
+    path: Path,
+    model: nn.Module,
+    config: RunConfig,
+    data: PreparedData,
+    *,
+    epoch: int,
+    schema: dict[str, Any],
+) -> tuple[int, str]:
+    """Write atomically (temp file, then rename); loadable with torch.load(weights_only=True).
+
+    Returns (bytes, sha256).
+    """
+    spec = data.train_data.spec
+    payload = {
+        "format": "seedlab-v2",
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config": config.model_dump(mode="json"),
+        "model_family": model_family_for(config.model, spec.kind),
+        "task": data.task,
+        "epoch": epoch,
+        "input": spec.to_dict(),
+        "n_inputs": int(spec.shape[0]) if spec.kind == "tabular" else 0,
+        "n_outputs": int(data.train_data.n_outputs),
+        "feature_names": data.feature_names,
+        "preprocessor": data.preprocessor.to_dict(),
+        "target": data.target.to_dict(),
+        "target_column": schema["target"],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return file_digest(path)
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return path.stat().st_size, digest.hexdigest()

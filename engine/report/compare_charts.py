@@ -1,0 +1,240 @@
+"""Pure builders for the Compare page: downsampling, smoothing, overlaid curves, tables of
+params and metrics, parallel coordinates and a param-vs-metric scatter. No Streamlit here."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from db.records import RunRecord
+from engine.core.catalog import metric_label
+
+MAX_POINTS_PER_TRACE = 1000
+
+
+def plotly_text(text: str) -> str:
+    """User text for a Plotly label: Plotly renders a few HTML tags (<a href>, <b>, <br>) in
+    names and hover text; entities it shows as the characters they stand for."""
+    return html.escape(str(text), quote=False)
+
+
+X_AXES = {"step": "step (epoch)", "wall_time": "wall time (s since the run's first point)"}
+# Keys where a smaller value is better; every other metric is better when larger.
+_LOWER_IS_BETTER = ("loss", "rmse", "mae", "mse", "error", "perplexity")
+
+
+def lower_is_better(key: str) -> bool:
+    return any(part in key for part in _LOWER_IS_BETTER)
+
+
+def minmax_indices(y: np.ndarray, max_points: int) -> np.ndarray:
+    """Indices of at most `max_points` points that keep the shape of a long series: the first
+    and last point, and the minimum and maximum of each of (max_points - 2) // 2 equal buckets
+    (so the global minimum and maximum always survive, which evenly spaced picks can miss)."""
+    n = len(y)
+    if max_points < 4:
+        raise ValueError(f"max_points must be at least 4; got {max_points}")
+    if n <= max_points:
+        return np.arange(n)
+    buckets = (max_points - 2) // 2
+    bucket = (np.arange(n) * buckets) // n
+    # Sort by (bucket, value): each bucket's first entry is its minimum, its last its maximum.
+    order = np.lexsort((y, bucket))
+    starts = np.searchsorted(bucket[order], np.arange(buckets), side="left")
+    ends = np.searchsorted(bucket[order], np.arange(buckets), side="right") - 1
+    keep = np.concatenate(([0, n - 1], order[starts], order[ends]))
+    return np.unique(keep)
+
+
+def downsample_xy(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Drop non-finite values (NaN cannot be drawn), then keep first/last/min/max per bucket."""
+    finite = np.isfinite(y)
+    x, y = x[finite], y[finite]
+    index = minmax_indices(y, max_points)
+    return x[index], y[index]
+
+
+def ema_smooth(values: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: an exponential moving average, debiased so the curve starts at
+    the first value instead of at zero. weight 0 = raw values, 0.99 = very smooth."""
+    if not 0 <= weight < 1:
+        raise ValueError(f"smoothing weight must be in [0, 1); got {weight}")
+    values = np.asarray(values, dtype=float)
+    if weight == 0 or len(values) == 0:
+        return values
+    out = np.empty_like(values)
+    last, n = 0.0, 0
+    for i, v in enumerate(values):
+        if not np.isfinite(v):
+            out[i] = v
+            continue
+        n += 1
+        last = last * weight + (1 - weight) * v
+        out[i] = last / (1 - weight**n)
+    return out
+
+
+def compare_curves(
+    history: pd.DataFrame,
+    key: str,
+    *,
+    run_labels: Mapping[int, str],
+    x_axis: str = "step",
+    smoothing: float = 0.0,
+    log_y: bool = False,
+    max_points: int = MAX_POINTS_PER_TRACE,
+) -> go.Figure:
+    """One line per run for one metric; smoothed on the full series, then downsampled."""
+    if x_axis not in X_AXES:
+        raise ValueError(f"x axis must be one of {', '.join(X_AXES)}; got {x_axis!r}")
+    fig = go.Figure()
+    rows = history[history["key"] == key] if not history.empty else history
+    for run_id, label in run_labels.items():
+        series = rows[rows["run_id"] == run_id].sort_values("step")
+        if series.empty:
+            continue
+        y = ema_smooth(series["value"].to_numpy(dtype=float), smoothing)
+        x = series[x_axis].to_numpy(dtype=float)
+        if x_axis == "wall_time":
+            x = x - x[0]
+        x, y = downsample_xy(x, y, max_points)
+        fig.add_trace(
+            go.Scattergl(
+                x=x.tolist(),
+                y=y.tolist(),
+                mode="lines",
+                name=plotly_text(label),
+                # The name by reference: a run named "%{y}" must not become a template.
+                hovertemplate="%{fullData.name}<br>%{x}: %{y:.4g}<extra></extra>",
+            )
+        )
+    fig.update_yaxes(type="log" if log_y else "linear")
+    fig.update_layout(
+        xaxis_title=X_AXES[x_axis],
+        yaxis_title=metric_label(key),
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        hovermode="closest",
+        showlegend=len(run_labels) <= 20,  # a 100-entry legend hides the chart
+    )
+    return fig
+
+
+def _param_text(value: Any) -> Any:
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return value
+
+
+def params_table(runs: Sequence[RunRecord], only_differences: bool = False) -> pd.DataFrame:
+    """One row per run: id, name, dataset and every config field; with `only_differences`
+    only the fields whose values are not all equal."""
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {"id": run.id, "name": run.name, "dataset": run.dataset_name}
+        row.update({k: _param_text(v) for k, v in sorted(run.config.items())})
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if only_differences and len(frame) > 1:
+        fixed = ["id", "name"]
+        varying = [
+            c for c in frame.columns if c not in fixed and frame[c].astype(str).nunique() > 1
+        ]
+        frame = frame[fixed + varying]
+    return frame
+
+
+def metrics_table(runs: Sequence[RunRecord], keys: Sequence[str]) -> pd.DataFrame:
+    """One row per run: the last value of each metric key (None where the run lacks it)."""
+    return pd.DataFrame(
+        [{"id": r.id, "name": r.name, **{k: r.last(k) for k in keys}} for r in runs],
+        columns=["id", "name", *keys],
+    )
+
+
+def best_runs(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Per metric: the best value among the runs and which run has it (min for losses/errors)."""
+    rows = []
+    for key in keys:
+        values = pd.to_numeric(table[key], errors="coerce")
+        if values.notna().sum() == 0:
+            continue
+        best = values.idxmin() if lower_is_better(key) else values.idxmax()
+        rows.append(
+            {
+                "metric": key,
+                "best": float(values[best]),
+                "run": f"#{table.at[best, 'id']} {table.at[best, 'name']}",
+                "direction": "lower" if lower_is_better(key) else "higher",
+            }
+        )
+    return pd.DataFrame(rows, columns=["metric", "best", "run", "direction"])
+
+
+def _dimension(label: str, values: pd.Series) -> dict[str, Any]:
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().all():
+        return {"label": label, "values": numeric.tolist()}
+    # Categories (optimizer, a list of sizes) become evenly spaced ticks named by their value.
+    text = values.astype(str)
+    categories = sorted(text.unique())
+    codes = text.map({c: i for i, c in enumerate(categories)})
+    return {
+        "label": label,
+        "values": codes.tolist(),
+        "tickvals": list(range(len(categories))),
+        "ticktext": categories,
+    }
+
+
+def parallel_coordinates(params: pd.DataFrame, metrics: pd.DataFrame, key: str) -> go.Figure:
+    """One axis per varying param and a last axis for the metric; lines coloured by it."""
+    merged = params.merge(metrics[["id", key]], on="id")
+    merged = merged[pd.to_numeric(merged[key], errors="coerce").notna()]
+    axes = [c for c in params.columns if c not in ("id", "name")]
+    dimensions = [_dimension(c, merged[c]) for c in axes]
+    dimensions.append(_dimension(metric_label(key), merged[key]))
+    fig = go.Figure(
+        go.Parcoords(
+            line={
+                "color": pd.to_numeric(merged[key]).tolist(),
+                "colorscale": "Viridis",
+                "reversescale": lower_is_better(key),
+                "showscale": True,
+            },
+            dimensions=dimensions,
+        )
+    )
+    fig.update_layout(margin={"l": 60, "r": 60, "t": 50, "b": 20})
+    return fig
+
+
+def param_scatter(
+    params: pd.DataFrame, metrics: pd.DataFrame, param: str, key: str, log_x: bool = False
+) -> go.Figure:
+    """One point per run: a param on x, a metric's last value on y, the run on hover."""
+    merged = params[["id", "name", param]].merge(metrics[["id", key]], on="id")
+    fig = go.Figure(
+        go.Scatter(
+            x=merged[param].tolist(),
+            y=merged[key].tolist(),
+            mode="markers",
+            text=[
+                plotly_text(f"#{i} {n}") for i, n in zip(merged["id"], merged["name"], strict=True)
+            ],
+            hovertemplate="%{text}<br>" + param + ": %{x}<br>%{y:.4g}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(type="log" if log_x else "-")
+    fig.update_layout(
+        xaxis_title=param,
+        yaxis_title=metric_label(key),
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        hovermode="closest",
+    )
+    return fig

@@ -1,0 +1,242 @@
+"""A run as one self-contained HTML file (config, curves, evaluation, importance) to send to people
+without access to Seedlab: it opens offline, with plotly.js inlined rather than from a CDN.
+
+Everything a user typed (run name, notes, tags, class names, table values) goes through Jinja's
+autoescaping; figure data goes through plotly's JSON encoder, which writes `<` as `\\u003c`, so
+no text can close a script tag. No Streamlit here: the CLI and the Run page both call it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+from markupsafe import Markup
+from plotly.offline import get_plotlyjs
+from sqlalchemy import Engine
+
+from db import datasets as dataset_store
+from db import metrics as metric_store
+from db import runs as run_store
+from db.records import RunRecord
+from engine.core import catalog
+from engine.core.catalog import EPOCH_METRICS, TEST_METRICS, metric_label
+from engine.core.errors import SeedlabError
+from engine.core.run_files import read_report
+from engine.core.settings import Settings
+from engine.report import charts, report_charts
+from engine.report.importance_chart import caption as importance_caption
+from engine.report.importance_chart import importance_bars
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+CHART_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+@cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("run_report.html.j2")
+
+
+def _chart(fig: go.Figure, *, height: int = 360) -> Markup:
+    fig.update_layout(template="plotly_white")
+    if fig.layout.height is None:
+        fig.update_layout(height=height)
+    html = pio.to_html(fig, full_html=False, include_plotlyjs=False, config=CHART_CONFIG)
+    return Markup(html)  # plotly's own output: data JSON-escaped
+
+
+def _value(value: Any) -> str:  # noqa: ANN401
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "n/a"
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.1f}"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def _setting(value: Any) -> str:  # noqa: ANN401
+    """A config value as typed in a config file (0.1, not 0.1000)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return (
+        f"{hours}h {minutes:02d}m"
+        if hours
+        else f"{minutes}m {secs:02d}s"
+        if minutes
+        else f"{secs}s"
+    )
+
+
+def _curves(history: pd.DataFrame, task: str) -> list[dict[str, Any]]:
+    keys = EPOCH_METRICS.get(task, [])
+    if history.empty:
+        return []
+    present = set(history["key"])
+    loss = [k for k in keys if k.endswith("_loss") and k in present]
+    quality = [k for k in keys if not k.endswith("_loss") and k in present]
+    out = []
+    if loss:
+        out.append({"title": "Loss", "html": _chart(charts.metric_curves(history, loss))})
+    if quality:
+        title = ", ".join(metric_label(k) for k in quality)
+        out.append({"title": title, "html": _chart(charts.metric_curves(history, quality))})
+    return out
+
+
+def _evaluation(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    if report.get("task") == "regression":
+        predictions = report.get("predictions") or {}
+        true, predicted = predictions.get("true") or [], predictions.get("predicted") or []
+        if true and len(true) == len(predicted):
+            out.append(
+                {
+                    "title": "Predicted vs actual",
+                    "html": _chart(report_charts.predicted_vs_actual(true, predicted)),
+                }
+            )
+            out.append(
+                {"title": "Residuals", "html": _chart(report_charts.residuals(true, predicted))}
+            )
+        return out
+    matrix, classes = report.get("confusion_matrix"), report.get("classes")
+    if matrix and classes:
+        out.append(
+            {"title": "Confusion matrix", "html": _chart(charts.confusion_matrix(matrix, classes))}
+        )
+    if report.get("per_class"):
+        out.append(
+            {
+                "title": "Per class",
+                "html": _chart(report_charts.per_class_bars(report["per_class"])),
+            }
+        )
+    if report.get("roc_curves"):
+        out.append(
+            {"title": "ROC curve", "html": _chart(report_charts.roc_curves(report["roc_curves"]))}
+        )
+    if report.get("pr_curves"):
+        out.append(
+            {
+                "title": "Precision–recall curve",
+                "html": _chart(report_charts.pr_curves(report["pr_curves"])),
+            }
+        )
+    return out
+
+
+def _mistakes(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    rows = [r for r in report.get("worst_mistakes") or [] if isinstance(r, Mapping)]
+    if not rows:
+        return [], []
+    columns: list[str] = []
+    table: list[dict[str, Any]] = []
+    for row in rows:
+        entry = {k: v for k, v in row.items() if k not in ("input", "position")}
+        inputs = row.get("input") if isinstance(row.get("input"), Mapping) else {}
+        entry.update({f"input · {k}": v for k, v in inputs.items()})
+        table.append(entry)
+        columns += [c for c in entry if c not in columns]
+    return columns, [[_value(entry.get(c)) for c in columns] for entry in table]
+
+
+def build_run_report(
+    run: RunRecord,
+    history: pd.DataFrame,
+    report: Mapping[str, Any] | None,
+    *,
+    task: str,
+    generated_at: datetime | None = None,
+) -> str:
+    """The HTML document (pure: everything it shows is passed in)."""
+    report = report or {}
+    facts = [f"dataset {run.dataset_name}", task]
+    if run.device:
+        facts.append(f"on {run.device}")
+    facts.append(f"created {run.created_at:%Y-%m-%d %H:%M} UTC")
+    if run.duration_s is not None:
+        facts.append(f"took {_duration(run.duration_s)}")
+    known = TEST_METRICS.get(task, [])
+    metrics = {k: run.last(k) for k in known if k in run.summary}
+    metrics.update({k: v for k, v in (report.get("metrics") or {}).items() if k not in metrics})
+    headline = catalog.HEADLINE_METRIC.get(task, (None, True))[0]
+    cards = [
+        {"label": metric_label(k), "value": _value(metrics[k])}
+        for k in sorted(metrics, key=lambda k: k != headline)[:4]
+    ]
+    importance = report.get("importance")
+    importance_part = None
+    if isinstance(importance, Mapping) and importance.get("features"):
+        importance_part = {
+            "html": _chart(importance_bars(importance)),
+            "caption": importance_caption(importance),
+        }
+    columns, mistakes = _mistakes(report)
+    generated = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    return _template().render(
+        run=run,
+        facts=facts,
+        cards=cards,
+        curves=_curves(history, task),
+        metrics=[{"label": metric_label(k), "value": _value(v)} for k, v in metrics.items()],
+        n_test=f"{int(report['n_test']):,}" if report.get("n_test") else None,
+        evaluation=_evaluation(report),
+        mistakes_title=(
+            "Largest errors" if report.get("task") == "regression" else "Worst mistakes"
+        ),
+        mistakes_columns=columns,
+        mistakes=mistakes,
+        importance=importance_part,
+        config=[(k, _setting(v)) for k, v in sorted(run.config.items())],
+        generated_at=generated,
+        plotly_js=Markup(get_plotlyjs()),
+    )
+
+
+def run_report_html(settings: Settings, db: Engine, run_id: int) -> str:
+    """The report of a stored run (any status: what it has so far)."""
+    run = run_store.get_run(db, run_id)
+    if run is None:
+        raise SeedlabError(f"No run {run_id}.")
+    dataset = dataset_store.get_dataset(db, run.dataset_id)
+    task = catalog.effective_task(
+        run.config.get("task", "auto"), dataset.task if dataset else "classification"
+    )
+    # Curves are thinned per trace in charts.metric_curves, as on the Run page.
+    history = metric_store.metric_history(db, [run_id], keys=EPOCH_METRICS.get(task, []))
+    return build_run_report(run, history, read_report(settings, run_id), task=task)
+
+
+def write_run_report(settings: Settings, db: Engine, run_id: int, output: Path) -> int:
+    """Write the report to `output` (atomically); returns its size in bytes."""
+    html = run_report_html(settings, db, run_id)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(output)
+    return output.stat().st_size

@@ -1,0 +1,103 @@
+"""Queue a run: validate its config, then insert a `queued` row. The engine does the rest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine
+
+from db import datasets as dataset_store
+from db import runs as run_store
+from db.records import DatasetRecord
+from engine.core.catalog import effective_task, model_family_for, monitor_error
+from engine.core.config import RunConfig, validate_config
+from engine.core.defaults import suggest_for_dataset
+from engine.core.errors import ConfigError, DatasetError
+
+
+def find_dataset(db: Engine, ref: str | int) -> DatasetRecord:
+    """A dataset by id or name, or a DatasetError listing the names there are."""
+    record = None
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        record = dataset_store.get_dataset(db, int(ref))
+    if record is None:
+        record = dataset_store.get_dataset_by_name(db, str(ref))
+    if record is None:
+        names = [d.name for d in dataset_store.list_datasets(db)]
+        known = ", ".join(names) if names else "none yet — add one with `seedlab datasets add`"
+        raise DatasetError(f"No dataset {ref!r}. Datasets: {known}.")
+    return record
+
+
+def check_task(config: RunConfig, dataset: DatasetRecord) -> None:
+    problem = monitor_error(config.monitor, effective_task(config.task, dataset.task))
+    if problem:
+        raise ConfigError(problem)
+    if config.task == "regression" and dataset.task == "classification":
+        numeric = next(
+            (c for c in dataset.schema["columns"] if c["name"] == dataset.target and "mean" in c),
+            None,
+        )
+        if numeric is None:
+            raise ConfigError(
+                f"task: regression needs a numeric target, but {dataset.target!r} in "
+                f"{dataset.name!r} holds categories. Use task=classification or auto."
+            )
+
+
+def default_run_name(dataset: DatasetRecord, config: RunConfig) -> str:
+    """e.g. churn-mlp-64x32-lr0.001, support_tickets-lstm-lr0.001: the family that will train."""
+    try:
+        family = model_family_for(config.model, dataset.kind)
+    except ValueError:
+        family = config.model
+    shape = ""
+    if family == "mlp":
+        shape = "-" + ("x".join(str(s) for s in config.hidden_sizes) or "linear")
+    return f"{dataset.name}-{family}{shape}-lr{config.learning_rate:g}"
+
+
+def submit_run(
+    db: Engine,
+    dataset_ref: str | int,
+    values: dict[str, Any] | RunConfig,
+    *,
+    name: str | None = None,
+    parent_run_id: int | None = None,
+    notes: str = "",
+    sweep_id: int | None = None,
+    project_id: int | None = None,
+    tags: tuple[str, ...] | list[str] = (),
+    owner: str | None = None,
+) -> int:
+    """Validate and queue a run (in the Default project unless `project_id`); returns its id.
+
+    Fields missing from a dict of values get the settings suggested for the dataset's kind
+    and size (engine.core.defaults); a RunConfig is taken as it is.
+    """
+    dataset = find_dataset(db, dataset_ref)
+    if isinstance(values, RunConfig):
+        config = values
+    else:
+        suggested = suggest_for_dataset(dataset)
+        if values.get("task", "auto") not in ("auto", dataset.task):
+            # The suggestions about labels do not apply to a task the user switched to.
+            suggested.pop("imbalance", None)
+            suggested.pop("monitor", None)
+        config = validate_config({**suggested, **values})
+    check_task(config, dataset)
+    run_name = (name or "").strip() or default_run_name(dataset, config)
+    if len(run_name) > 200:
+        raise ConfigError("name: at most 200 characters")
+    return run_store.create_run(
+        db,
+        name=run_name,
+        dataset_id=dataset.id,
+        config=config.model_dump(mode="json"),
+        parent_run_id=parent_run_id,
+        notes=notes,
+        sweep_id=sweep_id,
+        **({"project_id": project_id} if project_id is not None else {}),
+        tags=tags,
+        owner=owner,
+    )

@@ -1,0 +1,123 @@
+"""Keeping run statuses true: stale runs, resumes, and what counts as "stale".
+
+A run is `running` only while a runner beats its heartbeat (about every second). When it stops
+beating — its worker was SIGKILLed, the machine restarted — whoever looks first settles it: the
+worker at every poll (after one heartbeat timeout), and, so that no run stays `running` when no
+worker ever comes back, every dashboard page and CLI command that shows runs (after two). A run
+with a resume checkpoint goes back to `queued` and continues from its last epoch; one without
+is `failed` with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from db import runs as run_store
+from db.session import utcnow
+from engine.core.errors import SeedlabError
+from engine.core.run_files import append_log_line, resume_path
+from engine.core.settings import Settings
+from engine.ml.checkpoints import saved_epoch
+
+log = logging.getLogger("seedlab.recovery")
+
+DEFAULT_HEARTBEAT_TIMEOUT_S = 60.0
+
+
+def heartbeat_timeout_s() -> float:
+    """Seconds without a heartbeat after which a worker settles a run (SEEDLAB_HEARTBEAT_TIMEOUT_S,
+    default 60). Readers (dashboard, CLI) wait twice as long, so a live worker acts first."""
+    raw = os.environ.get("SEEDLAB_HEARTBEAT_TIMEOUT_S")
+    try:
+        value = float(raw) if raw else DEFAULT_HEARTBEAT_TIMEOUT_S
+    except ValueError:
+        value = DEFAULT_HEARTBEAT_TIMEOUT_S
+    return max(1.0, value)
+
+
+def _now_text() -> str:
+    return datetime.isoformat(utcnow(), timespec="seconds") + "Z"
+
+
+def settle_stale_runs(
+    settings: Settings,
+    db: Engine,
+    *,
+    timeout_s: float,
+    exclude_ids: Iterable[int] = (),
+    who: str = "the engine",
+) -> dict[int, str]:
+    """Requeue (with a checkpoint) or fail (without) every `running` run whose heartbeat is older
+    than `timeout_s`. Returns {run_id: "queued" | "failed"} for the runs it changed."""
+    settled: dict[int, str] = {}
+    for run_id in run_store.stale_run_ids(
+        db, heartbeat_timeout_s=timeout_s, exclude_ids=exclude_ids
+    ):
+        epoch = saved_epoch(resume_path(settings, run_id))
+        if epoch is not None:
+            if run_store.requeue_run(db, run_id, stale_after_s=timeout_s):
+                settled[run_id] = "queued"
+                append_log_line(
+                    settings,
+                    run_id,
+                    f"{_now_text()} {who}: no heartbeat for {timeout_s:.0f} s; requeued to "
+                    f"resume after epoch {epoch}.",
+                )
+            continue
+        reason = (
+            f"The engine stopped while the run was in progress (no heartbeat for "
+            f"{timeout_s:.0f} s) before its first checkpoint. Clone the run to train it again."
+        )
+        if run_store.fail_stale_run(db, run_id, heartbeat_timeout_s=timeout_s, reason=reason):
+            settled[run_id] = "failed"
+    for run_id, status in settled.items():
+        log.warning("run %s had no heartbeat for %.0f s: %s", run_id, timeout_s, status)
+    return settled
+
+
+def settle_for_readers(settings: Settings, db: Engine) -> dict[int, str]:
+    """The dashboard's and CLI's check: settle runs silent for two heartbeat timeouts, so a run
+    never shows `running` while no engine is running it. Cheap when nothing is stale."""
+    try:
+        return settle_stale_runs(
+            settings, db, timeout_s=2 * heartbeat_timeout_s(), who="a status check"
+        )
+    except OSError:  # an unreadable run folder must not break a page that only reads
+        log.exception("settling stale runs failed")
+        return {}
+
+
+def resumable_epoch(settings: Settings, run_id: int) -> int | None:
+    """The epoch a cancelled or failed run would resume after, or None without a checkpoint."""
+    return saved_epoch(resume_path(settings, run_id))
+
+
+def resume_run(settings: Settings, db: Engine, run_id: int) -> int:
+    """Queue a cancelled or failed run again; it continues after its last checkpointed epoch.
+
+    Returns that epoch. Raises SeedlabError saying why a run cannot be resumed.
+    """
+    run = run_store.get_run(db, run_id)
+    if run is None:
+        raise SeedlabError(f"No run {run_id}.")
+    if run.status not in ("cancelled", "failed"):
+        raise SeedlabError(
+            f"Run {run_id} is {run.status}; only a cancelled or failed run can be resumed."
+        )
+    epoch = resumable_epoch(settings, run_id)
+    if epoch is None:
+        raise SeedlabError(
+            f"Run {run_id} has no resume checkpoint (it stopped before its first epoch ended). "
+            f"Clone it to train it again: seedlab runs clone {run_id}"
+        )
+    if not run_store.requeue_run(db, run_id, from_statuses=("cancelled", "failed")):
+        raise SeedlabError(f"Run {run_id} changed status meanwhile; look at it again.")
+    append_log_line(
+        settings, run_id, f"{_now_text()} resume requested: continues after epoch {epoch}."
+    )
+    return epoch

@@ -1,0 +1,482 @@
+"""Hyperparameter sweeps: a search space over RunConfig fields, explored with Optuna.
+
+Storage design: Optuna's RDB storage on SQLite is known to fail with "database is locked" under
+parallel trials, so Optuna keeps no state of its own here. A sweep is a row in `sweeps`; its
+trials are ordinary runs (`runs.sweep_id`) whose metrics the engine already records. Whenever
+the worker advances a sweep, it rebuilds an in-memory Optuna study from those runs (finished
+trials with their values and per-epoch values, pending ones as running) and uses Optuna's
+ask/tell API on it: the sampler proposes the next configs, the pruner judges running trials.
+The worker is the only process that adds trials or ends a sweep, so there is one writer, and a
+restarted worker simply rebuilds the study and goes on where the sweep was.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy import Engine
+
+from db import metrics as metric_store
+from db import runs as run_store
+from db import sweeps as sweep_store
+from db.records import RunRecord, SweepRecord
+from db.session import utcnow
+from engine.core.catalog import HIGHER_IS_BETTER, MONITORS, effective_task
+from engine.core.config import RunConfig, validate_config
+from engine.core.errors import ConfigError
+from engine.services.launch import find_dataset, submit_run
+
+log = logging.getLogger("seedlab.sweeps")
+
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("none", "median", "halving")
+# Fields a sweep may not vary: they change what is measured, not how well a model learns.
+FIXED_FIELDS = {"val_fraction", "test_fraction", "task", "monitor", "device"}
+MAX_GRID = 1000
+
+
+class ParamRange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ParamRange:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        if self.log and self.step is not None:
+            raise ValueError("a range is either log or stepped, not both")
+        return self
+
+
+class ParamChoices(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    choices: list[Any] = Field(min_length=1)
+
+
+Param = ParamRange | ParamChoices
+
+
+class SweepSpec(BaseModel):
+    """What a user asks for; validated before anything is stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    space: dict[str, Any]  # checked field by field in parse_space, with clearer messages
+    sampler: Literal["tpe", "random", "grid"] = "tpe"
+    pruner: Literal["none", "median", "halving"] = "median"
+    objective: str = "val_loss"
+    direction: Literal["auto", "minimize", "maximize"] = "auto"
+    max_trials: int = Field(20, ge=1, le=1000)
+    time_limit_s: float | None = Field(None, gt=0)
+    parallelism: int = Field(1, ge=1, le=64)
+    seed: int = Field(0, ge=0)
+
+
+def _field_kind(name: str) -> str:
+    """int | float | choice: how a RunConfig field can be searched."""
+    annotation = RunConfig.model_fields[name].annotation
+    if annotation is bool or get_origin(annotation) in (Literal, list) or annotation is str:
+        return "choice"
+    if annotation is int:
+        return "int"
+    if annotation is float:
+        return "float"
+    return "choice"
+
+
+def _choice_value(name: str, value: Any) -> Any:  # noqa: ANN401
+    """A choice as Optuna stores it: scalars as they are; list fields (hidden sizes) as their
+    canonical "128,64" text, so 64, [64] and "64" are one choice, and a run's config maps back."""
+    if get_origin(RunConfig.model_fields[name].annotation) is not list or value is None:
+        return value
+    try:
+        parsed = getattr(RunConfig.model_validate({name: value}), name)
+    except ValidationError:
+        return value
+    return ",".join(str(v) for v in parsed)
+
+
+def parse_space(raw: dict[str, Any], base: dict[str, Any]) -> dict[str, Param]:
+    """Validate a search space against RunConfig: every field known and searchable, and every
+    bound or choice a valid value of its field (ConfigError names the field otherwise)."""
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError("space: give at least one field, e.g. learning_rate: {low: 1e-4, ...}")
+    space: dict[str, Param] = {}
+    for name, spec in raw.items():
+        if name not in RunConfig.model_fields:
+            raise ConfigError(f"space: {name!r} is not a RunConfig field")
+        if name in FIXED_FIELDS:
+            raise ConfigError(f"space: {name} cannot be searched (it changes what is measured)")
+        if isinstance(spec, list):
+            spec = {"choices": spec}
+        try:
+            param = (
+                ParamChoices.model_validate(spec)
+                if isinstance(spec, dict) and "choices" in spec
+                else ParamRange.model_validate(spec)
+            )
+        except ValidationError as exc:
+            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            raise ConfigError(f"space: {name}: {problems}") from None
+        kind = _field_kind(name)
+        if isinstance(param, ParamRange) and kind == "choice":
+            raise ConfigError(f"space: {name} takes a list of choices, not a range")
+        samples = [param.low, param.high] if isinstance(param, ParamRange) else list(param.choices)
+        for value in samples:
+            if isinstance(param, ParamRange) and kind == "int":
+                value = int(value)
+            try:
+                validate_config({**base, name: value})
+            except ConfigError as exc:
+                raise ConfigError(f"space: {name} = {value!r} is not valid: {exc}") from None
+        if isinstance(param, ParamChoices):
+            param = ParamChoices(choices=[_choice_value(name, c) for c in param.choices])
+        space[name] = param
+    return space
+
+
+def distributions(space: dict[str, Param]) -> dict[str, Any]:
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    out: dict[str, Any] = {}
+    for name, param in space.items():
+        if isinstance(param, ParamChoices):
+            out[name] = CategoricalDistribution(param.choices)
+        elif _field_kind(name) == "int":
+            step = max(1, int(param.step or 1))
+            out[name] = IntDistribution(int(param.low), int(param.high), log=param.log, step=step)
+        else:
+            out[name] = FloatDistribution(param.low, param.high, log=param.log, step=param.step)
+    return out
+
+
+def grid_points(space: dict[str, Param]) -> list[dict[str, Any]]:
+    """Every combination, in a fixed order: choices as given, stepped ranges low → high."""
+    axes: list[list[Any]] = []
+    for name, param in space.items():
+        if isinstance(param, ParamChoices):
+            axes.append(list(param.choices))
+            continue
+        if param.step is None:
+            raise ConfigError(
+                f"space: {name}: a grid needs choices or a range with a step, e.g. "
+                f"{{low: {param.low:g}, high: {param.high:g}, step: ...}}"
+            )
+        count = int(math.floor((param.high - param.low) / param.step + 1e-9)) + 1
+        values = [param.low + i * param.step for i in range(count)]
+        axes.append([int(round(v)) if _field_kind(name) == "int" else v for v in values])
+    total = math.prod(len(a) for a in axes)
+    if total > MAX_GRID:
+        raise ConfigError(f"space: the grid has {total:,} points (limit {MAX_GRID:,}); shrink it")
+    return [dict(zip(space, combo, strict=True)) for combo in itertools.product(*axes)]
+
+
+def _direction(objective: str, direction: str) -> str:
+    if direction != "auto":
+        return direction
+    return "maximize" if HIGHER_IS_BETTER.get(objective, False) else "minimize"
+
+
+def submit_sweep(
+    db: Engine,
+    dataset_ref: str | int,
+    spec: dict[str, Any] | SweepSpec,
+    *,
+    name: str = "",
+    base: dict[str, Any] | None = None,
+    owner: str | None = None,
+) -> int:
+    """Validate and store a sweep; the worker launches its trials (owned by `owner` too)."""
+    dataset = find_dataset(db, dataset_ref)
+    try:
+        sweep = spec if isinstance(spec, SweepSpec) else SweepSpec.model_validate(spec)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"Invalid sweep — {problems}") from None
+    base = dict(base or {})
+    base_config = validate_config(base)
+    task = effective_task(base_config.task, dataset.task)
+    if sweep.objective not in MONITORS[task]:
+        raise ConfigError(
+            f"objective: {sweep.objective} is not measured for {task}; use one of "
+            f"{', '.join(MONITORS[task])}"
+        )
+    space = parse_space(sweep.space, base)
+    max_trials = sweep.max_trials
+    if sweep.sampler == "grid":
+        max_trials = min(max_trials, len(grid_points(space)))
+    return sweep_store.create_sweep(
+        db,
+        name=name.strip() or f"{dataset.name}-sweep",
+        dataset_id=dataset.id,
+        base_config=base,
+        space={k: v.model_dump() for k, v in space.items()},
+        sampler=sweep.sampler,
+        pruner=sweep.pruner,
+        objective=sweep.objective,
+        direction=_direction(sweep.objective, sweep.direction),
+        max_trials=max_trials,
+        time_limit_s=sweep.time_limit_s,
+        parallelism=sweep.parallelism,
+        seed=sweep.seed,
+        owner=owner,
+    )
+
+
+# ---------------------------------------------------------------- the study, rebuilt
+
+
+@dataclass
+class Trial:
+    number: int
+    run: RunRecord
+    params: dict[str, Any]
+    value: float | None  # the best objective value over its epochs, when completed
+    state: str  # complete | pruned | fail | running
+    intermediate: dict[int, float]
+
+
+def stored_space(sweep: SweepRecord) -> dict[str, Param]:
+    return {
+        k: ParamChoices.model_validate(v) if "choices" in v else ParamRange.model_validate(v)
+        for k, v in sweep.space.items()
+    }
+
+
+def load_trials(db: Engine, sweep: SweepRecord) -> list[Trial]:
+    space = stored_space(sweep)
+    ids = sweep_store.trial_run_ids(db, sweep.id)
+    history = metric_store.metric_history(db, ids, [sweep.objective]) if ids else None
+    trials = []
+    for number, run_id in enumerate(ids):
+        run = run_store.get_run(db, run_id)
+        if run is None:
+            continue
+        points = history[history["run_id"] == run_id] if history is not None else None
+        intermediate = (
+            {
+                int(s): float(v)
+                for s, v in zip(points["step"], points["value"], strict=True)
+                if v is not None and math.isfinite(v)
+            }
+            if points is not None
+            else {}
+        )
+        params = {k: _choice_value(k, run.config.get(k)) for k in space}
+        entry = run.summary.get(sweep.objective)
+        best = None
+        if entry is not None:
+            best = entry["max"] if sweep.direction == "maximize" else entry["min"]
+        if sweep_store.PRUNED_TAG in run.tags:
+            state = "pruned"
+        elif run.status == "completed" and best is not None and math.isfinite(best):
+            state = "complete"
+        elif run.status in ("queued", "running"):
+            state = "running"
+        else:
+            state = "fail"
+        trials.append(Trial(number, run, params, best, state, intermediate))
+    return trials
+
+
+def build_study(sweep: SweepRecord, trials: list[Trial]) -> Any:  # noqa: ANN401
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    seed = sweep.seed * 10_007 + len(trials)  # new proposals even when nothing else changed
+    sampler = (
+        optuna.samplers.RandomSampler(seed=seed)
+        if sweep.sampler == "random"
+        else optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, constant_liar=True)
+    )
+    pruner = {
+        "median": optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2),
+        "halving": optuna.pruners.SuccessiveHalvingPruner(),
+        "none": optuna.pruners.NopPruner(),
+    }[sweep.pruner]
+    study = optuna.create_study(direction=sweep.direction, sampler=sampler, pruner=pruner)
+    dists = distributions(stored_space(sweep))
+    states = {
+        "complete": TrialState.COMPLETE,
+        "pruned": TrialState.PRUNED,
+        "fail": TrialState.FAIL,
+        "running": TrialState.RUNNING,
+    }
+    for t in trials:
+        params = {k: v for k, v in t.params.items() if k in dists}
+        try:
+            frozen = create_trial(
+                params=params,
+                distributions={k: dists[k] for k in params},
+                value=t.value if t.state == "complete" else None,
+                state=states[t.state],
+                intermediate_values=t.intermediate,
+                user_attrs={"run_id": t.run.id},
+            )
+        except ValueError:
+            continue  # a trial edited outside its space (e.g. by hand) teaches the sampler nothing
+        study.add_trial(frozen)
+    return study
+
+
+def best_trial(sweep: SweepRecord, trials: list[Trial]) -> Trial | None:
+    done = [t for t in trials if t.state == "complete"]
+    if not done:
+        return None
+    pick = max if sweep.direction == "maximize" else min
+    return pick(done, key=lambda t: t.value)
+
+
+# ---------------------------------------------------------------- the worker's step
+
+
+def advance(db: Engine, sweep: SweepRecord) -> None:
+    """One step of a running sweep: prune, launch trials into free slots, or finish it."""
+    from optuna.trial import TrialState, create_trial
+
+    trials = load_trials(db, sweep)
+    study = build_study(sweep, trials)
+    dists = distributions(stored_space(sweep))
+
+    if sweep.pruner != "none":
+        for t in trials:
+            if t.run.status != "running" or not t.intermediate:
+                continue
+            if sweep_store.PRUNED_TAG in t.run.tags:
+                continue
+            frozen = create_trial(
+                params={k: v for k, v in t.params.items() if k in dists},
+                distributions=dists,
+                state=TrialState.RUNNING,
+                intermediate_values=t.intermediate,
+            )
+            if study.pruner.prune(study, frozen):
+                log.info("sweep %s: pruning trial run %s", sweep.id, t.run.id)
+                sweep_store.mark_pruned(db, t.run.id)
+
+    best = best_trial(sweep, trials)
+    best_id = best.run.id if best else None
+    if best_id != sweep.best_run_id:
+        sweep_store.set_best_run(db, sweep.id, best_id)
+
+    active = sum(1 for t in trials if t.state == "running")
+    elapsed = (utcnow() - sweep.created_at).total_seconds()
+    out_of_time = sweep.time_limit_s is not None and elapsed >= sweep.time_limit_s
+    launched = len(trials)
+    if launched >= sweep.max_trials or out_of_time:
+        if active == 0:
+            sweep_store.finish_sweep(db, sweep.id, "completed", best_run_id=best_id)
+        return
+    grid = grid_points(stored_space(sweep)) if sweep.sampler == "grid" else None
+    for _ in range(min(sweep.parallelism - active, sweep.max_trials - launched)):
+        if grid is not None:
+            params = grid[launched]
+        else:
+            params = study.ask(dists).params
+        values = {**sweep.base_config, **params, "monitor": sweep.objective}
+        submit_run(
+            db,
+            sweep.dataset_id,
+            values,
+            name=f"{sweep.name} #{launched}",
+            sweep_id=sweep.id,
+            tags=(f"sweep-{sweep.id}",),
+            owner=sweep.owner,
+        )
+        launched += 1
+
+
+def advance_all(db: Engine, *, min_interval_s: float = 1.0) -> None:
+    """Advance every running sweep; a sweep that cannot go on is failed with the reason."""
+    now = time.monotonic()
+    if now - _last_step.get("t", -math.inf) < min_interval_s:
+        return
+    _last_step["t"] = now
+    for sweep in sweep_store.list_sweeps(db, statuses=("running",)):
+        try:
+            advance(db, sweep)
+        except Exception as exc:  # one broken sweep must not stop the engine or other sweeps
+            log.exception("sweep %s failed", sweep.id)
+            sweep_store.finish_sweep(
+                db,
+                sweep.id,
+                "failed",
+                best_run_id=sweep.best_run_id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+
+
+_last_step: dict[str, float] = {}
+
+
+def cancel_sweep(db: Engine, sweep_id: int) -> str | None:
+    """Stop a sweep and cancel its queued and running trials; returns the sweep's status."""
+    sweep = sweep_store.get_sweep(db, sweep_id)
+    if sweep is None:
+        return None
+    sweep_store.finish_sweep(db, sweep_id, "cancelled", best_run_id=sweep.best_run_id)
+    for run_id in sweep_store.trial_run_ids(db, sweep_id):
+        run_store.request_cancel(db, run_id)
+    return sweep_store.get_sweep(db, sweep_id).status
+
+
+def launch_best(
+    db: Engine,
+    sweep_id: int,
+    overrides: dict[str, Any] | None = None,
+    *,
+    owner: str | None = None,
+) -> int:
+    """Queue the best trial's config as an ordinary run (not part of the sweep)."""
+    sweep = sweep_store.get_sweep(db, sweep_id)
+    if sweep is None:
+        raise ConfigError(f"No sweep #{sweep_id}.")
+    best = best_trial(sweep, load_trials(db, sweep))
+    if best is None:
+        raise ConfigError(f"Sweep #{sweep_id} has no completed trial yet.")
+    values = {**best.run.config, **(overrides or {})}
+    return submit_run(
+        db,
+        sweep.dataset_id,
+        values,
+        name=f"{sweep.name} best (from run #{best.run.id})",
+        parent_run_id=best.run.id,
+        owner=owner,
+    )
+
+
+def searchable_fields() -> list[str]:
+    return [n for n in RunConfig.model_fields if n not in FIXED_FIELDS]
+
+
+def field_kind(name: str) -> str:
+    return _field_kind(name)
+
+
+def literal_choices(name: str) -> list[Any]:
+    annotation = RunConfig.model_fields[name].annotation
+    if get_origin(annotation) is Literal:
+        return list(get_args(annotation))
+    if annotation is bool:
+        return [True, False]
+    return []
