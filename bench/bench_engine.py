@@ -247,7 +247,8 @@ def submit_latency(repeats: int) -> list[float]:
     real worker subprocess polling at its default interval."""
     from db import runs as run_store
     from db.migrate import upgrade_to_head
-    from engine.core.settings import Settings, get_db
+    from db.session import get_db
+    from engine.core.settings import Settings
     from engine.data.demo import register_demo_datasets
     from engine.services.launch import submit_run
 

@@ -125,7 +125,8 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="seedlab-bench-images-")) / "home"
     os.environ["SEEDLAB_HOME"] = str(home)
     from db.migrate import upgrade_to_head
-    from engine.core.settings import Settings, get_db
+    from db.session import get_db
+    from engine.core.settings import Settings
     from engine.data.datasets import ingest_bytes
     from engine.data.demo import digits_zip
     from engine.data.images import image_arrays

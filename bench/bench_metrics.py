@@ -47,8 +47,8 @@ import db.metrics  # noqa: E402
 import db.runs  # noqa: E402
 from db.migrate import upgrade_to_head  # noqa: E402
 from db.models import metrics as metrics_table  # noqa: E402
-from db.session import writing  # noqa: E402
-from engine.core.settings import Settings, get_db  # noqa: E402
+from db.session import get_db, writing  # noqa: E402
+from engine.core.settings import Settings  # noqa: E402
 
 RESULTS_PATH = ROOT / "bench" / "RESULTS.md"
 RESULTS_BEGIN = "<!-- bench_metrics:begin -->"

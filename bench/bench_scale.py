@@ -40,7 +40,8 @@ from db import metrics as metric_store  # noqa: E402
 from db import run_query  # noqa: E402
 from db.migrate import upgrade_to_head  # noqa: E402
 from db.run_query import MetricThreshold, RunFilter  # noqa: E402
-from engine.core.settings import Settings, get_db  # noqa: E402
+from db.session import get_db  # noqa: E402
+from engine.core.settings import Settings  # noqa: E402
 from engine.services.demo_fill import fill_project  # noqa: E402
 
 BEGIN, END = "<!-- bench_scale:begin -->", "<!-- bench_scale:end -->"

@@ -438,7 +438,8 @@ def _timed_runs(env: dict[str, str], worker_args: list[str], n: int) -> list[tup
     """(submit → first metric, submit → completed) seconds for n runs, one after another."""
     import subprocess
 
-    from engine.core.settings import Settings, get_db
+    from db.session import get_db
+    from engine.core.settings import Settings
     from engine.services.launch import submit_run
 
     store = get_db(Settings(home=Path(env["SEEDLAB_HOME"]), db_url=env["SEEDLAB_DB_URL"]))

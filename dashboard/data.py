@@ -21,12 +21,12 @@ from sqlalchemy import Engine
 from db import datasets as dataset_store
 from db import workers as worker_store
 from db.records import DatasetRecord, RunRecord
+from db.session import get_db as make_db
 from engine.core import catalog
 from engine.core.catalog import TABLE_METRICS
 from engine.core.config import RunConfig
 from engine.core.errors import SeedlabError
 from engine.core.settings import Settings
-from engine.core.settings import get_db as make_db
 from engine.services.launch import find_dataset
 from engine.services.permissions import Actor
 

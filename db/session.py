@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Protocol
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session
 
 _READ_ONLY = "seedlab_read_only"
@@ -97,3 +100,23 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+class HasDbUrl(Protocol):
+    """What get_db needs of the settings (engine.core.settings.Settings has it)."""
+
+    db_url: str
+
+
+@cache
+def _engine_for(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    return make_engine(url)
+
+
+def get_db(settings: HasDbUrl) -> Engine:
+    """One SQLAlchemy Engine (connection pool) per URL per process."""
+    return _engine_for(settings.db_url)

@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import Engine
 
 from db.migrate import upgrade_to_head
-from db.session import make_engine
-from engine.core.settings import Settings, get_db
+from db.session import get_db, make_engine
+from engine.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("sqlite", "postgresql")

@@ -22,12 +22,13 @@ from db import runs as run_store
 from db.migrate import UnknownSchemaVersion, upgrade_to_head
 from db.models import FINISHED_STATUSES, RUN_STATUSES
 from db.records import RunRecord
+from db.session import get_db
 from engine.core import catalog
 from engine.core.config import load_config_file, parse_overrides
 from engine.core.errors import SeedlabError
 from engine.core.paths import PROJECT_ROOT
 from engine.core.run_files import log_path, tail
-from engine.core.settings import Settings, get_db
+from engine.core.settings import Settings
 from engine.services.permissions import cli_actor
 from engine.services.recovery import settle_for_readers
 

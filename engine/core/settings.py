@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
-from sqlalchemy import Engine, make_url
-
-from db.session import make_engine
-
+# user:password@ in a database URL; the password is masked wherever the URL is shown.
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@]*@")
 DEFAULT_MAX_UPLOAD_MB = 200
 # Image ZIP caps: room for tens of thousands of images and a few hundred MB, not for a zip bomb.
 DEFAULT_MAX_ZIP_MEMBERS = 100_000
@@ -51,7 +49,7 @@ class Settings:
     @property
     def db_url_shown(self) -> str:
         """The database URL with any password masked, for messages and logs."""
-        return make_url(self.db_url).render_as_string(hide_password=True)
+        return _PASSWORD_IN_URL.sub(r"\1***@", self.db_url)
 
     @property
     def datasets_dir(self) -> Path:
@@ -79,14 +77,3 @@ class Settings:
         env["SEEDLAB_HOME"] = str(self.home)
         env["SEEDLAB_DB_URL"] = self.db_url
         return env
-
-
-@cache
-def _engine_for(url: str) -> Engine:
-    return make_engine(url)
-
-
-def get_db(settings: Settings) -> Engine:
-    """One SQLAlchemy Engine (connection pool) per URL per process."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return _engine_for(settings.db_url)

@@ -27,10 +27,11 @@ from sqlalchemy import Engine
 from db import artifacts as artifact_store
 from db import datasets as dataset_store
 from db import runs as run_store
+from db.session import get_db
 from engine.core.config import validate_config
 from engine.core.errors import DatasetError, SeedlabError
 from engine.core.run_files import checkpoint_path, log_path, report_path, resume_path
-from engine.core.settings import Settings, get_db
+from engine.core.settings import Settings
 from engine.execution.executors.torchrun import engine_is_stopping
 from engine.ml import ddp
 from engine.ml.checkpoints import TrainState, load_train_state, save_train_state

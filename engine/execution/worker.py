@@ -28,9 +28,10 @@ from typing import Any
 from db import runs as run_store
 from db import workers as worker_store
 from db.migrate import upgrade_to_head
+from db.session import get_db
 from engine.core.paths import PROJECT_ROOT
 from engine.core.run_files import append_log_line, log_path, tail
-from engine.core.settings import Settings, get_db
+from engine.core.settings import Settings
 from engine.execution.devices import detect_devices
 from engine.execution.executors.torchrun import (
     mark_engine_stopping,

@@ -84,7 +84,7 @@ def run_data_parallel_task(
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from db import runs as run_store
-    from engine.core.settings import get_db
+    from db.session import get_db
 
     settings = Settings.from_env()
     _log_to_run_file(settings, run_id)
