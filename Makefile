@@ -53,8 +53,11 @@ e2e: install
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-e2e.txt
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
+# ruff, then the architecture's import contracts (.importlinter; README "Architecture").
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 BENCH_PY := bench/.venv/bin/python
 BENCHES := $(sort $(wildcard bench/bench_*.py))

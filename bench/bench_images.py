@@ -129,7 +129,7 @@ def main() -> None:
     from engine.core.settings import Settings
     from engine.data.datasets import ingest_bytes
     from engine.data.demo import digits_zip
-    from engine.data.images import image_arrays
+    from engine.data.image_store import image_arrays
 
     settings = Settings.from_env()
     settings.ensure_dirs()

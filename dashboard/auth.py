@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import data
+from dashboard.data import md_text
 from db import audit as audit_log
 from engine.core.errors import SeedlabError
 from engine.services import accounts, session_tokens
@@ -37,8 +39,6 @@ def auth_enabled() -> bool:
 
 
 def _db():  # noqa: ANN202
-    from dashboard import data  # late: data imports nothing of this module, keep it that way
-
     return data.get_db()
 
 
@@ -99,8 +99,6 @@ COOKIE = "seedlab_session"
 
 
 def _key() -> bytes:
-    from dashboard import data
-
     return session_tokens.secret_key(data.get_settings().home)
 
 
@@ -184,7 +182,6 @@ def user_menu(actor: Actor) -> None:
     """Sidebar: who is logged in, and the logout button (nothing when access control is off)."""
     if not auth_enabled():
         return
-    from dashboard.data import md_text
 
     with st.sidebar:
         st.caption(f"Logged in as **{md_text(actor.name)}** ({actor.role})")

@@ -26,6 +26,7 @@ from engine.core import catalog
 from engine.core.catalog import TABLE_METRICS
 from engine.core.config import RunConfig
 from engine.core.errors import SeedlabError
+from engine.core.formatting import format_duration
 from engine.core.settings import Settings
 from engine.services.launch import find_dataset
 from engine.services.permissions import Actor
@@ -150,14 +151,14 @@ def _dataset(dataset_id: int, path: str) -> DatasetRecord:
 # views can stay cached for long; only small slices are cached, never the whole frame.
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=32)
 def dataset_preview(dataset_id: int, path: str, rows: int = 20) -> pd.DataFrame:
-    from engine.data.datasets import preview
+    from engine.data.stored import preview
 
     return preview(get_settings(), _dataset(dataset_id, path), rows)
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=32)
 def dataset_target(dataset_id: int, path: str) -> pd.Series:
-    from engine.data.datasets import load_frame
+    from engine.data.stored import load_frame
 
     record = _dataset(dataset_id, path)
     return load_frame(get_settings(), record, columns=[record.target])[record.target]
@@ -181,15 +182,10 @@ def engine_alive(db: Engine) -> bool:
 # ---------------------------------------------------------------- actions
 
 
-def queue_demo_run(db: Engine, actor: Actor | None = None) -> int:
-    """Queue a default run on iris as `actor` (registering the demo datasets first if needed);
-    the acting user by default."""
-    from dashboard.auth import require
+def queue_demo_run(db: Engine, actor: Actor) -> int:
+    """Queue a default run on iris as `actor` (registering the demo datasets first if needed)."""
     from engine.data.demo import register_demo_datasets
     from engine.services.actions import launch_run
-    from engine.services.permissions import Permission
-
-    actor = actor or require(Permission.LAUNCH)
 
     try:
         find_dataset(db, DEMO_DATASET)
@@ -305,35 +301,6 @@ def format_time(value: datetime | None) -> str:
         return "—"
     suffix = "" if _browser_zone() else " UTC"
     return shown.strftime("%Y-%m-%d %H:%M") + suffix
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m {seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
-
-
-def format_value(value: float | None) -> str:
-    """A metric for a card: short enough for six cards in a row, precise where it matters."""
-    if value is None:
-        return "—"
-    if value != value:  # NaN (e.g. R² on a single test row)
-        return "n/a"
-    size = abs(value)
-    if size >= 1000:
-        return f"{value:,.0f}"
-    if size >= 1 or size == 0:
-        return f"{value:.4g}"
-    if size < 1e-4:
-        return f"{value:.2e}"
-    return f"{value:.4f}".rstrip("0")
 
 
 def effective_task(run: RunRecord, dataset: DatasetRecord | None) -> str:

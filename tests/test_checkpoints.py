@@ -9,7 +9,7 @@ import torch
 from db import datasets as dataset_store
 from engine.core.config import validate_config
 from engine.core.settings import Settings
-from engine.data.datasets import load_frame
+from engine.data.stored import load_frame
 from engine.ml.checkpoints import load_train_state, save_train_state, saved_epoch
 from engine.ml.device import choose_device
 from engine.ml.pipeline import prepare_tabular

@@ -14,7 +14,6 @@ from db import artifacts as artifact_store
 from db import runs as run_store
 from engine.core.errors import ConfigError
 from engine.deploy.compress import (
-    distill_run,
     load_variant,
     prune_run,
     quantize_run,
@@ -24,6 +23,7 @@ from engine.deploy.compress import (
 from engine.deploy.finished_run import load_finished_run
 from engine.deploy.variants import comparison_table, read_variants
 from engine.execution.runner import execute
+from engine.services.distillation import distill_run
 from engine.services.launch import submit_run
 from tests.conftest import child_env, seedlab_cmd, seedlab_in_process
 from tests.trained import completed_run

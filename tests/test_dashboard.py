@@ -529,7 +529,7 @@ def test_page_files_are_not_in_a_pages_folder() -> None:
 
 def run_with_real_report(settings, db, dataset: str, epochs: int = 5) -> int:  # noqa: ANN001
     """A completed run whose report.json comes from a real (small) model trained in-process."""
-    from engine.data.datasets import load_frame
+    from engine.data.stored import load_frame
     from engine.ml.device import choose_device
     from engine.ml.pipeline import evaluate_on_test, prepare_tabular
     from engine.ml.train import ListReporter, train

@@ -9,14 +9,9 @@ import pytest
 
 from db import datasets as dataset_store
 from engine.core.errors import DatasetError
-from engine.data.datasets import (
-    column_role,
-    infer_task,
-    ingest_bytes,
-    load_frame,
-    preview,
-    profile_table,
-)
+from engine.data.columns import column_role, infer_task, profile_table
+from engine.data.datasets import ingest_bytes
+from engine.data.stored import load_frame, preview
 
 MESSY_CSV = (
     "age,city,income,plan,notes,churned\n"

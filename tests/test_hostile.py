@@ -26,8 +26,9 @@ from db import runs as run_store
 from db.run_query import RunFilter
 from engine.core.csv_safe import escape_formulas, to_safe_csv
 from engine.core.errors import ConfigError, DatasetError
-from engine.data.datasets import ingest_bytes, load_frame
+from engine.data.datasets import ingest_bytes
 from engine.data.image_zip import decode_image
+from engine.data.stored import load_frame
 from engine.services.launch import find_dataset, submit_run
 from tests import hostile_corpus as corpus
 from tests.conftest import ROOT, seedlab_in_process

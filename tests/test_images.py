@@ -21,7 +21,7 @@ from db import runs as run_store
 from engine.core.config import RunConfig
 from engine.core.errors import DatasetError
 from engine.data.datasets import ingest_bytes, ingest_file
-from engine.data.images import image_arrays, load_index
+from engine.data.image_store import image_arrays, load_index
 from engine.ml.device import choose_device
 from engine.ml.inputs import InputSpec
 from engine.ml.models.build import build_model

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from engine.cli.main import app
 from engine.core.run_files import checkpoint_path, read_report, report_path
-from engine.data.datasets import ingest_bytes, load_frame
+from engine.data.datasets import ingest_bytes
+from engine.data.stored import load_frame
 from engine.ml.importance import (
     ImportanceError,
     ShuffledRowsModel,

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from dashboard.data import format_value
 from db import runs as run_store
 from engine.cli.main import app as cli_app
+from engine.core.formatting import format_value
 from engine.core.run_files import checkpoint_path, read_report, report_path
 from engine.ml.predictor import Predictor
 from engine.services.launch import submit_run

@@ -13,8 +13,9 @@ from db import datasets as dataset_store
 from db import runs as run_store
 from engine.core.config import RunConfig, validate_config
 from engine.core.errors import ConfigError, DatasetError
-from engine.data.datasets import ingest_bytes, load_frame
+from engine.data.datasets import ingest_bytes
 from engine.data.demo_text import support_tickets
+from engine.data.stored import load_frame
 from engine.data.text import resolve_kind
 from engine.data.tokenizer import PAD_ID, UNK_ID, WordTokenizer, split_words
 from engine.ml.device import choose_device

@@ -12,7 +12,7 @@ from db import datasets as dataset_store
 from engine.core.config import validate_config
 from engine.core.errors import ConfigError, TrainingError
 from engine.core.settings import Settings
-from engine.data.datasets import load_frame
+from engine.data.stored import load_frame
 from engine.ml.device import choose_device
 from engine.ml.pipeline import evaluate_on_test, prepare_tabular, save_checkpoint
 from engine.ml.train import ListReporter, train
@@ -146,7 +146,7 @@ def _imbalanced_frame(n_major: int = 380, n_minor: int = 20, seed: int = 0):
 
 
 def _prepare_frame(frame, **values):
-    from engine.data.datasets import build_schema
+    from engine.data.columns import build_schema
     from engine.ml.pipeline import prepare_tabular
 
     frame, schema = build_schema(frame, "y", "imbalanced.csv")

@@ -26,7 +26,7 @@ def _thumbnail(path: str, side: int) -> np.ndarray:
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=16)
 def _samples(dataset_id: int, path: str, per_class: int) -> dict[str, list[np.ndarray]]:
-    from engine.data.images import sample_files
+    from engine.data.image_store import sample_files
 
     record = next(r for r in data.datasets() if r.id == dataset_id and r.path == path)
     files = sample_files(data.get_settings(), record, per_class)

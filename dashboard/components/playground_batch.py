@@ -9,7 +9,7 @@ from dashboard import data
 from dashboard.components.playground_model import LoadedModel
 from engine.core.csv_safe import to_safe_csv
 from engine.core.errors import SeedlabError
-from engine.data.datasets import read_table
+from engine.data.tables import read_table
 from engine.ml.predictor import PredictorError, predict_frame
 
 PREVIEW_ROWS = 20

@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.components.playground_model import LoadedModel, test_metrics
 from engine.core.catalog import metric_label
+from engine.core.formatting import format_value
 from engine.ml import explain
 from engine.ml.predictor import PredictorError
 from engine.report import playground_charts
@@ -27,7 +28,7 @@ def show_metrics(run_id: int) -> None:
         return
     shown = list(metrics.items())[:4]
     for column, (name, value) in zip(st.columns(len(shown)), shown, strict=True):
-        column.metric(metric_label(name), data.format_value(value))
+        column.metric(metric_label(name), format_value(value))
     st.caption("On the run's held-out test split.")
 
 
@@ -56,7 +57,7 @@ def show_prediction(loaded: LoadedModel, inputs: Any, key: str) -> None:  # noqa
             key=f"{key}:probabilities",
         )
     else:
-        st.metric(data.md_text(predictor.target_column), data.format_value(float(prediction)))
+        st.metric(data.md_text(predictor.target_column), format_value(float(prediction)))
     st.markdown("**Why**")
     _show_explanation(explained, inputs, key)
 
@@ -64,8 +65,8 @@ def show_prediction(loaded: LoadedModel, inputs: Any, key: str) -> None:  # noqa
 def _reading(explained: explain.Explanation, reference: str) -> str:
     target = data.md_text(explained.target)
     return (
-        f"{target} is {data.format_value(explained.output)}; for {reference} it is "
-        f"{data.format_value(explained.reference_output)}."
+        f"{target} is {format_value(explained.output)}; for {reference} it is "
+        f"{format_value(explained.reference_output)}."
     )
 
 

@@ -10,9 +10,9 @@ from dashboard import auth, data
 from db import registry
 from db.records import RunRecord
 from engine.core.settings import Settings
-from engine.report.html_report import run_report_html
 from engine.services.model_registry import STAGES, register_model
 from engine.services.permissions import Permission
+from engine.services.run_report import run_report_html
 
 MODELS_PAGE = "views/models.py"
 

@@ -15,7 +15,7 @@ SAMPLES_PER_LABEL = 3
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=16)
 def _overview(dataset_id: int, path: str) -> tuple[pd.DataFrame, pd.Series]:
-    from engine.data.datasets import load_frame
+    from engine.data.stored import load_frame
     from engine.data.text import text_overview
 
     record = next((r for r in data.datasets() if r.id == dataset_id and r.path == path), None)

@@ -9,12 +9,8 @@ from dashboard import auth, data
 from dashboard.components.image_preview import show_image_dataset
 from dashboard.components.text_view import show_text_dataset
 from engine.core.errors import DatasetError
-from engine.data.datasets import (
-    IMAGE_ZIP_SUFFIXES,
-    TABLE_SUFFIXES,
-    profile_table,
-    read_table,
-)
+from engine.data.columns import profile_table
+from engine.data.tables import IMAGE_ZIP_SUFFIXES, TABLE_SUFFIXES, read_table
 from engine.report import charts
 from engine.services import actions
 from engine.services.permissions import Permission

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth, data
+from engine.core.formatting import format_duration
 from engine.services.engine_status import START_HINT, engine_status
 
 REFRESH_S = 3
@@ -44,7 +45,7 @@ def _draw() -> None:
     if not status.alive:
         seen = status.last_seen
         when = (
-            f"Its last heartbeat was {data.format_duration(status.heartbeat_age_s(seen))} ago."
+            f"Its last heartbeat was {format_duration(status.heartbeat_age_s(seen))} ago."
             if seen
             else "It has never run on this database."
         )

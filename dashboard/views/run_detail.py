@@ -25,6 +25,7 @@ from db import runs as run_store
 from db.records import RunRecord
 from engine.core.catalog import EPOCH_METRICS, HEADLINE_METRIC, TEST_METRICS, metric_label
 from engine.core.csv_safe import to_safe_csv
+from engine.core.formatting import format_duration, format_value
 from engine.core.run_files import log_path, report_path, tail
 from engine.report import charts
 from engine.services import actions
@@ -86,7 +87,7 @@ def _progress(run: RunRecord, alive: bool) -> None:
     age = run_store.heartbeat_age_s(run)
     if age is not None and age > STALE_HEARTBEAT_S:
         st.warning(
-            f"No sign of life from this run for {data.format_duration(age)}. If the engine "
+            f"No sign of life from this run for {format_duration(age)}. If the engine "
             f"stopped, it marks the run failed or requeues it when it restarts. {data.ENGINE_HINT}",
             icon=":material/heart_broken:",
         )
@@ -248,7 +249,7 @@ def _result_cards(run: RunRecord, task: str) -> None:
     if not keys:
         return
     for col, key in zip(st.columns(min(len(keys), 6)), keys[:6], strict=False):
-        col.metric(metric_label(key), data.format_value(run.last(key)), border=True)
+        col.metric(metric_label(key), format_value(run.last(key)), border=True)
 
 
 def _actions(run: RunRecord) -> None:
@@ -348,7 +349,7 @@ with st.container(horizontal=True, vertical_alignment="center"):
         facts.append(f"by {run.owner}")
     if run.duration_s is not None:
         verb = "running for" if run.status == "running" else "took"
-        facts.append(f"{verb} {data.format_duration(run.duration_s)}")
+        facts.append(f"{verb} {format_duration(run.duration_s)}")
     if run.parent_run_id:
         facts.append(f"cloned from #{run.parent_run_id}")
     if run.attempts:

@@ -77,7 +77,9 @@ def compress_cmd(
     elif method == "prune":
         row = compress.prune_run(settings, db, run_id, target=sparsity, epochs=epochs)
     elif method == "distill":
-        row = compress.distill_run(settings, db, run_id, parse_overrides(overrides or []))
+        from engine.services.distillation import distill_run
+
+        row = distill_run(settings, db, run_id, parse_overrides(overrides or []))
     else:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     record = compress.refresh_students(settings, db, run_id)

@@ -198,7 +198,7 @@ def datasets_show(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show a dataset's profile."""
-    from engine.data.datasets import profile_table
+    from engine.data.columns import profile_table
     from engine.services.launch import find_dataset
 
     _, db = _ready()

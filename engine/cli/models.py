@@ -218,7 +218,7 @@ def runs_report(
 ) -> None:
     """Write one self-contained HTML file of a run (config, curves, evaluation, importance)
     that opens offline in any browser."""
-    from engine.report.html_report import write_run_report
+    from engine.services.run_report import write_run_report
 
     cli = _cli()
     settings, db = cli._ready()

@@ -21,7 +21,7 @@ from db import runs as run_store
 from engine.core.csv_safe import to_safe_csv
 from engine.core.errors import SeedlabError
 from engine.core.run_files import checkpoint_path
-from engine.data.datasets import read_table
+from engine.data.tables import read_table
 
 if TYPE_CHECKING:
     # torch and scikit-learn come with these: imported where used, so every other `seedlab`

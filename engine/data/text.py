@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from engine.core.errors import DatasetError
-from engine.data.datasets import as_numeric, class_labels, column_role
+from engine.data.columns import as_numeric, class_labels, column_role
 from engine.data.tokenizer import split_words
 
 KINDS = ("auto", "tabular", "text")

@@ -20,9 +20,9 @@ from typing import Any
 
 import pandas as pd
 
-from engine.deploy.export import NOT_TRACEABLE_BY_EXPORT, write_pt2, write_torchscript
-from engine.ml.pipeline import PreparedData
+from engine.deploy.model_files import NOT_TRACEABLE_BY_EXPORT, write_pt2, write_torchscript
 from engine.ml.predictor import Predictor
+from engine.ml.prepared import PreparedData
 
 PREDICT_SCRIPT = Path(__file__).with_name("bundle_predict.py")
 EXAMPLE_ROWS = 5

@@ -35,19 +35,16 @@ from engine.core.settings import Settings
 from engine.deploy.finished_run import (
     FinishedRun,
     RunNotReady,
-    completed_run_record,
     load_finished_run,
     load_model,
 )
 from engine.deploy.variants import add_variant, read_variants, variants_dir, write_variants
 from engine.ml.device import choose_device
-from engine.ml.distill import student_config
 from engine.ml.inputs import InputSpec
 from engine.ml.models.build import build_model
 from engine.ml.pipeline import evaluate_on_test, file_digest
 from engine.ml.predictor import Predictor, PredictorError
 from engine.ml.train import _train_batches
-from engine.services.launch import submit_run
 
 QUANTIZED_FORMAT = "seedlab-v2-int8"
 QUANTIZED_LAYERS = {nn.Linear, nn.LSTM, nn.GRU}
@@ -261,42 +258,6 @@ def prune_run(
     }
     add_variant(settings, run_id, _original(settings, finished), row)
     _register(settings, db, run_id, path)
-    return row
-
-
-# ------------------------------------------------------------------ distill
-def distill_run(
-    settings: Settings, db: Engine, run_id: int, overrides: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Queue a student run learning from run `run_id`; it is measured once it completes."""
-    teacher = completed_run_record(db, run_id)
-    load_model(settings, run_id)  # fails now, not in the worker, when the model is unreadable
-    config = student_config(teacher.config, run_id, dict(overrides or {}))
-    student_id = submit_run(
-        db,
-        teacher.dataset_id,
-        config,
-        name=f"{teacher.name} · student",
-        parent_run_id=run_id,
-        project_id=teacher.project_id,
-        tags=["distilled"],
-    )
-    row = {
-        "name": f"student #{student_id}",
-        "method": "distill",
-        "run_id": student_id,
-        "params": {
-            "temperature": config.distill_temperature,
-            "alpha": config.distill_alpha,
-            "hidden_sizes": config.hidden_sizes,
-        },
-        "status": "queued",
-        "details": f"run #{student_id} learns from this run's outputs; measured when it completes",
-    }
-    record = read_variants(settings, run_id)
-    record["variants"] = [v for v in record["variants"] if v.get("name") != row["name"]]
-    record["variants"].append({**row, "created_at": time.time()})
-    write_variants(settings, run_id, record)
     return row
 
 

@@ -20,8 +20,9 @@ from engine.core.errors import SeedlabError
 from engine.core.run_files import checkpoint_path
 from engine.core.settings import Settings
 from engine.ml.device import choose_device
-from engine.ml.pipeline import PreparedData, prepare_dataset
+from engine.ml.pipeline import prepare_dataset
 from engine.ml.predictor import Predictor, PredictorError
+from engine.ml.prepared import PreparedData
 
 
 class RunNotReady(SeedlabError):

@@ -13,10 +13,10 @@ from db import runs as run_store
 from engine.core.config import validate_config
 from engine.core.run_files import checkpoint_path, read_report, report_path
 from engine.core.settings import Settings
-from engine.data.datasets import load_frame
+from engine.data.stored import load_frame
 from engine.ml.importance import ImportanceError, compute_importance, metric_for, write_report
-from engine.ml.pipeline import split_for_run
 from engine.ml.predictor import Predictor, PredictorError
+from engine.ml.prepared import split_for_run
 
 
 def importance_for_run(

@@ -32,7 +32,7 @@ from engine.core.config import validate_config
 from engine.core.errors import DatasetError, SeedlabError
 from engine.core.run_files import checkpoint_path, log_path, report_path, resume_path
 from engine.core.settings import Settings
-from engine.execution.executors.torchrun import engine_is_stopping
+from engine.execution.stop_marker import engine_is_stopping
 from engine.ml import ddp
 from engine.ml.checkpoints import TrainState, load_train_state, save_train_state
 from engine.ml.device import choose_device

@@ -33,13 +33,9 @@ from engine.core.paths import PROJECT_ROOT
 from engine.core.run_files import append_log_line, log_path, tail
 from engine.core.settings import Settings
 from engine.execution.devices import detect_devices
-from engine.execution.executors.torchrun import (
-    mark_engine_stopping,
-    processes_of,
-    runner_command,
-    thread_share,
-)
+from engine.execution.executors.torchrun import processes_of, runner_command, thread_share
 from engine.execution.scheduling import Slot, assign_slot, free_requests, total_slots
+from engine.execution.stop_marker import mark_engine_stopping
 from engine.services.recovery import heartbeat_timeout_s, settle_stale_runs
 from engine.services.sweeps import advance_all as advance_sweeps
 

@@ -15,8 +15,8 @@ from engine.core.errors import ConfigError
 from engine.core.run_files import checkpoint_path
 from engine.core.settings import Settings
 from engine.ml.device import DeviceChoice
-from engine.ml.pipeline import PreparedData
 from engine.ml.predictor import Predictor, PredictorError
+from engine.ml.prepared import PreparedData
 
 # What decides the split and the model's input: a student must keep the teacher's values.
 DATA_FIELDS = (

@@ -7,63 +7,28 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from engine.core.catalog import effective_task, model_family_for
+from engine.core.catalog import model_family_for
 from engine.core.config import RunConfig
 from engine.core.errors import ConfigError, DatasetError
 from engine.core.settings import Settings
-from engine.data.datasets import load_frame
+from engine.data.stored import StoredDataset, load_frame
 from engine.ml.device import DeviceChoice
 from engine.ml.evaluate import classification_report, regression_report
 from engine.ml.inputs import InputSpec
-from engine.ml.prep.tabular import Splits, TabularPreprocessor, TargetEncoder, split_frame
-from engine.ml.train import Inputs, TrainData, predict
-
-
-class StoredDataset(Protocol):
-    """A dataset as stored (db.records.StoredDataset fits); no DB access needed here."""
-
-    id: int
-    kind: str
-    schema: dict[str, Any]
-    path: str
-
-
-class InputPreprocessor(Protocol):
-    """What turns raw inputs into model tensors; stored as JSON in the checkpoint."""
-
-    def to_dict(self) -> dict[str, Any]: ...
-
-
-@dataclass
-class PreparedData:
-    train_data: TrainData
-    x_test: Inputs  # a tensor on the device, or a stream for image sets too big for memory
-    y_test: np.ndarray  # class indices, or raw target values for regression
-    preprocessor: InputPreprocessor
-    target: TargetEncoder
-    split_sizes: dict[str, int]  # train / val / test
-    stratified: bool
-    task: str
-    # Test-split rows (by position) as something a person can read: a table row as a dict,
-    # a text, an image path. The report's "worst mistakes" show these.
-    describe_test: Callable[[Sequence[int]], list[dict[str, Any]]] = field(
-        default=lambda idx: [{} for _ in idx]
-    )
-    # Readable names of the input features (tables); empty for images and text.
-    feature_names: list[str] = field(default_factory=list)
-
-
-Preparer = Callable[[Settings, StoredDataset, RunConfig, DeviceChoice], PreparedData]
+from engine.ml.prep.tabular import TabularPreprocessor, TargetEncoder
+from engine.ml.prepare_images import prepare_images
+from engine.ml.prepare_text import prepare_stored_text
+from engine.ml.prepared import PreparedData, Preparer, split_for_run
+from engine.ml.train import TrainData, predict
 
 
 def prepare_dataset(
@@ -84,30 +49,6 @@ def _prepare_stored_table(
     settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
 ) -> PreparedData:
     return prepare_tabular(load_frame(settings, dataset), dataset.schema, config, choice)
-
-
-def split_for_run(
-    frame: pd.DataFrame, schema: dict[str, Any], config: RunConfig
-) -> tuple[str, list[str] | None, Splits]:
-    """The run's task, the classes, and the seeded (stratified when it can) three-way split:
-    the same for every dataset kind."""
-    target_col = schema["target"]
-    task = effective_task(config.task, schema["task"])
-    classes = schema.get("classes")
-    if task == "classification" and not classes:
-        raise DatasetError(
-            f"The target {target_col!r} is numeric with many distinct values; "
-            "use task=regression (or auto)."
-        )
-    splits = split_frame(
-        frame,
-        target=target_col,
-        task=task,
-        val_fraction=config.val_fraction,
-        test_fraction=config.test_fraction,
-        seed=config.seed,
-    )
-    return task, classes, splits
 
 
 def prepare_tabular(
@@ -168,27 +109,11 @@ def prepare_tabular(
     )
 
 
-def _prepare_stored_text(
-    settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
-) -> PreparedData:
-    from engine.ml.prep.text import prepare_stored_text  # it builds on PreparedData above
-
-    return prepare_stored_text(settings, dataset, config, choice)
-
-
-def _prepare_images(
-    settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
-) -> PreparedData:
-    from engine.ml.prep.images import prepare_images  # it builds on PreparedData from here
-
-    return prepare_images(settings, dataset, config, choice)
-
-
 # dataset kind -> how to turn it into tensors
 PREPARERS: dict[str, Preparer] = {
     "tabular": _prepare_stored_table,
-    "text": _prepare_stored_text,
-    "image": _prepare_images,
+    "text": prepare_stored_text,
+    "image": prepare_images,
 }
 
 

@@ -22,17 +22,11 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
-from sqlalchemy import Engine
 
-from db import datasets as dataset_store
-from db import metrics as metric_store
-from db import runs as run_store
 from db.records import RunRecord
 from engine.core import catalog
 from engine.core.catalog import EPOCH_METRICS, TEST_METRICS, metric_label
-from engine.core.errors import SeedlabError
-from engine.core.run_files import read_report
-from engine.core.settings import Settings
+from engine.core.formatting import format_duration
 from engine.report import charts, report_charts
 from engine.report.importance_chart import caption as importance_caption
 from engine.report.importance_chart import importance_bars
@@ -76,20 +70,6 @@ def _value(value: Any) -> str:  # noqa: ANN401
 def _setting(value: Any) -> str:  # noqa: ANN401
     """A config value as typed in a config file (0.1, not 0.1000)."""
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return (
-        f"{hours}h {minutes:02d}m"
-        if hours
-        else f"{minutes}m {secs:02d}s"
-        if minutes
-        else f"{secs}s"
-    )
 
 
 def _curves(history: pd.DataFrame, task: str) -> list[dict[str, Any]]:
@@ -180,7 +160,7 @@ def build_run_report(
         facts.append(f"on {run.device}")
     facts.append(f"created {run.created_at:%Y-%m-%d %H:%M} UTC")
     if run.duration_s is not None:
-        facts.append(f"took {_duration(run.duration_s)}")
+        facts.append(f"took {format_duration(run.duration_s)}")
     known = TEST_METRICS.get(task, [])
     metrics = {k: run.last(k) for k in known if k in run.summary}
     metrics.update({k: v for k, v in (report.get("metrics") or {}).items() if k not in metrics})
@@ -216,27 +196,3 @@ def build_run_report(
         generated_at=generated,
         plotly_js=Markup(get_plotlyjs()),
     )
-
-
-def run_report_html(settings: Settings, db: Engine, run_id: int) -> str:
-    """The report of a stored run (any status: what it has so far)."""
-    run = run_store.get_run(db, run_id)
-    if run is None:
-        raise SeedlabError(f"No run {run_id}.")
-    dataset = dataset_store.get_dataset(db, run.dataset_id)
-    task = catalog.effective_task(
-        run.config.get("task", "auto"), dataset.task if dataset else "classification"
-    )
-    # Curves are thinned per trace in charts.metric_curves, as on the Run page.
-    history = metric_store.metric_history(db, [run_id], keys=EPOCH_METRICS.get(task, []))
-    return build_run_report(run, history, read_report(settings, run_id), task=task)
-
-
-def write_run_report(settings: Settings, db: Engine, run_id: int, output: Path) -> int:
-    """Write the report to `output` (atomically); returns its size in bytes."""
-    html = run_report_html(settings, db, run_id)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(output)
-    return output.stat().st_size

@@ -13,30 +13,9 @@ from engine.core.catalog import model_family_for
 from engine.core.config import RunConfig
 from engine.core.errors import ConfigError
 from engine.ml.inputs import InputSpec
+from engine.ml.models.mlp import build_mlp
 from engine.ml.models.text import TEXT_BUILDERS
 from engine.ml.models.vision import build_cnn, build_resnet
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-    "leaky_relu": nn.LeakyReLU,
-}
-
-
-def build_mlp(
-    n_inputs: int, n_outputs: int, hidden_sizes: list[int], activation: str, dropout: float
-) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    width = n_inputs
-    for size in hidden_sizes:
-        layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        width = size
-    layers.append(nn.Linear(width, n_outputs))
-    return nn.Sequential(*layers)
 
 
 def _mlp(config: RunConfig, spec: InputSpec, n_outputs: int) -> nn.Module:

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from engine.core.config import RunConfig
 from engine.ml.inputs import InputSpec
+from engine.ml.models.mlp import ACTIVATIONS
 
 MAX_WIDTH = 512
 
@@ -34,8 +35,6 @@ def _head(width: int, n_outputs: int, dropout: float) -> nn.Sequential:
 
 def build_cnn(config: RunConfig, spec: InputSpec, n_outputs: int) -> nn.Module:
     """cnn_depth blocks of conv3×3 → batch norm → activation → 2×2 max-pool, then a linear head."""
-    from engine.ml.models.build import ACTIVATIONS  # models.py registers this builder
-
     channels, side, _ = spec.shape
     layers: list[nn.Module] = []
     for width in _widths(config.cnn_width, config.cnn_depth):

@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from engine.core.errors import DatasetError
-from engine.data.datasets import as_numeric, class_labels
+from engine.data.columns import as_numeric, class_labels
 
 OTHER = "__other__"
 MISSING = "__missing__"

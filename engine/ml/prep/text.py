@@ -8,18 +8,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from engine.core.config import RunConfig
-from engine.core.errors import DatasetError
-from engine.core.settings import Settings
-from engine.data.datasets import load_frame
-from engine.data.tokenizer import PAD_ID, WordTokenizer
-from engine.ml.device import DeviceChoice
-from engine.ml.inputs import InputSpec
-from engine.ml.pipeline import PreparedData, StoredDataset, split_for_run
-from engine.ml.prep.tabular import TargetEncoder
-from engine.ml.train import TrainData
+from engine.data.tokenizer import WordTokenizer
 
 
 @dataclass
@@ -42,74 +32,3 @@ class TextPreprocessor:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TextPreprocessor:
         return cls(data["text_column"], WordTokenizer.from_dict(data["tokenizer"]))
-
-
-def prepare_stored_text(
-    settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
-) -> PreparedData:
-    return prepare_text(load_frame(settings, dataset), dataset.schema, config, choice)
-
-
-def prepare_text(
-    frame: pd.DataFrame, schema: dict[str, Any], config: RunConfig, choice: DeviceChoice
-) -> PreparedData:
-    """Split by seed, fit the vocabulary on the training texts, move id tensors to the device."""
-    target_col, text_col = schema["target"], schema.get("text_column")
-    for column in (target_col, text_col):
-        if column is None or column not in frame.columns:
-            raise DatasetError(
-                f"The column {column!r} is missing from the dataset's data file; upload the "
-                "dataset again."
-            )
-    task, classes, splits = split_for_run(frame, schema, config)
-    tokenizer = WordTokenizer.fit(
-        splits.train[text_col].fillna("").astype(str),
-        vocab_size=config.vocab_size,
-        min_frequency=config.min_frequency,
-        max_length=config.max_length,
-        lowercase=config.lowercase,
-    )
-    pre = TextPreprocessor(text_col, tokenizer)
-    encoder = TargetEncoder.fit(splits.train[target_col], task, classes)
-
-    def ids(part: pd.DataFrame) -> torch.Tensor:
-        return torch.from_numpy(pre.transform(part[text_col].tolist())).to(choice.device)
-
-    def targets(part: pd.DataFrame) -> torch.Tensor:
-        return torch.from_numpy(encoder.encode(part[target_col])).to(choice.device)
-
-    train_data = TrainData(
-        x_train=ids(splits.train),
-        y_train=targets(splits.train),
-        x_val=ids(splits.val),
-        y_val=targets(splits.val),
-        task=task,
-        n_outputs=len(classes) if task == "classification" else 1,
-        spec=InputSpec(
-            kind="text",
-            shape=(config.max_length,),
-            vocab_size=tokenizer.vocab_size,
-            pad_index=PAD_ID,
-        ),
-        target_std=encoder.std,
-    )
-    if task == "classification":
-        y_test = encoder.encode(splits.test[target_col])
-    else:
-        y_test = splits.test[target_col].to_numpy(dtype=np.float64)
-    test_texts = splits.test[text_col].fillna("").astype(str).tolist()
-
-    def describe_test(positions: Sequence[int]) -> list[dict[str, Any]]:
-        return [{"text": test_texts[i]} for i in positions]
-
-    return PreparedData(
-        train_data,
-        ids(splits.test),
-        y_test,
-        pre,
-        encoder,
-        split_sizes={"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
-        stratified=splits.stratified,
-        task=task,
-        describe_test=describe_test,
-    )

@@ -1,0 +1,35 @@
+"""Numbers and durations for people: the pages, the CLI and the HTML report show them alike."""
+
+from __future__ import annotations
+
+import math
+
+
+def format_duration(seconds: float | None) -> str:
+    """12s, 3m 05s, 2h 07m; — when unknown."""
+    if seconds is None:
+        return "—"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def format_value(value: float | None) -> str:
+    """A metric for a card: short enough for six cards in a row, precise where it matters."""
+    if value is None:
+        return "—"
+    if not math.isfinite(value):  # NaN (R² on a single test row), or a diverged loss
+        return "n/a"
+    size = abs(value)
+    if size >= 1000:
+        return f"{value:,.0f}"
+    if size >= 1 or size == 0:
+        return f"{value:.4g}"
+    if size < 1e-4:
+        return f"{value:.2e}"
+    return f"{value:.4f}".rstrip("0")

@@ -1,0 +1,219 @@
+"""Column typing and the dataset schema: what each column is (numeric, categorical, id, text,
+constant), what task a target implies, and the schema stored with a dataset. Pure: no database;
+preprocessing (engine/ml/prep/tabular.py) uses the same rules as ingest."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.core.errors import DatasetError
+from engine.data.stored import StoredDataset
+
+MAX_CLASSES = 1000
+# An integer column with at most this many distinct values is a category (a rating, a code).
+CATEGORICAL_INT_MAX_UNIQUE = 10
+# An integer target with at most this many distinct values means classification.
+CLASSIFICATION_INT_MAX_UNIQUE = 20
+NUMERIC_PARSE_SHARE = 0.95
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+# Column names that mark a row identifier (when every value is distinct).
+_ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|key)$|^unnamed: \d+$", re.IGNORECASE)
+
+
+def as_numeric(series: pd.Series) -> pd.Series | None:
+    """The column as floats if (nearly) all its present values are numbers, else None."""
+    if pd.api.types.is_bool_dtype(series):
+        return None
+    if pd.api.types.is_numeric_dtype(series):
+        return series.astype("float64")
+    present = series.dropna()
+    if present.empty:
+        return None
+    parsed = _parse_numbers(present.astype(str))
+    if parsed.notna().mean() >= NUMERIC_PARSE_SHARE:
+        return _parse_numbers(series.astype("string")).astype("float64")
+    return None
+
+
+def _parse_numbers(text: pd.Series) -> pd.Series:
+    """Numbers from text: surrounding spaces and thousands separators (1,234.5) allowed."""
+    text = text.str.strip()
+    grouped = text.str.match(_THOUSANDS, na=False)
+    if grouped.any():
+        text = text.where(~grouped, text.str.replace(",", "", regex=False))
+    return pd.to_numeric(text, errors="coerce")
+
+
+def _is_integer_valued(values: pd.Series) -> bool:
+    present = values.dropna()
+    return bool(len(present)) and bool(np.all(np.mod(present.to_numpy(dtype="float64"), 1) == 0))
+
+
+def column_role(series: pd.Series) -> str:
+    """numeric | categorical | text | id | constant — what a tabular model does with it."""
+    present = series.dropna()
+    n_unique = present.nunique()
+    if n_unique <= 1:
+        return "constant"
+    all_distinct = n_unique == len(present) and len(present) > 20
+    if all_distinct and _ID_NAME.search(str(series.name or "")):
+        return "id"
+    numeric = as_numeric(series)
+    if numeric is not None:
+        # A few repeated integer codes are categories; a few *distinct* ones (ages in a
+        # six-row file) are still measurements.
+        if (
+            _is_integer_valued(numeric)
+            and n_unique <= CATEGORICAL_INT_MAX_UNIQUE
+            and n_unique <= 0.5 * len(present)
+        ):
+            return "categorical"
+        return "numeric"
+    as_text = present.astype(str)
+    unique_share = n_unique / len(present)
+    if as_text.str.len().mean() > 30 and unique_share > 0.5:
+        return "text"
+    if unique_share == 1.0 and len(present) > 20:
+        return "id"
+    return "categorical"
+
+
+def infer_task(target: pd.Series) -> str:
+    numeric = as_numeric(target)
+    if numeric is None:
+        return "classification"
+    if _is_integer_valued(numeric) and numeric.nunique() <= CLASSIFICATION_INT_MAX_UNIQUE:
+        return "classification"
+    return "regression"
+
+
+def class_labels(target: pd.Series) -> pd.Series:
+    """Canonical string labels: integer-valued numbers lose their '.0' (1.0 and 1 are one class)."""
+    numeric = as_numeric(target)
+    if numeric is not None and _is_integer_valued(numeric):
+        return numeric.map(lambda v: str(int(v)) if pd.notna(v) else None)
+    return target.map(lambda v: str(v).strip() if pd.notna(v) else None)
+
+
+def _sorted_classes(labels: pd.Series) -> list[str]:
+    values = labels.dropna().unique().tolist()
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return sorted(values)
+
+
+def profile_columns(frame: pd.DataFrame, target: str) -> list[dict[str, Any]]:
+    profile = []
+    for name in frame.columns:
+        series = frame[name]
+        role = "target" if name == target else column_role(series)
+        entry: dict[str, Any] = {
+            "name": name,
+            "role": role,
+            "dtype": str(series.dtype),
+            "missing_pct": round(float(series.isna().mean() * 100), 2),
+            "unique": int(series.nunique()),
+        }
+        numeric = as_numeric(series)
+        if numeric is not None and numeric.notna().any():
+            entry.update(
+                min=float(numeric.min()),
+                max=float(numeric.max()),
+                mean=float(numeric.mean()),
+                std=float(numeric.std(ddof=0)),
+            )
+        else:
+            top = series.dropna().astype(str).value_counts().head(5)
+            entry["top_values"] = [str(v) for v in top.index]
+        profile.append(entry)
+    return profile
+
+
+def build_schema(
+    frame: pd.DataFrame, target: str, filename: str, text_column: str | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Validate the target, drop rows without one, and describe every column.
+
+    A text dataset (text_column given) has that column as its one feature.
+    """
+    n_before = len(frame)
+    frame = frame[frame[target].notna()].reset_index(drop=True)
+    dropped = n_before - len(frame)
+    if frame.empty:
+        raise DatasetError(f"Target column {target!r} is empty in every row of {filename}.")
+    task = infer_task(frame[target])
+    schema: dict[str, Any] = {
+        "target": target,
+        "task": task,
+        "rows_dropped_missing_target": dropped,
+    }
+    if task == "classification":
+        labels = class_labels(frame[target])
+        classes = _sorted_classes(labels)
+        if len(classes) < 2:
+            raise DatasetError(
+                f"Target column {target!r} has only one class ({classes[0]!r}); a classifier needs "
+                "at least two. Pick another target column."
+            )
+        if len(classes) > MAX_CLASSES:
+            raise DatasetError(
+                f"Target column {target!r} has {len(classes):,} distinct values — too many classes "
+                f"(limit {MAX_CLASSES}). If it is a number to predict, it needs more distinct "
+                "values."
+            )
+        counts = labels.value_counts()
+        schema["classes"] = classes
+        schema["class_counts"] = {c: int(counts.get(c, 0)) for c in classes}
+    else:
+        # A few non-numbers ("n/a", "unknown") in a numeric target: drop those rows, keep a count.
+        values = as_numeric(frame[target])
+        keep = values.notna()
+        schema["rows_dropped_non_numeric_target"] = int((~keep).sum())
+        frame = frame[keep.to_numpy()].reset_index(drop=True)
+        frame[target] = values[keep].to_numpy()
+        schema["target_stats"] = {
+            "min": float(frame[target].min()),
+            "max": float(frame[target].max()),
+            "mean": float(frame[target].mean()),
+            "std": float(frame[target].std(ddof=0)),
+        }
+    schema["columns"] = profile_columns(frame, target)
+    features = [c["name"] for c in schema["columns"] if c["role"] in ("numeric", "categorical")]
+    if text_column is not None:
+        features = [text_column]
+        for col in schema["columns"]:
+            col["role"] = "text" if col["name"] == text_column else col["role"]
+    if not features:
+        raise DatasetError(
+            f"{filename} has no usable feature columns besides the target (every other column is "
+            "empty, constant, an identifier or free text). If a column holds texts, add it as a "
+            "text dataset (kind text)."
+        )
+    schema["features"] = features
+    return frame, schema
+
+
+def profile_table(record: StoredDataset) -> pd.DataFrame:
+    """One row per column: role, dtype, missing %, distinct values, range or top values."""
+    rows = []
+    for col in record.schema["columns"]:
+        if "mean" in col:
+            summary = f"{col['min']:.4g} … {col['max']:.4g} (mean {col['mean']:.4g})"
+        else:
+            summary = ", ".join(col.get("top_values", []))
+        rows.append(
+            {
+                "column": col["name"],
+                "role": col["role"],
+                "dtype": col["dtype"],
+                "missing %": col["missing_pct"],
+                "unique": col["unique"],
+                "summary": summary,
+            }
+        )
+    return pd.DataFrame(rows)

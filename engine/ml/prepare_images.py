@@ -1,0 +1,106 @@
+"""A stored image dataset → normalized tensors (or a stream from the disk cache) on the device;
+normalization is fitted on the training images only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.core.catalog import effective_task
+from engine.core.config import RunConfig
+from engine.core.errors import ConfigError, DatasetError
+from engine.core.settings import Settings
+from engine.data.image_store import image_arrays, image_cache_path, load_index
+from engine.data.stored import StoredDataset
+from engine.ml.device import DeviceChoice
+from engine.ml.inputs import InputSpec
+from engine.ml.prep.image_stream import StreamedImages, stream_or_memory
+from engine.ml.prep.images import fit_preprocessor, make_augment
+from engine.ml.prep.tabular import TargetEncoder, split_frame
+from engine.ml.prepared import PreparedData
+from engine.ml.train import TrainData
+
+
+def prepare_images(
+    settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
+) -> PreparedData:
+    """Split by seed (stratified), fit normalization on the training images, move to the device."""
+    schema = dataset.schema
+    task = effective_task(config.task, "classification")
+    if task != "classification":
+        raise ConfigError(
+            "task: image datasets are for classification; use task=classification or auto"
+        )
+    size = config.image_size or int(schema["auto_image_size"])
+    channels = int(schema["auto_channels"]) if config.channels == "auto" else int(config.channels)
+    classes = list(schema["classes"])
+    index = load_index(settings, dataset)
+    loading = stream_or_memory(config.data_loading, len(index), (channels, size, size), choice)
+    arrays = image_arrays(settings, dataset, size, channels, mmap=True)
+    splits = split_frame(
+        index,
+        target="label",
+        task="classification",
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        seed=config.seed,
+    )
+    positions = {k: getattr(splits, k).index.to_numpy() for k in ("train", "val", "test")}
+    pre = fit_preprocessor(arrays, positions["train"], classes, config.normalize)
+    labels = index["label"].to_numpy(dtype=np.int64)
+    cache = image_cache_path(settings, dataset, size, channels)
+    if loading == "stream" and not cache.is_file():
+        raise DatasetError(
+            "Streaming images needs their cache file in the dataset's folder, which could not be "
+            "written (read-only?). Make the data folder writable, or use data_loading=memory."
+        )
+
+    def tensors(part: str) -> tuple[torch.Tensor | StreamedImages, torch.Tensor]:
+        y = torch.from_numpy(labels[positions[part]]).to(choice.device)
+        if loading == "stream":
+            rows = positions[part]
+            return StreamedImages(
+                cache, rows, pre.normalize, choice, workers=config.loader_workers
+            ), y
+        # uint8 crosses to the device (4× less to copy), then becomes float there.
+        x = pre.normalize(torch.from_numpy(arrays[positions[part]]).to(choice.device))
+        return x, y
+
+    x_train, y_train = tensors("train")
+    x_val, y_val = tensors("val")
+    x_test, _ = tensors("test")
+    train_data = TrainData(
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        task=task,
+        n_outputs=len(classes),
+        spec=InputSpec(kind="image", shape=(channels, size, size)),
+        augment=make_augment(config, pre),
+    )
+    test_rows = splits.test
+    folder = Path(dataset.path)
+
+    def describe_test(rows: Sequence[int]) -> list[dict[str, Any]]:
+        picked = test_rows.iloc[list(rows)]
+        return [
+            {"image": str(folder / file), "source": source}
+            for file, source in zip(picked["file"], picked["source"], strict=True)
+        ]
+
+    return PreparedData(
+        train_data,
+        x_test,
+        labels[positions["test"]],
+        pre,
+        TargetEncoder(task="classification", classes=classes),
+        split_sizes={k: len(v) for k, v in positions.items()},
+        stratified=bool(splits.stratified),  # a numpy bool would not serialize to JSON
+        task=task,
+        describe_test=describe_test,
+    )

@@ -1,0 +1,72 @@
+"""What data preparation hands the training loop: tensors for train/val/test, the fitted input
+preprocessor and target encoder (stored in the checkpoint), and the run's seeded split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from engine.core.catalog import effective_task
+from engine.core.config import RunConfig
+from engine.core.errors import DatasetError
+from engine.core.settings import Settings
+from engine.data.stored import StoredDataset
+from engine.ml.device import DeviceChoice
+from engine.ml.prep.tabular import Splits, TargetEncoder, split_frame
+from engine.ml.train import Inputs, TrainData
+
+
+class InputPreprocessor(Protocol):
+    """What turns raw inputs into model tensors; stored as JSON in the checkpoint."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class PreparedData:
+    train_data: TrainData
+    x_test: Inputs  # a tensor on the device, or a stream for image sets too big for memory
+    y_test: np.ndarray  # class indices, or raw target values for regression
+    preprocessor: InputPreprocessor
+    target: TargetEncoder
+    split_sizes: dict[str, int]  # train / val / test
+    stratified: bool
+    task: str
+    # Test-split rows (by position) as something a person can read: a table row as a dict,
+    # a text, an image path. The report's "worst mistakes" show these.
+    describe_test: Callable[[Sequence[int]], list[dict[str, Any]]] = field(
+        default=lambda idx: [{} for _ in idx]
+    )
+    # Readable names of the input features (tables); empty for images and text.
+    feature_names: list[str] = field(default_factory=list)
+
+
+Preparer = Callable[[Settings, StoredDataset, RunConfig, DeviceChoice], PreparedData]
+
+
+def split_for_run(
+    frame: pd.DataFrame, schema: dict[str, Any], config: RunConfig
+) -> tuple[str, list[str] | None, Splits]:
+    """The run's task, the classes, and the seeded (stratified when it can) three-way split:
+    the same for every dataset kind."""
+    target_col = schema["target"]
+    task = effective_task(config.task, schema["task"])
+    classes = schema.get("classes")
+    if task == "classification" and not classes:
+        raise DatasetError(
+            f"The target {target_col!r} is numeric with many distinct values; "
+            "use task=regression (or auto)."
+        )
+    splits = split_frame(
+        frame,
+        target=target_col,
+        task=task,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        seed=config.seed,
+    )
+    return task, classes, splits
