@@ -1,1 +1,2 @@
-"""Seedlab's engine: dataset ingest, run configs, the training loop, the worker and the CLI."""
+"""Seedlab's engine, one package per concern (README "Architecture"): core, data, ml, deploy,
+report, services, execution and cli, each importing only the ones below it (.importlinter)."""

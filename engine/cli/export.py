@@ -16,7 +16,7 @@ from engine.core.config import parse_overrides
 def _cli() -> Any:  # noqa: ANN401
     # Imported late: engine.cli.main registers this module's commands, so a top-level import of it
     # would be circular.
-    from engine.cli.main import main as cli
+    from engine.cli import main as cli
 
     return cli
 

@@ -23,7 +23,7 @@ HEADLINE_KEYS = ("test_accuracy", "test_rmse", "test_f1_macro", "test_mae")
 
 def _cli() -> Any:  # noqa: ANN401
     # cli.main registers these commands at its end; importing it at the top would be circular.
-    from engine.cli.main import main as cli
+    from engine.cli import main as cli
 
     return cli
 

@@ -34,14 +34,14 @@ MAX_EXPLAINED_ROWS = 100
 
 def _fail(message: str) -> None:
     # Imported here: engine.cli.main registers this module's command (a circular import otherwise).
-    from engine.cli.main import main as cli
+    from engine.cli import main as cli
 
     cli._fail(message)
 
 
 def load_run_predictor(run_id: int) -> Predictor:
     """The predictor of a completed run, or a one-line error naming what to do."""
-    from engine.cli.main import main as cli
+    from engine.cli import main as cli
     from engine.ml.predictor import Predictor, PredictorError
 
     settings, db = cli._ready()

@@ -16,19 +16,19 @@ from engine.core.errors import ConfigError, SeedlabError
 def _ready() -> tuple[Any, Any]:
     # Imported here: engine.cli.main registers this module's commands, so a top-level import of it
     # would be circular.
-    from engine.cli.main import main as cli
+    from engine.cli import main as cli
 
     return cli._ready()
 
 
 def _fail(message: str) -> None:
-    from engine.cli.main import main as cli
+    from engine.cli import main as cli
 
     cli._fail(message)
 
 
 def _print_json(data: Any) -> None:  # noqa: ANN401
-    from engine.cli.main import main as cli
+    from engine.cli import main as cli
 
     cli._print_json(data)
 

@@ -26,7 +26,7 @@ RoleOption = Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}")]
 
 
 def _db():  # noqa: ANN202
-    from engine.cli.main import main as cli
+    from engine.cli import main as cli
 
     return cli._ready()[1]
 
