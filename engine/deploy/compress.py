@@ -27,6 +27,7 @@ from torch.nn.utils import prune
 
 from db import artifacts as artifact_store
 from db import runs as run_store
+from engine.core.atomic import atomic_path
 from engine.core.catalog import HEADLINE_METRIC
 from engine.core.config import RunConfig, validate_config
 from engine.core.errors import ConfigError
@@ -107,10 +108,8 @@ def _register(settings: Settings, db: Engine, run_id: int, path: Path) -> None:
 
 
 def _save(payload: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 # ------------------------------------------------------------------ quantize

@@ -28,6 +28,7 @@ from db import artifacts as artifact_store
 from db import datasets as dataset_store
 from db import runs as run_store
 from db.session import get_db
+from engine.core.atomic import write_json_atomic
 from engine.core.config import validate_config
 from engine.core.errors import DatasetError, SeedlabError
 from engine.core.run_files import checkpoint_path, log_path, report_path, resume_path
@@ -258,7 +259,7 @@ def execute(settings: Settings, run_id: int) -> str:
         # Permutation importance of table models: capped to about a second (ml/importance.py).
         report.update(importance_at_end_of_run(checkpoint, data, config.monitor, config.seed))
         report_file = report_path(settings, run_id)
-        report_file.write_text(json.dumps(report, indent=2))
+        write_json_atomic(report_file, report)  # the dashboard may read it meanwhile
         _record_artifact(db, run_id, "report", report_file)
         log.info("test metrics: %s", json.dumps(report["metrics"]))
         status = "completed"

@@ -6,7 +6,6 @@ No database here: the runner glues these to the DB, tests and notebooks call the
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from engine.core.atomic import atomic_path
 from engine.core.catalog import effective_task, model_family_for
 from engine.core.config import RunConfig
 from engine.core.errors import ConfigError, DatasetError
@@ -237,10 +237,8 @@ def save_checkpoint(
         "target": data.target.to_dict(),
         "target_column": schema["target"],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return file_digest(path)
 
 

@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import Engine
@@ -467,16 +467,3 @@ def launch_best(
 
 def searchable_fields() -> list[str]:
     return [n for n in RunConfig.model_fields if n not in FIXED_FIELDS]
-
-
-def field_kind(name: str) -> str:
-    return _field_kind(name)
-
-
-def literal_choices(name: str) -> list[Any]:
-    annotation = RunConfig.model_fields[name].annotation
-    if get_origin(annotation) is Literal:
-        return list(get_args(annotation))
-    if annotation is bool:
-        return [True, False]
-    return []

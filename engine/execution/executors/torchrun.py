@@ -19,6 +19,8 @@ import os
 import sys
 from pathlib import Path
 
+from engine.core.atomic import write_text_atomic
+
 STOP_MARKER = "engine-stopping"
 # torchrun waits this long for its processes to exit after SIGTERM before it SIGKILLs them:
 # below the worker's own grace (SHUTDOWN_GRACE_S, 10 s), so no process outlives torchrun.
@@ -58,8 +60,7 @@ def thread_share(cores: int, runs_at_once: int, processes: int = 1) -> int:
 def mark_engine_stopping(run_dir: Path, launcher_pid: int) -> None:
     """Called by the worker just before it terminates the run's process at shutdown."""
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / STOP_MARKER).write_text(str(launcher_pid))
+        write_text_atomic(run_dir / STOP_MARKER, str(launcher_pid))
     except OSError:
         pass  # without the marker a data-parallel run fails instead of resuming; nothing worse
 
