@@ -8,12 +8,15 @@ on another machine.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("seedlab.devices")
 
 NVIDIA_SMI_QUERY = "index,name,memory.total,memory.used,utilization.gpu"
 
@@ -86,13 +89,28 @@ def _gpus_from_torch() -> list[dict[str, Any]]:
             "memory_used": None,
             "utilization": None,
         }
-        try:  # both need pynvml; without it the Engine page shows the total only
-            entry["utilization"] = float(torch.cuda.utilization(i))
-            entry["memory_used"] = int(torch.cuda.device_memory_used(i))
-        except Exception:  # noqa: BLE001
-            pass
-        gpus.append(entry)
+        gpus.append(add_gpu_load(entry, i))
     return gpus
+
+
+def add_gpu_load(entry: dict[str, Any], index: int) -> dict[str, Any]:
+    """Utilization and memory used of torch's GPU `index` into `entry`; when they cannot be
+    read (both need pynvml), `load_unknown` says why and the Engine page shows them unknown."""
+    import torch
+
+    try:
+        entry["utilization"] = float(torch.cuda.utilization(index))
+        entry["memory_used"] = int(torch.cuda.device_memory_used(index))
+    except Exception as exc:  # noqa: BLE001 (pynvml missing, or NVML refusing: any is "unknown")
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}"
+        entry["load_unknown"] = reason
+        if reason not in _logged_reasons:  # the worker probes every few seconds: say it once
+            _logged_reasons.add(reason)
+            log.warning("GPU memory used and utilization are unknown (%s)", reason)
+    return entry
+
+
+_logged_reasons: set[str] = set()
 
 
 def _visible(gpus: list[dict[str, Any]]) -> list[dict[str, Any]]:
