@@ -330,7 +330,7 @@ def refresh_students(settings: Settings, db: Engine, run_id: int) -> dict[str, A
     if record["original"] is None and any(v.get("status") == "ready" for v in pending):
         try:
             record["original"] = _original(settings, load_finished_run(settings, db, run_id))
-        except RunNotReady:
+        except RunNotReady:  # the original's files are gone: its row stays empty, variants show
             pass
     write_variants(settings, run_id, record)
     return record

@@ -306,6 +306,12 @@ def _settle(settings: Settings, db: Engine, run, exc: BaseException, parallel) -
         if run_store.requeue_run(db, run_id):
             log.info("engine stopping: run requeued; it resumes %s on the next start", where)
             return "queued"
+        # Someone settled it first (a cancel, a status check that found it silent): say what
+        # it is, in the run's log, rather than report a failure nobody recorded.
+        now = run_store.get_run(db, run_id)
+        status = now.status if now is not None else "deleted"
+        log.warning("engine stopping: run not requeued: it is already %s", status)
+        return status
     except SeedlabError as exc:
         _fail(db, run_id, str(exc))
     except torch.OutOfMemoryError:
