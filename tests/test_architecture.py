@@ -1,4 +1,4 @@
-"""The import rules of DESIGN.md: db/ imports nothing of ours; training never needs the DB;
+"""The import rules: db/ imports nothing of ours; training never needs the DB;
 the web process never imports the trainer, runner or worker."""
 
 from __future__ import annotations

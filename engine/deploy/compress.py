@@ -3,7 +3,7 @@
 - quantize: dynamic int8 (weights stored as int8, activations quantized on the fly) of the
   Linear, LSTM and GRU layers with `torch.ao.quantization.quantize_dynamic`. It is deprecated
   upstream in favour of torchao, but torchao's int8 path runs ~9x slower than float on CPU
-  without torch.compile, while torch.ao uses the fbgemm kernels (STACK-NOTES.md).
+  without torch.compile, while torch.ao uses the fbgemm kernels.
 - prune: global magnitude (L1) pruning of the Linear/Conv weights to a target sparsity with
   `torch.nn.utils.prune`, then a short fine-tune on the training split with the masks held.
 - distill: queues a student run (engine/ml/distill.py); it is measured once it completes.
