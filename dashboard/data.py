@@ -39,7 +39,6 @@ DATASETS_PAGE = "views/datasets.py"
 NEW_RUN_PAGE = "views/new_run.py"
 RUNS_PAGE = "views/runs.py"
 RUN_PAGE = "views/run_detail.py"
-ENGINE_PAGE = "views/engine.py"
 COMPARE_PAGE = "views/compare.py"
 PLAYGROUND_PAGE = "views/playground.py"
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from db.models import ACTIVE_STATUSES, model_versions, projects, run_tags, runs
+from db.models import ACTIVE_STATUSES, model_versions, run_tags, runs
 from db.session import writing
 
 MAX_TAG = 100
@@ -96,15 +96,6 @@ def set_archived(db: Engine, run_ids: Iterable[int], archived: bool = True) -> N
     with writing(db) as conn:
         _existing(conn, ids)
         conn.execute(update(runs).where(runs.c.id.in_(ids)).values(archived=archived))
-
-
-def move_to_project(db: Engine, run_ids: Iterable[int], project_id: int) -> None:
-    ids = list(run_ids)
-    with writing(db) as conn:
-        _existing(conn, ids)
-        if conn.execute(select(projects.c.id).where(projects.c.id == project_id)).first() is None:
-            raise ValueError(f"No project with id {project_id}.")
-        conn.execute(update(runs).where(runs.c.id.in_(ids)).values(project_id=project_id))
 
 
 def delete_run_row(db: Engine, run_id: int) -> None:

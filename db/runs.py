@@ -217,27 +217,6 @@ def finish_run(db: Engine, run_id: int, status: str, error: str | None = None) -
         )
 
 
-def fail_stale_runs(
-    db: Engine, *, heartbeat_timeout_s: float, reason: str, exclude_ids: Iterable[int] = ()
-) -> list[int]:
-    """Mark `running` runs whose heartbeat is older than the timeout as failed."""
-    cutoff = utcnow() - timedelta(seconds=heartbeat_timeout_s)
-    stale = and_(
-        runs.c.status == "running",
-        or_(runs.c.heartbeat_at.is_(None), runs.c.heartbeat_at < cutoff),
-        runs.c.id.not_in(list(exclude_ids)),
-    )
-    with writing(db) as conn:
-        ids = [r[0] for r in conn.execute(select(runs.c.id).where(stale)).all()]
-        if ids:
-            conn.execute(
-                update(runs)
-                .where(runs.c.id.in_(ids), stale)
-                .values(status="failed", error=reason, finished_at=utcnow())
-            )
-    return ids
-
-
 def get_run(db: Engine, run_id: int) -> RunRecord | None:
     with reading(db) as conn:
         row = conn.execute(_select_runs().where(runs.c.id == run_id)).first()

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
-from sqlalchemy.orm import Session
 
 _READ_ONLY = "seedlab_read_only"
 SQLITE_PRAGMAS = ("journal_mode=WAL", "busy_timeout=10000", "foreign_keys=ON", "synchronous=NORMAL")
@@ -86,20 +85,6 @@ def writing(engine: Engine) -> Iterator[Connection]:
     """One short write transaction: commits on success, rolls back on error."""
     with engine.begin() as conn:
         yield conn
-
-
-@contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
-    session = Session(engine, expire_on_commit=False)
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 class HasDbUrl(Protocol):

@@ -402,6 +402,7 @@ def test_session_cookie_tokens_are_signed_and_checked(tmp_path):
     key = session_tokens.secret_key(tmp_path)
     assert session_tokens.secret_key(tmp_path) == key and len(key) == 32
     assert stat.S_IMODE((tmp_path / session_tokens.KEY_FILE).stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [session_tokens.KEY_FILE]  # no temp file
     at, stamp = datetime(2026, 11, 23, 12, 0, 1, 5, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
     token = session_tokens.issue(key, "ana", at, stamp)
     assert session_tokens.read(key, token) == ("ana", at, stamp)
@@ -411,3 +412,23 @@ def test_session_cookie_tokens_are_signed_and_checked(tmp_path):
     assert session_tokens.read(b"x" * 32, token) is None  # another server's key
     for junk in (None, "", "abc", "a.b.c", body + ".00"):
         assert session_tokens.read(key, junk) is None
+
+
+def test_processes_starting_at_once_share_one_whole_session_key(tmp_path):
+    """Before the key was linked into place whole, a second process could read the file while
+    the first had created it but not yet written it, and sign cookies with an empty key."""
+    import multiprocessing as mp
+
+    from engine.services import session_tokens
+
+    homes = [tmp_path / str(i) for i in range(20)]
+    for home in homes:
+        home.mkdir()
+    with mp.get_context("spawn").Pool(4) as pool:
+        # chunksize 1: the four calls for one home go to four processes at about once
+        keys = pool.map(session_tokens.secret_key, [h for h in homes for _ in range(4)], 1)
+    for i, home in enumerate(homes):
+        mine = keys[4 * i : 4 * i + 4]
+        assert len(set(mine)) == 1 and len(mine[0]) == 32, home
+        assert (home / session_tokens.KEY_FILE).read_bytes() == mine[0]
+        assert [p.name for p in home.iterdir()] == [session_tokens.KEY_FILE]

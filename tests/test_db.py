@@ -173,15 +173,56 @@ def test_finish_first_writer_wins(db):
     assert run.status == "completed" and run.error is None
 
 
-def test_stale_running_runs_fail(db):
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
-    run_store.claim_next_run(db, "w")
-    assert run_store.fail_stale_runs(db, heartbeat_timeout_s=60, reason="x") == []
+def _stale_heartbeat(db, run_id: int) -> None:
     with db.begin() as conn:
-        conn.execute(text("UPDATE runs SET heartbeat_at = '2020-01-01 00:00:00'"))
-    assert run_store.fail_stale_runs(db, heartbeat_timeout_s=60, reason="engine gone") == [run_id]
-    run = run_store.get_run(db, run_id)
-    assert run.status == "failed" and run.error == "engine gone"
+        conn.execute(
+            text("UPDATE runs SET heartbeat_at = '2020-01-01 00:00:00' WHERE id = :i"),
+            {"i": run_id},
+        )
+
+
+def test_stale_running_runs_are_requeued_or_failed(settings, db):
+    """The live path (engine/services/recovery.py): with a resume checkpoint a silent run goes
+    back to the queue; without one it fails with the reason; a run that beats is left alone."""
+    import torch
+
+    from engine.core.run_files import log_path, resume_path
+    from engine.ml.checkpoints import capture_state, save_train_state
+    from engine.services.recovery import settle_stale_runs
+
+    dataset = _dataset(db)
+    resumable, fresh, alive = (
+        run_store.create_run(db, name=n, dataset_id=dataset, config={}) for n in "rfa"
+    )
+    for _ in range(3):
+        run_store.claim_next_run(db, "w")
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    state = capture_state(
+        epoch=3,
+        model=model,
+        optimizer=optimizer,
+        scheduler=None,
+        scaler=torch.amp.GradScaler("cpu", enabled=False),
+        generator=torch.Generator(),
+        history=[],
+        best_score=1.0,
+        best_epoch=3,
+        best_model=None,
+    )
+    save_train_state(resume_path(settings, resumable), state)
+    assert settle_stale_runs(settings, db, timeout_s=60) == {}  # every heartbeat is fresh
+    _stale_heartbeat(db, resumable)
+    _stale_heartbeat(db, fresh)
+
+    assert settle_stale_runs(settings, db, timeout_s=60) == {resumable: "queued", fresh: "failed"}
+    requeued, failed = run_store.get_run(db, resumable), run_store.get_run(db, fresh)
+    assert requeued.status == "queued" and requeued.attempts == 1 and requeued.worker_id is None
+    assert "requeued to resume after epoch 3" in log_path(settings, resumable).read_text()
+    assert failed.status == "failed" and "before its first checkpoint" in failed.error
+    assert failed.finished_at is not None
+    assert run_store.get_run(db, alive).status == "running"
+    assert settle_stale_runs(settings, db, timeout_s=60) == {}  # settled once, not twice
 
 
 def test_list_runs_filters_and_summary(db):

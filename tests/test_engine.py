@@ -195,7 +195,7 @@ def test_worker_shutdown_stops_runs_cleanly(settings, db, demo_datasets):
         os.kill(run.pid, 0)  # the run's process is gone: no orphans
 
 
-# Process handling: fail_stale_runs' SQL is tested on both backends in tests/test_db.py.
+# Process handling: settling stale runs is tested on both backends in tests/test_db.py.
 @pytest.mark.backends("sqlite")
 def test_stale_running_run_fails_when_a_worker_starts(settings, db, demo_datasets):
     run_id = submit_run(db, "iris", {"epochs": 2})

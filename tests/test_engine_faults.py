@@ -219,3 +219,24 @@ def test_no_run_stays_running_when_no_worker_comes_back(settings, db, demo_datas
     failed = run_store.get_run(db, without)
     assert failed.status == "failed" and "before its first checkpoint" in failed.error
     assert "requeued to resume after epoch 1" in log_path(settings, with_checkpoint).read_text()
+
+
+def test_a_run_settled_first_is_not_called_failed_at_shutdown(settings, db, demo_datasets, caplog):
+    """The runner stops at shutdown and tries to requeue a run that was cancelled meanwhile:
+    it says so in the run's log (its stderr) and reports the run's real status."""
+    from types import SimpleNamespace
+
+    from engine.execution import runner
+
+    run_id = submit_run(db, "iris", {"epochs": 1})
+    assert run_store.claim_next_run(db, "w") == run_id
+    run = run_store.get_run(db, run_id)  # as the runner loaded it
+    assert run_store.request_cancel(db, run_id) == "running"
+    assert run_store.finish_run(db, run_id, "cancelled")
+    with caplog.at_level("WARNING", logger="seedlab.runner"):
+        status = runner._settle(
+            settings, db, run, runner.EngineShutdown(), SimpleNamespace(active=False)
+        )
+    assert status == "cancelled"
+    assert "engine stopping: run not requeued: it is already cancelled" in caplog.text
+    assert run_store.get_run(db, run_id).status == "cancelled"

@@ -10,6 +10,8 @@ from torch import nn
 from db import runs as run_store
 from db import workers as worker_store
 from engine.core.run_files import resume_path
+from engine.execution import devices
+from engine.execution.devices import add_gpu_load
 from engine.ml.checkpoints import capture_state, save_train_state
 from engine.services.launch import submit_run
 from tests.test_dashboard import button, open_page, texts
@@ -30,6 +32,27 @@ def test_engine_page_says_when_no_engine_runs(settings, db) -> None:
     warning = texts(at.warning)
     assert "Engine not running" in warning and "seedlab worker" in warning
     assert "never run" in warning
+
+
+def test_a_gpu_load_that_cannot_be_read_shows_as_unknown(settings, db, caplog, monkeypatch) -> None:
+    """Without pynvml (or with no GPU at all, as on this machine) torch cannot read a GPU's
+    load: the probe says why, once in the log and on the Engine page, instead of nothing."""
+    probed = {**FAKE_GPU, "memory_used": None, "utilization": None}
+    if torch.cuda.is_available():
+        probed["index"] = torch.cuda.device_count()  # no such GPU: the read fails here too
+    monkeypatch.setattr(devices, "_logged_reasons", set())  # said once per engine process
+    with caplog.at_level("WARNING", logger="seedlab.devices"):
+        add_gpu_load(probed, probed["index"])
+        add_gpu_load(dict(probed), probed["index"])
+    assert probed["load_unknown"] and probed["utilization"] is None
+    assert caplog.text.count("GPU memory used and utilization are unknown") == 1
+    worker_store.register_worker(
+        db, "w-gpu", hostname="box", pid=os.getpid(), max_concurrent=1, devices=[CPU, probed]
+    )
+    at = open_page("views/engine.py")
+    caption = texts(at.caption)
+    assert f"cuda:{probed['index']} on w-gpu: memory used and utilization unknown" in caption
+    assert probed["load_unknown"] in caption
 
 
 def test_engine_page_shows_workers_runs_and_devices(settings, db, demo_datasets) -> None:

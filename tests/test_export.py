@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ import torch
 from db import artifacts as artifact_store
 from engine.core.run_files import checkpoint_path
 from engine.data.demo import register_demo_datasets
-from engine.deploy.export import ExportError, export_run, read_exports
+from engine.deploy.export import ExportError, check_onnx, export_run, read_exports
 from engine.deploy.finished_run import RunNotReady, load_finished_run
 from engine.ml.predictor import Predictor
 from engine.services.launch import submit_run
@@ -53,6 +54,13 @@ def test_onnx_matches_torch_on_the_test_split_for_tables(settings, db, demo_data
     x = finished.data.x_test[:7]
     ours = finished.predictor.model(x).detach().numpy()
     assert np.abs(session.run(None, {"input": x.numpy()})[0] - ours).max() < 1e-4
+    # The check refuses a file that predicts differently from the model (here: the model's
+    # weights moved after the export), saying so.
+    model = finished.predictor.model
+    with torch.no_grad():
+        next(model.parameters()).add_(0.5)
+    with pytest.raises(ExportError, match=r"differ from PyTorch's by up to .* than the 1e-04"):
+        check_onnx(Path(result.path), model, finished.data.x_test)
 
 
 def test_onnx_and_torchscript_for_an_image_cnn(settings, db, image_datasets, tmp_path):

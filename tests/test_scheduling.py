@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+from engine.execution import devices
 from engine.execution.devices import cpu_device, parse_nvidia_smi
 from engine.execution.scheduling import Slot, assign_slot, free_requests, total_slots
 
@@ -72,6 +75,24 @@ def test_nvidia_smi_output_is_parsed():
     assert gpus[0]["memory_total"] == 81559 * 2**20 and gpus[0]["memory_used"] == 2**30
     assert gpus[0]["utilization"] == 37.0 and gpus[1]["utilization"] is None
     assert parse_nvidia_smi("No devices were found\n") == []
+
+
+def test_a_failing_nvidia_smi_is_logged_with_its_reason(tmp_path, monkeypatch, caplog):
+    """A broken driver makes nvidia-smi exit non-zero: the worker falls back to torch and says
+    why in its log (once), instead of silently showing fewer GPUs."""
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(
+        "#!/bin/sh\necho \"NVIDIA-SMI has failed because it couldn't communicate with the "
+        'NVIDIA driver." >&2\nexit 9\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(devices, "_logged_reasons", set())
+    with caplog.at_level("WARNING", logger="seedlab.devices"):
+        assert devices._gpus_from_nvidia_smi() is None
+        assert devices._gpus_from_nvidia_smi() is None
+    assert caplog.text.count("nvidia-smi exited with 9 (NVIDIA-SMI has failed because") == 1
+    assert "reading GPUs through torch" in caplog.text
 
 
 def test_cpu_device_describes_this_machine():

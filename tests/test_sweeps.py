@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 import time
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from db import datasets as dataset_store
 from db import metrics as metric_store
 from db import runs as run_store
+from db import session as db_session
 from db import sweeps as sweep_store
 from engine.cli.sweeps import parse_param
 from engine.core.errors import ConfigError
@@ -69,6 +72,38 @@ def test_objective_must_fit_the_task(db, demo_datasets):
         sweeps.submit_sweep(
             db, "diabetes", {"space": {"dropout": [0, 0.1]}, "objective": "val_accuracy"}
         )
+
+
+def test_a_locked_database_leaves_the_sweep_for_the_next_pass(
+    settings, db, demo_datasets, monkeypatch, caplog
+):
+    """ "database is locked" past the busy timeout is the database's state, not the sweep's:
+    the sweep stays running and launches its trial once the lock is gone."""
+    sweep_id = sweeps.submit_sweep(
+        db, "iris", {"space": {"dropout": [0, 0.1]}, "sampler": "grid", "max_trials": 2}
+    )
+    # An engine that gives up on a lock after 0.2 s instead of 10 s (the pragma is read per
+    # connection); a second, real connection holds SQLite's write lock meanwhile.
+    pragmas = tuple(
+        "busy_timeout=200" if p.startswith("busy_timeout") else p for p in db_session.SQLITE_PRAGMAS
+    )
+    monkeypatch.setattr(db_session, "SQLITE_PRAGMAS", pragmas)
+    impatient = db_session.make_engine(settings.db_url)
+    holder = sqlite3.connect(settings.home / "seedlab.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with caplog.at_level(logging.WARNING, logger="seedlab.sweeps"):
+            sweeps.advance_all(impatient, min_interval_s=0)
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+    assert "database is locked" in caplog.text and "retried on the next pass" in caplog.text
+    sweep = sweep_store.get_sweep(db, sweep_id)
+    assert sweep.status == "running" and sweep.error is None
+    assert sweep_store.trial_run_ids(db, sweep_id) == []
+    sweeps.advance_all(impatient, min_interval_s=0)
+    impatient.dispose()
+    assert len(sweep_store.trial_run_ids(db, sweep_id)) == 1  # parallelism 1: one at a time
 
 
 # ---------------------------------------------------------------- through the worker

@@ -92,6 +92,13 @@ def _draw() -> None:
             "utilization %": st.column_config.ProgressColumn(min_value=0, max_value=100),
         },
     )
+    for d in devices:
+        if d.get("load_unknown"):
+            st.caption(
+                f"{d['key']} on {d['worker']}: memory used and utilization unknown "
+                f"({d['load_unknown']}). Install nvidia-ml-py (pynvml) or put nvidia-smi on "
+                "the engine's PATH to see them."
+            )
     if any(d.get("kind") == "ray" for d in devices):
         st.caption(
             "Runs go to the Ray cluster as tasks, each with the CPUs, memory and GPU its "

@@ -1,8 +1,8 @@
 """Text datasets: which tables are text, which column holds the text, what the texts look like.
 
-A text dataset is a table with one free-text column and a label column. Ingest (engine/datasets)
-asks `resolve_kind` whether an upload is text; the Datasets page asks `text_overview` for samples
-and lengths. No torch here: the dashboard imports this module.
+A text dataset is a table with one free-text column and a label column. Ingest
+(engine/data/datasets.py) asks `resolve_kind` whether an upload is text; the Datasets page asks
+`text_overview` for samples and lengths. No torch here: the dashboard imports this module.
 """
 
 from __future__ import annotations

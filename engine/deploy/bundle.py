@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from engine.core.atomic import atomic_path
 from engine.deploy.model_files import NOT_TRACEABLE_BY_EXPORT, write_pt2, write_torchscript
 from engine.ml.predictor import Predictor
 from engine.ml.prepared import PreparedData
@@ -109,9 +110,10 @@ def write_bundle(predictor: Predictor, data: PreparedData, zip_path: Path) -> Pa
             ),
             encoding="utf-8",
         )
-        partial = zip_path.with_name(f".{zip_path.name}.tmp")
-        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        with (
+            atomic_path(zip_path) as partial,
+            zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive,
+        ):
             for path in sorted(folder.rglob("*")):
                 archive.write(path, path.relative_to(folder.parent))
-        partial.replace(zip_path)
     return zip_path

@@ -3,7 +3,7 @@
 - quantize: dynamic int8 (weights stored as int8, activations quantized on the fly) of the
   Linear, LSTM and GRU layers with `torch.ao.quantization.quantize_dynamic`. It is deprecated
   upstream in favour of torchao, but torchao's int8 path runs ~9x slower than float on CPU
-  without torch.compile, while torch.ao uses the fbgemm kernels (STACK-NOTES.md).
+  without torch.compile, while torch.ao uses the fbgemm kernels.
 - prune: global magnitude (L1) pruning of the Linear/Conv weights to a target sparsity with
   `torch.nn.utils.prune`, then a short fine-tune on the training split with the masks held.
 - distill: queues a student run (engine/ml/distill.py); it is measured once it completes.
@@ -27,6 +27,7 @@ from torch.nn.utils import prune
 
 from db import artifacts as artifact_store
 from db import runs as run_store
+from engine.core.atomic import atomic_path
 from engine.core.catalog import HEADLINE_METRIC
 from engine.core.config import RunConfig, validate_config
 from engine.core.errors import ConfigError
@@ -104,10 +105,8 @@ def _register(settings: Settings, db: Engine, run_id: int, path: Path) -> None:
 
 
 def _save(payload: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 # ------------------------------------------------------------------ quantize
@@ -292,7 +291,7 @@ def refresh_students(settings: Settings, db: Engine, run_id: int) -> dict[str, A
     if record["original"] is None and any(v.get("status") == "ready" for v in pending):
         try:
             record["original"] = _original(settings, load_finished_run(settings, db, run_id))
-        except RunNotReady:
+        except RunNotReady:  # the original's files are gone: its row stays empty, variants show
             pass
     write_variants(settings, run_id, record)
     return record

@@ -2,22 +2,24 @@
 self-contained predictor bundle (engine/deploy/bundle.py).
 
 Every ONNX file is checked with onnxruntime against PyTorch on the run's test split before it is
-handed out; the largest absolute difference is returned and stored in the run's exports.json.
+handed out: one whose outputs differ by more than ONNX_TOLERANCE is refused; the largest absolute
+difference is returned and stored in the run's exports.json.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from sqlalchemy import Engine
 
 from db import artifacts as artifact_store
+from engine.core.atomic import atomic_path, write_json_atomic
 from engine.core.settings import Settings
 from engine.deploy.bundle import write_bundle
 from engine.deploy.finished_run import load_finished_run
@@ -32,7 +34,6 @@ from engine.ml.pipeline import file_digest
 
 FORMATS = ("torchscript", "onnx", "pt2", "bundle")
 FILE_NAMES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx", "pt2": "model.pt2"}
-
 ONNX_TOLERANCE = 1e-4
 
 log = logging.getLogger("seedlab.export")
@@ -70,6 +71,23 @@ def read_exports(settings: Settings, run_id: int) -> dict[str, dict[str, Any]]:
     return data if isinstance(data, dict) else {}
 
 
+def check_onnx(
+    path: Path,
+    model: torch.nn.Module,
+    x: Any,  # noqa: ANN401
+    tolerance: float = ONNX_TOLERANCE,
+) -> float:
+    """The ONNX file's largest difference from PyTorch over x; raises ExportError when it is
+    over `tolerance` (an ONNX file that predicts differently must not be handed out)."""
+    worst = onnx_max_abs_diff(path, model, x)
+    if not worst <= tolerance:  # also a NaN difference
+        raise ExportError(
+            f"The ONNX file's outputs differ from PyTorch's by up to {worst:.2e} on the test "
+            f"split, more than the {tolerance:.0e} allowed; export as torchscript or bundle."
+        )
+    return worst
+
+
 def export_run(
     settings: Settings, db: Engine, run_id: int, fmt: str, output: Path | None = None
 ) -> ExportResult:
@@ -90,15 +108,15 @@ def export_run(
             path = write_bundle(predictor, finished.data, folder / f"run-{run_id}-bundle.zip")
         else:
             path = folder / FILE_NAMES[fmt]
-            tmp = path.with_name(f".{path.name}.tmp")
-            {"torchscript": write_torchscript, "onnx": write_onnx, "pt2": write_pt2}[fmt](
-                predictor, tmp
-            )
-            if fmt == "onnx":
-                x_test = finished.data.x_test
-                result.max_abs_diff = onnx_max_abs_diff(tmp, predictor.model, x_test)
-                result.checked_rows = len(x_test)
-            os.replace(tmp, path)
+            # A file that fails its check is never handed out: it replaces `path` only after.
+            with atomic_path(path) as tmp:
+                {"torchscript": write_torchscript, "onnx": write_onnx, "pt2": write_pt2}[fmt](
+                    predictor, tmp
+                )
+                if fmt == "onnx":
+                    x_test = finished.data.x_test
+                    result.max_abs_diff = check_onnx(tmp, predictor.model, x_test)
+                    result.checked_rows = len(x_test)
     except ExportError:
         raise
     except Exception as exc:  # an exporter's internal failure: say which model, keep the log
@@ -107,9 +125,6 @@ def export_run(
             f"Exporting the {predictor.model_family} model of run #{run_id} as {fmt} failed: "
             f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
         ) from None
-    finally:
-        for leftover in folder.glob(".*.tmp"):
-            leftover.unlink(missing_ok=True)
     size, digest = file_digest(path)
     result.path, result.size_bytes = str(path), size
     _remember(settings, db, result, digest)
@@ -119,11 +134,7 @@ def export_run(
 def _remember(settings: Settings, db: Engine, result: ExportResult, digest: str) -> None:
     record = read_exports(settings, result.run_id)
     record[result.format] = result.to_dict()
-    target = exports_record_path(settings, result.run_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, target)
+    write_json_atomic(exports_record_path(settings, result.run_id), record)
     path = Path(result.path)
     run_dir = settings.run_dir(result.run_id).resolve()
     if not path.resolve().is_relative_to(run_dir):

@@ -13,17 +13,16 @@ Reading and formatting only: no training here, so the dashboard may import it.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from engine.core.atomic import write_json_atomic
 from engine.core.settings import Settings
 
 METHODS = ("quantize", "prune", "distill")
-BATCHES = (1, 64)
 
 
 def variants_dir(settings: Settings, run_id: int) -> Path:
@@ -46,11 +45,7 @@ def read_variants(settings: Settings, run_id: int) -> dict[str, Any]:
 
 
 def write_variants(settings: Settings, run_id: int, record: dict[str, Any]) -> None:
-    target = record_path(settings, run_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, target)
+    write_json_atomic(record_path(settings, run_id), record)
 
 
 def add_variant(settings: Settings, run_id: int, original: dict[str, Any], row: dict) -> None:

@@ -8,12 +8,15 @@ on another machine.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("seedlab.devices")
 
 NVIDIA_SMI_QUERY = "index,name,memory.total,memory.used,utilization.gpu"
 
@@ -62,9 +65,17 @@ def _gpus_from_nvidia_smi() -> list[dict[str, Any]] | None:
             text=True,
             timeout=10,
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        _say_once(f"nvidia-smi failed ({type(exc).__name__}: {exc}); reading GPUs through torch")
         return None
-    return parse_nvidia_smi(out.stdout) if out.returncode == 0 else None
+    if out.returncode != 0:
+        detail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
+        _say_once(
+            f"nvidia-smi exited with {out.returncode} ({detail[0][:200]}); "
+            "reading GPUs through torch"
+        )
+        return None
+    return parse_nvidia_smi(out.stdout)
 
 
 def _gpus_from_torch() -> list[dict[str, Any]]:
@@ -86,13 +97,33 @@ def _gpus_from_torch() -> list[dict[str, Any]]:
             "memory_used": None,
             "utilization": None,
         }
-        try:  # both need pynvml; without it the Engine page shows the total only
-            entry["utilization"] = float(torch.cuda.utilization(i))
-            entry["memory_used"] = int(torch.cuda.device_memory_used(i))
-        except Exception:  # noqa: BLE001
-            pass
-        gpus.append(entry)
+        gpus.append(add_gpu_load(entry, i))
     return gpus
+
+
+def add_gpu_load(entry: dict[str, Any], index: int) -> dict[str, Any]:
+    """Utilization and memory used of torch's GPU `index` into `entry`; when they cannot be
+    read (both need pynvml), `load_unknown` says why and the Engine page shows them unknown."""
+    import torch
+
+    try:
+        entry["utilization"] = float(torch.cuda.utilization(index))
+        entry["memory_used"] = int(torch.cuda.device_memory_used(index))
+    except Exception as exc:  # noqa: BLE001 (pynvml missing, or NVML refusing: any is "unknown")
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}"
+        entry["load_unknown"] = reason
+        _say_once(f"GPU memory used and utilization are unknown ({reason})")
+    return entry
+
+
+_logged_reasons: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    """Log a probe's failure once per process: the worker probes every few seconds."""
+    if message not in _logged_reasons:
+        _logged_reasons.add(message)
+        log.warning(message)
 
 
 def _visible(gpus: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -112,7 +143,7 @@ def cpu_device() -> dict[str, Any]:
         info = dict(line.split(":", 1) for line in lines)
         total = int(info["MemTotal"].split()[0]) * 1024
         used = total - int(info["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError):  # no /proc (macOS, Windows): memory shows unknown
         pass
     try:
         utilization: float | None = min(100.0, os.getloadavg()[0] / cores * 100)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.core.atomic import write_json_atomic
 from engine.core.errors import SeedlabError
 from engine.core.settings import Settings
 
@@ -100,8 +101,7 @@ def cluster_up(
             "or pick another --port."
         )
     record = {"address": address, "temp_dir": temp_dir, "started_at": time.time()}
-    settings.home.mkdir(parents=True, exist_ok=True)
-    address_file(settings).write_text(json.dumps(record))
+    write_json_atomic(address_file(settings), record, indent=None)
     return record
 
 

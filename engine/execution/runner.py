@@ -28,6 +28,7 @@ from db import artifacts as artifact_store
 from db import datasets as dataset_store
 from db import runs as run_store
 from db.session import get_db
+from engine.core.atomic import write_json_atomic
 from engine.core.config import validate_config
 from engine.core.errors import DatasetError, SeedlabError
 from engine.core.run_files import checkpoint_path, log_path, report_path, resume_path
@@ -258,7 +259,7 @@ def execute(settings: Settings, run_id: int) -> str:
         # Permutation importance of table models: capped to about a second (ml/importance.py).
         report.update(importance_at_end_of_run(checkpoint, data, config.monitor, config.seed))
         report_file = report_path(settings, run_id)
-        report_file.write_text(json.dumps(report, indent=2))
+        write_json_atomic(report_file, report)  # the dashboard may read it meanwhile
         _record_artifact(db, run_id, "report", report_file)
         log.info("test metrics: %s", json.dumps(report["metrics"]))
         status = "completed"
@@ -305,6 +306,12 @@ def _settle(settings: Settings, db: Engine, run, exc: BaseException, parallel) -
         if run_store.requeue_run(db, run_id):
             log.info("engine stopping: run requeued; it resumes %s on the next start", where)
             return "queued"
+        # Someone settled it first (a cancel, a status check that found it silent): say what
+        # it is, in the run's log, rather than report a failure nobody recorded.
+        now = run_store.get_run(db, run_id)
+        status = now.status if now is not None else "deleted"
+        log.warning("engine stopping: run not requeued: it is already %s", status)
+        return status
     except SeedlabError as exc:
         _fail(db, run_id, str(exc))
     except torch.OutOfMemoryError:

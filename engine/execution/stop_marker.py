@@ -12,14 +12,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from engine.core.atomic import write_text_atomic
+
 STOP_MARKER = "engine-stopping"
 
 
 def mark_engine_stopping(run_dir: Path, launcher_pid: int) -> None:
     """Called by the worker just before it terminates the run's process at shutdown."""
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / STOP_MARKER).write_text(str(launcher_pid))
+        write_text_atomic(run_dir / STOP_MARKER, str(launcher_pid))
     except OSError:
         pass  # without the marker a data-parallel run fails instead of resuming; nothing worse
 

@@ -308,6 +308,8 @@ class Worker:
                 # Shut down before its runner could requeue it: resume on the next start.
                 if run_store.requeue_run(self.db, run_id, worker_id=self.worker_id):
                     log.info("run %s requeued: the engine is shutting down", run_id)
+                else:  # its runner requeued or finished it first: its word stands
+                    log.info("run %s not requeued at shutdown: its runner settled it", run_id)
                 continue
             log_tail = tail(log_path(self.settings, run_id), lines=15)
             ended = getattr(active.process, "describe_exit", _describe_exit)(code)

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from engine.core.atomic import atomic_path, write_json_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -122,15 +123,10 @@ def save_train_state(path: Path, state: TrainState) -> int:
     import torch
 
     payload = {"format": FORMAT, **state.__dict__}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     # The epoch also in a few bytes of JSON: pages read it without importing torch.
-    side = _epoch_file(path)
-    side_tmp = side.with_name(side.name + ".tmp")
-    side_tmp.write_text(json.dumps({"epoch": state.epoch}))
-    os.replace(side_tmp, side)
+    write_json_atomic(_epoch_file(path), {"epoch": state.epoch}, indent=None)
     return path.stat().st_size
 
 

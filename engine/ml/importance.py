@@ -12,9 +12,7 @@ for error metrics such as RMSE, the rise of the error): about 0 means the model 
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +25,7 @@ from sklearn import metrics as skm
 from sklearn.base import BaseEstimator
 from sklearn.inspection import permutation_importance
 
+from engine.core.atomic import write_json_atomic
 from engine.core.errors import SeedlabError
 from engine.ml.predictor import Predictor
 from engine.ml.prep.tabular import TabularPreprocessor
@@ -252,6 +251,4 @@ def importance_at_end_of_run(
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
     """Replace report.json atomically (a reader never sees half a file)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, path)
+    write_json_atomic(path, report)

@@ -6,7 +6,6 @@ No database here: the runner glues these to the DB, tests and notebooks call the
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from engine.core.atomic import atomic_path
 from engine.core.catalog import model_family_for
 from engine.core.config import RunConfig
 from engine.core.errors import ConfigError, DatasetError
@@ -162,10 +162,8 @@ def save_checkpoint(
         "target": data.target.to_dict(),
         "target_column": schema["target"],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return file_digest(path)
 
 

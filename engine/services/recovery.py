@@ -68,6 +68,8 @@ def settle_stale_runs(
                     f"{_now_text()} {who}: no heartbeat for {timeout_s:.0f} s; requeued to "
                     f"resume after epoch {epoch}.",
                 )
+            else:  # nothing to record on the run: it beat again, or another process settled it
+                log.info("run %s not requeued: it beat again or was settled meanwhile", run_id)
             continue
         reason = (
             f"The engine stopped while the run was in progress (no heartbeat for "

@@ -12,6 +12,7 @@ from db import datasets as dataset_store
 from db import metrics as metric_store
 from db import runs as run_store
 from engine.core import catalog
+from engine.core.atomic import write_text_atomic
 from engine.core.catalog import EPOCH_METRICS
 from engine.core.errors import SeedlabError
 from engine.core.run_files import read_report
@@ -36,8 +37,5 @@ def run_report_html(settings: Settings, db: Engine, run_id: int) -> str:
 def write_run_report(settings: Settings, db: Engine, run_id: int, output: Path) -> int:
     """Write the report to `output` (atomically); returns its size in bytes."""
     html = run_report_html(settings, db, run_id)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(output)
+    write_text_atomic(output, html)
     return output.stat().st_size

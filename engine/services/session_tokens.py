@@ -21,14 +21,26 @@ KEY_FILE = "session.key"
 
 
 def secret_key(home: Path) -> bytes:
+    """This server's signing key, made on first use. Two processes starting at once (two
+    dashboard sessions, the dashboard and the CLI) get the same key, and neither ever reads a
+    file still being written: the key is written whole to a temp file (owner only), then
+    linked into place, which fails if another process linked its key first."""
     path = home / KEY_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         return path.read_bytes()
-    with os.fdopen(fd, "wb") as fh:
-        key = secrets.token_bytes(32)
-        fh.write(key)
+    key = secrets.token_bytes(32)
+    tmp = path.with_name(f".{KEY_FILE}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(tmp, path)
+    except FileExistsError:
+        key = path.read_bytes()  # the first process's key wins
+    finally:
+        tmp.unlink(missing_ok=True)
     return key
 
 

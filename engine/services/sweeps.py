@@ -17,10 +17,11 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from db import metrics as metric_store
 from db import runs as run_store
@@ -407,7 +408,8 @@ def advance(db: Engine, sweep: SweepRecord) -> None:
 
 
 def advance_all(db: Engine, *, min_interval_s: float = 1.0) -> None:
-    """Advance every running sweep; a sweep that cannot go on is failed with the reason."""
+    """Advance every running sweep; a sweep that cannot go on is failed with the reason (a busy
+    or unreachable database fails none: the sweep is advanced on a later pass)."""
     now = time.monotonic()
     if now - _last_step.get("t", -math.inf) < min_interval_s:
         return
@@ -415,6 +417,16 @@ def advance_all(db: Engine, *, min_interval_s: float = 1.0) -> None:
     for sweep in sweep_store.list_sweeps(db, statuses=("running",)):
         try:
             advance(db, sweep)
+        except OperationalError as exc:
+            # The database, not the sweep: "database is locked" past SQLite's busy timeout, a
+            # PostgreSQL serialization failure or dropped connection. The next pass rebuilds
+            # the study from the stored trials and goes on; failing the sweep would be for good.
+            log.warning(
+                "sweep %s not advanced this pass (the database is busy or unreachable; "
+                "retried on the next pass): %s",
+                sweep.id,
+                str(exc).splitlines()[0],
+            )
         except Exception as exc:  # one broken sweep must not stop the engine or other sweeps
             log.exception("sweep %s failed", sweep.id)
             sweep_store.finish_sweep(
@@ -467,16 +479,3 @@ def launch_best(
 
 def searchable_fields() -> list[str]:
     return [n for n in RunConfig.model_fields if n not in FIXED_FIELDS]
-
-
-def field_kind(name: str) -> str:
-    return _field_kind(name)
-
-
-def literal_choices(name: str) -> list[Any]:
-    annotation = RunConfig.model_fields[name].annotation
-    if get_origin(annotation) is Literal:
-        return list(get_args(annotation))
-    if annotation is bool:
-        return [True, False]
-    return []
