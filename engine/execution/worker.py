@@ -15,9 +15,10 @@ With `--executor ray` the runs are Ray tasks on a cluster instead of local subpr
 Jobs (export, compression, importance queued from a page, table `jobs`) are claimed here too and
 run one at a time, each in its own process (job_runner.py), beside the runs: they take no run
 slot, so a long export never holds back training, and a run never holds back an export. A job
-runs on the CPU with a share of the cores. A job whose process dies is failed with how it ended;
-at shutdown running jobs are stopped and requeued (they start over on the next engine start);
-jobs left `running` by a worker that vanished are failed by the next one, saying so.
+runs on this machine's CPU (with Ray too) with a share of the cores. A job whose process dies is
+failed with how it ended; at shutdown running jobs are stopped and requeued (they start over on
+the next engine start); jobs left `running` by a worker that vanished are failed by the next
+one, saying so.
 """
 
 from __future__ import annotations
