@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from db import audit
 from db import jobs as job_store
+from db import runs as run_store
 from db import workers as worker_store
 from db.session import make_engine
 from engine.core.errors import SeedlabError
@@ -209,6 +210,17 @@ def test_in_process_export_and_compression_are_checked_and_audited(settings, db,
     with pytest.raises(PermissionDenied):
         jobs.compress_run(settings, db, VIEWER, run_id, "quantize")
     assert len(audit.list_entries(db)) == 2
+    # Distillation queues a student run; the page's form values arrive as a dict, the CLI's
+    # as --set strings: the same student either way.
+    student = jobs.compress_run(
+        settings, db, ADMIN, run_id, "distill", overrides=["distill_temperature=4"]
+    )["variant"]["run_id"]
+    params = jobs.compression_params("distill", overrides={"distill_temperature": 4.0})
+    result = jobs.perform(settings, db, "compress", run_id, params)
+    assert result["message"].startswith(f"queued student run #{result['variant']['run_id']}")
+    configs = [run_store.get_run(db, i).config for i in (student, result["variant"]["run_id"])]
+    assert [c["distill_temperature"] for c in configs] == [4.0, 4.0]
+    assert all(c["distill_from"] == run_id for c in configs)
 
 
 # ---------------------------------------------------------------- the job runner, in process
