@@ -280,6 +280,41 @@ class SqlModelVersion(Base):
     stage_changed_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+JOB_KINDS = ("export", "compress", "importance")
+JOB_STATUSES = ("queued", "running", "completed", "failed")
+
+
+class SqlJob(Base):
+    """A long action on a completed run (export, compression, importance) that a page asked for:
+    the engine's worker claims it and runs it in a child process (engine/execution/job_runner.py),
+    so the web process never waits on one. The page reads status, progress and result here."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {JOB_KINDS!r}", name="kind"),
+        CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),
+        Index("ix_jobs_status_created_at", "status", "created_at"),
+        Index("ix_jobs_run_id_created_at", "run_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    # A deleted run takes its jobs with it: their files were in its folder.
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    params: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    progress: Mapped[str | None] = mapped_column(Text)  # a phrase: "Checking with onnxruntime…"
+    progress_fraction: Mapped[float | None] = mapped_column(Float)  # 0..1 when known
+    result: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    worker_id: Mapped[str | None] = mapped_column(String(100))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 datasets = SqlDataset.__table__
 runs = SqlRun.__table__
 projects = SqlProject.__table__
@@ -292,3 +327,4 @@ workers = SqlWorker.__table__
 users = SqlUser.__table__
 audit_log = SqlAuditEntry.__table__
 model_versions = SqlModelVersion.__table__
+jobs = SqlJob.__table__

@@ -95,6 +95,29 @@ class WorkerRecord:
 
 
 @dataclass(frozen=True)
+class JobRecord:
+    id: int
+    kind: str
+    run_id: int
+    params: dict[str, Any]
+    status: str
+    progress: str | None
+    progress_fraction: float | None
+    result: dict[str, Any] | None
+    error: str | None
+    requested_by: str
+    worker_id: str | None
+    pid: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("queued", "running")
+
+
+@dataclass(frozen=True)
 class SweepRecord:
     id: int
     name: str

@@ -1,15 +1,15 @@
 """The Run page's Export tab: download the model as TorchScript, ONNX, .pt2 or a predictor
 bundle, and make smaller variants (int8, pruned, distilled) compared with the original.
 
-The work itself runs as `seedlab runs export|compress|variants` in a subprocess: exporters and
-the pruning fine-tune never run inside the web process, and the page does exactly what the CLI
-does. This module only reads the JSON records those commands write.
+The work itself is a job for the engine (engine/services/jobs.py queues it, the worker runs it in
+a child process, as `seedlab runs export|compress|variants` would in-process): exporters and the
+pruning fine-tune never run inside the web process, which never waits on a child process either.
+This module queues the jobs, shows them (components/job_status.py), and reads the JSON records
+the work writes.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +17,14 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from dashboard import auth, data
+from dashboard.components import job_status
 from db import runs as run_store
-from db.records import RunRecord
+from db.records import JobRecord, RunRecord
 from engine.core.settings import Settings
 from engine.deploy.variants import comparison_table, read_variants
+from engine.services import jobs
 from engine.services.permissions import Permission
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CLI_TIMEOUT_S = 600
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
 FORMATS = {
     "onnx": ("ONNX", "model.onnx, checked with onnxruntime against PyTorch on the test split"),
@@ -37,25 +37,20 @@ FORMATS = {
     ),
 }
 MIME = {".zip": "application/zip"}
+METHOD_LABELS = {
+    "quantize": "Dynamic int8 quantization",
+    "prune": "Magnitude pruning + fine-tune",
+    "distill": "Distill into a smaller student run",
+}
 
 
-def _cli(settings: Settings, *args: str) -> tuple[bool, str]:
-    """Run one `seedlab` command; (ok, its output or its one-line error)."""
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "engine.cli.main", *args],
-            cwd=PROJECT_ROOT,
-            env=settings.child_env(),
-            capture_output=True,
-            text=True,
-            timeout=CLI_TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired:
-        return False, f"It took longer than {CLI_TIMEOUT_S // 60} minutes and was stopped."
-    if done.returncode == 0:
-        return True, done.stdout
-    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("error:")]
-    return False, (lines[-1].removeprefix("error: ") if lines else done.stderr[-500:])
+def _export_label(job: JobRecord) -> str:
+    return f"Export as {FORMATS.get(job.params.get('format', ''), ('?',))[0]}"
+
+
+def _compress_label(job: JobRecord) -> str:
+    method = job.params.get("method", "")
+    return METHOD_LABELS.get(method, "Measuring the finished students")
 
 
 def _read_exports(settings: Settings, run_id: int) -> dict[str, dict[str, Any]]:
@@ -86,7 +81,7 @@ def _download(path: Path, label: str, key: str) -> None:
         )
 
 
-def _export(settings: Settings, run: RunRecord) -> None:
+def _export(settings: Settings, db: Engine, run: RunRecord) -> None:
     st.markdown("**Export**")
     cols = st.columns(len(FORMATS))
     for col, (fmt, (label, help_text)) in zip(cols, FORMATS.items(), strict=True):
@@ -96,14 +91,10 @@ def _export(settings: Settings, run: RunRecord) -> None:
             help=help_text,
             disabled=not auth.can(Permission.EXPORT),
         ):
-            auth.require(Permission.EXPORT, what=f"run {run.id}")
-            auth.audit("export", f"run {run.id}", fmt)
-            with st.spinner(f"Exporting as {label}…"):
-                ok, text = _cli(settings, "runs", "export", str(run.id), "--format", fmt)
-            if ok:
-                st.success(text.strip(), icon=":material/check_circle:")
-            else:
-                st.error(text, icon=":material/error:")
+            with data.shown_errors("queueing the export"):
+                actor = auth.require(Permission.EXPORT, what=f"run {run.id}")
+                jobs.request_export(settings, db, actor, run.id, fmt)
+    job_status.panel(db, run.id, "export", _export_label)
     exports = _read_exports(settings, run.id)
     for fmt, entry in exports.items():
         label = FORMATS.get(fmt, (fmt, ""))[0]
@@ -119,16 +110,12 @@ def _export(settings: Settings, run: RunRecord) -> None:
             _download(path, "Download", f"export_download_{fmt}")
 
 
-def _compress_form(settings: Settings, run: RunRecord) -> None:
+def _compress_form(settings: Settings, db: Engine, run: RunRecord) -> None:
     with st.form("compress_form"):
         method = st.selectbox(
             "Method",
             ["quantize", "prune", "distill"],
-            format_func={
-                "quantize": "Dynamic int8 quantization",
-                "prune": "Magnitude pruning + fine-tune",
-                "distill": "Distill into a smaller student run",
-            }.get,
+            format_func=METHOD_LABELS.get,
         )
         left, right = st.columns(2)
         sparsity = left.slider("Pruning: target sparsity", 0.1, 0.95, 0.5, 0.05)
@@ -138,24 +125,21 @@ def _compress_form(settings: Settings, run: RunRecord) -> None:
         submitted = st.form_submit_button(
             "Compress", icon=":material/compress:", disabled=not auth.can(Permission.EXPORT)
         )
-    if not submitted:
-        return
-    # A distilled student is a new run: launching it needs that right too.
-    auth.require(Permission.LAUNCH if method == "distill" else Permission.EXPORT)
-    auth.audit("compress", f"run {run.id}", method)
-    args = ["runs", "compress", str(run.id), "--method", method]
-    if method == "prune":
-        args += ["--sparsity", str(sparsity), "--epochs", str(int(epochs))]
-    if method == "distill":
-        args += ["--set", f"distill_temperature={temperature}", "--set", f"distill_alpha={alpha}"]
-    with st.spinner("Compressing and measuring…"):
-        ok, text = _cli(settings, *args)
-    if not ok:
-        st.error(text, icon=":material/error:")
-    elif method == "distill":
-        st.success(text.splitlines()[0], icon=":material/school:")
-    else:
-        st.success("Done: the variant is in the table below.", icon=":material/check_circle:")
+    if submitted:
+        with data.shown_errors("queueing the compression"):
+            # A distilled student is a new run: launching it needs that right too.
+            actor = auth.require(Permission.LAUNCH if method == "distill" else Permission.EXPORT)
+            jobs.request_compression(
+                settings,
+                db,
+                actor,
+                run.id,
+                method,
+                sparsity=sparsity,
+                epochs=int(epochs),
+                overrides={"distill_temperature": temperature, "distill_alpha": alpha},
+            )
+    job_status.panel(db, run.id, "compress", _compress_label)
 
 
 def _variants(settings: Settings, db: Engine, run: RunRecord) -> None:
@@ -176,11 +160,10 @@ def _variants(settings: Settings, db: Engine, run: RunRecord) -> None:
         entry["status"] = student.status if student else "deleted"
     if any(v["status"] in ("completed", "failed", "cancelled", "deleted") for v in pending):
         if st.button("Measure finished students", icon=":material/speed:"):
-            with st.spinner("Measuring…"):
-                ok, text = _cli(settings, "runs", "variants", str(run.id))
-            if not ok:
-                st.error(text, icon=":material/error:")
-            st.rerun()
+            with data.shown_errors("queueing the measurement"):
+                actor = auth.require(Permission.EXPORT, what=f"run {run.id}")
+                jobs.request_compression(settings, db, actor, run.id, "measure")
+                st.rerun()  # the job panel above shows it
     st.dataframe(
         comparison_table(record),
         hide_index=True,
@@ -217,8 +200,8 @@ def show(settings: Settings, db: Engine, run: RunRecord) -> None:
             icon=":material/ios_share:",
         )
         return
-    _export(settings, run)
+    _export(settings, db, run)
     st.divider()
     st.markdown("**Compression**")
-    _compress_form(settings, run)
+    _compress_form(settings, db, run)
     _variants(settings, db, run)

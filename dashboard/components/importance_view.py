@@ -1,4 +1,8 @@
-"""The Run page's Evaluation tab: permutation feature importance (report["importance"])."""
+"""The Run page's Evaluation tab: permutation feature importance (report["importance"]).
+
+A run whose report has none (an older run) gets a button that queues it as a job for the engine
+(engine/services/jobs.py); the page shows the job and draws the chart when it is done.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,25 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard import auth, data
+from dashboard.components import job_status
 from engine.report.importance_chart import caption, importance_bars
+from engine.services import jobs
+from engine.services.permissions import Permission
+
+
+def _compute(run_id: int) -> None:
+    db, settings = data.get_db(), data.get_settings()
+    if st.button(
+        "Compute feature importance",
+        key="importance_compute",
+        icon=":material/bar_chart:",
+        disabled=not auth.can(Permission.EXPORT),
+    ):
+        with data.shown_errors("queueing the importance"):
+            actor = auth.require(Permission.EXPORT, what=f"run {run_id}")
+            jobs.request_importance(settings, db, actor, run_id)
+    job_status.panel(db, run_id, "importance", lambda _job: "Feature importance")
 
 
 def section(report: Mapping[str, Any], run_id: int, kind: str | None) -> None:
@@ -16,9 +38,10 @@ def section(report: Mapping[str, Any], run_id: int, kind: str | None) -> None:
     if not isinstance(importance, Mapping) or not importance.get("features"):
         if kind == "tabular":
             st.caption(
-                f"No feature importance in this run's report (older run). Compute it with "
-                f"`seedlab runs importance {run_id}`."
+                f"No feature importance in this run's report (older run). Compute it here, or "
+                f"with `seedlab runs importance {run_id}`."
             )
+            _compute(run_id)
         return
     st.markdown(
         "**Feature importance**",

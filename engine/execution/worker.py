@@ -11,6 +11,14 @@ queue, so the next engine start resumes it from its last epoch instead of failin
 
 With `--executor ray` the runs are Ray tasks on a cluster instead of local subprocesses
 (executors/ray_executor.py); claiming, cancels, reaping and recovery stay here, unchanged.
+
+Jobs (export, compression, importance queued from a page, table `jobs`) are claimed here too and
+run one at a time, each in its own process (job_runner.py), beside the runs: they take no run
+slot, so a long export never holds back training, and a run never holds back an export. A job
+runs on this machine's CPU (with Ray too) with a share of the cores. A job whose process dies is
+failed with how it ended; at shutdown running jobs are stopped and requeued (they start over on
+the next engine start); jobs left `running` by a worker that vanished are failed by the next
+one, saying so.
 """
 
 from __future__ import annotations
@@ -20,11 +28,13 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from db import jobs as job_store
 from db import runs as run_store
 from db import workers as worker_store
 from db.migrate import upgrade_to_head
@@ -34,6 +44,7 @@ from engine.core.run_files import append_log_line, log_path, tail
 from engine.core.settings import Settings
 from engine.execution.devices import detect_devices
 from engine.execution.executors.torchrun import processes_of, runner_command, thread_share
+from engine.execution.job_runner import job_log_path
 from engine.execution.scheduling import Slot, assign_slot, free_requests, total_slots
 from engine.execution.stop_marker import mark_engine_stopping
 from engine.services.recovery import heartbeat_timeout_s, settle_stale_runs
@@ -48,6 +59,16 @@ DEVICE_REFRESH_S = 5.0
 CANCEL_GRACE_S = 10.0
 # Runners get this long to exit after SIGTERM at shutdown before SIGKILL.
 SHUTDOWN_GRACE_S = 10.0
+# Jobs at once per worker, beside the runs (they take no run slot).
+JOB_CAP = 1
+# A job still running after this long is stopped and failed (the page used to give up at 10 min).
+JOB_TIME_LIMIT_S = 30 * 60
+# How often the worker looks for jobs left `running` by a worker that is gone.
+ORPHAN_CHECK_S = 10.0
+ORPHANED_JOB_ERROR = (
+    "The engine stopped while this job ran (its worker was killed or its machine restarted); "
+    "request it again."
+)
 
 
 @dataclass
@@ -59,6 +80,15 @@ class ActiveRun:
     started: float = field(default_factory=time.monotonic)
     cancel_seen_at: float | None = None
     terminated_for_cancel: bool = False
+
+
+@dataclass
+class ActiveJob:
+    job_id: int
+    run_id: int
+    process: subprocess.Popen
+    started: float = field(default_factory=time.monotonic)
+    timed_out: bool = False
 
 
 def _describe_exit(code: int) -> str:
@@ -103,6 +133,8 @@ class Worker:
         self.stale_after_s = stale_after_s or heartbeat_timeout_s()
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.active: dict[int, ActiveRun] = {}
+        self.jobs: dict[int, ActiveJob] = {}
+        self._orphans_checked_at = 0.0
         self.devices: list[dict] = []
         self._devices_at = 0.0
         self._stopping = False
@@ -155,14 +187,18 @@ class Worker:
                 if isinstance(active.process, subprocess.Popen):  # torchrun's ranks read it
                     mark_engine_stopping(self.settings.run_dir(active.run_id), active.process.pid)
                 active.process.terminate()
+        for job in self.jobs.values():
+            if job.process.poll() is None:
+                job.process.terminate()
         deadline = time.monotonic() + SHUTDOWN_GRACE_S
-        for active in self.active.values():
+        for active in [*self.active.values(), *self.jobs.values()]:
             try:
                 active.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 active.process.kill()
                 active.process.wait()
         self._reap()
+        self._reap_jobs()
         worker_store.mark_stopped(self.db, self.worker_id)
         if self.ray:
             self.ray.close()
@@ -192,6 +228,7 @@ class Worker:
         self._settle_stale()
         # Sweeps queue their next trials here: the worker is their only writer.
         advance_sweeps(self.db)
+        self._poll_jobs()
         if self.ray:
             self._claim_for_ray()
             return
@@ -320,6 +357,101 @@ class Worker:
                 log.warning("run %s: %s", run_id, message.splitlines()[0])
             else:
                 log.info("run %s finished (process %s)", run_id, _describe_exit(code))
+
+    # ------------------------------------------------------------ jobs
+
+    def _poll_jobs(self) -> None:
+        """Reap finished jobs, stop overdue ones, fail orphans, start queued ones."""
+        self._reap_jobs()
+        now = time.monotonic()
+        for job in self.jobs.values():
+            if not job.timed_out and now - job.started > JOB_TIME_LIMIT_S:
+                log.warning("job %s ran past %d s; stopping it", job.job_id, JOB_TIME_LIMIT_S)
+                job.timed_out = True
+                job.process.kill()
+        if now - self._orphans_checked_at > ORPHAN_CHECK_S:
+            self._orphans_checked_at = now
+            failed = job_store.fail_orphaned_jobs(
+                self.db, alive_within_s=self.stale_after_s, error=ORPHANED_JOB_ERROR
+            )
+            for job_id in failed:
+                log.warning("job %s failed: its worker is gone", job_id)
+        while not self._stopping and len(self.jobs) < JOB_CAP:
+            job_id = job_store.claim_next_job(self.db, self.worker_id)
+            if job_id is None:
+                return
+            self._spawn_job(job_id)
+
+    def _job_env(self) -> dict[str, str]:
+        env = self.settings.child_env()
+        env["PYTHONPATH"] = str(PROJECT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONUNBUFFERED"] = "1"
+        # On the CPU (export checks and latency are CPU measurements), with a share of the cores
+        # as if it were one more CPU run, so it neither starves the runs nor crawls.
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        if "OMP_NUM_THREADS" not in os.environ:
+            env["OMP_NUM_THREADS"] = str(thread_share(os.cpu_count() or 1, self.max_concurrent + 1))
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        return env
+
+    def _spawn_job(self, job_id: int) -> None:
+        job = job_store.get_job(self.db, job_id)
+        if job is None:  # its run was deleted (and the job with it) just after the claim
+            return
+        path = job_log_path(self.settings, job.run_id, job_id)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("ab") as log_file:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "engine.execution.job_runner", str(job_id)],
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=self._job_env(),
+                    cwd=PROJECT_ROOT,
+                    start_new_session=True,  # as runs: a Ctrl-C reaches the worker only
+                )
+        except OSError as exc:
+            job_store.finish_job(
+                self.db,
+                job_id,
+                "failed",
+                error=f"The engine could not start the job ({exc}); check the run's folder "
+                f"{path.parent.parent} is writable, then request it again.",
+            )
+            return
+        job_store.mark_started(self.db, job_id, pid=process.pid)
+        self.jobs[job_id] = ActiveJob(job_id, job.run_id, process)
+        log.info("job %s (%s, run %s) started (pid %s)", job_id, job.kind, job.run_id, process.pid)
+
+    def _reap_jobs(self) -> None:
+        """Jobs whose process ended: if it left the job running, fail it saying why."""
+        for job_id, job in list(self.jobs.items()):
+            code = job.process.poll()
+            if code is None:
+                continue
+            del self.jobs[job_id]
+            if self._stopping and not job.timed_out:
+                if job_store.requeue_job(self.db, job_id, worker_id=self.worker_id):
+                    log.info("job %s requeued: the engine is shutting down", job_id)
+                continue
+            if job.timed_out:
+                message = (
+                    f"It ran longer than {JOB_TIME_LIMIT_S // 60} minutes and was stopped; "
+                    "for a long one use the CLI (`seedlab runs export` / `runs compress`), "
+                    "which has no limit."
+                )
+            else:
+                message = f"The job's process {_describe_exit(code)} before the job finished."
+                log_tail = tail(job_log_path(self.settings, job.run_id, job_id), lines=15)
+                if log_tail:
+                    message += "\nLast lines of its log:\n" + log_tail
+            if job_store.finish_job(
+                self.db, job_id, "failed", error=message, worker_id=self.worker_id
+            ):
+                log.warning("job %s: %s", job_id, message.splitlines()[0])
+            else:
+                log.info("job %s finished (process %s)", job_id, _describe_exit(code))
 
     def _enforce_cancels(self) -> None:
         requested = run_store.cancel_requested_ids(self.db, self.active)
