@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install postgres-server run test e2e lint worker dashboard bench bench-quick bench-venv clean
+.PHONY: install lock postgres-server run test e2e lint worker dashboard bench bench-quick bench-venv clean
 
 install: $(STAMP)
 
@@ -23,12 +23,30 @@ postgres-server:
 	  fi; \
 	fi
 
-# Reinstalls only when the requirements or the project metadata change.
-$(STAMP): requirements.txt pyproject.toml
+# Installs requirements.lock (every package, pinned exactly as tested), then Seedlab itself with
+# --no-deps so the lock alone decides the versions. Reinstalls only when the lock or the project
+# metadata change.
+$(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
+
+# Where pip finds the local CPU torch wheel on this machine (its find-links). uv reads no pip
+# config: without this folder it would lock PyPI's torch, the CUDA build with its nvidia-* packages.
+TORCH_WHEELS ?= /opt/wheels
+# The lock is for the platform Seedlab runs and is tested on.
+LOCK_PLATFORM := --python-version 3.11 --python-platform x86_64-manylinux_2_28
+# Extra uv flags: `make lock LOCK_FLAGS=--upgrade` moves every package to its newest allowed
+# version; without it, packages already in the lock keep their versions where they still fit.
+LOCK_FLAGS ?=
+
+# Regenerates requirements.lock from requirements.txt (run it after editing requirements.txt).
+lock: $(STAMP)
+	@ls $(TORCH_WHEELS)/torch-*+cpu-*.whl >/dev/null 2>&1 || { echo "make lock: no CPU torch \
+	wheel (torch-*+cpu-*.whl) in $(TORCH_WHEELS); run make lock TORCH_WHEELS=<its folder>."; exit 1; }
+	$(BIN)/uv pip compile requirements.txt $(LOCK_PLATFORM) --find-links $(TORCH_WHEELS) \
+		--custom-compile-command "make lock" --quiet $(LOCK_FLAGS) -o requirements.lock
 
 run: install
 	$(BIN)/seedlab init

@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from db.migrate import MIGRATIONS_DIR
 from tests.conftest import ROOT
 
-PACKAGES = ("db", "engine", "dashboard")
+PACKAGES = ("db", "engine", "dashboard", "seedlab")
 
 
 def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:

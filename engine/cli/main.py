@@ -32,7 +32,8 @@ from engine.core.settings import Settings
 from engine.services.permissions import cli_actor
 from engine.services.recovery import settle_for_readers
 
-DASHBOARD_APP = PROJECT_ROOT / "dashboard" / "app.py"
+# The pages and the HTTP routes beside them (/api/v1/health, …) on one port: dashboard/web.py.
+DASHBOARD_APP = PROJECT_ROOT / "dashboard" / "web.py"
 
 app = typer.Typer(
     help="Seedlab: upload datasets, launch training runs, browse results.",

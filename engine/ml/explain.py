@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from captum.attr import IntegratedGradients
 from PIL import Image
 from torch import nn
 
@@ -86,6 +85,15 @@ def _integrate(
     target: int,
     steps: int,
 ) -> torch.Tensor:
+    # Captum is an optional part (`pip install 'seedlab[explain]'`; `make install` has it): imported
+    # here, so the Playground and `seedlab predict` load without it and say what to install.
+    try:
+        from captum.attr import IntegratedGradients
+    except ImportError as exc:
+        raise PredictorError(
+            "Explanations need Captum, which is not installed: "
+            "pip install 'seedlab[explain]' (or `make install`) adds it."
+        ) from exc
     ig = IntegratedGradients(forward)
     with torch.enable_grad():
         return ig.attribute(
