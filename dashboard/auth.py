@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from db import audit as audit_log
+from db.writes import audit as audit_writes
 from engine.core.errors import SeedlabError
 from engine.services import accounts, session_tokens
 from engine.services.permissions import (
@@ -89,7 +89,7 @@ def guard_page(permission: Permission = Permission.BROWSE) -> Actor:
 def audit(action: str, target: str, detail: str = "") -> None:
     """One audit entry by the current user, for actions outside services.actions (exports …)."""
     actor = current_user()
-    audit_log.record(_db(), actor.name if actor else "?", action, target, detail)
+    audit_writes.record(_db(), actor.name if actor else "?", action, target, detail)
 
 
 # ---------------------------------------------------------------- login, logout
@@ -197,5 +197,5 @@ def logout() -> None:
     st.session_state["_seedlab_logged_out"] = True
     st.session_state["_seedlab_clear_cookie"] = True
     if login:
-        audit_log.record(_db(), login["name"], "logout", f"user {login['name']}")
+        audit_writes.record(_db(), login["name"], "logout", f"user {login['name']}")
     st.rerun()

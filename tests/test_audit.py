@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from db import audit
 from db import datasets as dataset_store
 from db.session import writing
+from db.writes import audit as audit_writes
 from engine.cli.main import app
 from engine.core.run_files import resume_path
 from engine.services import accounts, actions
@@ -27,9 +28,9 @@ def trail(db) -> list[tuple[str, str, str]]:  # noqa: ANN001
 
 
 def test_record_and_list(db):
-    audit.record(db, "ana", "launch", "run 1", "dataset iris")
+    audit_writes.record(db, "ana", "launch", "run 1", "dataset iris")
     with writing(db) as conn:  # inside the transaction of the change it describes
-        audit.record(conn, "bob", "delete", "run 1")
+        audit_writes.record(conn, "bob", "delete", "run 1")
     entries = audit.list_entries(db)
     assert [(e.user, e.action, e.target, e.detail) for e in entries] == [
         ("bob", "delete", "run 1", ""),

@@ -12,6 +12,7 @@ from db import datasets as dataset_store
 from db import runs as run_store
 from db import users as user_store
 from db.session import make_engine, utcnow
+from db.writes import runs as run_writes
 from engine.core.errors import SeedlabError
 from engine.services import accounts, actions
 from engine.services.permissions import (
@@ -200,7 +201,7 @@ def test_viewer_is_refused_by_the_engine_and_nothing_changes(settings, db, demo_
     viewer = add(db, "vic", "viewer")
     member = add(db, "mia", "member")
     run_id = actions.launch_run(db, member, "iris", {"epochs": 1})
-    run_store.request_cancel(db, run_id)
+    run_writes.request_cancel(db, run_id)
     datasets_before = [d.name for d in dataset_store.list_datasets(db)]
     with pytest.raises(PermissionDenied):
         actions.launch_run(db, viewer, "iris", {"epochs": 1})
@@ -340,7 +341,7 @@ def test_viewer_clicking_delete_is_refused_on_the_server(
     mia = add(db, "mia", "member")
     add(db, "vic", "viewer")
     run_id = actions.launch_run(db, mia, "iris", {"epochs": 1})
-    run_store.request_cancel(db, run_id)  # finished, so deletable
+    run_writes.request_cancel(db, run_id)  # finished, so deletable
     settings.run_dir(run_id).mkdir(parents=True)
     at = go(login("vic"), "views/run_detail.py", run=str(run_id))
     at.checkbox(key="run_delete_confirm").check()

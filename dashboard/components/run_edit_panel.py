@@ -10,8 +10,8 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from dashboard import auth, data
-from db import run_edits
 from db.records import RunRecord
+from db.writes import run_edits
 from engine.services import actions
 from engine.services.permissions import Permission
 

@@ -8,10 +8,11 @@ import streamlit as st
 from dashboard import auth, data
 from dashboard.components.projects import current_project_id
 from dashboard.components.run_table import OPS, PAGE_SIZES, TableState, export_csv, table_frame
-from db import run_edits, run_query
+from db import run_query
 from db import runs as run_store
 from db.models import RUN_STATUSES
 from db.run_query import METRIC_PREFIX, PARAM_PREFIX, SORT_COLUMNS
+from db.writes import run_edits
 from engine.services import actions
 from engine.services.permissions import Permission
 

@@ -14,9 +14,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine
 
-from db import audit
 from db import users as user_store
 from db.session import utcnow
+from db.writes import audit as audit_writes
+from db.writes import users as user_writes
 from engine.core.errors import SeedlabError
 from engine.services.permissions import ROLES, Actor, Permission, check
 
@@ -96,13 +97,13 @@ def add_user(db: Engine, actor: Actor, name: str, password: str, role: str) -> N
     _check_role(role)
     check_password(password)
     try:
-        user_store.add_user(db, name, hash_password(password), role)
+        user_writes.add_user(db, name, hash_password(password), role)
     except user_store.DuplicateUserName:
         raise SeedlabError(
             f"A user named {name!r} already exists. Change their password with "
             f"`seedlab users passwd {name}`."
         ) from None
-    audit.record(db, actor.name, "user_add", f"user {name}", f"role {role}")
+    audit_writes.record(db, actor.name, "user_add", f"user {name}", f"role {role}")
 
 
 def change_password(db: Engine, actor: Actor, name: str, password: str) -> None:
@@ -111,10 +112,10 @@ def change_password(db: Engine, actor: Actor, name: str, password: str) -> None:
         check(actor, Permission.MANAGE_USERS)
     check_password(password)
     try:
-        user_store.set_password_hash(db, name, hash_password(password))
+        user_writes.set_password_hash(db, name, hash_password(password))
     except user_store.UserNotFound as exc:
         raise SeedlabError(str(exc).strip("'\"")) from None
-    audit.record(db, actor.name, "user_passwd", f"user {name}")
+    audit_writes.record(db, actor.name, "user_passwd", f"user {name}")
 
 
 def _keeps_an_admin(db: Engine, name: str) -> None:
@@ -133,24 +134,24 @@ def set_role(db: Engine, actor: Actor, name: str, role: str) -> None:
     _check_role(role)
     if role != "admin":
         _keeps_an_admin(db, name)
-    user_store.set_role(db, name, role)
-    audit.record(db, actor.name, "user_role", f"user {name}", f"role {role}")
+    user_writes.set_role(db, name, role)
+    audit_writes.record(db, actor.name, "user_role", f"user {name}", f"role {role}")
 
 
 def remove_user(db: Engine, actor: Actor, name: str) -> None:
     """The user's runs and datasets stay, with their name as owner (admins can act on them)."""
     check(actor, Permission.MANAGE_USERS)
     _keeps_an_admin(db, name)
-    user_store.remove_user(db, name)
-    audit.record(db, actor.name, "user_remove", f"user {name}")
+    user_writes.remove_user(db, name)
+    audit_writes.record(db, actor.name, "user_remove", f"user {name}")
 
 
 def unlock_user(db: Engine, actor: Actor, name: str) -> None:
     check(actor, Permission.MANAGE_USERS)
     if user_store.get_user(db, name) is None:
         raise SeedlabError(f"No user {name!r}. See them all with `seedlab users list`.")
-    user_store.record_login_reset(db, name)
-    audit.record(db, actor.name, "user_unlock", f"user {name}")
+    user_writes.record_login_reset(db, name)
+    audit_writes.record(db, actor.name, "user_unlock", f"user {name}")
 
 
 # ---------------------------------------------------------------- logging in
@@ -179,20 +180,22 @@ def authenticate(db: Engine, name: str, password: str, now: datetime | None = No
             f"more. An admin can unlock it now: seedlab users unlock {name}"
         )
     if not verify_password(user.password_hash, password):
-        after = user_store.record_failed_login(
+        after = user_writes.record_failed_login(
             db, name, max_failures=max_failures(), lock_until=now + lockout()
         )
         if after is not None and after.locked_until is not None and after.locked_until > now:
-            audit.record(db, name, "login_locked", f"user {name}", f"{max_failures()} failures")
+            audit_writes.record(
+                db, name, "login_locked", f"user {name}", f"{max_failures()} failures"
+            )
             raise LoginError(
                 f"Too many failed logins: {name!r} is locked for {_minutes(lockout())}."
             )
         raise LoginError("Wrong user name or password.")
     if _hasher.check_needs_rehash(user.password_hash):
-        user_store.set_password_hash(db, name, hash_password(password))
+        user_writes.set_password_hash(db, name, hash_password(password))
         user = user_store.get_user(db, name) or user
-    user_store.record_login(db, name)
-    audit.record(db, name, "login", f"user {name}")
+    user_writes.record_login(db, name)
+    audit_writes.record(db, name, "login", f"user {name}")
     return Actor(user.name, user.role)
 
 

@@ -14,11 +14,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from db import audit, run_edits
-from db import projects as project_store
 from db import runs as run_store
 from db import sweeps as sweep_store
 from db.records import DatasetRecord
+from db.writes import audit as audit_writes
+from db.writes import projects as project_writes
+from db.writes import run_edits
+from db.writes import runs as run_writes
 from engine.core.config import RunConfig
 from engine.core.errors import SeedlabError
 from engine.core.settings import Settings
@@ -48,7 +50,7 @@ def upload_dataset(
 
     check(actor, Permission.UPLOAD)
     record = ingest_bytes(settings, db, raw, owner=actor.name, **ingest)
-    audit.record(db, actor.name, "upload", f"dataset {record.id} {record.name}", record.kind)
+    audit_writes.record(db, actor.name, "upload", f"dataset {record.id} {record.name}", record.kind)
     return record
 
 
@@ -60,7 +62,7 @@ def add_dataset_file(
 
     check(actor, Permission.UPLOAD)
     record = ingest_file(settings, db, path, owner=actor.name, **ingest)
-    audit.record(db, actor.name, "upload", f"dataset {record.id} {record.name}", str(path))
+    audit_writes.record(db, actor.name, "upload", f"dataset {record.id} {record.name}", str(path))
     return record
 
 
@@ -70,7 +72,7 @@ def add_demo_datasets(settings: Settings, db: Engine, actor: Actor) -> list[str]
     check(actor, Permission.UPLOAD)
     added = register_demo_datasets(settings, db)
     if added:
-        audit.record(db, actor.name, "upload", "demo datasets", ", ".join(added))
+        audit_writes.record(db, actor.name, "upload", "demo datasets", ", ".join(added))
     return added
 
 
@@ -79,7 +81,7 @@ def delete_dataset(settings: Settings, db: Engine, actor: Actor, record: Dataset
 
     check(actor, Permission.DELETE, record.owner, what=f"dataset {record.name!r}")
     datasets.delete_dataset(settings, db, record)
-    audit.record(db, actor.name, "delete", f"dataset {record.id} {record.name}")
+    audit_writes.record(db, actor.name, "delete", f"dataset {record.id} {record.name}")
 
 
 # ---------------------------------------------------------------- runs
@@ -99,18 +101,18 @@ def launch_run(
     run_id = submit_run(db, dataset_ref, values, owner=actor.name, **submit)
     parent = submit.get("parent_run_id")
     detail = f"dataset {dataset_ref}" + (f", from run {parent}" if parent else "")
-    audit.record(db, actor.name, "launch", f"run {run_id}", detail)
+    audit_writes.record(db, actor.name, "launch", f"run {run_id}", detail)
     return run_id
 
 
 def cancel_run(db: Engine, actor: Actor, run_id: int) -> str:
     """Ask a run to stop; returns its status after the request (db.runs.request_cancel)."""
     check_run(db, actor, Permission.CANCEL, run_id)
-    status = run_store.request_cancel(db, run_id)
+    status = run_writes.request_cancel(db, run_id)
     if status is None:
         raise SeedlabError(f"No run {run_id}.")
     if status in ("queued", "running", "cancelled"):
-        audit.record(db, actor.name, "cancel", f"run {run_id}", f"was {status}")
+        audit_writes.record(db, actor.name, "cancel", f"run {run_id}", f"was {status}")
     return status
 
 
@@ -120,7 +122,7 @@ def resume(settings: Settings, db: Engine, actor: Actor, run_id: int) -> int:
 
     check_run(db, actor, Permission.RESUME, run_id)
     epoch = resume_run(settings, db, run_id)
-    audit.record(db, actor.name, "resume", f"run {run_id}", f"after epoch {epoch}")
+    audit_writes.record(db, actor.name, "resume", f"run {run_id}", f"after epoch {epoch}")
     return epoch
 
 
@@ -130,7 +132,7 @@ def delete_run(settings: Settings, db: Engine, actor: Actor, run_id: int) -> boo
 
     check_run(db, actor, Permission.DELETE, run_id)
     files_gone = run_admin.delete_run(settings, db, run_id)
-    audit.record(db, actor.name, "delete", f"run {run_id}")
+    audit_writes.record(db, actor.name, "delete", f"run {run_id}")
     return files_gone
 
 
@@ -152,7 +154,7 @@ def edit_runs(
     except (LookupError, ValueError) as exc:
         raise SeedlabError(str(exc).strip("'\"")) from exc
     target = f"run {ids[0]}" if len(ids) == 1 else f"runs {', '.join(map(str, ids))}"
-    audit.record(db, actor.name, action, target, detail)
+    audit_writes.record(db, actor.name, action, target, detail)
 
 
 def rename_run(db: Engine, actor: Actor, run_id: int, name: str) -> None:
@@ -172,10 +174,10 @@ def set_archived(db: Engine, actor: Actor, run_ids: Iterable[int], archived: boo
 def create_project(db: Engine, actor: Actor, name: str, description: str = "") -> int:
     check(actor, Permission.CREATE_PROJECT)
     try:
-        project = project_store.create_project(db, name, description)
+        project = project_writes.create_project(db, name, description)
     except ValueError as exc:
         raise SeedlabError(str(exc)) from exc
-    audit.record(db, actor.name, "create_project", f"project {project.id} {project.name}")
+    audit_writes.record(db, actor.name, "create_project", f"project {project.id} {project.name}")
     return project.id
 
 
@@ -188,7 +190,7 @@ def launch_sweep(db: Engine, actor: Actor, dataset_ref: str | int, spec: Any, **
 
     check(actor, Permission.LAUNCH)
     sweep_id = sweeps.submit_sweep(db, dataset_ref, spec, owner=actor.name, **submit)
-    audit.record(db, actor.name, "launch", f"sweep {sweep_id}", f"dataset {dataset_ref}")
+    audit_writes.record(db, actor.name, "launch", f"sweep {sweep_id}", f"dataset {dataset_ref}")
     return sweep_id
 
 
@@ -200,7 +202,7 @@ def cancel_sweep(db: Engine, actor: Actor, sweep_id: int) -> str | None:
         return None
     check(actor, Permission.CANCEL, sweep.owner, what=f"sweep {sweep_id}")
     status = sweeps.cancel_sweep(db, sweep_id)
-    audit.record(db, actor.name, "cancel", f"sweep {sweep_id}")
+    audit_writes.record(db, actor.name, "cancel", f"sweep {sweep_id}")
     return status
 
 
@@ -209,5 +211,5 @@ def launch_best(db: Engine, actor: Actor, sweep_id: int, **kwargs: Any) -> int:
 
     check(actor, Permission.LAUNCH)
     run_id = sweeps.launch_best(db, sweep_id, owner=actor.name, **kwargs)
-    audit.record(db, actor.name, "launch", f"run {run_id}", f"best of sweep {sweep_id}")
+    audit_writes.record(db, actor.name, "launch", f"run {run_id}", f"best of sweep {sweep_id}")
     return run_id

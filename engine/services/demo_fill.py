@@ -16,10 +16,11 @@ from datetime import timedelta
 import numpy as np
 from sqlalchemy import Engine
 
-from db import bulk
 from db import datasets as dataset_store
 from db import projects as project_store
 from db.session import utcnow
+from db.writes import bulk
+from db.writes import projects as project_writes
 from engine.core.config import RunConfig
 from engine.core.settings import Settings
 
@@ -40,7 +41,7 @@ class FillResult:
 
 def _project_id(db: Engine, name: str) -> int:
     existing = project_store.get_project_by_name(db, name)
-    return existing.id if existing else project_store.create_project(db, name).id
+    return existing.id if existing else project_writes.create_project(db, name).id
 
 
 def _dataset_ids(settings: Settings, db: Engine) -> list[int]:

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from db import registry
 from db.registry import ModelVersionRecord, RegisteredModel
+from db.writes import registry as registry_writes
 from engine.core.errors import SeedlabError
 from engine.core.run_files import checkpoint_path
 from engine.core.settings import Settings
@@ -35,21 +36,23 @@ def register_model(
             "only a completed run whose files are kept can be registered."
         )
     try:
-        return registry.register_version(db, run_id, name, stage=stage, description=description)
+        return registry_writes.register_version(
+            db, run_id, name, stage=stage, description=description
+        )
     except registry.RegistryError as exc:
         raise SeedlabError(str(exc)) from None
 
 
 def set_stage(db: Engine, name: str, version: int, stage: str) -> ModelVersionRecord:
     try:
-        return registry.set_stage(db, name, version, stage)
+        return registry_writes.set_stage(db, name, version, stage)
     except registry.RegistryError as exc:
         raise SeedlabError(str(exc)) from None
 
 
 def delete_version(db: Engine, name: str, version: int) -> None:
     try:
-        registry.delete_version(db, name, version)
+        registry_writes.delete_version(db, name, version)
     except registry.RegistryError as exc:
         raise SeedlabError(str(exc)) from None
 
