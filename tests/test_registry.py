@@ -11,7 +11,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
-from db import registry
+from db import audit, registry
 from db import runs as run_store
 from db.models import model_versions
 from db.registry import RegistryError
@@ -230,6 +230,9 @@ def test_models_page_lists_and_promotes(settings, db, demo_datasets):
     assert not at.exception, [e.value for e in at.exception]
     assert stages(db, "<b>fraud</b>") == {1: "archived", 2: "production"}
     assert "now production" in at.success[0].value
+    # The service writes the one audit entry; the page adds none of its own.
+    promoted = [(e.user, e.target, e.detail) for e in audit.list_entries(db, action="promote")]
+    assert promoted == [("local", "model <b>fraud</b> v2", "production")]
 
 
 def test_models_page_empty_state(settings, db):
@@ -251,3 +254,5 @@ def test_run_page_registers_a_completed_run(settings, db, demo_datasets):
     # Shown on the page as literal text (markdown-escaped).
     assert "Registered as iris\\-model v1 \\(staging\\)" in texts(at.caption)
     assert "iris\\-model v1" in at.success[0].value
+    registered = [(e.user, e.target) for e in audit.list_entries(db, action="register")]
+    assert registered == [("local", f"run {run_id}")]

@@ -16,9 +16,9 @@ from sqlalchemy import Engine
 
 from db import users as user_store
 from db.session import utcnow
-from db.writes import audit as audit_writes
 from db.writes import users as user_writes
 from engine.core.errors import SeedlabError
+from engine.services import audit
 from engine.services.permissions import ROLES, Actor, Permission, check
 
 MIN_PASSWORD_LENGTH = 8
@@ -103,7 +103,7 @@ def add_user(db: Engine, actor: Actor, name: str, password: str, role: str) -> N
             f"A user named {name!r} already exists. Change their password with "
             f"`seedlab users passwd {name}`."
         ) from None
-    audit_writes.record(db, actor.name, "user_add", f"user {name}", f"role {role}")
+    audit.record(db, actor.name, "user_add", f"user {name}", f"role {role}")
 
 
 def change_password(db: Engine, actor: Actor, name: str, password: str) -> None:
@@ -115,7 +115,7 @@ def change_password(db: Engine, actor: Actor, name: str, password: str) -> None:
         user_writes.set_password_hash(db, name, hash_password(password))
     except user_store.UserNotFound as exc:
         raise SeedlabError(str(exc).strip("'\"")) from None
-    audit_writes.record(db, actor.name, "user_passwd", f"user {name}")
+    audit.record(db, actor.name, "user_passwd", f"user {name}")
 
 
 def _keeps_an_admin(db: Engine, name: str) -> None:
@@ -135,7 +135,7 @@ def set_role(db: Engine, actor: Actor, name: str, role: str) -> None:
     if role != "admin":
         _keeps_an_admin(db, name)
     user_writes.set_role(db, name, role)
-    audit_writes.record(db, actor.name, "user_role", f"user {name}", f"role {role}")
+    audit.record(db, actor.name, "user_role", f"user {name}", f"role {role}")
 
 
 def remove_user(db: Engine, actor: Actor, name: str) -> None:
@@ -143,7 +143,7 @@ def remove_user(db: Engine, actor: Actor, name: str) -> None:
     check(actor, Permission.MANAGE_USERS)
     _keeps_an_admin(db, name)
     user_writes.remove_user(db, name)
-    audit_writes.record(db, actor.name, "user_remove", f"user {name}")
+    audit.record(db, actor.name, "user_remove", f"user {name}")
 
 
 def unlock_user(db: Engine, actor: Actor, name: str) -> None:
@@ -151,7 +151,7 @@ def unlock_user(db: Engine, actor: Actor, name: str) -> None:
     if user_store.get_user(db, name) is None:
         raise SeedlabError(f"No user {name!r}. See them all with `seedlab users list`.")
     user_writes.record_login_reset(db, name)
-    audit_writes.record(db, actor.name, "user_unlock", f"user {name}")
+    audit.record(db, actor.name, "user_unlock", f"user {name}")
 
 
 # ---------------------------------------------------------------- logging in
@@ -184,9 +184,7 @@ def authenticate(db: Engine, name: str, password: str, now: datetime | None = No
             db, name, max_failures=max_failures(), lock_until=now + lockout()
         )
         if after is not None and after.locked_until is not None and after.locked_until > now:
-            audit_writes.record(
-                db, name, "login_locked", f"user {name}", f"{max_failures()} failures"
-            )
+            audit.record(db, name, "login_locked", f"user {name}", f"{max_failures()} failures")
             raise LoginError(
                 f"Too many failed logins: {name!r} is locked for {_minutes(lockout())}."
             )
@@ -195,7 +193,7 @@ def authenticate(db: Engine, name: str, password: str, now: datetime | None = No
         user_writes.set_password_hash(db, name, hash_password(password))
         user = user_store.get_user(db, name) or user
     user_writes.record_login(db, name)
-    audit_writes.record(db, name, "login", f"user {name}")
+    audit.record(db, name, "login", f"user {name}")
     return Actor(user.name, user.role)
 
 
@@ -221,6 +219,11 @@ def session_actor(
     if user is None or user.password_changed_at != stamp:
         return None
     return Actor(user.name, user.role)
+
+
+def record_logout(db: Engine, name: str) -> None:
+    """The audit entry for a user who logged out (the session itself lives in the browser)."""
+    audit.record(db, name, "logout", f"user {name}")
 
 
 def has_users(db: Engine) -> bool:
