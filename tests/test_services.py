@@ -21,7 +21,7 @@ from db import users as user_store
 from db.writes import runs as run_writes
 from engine.core.run_files import checkpoint_path, resume_path
 from engine.core.settings import Settings
-from engine.services import accounts, model_registry, sweep_actions
+from engine.services import accounts, demo_fill, model_registry, sweep_actions
 from engine.services import datasets as dataset_actions
 from engine.services import projects as project_actions
 from engine.services import runs as run_actions
@@ -176,6 +176,16 @@ CASES = [
         "html report",
         lambda s, db: finished_run(s, db, MEMBER.name, model_file=False),
         lambda s, db, a, run: run_actions.html_report(s, db, a, run),
+    ),
+    Case(
+        "html report file",
+        lambda s, db: finished_run(s, db, MEMBER.name, model_file=False),
+        lambda s, db, a, run: run_actions.write_html_report(s, db, a, run, s.home / "r.html"),
+    ),
+    Case(
+        "demo fill",
+        _nothing,
+        lambda s, db, a, _: demo_fill.fill_project_as(s, db, a, project="load", runs=2, steps=2),
     ),
     # datasets
     Case(

@@ -10,6 +10,7 @@ request asked for it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -109,6 +110,19 @@ def html_report(settings: Settings, db: Engine, actor: Actor, run_id: int) -> st
     page = run_report_html(settings, db, run_id)
     audit.record(db, actor, "export", f"run {run_id}", "html report")
     return page
+
+
+def write_html_report(
+    settings: Settings, db: Engine, actor: Actor, run_id: int, output: Path
+) -> int:
+    """`html_report` written to `output` atomically (`seedlab runs report`); returns its size in
+    bytes. Checked and audited like the download."""
+    from engine.report.html_report import write_run_report
+
+    check(actor, Permission.EXPORT, what=f"run {run_id}")
+    size = write_run_report(settings, db, run_id, output)
+    audit.record(db, actor, "export", f"run {run_id}", "html report")
+    return size
 
 
 # ---------------------------------------------------------------- edits
