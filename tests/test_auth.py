@@ -290,7 +290,7 @@ def forged_click(widget) -> None:  # noqa: ANN001
 @pytest.fixture
 def buttons_offered(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every page draws every button enabled, as a stale or buggy page might: only the
-    server-side checks (auth.require in the page, engine.services.actions below it) remain."""
+    server-side checks (auth.require in the page, the engine.services call below it) remain."""
     from dashboard import auth
 
     monkeypatch.setattr(auth, "can", lambda *args, **kwargs: True)
