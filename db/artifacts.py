@@ -1,4 +1,5 @@
-"""Files a run produced (checkpoint, report, log), with size and checksum."""
+"""Files a run produced (checkpoint, report, log), with size and checksum. Writes:
+db/writes/artifacts.py."""
 
 from __future__ import annotations
 

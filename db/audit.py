@@ -1,4 +1,5 @@
-"""The audit log: who did what to which thing, when. One call per action: `record(...)`."""
+"""The audit log: who did what to which thing, when. Reading it; the services append to it
+(engine/services/audit.py, through db/writes/audit.py), one entry per action."""
 
 from __future__ import annotations
 

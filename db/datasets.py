@@ -1,4 +1,5 @@
-"""Dataset rows. A row exists only for a fully validated dataset already in its final place."""
+"""Dataset rows. A row exists only for a fully validated dataset already in its final place.
+Writes: db/writes/datasets.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Metric points, written in bulk, and the per-run summary kept beside them."""
+"""Metric points and the per-run summary kept beside them, read back as series and histories.
+Writes (bulk upserts): db/writes/metrics.py."""
 
 from __future__ import annotations
 

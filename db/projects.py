@@ -1,4 +1,5 @@
-"""Projects: named groups of runs. "Default" (id 1) always exists and holds runs without one."""
+"""Projects: named groups of runs. "Default" (id 1) always exists and holds runs without one.
+Writes: db/writes/projects.py."""
 
 from __future__ import annotations
 

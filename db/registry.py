@@ -1,6 +1,8 @@
 """The model registry: a completed run's model under a name, in numbered versions with stages.
 
-Stage rules, enforced here in one write transaction each (and by the schema underneath):
+Reads and the rules on names and stages are here; the writes are db/writes/registry.py.
+
+Stage rules, enforced in one write transaction each (and by the schema underneath):
 - versions of a name count up from 1; a run is registered under a name at most once;
 - stages are `none`, `staging`, `production`, `archived`; any version may move to any stage;
 - at most one `production` version per name: making a version production archives the one
@@ -9,7 +11,7 @@ Stage rules, enforced here in one write transaction each (and by the schema unde
   PostgreSQL the partial unique index makes the loser of a race fail, and it is retried on a
   fresh snapshot.
 - a production version cannot be deleted (archive it or promote another first), and a run with
-  versions cannot be deleted (db/run_edits.py refuses; the foreign key is RESTRICT).
+  versions cannot be deleted (db/writes/run_edits.py refuses; the foreign key is RESTRICT).
 """
 
 from __future__ import annotations

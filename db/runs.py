@@ -1,4 +1,5 @@
-"""Run lifecycle queries: create, claim, heartbeat, cancel, finish, list."""
+"""Run reads: one run, lists, counts, the engine's views of active, cancelled and stale runs.
+The lifecycle's writes (create, claim, heartbeat, cancel, finish) are db/writes/runs.py."""
 
 from __future__ import annotations
 

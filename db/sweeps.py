@@ -1,4 +1,5 @@
-"""Sweep queries: create, read, end. Trials are ordinary runs with runs.sweep_id set."""
+"""Sweep reads. Trials are ordinary runs with runs.sweep_id set. Writes (create, end, best
+trial, pruned): db/writes/sweeps.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """User rows: name, role, password hash (made by the caller; db/ never sees a password),
-and the failed-login count and lockout that must survive a restart."""
+and the failed-login count and lockout that must survive a restart. Reads; the writes are
+db/writes/users.py."""
 
 from __future__ import annotations
 

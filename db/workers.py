@@ -1,4 +1,5 @@
-"""Engine worker registrations and heartbeats."""
+"""Engine worker registrations and heartbeats, read (live workers, the last one). Writes:
+db/writes/workers.py."""
 
 from __future__ import annotations
 
