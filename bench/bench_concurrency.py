@@ -67,7 +67,7 @@ class Side:
 
 
 def _seedlab_writer(url: str, run_id: int, cfg: dict, go: Any, out: Any) -> None:  # noqa: ANN401
-    import db.runs
+    import db.writes.runs
     from db.session import make_engine
 
     engine = make_engine(url)
@@ -77,7 +77,7 @@ def _seedlab_writer(url: str, run_id: int, cfg: dict, go: Any, out: Any) -> None
     go.wait()
     for batch in batches:
         try:
-            db.runs.record_progress(engine, run_id, list(batch))  # the runner's own call
+            db.writes.runs.record_progress(engine, run_id, list(batch))  # the runner's own call
             written += len(batch)
         except Exception as exc:  # counted, as a user would lose these points
             errors += 1
@@ -179,7 +179,7 @@ def _race(writers: list[tuple], reader: tuple) -> Side:
 
 
 def run(cfg: dict, workdir: Path, with_mlflow: bool) -> dict[str, list[Side]]:
-    import db.runs
+    import db.writes.runs
 
     results: dict[str, list[Side]] = {"Seedlab": [], "MLflow": []}
     seedlab = SeedlabDatabases(workdir)
@@ -188,7 +188,9 @@ def run(cfg: dict, workdir: Path, with_mlflow: bool) -> dict[str, list[Side]]:
     for _ in range(cfg["repeats"]):
         engine, first_run = seedlab.fresh()
         run_ids = [first_run] + [
-            db.runs.create_run(engine, name="bench", dataset_id=seedlab.dataset_id, config={})
+            db.writes.runs.create_run(
+                engine, name="bench", dataset_id=seedlab.dataset_id, config={}
+            )
             for _ in range(WRITERS - 1)
         ]
         url = engine.url.render_as_string(hide_password=False)

@@ -42,9 +42,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import db.datasets  # noqa: E402
 import db.metrics  # noqa: E402
-import db.runs  # noqa: E402
+import db.writes.datasets  # noqa: E402
+import db.writes.metrics  # noqa: E402
+import db.writes.runs  # noqa: E402
 from db.migrate import upgrade_to_head  # noqa: E402
 from db.models import metrics as metrics_table  # noqa: E402
 from db.session import get_db, writing  # noqa: E402
@@ -124,7 +125,7 @@ def timed(fn: Callable[[], object]) -> float:
 
 def insert_placeholder_dataset(engine: Engine, folder: str) -> int:
     """The one dataset row that runs need to point at (no files: runs here never train)."""
-    return db.datasets.insert_dataset(
+    return db.writes.datasets.insert_dataset(
         engine,
         name="bench",
         kind="tabular",
@@ -165,18 +166,20 @@ class SeedlabDatabases:
         home.mkdir()
         shutil.copyfile(self.template, home / "seedlab.db")
         engine = get_db(Settings(home=home, db_url=f"sqlite:///{home / 'seedlab.db'}"))
-        run_id = db.runs.create_run(engine, name="bench", dataset_id=self.dataset_id, config={})
+        run_id = db.writes.runs.create_run(
+            engine, name="bench", dataset_id=self.dataset_id, config={}
+        )
         return engine, run_id
 
 
 def seedlab_append(engine: Engine, run_id: int, batches: list[Sequence[Point]]) -> None:
     for batch in batches:
-        db.metrics.append_metrics(engine, run_id, list(batch))
+        db.writes.metrics.append_metrics(engine, run_id, list(batch))
 
 
 def seedlab_record_progress(engine: Engine, run_id: int, batches: list[Sequence[Point]]) -> None:
     for batch in batches:
-        db.runs.record_progress(engine, run_id, list(batch))
+        db.writes.runs.record_progress(engine, run_id, list(batch))
 
 
 def core_plain_insert(engine: Engine, run_id: int, batches: list[Sequence[Point]]) -> None:

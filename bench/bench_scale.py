@@ -41,6 +41,7 @@ from db import run_query  # noqa: E402
 from db.migrate import upgrade_to_head  # noqa: E402
 from db.run_query import MetricThreshold, RunFilter  # noqa: E402
 from db.session import get_db  # noqa: E402
+from db.writes import metrics as metric_writes  # noqa: E402
 from engine.core.settings import Settings  # noqa: E402
 from engine.services.demo_fill import fill_project  # noqa: E402
 
@@ -85,7 +86,7 @@ def seedlab_side(
     upgrade_to_head(db)
     fill = fill_project(settings, db, project="Bench", runs=size, steps=steps)
     long_id = run_query.query_runs(db, RunFilter(project_id=fill.project_id), limit=1)[0].id
-    metric_store.append_metrics(
+    metric_writes.append_metrics(
         db, long_id, [("long_series", s, 1.0 / (s + 1), 1.7e9 + s) for s in range(LONG_STEPS)]
     )
     rows = [

@@ -57,6 +57,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+
 from bench_metrics import (  # noqa: E402
     RESULTS_PATH,
     chunks,
@@ -67,9 +68,10 @@ from bench_metrics import (  # noqa: E402
 )
 from sqlalchemy import Engine  # noqa: E402
 
-import db.bulk  # noqa: E402
-import db.metrics  # noqa: E402
 import db.runs  # noqa: E402
+import db.writes.bulk  # noqa: E402
+import db.writes.metrics  # noqa: E402
+import db.writes.runs  # noqa: E402
 from db.migrate import upgrade_to_head  # noqa: E402
 from db.session import make_engine  # noqa: E402
 
@@ -137,7 +139,7 @@ def open_backend(name: str, url: str) -> Backend:
 
 def queue_runs(b: Backend, n: int) -> list[int]:
     return [
-        db.runs.create_run(b.engine, name=f"q{i}", dataset_id=b.dataset_id, config={})
+        db.writes.runs.create_run(b.engine, name=f"q{i}", dataset_id=b.dataset_id, config={})
         for i in range(n)
     ]
 
@@ -152,7 +154,7 @@ def claim_latencies_ms(b: Backend, sizes: Sizes) -> tuple[float, float]:
     times, claimed = [], []
     for _ in queued:
         start = time.perf_counter()
-        claimed.append(db.runs.claim_next_run(b.engine, "bench-worker"))
+        claimed.append(db.writes.runs.claim_next_run(b.engine, "bench-worker"))
         times.append((time.perf_counter() - start) * 1000)
     assert claimed == queued, "a single claimer gets the runs oldest first"
     times.sort()
@@ -166,7 +168,7 @@ def _claimer(url: str, worker: str, barrier, out) -> None:  # noqa: ANN001
     barrier.wait()
     start = time.perf_counter()
     claimed = []
-    while (run_id := db.runs.claim_next_run(engine, worker)) is not None:
+    while (run_id := db.writes.runs.claim_next_run(engine, worker)) is not None:
         claimed.append(run_id)
     out.put((claimed, time.perf_counter() - start))
     engine.dispose()
@@ -195,7 +197,7 @@ def concurrent_claims_per_s(b: Backend, sizes: Sizes) -> float:
 def running_run(b: Backend) -> int:
     """A new run, claimed, so the next repeat's queue holds only the runs it queues."""
     (run_id,) = queue_runs(b, 1)
-    assert db.runs.claim_next_run(b.engine, "bench-writer") == run_id
+    assert db.writes.runs.claim_next_run(b.engine, "bench-writer") == run_id
     return run_id
 
 
@@ -204,7 +206,7 @@ def append_points_per_s(b: Backend, sizes: Sizes) -> float:
     batches = chunks(make_points(sizes.append_keys, sizes.append_steps), 1000)
     start = time.perf_counter()
     for batch in batches:
-        db.metrics.append_metrics(b.engine, run_id, list(batch))
+        db.writes.metrics.append_metrics(b.engine, run_id, list(batch))
     return sum(len(x) for x in batches) / (time.perf_counter() - start)
 
 
@@ -215,7 +217,7 @@ def flush_ms(b: Backend, sizes: Sizes) -> float:
     times = []
     for batch in batches:
         start = time.perf_counter()
-        db.runs.record_progress(b.engine, run_id, list(batch))
+        db.writes.runs.record_progress(b.engine, run_id, list(batch))
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 
@@ -238,7 +240,9 @@ def fill_points_per_s(b: Backend, sizes: Sizes) -> float:
         for i in range(sizes.fill_runs)
     ]
     start = time.perf_counter()
-    db.bulk.insert_finished_runs(b.engine, rows, [["fill"]] * len(rows), (points for _ in rows))
+    db.writes.bulk.insert_finished_runs(
+        b.engine, rows, [["fill"]] * len(rows), (points for _ in rows)
+    )
     return len(points) * len(rows) / (time.perf_counter() - start)
 
 

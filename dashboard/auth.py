@@ -3,9 +3,10 @@
 Off for a single-user dashboard on localhost (everyone is the local admin); on when
 SEEDLAB_AUTH=on or the dashboard binds a non-loopback address (engine.services.permissions).
 
-Pages call `guard_page(...)` first; every action calls `require(...)` before it runs (and the
-engine.services.actions function it calls checks again). Buttons a role cannot use are shown
-disabled, but that is only a courtesy: a crafted click still meets `require`.
+Pages call `guard_page(...)` first. Every write is an engine.services function that checks the
+permission itself and writes the audit entry; `require(...)` here only gets the acting user (and
+refuses early, with the same sentence). Buttons a role cannot use are shown disabled, but that
+is only a courtesy: a crafted click still meets the service's check.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.data import md_text
-from db import audit as audit_log
 from engine.core.errors import SeedlabError
 from engine.services import accounts, session_tokens
 from engine.services.permissions import (
@@ -68,8 +68,9 @@ def require(
     permission: Permission, owner: str | None | object = ANY_OWNER, what: str = ""
 ) -> Actor:
     """The acting user, or PermissionDenied (a SeedlabError: `data.shown_errors` shows it as a
-    sentence) when they may not do this (to a thing of `owner`, when given). Call it inside the
-    action, before it runs; the engine.services.actions call after it checks the owner again."""
+    sentence) when they may not do this (to a thing of `owner`, when given). A courtesy: the
+    engine.services function the action calls checks again, and that check is the one that
+    counts."""
     actor = current_user()
     check(actor, permission, owner, what)
     return actor  # type: ignore[return-value]  (check refused None)
@@ -84,12 +85,6 @@ def guard_page(permission: Permission = Permission.BROWSE) -> Actor:
         st.error(str(exc), icon=":material/lock:")
         st.stop()
     return actor  # type: ignore[return-value]
-
-
-def audit(action: str, target: str, detail: str = "") -> None:
-    """One audit entry by the current user, for actions outside services.actions (exports …)."""
-    actor = current_user()
-    audit_log.record(_db(), actor.name if actor else "?", action, target, detail)
 
 
 # ---------------------------------------------------------------- login, logout
@@ -194,5 +189,5 @@ def logout() -> None:
     st.session_state["_seedlab_logged_out"] = True
     st.session_state["_seedlab_clear_cookie"] = True
     if login:
-        audit_log.record(_db(), login["name"], "logout", f"user {login['name']}")
+        accounts.record_logout(_db(), login["name"])
     st.rerun()

@@ -24,11 +24,9 @@ from db.records import DatasetRecord, RunRecord
 from db.session import get_db as make_db
 from engine.core import catalog
 from engine.core.catalog import TABLE_METRICS
-from engine.core.config import RunConfig
 from engine.core.errors import SeedlabError
 from engine.core.formatting import format_duration
 from engine.core.settings import Settings
-from engine.services.launch import find_dataset
 from engine.services.permissions import Actor
 
 log = logging.getLogger("seedlab.dashboard")
@@ -183,16 +181,9 @@ def engine_alive(db: Engine) -> bool:
 
 def queue_demo_run(db: Engine, actor: Actor) -> int:
     """Queue a default run on iris as `actor` (registering the demo datasets first if needed)."""
-    from engine.data.demo import register_demo_datasets
-    from engine.services.actions import launch_run
+    from engine.services.runs import queue_demo_run as queue
 
-    try:
-        find_dataset(db, DEMO_DATASET)
-    except SeedlabError:
-        register_demo_datasets(get_settings(), db)
-        clear_caches()
-    # Defaults train iris to ~95% test accuracy in a few seconds on a CPU.
-    run_id = launch_run(db, actor, DEMO_DATASET, RunConfig(), name="iris demo")
+    run_id = queue(get_settings(), db, actor, DEMO_DATASET)
     clear_caches()
     return run_id
 

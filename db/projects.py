@@ -1,15 +1,16 @@
-"""Projects: named groups of runs. "Default" (id 1) always exists and holds runs without one."""
+"""Projects: named groups of runs. "Default" (id 1) always exists and holds runs without one.
+Writes: db/writes/projects.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, func, select
 
 from db.models import DEFAULT_PROJECT_ID, projects, runs
-from db.session import reading, utcnow, writing
+from db.session import reading
 
 MAX_NAME = 200
 
@@ -50,19 +51,17 @@ def get_project_by_name(db: Engine, name: str) -> ProjectRecord | None:
     return next((p for p in list_projects(db) if p.name == name), None)
 
 
-def create_project(db: Engine, name: str, description: str = "") -> ProjectRecord:
-    clean = name.strip()
-    if not clean:
-        raise ValueError("project name: must not be empty")
-    if len(clean) > MAX_NAME:
-        raise ValueError(f"project name: at most {MAX_NAME} characters")
-    try:
-        with writing(db) as conn:
-            project_id = conn.execute(
-                insert(projects).values(name=clean, description=description, created_at=utcnow())
-            ).inserted_primary_key[0]
-    except IntegrityError as exc:
-        raise DuplicateProjectName(f"A project named {clean!r} already exists.") from exc
-    project = get_project(db, project_id)
-    assert project is not None
-    return project
+# ---------------------------------------------------------------- moved to db.writes (transitional)
+# The writes of this module now live in db/writes/projects.py. engine/cli/* and engine/execution/*
+# (restructured on other branches during issue 17) still reach some of them here; this lazy
+# forward keeps them working until they import db.writes.projects (or call a service) themselves.
+# Delete it then: while it is here, importing this module can still reach a write.
+_MOVED_TO_WRITES = frozenset({"create_project"})
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401
+    if name in _MOVED_TO_WRITES:
+        from db.writes import projects as writes
+
+        return getattr(writes, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

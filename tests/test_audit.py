@@ -12,9 +12,13 @@ from typer.testing import CliRunner
 from db import audit
 from db import datasets as dataset_store
 from db.session import writing
+from db.writes import audit as audit_writes
 from engine.cli.main import app
 from engine.core.run_files import resume_path
-from engine.services import accounts, actions
+from engine.services import accounts, sweep_actions
+from engine.services import datasets as dataset_actions
+from engine.services import projects as project_actions
+from engine.services import runs as run_actions
 from engine.services.permissions import LOCAL_ADMIN, Actor, PermissionDenied, cli_actor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,9 +31,9 @@ def trail(db) -> list[tuple[str, str, str]]:  # noqa: ANN001
 
 
 def test_record_and_list(db):
-    audit.record(db, "ana", "launch", "run 1", "dataset iris")
+    audit_writes.record(db, "ana", "launch", "run 1", "dataset iris")
     with writing(db) as conn:  # inside the transaction of the change it describes
-        audit.record(conn, "bob", "delete", "run 1")
+        audit_writes.record(conn, "bob", "delete", "run 1")
     entries = audit.list_entries(db)
     assert [(e.user, e.action, e.target, e.detail) for e in entries] == [
         ("bob", "delete", "run 1", ""),
@@ -44,29 +48,29 @@ def test_every_action_leaves_an_entry(settings, db, demo_datasets):
     admin = cli_actor()
     accounts.add_user(db, admin, "mia", PASSWORD, "member")
     mia = Actor("mia", "member")
-    record = actions.upload_dataset(
+    record = dataset_actions.upload_dataset(
         settings, db, mia, b"a,b\n1,x\n2,y\n3,x\n4,y\n", filename="t.csv", name="t", target="b"
     )
     assert record.owner == "mia"
-    run_id = actions.launch_run(db, mia, "iris", {"epochs": 1})
-    actions.cancel_run(db, mia, run_id)
+    run_id = run_actions.launch_run(db, mia, "iris", {"epochs": 1})
+    run_actions.cancel_run(db, mia, run_id)
     resume_path(settings, run_id).parent.mkdir(parents=True, exist_ok=True)
     resume_path(settings, run_id).write_bytes(b"checkpoint")
     resume_path(settings, run_id).with_suffix(".json").write_text(json.dumps({"epoch": 1}))
-    assert actions.resume(settings, db, mia, run_id) == 1
-    actions.cancel_run(db, mia, run_id)
-    actions.rename_run(db, mia, run_id, "renamed")
-    actions.set_archived(db, mia, [run_id], True)
-    actions.delete_run(settings, db, mia, run_id)
-    actions.delete_dataset(settings, db, mia, dataset_store.get_dataset_by_name(db, "t"))
-    project_id = actions.create_project(db, mia, "team")
-    sweep_id = actions.launch_sweep(
+    assert run_actions.resume(settings, db, mia, run_id) == 1
+    run_actions.cancel_run(db, mia, run_id)
+    run_actions.rename_run(db, mia, run_id, "renamed")
+    run_actions.set_archived(db, mia, [run_id], True)
+    run_actions.delete_run(settings, db, mia, run_id)
+    dataset_actions.delete_dataset(settings, db, mia, dataset_store.get_dataset_by_name(db, "t"))
+    project_id = project_actions.create_project(db, mia, "team")
+    sweep_id = sweep_actions.launch_sweep(
         db,
         mia,
         "iris",
         {"space": {"learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}}, "max_trials": 2},
     )
-    actions.cancel_sweep(db, mia, sweep_id)
+    sweep_actions.cancel_sweep(db, mia, sweep_id)
     accounts.change_password(db, mia, "mia", "a new password")
     accounts.set_role(db, admin, "mia", "viewer")
     accounts.remove_user(db, admin, "mia")
@@ -92,7 +96,7 @@ def test_every_action_leaves_an_entry(settings, db, demo_datasets):
 
 def test_a_refused_action_writes_nothing(settings, db, demo_datasets):
     with pytest.raises(PermissionDenied):
-        actions.launch_run(db, Actor("vic", "viewer"), "iris", {"epochs": 1})
+        run_actions.launch_run(db, Actor("vic", "viewer"), "iris", {"epochs": 1})
     assert trail(db) == []
 
 
@@ -126,7 +130,7 @@ def test_cli_users_and_audit_commands(settings, db, demo_datasets):
 
 def test_admin_page_shows_the_audit_log(settings, db, demo_datasets, monkeypatch):
     monkeypatch.delenv("SEEDLAB_AUTH", raising=False)  # localhost: the local admin
-    actions.launch_run(db, LOCAL_ADMIN, "iris", {"epochs": 1})
+    run_actions.launch_run(db, LOCAL_ADMIN, "iris", {"epochs": 1})
     at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=30).run()
     at.switch_page("views/admin.py")
     at.run()

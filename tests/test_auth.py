@@ -12,8 +12,11 @@ from db import datasets as dataset_store
 from db import runs as run_store
 from db import users as user_store
 from db.session import make_engine, utcnow
+from db.writes import runs as run_writes
 from engine.core.errors import SeedlabError
-from engine.services import accounts, actions
+from engine.services import accounts
+from engine.services import datasets as dataset_actions
+from engine.services import runs as run_actions
 from engine.services.permissions import (
     LOCAL_ADMIN,
     OWNED,
@@ -199,21 +202,23 @@ def test_auth_is_off_on_localhost_and_on_elsewhere(monkeypatch):
 def test_viewer_is_refused_by_the_engine_and_nothing_changes(settings, db, demo_datasets):
     viewer = add(db, "vic", "viewer")
     member = add(db, "mia", "member")
-    run_id = actions.launch_run(db, member, "iris", {"epochs": 1})
-    run_store.request_cancel(db, run_id)
+    run_id = run_actions.launch_run(db, member, "iris", {"epochs": 1})
+    run_writes.request_cancel(db, run_id)
     datasets_before = [d.name for d in dataset_store.list_datasets(db)]
     with pytest.raises(PermissionDenied):
-        actions.launch_run(db, viewer, "iris", {"epochs": 1})
+        run_actions.launch_run(db, viewer, "iris", {"epochs": 1})
     with pytest.raises(PermissionDenied):
-        actions.upload_dataset(
+        dataset_actions.upload_dataset(
             settings, db, viewer, b"a,b\n1,x\n2,y\n", filename="t.csv", name="t", target="b"
         )
     with pytest.raises(PermissionDenied):
-        actions.delete_run(settings, db, viewer, run_id)
+        run_actions.delete_run(settings, db, viewer, run_id)
     with pytest.raises(PermissionDenied):
-        actions.delete_dataset(settings, db, viewer, dataset_store.get_dataset_by_name(db, "iris"))
+        dataset_actions.delete_dataset(
+            settings, db, viewer, dataset_store.get_dataset_by_name(db, "iris")
+        )
     with pytest.raises(PermissionDenied):
-        actions.rename_run(db, viewer, run_id, "mine now")
+        run_actions.rename_run(db, viewer, run_id, "mine now")
     assert [r.id for r in run_store.list_runs(db)] == [run_id]
     assert run_store.get_run(db, run_id).name != "mine now"
     assert [d.name for d in dataset_store.list_datasets(db)] == datasets_before
@@ -222,24 +227,24 @@ def test_viewer_is_refused_by_the_engine_and_nothing_changes(settings, db, demo_
 
 def test_member_cannot_cancel_another_members_run_but_an_admin_can(db, demo_datasets):
     mia, max_ = add(db, "mia", "member"), add(db, "max", "member")
-    run_id = actions.launch_run(db, mia, "iris", {"epochs": 1})
+    run_id = run_actions.launch_run(db, mia, "iris", {"epochs": 1})
     assert run_store.get_run(db, run_id).owner == "mia"
     with pytest.raises(PermissionDenied, match="belongs to mia"):
-        actions.cancel_run(db, max_, run_id)
+        run_actions.cancel_run(db, max_, run_id)
     with pytest.raises(PermissionDenied, match="belongs to mia"):
-        actions.set_archived(db, max_, [run_id], True)
+        run_actions.set_archived(db, max_, [run_id], True)
     assert run_store.get_run(db, run_id).status == "queued"
-    assert actions.cancel_run(db, Actor("root", "admin"), run_id) == "cancelled"
+    assert run_actions.cancel_run(db, Actor("root", "admin"), run_id) == "cancelled"
 
 
 def test_a_bulk_edit_with_one_foreign_run_changes_none(db, demo_datasets):
     mia, max_ = add(db, "mia", "member"), add(db, "max", "member")
-    mine = actions.launch_run(db, mia, "iris", {"epochs": 1})
-    theirs = actions.launch_run(db, max_, "iris", {"epochs": 1})
+    mine = run_actions.launch_run(db, mia, "iris", {"epochs": 1})
+    theirs = run_actions.launch_run(db, max_, "iris", {"epochs": 1})
     with pytest.raises(PermissionDenied):
-        actions.set_archived(db, mia, [mine, theirs], True)
+        run_actions.set_archived(db, mia, [mine, theirs], True)
     assert not any(run_store.get_run(db, i).archived for i in (mine, theirs))
-    actions.set_archived(db, mia, [mine], True)
+    run_actions.set_archived(db, mia, [mine], True)
     assert run_store.get_run(db, mine).archived
 
 
@@ -285,7 +290,7 @@ def forged_click(widget) -> None:  # noqa: ANN001
 @pytest.fixture
 def buttons_offered(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every page draws every button enabled, as a stale or buggy page might: only the
-    server-side checks (auth.require in the page, engine.services.actions below it) remain."""
+    server-side checks (auth.require in the page, the engine.services call below it) remain."""
     from dashboard import auth
 
     monkeypatch.setattr(auth, "can", lambda *args, **kwargs: True)
@@ -339,8 +344,8 @@ def test_viewer_clicking_delete_is_refused_on_the_server(
 ):
     mia = add(db, "mia", "member")
     add(db, "vic", "viewer")
-    run_id = actions.launch_run(db, mia, "iris", {"epochs": 1})
-    run_store.request_cancel(db, run_id)  # finished, so deletable
+    run_id = run_actions.launch_run(db, mia, "iris", {"epochs": 1})
+    run_writes.request_cancel(db, run_id)  # finished, so deletable
     settings.run_dir(run_id).mkdir(parents=True)
     at = go(login("vic"), "views/run_detail.py", run=str(run_id))
     at.checkbox(key="run_delete_confirm").check()
@@ -359,7 +364,7 @@ def test_member_cannot_cancel_another_members_run_from_its_page(
     mia = add(db, "mia", "member")
     add(db, "max", "member")
     add(db, "root", "admin")
-    run_id = actions.launch_run(db, mia, "iris", {"epochs": 1})
+    run_id = run_actions.launch_run(db, mia, "iris", {"epochs": 1})
     at = go(login("max"), "views/run_detail.py", run=str(run_id))
     assert button(at, "Cancel").disabled
     from dashboard import auth

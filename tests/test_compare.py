@@ -10,9 +10,13 @@ import pytest
 from dashboard.components.run_table import TableState, export_csv
 from db import metrics as metric_store
 from db import projects as project_store
-from db import run_edits, run_query
+from db import run_query
 from db import runs as run_store
 from db.run_query import MetricThreshold, RunFilter
+from db.writes import metrics as metric_writes
+from db.writes import projects as project_writes
+from db.writes import run_edits
+from db.writes import runs as run_writes
 from engine.core.errors import SeedlabError
 from engine.report import compare_charts
 from engine.services.demo_fill import CURVE_KEYS, fill_project
@@ -32,9 +36,9 @@ def filled(settings, db):  # noqa: ANN001, ANN201
 
 
 def test_projects_tags_notes_round_trip(settings, db, demo_datasets) -> None:
-    vision = project_store.create_project(db, "Vision")
+    vision = project_writes.create_project(db, "Vision")
     with pytest.raises(project_store.DuplicateProjectName, match="already exists"):
-        project_store.create_project(db, " Vision ")
+        project_writes.create_project(db, " Vision ")
     run_id = submit_run(db, "iris", {}, name="a", project_id=vision.id, tags=["x", "x", " y "])
     run = run_store.get_run(db, run_id)
     assert run.project_id == vision.id and run.tags == ["x", "y"]
@@ -62,8 +66,8 @@ def test_archive_hides_and_delete_removes_rows_and_files(settings, db, demo_data
     gone = submit_run(db, "iris", {}, name="gone")
     with pytest.raises(SeedlabError, match="cancel it first"):
         delete_run(settings, db, gone)
-    run_store.request_cancel(db, gone)
-    metric_store.append_metrics(db, gone, [("val_loss", 1, 0.5, 0.0)])
+    run_writes.request_cancel(db, gone)
+    metric_writes.append_metrics(db, gone, [("val_loss", 1, 0.5, 0.0)])
     folder = settings.run_dir(gone)
     folder.mkdir(parents=True)
     (folder / "run.log").write_text("x")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from db import run_edits, run_query
+from db import run_query
 from db import runs as run_store
 from db.run_query import RunFilter
+from db.writes import run_edits
+from db.writes import runs as run_writes
 from engine.services.demo_fill import fill_project
 from tests.test_dashboard import button, open_page, plotly_figures, texts
 
@@ -136,7 +138,7 @@ def test_run_page_edits_tags_note_name_archive_and_deletes(settings, db, demo_da
     from engine.services.launch import submit_run
 
     run_id = submit_run(db, "iris", {}, name="before")
-    run_store.request_cancel(db, run_id)
+    run_writes.request_cancel(db, run_id)
     at = open_page("views/run_detail.py", run=str(run_id))
     form_inputs = [t for t in at.text_input if t.label in ("Name", "Tags (comma separated)")]
     form_inputs[0].set_value("after")
@@ -155,9 +157,9 @@ def test_run_page_edits_tags_note_name_archive_and_deletes(settings, db, demo_da
 
 
 def test_new_run_goes_into_the_sidebar_project(db, demo_datasets) -> None:
-    from db import projects as project_store
+    from db.writes import projects as project_writes
 
-    vision = project_store.create_project(db, "Vision")
+    vision = project_writes.create_project(db, "Vision")
     at = open_page("views/new_run.py", project="Vision")
     button(at, "Start training").click().run()
     assert not at.exception

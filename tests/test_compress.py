@@ -12,6 +12,7 @@ import torch
 
 from db import artifacts as artifact_store
 from db import runs as run_store
+from db.writes import runs as run_writes
 from engine.core.errors import ConfigError
 from engine.deploy.compress import (
     load_variant,
@@ -73,7 +74,7 @@ def test_distilled_student_is_an_ordinary_run_that_learns_from_the_teacher(
     config = run_store.get_run(db, student).config
     assert config["distill_from"] == teacher and config["hidden_sizes"] == [64, 32]
     assert config["distill_temperature"] == 3
-    assert run_store.claim_next_run(db, worker_id="tests") == student
+    assert run_writes.claim_next_run(db, worker_id="tests") == student
     assert execute(settings, student) == "completed"
     record = refresh_students(settings, db, teacher)
     (entry,) = [v for v in record["variants"] if v["method"] == "distill"]
@@ -99,7 +100,7 @@ def test_distillation_changes_the_training_signal(settings, db, demo_datasets):
 def test_a_teacher_on_other_data_is_refused(settings, db, demo_datasets):
     teacher = completed_run(settings, db, "iris")
     student = submit_run(db, "diabetes", {"epochs": 1, "distill_from": teacher})
-    assert run_store.claim_next_run(db, worker_id="tests") == student
+    assert run_writes.claim_next_run(db, worker_id="tests") == student
     assert execute(settings, student) == "failed"
     assert "teacher run" in run_store.get_run(db, student).error
 

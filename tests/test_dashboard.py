@@ -16,11 +16,12 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from db import artifacts as artifact_store
 from db import datasets as dataset_store
-from db import metrics as metric_store
 from db import runs as run_store
-from db import workers as worker_store
+from db.writes import artifacts as artifact_writes
+from db.writes import metrics as metric_writes
+from db.writes import runs as run_writes
+from db.writes import workers as worker_writes
 from engine.core.config import RunConfig
 from engine.report import charts
 from engine.services.launch import find_dataset, submit_run
@@ -71,8 +72,8 @@ def current_title(at: AppTest) -> str:
 def completed_run(settings, db, *, dataset: str = "iris", epochs: int = 3) -> int:  # noqa: ANN001
     """A run taken through the engine's lifecycle to `completed`, with curves and a report."""
     run_id = submit_run(db, dataset, {"epochs": epochs}, name=f"{dataset} finished")
-    assert run_store.claim_next_run(db, "test-worker") == run_id
-    run_store.mark_started(db, run_id, pid=12345, device="cpu")
+    assert run_writes.claim_next_run(db, "test-worker") == run_id
+    run_writes.mark_started(db, run_id, pid=12345, device="cpu")
     now = time.time()
     points = []
     for epoch in range(1, epochs + 1):
@@ -82,9 +83,9 @@ def completed_run(settings, db, *, dataset: str = "iris", epochs: int = 3) -> in
             ("val_accuracy", epoch, 0.5 + 0.1 * epoch, now),
             ("lr", epoch, 1e-3, now),
         ]
-    metric_store.append_metrics(db, run_id, points)
+    metric_writes.append_metrics(db, run_id, points)
     test_metrics = {"test_accuracy": 0.9333, "test_f1_macro": 0.93, "test_log_loss": 0.21}
-    metric_store.append_metrics(db, run_id, [(k, epochs, v, now) for k, v in test_metrics.items()])
+    metric_writes.append_metrics(db, run_id, [(k, epochs, v, now) for k, v in test_metrics.items()])
     classes = find_dataset(db, dataset).schema["classes"]
     run_dir = settings.run_dir(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -103,7 +104,7 @@ def completed_run(settings, db, *, dataset: str = "iris", epochs: int = 3) -> in
         )
     )
     (run_dir / "run.log").write_text("epoch 1 loss 1.0\nepoch 3 loss 0.33\nrun completed\n")
-    assert run_store.finish_run(db, run_id, "completed")
+    assert run_writes.finish_run(db, run_id, "completed")
     return run_id
 
 
@@ -190,7 +191,7 @@ def test_home_demo_button_queues_an_iris_run_and_opens_it(settings, db) -> None:
 
 
 def test_home_says_when_the_engine_is_alive(settings, db) -> None:
-    worker_store.register_worker(db, "w-1", hostname="here", pid=os.getpid(), max_concurrent=1)
+    worker_writes.register_worker(db, "w-1", hostname="here", pid=os.getpid(), max_concurrent=1)
     at = open_page("views/home.py")
     assert "engine is running" in texts(at.success)
     assert not at.warning
@@ -444,10 +445,10 @@ def test_registered_artifacts_are_listed_with_download(settings, db, demo_datase
     run_id = completed_run(settings, db)
     checkpoint = settings.run_dir(run_id) / "checkpoint.pt"
     checkpoint.write_bytes(b"x" * 2048)
-    artifact_store.add_artifact(
+    artifact_writes.add_artifact(
         db, run_id, kind="checkpoint", path=str(checkpoint), size_bytes=2048, sha256="0" * 64
     )
-    artifact_store.add_artifact(
+    artifact_writes.add_artifact(
         db, run_id, kind="model", path="gone.pt", size_bytes=10, sha256="0" * 64
     )
     at = open_page("views/run_detail.py", run=str(run_id))
@@ -458,9 +459,9 @@ def test_registered_artifacts_are_listed_with_download(settings, db, demo_datase
 
 def test_failed_run_shows_its_error(settings, db, demo_datasets) -> None:
     run_id = submit_run(db, "iris", {}, name="doomed")
-    run_store.claim_next_run(db, "test-worker")
+    run_writes.claim_next_run(db, "test-worker")
     message = "Loss became NaN at epoch 2; lower the learning rate (now 0.001)."
-    run_store.finish_run(db, run_id, "failed", error=message)
+    run_writes.finish_run(db, run_id, "failed", error=message)
     at = open_page("views/run_detail.py", run=str(run_id))
     assert message in texts(at.error)
     assert ":red-badge[" in texts(at.markdown)
@@ -481,8 +482,8 @@ def test_cancel_queued_run(settings, db, demo_datasets) -> None:
 
 def test_cancel_running_run_sets_the_flag(settings, db, demo_datasets) -> None:
     run_id = submit_run(db, "iris", {"epochs": 10}, name="long one")
-    run_store.claim_next_run(db, "test-worker")
-    metric_store.append_metrics(db, run_id, [("train_loss", 4, 0.5, time.time())])
+    run_writes.claim_next_run(db, "test-worker")
+    metric_writes.append_metrics(db, run_id, [("train_loss", 4, 0.5, time.time())])
     at = open_page("views/run_detail.py", run=str(run_id))
     assert at.get("progress")[0].proto.text == "Epoch 4 of 10"
     button(at, "Cancel").click().run()
@@ -535,7 +536,7 @@ def run_with_real_report(settings, db, dataset: str, epochs: int = 5) -> int:  #
     from engine.ml.train import ListReporter, train
 
     run_id = submit_run(db, dataset, {"epochs": epochs}, name=f"{dataset} evaluated")
-    run_store.claim_next_run(db, "test-worker")
+    run_writes.claim_next_run(db, "test-worker")
     record = find_dataset(db, dataset)
     config = RunConfig.model_validate(run_store.get_run(db, run_id).config)
     cpu = choose_device("cpu")
@@ -543,12 +544,12 @@ def run_with_real_report(settings, db, dataset: str, epochs: int = 5) -> int:  #
     result = train(config, prepared.train_data, ListReporter(), cpu)
     report = evaluate_on_test(result.model, prepared, cpu)
     now = time.time()
-    metric_store.append_metrics(
+    metric_writes.append_metrics(
         db, run_id, [(k, epochs, v, now) for k, v in report["metrics"].items()]
     )
     settings.run_dir(run_id).mkdir(parents=True, exist_ok=True)
     (settings.run_dir(run_id) / "report.json").write_text(json.dumps(report))
-    run_store.finish_run(db, run_id, "completed")
+    run_writes.finish_run(db, run_id, "completed")
     return run_id
 
 

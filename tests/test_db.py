@@ -14,10 +14,12 @@ from sqlalchemy.exc import IntegrityError
 
 from db import metrics as metric_store
 from db import runs as run_store
-from db.datasets import insert_dataset
 from db.migrate import UnknownSchemaVersion, head_revision, upgrade_to_head
 from db.models import Base
 from db.session import make_engine, reading
+from db.writes import metrics as metric_writes
+from db.writes import runs as run_writes
+from db.writes.datasets import insert_dataset
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
@@ -85,7 +87,7 @@ def test_newer_schema_is_refused(db):
 
 
 def test_status_check_constraint(db):
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
     with pytest.raises(IntegrityError, match="(?i)check constraint"):
         with db.begin() as conn:
             conn.execute(text("UPDATE runs SET status = 'exploded' WHERE id = :i"), {"i": run_id})
@@ -93,11 +95,11 @@ def test_status_check_constraint(db):
 
 def test_claim_takes_oldest_once(db):
     ds = _dataset(db)
-    first = run_store.create_run(db, name="a", dataset_id=ds, config={})
-    second = run_store.create_run(db, name="b", dataset_id=ds, config={})
-    assert run_store.claim_next_run(db, "w1") == first
-    assert run_store.claim_next_run(db, "w2") == second
-    assert run_store.claim_next_run(db, "w3") is None
+    first = run_writes.create_run(db, name="a", dataset_id=ds, config={})
+    second = run_writes.create_run(db, name="b", dataset_id=ds, config={})
+    assert run_writes.claim_next_run(db, "w1") == first
+    assert run_writes.claim_next_run(db, "w2") == second
+    assert run_writes.claim_next_run(db, "w3") is None
     run = run_store.get_run(db, first)
     assert run.status == "running" and run.worker_id == "w1" and run.started_at is not None
 
@@ -105,14 +107,14 @@ def test_claim_takes_oldest_once(db):
 def _claim_all(url: str, worker: str, queue) -> None:  # noqa: ANN001
     db = make_engine(url)
     claimed = []
-    while (run_id := run_store.claim_next_run(db, worker)) is not None:
+    while (run_id := run_writes.claim_next_run(db, worker)) is not None:
         claimed.append(run_id)
     queue.put(claimed)
 
 
 def test_claim_is_atomic_across_processes(settings, db):
     ds = _dataset(db)
-    ids = [run_store.create_run(db, name=f"r{i}", dataset_id=ds, config={}) for i in range(60)]
+    ids = [run_writes.create_run(db, name=f"r{i}", dataset_id=ds, config={}) for i in range(60)]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     procs = [
@@ -129,9 +131,9 @@ def test_claim_is_atomic_across_processes(settings, db):
 
 
 def test_metrics_append_and_summary(db):
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
-    metric_store.append_metrics(db, run_id, [("loss", s, 10.0 - s, 0.0) for s in range(1, 6)])
-    metric_store.append_metrics(db, run_id, [("loss", 6, 7.5, 0.0), ("acc", 6, 0.9, 0.0)])
+    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    metric_writes.append_metrics(db, run_id, [("loss", s, 10.0 - s, 0.0) for s in range(1, 6)])
+    metric_writes.append_metrics(db, run_id, [("loss", 6, 7.5, 0.0), ("acc", 6, 0.9, 0.0)])
     history = metric_store.metric_history(db, [run_id], ["loss"])
     assert history["step"].tolist() == [1, 2, 3, 4, 5, 6]
     assert history["value"].tolist() == [9.0, 8.0, 7.0, 6.0, 5.0, 7.5]
@@ -139,36 +141,36 @@ def test_metrics_append_and_summary(db):
     assert run.summary["loss"] == {"last": 7.5, "step": 6, "min": 5.0, "max": 9.0}
     assert run.summary["acc"]["last"] == 0.9
     # An out-of-order (older) point updates min/max but not the latest value.
-    metric_store.append_metrics(db, run_id, [("loss", 2, 1.0, 0.0)])
+    metric_writes.append_metrics(db, run_id, [("loss", 2, 1.0, 0.0)])
     run = run_store.get_run(db, run_id)
     assert run.summary["loss"]["last"] == 7.5 and run.summary["loss"]["min"] == 1.0
     # A step sent twice in one batch: the later point wins, as if written one after the other.
-    metric_store.append_metrics(db, run_id, [("acc", 7, 0.1, 0.0), ("acc", 7, 0.2, 1.0)])
+    metric_writes.append_metrics(db, run_id, [("acc", 7, 0.1, 0.0), ("acc", 7, 0.2, 1.0)])
     acc = metric_store.metric_history(db, [run_id], ["acc"])
     assert acc["value"].tolist() == [0.9, 0.2] and acc["wall_time"].tolist() == [0.0, 1.0]
 
 
 def test_record_progress_reports_cancel(db):
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
-    run_store.claim_next_run(db, "w")
-    assert run_store.record_progress(db, run_id, [("loss", 1, 1.0, 0.0)]) is False
-    assert run_store.request_cancel(db, run_id) == "running"
-    assert run_store.record_progress(db, run_id, []) is True
+    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_writes.claim_next_run(db, "w")
+    assert run_writes.record_progress(db, run_id, [("loss", 1, 1.0, 0.0)]) is False
+    assert run_writes.request_cancel(db, run_id) == "running"
+    assert run_writes.record_progress(db, run_id, []) is True
 
 
 def test_cancel_queued_run_is_immediate(db):
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
-    assert run_store.request_cancel(db, run_id) == "cancelled"
+    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    assert run_writes.request_cancel(db, run_id) == "cancelled"
     assert run_store.get_run(db, run_id).status == "cancelled"
-    assert run_store.claim_next_run(db, "w") is None
-    assert run_store.request_cancel(db, 999) is None
+    assert run_writes.claim_next_run(db, "w") is None
+    assert run_writes.request_cancel(db, 999) is None
 
 
 def test_finish_first_writer_wins(db):
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
-    run_store.claim_next_run(db, "w")
-    assert run_store.finish_run(db, run_id, "completed")
-    assert not run_store.finish_run(db, run_id, "failed", "late")
+    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_writes.claim_next_run(db, "w")
+    assert run_writes.finish_run(db, run_id, "completed")
+    assert not run_writes.finish_run(db, run_id, "failed", "late")
     run = run_store.get_run(db, run_id)
     assert run.status == "completed" and run.error is None
 
@@ -227,10 +229,10 @@ def test_stale_running_runs_are_requeued_or_failed(settings, db):
 
 def test_list_runs_filters_and_summary(db):
     a, b = _dataset(db, "a"), _dataset(db, "b")
-    r1 = run_store.create_run(db, name="alpha", dataset_id=a, config={})
-    r2 = run_store.create_run(db, name="beta", dataset_id=b, config={})
-    metric_store.append_metrics(db, r2, [("test_accuracy", 1, 0.75, 0.0)])
-    run_store.request_cancel(db, r1)
+    r1 = run_writes.create_run(db, name="alpha", dataset_id=a, config={})
+    r2 = run_writes.create_run(db, name="beta", dataset_id=b, config={})
+    metric_writes.append_metrics(db, r2, [("test_accuracy", 1, 0.75, 0.0)])
+    run_writes.request_cancel(db, r1)
     assert [r.id for r in run_store.list_runs(db)] == [r2, r1]
     assert [r.id for r in run_store.list_runs(db, statuses=["cancelled"])] == [r1]
     assert [r.id for r in run_store.list_runs(db, dataset_ids=[b])] == [r2]
@@ -244,22 +246,22 @@ def test_list_runs_filters_and_summary(db):
 
 def test_foreign_keys_enforced(db):
     with pytest.raises(IntegrityError, match="(?i)foreign key"):
-        run_store.create_run(db, name="r", dataset_id=12345, config={})
+        run_writes.create_run(db, name="r", dataset_id=12345, config={})
 
 
 def test_reader_does_not_block_writer(settings, db):
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
     with reading(db) as reader:
         count = "SELECT COUNT(*) FROM metrics"
         assert reader.exec_driver_sql(count).scalar() == 0  # holds a read snapshot
-        metric_store.append_metrics(db, run_id, [("loss", 1, 1.0, 0.0)])  # must not wait/fail
+        metric_writes.append_metrics(db, run_id, [("loss", 1, 1.0, 0.0)])  # must not wait/fail
         assert reader.exec_driver_sql(count).scalar() == 0  # still its own snapshot
     assert len(metric_store.metric_history(db, [run_id])) == 1
 
 
 def test_nan_points_do_not_lose_the_batch(db):
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
-    metric_store.append_metrics(
+    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    metric_writes.append_metrics(
         db,
         run_id,
         [("r2", 1, float("nan"), 0.0), ("loss", 1, 2.0, 0.0), ("gap", 1, float("inf"), 0.0)],
@@ -269,7 +271,7 @@ def test_nan_points_do_not_lose_the_batch(db):
     assert history.set_index("key").loc["r2", "value"] is None or pd.isna(
         history.set_index("key").loc["r2", "value"]
     )
-    metric_store.append_metrics(db, run_id, [("r2", 2, float("nan"), 0.0)])  # NaN alone
+    metric_writes.append_metrics(db, run_id, [("r2", 2, float("nan"), 0.0)])  # NaN alone
     assert len(metric_store.metric_history(db, [run_id])) == 4
     summary = run_store.get_run(db, run_id).summary
     assert "r2" not in summary and summary["loss"]["last"] == 2.0
@@ -282,7 +284,7 @@ def test_migration_0002_keeps_runs_and_moves_tags_to_rows(empty_database_url):
     from alembic import command
 
     from db.migrate import alembic_config
-    from db.projects import create_project
+    from db.writes.projects import create_project
 
     old = make_engine(empty_database_url)
     cfg = alembic_config(old)
@@ -323,10 +325,11 @@ def test_migration_0002_keeps_runs_and_moves_tags_to_rows(empty_database_url):
 
 def test_an_artifact_over_2_gib_is_recorded(db):
     from db import artifacts as artifact_store
+    from db.writes import artifacts as artifact_writes
 
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
     size = 5 * 2**30  # a large checkpoint: PostgreSQL's 32-bit INTEGER stopped at 2**31 - 1
-    artifact_store.add_artifact(
+    artifact_writes.add_artifact(
         db, run_id, kind="checkpoint", path="model.pt", size_bytes=size, sha256="0" * 64
     )
     assert [a.bytes for a in artifact_store.list_artifacts(db, run_id)] == [size]
@@ -338,10 +341,10 @@ def test_two_sessions_adding_the_same_tag_at_once_both_succeed(db):
 
     from sqlalchemy import insert
 
-    from db import run_edits
     from db.models import run_tags
+    from db.writes import run_edits
 
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
     failures: list[BaseException] = []
 
     def add_from_another_session() -> None:

@@ -10,6 +10,7 @@ import pytest
 from db import metrics as metric_store
 from db import runs as run_store
 from db.session import make_engine
+from db.writes import runs as run_writes
 from tests.test_db import _dataset
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
@@ -21,11 +22,11 @@ STEPS = 4
 def _work_through_queue(url: str, worker: str, queue) -> None:  # noqa: ANN001
     db = make_engine(url)
     done = []
-    while (run_id := run_store.claim_next_run(db, worker)) is not None:
+    while (run_id := run_writes.claim_next_run(db, worker)) is not None:
         for step in range(STEPS):
             points = [(k, step, float(step * 10 + i), 0.0) for i, k in enumerate(KEYS)]
-            run_store.record_progress(db, run_id, points)
-        assert run_store.finish_run(db, run_id, "completed")
+            run_writes.record_progress(db, run_id, points)
+        assert run_writes.finish_run(db, run_id, "completed")
         done.append(run_id)
     queue.put((worker, done))
     db.dispose()
@@ -34,7 +35,7 @@ def _work_through_queue(url: str, worker: str, queue) -> None:  # noqa: ANN001
 def test_parallel_workers_claim_flush_and_finish_every_run_once(settings, db):
     dataset_id = _dataset(db)
     ids = [
-        run_store.create_run(db, name=f"r{i}", dataset_id=dataset_id, config={}) for i in range(30)
+        run_writes.create_run(db, name=f"r{i}", dataset_id=dataset_id, config={}) for i in range(30)
     ]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()

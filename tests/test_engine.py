@@ -18,6 +18,7 @@ from sqlalchemy import text
 from db import artifacts as artifact_store
 from db import datasets as dataset_store
 from db import runs as run_store
+from db.writes import runs as run_writes
 from engine.services.launch import submit_run
 from tests.conftest import ROOT, child_env, seedlab_in_process
 
@@ -199,7 +200,7 @@ def test_worker_shutdown_stops_runs_cleanly(settings, db, demo_datasets):
 @pytest.mark.backends("sqlite")
 def test_stale_running_run_fails_when_a_worker_starts(settings, db, demo_datasets):
     run_id = submit_run(db, "iris", {"epochs": 2})
-    run_store.claim_next_run(db, "a-worker-that-died")
+    run_writes.claim_next_run(db, "a-worker-that-died")
     with db.begin() as conn:
         conn.execute(
             text("UPDATE runs SET heartbeat_at = '2020-01-01 00:00:00' WHERE id = :i"),
@@ -225,7 +226,7 @@ def test_worker_respects_concurrency_cap(settings, db, demo_datasets):
         statuses = [_status(db, i) for i in ids]
         assert statuses == ["running", "running", "queued"]  # oldest first, third waits
         for run_id in ids:
-            run_store.request_cancel(db, run_id)
+            run_writes.request_cancel(db, run_id)
         wait_for(lambda: all(_status(db, i) == "cancelled" for i in ids), timeout=40)
     finally:
         stop_worker(proc)

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from db import metrics as metric_store
 from db import runs as run_store
 from db import workers as worker_store
+from db.writes import runs as run_writes
 from engine.core.errors import SeedlabError
 from engine.core.run_files import log_path, resume_path
 from engine.services.launch import submit_run
@@ -182,7 +183,7 @@ def test_nan_loss_run_fails_with_a_lower_learning_rate(settings, db, demo_datase
 
 
 def _claimed_by_dead_worker(db, run_id: int) -> None:
-    run_store.claim_next_run(db, "worker-that-was-killed")
+    run_writes.claim_next_run(db, "worker-that-was-killed")
     with db.begin() as conn:
         conn.execute(
             text("UPDATE runs SET heartbeat_at = '2020-01-01 00:00:00' WHERE id = :i"),

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from db import runs as run_store
-from db import workers as worker_store
+from db.writes import runs as run_writes
+from db.writes import workers as worker_writes
 from engine.core.run_files import resume_path
 from engine.execution import devices
 from engine.execution.devices import add_gpu_load
@@ -46,7 +47,7 @@ def test_a_gpu_load_that_cannot_be_read_shows_as_unknown(settings, db, caplog, m
         add_gpu_load(dict(probed), probed["index"])
     assert probed["load_unknown"] and probed["utilization"] is None
     assert caplog.text.count("GPU memory used and utilization are unknown") == 1
-    worker_store.register_worker(
+    worker_writes.register_worker(
         db, "w-gpu", hostname="box", pid=os.getpid(), max_concurrent=1, devices=[CPU, probed]
     )
     at = open_page("views/engine.py")
@@ -56,12 +57,12 @@ def test_a_gpu_load_that_cannot_be_read_shows_as_unknown(settings, db, caplog, m
 
 
 def test_engine_page_shows_workers_runs_and_devices(settings, db, demo_datasets) -> None:
-    worker_store.register_worker(
+    worker_writes.register_worker(
         db, "w-gpu", hostname="box", pid=os.getpid(), max_concurrent=2, devices=[CPU, FAKE_GPU]
     )
     run_id = submit_run(db, "iris", {"epochs": 5}, name="on the gpu")
-    assert run_store.claim_next_run(db, "w-gpu") == run_id
-    run_store.mark_started(db, run_id, pid=os.getpid(), device="cuda:0 (NVIDIA H100 80GB HBM3)")
+    assert run_writes.claim_next_run(db, "w-gpu") == run_id
+    run_writes.mark_started(db, run_id, pid=os.getpid(), device="cuda:0 (NVIDIA H100 80GB HBM3)")
     submit_run(db, "iris", {"epochs": 5})  # waits in the queue
 
     at = open_page("views/engine.py")
@@ -79,8 +80,8 @@ def test_engine_page_shows_workers_runs_and_devices(settings, db, demo_datasets)
 
 def _cancelled_with_checkpoint(settings, db) -> int:
     run_id = submit_run(db, "iris", {"epochs": 5})
-    run_store.claim_next_run(db, "w")
-    run_store.finish_run(db, run_id, "cancelled")
+    run_writes.claim_next_run(db, "w")
+    run_writes.finish_run(db, run_id, "cancelled")
     model = nn.Linear(4, 3)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     state = capture_state(
@@ -111,6 +112,6 @@ def test_run_page_resumes_a_cancelled_run(settings, db, demo_datasets) -> None:
 
 def test_run_page_has_no_resume_without_a_checkpoint(settings, db, demo_datasets) -> None:
     run_id = submit_run(db, "iris", {"epochs": 5})
-    run_store.request_cancel(db, run_id)  # cancelled while queued: nothing to resume
+    run_writes.request_cancel(db, run_id)  # cancelled while queued: nothing to resume
     at = open_page("views/run_detail.py", run=str(run_id))
     assert "Resume" not in [b.label for b in at.button]

@@ -21,9 +21,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from db import datasets as dataset_store
-from db import run_edits, run_query
+from db import run_query
 from db import runs as run_store
 from db.run_query import RunFilter
+from db.writes import run_edits
 from engine.core.csv_safe import escape_formulas, to_safe_csv
 from engine.core.errors import ConfigError, DatasetError
 from engine.data.datasets import ingest_bytes

@@ -12,7 +12,7 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 from typer.testing import CliRunner
 
-from db import run_edits
+from db.writes import run_edits
 from engine.cli.main import app
 from engine.core.run_files import read_report
 from engine.data.datasets import ingest_bytes

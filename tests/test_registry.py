@@ -11,11 +11,13 @@ from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
-from db import registry
+from db import audit, registry
 from db import runs as run_store
 from db.models import model_versions
 from db.registry import RegistryError
 from db.session import utcnow, writing
+from db.writes import registry as registry_writes
+from db.writes import runs as run_writes
 from engine.cli.main import app
 from engine.core.errors import SeedlabError
 from engine.services.launch import submit_run
@@ -28,8 +30,8 @@ def finished(db, status: str = "completed") -> int:  # noqa: ANN001
     """A run taken to a final status the way a worker does (no training: the registry's rules
     live in the database and need no model file)."""
     run_id = submit_run(db, "iris", {"epochs": 1}, name="registry source")
-    assert run_store.claim_next_run(db, "test-worker") == run_id
-    run_store.finish_run(db, run_id, status)
+    assert run_writes.claim_next_run(db, "test-worker") == run_id
+    run_writes.finish_run(db, run_id, status)
     return run_id
 
 
@@ -39,19 +41,19 @@ def stages(db, name: str) -> dict[int, str]:  # noqa: ANN001
 
 def test_versions_count_up_and_one_production_per_name(db, demo_datasets):
     runs = [finished(db) for _ in range(4)]
-    first = registry.register_version(db, runs[0], "churn")
-    second = registry.register_version(db, runs[1], "churn", stage="staging")
-    other = registry.register_version(db, runs[2], "other")
+    first = registry_writes.register_version(db, runs[0], "churn")
+    second = registry_writes.register_version(db, runs[1], "churn", stage="staging")
+    other = registry_writes.register_version(db, runs[2], "other")
     assert (first.version, second.version, other.version) == (1, 2, 1)
     assert second.stage == "staging" and second.run_id == runs[1]
 
-    registry.set_stage(db, "churn", 1, "production")
+    registry_writes.set_stage(db, "churn", 1, "production")
     assert registry.production_version(db, "churn").version == 1
     # Promoting another version archives the one that was in production, in one transaction.
-    registry.set_stage(db, "churn", 2, "production")
+    registry_writes.set_stage(db, "churn", 2, "production")
     assert stages(db, "churn") == {1: "archived", 2: "production"}
     # Registering straight into production does the same.
-    third = registry.register_version(db, runs[3], "churn", stage="production")
+    third = registry_writes.register_version(db, runs[3], "churn", stage="production")
     assert third.version == 3
     assert stages(db, "churn") == {1: "archived", 2: "archived", 3: "production"}
 
@@ -61,19 +63,19 @@ def test_versions_count_up_and_one_production_per_name(db, demo_datasets):
     assert [v.version for v in churn.versions] == [3, 2, 1]
     assert churn.production.version == 3 and churn.run_id == runs[3]
     # Without production, the newest version that is not archived is the default.
-    registry.set_stage(db, "churn", 3, "archived")
-    registry.set_stage(db, "churn", 1, "staging")
+    registry_writes.set_stage(db, "churn", 3, "archived")
+    registry_writes.set_stage(db, "churn", 1, "staging")
     assert registry.production_version(db, "churn") is None
     assert registry.get_model(db, "churn").default.version == 1
     assert models["other"].default.version == 1 and models["other"].production is None
     # A version carries its run's test metrics (what the Models page and Playground show).
-    run_store.record_progress(db, runs[3], [("test_accuracy", 1, 0.75, 0.0)])
+    run_writes.record_progress(db, runs[3], [("test_accuracy", 1, 0.75, 0.0)])
     assert registry.get_version(db, "churn", 3).metrics == {"test_accuracy": 0.75}
 
 
 def test_the_database_itself_refuses_a_second_production_version(db, demo_datasets):
     run_a, run_b = finished(db), finished(db)
-    registry.register_version(db, run_a, "m", stage="production")
+    registry_writes.register_version(db, run_a, "m", stage="production")
     now = utcnow()
     row = {"name": "m", "run_id": run_b, "description": "", "created_at": now}
     with pytest.raises(IntegrityError), writing(db) as conn:
@@ -96,38 +98,38 @@ def test_the_database_itself_refuses_a_second_production_version(db, demo_datase
 def test_refusals_say_what_to_do(db, demo_datasets):
     done, failed = finished(db), finished(db, "failed")
     with pytest.raises(RegistryError, match="only a completed run has a model"):
-        registry.register_version(db, failed, "m")
+        registry_writes.register_version(db, failed, "m")
     with pytest.raises(RegistryError, match="No run 999"):
-        registry.register_version(db, 999, "m")
+        registry_writes.register_version(db, 999, "m")
     with pytest.raises(RegistryError, match="stage must be one of none, staging, production"):
-        registry.register_version(db, done, "m", stage="live")
+        registry_writes.register_version(db, done, "m", stage="live")
     with pytest.raises(RegistryError, match="cannot be empty"):
-        registry.register_version(db, done, "   ")
+        registry_writes.register_version(db, done, "   ")
     with pytest.raises(RegistryError, match="control characters"):
-        registry.register_version(db, done, "a\nb")
-    registry.register_version(db, done, "m")
+        registry_writes.register_version(db, done, "a\nb")
+    registry_writes.register_version(db, done, "m")
     with pytest.raises(RegistryError, match="already version 1 of 'm'"):
-        registry.register_version(db, done, "m")
+        registry_writes.register_version(db, done, "m")
     with pytest.raises(RegistryError, match="'m' has no version 7; its versions are 1"):
-        registry.set_stage(db, "m", 7, "staging")
+        registry_writes.set_stage(db, "m", 7, "staging")
     with pytest.raises(RegistryError, match="No registered model 'nope'"):
-        registry.set_stage(db, "nope", 1, "staging")
-    registry.set_stage(db, "m", 1, "production")
+        registry_writes.set_stage(db, "nope", 1, "staging")
+    registry_writes.set_stage(db, "m", 1, "production")
     with pytest.raises(RegistryError, match="in production; archive it or promote another"):
-        registry.delete_version(db, "m", 1)
+        registry_writes.delete_version(db, "m", 1)
     # Nothing half-stored: one version, still in production.
     assert stages(db, "m") == {1: "production"}
 
 
 def test_concurrent_promotes_leave_exactly_one_production(db, demo_datasets):
     for _ in range(4):
-        registry.register_version(db, finished(db), "m")
+        registry_writes.register_version(db, finished(db), "m")
     errors: list[Exception] = []
 
     def promote(version: int) -> None:
         try:
             for _ in range(5):
-                registry.set_stage(db, "m", version, "production")
+                registry_writes.set_stage(db, "m", version, "production")
         except Exception as exc:  # noqa: BLE001 (collected and asserted below)
             errors.append(exc)
 
@@ -144,16 +146,16 @@ def test_concurrent_promotes_leave_exactly_one_production(db, demo_datasets):
 
 def test_a_run_with_registered_versions_cannot_be_deleted(settings, db, demo_datasets):
     run_id = finished(db)
-    registry.register_version(db, run_id, "keep-me", stage="staging")
+    registry_writes.register_version(db, run_id, "keep-me", stage="staging")
     with pytest.raises(SeedlabError, match=r"source of registered model version\(s\) 'keep-me' v1"):
         delete_run(settings, db, run_id)
     assert run_store.get_run(db, run_id) is not None
-    registry.delete_version(db, "keep-me", 1)
+    registry_writes.delete_version(db, "keep-me", 1)
     assert delete_run(settings, db, run_id)
     assert run_store.get_run(db, run_id) is None
     # The foreign key holds too, whatever code deletes.
     other = finished(db)
-    registry.register_version(db, other, "k2")
+    registry_writes.register_version(db, other, "k2")
     with pytest.raises(IntegrityError), writing(db) as conn:
         conn.execute(text("DELETE FROM runs WHERE id = :id"), {"id": other})
 
@@ -208,9 +210,9 @@ def test_cli_round_trip(settings, db, demo_datasets):
 
 def test_models_page_lists_and_promotes(settings, db, demo_datasets):
     runs = [finished(db) for _ in range(2)]
-    run_store.record_progress(db, runs[1], [("test_accuracy", 1, 0.875, 0.0)])
-    registry.register_version(db, runs[0], "<b>fraud</b>", stage="production")
-    registry.register_version(db, runs[1], "<b>fraud</b>", stage="staging")
+    run_writes.record_progress(db, runs[1], [("test_accuracy", 1, 0.875, 0.0)])
+    registry_writes.register_version(db, runs[0], "<b>fraud</b>", stage="production")
+    registry_writes.register_version(db, runs[1], "<b>fraud</b>", stage="staging")
 
     at = open_page("views/models.py")
     assert at.title[0].value == "Models"
@@ -228,6 +230,9 @@ def test_models_page_lists_and_promotes(settings, db, demo_datasets):
     assert not at.exception, [e.value for e in at.exception]
     assert stages(db, "<b>fraud</b>") == {1: "archived", 2: "production"}
     assert "now production" in at.success[0].value
+    # The service writes the one audit entry; the page adds none of its own.
+    promoted = [(e.user, e.target, e.detail) for e in audit.list_entries(db, action="promote")]
+    assert promoted == [("local", "model <b>fraud</b> v2", "production")]
 
 
 def test_models_page_empty_state(settings, db):
@@ -249,3 +254,5 @@ def test_run_page_registers_a_completed_run(settings, db, demo_datasets):
     # Shown on the page as literal text (markdown-escaped).
     assert "Registered as iris\\-model v1 \\(staging\\)" in texts(at.caption)
     assert "iris\\-model v1" in at.success[0].value
+    registered = [(e.user, e.target) for e in audit.list_entries(db, action="register")]
+    assert registered == [("local", f"run {run_id}")]

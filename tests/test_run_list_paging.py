@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import event
 
 from db import metrics as metric_store
-from db import run_edits, run_query
-from db import runs as run_store
+from db import run_query
 from db.run_query import MetricThreshold, RunFilter
+from db.writes import metrics as metric_writes
+from db.writes import run_edits
+from db.writes import runs as run_writes
 from tests.test_db import _dataset
 
 
@@ -22,11 +24,11 @@ def runs_with_gaps(db):  # noqa: ANN001, ANN201
     accuracy = [0.7, None, 0.9, 0.8, None, 0.9, 0.6, None, 0.95]
     ids = []
     for i, acc in enumerate(accuracy):
-        run_id = run_store.create_run(db, name=f"r{i}", dataset_id=dataset, config={"lr": i})
+        run_id = run_writes.create_run(db, name=f"r{i}", dataset_id=dataset, config={"lr": i})
         points = [("val_loss", 1, 1.0 - i / 10, 0.0)]
         if acc is not None:
             points.append(("val_accuracy", 1, acc, 0.0))
-        metric_store.append_metrics(db, run_id, points)
+        metric_writes.append_metrics(db, run_id, points)
         ids.append(run_id)
     return dict(zip(ids, accuracy, strict=True))
 
@@ -91,7 +93,7 @@ def test_column_sorts_and_an_export_larger_than_one_id_chunk(db, runs_with_gaps)
 
 def test_metric_series_arrays(db, runs_with_gaps) -> None:
     run_id = next(iter(runs_with_gaps))
-    metric_store.append_metrics(
+    metric_writes.append_metrics(
         db,
         run_id,
         [("loss", s, 1.0 / s, 100.0 + s) for s in (3, 1, 2)] + [("loss", 4, float("nan"), 0.0)],

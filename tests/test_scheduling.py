@@ -54,17 +54,17 @@ def test_claimable_requests_follow_free_slots():
 
 
 def test_claim_respects_the_requested_device_kinds_in_queue_order(db, demo_datasets):
-    from db import runs as run_store
+    from db.writes import runs as run_writes
     from engine.services.launch import submit_run
 
     gpu_run = submit_run(db, "iris", {"device": "cuda"})
     cpu_run = submit_run(db, "iris", {"device": "cpu"})
     auto_run = submit_run(db, "iris", {})
     # only the CPU slot is free on a GPU machine: the older cuda run waits, the cpu run goes
-    assert run_store.claim_next_run(db, "w", devices=["cpu"]) == cpu_run
-    assert run_store.claim_next_run(db, "w", devices=["cpu"]) is None
-    assert run_store.claim_next_run(db, "w", devices=["auto", "cuda"]) == gpu_run
-    assert run_store.claim_next_run(db, "w", devices=["auto", "cuda"]) == auto_run
+    assert run_writes.claim_next_run(db, "w", devices=["cpu"]) == cpu_run
+    assert run_writes.claim_next_run(db, "w", devices=["cpu"]) is None
+    assert run_writes.claim_next_run(db, "w", devices=["auto", "cuda"]) == gpu_run
+    assert run_writes.claim_next_run(db, "w", devices=["auto", "cuda"]) == auto_run
 
 
 def test_nvidia_smi_output_is_parsed():

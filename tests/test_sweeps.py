@@ -10,10 +10,11 @@ import time
 import pytest
 
 from db import datasets as dataset_store
-from db import metrics as metric_store
 from db import runs as run_store
 from db import session as db_session
 from db import sweeps as sweep_store
+from db.writes import metrics as metric_writes
+from db.writes import runs as run_writes
 from engine.cli.sweeps import parse_param
 from engine.core.errors import ConfigError
 from engine.services import sweeps
@@ -187,17 +188,17 @@ def test_pruning_stops_a_bad_trial_early(settings, db, demo_datasets):
     bad = submit_run(
         db, "iris", {"learning_rate": 1e-7, "monitor": "val_accuracy"}, sweep_id=sweep_id
     )
-    run_store.claim_next_run(db, "test-worker")
+    run_writes.claim_next_run(db, "test-worker")
     now = time.time()
-    metric_store.append_metrics(db, bad, [("val_accuracy", 1, 0.3, now)])
+    metric_writes.append_metrics(db, bad, [("val_accuracy", 1, 0.3, now)])
     sweeps.advance(db, sweep_store.get_sweep(db, sweep_id))
     assert not run_store.get_run(db, bad).cancel_requested  # warm-up: no verdict after 1 epoch
 
-    metric_store.append_metrics(db, bad, [("val_accuracy", 2, 0.33, now)])
+    metric_writes.append_metrics(db, bad, [("val_accuracy", 2, 0.33, now)])
     sweeps.advance(db, sweep_store.get_sweep(db, sweep_id))
     run = run_store.get_run(db, bad)
     assert run.cancel_requested and sweep_store.PRUNED_TAG in run.tags
-    run_store.finish_run(db, bad, "cancelled")  # what the runner does on the cancel flag
+    run_writes.finish_run(db, bad, "cancelled")  # what the runner does on the cancel flag
 
     sweeps.advance(db, sweep_store.get_sweep(db, sweep_id))
     sweep = sweep_store.get_sweep(db, sweep_id)
@@ -253,12 +254,12 @@ def _finished_trial(db, sweep_id: int, lr: float, curve: list[float]) -> int:  #
     run_id = submit_run(
         db, "iris", {"learning_rate": lr, "monitor": "val_accuracy"}, sweep_id=sweep_id
     )
-    run_store.claim_next_run(db, "test-worker")
+    run_writes.claim_next_run(db, "test-worker")
     now = time.time()
-    metric_store.append_metrics(
+    metric_writes.append_metrics(
         db, run_id, [("val_accuracy", i + 1, v, now) for i, v in enumerate(curve)]
     )
-    run_store.finish_run(db, run_id, "completed")
+    run_writes.finish_run(db, run_id, "completed")
     return run_id
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from db import runs as run_store
+from db.writes import runs as run_writes
 from engine.core.settings import Settings
 from engine.execution.runner import execute
 from engine.services.launch import submit_run
@@ -21,7 +22,7 @@ TINY: dict[str, Any] = {"epochs": 3, "batch_size": 32, "seed": 0}
 def completed_run(settings: Settings, db: Engine, dataset: str | int, **values: Any) -> int:
     """The id of a completed run on `dataset` (raises with the run's error otherwise)."""
     run_id = submit_run(db, dataset, {**TINY, **values})
-    claimed = run_store.claim_next_run(db, worker_id="tests")
+    claimed = run_writes.claim_next_run(db, worker_id="tests")
     assert claimed == run_id, "another run was queued first"
     status = execute(settings, run_id)
     run = run_store.get_run(db, run_id)

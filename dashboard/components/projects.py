@@ -13,8 +13,8 @@ from db import projects as project_store
 from db.models import DEFAULT_PROJECT_ID
 from db.projects import ProjectRecord
 from engine.core.errors import SeedlabError
-from engine.services import actions
 from engine.services.permissions import Permission
+from engine.services.projects import create_project
 
 _CURRENT = "_seedlab_project_id"
 _PICK = "project_pick"
@@ -62,9 +62,7 @@ def project_picker() -> None:
         name = st.text_input("Name", key="project_new_name", max_chars=200)
         if st.button("Create project", key="project_create"):
             try:
-                project_id = actions.create_project(
-                    db, auth.require(Permission.CREATE_PROJECT), name
-                )
+                project_id = create_project(db, auth.require(Permission.CREATE_PROJECT), name)
             except (SeedlabError, ValueError) as exc:
                 st.error(data.md_message(str(exc)))
             else:

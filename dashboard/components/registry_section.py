@@ -10,9 +10,9 @@ from dashboard import auth, data
 from db import registry
 from db.records import RunRecord
 from engine.core.settings import Settings
-from engine.services.model_registry import STAGES, register_model
+from engine.services import runs as run_actions
+from engine.services.model_registry import STAGES, register
 from engine.services.permissions import Permission
-from engine.services.run_report import run_report_html
 
 MODELS_PAGE = "views/models.py"
 
@@ -41,9 +41,8 @@ def show(db: Engine, settings: Settings, run: RunRecord) -> None:
 
 
 def _report(settings: Settings, db: Engine, run_id: int) -> str:
-    auth.require(Permission.EXPORT, what=f"run {run_id}")
-    auth.audit("export", f"run {run_id}", "html report")
-    return run_report_html(settings, db, run_id)
+    actor = auth.require(Permission.EXPORT, what=f"run {run_id}")
+    return run_actions.html_report(settings, db, actor, run_id)
 
 
 def _register(db: Engine, settings: Settings, run: RunRecord) -> None:
@@ -66,15 +65,15 @@ def _register(db: Engine, settings: Settings, run: RunRecord) -> None:
             submitted = st.form_submit_button("Register", type="primary")
         if submitted:
             with data.shown_errors("registering the model"):
-                auth.require(Permission.PROMOTE, what=f"run {run.id}")
-                version = register_model(
+                actor = auth.require(Permission.PROMOTE, what=f"run {run.id}")
+                version = register(
                     settings,
                     db,
+                    actor,
                     run.id,
                     name or f"{run.dataset_name}-model",
                     stage=stage,
                     description=description,
                 )
-                auth.audit("register", f"run {run.id}", f"{version.label} ({version.stage})")
                 data.flash(f"Registered as {data.md_text(version.label)} ({version.stage}).")
                 st.rerun()

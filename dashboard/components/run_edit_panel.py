@@ -10,9 +10,8 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from dashboard import auth, data
-from db import run_edits
 from db.records import RunRecord
-from engine.services import actions
+from engine.services import runs as run_actions
 from engine.services.permissions import Permission
 
 
@@ -31,14 +30,10 @@ def edit_panel(db: Engine, run: RunRecord) -> None:
             notes = st.text_area("Note", value=run.notes, placeholder="What this run tried")
             if st.form_submit_button("Save", icon=":material/save:", disabled=not may_edit):
                 with data.shown_errors("saving the run"):
-
-                    def save(ids: list[int]) -> None:
-                        run_edits.rename_run(db, ids[0], name)
-                        run_edits.set_tags(db, ids[0], tags.split(","))
-                        run_edits.set_notes(db, ids, notes)
-
                     actor = auth.require(Permission.EDIT, run.owner, what)
-                    actions.edit_runs(db, actor, [run.id], "edit", save, f"name {name.strip()!r}")
+                    run_actions.edit_run(
+                        db, actor, run.id, name=name, tags=tags.split(","), notes=notes
+                    )
                     data.flash("Saved.")
                     st.rerun()
         with st.container(horizontal=True):
@@ -48,7 +43,7 @@ def edit_panel(db: Engine, run: RunRecord) -> None:
             ):
                 with data.shown_errors("archiving the run"):
                     actor = auth.require(Permission.EDIT, run.owner, what)
-                    actions.set_archived(db, actor, [run.id], not run.archived)
+                    run_actions.set_archived(db, actor, [run.id], not run.archived)
                     data.flash(f"{label}d.")
                     st.rerun()
             active = run.status in data.ACTIVE_STATUSES
@@ -67,7 +62,7 @@ def edit_panel(db: Engine, run: RunRecord) -> None:
             ):
                 with data.shown_errors("deleting the run"):
                     actor = auth.require(Permission.DELETE, run.owner, what)
-                    actions.delete_run(data.get_settings(), db, actor, run.id)
+                    run_actions.delete_run(data.get_settings(), db, actor, run.id)
                     data.flash(f"Deleted run #{run.id} and its files.")
                     st.switch_page(data.RUNS_PAGE)
         if run.archived:

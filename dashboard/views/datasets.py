@@ -12,7 +12,7 @@ from engine.core.errors import DatasetError
 from engine.data.columns import profile_table
 from engine.data.tables import IMAGE_ZIP_SUFFIXES, TABLE_SUFFIXES, read_table
 from engine.report import charts
-from engine.services import actions
+from engine.services import datasets as dataset_actions
 from engine.services.permissions import Permission
 
 auth.guard_page()
@@ -51,7 +51,7 @@ def _add_dataset(
 ) -> None:
     actor = auth.require(Permission.UPLOAD)
     with st.spinner("Checking and storing the dataset…"):
-        record = actions.upload_dataset(
+        record = dataset_actions.upload_dataset(
             settings,
             db,
             actor,
@@ -170,7 +170,7 @@ if not records:
         with data.shown_errors("adding the demo datasets"):
             actor = auth.require(Permission.UPLOAD)
             with st.spinner("Adding the demo datasets…"):
-                added = actions.add_demo_datasets(settings, db, actor)
+                added = dataset_actions.add_demo_datasets(settings, db, actor)
             data.clear_caches()
             data.flash(f"Added {', '.join(added) or 'nothing (they were already there)'}.")
             st.rerun()

@@ -8,7 +8,7 @@ from dashboard import auth, data
 from db import registry
 from db.registry import RegisteredModel
 from engine.core.catalog import TEST_METRICS, metric_label
-from engine.services.model_registry import STAGES, delete_version, set_stage
+from engine.services.model_registry import STAGES, promote, unregister
 from engine.services.permissions import Permission
 
 STAGE_HEX = {
@@ -66,9 +66,8 @@ def _stage_form(model: RegisteredModel) -> None:
     if apply_col.button("Apply", key=f"models_apply_{model.name}", icon=":material/swap_vert:"):
         with data.shown_errors("changing the stage"):
             before = model.production
-            auth.require(Permission.PROMOTE, what=f"model {model.name}")
-            record = set_stage(db, model.name, version, stage)
-            auth.audit("promote", f"model {model.name} v{version}", stage)
+            actor = auth.require(Permission.PROMOTE, what=f"model {model.name}")
+            record = promote(db, actor, model.name, version, stage)
             message = f"{data.md_text(record.label)} is now {record.stage}."
             if stage == "production" and before is not None and before.version != version:
                 message += f" v{before.version} was archived."
@@ -92,9 +91,8 @@ def _stage_form(model: RegisteredModel) -> None:
             "Remove", key=f"models_remove_{model.name}", disabled=not confirm, type="primary"
         ):
             with data.shown_errors("removing the version"):
-                auth.require(Permission.PROMOTE, what=f"model {model.name}")
-                delete_version(db, model.name, doomed)
-                auth.audit("unregister", f"model {model.name} v{doomed}")
+                actor = auth.require(Permission.PROMOTE, what=f"model {model.name}")
+                unregister(db, actor, model.name, doomed)
                 data.flash(f"Removed {data.md_text(model.name)} v{doomed} from the registry.")
                 st.rerun()
 

@@ -17,9 +17,9 @@ from db.records import DatasetRecord, RunRecord
 from engine.core.catalog import DEFAULT_MODEL, MODEL_FAMILIES, TASKS, models_for_kind
 from engine.core.config import RunConfig, field_help
 from engine.core.defaults import suggest_for_dataset
-from engine.services.actions import launch_run
 from engine.services.launch import default_run_name
 from engine.services.permissions import Permission
+from engine.services.runs import launch_run
 
 DATA_FIELDS = ["task", "val_fraction", "test_fraction", "seed"]
 MODEL_FIELDS = ["model", "hidden_sizes", "activation", "dropout"]

@@ -28,7 +28,7 @@ from engine.core.csv_safe import to_safe_csv
 from engine.core.formatting import format_duration, format_value
 from engine.core.run_files import log_path, report_path, tail
 from engine.report import charts
-from engine.services import actions
+from engine.services import runs as run_actions
 from engine.services.permissions import Permission
 from engine.services.recovery import resumable_epoch, settle_for_readers
 
@@ -263,7 +263,7 @@ def _actions(run: RunRecord) -> None:
             ):
                 with data.shown_errors("cancelling the run"):
                     actor = auth.require(Permission.CANCEL, run.owner, f"run {run.id}")
-                    status = actions.cancel_run(db, actor, run.id)
+                    status = run_actions.cancel_run(db, actor, run.id)
                     if status == "cancelled":
                         data.flash("Cancelled before it started.", "info")
                     elif status == "running":
@@ -311,7 +311,7 @@ def _resume_button(run: RunRecord) -> None:
     ):
         with data.shown_errors("resuming the run"):
             actor = auth.require(Permission.RESUME, run.owner, f"run {run.id}")
-            actions.resume(settings, db, actor, run.id)
+            run_actions.resume(settings, db, actor, run.id)
             data.flash(f"Queued — the run resumes after epoch {epoch}.", "info")
             st.rerun()
 

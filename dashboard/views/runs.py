@@ -8,11 +8,11 @@ import streamlit as st
 from dashboard import auth, data
 from dashboard.components.projects import current_project_id
 from dashboard.components.run_table import OPS, PAGE_SIZES, TableState, export_csv, table_frame
-from db import run_edits, run_query
+from db import run_query
 from db import runs as run_store
 from db.models import RUN_STATUSES
 from db.run_query import METRIC_PREFIX, PARAM_PREFIX, SORT_COLUMNS
-from engine.services import actions
+from engine.services import runs as run_actions
 from engine.services.permissions import Permission
 
 MAX_SELECT_ALL = 500
@@ -332,32 +332,22 @@ with data.shown_errors("listing runs"):
             )
             note = st.text_area("Note (replaces the note of each selected run)", key="rf_note")
             with st.container(horizontal=True):
-                # Each action checks every selected run's owner (engine.services.actions.edit_runs).
+                # Each action checks every selected run's owner (engine.services.runs.edit_runs).
                 if st.button("Apply tags", icon=":material/sell:"):
                     with data.shown_errors("tagging the runs"):
-                        actions.edit_runs(
+                        run_actions.tag_runs(
                             db,
                             auth.require(Permission.EDIT),
                             selected,
-                            "tag",
-                            lambda ids: (
-                                run_edits.add_tags(db, ids, new_tags.split(",")),
-                                run_edits.remove_tags(db, ids, gone_tags),
-                            ),
-                            f"+{new_tags} -{','.join(gone_tags)}",
+                            add=new_tags.split(","),
+                            remove=gone_tags,
                         )
                         _choices.clear()
                         data.flash(f"Tags updated on {len(selected)} run(s).")
                         st.rerun()
                 if st.button("Save note", icon=":material/edit_note:"):
                     with data.shown_errors("saving the note"):
-                        actions.edit_runs(
-                            db,
-                            auth.require(Permission.EDIT),
-                            selected,
-                            "note",
-                            lambda ids: run_edits.set_notes(db, ids, note),
-                        )
+                        run_actions.set_notes(db, auth.require(Permission.EDIT), selected, note)
                         data.flash(f"Note saved on {len(selected)} run(s).")
                         st.rerun()
                 for label, archived, icon, done in (
@@ -366,7 +356,7 @@ with data.shown_errors("listing runs"):
                 ):
                     if st.button(label, icon=f":material/{icon}:"):
                         with data.shown_errors(f"{label.lower()}ing the runs"):
-                            actions.set_archived(
+                            run_actions.set_archived(
                                 db, auth.require(Permission.EDIT), selected, archived
                             )
                             data.flash(f"{label}d {len(selected)} run(s){done}")

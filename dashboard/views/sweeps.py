@@ -16,7 +16,7 @@ from db import sweeps as sweep_store
 from db.records import SweepRecord
 from engine.core.catalog import MONITORS, metric_label
 from engine.core.config import field_help
-from engine.services import actions, sweeps
+from engine.services import sweep_actions, sweeps
 from engine.services.permissions import Permission
 
 REFRESH_S = 3
@@ -163,7 +163,7 @@ def _new_sweep_form() -> None:
     with data.shown_errors("starting the sweep"):
         actor = auth.require(Permission.LAUNCH)
         space = yaml.safe_load(pasted) if pasted.strip() else _space_from_table(table)
-        sweep_id = actions.launch_sweep(
+        sweep_id = sweep_actions.launch_sweep(
             db,
             actor,
             dataset.id,
@@ -279,7 +279,7 @@ def _detail(sweep_id: int) -> None:
         ):
             with data.shown_errors("cancelling the sweep"):
                 actor = auth.require(Permission.CANCEL, sweep.owner, f"sweep {sweep.id}")
-                actions.cancel_sweep(db, actor, sweep.id)
+                sweep_actions.cancel_sweep(db, actor, sweep.id)
                 st.rerun()
         if sweep.best_run_id and st.button(
             "Launch best as a full run",
@@ -289,7 +289,7 @@ def _detail(sweep_id: int) -> None:
             disabled=not auth.can(Permission.LAUNCH),
         ):
             with data.shown_errors("launching the best config"):
-                run_id = actions.launch_best(db, auth.require(Permission.LAUNCH), sweep.id)
+                run_id = sweep_actions.launch_best(db, auth.require(Permission.LAUNCH), sweep.id)
                 data.clear_caches()
                 data.open_run(run_id)
         if st.button("All sweeps", icon=":material/list:"):

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from db import datasets as dataset_store
 from db.records import DatasetRecord
+from db.writes import datasets as dataset_writes
 from engine.core.errors import DatasetError
 from engine.core.settings import Settings
 from engine.data.columns import build_schema
@@ -208,5 +209,5 @@ def _ingest_image_zip(
 def delete_dataset(settings: Settings, db: Engine, record: DatasetRecord) -> None:
     if dataset_store.count_runs_using(db, record.id):
         raise DatasetError(f"Dataset {record.name!r} is used by runs; delete those runs first.")
-    dataset_store.delete_dataset(db, record.id)
+    dataset_writes.delete_dataset(db, record.id)
     shutil.rmtree(settings.resolve(record.path), ignore_errors=True)

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from db import datasets as dataset_store
 from db.records import DatasetRecord
+from db.writes import datasets as dataset_writes
 from engine.core.errors import DatasetError
 from engine.core.settings import Settings
 
@@ -32,7 +33,7 @@ class StagedDataset:
         """Move the files into place and insert the dataset's row (its path is set here)."""
         self.tmp.rename(self.final)
         try:
-            return dataset_store.insert_dataset(
+            return dataset_writes.insert_dataset(
                 db, name=name, path=str(self.final.relative_to(self.settings.home)), **fields
             )
         except dataset_store.DuplicateDatasetName:

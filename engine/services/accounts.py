@@ -14,10 +14,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine
 
-from db import audit
 from db import users as user_store
 from db.session import utcnow
+from db.writes import users as user_writes
 from engine.core.errors import SeedlabError
+from engine.services import audit
 from engine.services.permissions import ROLES, Actor, Permission, check
 
 MIN_PASSWORD_LENGTH = 8
@@ -96,7 +97,7 @@ def add_user(db: Engine, actor: Actor, name: str, password: str, role: str) -> N
     _check_role(role)
     check_password(password)
     try:
-        user_store.add_user(db, name, hash_password(password), role)
+        user_writes.add_user(db, name, hash_password(password), role)
     except user_store.DuplicateUserName:
         raise SeedlabError(
             f"A user named {name!r} already exists. Change their password with "
@@ -111,7 +112,7 @@ def change_password(db: Engine, actor: Actor, name: str, password: str) -> None:
         check(actor, Permission.MANAGE_USERS)
     check_password(password)
     try:
-        user_store.set_password_hash(db, name, hash_password(password))
+        user_writes.set_password_hash(db, name, hash_password(password))
     except user_store.UserNotFound as exc:
         raise SeedlabError(str(exc).strip("'\"")) from None
     audit.record(db, actor.name, "user_passwd", f"user {name}")
@@ -133,7 +134,7 @@ def set_role(db: Engine, actor: Actor, name: str, role: str) -> None:
     _check_role(role)
     if role != "admin":
         _keeps_an_admin(db, name)
-    user_store.set_role(db, name, role)
+    user_writes.set_role(db, name, role)
     audit.record(db, actor.name, "user_role", f"user {name}", f"role {role}")
 
 
@@ -141,7 +142,7 @@ def remove_user(db: Engine, actor: Actor, name: str) -> None:
     """The user's runs and datasets stay, with their name as owner (admins can act on them)."""
     check(actor, Permission.MANAGE_USERS)
     _keeps_an_admin(db, name)
-    user_store.remove_user(db, name)
+    user_writes.remove_user(db, name)
     audit.record(db, actor.name, "user_remove", f"user {name}")
 
 
@@ -149,7 +150,7 @@ def unlock_user(db: Engine, actor: Actor, name: str) -> None:
     check(actor, Permission.MANAGE_USERS)
     if user_store.get_user(db, name) is None:
         raise SeedlabError(f"No user {name!r}. See them all with `seedlab users list`.")
-    user_store.record_login_reset(db, name)
+    user_writes.record_login_reset(db, name)
     audit.record(db, actor.name, "user_unlock", f"user {name}")
 
 
@@ -179,7 +180,7 @@ def authenticate(db: Engine, name: str, password: str, now: datetime | None = No
             f"more. An admin can unlock it now: seedlab users unlock {name}"
         )
     if not verify_password(user.password_hash, password):
-        after = user_store.record_failed_login(
+        after = user_writes.record_failed_login(
             db, name, max_failures=max_failures(), lock_until=now + lockout()
         )
         if after is not None and after.locked_until is not None and after.locked_until > now:
@@ -189,9 +190,9 @@ def authenticate(db: Engine, name: str, password: str, now: datetime | None = No
             )
         raise LoginError("Wrong user name or password.")
     if _hasher.check_needs_rehash(user.password_hash):
-        user_store.set_password_hash(db, name, hash_password(password))
+        user_writes.set_password_hash(db, name, hash_password(password))
         user = user_store.get_user(db, name) or user
-    user_store.record_login(db, name)
+    user_writes.record_login(db, name)
     audit.record(db, name, "login", f"user {name}")
     return Actor(user.name, user.role)
 
@@ -218,6 +219,11 @@ def session_actor(
     if user is None or user.password_changed_at != stamp:
         return None
     return Actor(user.name, user.role)
+
+
+def record_logout(db: Engine, name: str) -> None:
+    """The audit entry for a user who logged out (the session itself lives in the browser)."""
+    audit.record(db, name, "logout", f"user {name}")
 
 
 def has_users(db: Engine) -> bool:

@@ -16,12 +16,15 @@ from datetime import timedelta
 import numpy as np
 from sqlalchemy import Engine
 
-from db import bulk
 from db import datasets as dataset_store
 from db import projects as project_store
 from db.session import utcnow
+from db.writes import bulk
+from db.writes import projects as project_writes
 from engine.core.config import RunConfig
 from engine.core.settings import Settings
+from engine.services import audit
+from engine.services.permissions import Actor, Permission, check
 
 CURVE_KEYS = ("train_loss", "val_loss", "val_accuracy", "val_f1_macro", "lr")
 TAGS = ("baseline", "sweep-a", "sweep-b", "ablation", "keep")
@@ -40,7 +43,7 @@ class FillResult:
 
 def _project_id(db: Engine, name: str) -> int:
     existing = project_store.get_project_by_name(db, name)
-    return existing.id if existing else project_store.create_project(db, name).id
+    return existing.id if existing else project_writes.create_project(db, name).id
 
 
 def _dataset_ids(settings: Settings, db: Engine) -> list[int]:
@@ -164,3 +167,31 @@ def fill_project(
     return FillResult(
         project_id, project, runs, runs * steps * len(CURVE_KEYS), time.perf_counter() - started
     )
+
+
+def fill_project_as(
+    settings: Settings,
+    db: Engine,
+    actor: Actor,
+    *,
+    project: str = "Default",
+    runs: int = 1000,
+    steps: int = 100,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> FillResult:
+    """`fill_project` as `actor` (`seedlab demo fill`): it queues nothing, but it adds runs and
+    may create the project, so it needs both permissions, and leaves one audit entry."""
+    check(actor, Permission.LAUNCH)
+    check(actor, Permission.CREATE_PROJECT)
+    result = fill_project(
+        settings, db, project=project, runs=runs, steps=steps, seed=seed, progress=progress
+    )
+    audit.record(
+        db,
+        actor,
+        "demo_fill",
+        f"project {result.project_id} {result.project_name}",
+        f"{result.runs} runs, {result.points} points",
+    )
+    return result

@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from db import datasets as dataset_store
-from db import runs as run_store
 from db.records import DatasetRecord
+from db.writes import runs as run_writes
 from engine.core.catalog import effective_task, model_family_for, monitor_error
 from engine.core.config import RunConfig, validate_config
 from engine.core.defaults import suggest_for_dataset
@@ -89,7 +89,7 @@ def submit_run(
     run_name = (name or "").strip() or default_run_name(dataset, config)
     if len(run_name) > 200:
         raise ConfigError("name: at most 200 characters")
-    return run_store.create_run(
+    return run_writes.create_run(
         db,
         name=run_name,
         dataset_id=dataset.id,

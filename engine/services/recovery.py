@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from db import runs as run_store
 from db.session import utcnow
+from db.writes import runs as run_writes
 from engine.core.errors import SeedlabError
 from engine.core.run_files import append_log_line, resume_path
 from engine.core.settings import Settings
@@ -60,7 +61,7 @@ def settle_stale_runs(
     ):
         epoch = saved_epoch(resume_path(settings, run_id))
         if epoch is not None:
-            if run_store.requeue_run(db, run_id, stale_after_s=timeout_s):
+            if run_writes.requeue_run(db, run_id, stale_after_s=timeout_s):
                 settled[run_id] = "queued"
                 append_log_line(
                     settings,
@@ -75,7 +76,7 @@ def settle_stale_runs(
             f"The engine stopped while the run was in progress (no heartbeat for "
             f"{timeout_s:.0f} s) before its first checkpoint. Clone the run to train it again."
         )
-        if run_store.fail_stale_run(db, run_id, heartbeat_timeout_s=timeout_s, reason=reason):
+        if run_writes.fail_stale_run(db, run_id, heartbeat_timeout_s=timeout_s, reason=reason):
             settled[run_id] = "failed"
     for run_id, status in settled.items():
         log.warning("run %s had no heartbeat for %.0f s: %s", run_id, timeout_s, status)
@@ -117,7 +118,7 @@ def resume_run(settings: Settings, db: Engine, run_id: int) -> int:
             f"Run {run_id} has no resume checkpoint (it stopped before its first epoch ended). "
             f"Clone it to train it again: seedlab runs clone {run_id}"
         )
-    if not run_store.requeue_run(db, run_id, from_statuses=("cancelled", "failed")):
+    if not run_writes.requeue_run(db, run_id, from_statuses=("cancelled", "failed")):
         raise SeedlabError(f"Run {run_id} changed status meanwhile; look at it again.")
     append_log_line(
         settings, run_id, f"{_now_text()} resume requested: continues after epoch {epoch}."

@@ -8,8 +8,8 @@ import shutil
 from sqlalchemy import Engine
 
 from db import projects as project_store
-from db import run_edits
 from db.projects import ProjectRecord
+from db.writes import run_edits
 from engine.core.errors import SeedlabError
 from engine.core.settings import Settings
 

@@ -28,6 +28,8 @@ from db import runs as run_store
 from db import sweeps as sweep_store
 from db.records import RunRecord, SweepRecord
 from db.session import utcnow
+from db.writes import runs as run_writes
+from db.writes import sweeps as sweep_writes
 from engine.core.catalog import HIGHER_IS_BETTER, MONITORS, effective_task
 from engine.core.config import RunConfig, validate_config
 from engine.core.errors import ConfigError
@@ -225,7 +227,7 @@ def submit_sweep(
     max_trials = sweep.max_trials
     if sweep.sampler == "grid":
         max_trials = min(max_trials, len(grid_points(space)))
-    return sweep_store.create_sweep(
+    return sweep_writes.create_sweep(
         db,
         name=name.strip() or f"{dataset.name}-sweep",
         dataset_id=dataset.id,
@@ -373,12 +375,12 @@ def advance(db: Engine, sweep: SweepRecord) -> None:
             )
             if study.pruner.prune(study, frozen):
                 log.info("sweep %s: pruning trial run %s", sweep.id, t.run.id)
-                sweep_store.mark_pruned(db, t.run.id)
+                sweep_writes.mark_pruned(db, t.run.id)
 
     best = best_trial(sweep, trials)
     best_id = best.run.id if best else None
     if best_id != sweep.best_run_id:
-        sweep_store.set_best_run(db, sweep.id, best_id)
+        sweep_writes.set_best_run(db, sweep.id, best_id)
 
     active = sum(1 for t in trials if t.state == "running")
     elapsed = (utcnow() - sweep.created_at).total_seconds()
@@ -386,7 +388,7 @@ def advance(db: Engine, sweep: SweepRecord) -> None:
     launched = len(trials)
     if launched >= sweep.max_trials or out_of_time:
         if active == 0:
-            sweep_store.finish_sweep(db, sweep.id, "completed", best_run_id=best_id)
+            sweep_writes.finish_sweep(db, sweep.id, "completed", best_run_id=best_id)
         return
     grid = grid_points(stored_space(sweep)) if sweep.sampler == "grid" else None
     for _ in range(min(sweep.parallelism - active, sweep.max_trials - launched)):
@@ -429,7 +431,7 @@ def advance_all(db: Engine, *, min_interval_s: float = 1.0) -> None:
             )
         except Exception as exc:  # one broken sweep must not stop the engine or other sweeps
             log.exception("sweep %s failed", sweep.id)
-            sweep_store.finish_sweep(
+            sweep_writes.finish_sweep(
                 db,
                 sweep.id,
                 "failed",
@@ -446,9 +448,9 @@ def cancel_sweep(db: Engine, sweep_id: int) -> str | None:
     sweep = sweep_store.get_sweep(db, sweep_id)
     if sweep is None:
         return None
-    sweep_store.finish_sweep(db, sweep_id, "cancelled", best_run_id=sweep.best_run_id)
+    sweep_writes.finish_sweep(db, sweep_id, "cancelled", best_run_id=sweep.best_run_id)
     for run_id in sweep_store.trial_run_ids(db, sweep_id):
-        run_store.request_cancel(db, run_id)
+        run_writes.request_cancel(db, run_id)
     return sweep_store.get_sweep(db, sweep_id).status
 
 
