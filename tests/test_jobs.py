@@ -25,6 +25,7 @@ from db import jobs as job_store
 from db import runs as run_store
 from db import workers as worker_store
 from db.session import make_engine
+from db.writes import jobs as job_writes
 from engine.core.errors import SeedlabError
 from engine.core.run_files import checkpoint_path, read_report, report_path
 from engine.services import job_work, jobs
@@ -63,7 +64,7 @@ def _status(db, job_id: int) -> str:  # noqa: ANN001
 @pytest.mark.backends("sqlite", "postgresql")
 def test_job_kind_and_status_are_checked_by_the_database(db, demo_datasets):
     run_id = _queued_run(db)
-    job_id = job_store.enqueue(db, kind="export", run_id=run_id, params={}, requested_by="t")
+    job_id = job_writes.enqueue(db, kind="export", run_id=run_id, params={}, requested_by="t")
     for column, value in (("status", "exploded"), ("kind", "paint")):
         with pytest.raises(IntegrityError, match="(?i)check constraint"):
             with db.begin() as conn:
@@ -75,14 +76,14 @@ def test_job_kind_and_status_are_checked_by_the_database(db, demo_datasets):
 @pytest.mark.backends("sqlite", "postgresql")
 def test_job_lifecycle_first_writer_wins(db, demo_datasets):
     run_id = _queued_run(db)
-    first = job_store.enqueue(
+    first = job_writes.enqueue(
         db, kind="export", run_id=run_id, params={"format": "onnx"}, requested_by="t"
     )
-    second = job_store.enqueue(db, kind="importance", run_id=run_id, params={}, requested_by="t")
-    assert job_store.claim_next_job(db, "w1") == first
-    assert job_store.claim_next_job(db, "w2") == second
-    assert job_store.claim_next_job(db, "w3") is None
-    job_store.set_progress(db, first, "Exporting…", 0.5)
+    second = job_writes.enqueue(db, kind="importance", run_id=run_id, params={}, requested_by="t")
+    assert job_writes.claim_next_job(db, "w1") == first
+    assert job_writes.claim_next_job(db, "w2") == second
+    assert job_writes.claim_next_job(db, "w3") is None
+    job_writes.set_progress(db, first, "Exporting…", 0.5)
     job = job_store.get_job(db, first)
     assert (job.status, job.worker_id, job.progress, job.progress_fraction) == (
         "running",
@@ -91,12 +92,12 @@ def test_job_lifecycle_first_writer_wins(db, demo_datasets):
         0.5,
     )
     # Another worker cannot end it; its own can, once.
-    assert not job_store.finish_job(db, first, "failed", error="x", worker_id="w2")
-    assert job_store.finish_job(db, first, "completed", result={"message": "ok"}, worker_id="w1")
-    assert not job_store.finish_job(db, first, "failed", error="late")
+    assert not job_writes.finish_job(db, first, "failed", error="x", worker_id="w2")
+    assert job_writes.finish_job(db, first, "completed", result={"message": "ok"}, worker_id="w1")
+    assert not job_writes.finish_job(db, first, "failed", error="late")
     assert job_store.get_job(db, first).result == {"message": "ok"}
     # A shutdown puts a running job back, for the next engine start.
-    assert job_store.requeue_job(db, second, worker_id="w2")
+    assert job_writes.requeue_job(db, second, worker_id="w2")
     assert _status(db, second) == "queued" and job_store.get_job(db, second).worker_id is None
     assert [j.id for j in job_store.list_jobs(db, run_id)] == [second, first]
     assert [j.id for j in job_store.list_jobs(db, run_id, kind="export")] == [first]
@@ -110,15 +111,15 @@ def test_job_lifecycle_first_writer_wins(db, demo_datasets):
 def test_jobs_of_a_vanished_worker_are_failed_and_a_live_ones_are_not(db, demo_datasets):
     run_id = _queued_run(db)
     ids = [
-        job_store.enqueue(db, kind="export", run_id=run_id, params={"n": i}, requested_by="t")
+        job_writes.enqueue(db, kind="export", run_id=run_id, params={"n": i}, requested_by="t")
         for i in range(3)
     ]
     worker_store.register_worker(db, "alive", hostname="h", pid=1, max_concurrent=1)
     worker_store.register_worker(db, "stopped", hostname="h", pid=2, max_concurrent=1)
     worker_store.mark_stopped(db, "stopped")
     for job_id, worker in zip(ids, ("alive", "stopped", "never-registered"), strict=True):
-        assert job_store.claim_next_job(db, worker) == job_id
-    failed = job_store.fail_orphaned_jobs(db, alive_within_s=60, error="engine gone")
+        assert job_writes.claim_next_job(db, worker) == job_id
+    failed = job_writes.fail_orphaned_jobs(db, alive_within_s=60, error="engine gone")
     assert sorted(failed) == ids[1:]
     assert [_status(db, i) for i in ids] == ["running", "failed", "failed"]
     assert job_store.get_job(db, ids[1]).error == "engine gone"
@@ -127,7 +128,7 @@ def test_jobs_of_a_vanished_worker_are_failed_and_a_live_ones_are_not(db, demo_d
 def _claim_all(url: str, worker: str, queue) -> None:  # noqa: ANN001
     db = make_engine(url)
     claimed = []
-    while (job_id := job_store.claim_next_job(db, worker)) is not None:
+    while (job_id := job_writes.claim_next_job(db, worker)) is not None:
         claimed.append(job_id)
     queue.put(claimed)
 
@@ -136,7 +137,7 @@ def _claim_all(url: str, worker: str, queue) -> None:  # noqa: ANN001
 def test_job_claim_is_atomic_across_processes(settings, db, demo_datasets):
     run_id = _queued_run(db)
     ids = [
-        job_store.enqueue(db, kind="export", run_id=run_id, params={"n": i}, requested_by="t")
+        job_writes.enqueue(db, kind="export", run_id=run_id, params={"n": i}, requested_by="t")
         for i in range(60)
     ]
     ctx = mp.get_context("spawn")
@@ -231,7 +232,7 @@ def test_job_runner_records_the_result_or_a_sentence(settings, db, demo_datasets
 
     run_id = completed_run(settings, db, "diabetes")
     ok = jobs.request_importance(settings, db, ADMIN, run_id, max_repeats=2)
-    assert job_store.claim_next_job(db, "tests") == ok
+    assert job_writes.claim_next_job(db, "tests") == ok
     assert run_job(settings, db, ok) == "completed"
     done = job_store.get_job(db, ok)
     assert (
@@ -241,7 +242,7 @@ def test_job_runner_records_the_result_or_a_sentence(settings, db, demo_datasets
 
     report_path(settings, run_id).unlink()  # the report is gone: importance has nowhere to go
     bad = jobs.request_importance(settings, db, ADMIN, run_id, max_repeats=3)
-    assert job_store.claim_next_job(db, "tests") == bad
+    assert job_writes.claim_next_job(db, "tests") == bad
     assert run_job(settings, db, bad) == "failed"
     assert "no readable report.json" in job_store.get_job(db, bad).error
     assert run_job(settings, db, bad) == "skipped"  # not running: nothing done twice
@@ -335,7 +336,7 @@ def test_job_process_that_dies_jobs_of_a_dead_worker_and_shutdown(settings, db, 
     with db.begin() as conn:
         conn.execute(text("UPDATE workers SET heartbeat_at = '2020-01-01 00:00:00'"))
     orphan = jobs.request_export(settings, db, ADMIN, run_id, "onnx")
-    assert job_store.claim_next_job(db, "killed-worker") == orphan
+    assert job_writes.claim_next_job(db, "killed-worker") == orphan
     doomed = jobs.request_export(settings, db, ADMIN, run_id, "bundle")
 
     proc = start_worker()

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from db import jobs as job_store
 from db.session import get_db
+from db.writes import jobs as job_writes
 from engine.core.errors import SeedlabError
 from engine.core.settings import Settings
 from engine.services.job_work import perform
@@ -40,18 +41,18 @@ def run_job(settings: Settings, db: Engine, job_id: int) -> str:
 
     def progress(text: str, fraction: float | None = None) -> None:
         log.info("%s", text)
-        job_store.set_progress(db, job_id, text, fraction)
+        job_writes.set_progress(db, job_id, text, fraction)
 
     try:
         result = perform(settings, db, job.kind, job.run_id, job.params, progress)
     except SeedlabError as exc:  # ours: already a sentence that says what to do
         log.info("job %s failed: %s", job_id, exc)
-        job_store.finish_job(db, job_id, "failed", error=str(exc))
+        job_writes.finish_job(db, job_id, "failed", error=str(exc))
         return "failed"
     except Exception as exc:  # noqa: BLE001 - any other failure ends the job, said plainly
         log.exception("job %s failed", job_id)
         first = (str(exc).splitlines() or [""])[0][:300]
-        job_store.finish_job(
+        job_writes.finish_job(
             db,
             job_id,
             "failed",
@@ -61,7 +62,7 @@ def run_job(settings: Settings, db: Engine, job_id: int) -> str:
             ),
         )
         return "failed"
-    job_store.finish_job(db, job_id, "completed", result=result)
+    job_writes.finish_job(db, job_id, "completed", result=result)
     log.info("job %s completed", job_id)
     return "completed"
 

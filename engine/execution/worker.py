@@ -39,6 +39,7 @@ from db import runs as run_store
 from db import workers as worker_store
 from db.migrate import upgrade_to_head
 from db.session import get_db
+from db.writes import jobs as job_writes
 from engine.core.paths import PROJECT_ROOT
 from engine.core.run_files import append_log_line, log_path, tail
 from engine.core.settings import Settings
@@ -371,13 +372,13 @@ class Worker:
                 job.process.kill()
         if now - self._orphans_checked_at > ORPHAN_CHECK_S:
             self._orphans_checked_at = now
-            failed = job_store.fail_orphaned_jobs(
+            failed = job_writes.fail_orphaned_jobs(
                 self.db, alive_within_s=self.stale_after_s, error=ORPHANED_JOB_ERROR
             )
             for job_id in failed:
                 log.warning("job %s failed: its worker is gone", job_id)
         while not self._stopping and len(self.jobs) < JOB_CAP:
-            job_id = job_store.claim_next_job(self.db, self.worker_id)
+            job_id = job_writes.claim_next_job(self.db, self.worker_id)
             if job_id is None:
                 return
             self._spawn_job(job_id)
@@ -412,7 +413,7 @@ class Worker:
                     start_new_session=True,  # as runs: a Ctrl-C reaches the worker only
                 )
         except OSError as exc:
-            job_store.finish_job(
+            job_writes.finish_job(
                 self.db,
                 job_id,
                 "failed",
@@ -420,7 +421,7 @@ class Worker:
                 f"{path.parent.parent} is writable, then request it again.",
             )
             return
-        job_store.mark_started(self.db, job_id, pid=process.pid)
+        job_writes.mark_started(self.db, job_id, pid=process.pid)
         self.jobs[job_id] = ActiveJob(job_id, job.run_id, process)
         log.info("job %s (%s, run %s) started (pid %s)", job_id, job.kind, job.run_id, process.pid)
 
@@ -432,7 +433,7 @@ class Worker:
                 continue
             del self.jobs[job_id]
             if self._stopping and not job.timed_out:
-                if job_store.requeue_job(self.db, job_id, worker_id=self.worker_id):
+                if job_writes.requeue_job(self.db, job_id, worker_id=self.worker_id):
                     log.info("job %s requeued: the engine is shutting down", job_id)
                 continue
             if job.timed_out:
@@ -446,7 +447,7 @@ class Worker:
                 log_tail = tail(job_log_path(self.settings, job.run_id, job_id), lines=15)
                 if log_tail:
                     message += "\nLast lines of its log:\n" + log_tail
-            if job_store.finish_job(
+            if job_writes.finish_job(
                 self.db, job_id, "failed", error=message, worker_id=self.worker_id
             ):
                 log.warning("job %s: %s", job_id, message.splitlines()[0])

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from db import audit
 from db import jobs as job_store
 from db import runs as run_store
+from db.writes import jobs as job_writes
 from engine.core.config import parse_overrides
 from engine.core.errors import ConfigError, SeedlabError
 from engine.core.settings import Settings
@@ -101,7 +102,9 @@ def _request(db: Engine, actor: Actor, run_id: int, kind: str, params: dict[str,
     existing = job_store.find_active(db, kind=kind, run_id=run_id, params=params)
     if existing is not None:
         return existing.id
-    job_id = job_store.enqueue(db, kind=kind, run_id=run_id, params=params, requested_by=actor.name)
+    job_id = job_writes.enqueue(
+        db, kind=kind, run_id=run_id, params=params, requested_by=actor.name
+    )
     action, detail = _audit_detail(kind, params)
     audit.record(db, actor.name, action, f"run {run_id}", f"{detail} (job {job_id})".lstrip())
     return job_id
