@@ -13,9 +13,11 @@ if _ROOT not in sys.path:
 
 st.set_page_config(page_title="Seedlab", page_icon=":material/science:", layout="wide")
 
-from dashboard import auth  # noqa: E402 (needs the sys.path entry above)
+from dashboard import auth, data  # noqa: E402 (needs the sys.path entry above)
 from engine.services.permissions import Permission  # noqa: E402
 
+# A bad SEEDLAB_* value: its sentence as the page, before anything reads the settings.
+data.get_settings()
 # Access control (off on localhost): no user, no pages — only the login form.
 actor = auth.login_gate()
 if actor is None:

@@ -26,7 +26,7 @@ from engine.core import catalog
 from engine.core.catalog import TABLE_METRICS
 from engine.core.errors import SeedlabError
 from engine.core.formatting import format_duration
-from engine.core.settings import Settings
+from engine.core.settings import Settings, SettingsError
 from engine.services.permissions import Actor
 
 log = logging.getLogger("seedlab.dashboard")
@@ -75,9 +75,15 @@ ACTIVE_STATUSES = ("queued", "running")
 
 
 def get_settings() -> Settings:
+    """The settings; a bad SEEDLAB_* value stops the page with its one sentence (app.py asks
+    first, so every page meets it before anything else)."""
     # Read per call (it is cheap): tests and `SEEDLAB_HOME=… streamlit run` set the env var, and
     # a cached Settings would keep pointing at the first home this process saw.
-    return Settings.from_env()
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
 
 
 @st.cache_resource(show_spinner=False)

@@ -11,10 +11,9 @@ from typing import Annotated
 
 import typer
 
-from engine.core.settings import Settings
+from engine.cli.common import settings as current_settings
 from engine.execution.ray_cluster import (
     DEFAULT_PORT,
-    ClusterError,
     cluster_down,
     cluster_up,
     ray_command,
@@ -22,15 +21,10 @@ from engine.execution.ray_cluster import (
     recorded,
 )
 
-cluster_app = typer.Typer(help="A Ray cluster on this machine for `seedlab worker --executor ray`")
+app = typer.Typer(help="A Ray cluster on this machine for `seedlab worker --executor ray`")
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
-@cluster_app.command("up")
+@app.command("up")
 def up(
     host: Annotated[
         str,
@@ -47,38 +41,30 @@ def up(
     ] = None,
 ) -> None:
     """Start a Ray head node here and remember its address for `seedlab worker --executor ray`."""
-    settings = Settings.from_env()
-    try:
-        record = cluster_up(settings, host=host, port=port, cpus=cpus, gpus=gpus, temp_dir=temp_dir)
-    except ClusterError as exc:
-        _fail(str(exc))
+    record = cluster_up(
+        current_settings(), host=host, port=port, cpus=cpus, gpus=gpus, temp_dir=temp_dir
+    )
     typer.echo(
         f"Ray cluster up at {record['address']}. Start the engine on it with:\n"
         "  seedlab worker --executor ray"
     )
 
 
-@cluster_app.command("down")
+@app.command("down")
 def down() -> None:
     """Stop the Ray processes on this machine (`ray stop`); running runs fail or requeue."""
-    try:
-        cluster_down(Settings.from_env())
-    except ClusterError as exc:
-        _fail(str(exc))
+    cluster_down(current_settings())
     typer.echo("Ray stopped on this machine.")
 
 
-@cluster_app.command("status")
+@app.command("status")
 def status() -> None:
     """Nodes and resources of the cluster (`ray status`)."""
-    record = recorded(Settings.from_env())
+    record = recorded(current_settings())
     if record is None:
         typer.echo("No cluster was started with `seedlab cluster up` here; asking Ray anyway.")
     address = record["address"] if record else "auto"
-    try:
-        command = [ray_command(), "status", f"--address={address}"]
-    except ClusterError as exc:
-        _fail(str(exc))
+    command = [ray_command(), "status", f"--address={address}"]
     done = subprocess.run(command, env=ray_env(address), capture_output=True, text=True)
     typer.echo((done.stdout or done.stderr).strip())
     if done.returncode != 0:

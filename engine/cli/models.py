@@ -1,17 +1,15 @@
-"""`seedlab models …` (the model registry) and `seedlab runs importance|report` (feature importance
-and the shareable HTML report of a run)."""
+"""`seedlab models register|list|show|promote|delete`: the model registry."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from db.registry import ModelVersionRecord
-from engine.core.errors import SeedlabError
+from engine.cli.common import actor, fail, print_json, ready
 
-models_app = typer.Typer(
+app = typer.Typer(
     help="The model registry: named, versioned models from completed runs, with stages "
     "(none, staging, production, archived; one production version per name).",
     no_args_is_help=True,
@@ -19,20 +17,6 @@ models_app = typer.Typer(
 
 # The metric a version is shown with: the first its run has.
 HEADLINE_KEYS = ("test_accuracy", "test_rmse", "test_f1_macro", "test_mae")
-
-
-def _cli() -> Any:  # noqa: ANN401
-    # cli.main registers these commands at its end; importing it at the top would be circular.
-    from engine.cli import main as cli
-
-    return cli
-
-
-def _audit(db: Any, action: str, target: str, detail: str = "") -> None:  # noqa: ANN401
-    from db import audit
-    from engine.services.permissions import cli_actor
-
-    audit.record(db, cli_actor().name, action, target, detail)
 
 
 def _headline(version: ModelVersionRecord) -> str:
@@ -49,7 +33,7 @@ def _version_line(v: ModelVersionRecord) -> str:
     )
 
 
-@models_app.command("register")
+@app.command("register")
 def models_register(
     run_id: int,
     name: str,
@@ -58,31 +42,25 @@ def models_register(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Register a completed run's model as the next version of NAME."""
-    from engine.services.model_registry import register_model
+    from engine.services.model_registry import register
 
-    cli = _cli()
-    settings, db = cli._ready()
-    try:
-        version = register_model(settings, db, run_id, name, stage=stage, description=description)
-    except SeedlabError as exc:
-        cli._fail(str(exc))
-    _audit(db, "register", f"run {run_id}", f"{version.label} ({version.stage})")
+    settings, db = ready()
+    version = register(settings, db, actor(), run_id, name, stage=stage, description=description)
     if as_json:
-        cli._print_json(version.to_dict())
+        print_json(version.to_dict())
         return
     typer.echo(f"Registered run {run_id} as {version.name!r} v{version.version} ({version.stage}).")
 
 
-@models_app.command("list")
+@app.command("list")
 def models_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Registered model names with their production and latest versions."""
     from db import registry
 
-    cli = _cli()
-    _, db = cli._ready()
+    _, db = ready()
     models = registry.list_models(db)
     if as_json:
-        cli._print_json(
+        print_json(
             [
                 {
                     "name": m.name,
@@ -108,19 +86,15 @@ def models_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         )
 
 
-@models_app.command("show")
+@app.command("show")
 def models_show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every version of a registered model: stage, source run, dataset, test metric."""
     from engine.services.model_registry import find_model
 
-    cli = _cli()
-    _, db = cli._ready()
-    try:
-        model = find_model(db, name)
-    except SeedlabError as exc:
-        cli._fail(str(exc))
+    _, db = ready()
+    model = find_model(db, name)
     if as_json:
-        cli._print_json(
+        print_json(
             {
                 "name": model.name,
                 "default_version": model.default.version,
@@ -133,7 +107,7 @@ def models_show(name: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
         typer.echo("  " + _version_line(version))
 
 
-@models_app.command("promote")
+@app.command("promote")
 def models_promote(
     name: str,
     version: int,
@@ -142,99 +116,30 @@ def models_promote(
 ) -> None:
     """Move a version to a stage; to production, the previous production version is archived."""
     from db import registry
-    from engine.services.model_registry import set_stage
+    from engine.services.model_registry import promote
 
-    cli = _cli()
-    _, db = cli._ready()
+    _, db = ready()
     before = registry.production_version(db, name.strip())
-    try:
-        record = set_stage(db, name, version, stage)
-    except SeedlabError as exc:
-        cli._fail(str(exc))
-    _audit(db, "promote", f"model {record.name} v{record.version}", record.stage)
+    record = promote(db, actor(), name, version, stage)
     if as_json:
-        cli._print_json(record.to_dict())
+        print_json(record.to_dict())
         return
     typer.echo(f"{record.name!r} v{record.version} is now {record.stage}.")
     if stage == "production" and before is not None and before.version != version:
         typer.echo(f"{record.name!r} v{before.version} (production before) is now archived.")
 
 
-@models_app.command("delete")
+@app.command("delete")
 def models_delete(
     name: str,
     version: int,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
 ) -> None:
     """Remove a version from the registry (its run and files stay; production is refused)."""
-    from engine.services.model_registry import delete_version
+    from engine.services.model_registry import unregister
 
-    cli = _cli()
-    _, db = cli._ready()
+    _, db = ready()
     if not yes and not typer.confirm(f"Remove {name!r} v{version} from the registry?"):
-        cli._fail("Nothing removed.")
-    try:
-        delete_version(db, name, version)
-    except SeedlabError as exc:
-        cli._fail(str(exc))
-    _audit(db, "unregister", f"model {name} v{version}")
+        fail("Nothing removed.")
+    unregister(db, actor(), name, version)
     typer.echo(f"Removed {name!r} v{version} from the registry; run and files are kept.")
-
-
-def runs_importance(
-    run_id: int,
-    rows: Annotated[int, typer.Option(min=2, help="Test rows to use at most")] = 5000,
-    repeats: Annotated[int, typer.Option(min=1, help="Shuffles per column at most")] = 10,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Permutation feature importance of a completed table run (stored in its report)."""
-    from engine.deploy.run_importance import importance_for_run
-
-    cli = _cli()
-    settings, db = cli._ready()
-    try:
-        result = importance_for_run(settings, db, run_id, max_rows=rows, max_repeats=repeats)
-    except SeedlabError as exc:
-        cli._fail(str(exc))
-    if as_json:
-        cli._print_json(result)
-        return
-    change = "drop" if result["higher_is_better"] else "rise"
-    typer.echo(
-        f"Permutation importance of run {run_id}: {result['metric']} {change} when a column is "
-        f"shuffled ({result['n_rows']} test rows, {result['n_repeats']} repeats, "
-        f"{result['seconds']:.2f} s)"
-    )
-    width = max(len(f["name"]) for f in result["features"])
-    for feature in result["features"]:
-        typer.echo(
-            f"  {feature['name']:<{width}}  {feature['importance']:+.4f} ± {feature['std']:.4f}"
-        )
-
-
-def runs_report(
-    run_id: int,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write")],
-) -> None:
-    """Write one self-contained HTML file of a run (config, curves, evaluation, importance)
-    that opens offline in any browser."""
-    from engine.services.run_report import write_run_report
-
-    cli = _cli()
-    settings, db = cli._ready()
-    if output.is_dir():
-        output = output / f"run-{run_id}-report.html"
-    try:
-        size = write_run_report(settings, db, run_id, output)
-    except SeedlabError as exc:
-        cli._fail(str(exc))
-    except OSError as exc:
-        cli._fail(f"Cannot write {output}: {exc.strerror or exc}. Choose another --output.")
-    typer.echo(f"Wrote {output} ({size / 1e6:.1f} MB; opens offline).")
-
-
-def register_commands(app: typer.Typer, runs_app: typer.Typer) -> None:
-    """Called once at the end of engine/cli/main.py."""
-    app.add_typer(models_app, name="models")
-    runs_app.command("importance")(runs_importance)
-    runs_app.command("report")(runs_report)

@@ -18,8 +18,8 @@ import pandas as pd
 import typer
 
 from db import runs as run_store
+from engine.cli.common import fail, ready
 from engine.core.csv_safe import to_safe_csv
-from engine.core.errors import SeedlabError
 from engine.core.run_files import checkpoint_path
 from engine.data.tables import read_table
 
@@ -32,29 +32,20 @@ if TYPE_CHECKING:
 MAX_EXPLAINED_ROWS = 100
 
 
-def _fail(message: str) -> None:
-    # Imported here: engine.cli.main registers this module's command (a circular import otherwise).
-    from engine.cli import main as cli
-
-    cli._fail(message)
-
-
 def load_run_predictor(run_id: int) -> Predictor:
     """The predictor of a completed run, or a one-line error naming what to do."""
-    from engine.cli import main as cli
     from engine.ml.predictor import Predictor, PredictorError
 
-    settings, db = cli._ready()
+    settings, db = ready()
     run = run_store.get_run(db, run_id)
     if run is None:
-        _fail(f"there is no run #{run_id}; `seedlab runs list` shows the runs")
-    elif run.status != "completed":
-        _fail(f"run #{run_id} is {run.status}; predict takes a completed run")
+        fail(f"there is no run #{run_id}; `seedlab runs list` shows the runs")
+    if run.status != "completed":
+        fail(f"run #{run_id} is {run.status}; predict takes a completed run")
     try:
         return Predictor.load(checkpoint_path(settings, run_id))
     except PredictorError as exc:
-        _fail(str(exc))
-    raise AssertionError("unreachable")  # _fail exits
+        fail(str(exc))
 
 
 def _inputs(
@@ -65,22 +56,22 @@ def _inputs(
         name for name, v in (("--input", input_file), ("--text", texts), ("--image", images)) if v
     ]
     if len(given) != 1:
-        _fail("give exactly one of --input FILE, --text TEXT (repeatable), --image FILE")
+        fail("give exactly one of --input FILE, --text TEXT (repeatable), --image FILE")
     if input_file is not None:
         try:
             frame = read_table(input_file.read_bytes(), input_file.name)
         except OSError as exc:
-            _fail(f"cannot read {input_file}: {exc.strerror or exc}")
+            fail(f"cannot read {input_file}: {exc.strerror or exc}")
         return frame, frame
     if texts:
         if predictor.kind != "text":
-            _fail(f"run takes {predictor.kind} input, not text; use --input or --image")
+            fail(f"run takes {predictor.kind} input, not text; use --input or --image")
         empty = [i + 1 for i, t in enumerate(texts) if not t.strip()]
         if empty:
-            _fail(f"--text number {empty[0]} is empty; give a sentence for the model to read")
+            fail(f"--text number {empty[0]} is empty; give a sentence for the model to read")
         return pd.DataFrame({"text": texts}), list(texts)
     if predictor.kind != "image":
-        _fail(f"run takes {predictor.kind} input, not images; use --input or --text")
+        fail(f"run takes {predictor.kind} input, not images; use --input or --text")
     from engine.ml.image_input import read_image_file
 
     return pd.DataFrame({"image": [str(p) for p in images]}), [read_image_file(p) for p in images]
@@ -105,9 +96,9 @@ def _explain_one(predictor: Predictor, row: pd.DataFrame, text: str | None) -> d
 
 def _explanations(predictor: Predictor, frame: pd.DataFrame, inputs: object) -> list[dict]:
     if predictor.kind == "image":
-        _fail("--explain for images draws a saliency map: use the Playground page")
+        fail("--explain for images draws a saliency map: use the Playground page")
     if len(frame) > MAX_EXPLAINED_ROWS:
-        _fail(f"--explain takes at most {MAX_EXPLAINED_ROWS} rows; predict more without it")
+        fail(f"--explain takes at most {MAX_EXPLAINED_ROWS} rows; predict more without it")
     texts: list[str | None] = [None] * len(frame)
     if predictor.kind == "text":
         if isinstance(inputs, list):
@@ -118,6 +109,11 @@ def _explanations(predictor: Predictor, frame: pd.DataFrame, inputs: object) -> 
     return [_explain_one(predictor, frame.iloc[[i]], texts[i]) for i in range(len(frame))]
 
 
+# Unnamed: `seedlab predict` is a top-level command (engine/cli/main.py).
+app = typer.Typer()
+
+
+@app.command("predict")
 def predict_command(
     run_id: Annotated[int, typer.Argument(help="A completed run's id.")],
     input_file: Annotated[
@@ -157,15 +153,15 @@ def predict_command(
             predicted.index = frame.index
             result = pd.concat([frame, predicted], axis=1)
         explained = _explanations(predictor, frame, inputs) if explain else []
-    except (PredictorError, SeedlabError) as exc:
-        _fail(str(exc))
+    except PredictorError as exc:
+        fail(str(exc))
     if output is not None:
         try:
             # A file is for spreadsheets: formula-like cells are escaped; stdout stays raw for
             # scripts.
             Path(output).write_text(to_safe_csv(result, index=False), encoding="utf-8")
         except OSError as exc:
-            _fail(f"cannot write {output}: {exc.strerror or exc}")
+            fail(f"cannot write {output}: {exc.strerror or exc}")
         typer.echo(f"Wrote {len(result):,} prediction(s) to {output}", err=True)
     elif not explain:
         result.to_csv(sys.stdout, index=False)

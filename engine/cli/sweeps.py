@@ -9,31 +9,11 @@ import typer
 import yaml
 
 from db import sweeps as sweep_store
+from engine.cli.common import actor, fail, print_json, ready
 from engine.core.config import load_config_file, parse_overrides
-from engine.core.errors import ConfigError, SeedlabError
+from engine.core.errors import ConfigError
 
-
-def _ready() -> tuple[Any, Any]:
-    # Imported here: engine.cli.main registers this module's commands, so a top-level import of it
-    # would be circular.
-    from engine.cli import main as cli
-
-    return cli._ready()
-
-
-def _fail(message: str) -> None:
-    from engine.cli import main as cli
-
-    cli._fail(message)
-
-
-def _print_json(data: Any) -> None:  # noqa: ANN401
-    from engine.cli import main as cli
-
-    cli._print_json(data)
-
-
-sweeps_app = typer.Typer(
+app = typer.Typer(
     help="Hyperparameter sweeps: search spaces over run settings, explored with Optuna.",
     no_args_is_help=True,
 )
@@ -63,7 +43,7 @@ def parse_param(text: str) -> tuple[str, dict[str, Any]]:
     return name, {"choices": [yaml.safe_load(p) if p.strip() else p for p in parts]}
 
 
-@sweeps_app.command("submit")
+@app.command("submit")
 def sweeps_submit(
     dataset: Annotated[str, typer.Option(help="Dataset name or id")],
     param: Annotated[
@@ -94,16 +74,15 @@ def sweeps_submit(
     seed: Annotated[int, typer.Option(min=0)] = 0,
 ) -> None:
     """Queue a sweep; the engine launches its trials. Prints the sweep id."""
-    from engine.services.actions import launch_sweep
-    from engine.services.permissions import cli_actor
+    from engine.services.sweep_actions import launch_sweep
 
-    _, db = _ready()
+    _, db = ready()
     try:
         raw: dict[str, Any] = load_config_file(space) if space else {}
         raw.update(dict(parse_param(p) for p in param or []))
         sweep_id = launch_sweep(
             db,
-            cli_actor(),
+            actor(),
             dataset,
             {
                 "space": raw,
@@ -119,18 +98,18 @@ def sweeps_submit(
             name=name,
             base=parse_overrides(set_ or []),
         )
-    except (SeedlabError, ValueError) as exc:
-        _fail(str(exc))
+    except ValueError as exc:  # a --param bound that is not a number
+        fail(str(exc))
     typer.echo(sweep_id)
 
 
-@sweeps_app.command("list")
+@app.command("list")
 def sweeps_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List sweeps, newest first."""
-    _, db = _ready()
+    _, db = ready()
     sweeps = sweep_store.list_sweeps(db)
     if as_json:
-        _print_json([s.__dict__ for s in sweeps])
+        print_json([s.__dict__ for s in sweeps])
         return
     if not sweeps:
         typer.echo("No sweeps. Start one: seedlab sweeps submit --dataset iris --param ...")
@@ -143,15 +122,15 @@ def sweeps_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         )
 
 
-@sweeps_app.command("show")
+@app.command("show")
 def sweeps_show(sweep_id: int, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """A sweep's trials: run, status, parameters and objective value."""
     from engine.services.sweeps import best_trial, load_trials
 
-    _, db = _ready()
+    _, db = ready()
     sweep = sweep_store.get_sweep(db, sweep_id)
     if sweep is None:
-        _fail(f"No sweep {sweep_id}.")
+        fail(f"No sweep {sweep_id}.")
     trials = load_trials(db, sweep)
     best = best_trial(sweep, trials)
     rows = [
@@ -167,7 +146,7 @@ def sweeps_show(sweep_id: int, as_json: Annotated[bool, typer.Option("--json")] 
         for t in trials
     ]
     if as_json:
-        _print_json({"sweep": sweep.__dict__, "trials": rows})
+        print_json({"sweep": sweep.__dict__, "trials": rows})
         return
     typer.echo(
         f"#{sweep.id} {sweep.name}: {sweep.status}, {len(trials)}/{sweep.max_trials} trials, "
@@ -184,20 +163,19 @@ def sweeps_show(sweep_id: int, as_json: Annotated[bool, typer.Option("--json")] 
         )
 
 
-@sweeps_app.command("cancel")
+@app.command("cancel")
 def sweeps_cancel(sweep_id: int) -> None:
     """Stop a sweep: no new trials; its queued and running trials are cancelled."""
-    from engine.services.actions import cancel_sweep
-    from engine.services.permissions import cli_actor
+    from engine.services.sweep_actions import cancel_sweep
 
-    _, db = _ready()
-    status = cancel_sweep(db, cli_actor(), sweep_id)
+    _, db = ready()
+    status = cancel_sweep(db, actor(), sweep_id)
     if status is None:
-        _fail(f"No sweep {sweep_id}.")
+        fail(f"No sweep {sweep_id}.")
     typer.echo(f"sweep {sweep_id}: {status}")
 
 
-@sweeps_app.command("best")
+@app.command("best")
 def sweeps_best(
     sweep_id: int,
     launch: Annotated[bool, typer.Option(help="Queue the best config as a full run")] = False,
@@ -206,23 +184,17 @@ def sweeps_best(
     ] = None,
 ) -> None:
     """Print the best trial's config, or launch it as an ordinary run (prints the run id)."""
-    from engine.services.actions import launch_best
-    from engine.services.permissions import cli_actor
+    from engine.services.sweep_actions import launch_best
     from engine.services.sweeps import best_trial, load_trials
 
-    _, db = _ready()
+    _, db = ready()
     sweep = sweep_store.get_sweep(db, sweep_id)
     if sweep is None:
-        _fail(f"No sweep {sweep_id}.")
-    try:
-        if launch:
-            typer.echo(
-                launch_best(db, cli_actor(), sweep_id, overrides=parse_overrides(set_ or []))
-            )
-            return
-    except SeedlabError as exc:
-        _fail(str(exc))
+        fail(f"No sweep {sweep_id}.")
+    if launch:
+        typer.echo(launch_best(db, actor(), sweep_id, overrides=parse_overrides(set_ or [])))
+        return
     best = best_trial(sweep, load_trials(db, sweep))
     if best is None:
-        _fail(f"Sweep {sweep_id} has no completed trial yet.")
-    _print_json({"run_id": best.run.id, "value": best.value, "config": best.run.config})
+        fail(f"Sweep {sweep_id} has no completed trial yet.")
+    print_json({"run_id": best.run.id, "value": best.value, "config": best.run.config})

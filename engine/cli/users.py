@@ -1,4 +1,4 @@
-"""`seedlab users …` and `seedlab audit list`: dashboard logins and the audit log.
+"""`seedlab users add|passwd|role|unlock|remove|list`: dashboard logins.
 
 The CLI acts as a local admin (shell access to this machine is access to the database anyway);
 the audit log names it `cli:<OS user>`.
@@ -10,30 +10,23 @@ import sys
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
 
-from db import audit
 from db import users as user_store
-from engine.core.errors import SeedlabError
+from engine.cli.common import actor, fail, ready
 from engine.services import accounts
-from engine.services.permissions import ROLES, cli_actor
+from engine.services.permissions import ROLES
 
-users_app = typer.Typer(
-    help="Dashboard users (used when access control is on).", no_args_is_help=True
-)
-audit_app = typer.Typer(help="Who did what, when.", no_args_is_help=True)
+app = typer.Typer(help="Dashboard users (used when access control is on).", no_args_is_help=True)
 
 RoleOption = Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}")]
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from stdin (one line)")
+]
 
 
-def _db():  # noqa: ANN202
-    from engine.cli import main as cli
-
-    return cli._ready()[1]
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+def _db() -> Engine:
+    return ready()[1]
 
 
 def _password(from_stdin: bool) -> str:
@@ -42,75 +35,51 @@ def _password(from_stdin: bool) -> str:
     return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
-@users_app.command("add")
+@app.command("add")
 def users_add(
-    name: str,
-    role: RoleOption = "member",
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from stdin (one line)")
-    ] = False,
+    name: str, role: RoleOption = "member", password_stdin: PasswordStdin = False
 ) -> None:
     """Add a user (the password is prompted for, or read with --password-stdin)."""
     db = _db()
-    try:
-        accounts.check_name(name)
-        if role not in ROLES:
-            raise SeedlabError(f"--role must be one of {', '.join(ROLES)}; got {role!r}")
-        accounts.add_user(db, cli_actor(), name, _password(password_stdin), role)
-    except SeedlabError as exc:
-        _fail(str(exc))
+    accounts.check_name(name)
+    if role not in ROLES:
+        fail(f"--role must be one of {', '.join(ROLES)}; got {role!r}")
+    accounts.add_user(db, actor(), name, _password(password_stdin), role)
     typer.echo(f"Added {role} {name.strip()!r}.")
 
 
-@users_app.command("passwd")
-def users_passwd(
-    name: str,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from stdin (one line)")
-    ] = False,
-) -> None:
+@app.command("passwd")
+def users_passwd(name: str, password_stdin: PasswordStdin = False) -> None:
     """Set a user's password (ends their open sessions and any lockout)."""
     db = _db()
     if user_store.get_user(db, name) is None:
-        _fail(f"No user {name!r}. See them all with `seedlab users list`.")
-    try:
-        accounts.change_password(db, cli_actor(), name, _password(password_stdin))
-    except SeedlabError as exc:
-        _fail(str(exc))
+        fail(f"No user {name!r}. See them all with `seedlab users list`.")
+    accounts.change_password(db, actor(), name, _password(password_stdin))
     typer.echo(f"Password of {name!r} changed.")
 
 
-@users_app.command("role")
+@app.command("role")
 def users_role(name: str, role: str) -> None:
     """Give a user another role (viewer, member or admin)."""
-    try:
-        accounts.set_role(_db(), cli_actor(), name, role)
-    except SeedlabError as exc:
-        _fail(str(exc))
+    accounts.set_role(_db(), actor(), name, role)
     typer.echo(f"{name!r} is now {role}.")
 
 
-@users_app.command("unlock")
+@app.command("unlock")
 def users_unlock(name: str) -> None:
     """End a lockout after too many failed logins."""
-    try:
-        accounts.unlock_user(_db(), cli_actor(), name)
-    except SeedlabError as exc:
-        _fail(str(exc))
+    accounts.unlock_user(_db(), actor(), name)
     typer.echo(f"{name!r} unlocked.")
 
 
-@users_app.command("remove")
+@app.command("remove")
 def users_remove(name: str) -> None:
     """Remove a user; their runs and datasets stay (admins can act on them)."""
-    try:
-        accounts.remove_user(_db(), cli_actor(), name)
-    except SeedlabError as exc:
-        _fail(str(exc))
+    accounts.remove_user(_db(), actor(), name)
     typer.echo(f"Removed {name!r}.")
 
 
-@users_app.command("list")
+@app.command("list")
 def users_list() -> None:
     """Users, their roles, last login and any lockout."""
     users = user_store.list_users(_db())
@@ -122,20 +91,3 @@ def users_list() -> None:
         last = u.last_login_at.isoformat(sep=" ", timespec="seconds") if u.last_login_at else "-"
         locked = u.locked_until.isoformat(sep=" ", timespec="seconds") if u.locked_until else ""
         typer.echo(f"{u.name:<24} {u.role:<7} {last:<20} {locked}")
-
-
-@audit_app.command("list")
-def audit_list(
-    user: Annotated[str | None, typer.Option(help="Only this user")] = None,
-    action: Annotated[str | None, typer.Option(help="Only this action, e.g. launch")] = None,
-    limit: Annotated[int, typer.Option(min=1)] = 50,
-) -> None:
-    """The newest audit entries (times in UTC)."""
-    entries = audit.list_entries(_db(), user=user, action=action, limit=limit)
-    if not entries:
-        typer.echo("No audit entries.")
-        return
-    for e in entries:
-        when = e.at.isoformat(sep=" ", timespec="seconds")
-        detail = f"  ({e.detail})" if e.detail else ""
-        typer.echo(f"{when}Z  {e.user:<20} {e.action:<14} {e.target}{detail}")

@@ -1,4 +1,14 @@
-"""Where Seedlab keeps its state: SEEDLAB_HOME (default ./var) and SEEDLAB_DB_URL."""
+"""Seedlab's settings: every `SEEDLAB_*` variable a user sets is read here, and only here.
+
+`Settings.from_env()` reads and checks them all at once (pydantic-settings, prefix `SEEDLAB_`; an
+empty variable counts as unset). A bad value is one rule everywhere: a `SettingsError` whose
+message is one sentence naming the variable and what it accepts, which the CLI prints as
+`error: …` and the dashboard shows as a page error.
+
+Not settings, so not here: variables the engine sets for its own child processes and reads back
+in them (SEEDLAB_DEVICE_LABEL, SEEDLAB_WORKER_PID, SEEDLAB_RAY_NODE; engine/execution), and the
+test suite's SEEDLAB_TEST_POSTGRES.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +16,155 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from engine.core.errors import SeedlabError
 
 # user:password@ in a database URL; the password is masked wherever the URL is shown.
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@]*@")
+DEFAULT_HOME = "var"
 DEFAULT_MAX_UPLOAD_MB = 200
 # Image ZIP caps: room for tens of thousands of images and a few hundred MB, not for a zip bomb.
 DEFAULT_MAX_ZIP_MEMBERS = 100_000
 DEFAULT_MAX_UNZIPPED_MB = 2048
 DEFAULT_MAX_ZIP_RATIO = 100
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+DEFAULT_LOGIN_MAX_FAILURES = 5
+DEFAULT_LOGIN_LOCKOUT_MIN = 15.0
+DEFAULT_SESSION_HOURS = 12.0
+DEFAULT_HEARTBEAT_TIMEOUT_S = 60.0
+DEFAULT_CHECKPOINT_MIN_INTERVAL_S = 0.0
+DEFAULT_CPU_CAP = 1
+DEFAULT_GPU_CAP = 1
+DEFAULT_EXECUTOR = "local"
+DEFAULT_RAY_ADDRESS = "auto"
+
+
+class SettingsError(SeedlabError):
+    """A SEEDLAB_* variable with a value Seedlab cannot use; the message names it."""
+
+
+def _accepts(text: str) -> Any:  # noqa: ANN401 - pydantic's json_schema_extra
+    return {"accepts": text}
+
+
+class _Environment(BaseSettings):
+    """The SEEDLAB_* variables as pydantic reads and checks them. Each field's `accepts` is the
+    end of the sentence a bad value gets ("SEEDLAB_X must be <accepts>, got '…'."), and the README's
+    table of settings says the same."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SEEDLAB_", env_ignore_empty=True, extra="ignore", frozen=True
+    )
+
+    home: str = Field(DEFAULT_HOME, json_schema_extra=_accepts("a folder path"))
+    db_url: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z][A-Za-z0-9+]*://",
+        json_schema_extra=_accepts(
+            "a database URL such as sqlite:////path/seedlab.db or postgresql+psycopg://…"
+        ),
+    )
+    max_upload_mb: int = Field(
+        DEFAULT_MAX_UPLOAD_MB,
+        gt=0,
+        json_schema_extra=_accepts("a whole number of megabytes above 0"),
+    )
+    max_zip_members: int = Field(
+        DEFAULT_MAX_ZIP_MEMBERS, gt=0, json_schema_extra=_accepts("a whole number of files above 0")
+    )
+    max_unzipped_mb: int = Field(
+        DEFAULT_MAX_UNZIPPED_MB,
+        gt=0,
+        json_schema_extra=_accepts("a whole number of megabytes above 0"),
+    )
+    max_zip_ratio: int = Field(
+        DEFAULT_MAX_ZIP_RATIO,
+        gt=0,
+        json_schema_extra=_accepts("a whole number above 0 (unpacked size over packed size)"),
+    )
+    max_image_pixels: int = Field(
+        DEFAULT_MAX_IMAGE_PIXELS,
+        gt=0,
+        json_schema_extra=_accepts("a whole number of pixels above 0"),
+    )
+    auth: bool | None = Field(None, json_schema_extra=_accepts("on or off"))
+    login_max_failures: int = Field(
+        DEFAULT_LOGIN_MAX_FAILURES,
+        gt=0,
+        json_schema_extra=_accepts("a whole number of failed logins above 0"),
+    )
+    login_lockout_min: float = Field(
+        DEFAULT_LOGIN_LOCKOUT_MIN,
+        ge=0,
+        allow_inf_nan=False,
+        json_schema_extra=_accepts("a number of minutes, 0 or more"),
+    )
+    session_hours: float = Field(
+        DEFAULT_SESSION_HOURS,
+        gt=0,
+        allow_inf_nan=False,
+        json_schema_extra=_accepts("a number of hours above 0"),
+    )
+    heartbeat_timeout_s: float = Field(
+        DEFAULT_HEARTBEAT_TIMEOUT_S,
+        gt=0,
+        allow_inf_nan=False,
+        json_schema_extra=_accepts("a number of seconds above 0"),
+    )
+    checkpoint_min_interval_s: float = Field(
+        DEFAULT_CHECKPOINT_MIN_INTERVAL_S,
+        ge=0,
+        allow_inf_nan=False,
+        json_schema_extra=_accepts("a number of seconds, 0 or more"),
+    )
+    cpu_cap: int = Field(
+        DEFAULT_CPU_CAP, gt=0, json_schema_extra=_accepts("a whole number of runs above 0")
+    )
+    gpu_cap: int = Field(
+        DEFAULT_GPU_CAP, gt=0, json_schema_extra=_accepts("a whole number of runs above 0")
+    )
+    executor: str = Field(
+        DEFAULT_EXECUTOR, pattern=r"^(local|ray)$", json_schema_extra=_accepts("local or ray")
+    )
+    ray_address: str = Field(
+        DEFAULT_RAY_ADDRESS, json_schema_extra=_accepts("HOST:PORT, ray://HOST:PORT or auto")
+    )
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a setting: `max_upload_mb` → `SEEDLAB_MAX_UPLOAD_MB`."""
+    return f"SEEDLAB_{field.upper()}"
+
+
+def described_settings() -> list[tuple[str, Any, str]]:
+    """(variable, default, what it accepts) of every setting, in declaration order."""
+    return [
+        (env_name(name), info.default, info.json_schema_extra["accepts"])  # type: ignore[index]
+        for name, info in _Environment.model_fields.items()
+    ]
+
+
+def _read_environment() -> _Environment:
+    try:
+        return _Environment()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0])
+        accepts = _Environment.model_fields[name].json_schema_extra["accepts"]  # type: ignore[index]
+        raise SettingsError(
+            f"{env_name(name)} must be {accepts}, got {first['input']!r}."
+        ) from None
 
 
 @dataclass(frozen=True)
 class Settings:
+    """The settings as the code uses them: a plain frozen value (tests build one directly, or
+    `dataclasses.replace` one), filled from the environment by `from_env()` only."""
+
     home: Path
     db_url: str
     max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB
@@ -26,25 +172,28 @@ class Settings:
     max_unzipped_mb: int = DEFAULT_MAX_UNZIPPED_MB
     max_zip_ratio: int = DEFAULT_MAX_ZIP_RATIO
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    # None: access control follows the dashboard's bind address (engine.services.permissions).
+    auth: bool | None = None
+    login_max_failures: int = DEFAULT_LOGIN_MAX_FAILURES
+    login_lockout_min: float = DEFAULT_LOGIN_LOCKOUT_MIN
+    session_hours: float = DEFAULT_SESSION_HOURS
+    heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
+    checkpoint_min_interval_s: float = DEFAULT_CHECKPOINT_MIN_INTERVAL_S
+    # The worker's defaults when its options are not given (engine.execution.worker_options).
+    cpu_cap: int = DEFAULT_CPU_CAP
+    gpu_cap: int = DEFAULT_GPU_CAP
+    executor: str = DEFAULT_EXECUTOR
+    ray_address: str = DEFAULT_RAY_ADDRESS
 
     @classmethod
     def from_env(cls) -> Settings:
-        home = Path(os.environ.get("SEEDLAB_HOME") or "var").expanduser().resolve()
-        url = os.environ.get("SEEDLAB_DB_URL") or f"sqlite:///{home / 'seedlab.db'}"
-        max_mb = int(os.environ.get("SEEDLAB_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB)
-
-        def env_int(name: str, default: int) -> int:
-            return int(os.environ.get(name) or default)
-
-        return cls(
-            home=home,
-            db_url=url,
-            max_upload_mb=max_mb,
-            max_zip_members=env_int("SEEDLAB_MAX_ZIP_MEMBERS", DEFAULT_MAX_ZIP_MEMBERS),
-            max_unzipped_mb=env_int("SEEDLAB_MAX_UNZIPPED_MB", DEFAULT_MAX_UNZIPPED_MB),
-            max_zip_ratio=env_int("SEEDLAB_MAX_ZIP_RATIO", DEFAULT_MAX_ZIP_RATIO),
-            max_image_pixels=env_int("SEEDLAB_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
-        )
+        """The settings from the SEEDLAB_* variables; SettingsError (one sentence) on a bad one.
+        Read per call (it is cheap, ~0.3 ms): tests and `SEEDLAB_HOME=… cmd` change the
+        environment, and a cached copy would keep the first one this process saw."""
+        env = _read_environment()
+        home = Path(env.home).expanduser().resolve()
+        values = env.model_dump(exclude={"home", "db_url"})
+        return cls(home=home, db_url=env.db_url or f"sqlite:///{home / 'seedlab.db'}", **values)
 
     @property
     def db_url_shown(self) -> str:

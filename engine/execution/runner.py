@@ -48,11 +48,6 @@ FLUSH_SECONDS = 1.0
 FLUSH_POINTS = 500
 
 
-# Resume checkpoints are written every epoch by default; on runs with very short epochs this
-# sets a minimum number of seconds between two (SEEDLAB_CHECKPOINT_MIN_INTERVAL_S, default 0).
-CHECKPOINT_MIN_INTERVAL_S = float(os.environ.get("SEEDLAB_CHECKPOINT_MIN_INTERVAL_S") or 0)
-
-
 class EngineShutdown(Exception):
     """SIGTERM from the worker (the engine is stopping), or the worker died: put the run back
     in the queue so the next engine resumes it."""
@@ -211,8 +206,10 @@ def execute(settings: Settings, run_id: int) -> str:
                 config.epochs,
                 run.attempts + 1,
             )
+        # Resume checkpoints are written every epoch by default; on runs with very short epochs
+        # SEEDLAB_CHECKPOINT_MIN_INTERVAL_S sets a minimum number of seconds between two.
         checkpointer = EpochCheckpointer(
-            resume_path(settings, run_id), reporter, CHECKPOINT_MIN_INTERVAL_S
+            resume_path(settings, run_id), reporter, settings.checkpoint_min_interval_s
         )
         result = train(
             config,

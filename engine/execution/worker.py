@@ -34,12 +34,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import typer
+
 from db import jobs as job_store
 from db import runs as run_store
 from db import workers as worker_store
 from db.migrate import upgrade_to_head
 from db.session import get_db
 from db.writes import jobs as job_writes
+from engine.core.errors import SeedlabError
 from engine.core.paths import PROJECT_ROOT
 from engine.core.run_files import append_log_line, log_path, tail
 from engine.core.settings import Settings
@@ -48,6 +51,7 @@ from engine.execution.executors.torchrun import processes_of, runner_command, th
 from engine.execution.job_runner import job_log_path
 from engine.execution.scheduling import Slot, assign_slot, free_requests, total_slots
 from engine.execution.stop_marker import mark_engine_stopping
+from engine.execution.worker_options import WorkerOptions, worker_command
 from engine.services.recovery import heartbeat_timeout_s, settle_stale_runs
 from engine.services.sweeps import advance_all as advance_sweeps
 
@@ -478,49 +482,27 @@ class Worker:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    """`python -m engine.execution.worker [OPTIONS]`: the options of `seedlab worker`, parsed by
+    the same definition (engine/execution/worker_options.py)."""
 
-    parser = argparse.ArgumentParser(prog="seedlab worker")
-    parser.add_argument(
-        "--max-concurrent",
-        "--cpu-cap",
-        type=int,
-        default=_env_int("SEEDLAB_CPU_CAP", 1),
-        help="runs at once on the CPU (env SEEDLAB_CPU_CAP, default 1)",
-    )
-    parser.add_argument(
-        "--gpu-cap",
-        type=int,
-        default=_env_int("SEEDLAB_GPU_CAP", 1),
-        help="runs at once on each GPU (env SEEDLAB_GPU_CAP, default 1)",
-    )
-    parser.add_argument("--poll-interval", type=float, default=0.5)
-    parser.add_argument(
-        "--executor",
-        choices=("local", "ray"),
-        default=os.environ.get("SEEDLAB_EXECUTOR") or "local",
-        help="where runs execute: local subprocesses, or tasks on a Ray cluster",
-    )
-    parser.add_argument(
-        "--address",
-        default=os.environ.get("SEEDLAB_RAY_ADDRESS") or "auto",
-        help="Ray executor: the cluster (HOST:PORT, ray://HOST:PORT, or auto)",
-    )
-    args = parser.parse_args(argv)
-    run_worker(
-        Settings.from_env(),
-        args.max_concurrent,
-        args.poll_interval,
-        args.gpu_cap,
-        executor=args.executor,
-        ray_address=args.address,
-    )
+    def start(settings: Settings, options: WorkerOptions) -> None:
+        run_worker(
+            settings,
+            options.max_concurrent,
+            options.poll_interval,
+            options.gpu_cap,
+            executor=options.executor,
+            ray_address=options.ray_address,
+        )
+
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(worker_command(start))
+    try:
+        app(args=argv, prog_name="seedlab worker")
+    except SeedlabError as exc:  # a bad SEEDLAB_* value: one line, as the CLI prints it
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    return int(raw) if raw.strip().isdigit() else default
 
 
 def run_worker(

@@ -6,7 +6,6 @@ sees a password.
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import datetime, timedelta
 
@@ -18,6 +17,7 @@ from db import users as user_store
 from db.session import utcnow
 from db.writes import users as user_writes
 from engine.core.errors import SeedlabError
+from engine.core.settings import Settings
 from engine.services import audit
 from engine.services.permissions import ROLES, Actor, Permission, check
 
@@ -35,24 +35,16 @@ class LoginError(SeedlabError):
     """Wrong name or password, or a locked account; the message says which is safe to say."""
 
 
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        raise SeedlabError(f"{name} must be a number; got {raw!r}.") from None
-
-
 def max_failures() -> int:
-    return int(_env_number("SEEDLAB_LOGIN_MAX_FAILURES", 5))
+    return Settings.from_env().login_max_failures
 
 
 def lockout() -> timedelta:
-    return timedelta(minutes=_env_number("SEEDLAB_LOGIN_LOCKOUT_MIN", 15))
+    return timedelta(minutes=Settings.from_env().login_lockout_min)
 
 
 def session_lifetime() -> timedelta:
-    return timedelta(hours=_env_number("SEEDLAB_SESSION_HOURS", 12))
+    return timedelta(hours=Settings.from_env().session_hours)
 
 
 def hash_password(password: str) -> str:

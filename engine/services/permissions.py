@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from engine.core.errors import SeedlabError
+from engine.core.settings import Settings
 
 ROLES = ("viewer", "member", "admin")
 
@@ -164,11 +165,7 @@ def is_loopback(address: str | None) -> bool:
 def auth_required(address: str | None) -> bool:
     """On when SEEDLAB_AUTH=on or the dashboard binds a non-loopback address. SEEDLAB_AUTH=off
     turns it off even then (a proxy in front that does its own login)."""
-    setting = (os.environ.get("SEEDLAB_AUTH") or "").strip().lower()
-    if setting in ("on", "1", "true", "yes"):
-        return True
-    if setting in ("off", "0", "false", "no"):
-        return False
-    if setting:
-        raise SeedlabError(f"SEEDLAB_AUTH must be on or off; got {setting!r}.")
+    setting = Settings.from_env().auth
+    if setting is not None:
+        return setting
     return not is_loopback(address)

@@ -11,7 +11,6 @@ is `failed` with the reason.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -27,18 +26,12 @@ from engine.ml.checkpoints import saved_epoch
 
 log = logging.getLogger("seedlab.recovery")
 
-DEFAULT_HEARTBEAT_TIMEOUT_S = 60.0
-
 
 def heartbeat_timeout_s() -> float:
     """Seconds without a heartbeat after which a worker settles a run (SEEDLAB_HEARTBEAT_TIMEOUT_S,
-    default 60). Readers (dashboard, CLI) wait twice as long, so a live worker acts first."""
-    raw = os.environ.get("SEEDLAB_HEARTBEAT_TIMEOUT_S")
-    try:
-        value = float(raw) if raw else DEFAULT_HEARTBEAT_TIMEOUT_S
-    except ValueError:
-        value = DEFAULT_HEARTBEAT_TIMEOUT_S
-    return max(1.0, value)
+    default 60, at least 1). Readers (dashboard, CLI) wait twice as long, so a live worker acts
+    first."""
+    return max(1.0, Settings.from_env().heartbeat_timeout_s)
 
 
 def _now_text() -> str:
