@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Engine, select
 
@@ -41,19 +40,3 @@ def list_entries(
     with reading(db) as conn:
         rows = conn.execute(stmt).all()
     return [AuditEntry(r.id, r.at, r.user_name, r.action, r.target, r.detail or "") for r in rows]
-
-
-# ---------------------------------------------------------------- moved to db.writes (transitional)
-# The writes of this module now live in db/writes/audit.py. engine/cli/* and engine/execution/*
-# (restructured on other branches during issue 17) still reach some of them here; this lazy
-# forward keeps them working until they import db.writes.audit (or call a service) themselves.
-# Delete it then: while it is here, importing this module can still reach a write.
-_MOVED_TO_WRITES = frozenset({"record"})
-
-
-def __getattr__(name: str) -> Any:  # noqa: ANN401
-    if name in _MOVED_TO_WRITES:
-        from db.writes import audit as writes
-
-        return getattr(writes, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

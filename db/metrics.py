@@ -98,19 +98,3 @@ def metric_keys(db: Engine, run_ids: Iterable[int]) -> list[str]:
             select(run_summaries.c.key).where(run_summaries.c.run_id.in_(list(run_ids))).distinct()
         ).all()
     return sorted(r[0] for r in rows)
-
-
-# ---------------------------------------------------------------- moved to db.writes (transitional)
-# The writes of this module now live in db/writes/metrics.py. engine/cli/* and engine/execution/*
-# (restructured on other branches during issue 17) still reach some of them here; this lazy
-# forward keeps them working until they import db.writes.metrics (or call a service) themselves.
-# Delete it then: while it is here, importing this module can still reach a write.
-_MOVED_TO_WRITES = frozenset({"insert_points", "append_metrics"})
-
-
-def __getattr__(name: str) -> Any:  # noqa: ANN401
-    if name in _MOVED_TO_WRITES:
-        from db.writes import metrics as writes
-
-        return getattr(writes, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Engine, func, select
 
@@ -49,19 +48,3 @@ def get_project(db: Engine, project_id: int) -> ProjectRecord | None:
 
 def get_project_by_name(db: Engine, name: str) -> ProjectRecord | None:
     return next((p for p in list_projects(db) if p.name == name), None)
-
-
-# ---------------------------------------------------------------- moved to db.writes (transitional)
-# The writes of this module now live in db/writes/projects.py. engine/cli/* and engine/execution/*
-# (restructured on other branches during issue 17) still reach some of them here; this lazy
-# forward keeps them working until they import db.writes.projects (or call a service) themselves.
-# Delete it then: while it is here, importing this module can still reach a write.
-_MOVED_TO_WRITES = frozenset({"create_project"})
-
-
-def __getattr__(name: str) -> Any:  # noqa: ANN401
-    if name in _MOVED_TO_WRITES:
-        from db.writes import projects as writes
-
-        return getattr(writes, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -207,19 +207,3 @@ def versions_of_run(db: Engine, run_id: int) -> list[ModelVersionRecord]:
             _select().where(model_versions.c.run_id == run_id).order_by(model_versions.c.name)
         ).all()
         return _records(conn, rows)
-
-
-# ---------------------------------------------------------------- moved to db.writes (transitional)
-# The writes of this module now live in db/writes/registry.py. engine/cli/* and engine/execution/*
-# (restructured on other branches during issue 17) still reach some of them here; this lazy
-# forward keeps them working until they import db.writes.registry (or call a service) themselves.
-# Delete it then: while it is here, importing this module can still reach a write.
-_MOVED_TO_WRITES = frozenset({"register_version", "set_stage", "delete_version"})
-
-
-def __getattr__(name: str) -> Any:  # noqa: ANN401
-    if name in _MOVED_TO_WRITES:
-        from db.writes import registry as writes
-
-        return getattr(writes, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

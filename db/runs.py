@@ -165,32 +165,3 @@ def stale_run_ids(
 def count_queued_runs(db: Engine) -> int:
     with reading(db) as conn:
         return conn.execute(select(func.count()).where(runs.c.status == "queued")).scalar_one()
-
-
-# ---------------------------------------------------------------- moved to db.writes (transitional)
-# The writes of this module now live in db/writes/runs.py. engine/cli/* and engine/execution/*
-# (restructured on other branches during issue 17) still reach some of them here; this lazy
-# forward keeps them working until they import db.writes.runs (or call a service) themselves.
-# Delete it then: while it is here, importing this module can still reach a write.
-_MOVED_TO_WRITES = frozenset(
-    {
-        "create_run",
-        "claim_next_run",
-        "mark_started",
-        "record_progress",
-        "request_cancel",
-        "finish_run",
-        "fail_stale_runs",
-        "fail_stale_run",
-        "requeue_run",
-        "fail_running_run",
-    }
-)
-
-
-def __getattr__(name: str) -> Any:  # noqa: ANN401
-    if name in _MOVED_TO_WRITES:
-        from db.writes import runs as writes
-
-        return getattr(writes, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

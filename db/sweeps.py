@@ -42,19 +42,3 @@ def trial_run_ids(db: Engine, sweep_id: int) -> list[int]:
 
 
 PRUNED_TAG = "pruned"
-
-
-# ---------------------------------------------------------------- moved to db.writes (transitional)
-# The writes of this module now live in db/writes/sweeps.py. engine/cli/* and engine/execution/*
-# (restructured on other branches during issue 17) still reach some of them here; this lazy
-# forward keeps them working until they import db.writes.sweeps (or call a service) themselves.
-# Delete it then: while it is here, importing this module can still reach a write.
-_MOVED_TO_WRITES = frozenset({"create_sweep", "finish_sweep", "set_best_run", "mark_pruned"})
-
-
-def __getattr__(name: str) -> Any:  # noqa: ANN401
-    if name in _MOVED_TO_WRITES:
-        from db.writes import sweeps as writes
-
-        return getattr(writes, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

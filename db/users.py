@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Engine, func, select
 
@@ -58,29 +57,3 @@ def count_users(db: Engine, role: str | None = None) -> int:
         stmt = stmt.where(users.c.role == role)
     with reading(db) as conn:
         return conn.execute(stmt).scalar_one()
-
-
-# ---------------------------------------------------------------- moved to db.writes (transitional)
-# The writes of this module now live in db/writes/users.py. engine/cli/* and engine/execution/*
-# (restructured on other branches during issue 17) still reach some of them here; this lazy
-# forward keeps them working until they import db.writes.users (or call a service) themselves.
-# Delete it then: while it is here, importing this module can still reach a write.
-_MOVED_TO_WRITES = frozenset(
-    {
-        "add_user",
-        "set_password_hash",
-        "set_role",
-        "remove_user",
-        "record_failed_login",
-        "record_login_reset",
-        "record_login",
-    }
-)
-
-
-def __getattr__(name: str) -> Any:  # noqa: ANN401
-    if name in _MOVED_TO_WRITES:
-        from db.writes import users as writes
-
-        return getattr(writes, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

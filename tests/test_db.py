@@ -194,10 +194,10 @@ def test_stale_running_runs_are_requeued_or_failed(settings, db):
 
     dataset = _dataset(db)
     resumable, fresh, alive = (
-        run_store.create_run(db, name=n, dataset_id=dataset, config={}) for n in "rfa"
+        run_writes.create_run(db, name=n, dataset_id=dataset, config={}) for n in "rfa"
     )
     for _ in range(3):
-        run_store.claim_next_run(db, "w")
+        run_writes.claim_next_run(db, "w")
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     state = capture_state(

@@ -230,10 +230,10 @@ def test_a_run_settled_first_is_not_called_failed_at_shutdown(settings, db, demo
     from engine.execution import runner
 
     run_id = submit_run(db, "iris", {"epochs": 1})
-    assert run_store.claim_next_run(db, "w") == run_id
+    assert run_writes.claim_next_run(db, "w") == run_id
     run = run_store.get_run(db, run_id)  # as the runner loaded it
-    assert run_store.request_cancel(db, run_id) == "running"
-    assert run_store.finish_run(db, run_id, "cancelled")
+    assert run_writes.request_cancel(db, run_id) == "running"
+    assert run_writes.finish_run(db, run_id, "cancelled")
     with caplog.at_level("WARNING", logger="seedlab.runner"):
         status = runner._settle(
             settings, db, run, runner.EngineShutdown(), SimpleNamespace(active=False)

@@ -23,9 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from db import audit
 from db import jobs as job_store
 from db import runs as run_store
-from db import workers as worker_store
 from db.session import make_engine
 from db.writes import jobs as job_writes
+from db.writes import workers as worker_writes
 from engine.core.errors import SeedlabError
 from engine.core.run_files import checkpoint_path, read_report, report_path
 from engine.services import job_work, jobs
@@ -114,9 +114,9 @@ def test_jobs_of_a_vanished_worker_are_failed_and_a_live_ones_are_not(db, demo_d
         job_writes.enqueue(db, kind="export", run_id=run_id, params={"n": i}, requested_by="t")
         for i in range(3)
     ]
-    worker_store.register_worker(db, "alive", hostname="h", pid=1, max_concurrent=1)
-    worker_store.register_worker(db, "stopped", hostname="h", pid=2, max_concurrent=1)
-    worker_store.mark_stopped(db, "stopped")
+    worker_writes.register_worker(db, "alive", hostname="h", pid=1, max_concurrent=1)
+    worker_writes.register_worker(db, "stopped", hostname="h", pid=2, max_concurrent=1)
+    worker_writes.mark_stopped(db, "stopped")
     for job_id, worker in zip(ids, ("alive", "stopped", "never-registered"), strict=True):
         assert job_writes.claim_next_job(db, worker) == job_id
     failed = job_writes.fail_orphaned_jobs(db, alive_within_s=60, error="engine gone")
@@ -332,7 +332,7 @@ def test_run_page_queues_jobs_that_the_engine_runs(settings, db, demo_datasets, 
 def test_job_process_that_dies_jobs_of_a_dead_worker_and_shutdown(settings, db, demo_datasets):
     run_id = completed_run(settings, db, "iris")
     # A job left running by a worker that was killed (it never stopped, its beat is old).
-    worker_store.register_worker(db, "killed-worker", hostname="h", pid=1, max_concurrent=1)
+    worker_writes.register_worker(db, "killed-worker", hostname="h", pid=1, max_concurrent=1)
     with db.begin() as conn:
         conn.execute(text("UPDATE workers SET heartbeat_at = '2020-01-01 00:00:00'"))
     orphan = jobs.request_export(settings, db, ADMIN, run_id, "onnx")

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 import seedlab
-from db import workers as worker_store
 from db.session import get_db
+from db.writes import workers as worker_writes
 from engine.core.settings import Settings
 from tests.conftest import ROOT, child_env, seedlab_cmd
 
@@ -125,11 +125,11 @@ def test_health_says_version_database_and_engine(server: Server):
 
     # A worker that beats now: the engine is alive, by the Engine page's rule.
     db = _db(server.home)
-    worker_store.register_worker(db, "w-web", hostname="here", pid=os.getpid(), max_concurrent=1)
+    worker_writes.register_worker(db, "w-web", hostname="here", pid=os.getpid(), max_concurrent=1)
     try:
         assert json.loads(_get(f"{server.url}/api/v1/health")[2])["engine_alive"] is True
     finally:
-        worker_store.mark_stopped(db, "w-web")
+        worker_writes.mark_stopped(db, "w-web")
     assert json.loads(_get(f"{server.url}/api/v1/health")[2])["engine_alive"] is False
 
 

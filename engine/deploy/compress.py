@@ -25,8 +25,8 @@ from sqlalchemy import Engine
 from torch import nn
 from torch.nn.utils import prune
 
-from db import artifacts as artifact_store
 from db import runs as run_store
+from db.writes import artifacts as artifact_writes
 from engine.core.atomic import atomic_path
 from engine.core.catalog import HEADLINE_METRIC
 from engine.core.config import RunConfig, validate_config
@@ -99,7 +99,7 @@ def _original(settings: Settings, finished: FinishedRun) -> dict[str, Any]:
 def _register(settings: Settings, db: Engine, run_id: int, path: Path) -> None:
     size, digest = file_digest(path)
     relative = path.relative_to(settings.run_dir(run_id))
-    artifact_store.add_artifact(
+    artifact_writes.add_artifact(
         db, run_id, kind="variant", path=str(relative), size_bytes=size, sha256=digest
     )
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from sqlalchemy import Engine
 
-from db import artifacts as artifact_store
+from db.writes import artifacts as artifact_writes
 from engine.core.atomic import atomic_path, write_json_atomic
 from engine.core.settings import Settings
 from engine.deploy.bundle import write_bundle
@@ -139,7 +139,7 @@ def _remember(settings: Settings, db: Engine, result: ExportResult, digest: str)
     run_dir = settings.run_dir(result.run_id).resolve()
     if not path.resolve().is_relative_to(run_dir):
         return  # a copy written where the user asked: not one of the run's files
-    artifact_store.add_artifact(
+    artifact_writes.add_artifact(
         db,
         result.run_id,
         kind=result.format,

@@ -24,10 +24,11 @@ from pathlib import Path
 import torch
 from sqlalchemy import Engine
 
-from db import artifacts as artifact_store
 from db import datasets as dataset_store
 from db import runs as run_store
 from db.session import get_db
+from db.writes import artifacts as artifact_writes
+from db.writes import runs as run_writes
 from engine.core.atomic import write_json_atomic
 from engine.core.config import validate_config
 from engine.core.errors import DatasetError, SeedlabError
@@ -119,7 +120,7 @@ class DbReporter:
             # Our worker died (SIGKILL, OOM): stop here; the run resumes under the next one.
             raise WorkerGone()
         points, self.buffer = self.buffer, []
-        self.cancelled = run_store.record_progress(self.db, self.run_id, points) or self.cancelled
+        self.cancelled = run_writes.record_progress(self.db, self.run_id, points) or self.cancelled
         self.last_flush = time.monotonic()
 
 
@@ -129,7 +130,7 @@ def _on_sigterm(_signum, _frame) -> None:  # noqa: ANN001
 
 def _fail(db, run_id: int, message: str) -> None:  # noqa: ANN001
     log.error("run %s failed: %s", run_id, message)
-    run_store.finish_run(db, run_id, "failed", message)
+    run_writes.finish_run(db, run_id, "failed", message)
 
 
 def _record_artifact(
@@ -137,7 +138,7 @@ def _record_artifact(
 ) -> None:
     """Register a file of the run (by its name in the run folder) with its size and sha256."""
     size, digest = size_digest or file_digest(path)
-    artifact_store.add_artifact(
+    artifact_writes.add_artifact(
         db, run_id, kind=kind, path=path.name, size_bytes=size, sha256=digest
     )
 
@@ -169,7 +170,7 @@ def execute(settings: Settings, run_id: int) -> str:
         config = validate_config(run.config)
         choice = parallel.place(choose_device(config.device))
         if main:
-            run_store.mark_started(db, run_id, pid=os.getpid(), device=_device_text(choice))
+            run_writes.mark_started(db, run_id, pid=os.getpid(), device=_device_text(choice))
         log.info(
             "run %s %r on %s; config %s%s",
             run_id,
@@ -240,7 +241,7 @@ def execute(settings: Settings, run_id: int) -> str:
         if result.cancelled:
             log.info("cancel requested: stopped after %d epochs", result.epochs_completed)
             status = "cancelled"
-            run_store.finish_run(db, run_id, "cancelled")
+            run_writes.finish_run(db, run_id, "cancelled")
             return status
 
         report = evaluate_on_test(result.model, data, choice)
@@ -250,7 +251,7 @@ def execute(settings: Settings, run_id: int) -> str:
             # Which epoch's weights were evaluated (restore_best_weights).
             finals["best_epoch"] = float(result.best_epoch)
             report["best_epoch"] = result.best_epoch
-        run_store.record_progress(
+        run_writes.record_progress(
             db, run_id, [(k, final_step, v, time.time()) for k, v in finals.items()]
         )
         # Permutation importance of table models: capped to about a second (ml/importance.py).
@@ -260,7 +261,7 @@ def execute(settings: Settings, run_id: int) -> str:
         _record_artifact(db, run_id, "report", report_file)
         log.info("test metrics: %s", json.dumps(report["metrics"]))
         status = "completed"
-        run_store.finish_run(db, run_id, "completed")
+        run_writes.finish_run(db, run_id, "completed")
     except BaseException as exc:
         if not main:
             raise  # rank 0 settles the run: a failure here stops it through torchrun
@@ -300,7 +301,7 @@ def _settle(settings: Settings, db: Engine, run, exc: BaseException, parallel) -
     except (EngineShutdown, KeyboardInterrupt):  # KeyboardInterrupt: ray.cancel at shutdown
         epoch = load_train_state(resume_path(settings, run_id), mmap=True)
         where = f"after epoch {epoch.epoch}" if epoch else "from the start"
-        if run_store.requeue_run(db, run_id):
+        if run_writes.requeue_run(db, run_id):
             log.info("engine stopping: run requeued; it resumes %s on the next start", where)
             return "queued"
         # Someone settled it first (a cancel, a status check that found it silent): say what

@@ -38,10 +38,11 @@ import typer
 
 from db import jobs as job_store
 from db import runs as run_store
-from db import workers as worker_store
 from db.migrate import upgrade_to_head
 from db.session import get_db
 from db.writes import jobs as job_writes
+from db.writes import runs as run_writes
+from db.writes import workers as worker_writes
 from engine.core.errors import SeedlabError
 from engine.core.paths import PROJECT_ROOT
 from engine.core.run_files import append_log_line, log_path, tail
@@ -162,7 +163,7 @@ class Worker:
             if self.ray
             else total_slots(self.devices, gpu_cap=self.gpu_cap, cpu_cap=self.max_concurrent)
         )
-        worker_store.register_worker(
+        worker_writes.register_worker(
             self.db,
             self.worker_id,
             hostname=socket.gethostname(),
@@ -204,7 +205,7 @@ class Worker:
                 active.process.wait()
         self._reap()
         self._reap_jobs()
-        worker_store.mark_stopped(self.db, self.worker_id)
+        worker_writes.mark_stopped(self.db, self.worker_id)
         if self.ray:
             self.ray.close()
         log.info("worker %s stopped", self.worker_id)
@@ -227,7 +228,7 @@ class Worker:
 
     def poll_once(self) -> None:
         refreshed = self._refresh_devices()
-        worker_store.beat(self.db, self.worker_id, devices=self.devices if refreshed else None)
+        worker_writes.beat(self.db, self.worker_id, devices=self.devices if refreshed else None)
         self._reap()
         self._enforce_cancels()
         self._settle_stale()
@@ -242,7 +243,7 @@ class Worker:
             wanted = free_requests(self.devices, self.load(), **caps)
             if not wanted:
                 break
-            run_id = run_store.claim_next_run(self.db, self.worker_id, devices=wanted)
+            run_id = run_writes.claim_next_run(self.db, self.worker_id, devices=wanted)
             if run_id is None:
                 break
             run = run_store.get_run(self.db, run_id)
@@ -267,19 +268,19 @@ class Worker:
             wanted = self.ray.free_requests(in_use)
             if not wanted:
                 return
-            run_id = run_store.claim_next_run(self.db, self.worker_id, devices=wanted)
+            run_id = run_writes.claim_next_run(self.db, self.worker_id, devices=wanted)
             if run_id is None:
                 return
             run = run_store.get_run(self.db, run_id)
             request = self.ray.request_for(run.config if run else {})
             problem = self.ray.infeasible(request)
             if problem:
-                run_store.finish_run(self.db, run_id, "failed", problem)
+                run_writes.finish_run(self.db, run_id, "failed", problem)
                 log.warning("run %s: %s", run_id, problem)
                 continue
             self._note_attempt(run_id, run.attempts if run else 0, "Ray")
             handle = self.ray.start(run_id, request)
-            run_store.mark_started(
+            run_writes.mark_started(
                 self.db, run_id, pid=0, device=f"ray (waiting for {request.describe()})"
             )
             self.active[run_id] = ActiveRun(run_id, handle, Slot("ray"), request=request)
@@ -331,7 +332,7 @@ class Worker:
                 # its runs in order, instead of killing them mid-write.
                 start_new_session=True,
             )
-        run_store.mark_started(self.db, run_id, pid=process.pid, device=self._device_label(slot))
+        run_writes.mark_started(self.db, run_id, pid=process.pid, device=self._device_label(slot))
         self.active[run_id] = ActiveRun(run_id, process, slot)
         log.info("run %s started on %s (pid %s)", run_id, slot.key, process.pid)
 
@@ -343,12 +344,12 @@ class Worker:
                 continue
             del self.active[run_id]
             if active.terminated_for_cancel:
-                if run_store.finish_run(self.db, run_id, "cancelled"):
+                if run_writes.finish_run(self.db, run_id, "cancelled"):
                     log.info("run %s cancelled (terminated after ignoring the request)", run_id)
                 continue
             if self._stopping:
                 # Shut down before its runner could requeue it: resume on the next start.
-                if run_store.requeue_run(self.db, run_id, worker_id=self.worker_id):
+                if run_writes.requeue_run(self.db, run_id, worker_id=self.worker_id):
                     log.info("run %s requeued: the engine is shutting down", run_id)
                 else:  # its runner requeued or finished it first: its word stands
                     log.info("run %s not requeued at shutdown: its runner settled it", run_id)
@@ -358,7 +359,9 @@ class Worker:
             message = f"The run's process {ended} before the run finished."
             if log_tail:
                 message += "\nLast lines of its log:\n" + log_tail
-            if run_store.fail_running_run(self.db, run_id, worker_id=self.worker_id, error=message):
+            if run_writes.fail_running_run(
+                self.db, run_id, worker_id=self.worker_id, error=message
+            ):
                 log.warning("run %s: %s", run_id, message.splitlines()[0])
             else:
                 log.info("run %s finished (process %s)", run_id, _describe_exit(code))

@@ -11,12 +11,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from db import audit
 from engine.core.errors import ConfigError
 from engine.core.settings import Settings
 from engine.deploy.export import ExportResult
 from engine.deploy.variants import METHODS
-from engine.services.actions import check_run
+from engine.services import audit
 from engine.services.jobs import (
     FORMAT_LABELS,
     IMPORTANCE_REPEATS,
@@ -27,6 +26,7 @@ from engine.services.jobs import (
     export_params,
 )
 from engine.services.permissions import Actor, Permission
+from engine.services.runs import check_run
 
 Progress = Callable[[str, float | None], None]
 
@@ -53,7 +53,7 @@ def export_run(
     _check(db, actor, run_id, "export", params)
     result = write_export(settings, db, run_id, params["format"], output)
     detail = params["format"] + (f" to {output}" if output is not None else "")
-    audit.record(db, actor.name, "export", f"run {run_id}", detail)
+    audit.record(db, actor, "export", f"run {run_id}", detail)
     return result
 
 
@@ -74,7 +74,7 @@ def compress_run(
         raise ConfigError(f"method must be one of {', '.join(METHODS)}; got 'measure'")
     _check(db, actor, run_id, "compress", params)
     result = perform(settings, db, "compress", run_id, params)
-    audit.record(db, actor.name, "compress", f"run {run_id}", params["method"])
+    audit.record(db, actor, "compress", f"run {run_id}", params["method"])
     return {"variant": result["variant"], **result["record"]}
 
 
@@ -92,7 +92,7 @@ def compute_importance(
 
     check_run(db, actor, Permission.EXPORT, run_id)
     result = importance_for_run(settings, db, run_id, max_rows=max_rows, max_repeats=max_repeats)
-    audit.record(db, actor.name, "importance", f"run {run_id}")
+    audit.record(db, actor, "importance", f"run {run_id}")
     return result
 
 

@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from db import audit
 from db import jobs as job_store
 from db import runs as run_store
 from db.writes import jobs as job_writes
@@ -24,8 +23,9 @@ from engine.core.config import parse_overrides
 from engine.core.errors import ConfigError, SeedlabError
 from engine.core.settings import Settings
 from engine.deploy.variants import METHODS
-from engine.services.actions import check_run
+from engine.services import audit
 from engine.services.permissions import Actor, Permission, check
+from engine.services.runs import check_run
 
 # engine.deploy.export.FORMATS (that module loads torch; a test keeps the two equal).
 EXPORT_FORMATS = ("torchscript", "onnx", "pt2", "bundle")

@@ -5,8 +5,8 @@ registered model loads, live here. Refusals come back as SeedlabError sentences.
 
 What a user does to the registry goes through `register`, `promote` and `unregister`: each
 checks PROMOTE and writes one audit entry. `register_model`, `set_stage` and `delete_version`
-below them check nothing; engine/cli/models.py still calls them (and audits itself) until it
-calls the checked three.
+below them check nothing: they are the steps those three take (and what tests use to set up a
+registry), never called by a page or the CLI.
 """
 
 from __future__ import annotations
