@@ -25,9 +25,6 @@ SCANNED = [
 ABSENT_ON_PURPOSE = {
     "dashboard/pages/",  # tests/test_dashboard.py asserts that this folder never exists
 }
-# References in files this branch may not edit; each is fixed where that file is owned.
-# engine/cli/cluster.py's docstring: the README section is "Ray cluster (runs on several machines)".
-KNOWN_STALE = {("engine/cli/cluster.py", "Beyond one machine")}
 
 # A path starts at one of our folders, not inside a longer word or path ("tests/" in
 # "/work/tests/"), and ends before punctuation that closes a sentence.
@@ -89,6 +86,5 @@ def test_readme_sections_named_in_the_code_exist() -> None:
         f"{where}: README section {ref!r}"
         for where, ref in refs
         if not any(h.startswith(ref) for h in headings)
-        and (where.split(":")[0], ref) not in KNOWN_STALE
     ]
     assert missing == [], "README sections that do not exist:\n" + "\n".join(missing)

@@ -1,7 +1,8 @@
 """`seedlab cluster up|down|status`: a single-machine Ray cluster for the Ray executor.
 
 These wrap Ray's own `ray start --head` / `ray stop` / `ray status`; a cluster of several
-machines is set up with Ray's commands directly (README, "Beyond one machine").
+machines is set up with Ray's commands directly
+(README, "Ray cluster (runs on several machines)").
 """
 
 from __future__ import annotations
