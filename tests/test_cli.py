@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT, child_env, seedlab_cmd, seedlab_in_process
-
-
-def cli_process(*args: str) -> subprocess.CompletedProcess:
-    """`python -m engine.cli.main ARGS`: the command as its own program, interpreter and all."""
-    return subprocess.run(
-        seedlab_cmd(*args), capture_output=True, text=True, timeout=120, env=child_env(), cwd=ROOT
-    )
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    """The same entry point in this process (tests/conftest.py): ~4 s less per call."""
-    return seedlab_in_process(*args)
+from tests.support.commands import ROOT, child_env, cli, cli_process, free_port, seedlab_cmd
 
 
 def test_init_registers_demo_datasets(settings):
@@ -95,12 +82,6 @@ def test_submit_from_config_file_and_clone(settings, demo_datasets, tmp_path):
     assert cancelled.returncode == 0 and f"Run {run_id} cancelled." in cancelled.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -110,7 +91,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def test_up_serves_dashboard_and_ctrl_c_stops_everything(settings):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         seedlab_cmd("up", "--port", str(port)),
         env=child_env(),

@@ -8,7 +8,7 @@ from db import run_edits, run_query
 from db import runs as run_store
 from db.run_query import RunFilter
 from engine.services.demo_fill import fill_project
-from tests.test_dashboard import button, open_page, plotly_figures, texts
+from tests.support.pages import button, open_page, plotly_figures, texts
 
 
 @pytest.fixture

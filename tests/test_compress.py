@@ -25,8 +25,8 @@ from engine.deploy.finished_run import load_finished_run
 from engine.deploy.variants import comparison_table, read_variants
 from engine.execution.runner import execute
 from engine.services.launch import submit_run
-from tests.conftest import child_env, seedlab_cmd, seedlab_in_process
-from tests.trained import completed_run
+from tests.support.commands import child_env, seedlab_cmd, seedlab_in_process
+from tests.support.data import completed_run
 
 
 def test_quantized_model_loads_and_predicts(settings, db, demo_datasets):
@@ -124,7 +124,7 @@ def test_cli_compress_prints_the_comparison(settings, db, demo_datasets):
 
 
 def test_run_page_exports_and_compresses(settings, db, demo_datasets):
-    from tests.test_dashboard import button, open_page
+    from tests.support.pages import button, open_page
 
     run_id = completed_run(settings, db, "iris")
     at = open_page("views/run_detail.py", run=str(run_id))
@@ -143,7 +143,7 @@ def test_run_page_exports_and_compresses(settings, db, demo_datasets):
 
 
 def test_run_page_says_export_needs_a_completed_run(settings, db, demo_datasets):
-    from tests.test_dashboard import open_page
+    from tests.support.pages import open_page
 
     run_id = submit_run(db, "iris", {"epochs": 1})
     at = open_page("views/run_detail.py", run=str(run_id))

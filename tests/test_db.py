@@ -14,28 +14,12 @@ from sqlalchemy.exc import IntegrityError
 
 from db import metrics as metric_store
 from db import runs as run_store
-from db.datasets import insert_dataset
 from db.migrate import UnknownSchemaVersion, head_revision, upgrade_to_head
 from db.models import Base
 from db.session import make_engine, reading
+from tests.support.data import stub_dataset
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
-
-
-def _dataset(db, name: str = "d") -> int:
-    return insert_dataset(
-        db,
-        name=name,
-        kind="tabular",
-        task="classification",
-        target="y",
-        schema={"columns": [], "features": []},
-        n_rows=1,
-        n_columns=1,
-        sha256="0" * 64,
-        path="/nowhere",
-        source_filename="d.csv",
-    ).id
 
 
 def test_models_match_migrations(db):
@@ -85,14 +69,14 @@ def test_newer_schema_is_refused(db):
 
 
 def test_status_check_constraint(db):
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_store.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     with pytest.raises(IntegrityError, match="(?i)check constraint"):
         with db.begin() as conn:
             conn.execute(text("UPDATE runs SET status = 'exploded' WHERE id = :i"), {"i": run_id})
 
 
 def test_claim_takes_oldest_once(db):
-    ds = _dataset(db)
+    ds = stub_dataset(db)
     first = run_store.create_run(db, name="a", dataset_id=ds, config={})
     second = run_store.create_run(db, name="b", dataset_id=ds, config={})
     assert run_store.claim_next_run(db, "w1") == first
@@ -111,7 +95,7 @@ def _claim_all(url: str, worker: str, queue) -> None:  # noqa: ANN001
 
 
 def test_claim_is_atomic_across_processes(settings, db):
-    ds = _dataset(db)
+    ds = stub_dataset(db)
     ids = [run_store.create_run(db, name=f"r{i}", dataset_id=ds, config={}) for i in range(60)]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
@@ -129,7 +113,7 @@ def test_claim_is_atomic_across_processes(settings, db):
 
 
 def test_metrics_append_and_summary(db):
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_store.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     metric_store.append_metrics(db, run_id, [("loss", s, 10.0 - s, 0.0) for s in range(1, 6)])
     metric_store.append_metrics(db, run_id, [("loss", 6, 7.5, 0.0), ("acc", 6, 0.9, 0.0)])
     history = metric_store.metric_history(db, [run_id], ["loss"])
@@ -149,7 +133,7 @@ def test_metrics_append_and_summary(db):
 
 
 def test_record_progress_reports_cancel(db):
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_store.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     run_store.claim_next_run(db, "w")
     assert run_store.record_progress(db, run_id, [("loss", 1, 1.0, 0.0)]) is False
     assert run_store.request_cancel(db, run_id) == "running"
@@ -157,7 +141,7 @@ def test_record_progress_reports_cancel(db):
 
 
 def test_cancel_queued_run_is_immediate(db):
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_store.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     assert run_store.request_cancel(db, run_id) == "cancelled"
     assert run_store.get_run(db, run_id).status == "cancelled"
     assert run_store.claim_next_run(db, "w") is None
@@ -165,7 +149,7 @@ def test_cancel_queued_run_is_immediate(db):
 
 
 def test_finish_first_writer_wins(db):
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_store.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     run_store.claim_next_run(db, "w")
     assert run_store.finish_run(db, run_id, "completed")
     assert not run_store.finish_run(db, run_id, "failed", "late")
@@ -174,7 +158,7 @@ def test_finish_first_writer_wins(db):
 
 
 def test_stale_running_runs_fail(db):
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_store.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     run_store.claim_next_run(db, "w")
     assert run_store.fail_stale_runs(db, heartbeat_timeout_s=60, reason="x") == []
     with db.begin() as conn:
@@ -185,7 +169,7 @@ def test_stale_running_runs_fail(db):
 
 
 def test_list_runs_filters_and_summary(db):
-    a, b = _dataset(db, "a"), _dataset(db, "b")
+    a, b = stub_dataset(db, "a"), stub_dataset(db, "b")
     r1 = run_store.create_run(db, name="alpha", dataset_id=a, config={})
     r2 = run_store.create_run(db, name="beta", dataset_id=b, config={})
     metric_store.append_metrics(db, r2, [("test_accuracy", 1, 0.75, 0.0)])
@@ -207,7 +191,7 @@ def test_foreign_keys_enforced(db):
 
 
 def test_reader_does_not_block_writer(settings, db):
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_store.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     with reading(db) as reader:
         count = "SELECT COUNT(*) FROM metrics"
         assert reader.exec_driver_sql(count).scalar() == 0  # holds a read snapshot
@@ -217,7 +201,7 @@ def test_reader_does_not_block_writer(settings, db):
 
 
 def test_nan_points_do_not_lose_the_batch(db):
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_store.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     metric_store.append_metrics(
         db,
         run_id,
@@ -283,7 +267,7 @@ def test_migration_0002_keeps_runs_and_moves_tags_to_rows(empty_database_url):
 def test_an_artifact_over_2_gib_is_recorded(db):
     from db import artifacts as artifact_store
 
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_store.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     size = 5 * 2**30  # a large checkpoint: PostgreSQL's 32-bit INTEGER stopped at 2**31 - 1
     artifact_store.add_artifact(
         db, run_id, kind="checkpoint", path="model.pt", size_bytes=size, sha256="0" * 64
@@ -300,7 +284,7 @@ def test_two_sessions_adding_the_same_tag_at_once_both_succeed(db):
     from db import run_edits
     from db.models import run_tags
 
-    run_id = run_store.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_store.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     failures: list[BaseException] = []
 
     def add_from_another_session() -> None:

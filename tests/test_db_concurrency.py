@@ -10,7 +10,7 @@ import pytest
 from db import metrics as metric_store
 from db import runs as run_store
 from db.session import make_engine
-from tests.test_db import _dataset
+from tests.support.data import stub_dataset
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
@@ -32,7 +32,7 @@ def _work_through_queue(url: str, worker: str, queue) -> None:  # noqa: ANN001
 
 
 def test_parallel_workers_claim_flush_and_finish_every_run_once(settings, db):
-    dataset_id = _dataset(db)
+    dataset_id = stub_dataset(db)
     ids = [
         run_store.create_run(db, name=f"r{i}", dataset_id=dataset_id, config={}) for i in range(30)
     ]

@@ -18,24 +18,15 @@ from engine.core.errors import SeedlabError
 from engine.core.run_files import log_path, resume_path
 from engine.services.launch import submit_run
 from engine.services.recovery import resume_run
-from tests.test_dashboard import APP
-from tests.test_engine import cli, start_worker, stop_worker, wait_for
+from tests.support.commands import cli
+from tests.support.engine import run_status, start_worker, stop_worker
+from tests.support.pages import APP
+from tests.support.waiting import wait_until
 
 # Long enough that a kill or a cancel from the CLI (whose start-up takes seconds) lands mid-run
 # on a quiet machine (the fused-optimizer loop runs an epoch of this in ~0.1 s), short enough
 # to finish after a resume; no early stop.
 LONG = {"epochs": 150, "batch_size": 4, "hidden_sizes": [16], "early_stopping_patience": 0}
-
-
-@pytest.fixture
-def worker(settings):
-    proc = start_worker()
-    yield proc
-    stop_worker(proc)
-
-
-def _status(db, run_id: int) -> str:
-    return run_store.get_run(db, run_id).status
 
 
 def _epochs_logged(db, run_id: int) -> int:
@@ -57,13 +48,15 @@ def test_sigkill_worker_then_restart_resumes_with_continuous_metrics(settings, d
     run_id = submit_run(db, "breast_cancer", LONG)
     first = start_worker()
     try:
-        wait_for(lambda: _epochs_logged(db, run_id) >= 2, timeout=90)
+        wait_until(lambda: _epochs_logged(db, run_id) >= 2, timeout=90, what="2 epochs logged")
         runner_pid = run_store.get_run(db, run_id).pid
         first.kill()  # SIGKILL: no shutdown code runs
         first.wait()
         # The orphaned runner sees its worker gone, requeues its run and exits.
-        wait_for(lambda: _status(db, run_id) == "queued", timeout=15)
-        wait_for(lambda: not _alive(runner_pid), timeout=15)
+        wait_until(
+            lambda: run_status(db, run_id) == "queued", timeout=15, what="the run to be requeued"
+        )
+        wait_until(lambda: not _alive(runner_pid), timeout=15, what="the orphaned runner to exit")
         queued = run_store.get_run(db, run_id)
         assert queued.attempts == 1 and queued.worker_id is None
         checkpointed = _epochs_logged(db, run_id)
@@ -72,7 +65,11 @@ def test_sigkill_worker_then_restart_resumes_with_continuous_metrics(settings, d
 
     second = start_worker()
     try:
-        wait_for(lambda: _status(db, run_id) in ("completed", "failed"), timeout=120)
+        wait_until(
+            lambda: run_status(db, run_id) in ("completed", "failed"),
+            timeout=120,
+            what="the resumed run to finish",
+        )
     finally:
         stop_worker(second)
     run = run_store.get_run(db, run_id)
@@ -92,11 +89,16 @@ def _alive(pid: int) -> bool:
 
 def test_cancel_within_5_s_then_resume_from_cli(settings, db, demo_datasets, worker):
     run_id = submit_run(db, "breast_cancer", LONG)
-    wait_for(lambda: _epochs_logged(db, run_id) >= 2, timeout=90)
+    wait_until(lambda: _epochs_logged(db, run_id) >= 2, timeout=90, what="2 epochs logged")
     assert cli("runs", "cancel", str(run_id)).returncode == 0
     # Timed from the recorded request (the CLI's own start-up is not the engine's latency).
     requested = time.monotonic()
-    wait_for(lambda: _status(db, run_id) == "cancelled", timeout=10, interval=0.05)
+    wait_until(
+        lambda: run_status(db, run_id) == "cancelled",
+        timeout=10,
+        what="the run to be cancelled",
+        interval=0.05,
+    )
     assert time.monotonic() - requested < 5
     assert (settings.run_dir(run_id) / "model.pt").is_file()
     assert resume_path(settings, run_id).is_file()
@@ -104,7 +106,11 @@ def test_cancel_within_5_s_then_resume_from_cli(settings, db, demo_datasets, wor
     resumed = cli("runs", "resume", str(run_id))
     assert resumed.returncode == 0, resumed.stderr
     assert "resumes after epoch" in resumed.stdout
-    wait_for(lambda: _status(db, run_id) in ("completed", "failed"), timeout=120)
+    wait_until(
+        lambda: run_status(db, run_id) in ("completed", "failed"),
+        timeout=120,
+        what="the run to finish",
+    )
     run = run_store.get_run(db, run_id)
     assert run.status == "completed" and run.attempts == 1, run.error
     _assert_continuous(db, run_id, LONG["epochs"])
@@ -140,13 +146,22 @@ def test_four_parallel_runs_while_pages_read(settings, db, demo_datasets):
     reader = threading.Thread(target=read_pages_safely)
     reader.start()
     try:
-        wait_for(lambda: len(run_store.active_run_ids(db)) == 4, timeout=60, interval=0.05)
-        wait_for(lambda: all(_status(db, i) in ("completed", "failed") for i in ids), 180)
+        wait_until(
+            lambda: len(run_store.active_run_ids(db)) == 4,
+            timeout=60,
+            what="4 running runs",
+            interval=0.05,
+        )
+        wait_until(
+            lambda: all(run_status(db, i) in ("completed", "failed") for i in ids),
+            timeout=180,
+            what="all runs to finish",
+        )
     finally:
         done.set()
         reader.join(timeout=120)
         output = stop_worker(proc)
-    assert [_status(db, i) for i in ids] == ["completed"] * 4, [
+    assert [run_status(db, i) for i in ids] == ["completed"] * 4, [
         run_store.get_run(db, i).error for i in ids
     ]
     logs = output + "".join(log_path(settings, i).read_text() for i in ids)
@@ -170,12 +185,20 @@ def test_nan_loss_run_fails_with_a_lower_learning_rate(settings, db, demo_datase
         },
     )
     # Meanwhile the Engine's view: a live worker that registered its devices.
-    live = wait_for(lambda: worker_store.live_workers(db, within_s=15), timeout=30)
+    live = wait_until(
+        lambda: worker_store.live_workers(db, within_s=15),
+        timeout=30,
+        what="a live worker row",
+    )
     devices = live[0].devices
     assert devices and devices[0]["kind"] == "cpu" and devices[0]["name"].startswith("CPU")
     shown = cli("engine", "status")
     assert "alive" in shown.stdout and "device cpu" in shown.stdout, shown.stdout
-    wait_for(lambda: _status(db, run_id) in ("completed", "failed"), timeout=90)
+    wait_until(
+        lambda: run_status(db, run_id) in ("completed", "failed"),
+        timeout=90,
+        what="the run to finish",
+    )
     run = run_store.get_run(db, run_id)
     assert run.status == "failed"
     assert "learning rate" in run.error and "too high: try 1" in run.error
@@ -214,7 +237,7 @@ def test_no_run_stays_running_when_no_worker_comes_back(settings, db, demo_datas
     status = cli("engine", "status")  # no worker at all: a status check settles them
     assert status.returncode == 0, status.stderr
     assert "Engine not running" in status.stdout and "seedlab worker" in status.stdout
-    assert _status(db, with_checkpoint) == "queued"
+    assert run_status(db, with_checkpoint) == "queued"
     assert run_store.get_run(db, with_checkpoint).attempts == 1
     failed = run_store.get_run(db, without)
     assert failed.status == "failed" and "before its first checkpoint" in failed.error

@@ -12,7 +12,7 @@ from db import workers as worker_store
 from engine.core.run_files import resume_path
 from engine.ml.checkpoints import capture_state, save_train_state
 from engine.services.launch import submit_run
-from tests.test_dashboard import button, open_page, texts
+from tests.support.pages import button, open_page, texts
 
 FAKE_GPU = {
     "kind": "cuda",

@@ -20,8 +20,8 @@ from engine.deploy.export import ExportError, export_run, read_exports
 from engine.deploy.finished_run import RunNotReady, load_finished_run
 from engine.ml.predictor import Predictor
 from engine.services.launch import submit_run
-from tests.conftest import child_env, seedlab_cmd, seedlab_in_process
-from tests.trained import completed_run
+from tests.support.commands import child_env, seedlab_cmd, seedlab_in_process
+from tests.support.data import completed_run
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from engine.ml.device import choose_device
 from engine.ml.pipeline import evaluate_on_test, prepare_dataset
 from engine.ml.prep.image_stream import StreamedImages, stream_or_memory
 from engine.ml.train import ListReporter, train
-from tests.trained import completed_run
+from tests.support.data import completed_run
 
 CPU = choose_device("cpu")
 

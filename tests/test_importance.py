@@ -23,8 +23,8 @@ from engine.ml.importance import (
 )
 from engine.ml.predictor import Predictor
 from engine.services.launch import find_dataset
-from tests.test_dashboard import open_page, plotly_figures
-from tests.trained import completed_run
+from tests.support.data import completed_run
+from tests.support.pages import open_page, plotly_figures
 
 
 def signal_and_noise(settings, db) -> str:  # noqa: ANN001

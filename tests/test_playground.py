@@ -18,9 +18,9 @@ from engine.cli.main import app as cli_app
 from engine.core.run_files import checkpoint_path, read_report, report_path
 from engine.ml.predictor import Predictor
 from engine.services.launch import submit_run
-from tests.conftest import child_env, seedlab_cmd
-from tests.test_dashboard import open_page, plotly_figures, texts
-from tests.trained import completed_run
+from tests.support.commands import child_env, seedlab_cmd
+from tests.support.data import completed_run
+from tests.support.pages import open_page, plotly_figures, texts
 
 PAGE = "views/playground.py"
 IRIS_FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
