@@ -299,6 +299,8 @@ def test_two_sessions_adding_the_same_tag_at_once_both_succeed(db):
         conn.execute(insert(run_tags).values(run_id=run_id, tag="best"))
         second = threading.Thread(target=add_from_another_session)
         second.start()
+        # Part of the scenario, not a wait for a condition: the first transaction stays open
+        # while the second session tries its insert (and blocks on the uncommitted row).
         time.sleep(0.5)
     second.join(timeout=30)
     assert not second.is_alive() and failures == []

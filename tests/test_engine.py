@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,13 @@ from db import datasets as dataset_store
 from db import runs as run_store
 from engine.services.launch import submit_run
 from tests.support.commands import cli
-from tests.support.engine import MESSY_CHURN_CSV, run_status, start_worker, stop_worker
+from tests.support.engine import (
+    MESSY_CHURN_CSV,
+    run_status,
+    start_worker,
+    stop_worker,
+    wait_for_worker_polls,
+)
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
@@ -106,11 +111,11 @@ def test_cancel_a_running_run(settings, db, demo_datasets, worker):
     )
     result = cli("runs", "cancel", str(run_id))
     assert result.returncode == 0 and "Cancel requested" in result.stdout
-    requested = time.monotonic()
     wait_until(
         lambda: run_status(db, run_id) == "cancelled", timeout=30, what="the run to be cancelled"
     )
-    assert time.monotonic() - requested < 10
+    # The runner stopped itself (its checkpoint is written), not the worker's kill after
+    # CANCEL_GRACE_S. How fast a cancel lands is measured in bench/bench_engine.py.
     assert (settings.run_dir(run_id) / "model.pt").is_file()
     assert cli("runs", "wait", str(run_id), "--timeout", "5").returncode == 1
 
@@ -179,7 +184,7 @@ def test_worker_respects_concurrency_cap(settings, db, demo_datasets):
         wait_until(
             lambda: len(run_store.active_run_ids(db)) == 2, timeout=30, what="2 running runs"
         )
-        time.sleep(1.5)
+        wait_for_worker_polls(db, 3)  # polls that could have claimed the third run
         statuses = [run_status(db, i) for i in ids]
         assert statuses == ["running", "running", "queued"]  # oldest first, third waits
         for run_id in ids:

@@ -16,7 +16,7 @@ from engine.core.errors import ConfigError
 from engine.services import sweeps
 from engine.services.launch import submit_run
 from tests.support.commands import cli
-from tests.support.engine import start_worker, stop_worker
+from tests.support.engine import start_worker, stop_worker, wait_for_worker_polls
 from tests.support.pages import button, open_page, plotly_figures, texts
 from tests.support.waiting import wait_until
 
@@ -207,7 +207,7 @@ def test_cancel_and_worker_restart_mid_sweep(settings, db, demo_datasets):
         )
         cancelled = cli("sweeps", "cancel", str(sweep_id))
         assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
-        time.sleep(2)  # a poll or two: the cancelled sweep must launch nothing more
+        wait_for_worker_polls(db, 2)  # the cancelled sweep must launch nothing more
         ids = sweep_store.trial_run_ids(db, sweep_id)
         wait_until(
             lambda: all(run_store.get_run(db, i).status not in ("queued", "running") for i in ids),

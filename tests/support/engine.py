@@ -9,7 +9,9 @@ import sys
 from sqlalchemy import Engine
 
 from db import runs as run_store
+from db import workers as worker_store
 from tests.support.commands import ROOT, child_env
+from tests.support.waiting import wait_until
 
 # A churn table with gaps, an empty category, a free-text column and a yes/no target (240 rows).
 MESSY_CHURN_CSV = (
@@ -52,3 +54,22 @@ def stop_worker(proc: subprocess.Popen) -> str:
 
 def run_status(db: Engine, run_id: int) -> str:
     return run_store.get_run(db, run_id).status
+
+
+def wait_for_worker_polls(db: Engine, polls: int = 2, timeout: float = 30) -> None:
+    """Return once the live worker has run `polls` whole polls that began after this call.
+
+    For checks that something does NOT happen (a capped run stays queued, a cancelled sweep
+    launches no trial): each poll beats the heartbeat first and then claims runs and advances
+    sweeps, so once `polls + 1` fresh beats are seen, `polls` whole polls have had their chance.
+    """
+    seen: list[object] = []
+
+    def beaten() -> bool:
+        worker = worker_store.last_worker(db)
+        assert worker is not None, "no worker has registered"
+        if not seen or worker.heartbeat_at > seen[-1]:
+            seen.append(worker.heartbeat_at)
+        return len(seen) > polls + 1  # seen[0] may be a poll already under way
+
+    wait_until(beaten, timeout, what=f"{polls} worker polls", interval=0.02)
