@@ -287,43 +287,34 @@ def _wait_while(condition: Callable[[], bool], timeout: float, interval: float) 
         time.sleep(interval)
 
 
-def submit_latency(repeats: int) -> list[float]:
-    """Seconds from submit (a queued row) to `running` (claimed and its runner spawned), with a
-    real worker subprocess polling at its default interval."""
+def latencies(repeats: int) -> tuple[list[float], list[float]]:
+    """Through one real worker subprocess polling at its default interval, in seconds:
+    - submit → running: from a queued row to the run claimed and its runner spawned;
+    - cancel → cancelled: from the cancel flag (what `seedlab runs cancel` sets) on a run in
+      mid-training to its `cancelled` status: the runner's own check, its checkpoint and the
+      worker's bookkeeping. tests/test_engine_faults.py checks that a cancel stops a run
+      cleanly; how fast is measured here, not asserted there."""
     from db import runs as run_store
     from engine.services.launch import submit_run
 
-    latencies = []
+    long_run = {"epochs": 5000, "batch_size": 8, "early_stopping_patience": 0}
+    submits, cancels = [], []
     with worker_home() as (_, db):
         for _ in range(repeats):
             run_id = submit_run(db, "iris", {"epochs": 1})
             submitted = time.perf_counter()
             while run_store.get_run(db, run_id).status == "queued":
                 time.sleep(0.01)
-            latencies.append(time.perf_counter() - submitted)
+            submits.append(time.perf_counter() - submitted)
             _wait_while(lambda r=run_id: run_store.get_run(db, r).status == "running", 120, 0.1)
-    return latencies
-
-
-def cancel_latency(repeats: int) -> list[float]:
-    """Seconds from a cancel request (the row's flag, what `seedlab runs cancel` sets) to the
-    run's `cancelled` status, on a run in mid-training: the runner's own check, its checkpoint
-    and the worker's bookkeeping (tests/test_engine_faults.py checks it stops cleanly; the
-    time is measured here, not asserted there)."""
-    from db import runs as run_store
-    from engine.services.launch import submit_run
-
-    long_run = {"epochs": 5000, "batch_size": 8, "early_stopping_patience": 0}
-    latencies = []
-    with worker_home() as (_, db):
         for _ in range(repeats):
             run_id = submit_run(db, "breast_cancer", long_run)
             _wait_while(lambda r=run_id: not run_store.get_run(db, r).summary, 120, 0.05)
             run_store.request_cancel(db, run_id)
             requested = time.perf_counter()
             _wait_while(lambda r=run_id: run_store.get_run(db, r).status == "running", 60, 0.01)
-            latencies.append(time.perf_counter() - requested)
-    return latencies
+            cancels.append(time.perf_counter() - requested)
+    return submits, cancels
 
 
 def main() -> None:
@@ -347,10 +338,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     lines, figures = throughput(args)
-    latencies = submit_latency(args.latency_repeats)
-    cancels = cancel_latency(args.latency_repeats)
+    submits, cancels = latencies(args.latency_repeats)
     load_after = os.getloadavg()
-    median_latency = statistics.median(latencies)
+    median_latency = statistics.median(submits)
     section = [
         BEGIN,
         "## Engine: training throughput, checkpoint cost, submit-to-running and cancel latency",
@@ -382,8 +372,8 @@ def main() -> None:
         "so it is written every epoch by default; `SEEDLAB_CHECKPOINT_MIN_INTERVAL_S` spaces them "
         "out for runs whose epochs are shorter than a checkpoint is worth.",
         f"- submit → running (claimed, runner spawned) through a real worker polling every "
-        f"0.5 s: median {median_latency:.2f} s over {len(latencies)} runs "
-        f"(min {min(latencies):.2f}, max {max(latencies):.2f}; aim < 2 s).",
+        f"0.5 s: median {median_latency:.2f} s over {len(submits)} runs "
+        f"(min {min(submits):.2f}, max {max(submits):.2f}; aim < 2 s).",
         f"- cancel → cancelled on a run in mid-training (the runner stops at its next check, "
         f"writes its checkpoint; the worker reaps it): median {statistics.median(cancels):.2f} s "
         f"over {len(cancels)} runs (min {min(cancels):.2f}, max {max(cancels):.2f}; aim < 5 s).",

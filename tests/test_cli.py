@@ -99,6 +99,7 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+@pytest.mark.slow  # `seedlab up`: the dashboard and a worker as processes
 def test_up_serves_dashboard_and_ctrl_c_stops_everything(settings):
     port = free_port()
     proc = subprocess.Popen(

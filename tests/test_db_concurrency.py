@@ -12,7 +12,8 @@ from db import runs as run_store
 from db.session import make_engine
 from tests.support.data import stub_dataset
 
-pytestmark = pytest.mark.backends("sqlite", "postgresql")
+# Several worker processes at once, each importing the engine.
+pytestmark = [pytest.mark.backends("sqlite", "postgresql"), pytest.mark.slow]
 
 KEYS = ("loss", "accuracy")
 STEPS = 4

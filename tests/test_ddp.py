@@ -25,6 +25,9 @@ from tests.support.commands import cli
 from tests.support.engine import start_worker, stop_worker
 from tests.support.waiting import wait_until
 
+# Data-parallel runs: torchrun starts one process per rank.
+pytestmark = [pytest.mark.ddp, pytest.mark.slow]
+
 # No dropout: then the only difference between one process on batches of 16 and two processes
 # on 8 rows each of the same batches is the order of floating-point sums (DDP averages the two
 # half-batch gradients, which is the full batch's mean), so the curves must agree closely.

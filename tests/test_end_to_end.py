@@ -7,12 +7,17 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from db import datasets as dataset_store
 from db import runs as run_store
 from tests.support.commands import ROOT, child_env, seedlab_cmd
 from tests.support.engine import MESSY_CHURN_CSV, start_worker, stop_worker
 from tests.support.pages import button, open_page
 from tests.support.waiting import wait_until
+
+# A real worker trains what the pages launched.
+pytestmark = pytest.mark.slow
 
 
 def test_upload_launch_train_browse(settings, db):

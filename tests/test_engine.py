@@ -25,7 +25,8 @@ from tests.support.engine import (
 )
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.backends("sqlite", "postgresql")
+# Every test starts a real worker subprocess, which spawns a runner per run.
+pytestmark = [pytest.mark.backends("sqlite", "postgresql"), pytest.mark.slow]
 
 
 def test_upload_submit_train_browse_via_cli(settings, db, tmp_path: Path, worker):

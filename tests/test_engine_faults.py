@@ -22,6 +22,9 @@ from tests.support.engine import run_status, start_worker, stop_worker
 from tests.support.pages import APP
 from tests.support.waiting import wait_until
 
+# Real worker subprocesses killed, restarted and cancelled mid-run.
+pytestmark = pytest.mark.slow
+
 # Long enough that a kill or a cancel from the CLI (whose start-up takes seconds) lands mid-run
 # on a quiet machine (the fused-optimizer loop runs an epoch of this in ~0.1 s), short enough
 # to finish after a resume; no early stop.

@@ -353,6 +353,7 @@ def test_resnet_with_augmentation_trains(settings, digits):
     assert evaluate_on_test(result.model, data, CPU)["metrics"]["test_accuracy"] > 0.5
 
 
+@pytest.mark.slow  # a real worker subprocess trains it
 def test_image_run_through_a_real_worker(settings, db):
     from tests.support.engine import start_worker, stop_worker
     from tests.support.waiting import wait_until

@@ -25,6 +25,9 @@ from tests.support.commands import ROOT, child_env, cli, free_port, seedlab_cmd
 from tests.support.engine import run_status, start_worker, stop_worker
 from tests.support.waiting import wait_until
 
+# A local Ray cluster (started once per module) and workers on it.
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
 LONG = {"epochs": 5000, "batch_size": 8, "early_stopping_patience": 0}
 
 

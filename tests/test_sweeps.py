@@ -77,6 +77,7 @@ def test_objective_must_fit_the_task(db, demo_datasets):
 # ---------------------------------------------------------------- through the worker
 
 
+@pytest.mark.slow  # real workers train every trial
 def test_grid_and_tpe_sweeps_find_and_launch_the_best(settings, db, demo_datasets):
     grid = cli(
         "sweeps", "submit", "--dataset", "iris", "--sampler", "grid",
@@ -174,6 +175,7 @@ def test_pruning_stops_a_bad_trial_early(settings, db, demo_datasets):
     assert sweep.status == "completed" and sweep.best_run_id == trials[0].run.id
 
 
+@pytest.mark.slow  # real workers, stopped and restarted mid-sweep
 def test_cancel_and_worker_restart_mid_sweep(settings, db, demo_datasets):
     sweep_id = sweeps.submit_sweep(
         db,

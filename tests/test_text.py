@@ -278,6 +278,7 @@ def test_default_text_model_reaches_90_percent_on_the_demo(settings, db, demo_da
 # ---------------------------------------------------------------- through the engine
 
 
+@pytest.mark.slow  # a real worker subprocess trains it
 def test_lstm_run_on_the_demo_through_a_real_worker(settings, db, demo_datasets, tmp_path):
     run_id = submit_run(
         db, "support_tickets", {"model": "lstm", "epochs": 2, "batch_size": 128, **TINY}
