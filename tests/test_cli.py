@@ -13,6 +13,7 @@ from tests.support.commands import ROOT, child_env, cli, cli_process, free_port,
 from tests.support.waiting import wait_until
 
 
+@pytest.mark.slow  # `seedlab init` as its own program
 def test_init_registers_demo_datasets(settings):
     result = cli_process("init")
     assert result.returncode == 0

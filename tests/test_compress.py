@@ -104,6 +104,7 @@ def test_a_teacher_on_other_data_is_refused(settings, db, demo_datasets):
     assert "teacher run" in run_store.get_run(db, student).error
 
 
+@pytest.mark.slow  # `seedlab` as its own program
 def test_cli_compress_prints_the_comparison(settings, db, demo_datasets):
     run_id = completed_run(settings, db, "iris")
     out = subprocess.run(

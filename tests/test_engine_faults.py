@@ -25,10 +25,12 @@ from tests.support.waiting import wait_until
 # Real worker subprocesses killed, restarted and cancelled mid-run.
 pytestmark = pytest.mark.slow
 
-# Long enough that a kill or a cancel from the CLI (whose start-up takes seconds) lands mid-run
-# on a quiet machine (the fused-optimizer loop runs an epoch of this in ~0.1 s), short enough
-# to finish after a resume; no early stop.
-LONG = {"epochs": 150, "batch_size": 4, "hidden_sizes": [16], "early_stopping_patience": 0}
+# Long enough that a kill or a cancel lands mid-run: the tests act once 2 epochs are stored,
+# and up to ~2 s pass before the runner stops (its 1 s flush shows the epochs late, then it
+# notices a cancel or its dead worker at the next flush): ~20 epochs at this box's ~0.1 s, ~66
+# on a box three times faster, and 78 are left. Short enough to finish after a resume; no
+# early stop. (150 epochs cost ~25 s more per test on 2 loaded cores and proved nothing more.)
+LONG = {"epochs": 80, "batch_size": 4, "hidden_sizes": [16], "early_stopping_patience": 0}
 
 
 def _epochs_logged(db, run_id: int) -> int:
