@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install lock postgres-server run test e2e lint worker dashboard bench bench-quick bench-venv clean
+.PHONY: install lock postgres-server run test test-fast e2e lint worker dashboard bench bench-quick bench-venv clean
 
 install: $(STAMP)
 
@@ -60,6 +60,12 @@ dashboard: install
 
 test: install postgres-server
 	$(BIN)/python -m pytest -q
+
+# The inner loop (< 3 minutes on 2 cores): every test but the slow tiers (pyproject.toml
+# markers: real worker/runner subprocesses, PostgreSQL, Ray, DDP). `make test` runs them all.
+TEST_FAST ?= not slow and not postgres and not ray and not ddp and not e2e
+test-fast: install
+	$(BIN)/python -m pytest -q -m "$(TEST_FAST)"
 
 # The whole loop in headless Chromium (tests/e2e, left out of `make test`): installs Debian's
 # chromium when it is missing and we are root, and Playwright from requirements-e2e.txt;

@@ -1,5 +1,5 @@
 """Engine benchmark: training throughput of Seedlab's loop vs plain PyTorch, checkpoint cost,
-and submit-to-running latency through a real worker.
+submit-to-running latency and cancel latency through a real worker.
 
     python bench/bench_engine.py                    # prints the tables
     python bench/bench_engine.py --write-results    # also updates its section of RESULTS.md
@@ -19,6 +19,7 @@ loops do, so on a GPU the engine's column also shows what its precision choice i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -242,15 +244,15 @@ def throughput(args: argparse.Namespace) -> tuple[list[str], dict[str, float]]:
     return lines, figures
 
 
-def submit_latency(repeats: int) -> list[float]:
-    """Seconds from submit (a queued row) to `running` (claimed and its runner spawned), with a
-    real worker subprocess polling at its default interval."""
-    from db import runs as run_store
+@contextlib.contextmanager
+def worker_home() -> Iterator[tuple[object, object]]:
+    """A throwaway Seedlab home with the demo tables and a real worker subprocess polling it at
+    its default interval; yields (settings, db) once the worker beats."""
+    from db import workers as worker_store
     from db.migrate import upgrade_to_head
     from db.session import get_db
     from engine.core.settings import Settings
     from engine.data.demo import register_demo_datasets
-    from engine.services.launch import submit_run
 
     home = Path(tempfile.mkdtemp(prefix="seedlab-bench-home-"))
     env = dict(os.environ, SEEDLAB_HOME=str(home), PYTHONPATH=str(ROOT))
@@ -260,8 +262,6 @@ def submit_latency(repeats: int) -> list[float]:
     db = get_db(settings)
     upgrade_to_head(db)
     register_demo_datasets(settings, db)
-    from db import workers as worker_store
-
     worker = subprocess.Popen(
         [sys.executable, "-m", "engine.execution.worker"],
         env=env,
@@ -269,28 +269,52 @@ def submit_latency(repeats: int) -> list[float]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    latencies = []
     try:
         deadline = time.monotonic() + 120
         while not worker_store.live_workers(db, within_s=5) and time.monotonic() < deadline:
             time.sleep(0.1)  # the worker is up and polling
         time.sleep(1)
+        yield settings, db
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _wait_while(condition: Callable[[], bool], timeout: float, interval: float) -> None:
+    deadline = time.monotonic() + timeout
+    while condition() and time.monotonic() < deadline:
+        time.sleep(interval)
+
+
+def latencies(repeats: int) -> tuple[list[float], list[float]]:
+    """Through one real worker subprocess polling at its default interval, in seconds:
+    - submit → running: from a queued row to the run claimed and its runner spawned;
+    - cancel → cancelled: from the cancel flag (what `seedlab runs cancel` sets) on a run in
+      mid-training to its `cancelled` status: the runner's own check, its checkpoint and the
+      worker's bookkeeping. tests/test_engine_faults.py checks that a cancel stops a run
+      cleanly; how fast is measured here, not asserted there."""
+    from db import runs as run_store
+    from engine.services.launch import submit_run
+
+    long_run = {"epochs": 5000, "batch_size": 8, "early_stopping_patience": 0}
+    submits, cancels = [], []
+    with worker_home() as (_, db):
         for _ in range(repeats):
             run_id = submit_run(db, "iris", {"epochs": 1})
             submitted = time.perf_counter()
             while run_store.get_run(db, run_id).status == "queued":
                 time.sleep(0.01)
-            latencies.append(time.perf_counter() - submitted)
-            deadline = time.monotonic() + 120
-            while run_store.get_run(db, run_id).status == "running":
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
-        shutil.rmtree(home, ignore_errors=True)
-    return latencies
+            submits.append(time.perf_counter() - submitted)
+            _wait_while(lambda r=run_id: run_store.get_run(db, r).status == "running", 120, 0.1)
+        for _ in range(repeats):
+            run_id = submit_run(db, "breast_cancer", long_run)
+            _wait_while(lambda r=run_id: not run_store.get_run(db, r).summary, 120, 0.05)
+            run_store.request_cancel(db, run_id)
+            requested = time.perf_counter()
+            _wait_while(lambda r=run_id: run_store.get_run(db, r).status == "running", 60, 0.01)
+            cancels.append(time.perf_counter() - requested)
+    return submits, cancels
 
 
 def main() -> None:
@@ -314,12 +338,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     lines, figures = throughput(args)
-    latencies = submit_latency(args.latency_repeats)
+    submits, cancels = latencies(args.latency_repeats)
     load_after = os.getloadavg()
-    median_latency = statistics.median(latencies)
+    median_latency = statistics.median(submits)
     section = [
         BEGIN,
-        "## Engine: training throughput, checkpoint cost, submit-to-running latency",
+        "## Engine: training throughput, checkpoint cost, submit-to-running and cancel latency",
         "",
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -348,8 +372,11 @@ def main() -> None:
         "so it is written every epoch by default; `SEEDLAB_CHECKPOINT_MIN_INTERVAL_S` spaces them "
         "out for runs whose epochs are shorter than a checkpoint is worth.",
         f"- submit → running (claimed, runner spawned) through a real worker polling every "
-        f"0.5 s: median {median_latency:.2f} s over {len(latencies)} runs "
-        f"(min {min(latencies):.2f}, max {max(latencies):.2f}; aim < 2 s).",
+        f"0.5 s: median {median_latency:.2f} s over {len(submits)} runs "
+        f"(min {min(submits):.2f}, max {max(submits):.2f}; aim < 2 s).",
+        f"- cancel → cancelled on a run in mid-training (the runner stops at its next check, "
+        f"writes its checkpoint; the worker reaps it): median {statistics.median(cancels):.2f} s "
+        f"over {len(cancels)} runs (min {min(cancels):.2f}, max {max(cancels):.2f}; aim < 5 s).",
         *(
             [
                 "- No GPU on this machine: the CUDA path (bf16 autocast, TF32, one GPU per run "

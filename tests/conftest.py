@@ -7,13 +7,9 @@ session starts in a temp dir (tests/pg_server.py; skipped, saying why, without t
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import shutil
 import subprocess
-import sys
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +20,10 @@ from db.migrate import upgrade_to_head
 from db.session import get_db, make_engine
 from engine.core.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+# Re-exported for test files written before tests/support existed; import them from there.
+from tests.support.commands import ROOT, child_env, seedlab_cmd, seedlab_in_process  # noqa: F401
+from tests.support.engine import start_worker, stop_worker
+
 BACKENDS = ("sqlite", "postgresql")
 
 
@@ -42,6 +41,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         unknown = set(marker.args) - set(BACKENDS)
         assert not unknown, f"backends must be among {BACKENDS}, got {sorted(unknown)}"
         metafunc.parametrize("backend", marker.args, indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every PostgreSQL instance is in the `postgres` tier (make test-fast leaves it out), so a
+    # new `backends(...)` test needs no marker of its own.
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") == "postgresql":
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture
@@ -159,41 +167,9 @@ def demo_datasets(settings: Settings, db: Engine) -> list[str]:
     return register_demo_datasets(settings, db, images=False)
 
 
-def seedlab_cmd(*args: str) -> list[str]:
-    """The `seedlab` CLI as a subprocess command (same interpreter as the tests)."""
-    return [sys.executable, "-m", "engine.cli.main", *args]
-
-
-def seedlab_in_process(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """`seedlab ARGS` through the real entry point (engine.cli.main.main), in this process.
-
-    For tests of what a command does rather than of the interpreter around it: a subprocess
-    pays ~4 s of imports (torch, scikit-learn) per call on 2 cores. Exit status, stdout and
-    stderr are what the command gives; an exception that main() would not turn into a one-line
-    error comes back as the traceback a user would see, so "no Traceback" checks still hold.
-    """
-    from engine.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with (
-        contextlib.chdir(cwd),
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-        pytest.MonkeyPatch.context() as patch,
-    ):
-        patch.setattr(sys, "argv", ["seedlab", *args])
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-        except Exception:  # noqa: BLE001 - what the interpreter would print, then exit 1
-            traceback.print_exc()
-            code = 1
-    return subprocess.CompletedProcess(["seedlab", *args], code, out.getvalue(), err.getvalue())
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+@pytest.fixture
+def worker(settings: Settings) -> Iterator[subprocess.Popen]:
+    """A `seedlab worker` subprocess on the test's home, stopped (SIGTERM) after the test."""
+    proc = start_worker()
+    yield proc
+    stop_worker(proc)

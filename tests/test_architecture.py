@@ -15,7 +15,7 @@ from pathlib import Path
 from alembic.script import ScriptDirectory
 
 from db.migrate import MIGRATIONS_DIR
-from tests.conftest import ROOT
+from tests.support.commands import ROOT
 
 PACKAGES = ("db", "engine", "dashboard", "seedlab")
 

@@ -29,7 +29,8 @@ from engine.services.permissions import (
     cli_actor,
     is_loopback,
 )
-from tests.test_dashboard import APP, ROOT, TIMEOUT, button, go
+from tests.support.commands import ROOT
+from tests.support.pages import APP, TIMEOUT, button, go
 
 PASSWORD = "correct horse battery"
 ADMIN = cli_actor()

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+# The benchmark script runs as its own program (tiny sizes).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import time
 import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT, child_env, seedlab_cmd, seedlab_in_process
+from tests.support.commands import ROOT, child_env, cli, cli_process, free_port, seedlab_cmd
+from tests.support.waiting import wait_until
 
 
-def cli_process(*args: str) -> subprocess.CompletedProcess:
-    """`python -m engine.cli.main ARGS`: the command as its own program, interpreter and all."""
-    return subprocess.run(
-        seedlab_cmd(*args), capture_output=True, text=True, timeout=120, env=child_env(), cwd=ROOT
-    )
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    """The same entry point in this process (tests/conftest.py): ~4 s less per call."""
-    return seedlab_in_process(*args)
-
-
+@pytest.mark.slow  # `seedlab init` as its own program
 def test_init_registers_demo_datasets(settings):
     result = cli_process("init")
     assert result.returncode == 0
@@ -95,10 +83,13 @@ def test_submit_from_config_file_and_clone(settings, demo_datasets, tmp_path):
     assert cancelled.returncode == 0 and f"Run {run_id} cancelled." in cancelled.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _health(port: int) -> str:
+    """The dashboard's health route body, or "" while nothing answers on the port yet."""
+    try:
+        with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2) as r:
+            return r.read().decode()
+    except OSError:
+        return ""
 
 
 def _group_alive(pgid: int) -> bool:
@@ -109,8 +100,9 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+@pytest.mark.slow  # `seedlab up`: the dashboard and a worker as processes
 def test_up_serves_dashboard_and_ctrl_c_stops_everything(settings):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         seedlab_cmd("up", "--port", str(port)),
         env=child_env(),
@@ -121,24 +113,17 @@ def test_up_serves_dashboard_and_ctrl_c_stops_everything(settings):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 90
-        body = ""
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(
-                    f"http://localhost:{port}/_stcore/health", timeout=2
-                ) as r:
-                    body = r.read().decode()
-                    break
-            except OSError:
-                time.sleep(0.5)
-        assert body == "ok", "dashboard did not come up"
+        body = wait_until(
+            lambda: _health(port), timeout=90, what="the dashboard's health route", interval=0.5
+        )
+        assert body == "ok"
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         proc.wait(timeout=40)
-        deadline = time.monotonic() + 10
-        while _group_alive(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not _group_alive(proc.pid), "a Seedlab process outlived Ctrl-C"
+        wait_until(
+            lambda: not _group_alive(proc.pid),
+            timeout=10,
+            what="every Seedlab process to exit after Ctrl-C",
+        )
     finally:
         if _group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from engine.cli.main import app
 from engine.execution.worker_options import WorkerOptions, worker_command
-from tests.conftest import ROOT, child_env, seedlab_in_process
+from tests.support.commands import ROOT, child_env, seedlab_in_process
 
 CLI = ROOT / "engine" / "cli"
 

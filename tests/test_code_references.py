@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.support.commands import ROOT
 
 FOLDERS = ("engine", "dashboard", "db", "tests", "bench", "docs")
 SCANNED = [

@@ -10,7 +10,7 @@ from db.run_query import RunFilter
 from db.writes import run_edits
 from db.writes import runs as run_writes
 from engine.services.demo_fill import fill_project
-from tests.test_dashboard import button, open_page, plotly_figures, texts
+from tests.support.pages import button, open_page, plotly_figures, texts
 
 
 @pytest.fixture

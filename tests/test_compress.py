@@ -26,8 +26,8 @@ from engine.deploy.variants import comparison_table, read_variants
 from engine.execution.runner import execute
 from engine.services.distillation import distill_run
 from engine.services.launch import submit_run
-from tests.conftest import child_env, seedlab_cmd, seedlab_in_process
-from tests.trained import completed_run
+from tests.support.commands import child_env, seedlab_cmd, seedlab_in_process
+from tests.support.data import completed_run
 
 
 def test_quantized_model_loads_and_predicts(settings, db, demo_datasets):
@@ -105,6 +105,7 @@ def test_a_teacher_on_other_data_is_refused(settings, db, demo_datasets):
     assert "teacher run" in run_store.get_run(db, student).error
 
 
+@pytest.mark.slow  # `seedlab` as its own program
 def test_cli_compress_prints_the_comparison(settings, db, demo_datasets):
     run_id = completed_run(settings, db, "iris")
     out = subprocess.run(
@@ -128,7 +129,7 @@ def test_cli_compress_prints_the_comparison(settings, db, demo_datasets):
 
 
 def test_run_page_says_export_needs_a_completed_run(settings, db, demo_datasets):
-    from tests.test_dashboard import open_page
+    from tests.support.pages import open_page
 
     run_id = submit_run(db, "iris", {"epochs": 1})
     at = open_page("views/run_detail.py", run=str(run_id))

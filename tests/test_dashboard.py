@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from db import datasets as dataset_store
 from db import runs as run_store
@@ -25,52 +23,20 @@ from db.writes import workers as worker_writes
 from engine.core.config import RunConfig
 from engine.report import charts
 from engine.services.launch import find_dataset, submit_run
-
-ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "dashboard" / "app.py")
-TIMEOUT = 30
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def open_page(page: str, **query: str) -> AppTest:
-    """Render one page (a file path relative to app.py) with the given query parameters."""
-    # The first run registers the st.navigation pages; before it, AppTest finds a page by its
-    # file name only, which misses views/run_detail.py (its URL is /run).
-    return go(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), page, **query)
+from tests.support.commands import ROOT
+from tests.support.pages import (
+    button,
+    current_title,
+    open_page,
+    plotly_figures,
+    texts,
+)
 
 
-def go(at: AppTest, page: str, **query: str) -> AppTest:
-    """Move a session that has run once (and kept its login) to another page."""
-    at.switch_page(page)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def button(at: AppTest, label: str):  # noqa: ANN201
-    matches = [b for b in at.button if b.label == label]
-    assert matches, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
-    return matches[0]
-
-
-def texts(elements) -> str:  # noqa: ANN001
-    return "\n".join(str(e.value) for e in elements)
-
-
-def plotly_figures(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def current_title(at: AppTest) -> str:
-    return at.title[0].value
-
-
-def completed_run(settings, db, *, dataset: str = "iris", epochs: int = 3) -> int:  # noqa: ANN001
-    """A run taken through the engine's lifecycle to `completed`, with curves and a report."""
+def recorded_completed_run(settings, db, *, dataset: str = "iris", epochs: int = 3) -> int:  # noqa: ANN001
+    """A run taken through the engine's lifecycle to `completed`, with curves and a report,
+    written through db.* as a worker would, without training (tests/support/data.py's
+    `completed_run` trains one for real)."""
     run_id = submit_run(db, dataset, {"epochs": epochs}, name=f"{dataset} finished")
     assert run_writes.claim_next_run(db, "test-worker") == run_id
     run_writes.mark_started(db, run_id, pid=12345, device="cpu")
@@ -165,7 +131,7 @@ def test_confusion_matrix_and_histogram() -> None:
 
 
 def test_home_shows_counts_and_warns_when_engine_is_down(settings, db, demo_datasets) -> None:
-    completed_run(settings, db)
+    recorded_completed_run(settings, db)
     submit_run(db, "wine", {}, name="waiting")
     at = open_page("views/home.py")
     metrics = {m.label: m.value for m in at.metric}
@@ -386,7 +352,7 @@ def test_runs_page_empty_state_offers_a_demo_run(settings, db) -> None:
 
 
 def test_runs_page_lists_runs_and_filters_by_status(settings, db, demo_datasets) -> None:
-    done = completed_run(settings, db)
+    done = recorded_completed_run(settings, db)
     waiting = submit_run(db, "wine", {}, name="waiting")
     at = open_page("views/runs.py")
     table = at.dataframe[0].value
@@ -413,7 +379,7 @@ def test_runs_page_lists_runs_and_filters_by_status(settings, db, demo_datasets)
 def test_completed_run_shows_cards_curves_evaluation_config_and_log(
     settings, db, demo_datasets
 ) -> None:
-    run_id = completed_run(settings, db)
+    run_id = recorded_completed_run(settings, db)
     at = open_page("views/run_detail.py", run=str(run_id))
     assert current_title(at) == f"#{run_id} · iris finished"
     assert ":green-badge[" in texts(at.markdown)
@@ -442,7 +408,7 @@ def test_completed_run_shows_cards_curves_evaluation_config_and_log(
 
 
 def test_registered_artifacts_are_listed_with_download(settings, db, demo_datasets) -> None:
-    run_id = completed_run(settings, db)
+    run_id = recorded_completed_run(settings, db)
     checkpoint = settings.run_dir(run_id) / "checkpoint.pt"
     checkpoint.write_bytes(b"x" * 2048)
     artifact_writes.add_artifact(

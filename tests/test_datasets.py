@@ -12,6 +12,7 @@ from engine.core.errors import DatasetError
 from engine.data.columns import column_role, infer_task, profile_table
 from engine.data.datasets import ingest_bytes
 from engine.data.stored import load_frame, preview
+from tests.support.data import dataset_state
 
 MESSY_CSV = (
     "age,city,income,plan,notes,churned\n"
@@ -22,12 +23,6 @@ MESSY_CSV = (
     "51,Berlin,70500,premium,,no\n"
     "29,London,41000,basic,complained about the mobile app crashing,yes\n"
 )
-
-
-def _state(settings, db) -> tuple[list[str], list[str]]:
-    names = [d.name for d in dataset_store.list_datasets(db)]
-    files = sorted(p.name for p in settings.datasets_dir.iterdir())
-    return names, files
 
 
 def test_messy_csv_is_typed(settings, db):
@@ -111,17 +106,17 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize(("raw", "filename", "target", "message"), BAD_INPUTS)
 def test_bad_input_gets_a_sentence_and_leaves_nothing(settings, db, raw, filename, target, message):
-    before = _state(settings, db)
+    before = dataset_state(settings, db)
     with pytest.raises(DatasetError) as info:
         ingest_bytes(settings, db, raw, filename=filename, name="bad", target=target)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
-    assert _state(settings, db) == before
+    assert dataset_state(settings, db) == before
 
 
 def test_duplicate_name_and_size_cap(settings, db):
     ingest_bytes(settings, db, b"a,t\n1,x\n2,y\n", filename="d.csv", name="same", target="t")
-    before = _state(settings, db)
+    before = dataset_state(settings, db)
     with pytest.raises(DatasetError, match="already exists"):
         ingest_bytes(settings, db, b"a,t\n1,x\n2,y\n", filename="d.csv", name="same", target="t")
     big = b"a,t\n" + b"1,x\n" * (6 * 1024 * 1024 // 4)  # the fixture caps uploads at 5 MB
@@ -129,7 +124,7 @@ def test_duplicate_name_and_size_cap(settings, db):
         ingest_bytes(settings, db, big, filename="big.csv", name="big", target="t")
     with pytest.raises(DatasetError, match="Give the dataset a name"):
         ingest_bytes(settings, db, b"a,t\n1,x\n2,y\n", filename="d.csv", name="  ", target="t")
-    assert _state(settings, db) == before
+    assert dataset_state(settings, db) == before
 
 
 def test_column_roles_and_task_inference():

@@ -19,25 +19,9 @@ from db.models import Base
 from db.session import make_engine, reading
 from db.writes import metrics as metric_writes
 from db.writes import runs as run_writes
-from db.writes.datasets import insert_dataset
+from tests.support.data import stub_dataset
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
-
-
-def _dataset(db, name: str = "d") -> int:
-    return insert_dataset(
-        db,
-        name=name,
-        kind="tabular",
-        task="classification",
-        target="y",
-        schema={"columns": [], "features": []},
-        n_rows=1,
-        n_columns=1,
-        sha256="0" * 64,
-        path="/nowhere",
-        source_filename="d.csv",
-    ).id
 
 
 def test_models_match_migrations(db):
@@ -87,14 +71,14 @@ def test_newer_schema_is_refused(db):
 
 
 def test_status_check_constraint(db):
-    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_writes.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     with pytest.raises(IntegrityError, match="(?i)check constraint"):
         with db.begin() as conn:
             conn.execute(text("UPDATE runs SET status = 'exploded' WHERE id = :i"), {"i": run_id})
 
 
 def test_claim_takes_oldest_once(db):
-    ds = _dataset(db)
+    ds = stub_dataset(db)
     first = run_writes.create_run(db, name="a", dataset_id=ds, config={})
     second = run_writes.create_run(db, name="b", dataset_id=ds, config={})
     assert run_writes.claim_next_run(db, "w1") == first
@@ -113,7 +97,7 @@ def _claim_all(url: str, worker: str, queue) -> None:  # noqa: ANN001
 
 
 def test_claim_is_atomic_across_processes(settings, db):
-    ds = _dataset(db)
+    ds = stub_dataset(db)
     ids = [run_writes.create_run(db, name=f"r{i}", dataset_id=ds, config={}) for i in range(60)]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
@@ -131,7 +115,7 @@ def test_claim_is_atomic_across_processes(settings, db):
 
 
 def test_metrics_append_and_summary(db):
-    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_writes.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     metric_writes.append_metrics(db, run_id, [("loss", s, 10.0 - s, 0.0) for s in range(1, 6)])
     metric_writes.append_metrics(db, run_id, [("loss", 6, 7.5, 0.0), ("acc", 6, 0.9, 0.0)])
     history = metric_store.metric_history(db, [run_id], ["loss"])
@@ -151,7 +135,7 @@ def test_metrics_append_and_summary(db):
 
 
 def test_record_progress_reports_cancel(db):
-    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_writes.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     run_writes.claim_next_run(db, "w")
     assert run_writes.record_progress(db, run_id, [("loss", 1, 1.0, 0.0)]) is False
     assert run_writes.request_cancel(db, run_id) == "running"
@@ -159,7 +143,7 @@ def test_record_progress_reports_cancel(db):
 
 
 def test_cancel_queued_run_is_immediate(db):
-    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_writes.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     assert run_writes.request_cancel(db, run_id) == "cancelled"
     assert run_store.get_run(db, run_id).status == "cancelled"
     assert run_writes.claim_next_run(db, "w") is None
@@ -167,7 +151,7 @@ def test_cancel_queued_run_is_immediate(db):
 
 
 def test_finish_first_writer_wins(db):
-    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_writes.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     run_writes.claim_next_run(db, "w")
     assert run_writes.finish_run(db, run_id, "completed")
     assert not run_writes.finish_run(db, run_id, "failed", "late")
@@ -192,7 +176,7 @@ def test_stale_running_runs_are_requeued_or_failed(settings, db):
     from engine.ml.checkpoints import capture_state, save_train_state
     from engine.services.recovery import settle_stale_runs
 
-    dataset = _dataset(db)
+    dataset = stub_dataset(db)
     resumable, fresh, alive = (
         run_writes.create_run(db, name=n, dataset_id=dataset, config={}) for n in "rfa"
     )
@@ -228,7 +212,7 @@ def test_stale_running_runs_are_requeued_or_failed(settings, db):
 
 
 def test_list_runs_filters_and_summary(db):
-    a, b = _dataset(db, "a"), _dataset(db, "b")
+    a, b = stub_dataset(db, "a"), stub_dataset(db, "b")
     r1 = run_writes.create_run(db, name="alpha", dataset_id=a, config={})
     r2 = run_writes.create_run(db, name="beta", dataset_id=b, config={})
     metric_writes.append_metrics(db, r2, [("test_accuracy", 1, 0.75, 0.0)])
@@ -250,7 +234,7 @@ def test_foreign_keys_enforced(db):
 
 
 def test_reader_does_not_block_writer(settings, db):
-    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_writes.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     with reading(db) as reader:
         count = "SELECT COUNT(*) FROM metrics"
         assert reader.exec_driver_sql(count).scalar() == 0  # holds a read snapshot
@@ -260,7 +244,7 @@ def test_reader_does_not_block_writer(settings, db):
 
 
 def test_nan_points_do_not_lose_the_batch(db):
-    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_writes.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     metric_writes.append_metrics(
         db,
         run_id,
@@ -327,7 +311,7 @@ def test_an_artifact_over_2_gib_is_recorded(db):
     from db import artifacts as artifact_store
     from db.writes import artifacts as artifact_writes
 
-    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_writes.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     size = 5 * 2**30  # a large checkpoint: PostgreSQL's 32-bit INTEGER stopped at 2**31 - 1
     artifact_writes.add_artifact(
         db, run_id, kind="checkpoint", path="model.pt", size_bytes=size, sha256="0" * 64
@@ -344,7 +328,7 @@ def test_two_sessions_adding_the_same_tag_at_once_both_succeed(db):
     from db.models import run_tags
     from db.writes import run_edits
 
-    run_id = run_writes.create_run(db, name="r", dataset_id=_dataset(db), config={})
+    run_id = run_writes.create_run(db, name="r", dataset_id=stub_dataset(db), config={})
     failures: list[BaseException] = []
 
     def add_from_another_session() -> None:
@@ -359,6 +343,8 @@ def test_two_sessions_adding_the_same_tag_at_once_both_succeed(db):
         conn.execute(insert(run_tags).values(run_id=run_id, tag="best"))
         second = threading.Thread(target=add_from_another_session)
         second.start()
+        # Part of the scenario, not a wait for a condition: the first transaction stays open
+        # while the second session tries its insert (and blocks on the uncommitted row).
         time.sleep(0.5)
     second.join(timeout=30)
     assert not second.is_alive() and failures == []

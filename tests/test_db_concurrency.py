@@ -11,9 +11,10 @@ from db import metrics as metric_store
 from db import runs as run_store
 from db.session import make_engine
 from db.writes import runs as run_writes
-from tests.test_db import _dataset
+from tests.support.data import stub_dataset
 
-pytestmark = pytest.mark.backends("sqlite", "postgresql")
+# Several worker processes at once, each importing the engine.
+pytestmark = [pytest.mark.backends("sqlite", "postgresql"), pytest.mark.slow]
 
 KEYS = ("loss", "accuracy")
 STEPS = 4
@@ -33,7 +34,7 @@ def _work_through_queue(url: str, worker: str, queue) -> None:  # noqa: ANN001
 
 
 def test_parallel_workers_claim_flush_and_finish_every_run_once(settings, db):
-    dataset_id = _dataset(db)
+    dataset_id = stub_dataset(db)
     ids = [
         run_writes.create_run(db, name=f"r{i}", dataset_id=dataset_id, config={}) for i in range(30)
     ]

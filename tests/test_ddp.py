@@ -21,7 +21,12 @@ from engine.data.demo import demo_frames
 from engine.execution.runner import PROCESS_FAILED
 from engine.ml.predictor import Predictor
 from engine.services.launch import submit_run
-from tests.test_engine import cli, start_worker, stop_worker, wait_for
+from tests.support.commands import cli
+from tests.support.engine import start_worker, stop_worker
+from tests.support.waiting import wait_until
+
+# Data-parallel runs: torchrun starts one process per rank.
+pytestmark = [pytest.mark.ddp, pytest.mark.slow]
 
 # No dropout: then the only difference between one process on batches of 16 and two processes
 # on 8 rows each of the same batches is the order of floating-point sums (DDP averages the two
@@ -60,7 +65,11 @@ def test_two_processes_train_like_one_and_record_once(settings, db, demo_dataset
     parallel = submit_run(db, "iris", {**IRIS, "epochs": epochs, "processes": 2})
     proc = start_worker()
     try:
-        wait_for(lambda: _finished(db, single) and _finished(db, parallel), timeout=120)
+        wait_until(
+            lambda: _finished(db, single) and _finished(db, parallel),
+            timeout=120,
+            what="both runs to finish",
+        )
     finally:
         output = stop_worker(proc)
     runs = {run_id: run_store.get_run(db, run_id) for run_id in (single, parallel)}
@@ -96,7 +105,11 @@ def test_two_process_run_resumes_after_engine_restart(settings, db, demo_dataset
     run_id = submit_run(db, "iris", {**IRIS, "epochs": epochs, "processes": 2})
     proc = start_worker()
     try:
-        wait_for(lambda: len(_series(db, run_id, "train_loss").steps) >= 5, timeout=90)
+        wait_until(
+            lambda: len(_series(db, run_id, "train_loss").steps) >= 5,
+            timeout=90,
+            what="5 logged train_loss points",
+        )
     finally:
         output = stop_worker(proc)
     stopped_at = time.time()
@@ -107,9 +120,13 @@ def test_two_process_run_resumes_after_engine_restart(settings, db, demo_dataset
 
     proc = start_worker()
     try:
-        wait_for(lambda: len(_series(db, run_id, "train_loss").steps) >= done_before + 3, 120)
+        wait_until(
+            lambda: len(_series(db, run_id, "train_loss").steps) >= done_before + 3,
+            timeout=120,
+            what="3 more train_loss points after the resume",
+        )
         assert cli("runs", "cancel", str(run_id)).returncode == 0
-        wait_for(lambda: _finished(db, run_id), timeout=30)
+        wait_until(lambda: _finished(db, run_id), timeout=30, what="the cancelled run to finish")
     finally:
         output = stop_worker(proc)
     final = run_store.get_run(db, run_id)
@@ -127,14 +144,22 @@ def test_a_killed_rank_fails_the_run_without_requeue(settings, db, demo_datasets
     run_id = submit_run(db, "iris", {**IRIS, "epochs": 5000, "processes": 2})
     proc = start_worker()
     try:
-        wait_for(lambda: len(_series(db, run_id, "train_loss").steps) >= 3, timeout=90)
+        wait_until(
+            lambda: len(_series(db, run_id, "train_loss").steps) >= 3,
+            timeout=90,
+            what="3 logged train_loss points",
+        )
         launcher = run_store.get_run(db, run_id)
         torchrun_pid = next(p for p in _children(proc.pid) if _rank_pid(p, 1))
         # A genuine fault on one rank only: rank 1 dies as the OOM killer would kill it.
         os.kill(_rank_pid(torchrun_pid, 1), signal.SIGKILL)
-        wait_for(lambda: _finished(db, run_id), timeout=60)
+        wait_until(lambda: _finished(db, run_id), timeout=60, what="the run to finish")
         # torchrun stops rank 0, prints its account and exits; the worker reaps it.
-        wait_for(lambda: not Path(f"/proc/{torchrun_pid}").exists(), timeout=30)
+        wait_until(
+            lambda: not Path(f"/proc/{torchrun_pid}").exists(),
+            timeout=30,
+            what="torchrun to exit",
+        )
         assert proc.poll() is None  # the worker goes on
     finally:
         output = stop_worker(proc)
@@ -146,8 +171,8 @@ def test_a_killed_rank_fails_the_run_without_requeue(settings, db, demo_datasets
 
 def test_processes_is_set_from_the_cli_and_the_new_run_page(settings, db, demo_datasets):
     from engine.services.launch import find_dataset
-    from tests.test_dashboard import button, open_page, texts
-    from tests.test_engine import cli
+    from tests.support.commands import cli
+    from tests.support.pages import button, open_page, texts
 
     submitted = cli("runs", "submit", "--dataset", "iris", "--set", "processes=2")
     assert submitted.returncode == 0, submitted.stderr

@@ -7,17 +7,23 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from db import datasets as dataset_store
 from db import runs as run_store
-from tests.conftest import ROOT, child_env, seedlab_cmd
-from tests.test_dashboard import button, open_page
-from tests.test_engine import MESSY_CSV, start_worker, stop_worker, wait_for
+from tests.support.commands import ROOT, child_env, seedlab_cmd
+from tests.support.engine import MESSY_CHURN_CSV, start_worker, stop_worker
+from tests.support.pages import button, open_page
+from tests.support.waiting import wait_until
+
+# A real worker trains what the pages launched.
+pytestmark = pytest.mark.slow
 
 
 def test_upload_launch_train_browse(settings, db):
     # 1. Upload a messy CSV (missing values, text categories, a free-text column).
     at = open_page("views/datasets.py")
-    at.file_uploader[0].set_value(("customers.csv", MESSY_CSV.encode(), "text/csv")).run()
+    at.file_uploader[0].set_value(("customers.csv", MESSY_CHURN_CSV.encode(), "text/csv")).run()
     at.text_input[0].set_value("customers")
     target = at.selectbox[0]
     assert target.value == "churn"  # the last column by default
@@ -38,7 +44,11 @@ def test_upload_launch_train_browse(settings, db):
     # 3. The engine trains it.
     worker = start_worker()
     try:
-        wait_for(lambda: run_store.get_run(db, run.id).status in ("completed", "failed"), 120)
+        wait_until(
+            lambda: run_store.get_run(db, run.id).status in ("completed", "failed"),
+            timeout=120,
+            what="the run to finish",
+        )
     finally:
         stop_worker(worker)
     finished = run_store.get_run(db, run.id)

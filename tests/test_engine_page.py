@@ -15,7 +15,7 @@ from engine.execution import devices
 from engine.execution.devices import add_gpu_load
 from engine.ml.checkpoints import capture_state, save_train_state
 from engine.services.launch import submit_run
-from tests.test_dashboard import button, open_page, texts
+from tests.support.pages import button, open_page, texts
 
 FAKE_GPU = {
     "kind": "cuda",

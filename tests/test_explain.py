@@ -16,7 +16,7 @@ from engine.ml.image_input import read_image
 from engine.ml.predictor import Predictor, PredictorError
 from engine.ml.prep.tabular import TabularPreprocessor
 from engine.report.playground_charts import token_html
-from tests.trained import completed_run
+from tests.support.data import completed_run
 
 
 def _synthetic_table(settings, db, n: int = 400) -> pd.DataFrame:  # noqa: ANN001

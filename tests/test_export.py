@@ -21,8 +21,8 @@ from engine.deploy.export import ExportError, check_onnx, export_run, read_expor
 from engine.deploy.finished_run import RunNotReady, load_finished_run
 from engine.ml.predictor import Predictor
 from engine.services.launch import submit_run
-from tests.conftest import child_env, seedlab_cmd, seedlab_in_process
-from tests.trained import completed_run
+from tests.support.commands import child_env, seedlab_cmd, seedlab_in_process
+from tests.support.data import completed_run
 
 
 @pytest.fixture
@@ -83,6 +83,7 @@ def test_torchscript_round_trip_for_a_table(settings, db, demo_datasets, tmp_pat
     assert torch.allclose(loaded(x), finished.predictor.model(x), atol=1e-6)
 
 
+@pytest.mark.slow  # the bundle runs in a fresh interpreter
 def test_table_bundle_predicts_without_seedlab(settings, db, demo_datasets, tmp_path):
     run_id = completed_run(settings, db, "iris")
     result = export_run(settings, db, run_id, "bundle", tmp_path)
@@ -110,6 +111,7 @@ def test_table_bundle_predicts_without_seedlab(settings, db, demo_datasets, tmp_
     assert np.allclose(got.filter(like="p(").to_numpy(), want.filter(like="p(").to_numpy(), 1e-5)
 
 
+@pytest.mark.slow  # the bundle runs in a fresh interpreter
 def test_text_bundle_and_onnx(settings, db, demo_datasets, tmp_path):
     run_id = completed_run(settings, db, "support_tickets", epochs=1, embedding_dim=16)
     onnx = export_run(settings, db, run_id, "onnx")
@@ -152,6 +154,7 @@ def test_queued_run_is_refused_with_what_to_do(settings, db, demo_datasets):
         export_run(settings, db, run_id, "tflite")
 
 
+@pytest.mark.slow  # `seedlab` as its own program
 def test_cli_export_writes_where_asked_and_fails_in_one_line(settings, db, demo_datasets, tmp_path):
     run_id = completed_run(settings, db, "iris")
     out = subprocess.run(

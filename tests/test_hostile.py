@@ -11,7 +11,6 @@ import dataclasses
 import io
 import pickle
 import re
-import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -32,10 +31,8 @@ from engine.data.image_zip import decode_image
 from engine.data.stored import load_frame
 from engine.services.launch import find_dataset, submit_run
 from tests import hostile_corpus as corpus
-from tests.conftest import ROOT, seedlab_in_process
-from tests.test_dashboard import open_page
-
-APP = str(ROOT / "dashboard" / "app.py")
+from tests.support.commands import ROOT, seedlab_in_process
+from tests.support.pages import open_page
 
 
 def stored_state(settings, db) -> tuple[list[str], list[str]]:
@@ -187,10 +184,6 @@ def test_bad_config_values_are_refused_and_queue_nothing(
         submit_run(db, "iris", values)
     assert message in str(caught.value)
     assert run_query.query_runs(db, RunFilter()) == []
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return seedlab_in_process(*args)
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ from db.writes import run_edits
 from engine.cli.main import app
 from engine.core.run_files import read_report
 from engine.data.datasets import ingest_bytes
-from tests.test_dashboard import open_page
-from tests.trained import completed_run
+from tests.support.data import completed_run
+from tests.support.pages import open_page
 
 HOSTILE_NAME = "<script>alert(1)</script> & co"
 HOSTILE_CLASS = "<img src=x onerror=alert(2)>"

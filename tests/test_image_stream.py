@@ -14,7 +14,7 @@ from engine.ml.device import choose_device
 from engine.ml.pipeline import evaluate_on_test, prepare_dataset
 from engine.ml.prep.image_stream import StreamedImages, stream_or_memory
 from engine.ml.train import ListReporter, train
-from tests.trained import completed_run
+from tests.support.data import completed_run
 
 CPU = choose_device("cpu")
 
@@ -66,6 +66,7 @@ def test_auto_streams_only_sets_bigger_than_the_budget():
     assert stream_or_memory("memory", 10_000_000, (3, 224, 224), CPU) == "memory"
 
 
+@pytest.mark.slow  # torch.compile: ~45 s of compiling on a cold cache
 def test_torch_compile_is_an_opt_in_that_trains_the_same_model(
     settings, db, demo_datasets, monkeypatch
 ):

@@ -353,8 +353,10 @@ def test_resnet_with_augmentation_trains(settings, digits):
     assert evaluate_on_test(result.model, data, CPU)["metrics"]["test_accuracy"] > 0.5
 
 
+@pytest.mark.slow  # a real worker subprocess trains it
 def test_image_run_through_a_real_worker(settings, db):
-    from tests.test_engine import start_worker, stop_worker, wait_for
+    from tests.support.engine import start_worker, stop_worker
+    from tests.support.waiting import wait_until
 
     raw = make_zip(shapes_members(per_class=12), deflate=True)
     ingest_bytes(settings, db, raw, filename="shapes.zip", name="shapes", target=None)
@@ -363,12 +365,13 @@ def test_image_run_through_a_real_worker(settings, db):
     )
     worker = start_worker()
     try:
-        status = wait_for(
+        status = wait_until(
             lambda: (
                 run_store.get_run(db, run_id).status in ("completed", "failed")
                 and run_store.get_run(db, run_id).status
             ),
             timeout=120,
+            what="the image run to finish",
         )
     finally:
         log = stop_worker(worker)
@@ -390,7 +393,7 @@ def test_image_run_through_a_real_worker(settings, db):
         assert (settings.home / mistake["input"]["image"]).is_file()
         assert mistake["input"]["source"].endswith((".png", ".jpg", ".bmp", ".webp"))
 
-    from tests.test_dashboard import open_page
+    from tests.support.pages import open_page
 
     open_page("views/run_detail.py", run=str(run_id))  # renders the image report, no exception
 
@@ -399,7 +402,7 @@ def test_image_run_through_a_real_worker(settings, db):
 
 
 def test_datasets_page_shows_an_image_dataset(settings, db):
-    from tests.test_dashboard import open_page, plotly_figures
+    from tests.support.pages import open_page, plotly_figures
 
     record = ingest_bytes(
         settings, db, make_zip(shapes_members(3)), filename="s.zip", name="shapes", target=None
@@ -419,7 +422,7 @@ def test_datasets_page_shows_an_image_dataset(settings, db):
 
 
 def test_upload_an_image_zip_on_the_datasets_page(settings, db):
-    from tests.test_dashboard import button, open_page, texts
+    from tests.support.pages import button, open_page, texts
 
     at = open_page("views/datasets.py")
     at.file_uploader[0].set_value(
@@ -435,7 +438,7 @@ def test_upload_an_image_zip_on_the_datasets_page(settings, db):
 
 
 def test_new_run_form_shows_image_options_only_for_images(settings, db, demo_datasets):
-    from tests.test_dashboard import open_page
+    from tests.support.pages import open_page
 
     record = ingest_bytes(
         settings, db, make_zip(shapes_members(3)), filename="s.zip", name="shapes", target=None
@@ -452,7 +455,7 @@ def test_new_run_form_shows_image_options_only_for_images(settings, db, demo_dat
 
 
 def test_cli_adds_and_shows_an_image_zip(settings, tmp_path: Path):
-    from tests.test_cli import cli
+    from tests.support.commands import cli
 
     path = tmp_path / "pets.zip"
     path.write_bytes(make_zip(shapes_members(2)))

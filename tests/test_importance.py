@@ -24,8 +24,8 @@ from engine.ml.importance import (
 )
 from engine.ml.predictor import Predictor
 from engine.services.launch import find_dataset
-from tests.test_dashboard import open_page, plotly_figures
-from tests.trained import completed_run
+from tests.support.data import completed_run
+from tests.support.pages import open_page, plotly_figures
 
 
 def signal_and_noise(settings, db) -> str:  # noqa: ANN001
@@ -69,9 +69,9 @@ def test_signal_ranks_first_per_original_column_and_is_drawn(settings, db):
     assert abs(by_name["noise"]) < 0.1 and abs(by_name["colour"]) < 0.1
     assert importance["metric"] == "accuracy" and importance["higher_is_better"] is True
     assert importance["n_rows"] == read_report(settings, run_id)["n_test"]
-    assert 1 <= importance["n_repeats"] <= 10
-    # Capped to about a second of work (plus the first pass that times it).
-    assert importance["seconds"] < 3.0
+    # Repeats stop at the cap or at the ~1 s budget's deadline, whichever comes first; the time
+    # it took is reported (and not asserted: a wall clock on shared CI cores is no test).
+    assert 1 <= importance["n_repeats"] <= 10 and importance["seconds"] > 0
 
     # Shuffling a column's encoded block (ShuffledRowsModel) is shuffling the raw column.
     predictor = Predictor.load(checkpoint_path(settings, run_id))

@@ -11,10 +11,6 @@ import json
 import multiprocessing as mp
 import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -31,22 +27,12 @@ from engine.core.run_files import checkpoint_path, read_report, report_path
 from engine.services import job_work, jobs
 from engine.services.launch import submit_run
 from engine.services.permissions import Actor, PermissionDenied
-from tests.conftest import ROOT, child_env
-from tests.trained import completed_run
+from tests.support.data import completed_run
+from tests.support.engine import start_worker, stop_worker
+from tests.support.waiting import wait_until
 
 ADMIN = Actor("ana", "admin")
 VIEWER = Actor("vic", "viewer")
-
-
-def wait_for(predicate, timeout: float = 90, interval: float = 0.2):  # noqa: ANN001
-    """Poll `predicate` until it is truthy (returned), or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def _queued_run(db) -> int:  # noqa: ANN001
@@ -251,40 +237,13 @@ def test_job_runner_records_the_result_or_a_sentence(settings, db, demo_datasets
 # ---------------------------------------------------------------- a real worker
 
 
-def start_worker() -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "engine.execution.worker", "--poll-interval", "0.2"],
-        env=child_env(),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def stop_worker(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    return proc.stdout.read() if proc.stdout else ""
-
-
-@pytest.fixture
-def worker(settings) -> Iterator[subprocess.Popen]:  # noqa: ANN001
-    proc = start_worker()
-    yield proc
-    stop_worker(proc)
-
-
 def _texts(elements) -> str:  # noqa: ANN001
     return "\n".join(str(e.value) for e in elements)
 
 
+@pytest.mark.slow
 def test_run_page_queues_jobs_that_the_engine_runs(settings, db, demo_datasets, worker):
-    from tests.test_dashboard import button, open_page
+    from tests.support.pages import button, open_page
 
     run_id = completed_run(settings, db, "iris")
     report = read_report(settings, run_id)
@@ -295,7 +254,9 @@ def test_run_page_queues_jobs_that_the_engine_runs(settings, db, demo_datasets, 
 
     button(at, "Compute feature importance").click().run()
     [importance] = job_store.list_jobs(db, run_id, kind="importance")
-    wait_for(lambda: _status(db, importance.id) == "completed")
+    wait_until(
+        lambda: _status(db, importance.id) == "completed", 90, what="the importance job to complete"
+    )
     at.run()
     assert any("Permutation importance on" in str(c.value) for c in at.caption)
     assert "Compute feature importance" not in [b.label for b in at.button]
@@ -304,7 +265,7 @@ def test_run_page_queues_jobs_that_the_engine_runs(settings, db, demo_datasets, 
     assert not at.exception, [e.value for e in at.exception]
     [job] = job_store.list_jobs(db, run_id, kind="export")
     assert job.params == {"format": "torchscript"}
-    wait_for(lambda: _status(db, job.id) == "completed")
+    wait_until(lambda: _status(db, job.id) == "completed", 90, what="the export job to complete")
     at.run()
     assert "model.torchscript.pt" in _texts(at.success)
     assert [d for d in at.get("download_button") if "Download" in d.proto.label]
@@ -313,7 +274,7 @@ def test_run_page_queues_jobs_that_the_engine_runs(settings, db, demo_datasets, 
     method.set_value("quantize")
     next(b for b in at.button if b.label == "Compress").click().run()
     [compress] = job_store.list_jobs(db, run_id, kind="compress")
-    wait_for(lambda: _status(db, compress.id) == "completed")
+    wait_until(lambda: _status(db, compress.id) == "completed", 90, what="the int8 job to complete")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert "the variant is in the table below" in _texts(at.success)
@@ -323,12 +284,13 @@ def test_run_page_queues_jobs_that_the_engine_runs(settings, db, demo_datasets, 
     checkpoint_path(settings, run_id).unlink()
     button(at, "Build .pt2").click().run()
     [pt2] = job_store.list_jobs(db, run_id, kind="export", limit=1)
-    wait_for(lambda: _status(db, pt2.id) == "failed")
+    wait_until(lambda: _status(db, pt2.id) == "failed", 90, what="the .pt2 job to fail")
     at.run()
     errors = _texts(at.error)
     assert pt2.id != job.id and "No model file at" in errors and "Traceback" not in errors
 
 
+@pytest.mark.slow
 def test_job_process_that_dies_jobs_of_a_dead_worker_and_shutdown(settings, db, demo_datasets):
     run_id = completed_run(settings, db, "iris")
     # A job left running by a worker that was killed (it never stopped, its beat is old).
@@ -341,17 +303,19 @@ def test_job_process_that_dies_jobs_of_a_dead_worker_and_shutdown(settings, db, 
 
     proc = start_worker()
     try:
-        wait_for(lambda: _status(db, orphan) == "failed", timeout=60)
+        wait_until(lambda: _status(db, orphan) == "failed", 60, what="the orphaned job to fail")
         assert "engine stopped while this job ran" in job_store.get_job(db, orphan).error
         # The doomed job's process is killed while it still loads torch.
-        pid = wait_for(lambda: job_store.get_job(db, doomed).pid, timeout=60)
+        pid = wait_until(
+            lambda: job_store.get_job(db, doomed).pid, 60, what="the doomed job to start"
+        )
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: _status(db, doomed) == "failed", timeout=60)
+        wait_until(lambda: _status(db, doomed) == "failed", 60, what="the killed job to fail")
         assert "was killed by SIGKILL" in job_store.get_job(db, doomed).error
         assert proc.poll() is None, "the worker survives its job's death"
         # A worker that shuts down puts its running job back in the queue.
         interrupted = jobs.request_export(settings, db, ADMIN, run_id, "pt2")
-        wait_for(lambda: job_store.get_job(db, interrupted).pid, timeout=60)
+        wait_until(lambda: job_store.get_job(db, interrupted).pid, 60, what="the last job to start")
     finally:
         output = stop_worker(proc)
     assert "Traceback" not in output, output
@@ -360,7 +324,7 @@ def test_job_process_that_dies_jobs_of_a_dead_worker_and_shutdown(settings, db, 
 
 
 def test_page_says_the_job_waits_while_the_engine_is_stopped(settings, db, demo_datasets):
-    from tests.test_dashboard import button, open_page
+    from tests.support.pages import button, open_page
 
     run_id = completed_run(settings, db, "iris")
     at = open_page("views/run_detail.py", run=str(run_id))

@@ -18,7 +18,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import seedlab
-from tests.conftest import ROOT, child_env
+from tests.support.commands import ROOT, child_env
 
 OPTIONAL = ("ray", "export", "explain", "postgres")
 # What those extras install, by import name.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -18,9 +17,9 @@ from engine.core.formatting import format_value
 from engine.core.run_files import checkpoint_path, read_report, report_path
 from engine.ml.predictor import Predictor
 from engine.services.launch import submit_run
-from tests.conftest import child_env, seedlab_cmd
-from tests.test_dashboard import open_page, plotly_figures, texts
-from tests.trained import completed_run
+from tests.support.commands import cli_process
+from tests.support.data import completed_run
+from tests.support.pages import open_page, plotly_figures, texts
 
 PAGE = "views/playground.py"
 IRIS_FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
@@ -200,18 +199,13 @@ def test_page_survives_deleted_files_and_unusable_runs(settings, db, demo_datase
     assert run_store.get_run(db, queued).status == "queued"
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        seedlab_cmd(*args), env=child_env(), capture_output=True, text=True, timeout=120
-    )
-
-
+@pytest.mark.slow  # `seedlab predict` as its own program
 def test_cli_predict_csv_round_trip_text_and_errors(settings, db, demo_datasets, tmp_path):
     table_run = completed_run(settings, db, "iris")
     rows = pd.DataFrame({**{f: [5.1, 6.7, 5.9] for f in IRIS_FEATURES}, "id": [1, 2, 3]})
     source, target = tmp_path / "in.csv", tmp_path / "out.csv"
     rows.to_csv(source, index=False)
-    done = _cli("predict", str(table_run), "--input", str(source), "--output", str(target))
+    done = cli_process("predict", str(table_run), "--input", str(source), "--output", str(target))
     assert done.returncode == 0, done.stderr
     out = pd.read_csv(target)
     expected = Predictor.load(checkpoint_path(settings, table_run)).predict(rows)

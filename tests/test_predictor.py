@@ -11,7 +11,7 @@ from PIL import Image
 
 from engine.core.run_files import checkpoint_path, report_path
 from engine.ml.predictor import Predictor, PredictorError, predict_frame
-from tests.trained import completed_run
+from tests.support.data import completed_run
 
 
 def test_table_model_predicts_raw_rows_like_its_report(settings, db, demo_datasets):

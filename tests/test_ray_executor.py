@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,16 +21,14 @@ import pytest
 from db import runs as run_store
 from db.metrics import metric_series
 from engine.services.launch import submit_run
-from tests.conftest import ROOT, child_env, seedlab_cmd
-from tests.test_engine import cli, start_worker, stop_worker, wait_for
+from tests.support.commands import ROOT, child_env, cli, free_port, seedlab_cmd
+from tests.support.engine import run_status, start_worker, stop_worker
+from tests.support.waiting import wait_until
+
+# A local Ray cluster (started once per module) and workers on it.
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 LONG = {"epochs": 5000, "batch_size": 8, "early_stopping_patience": 0}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +37,7 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # Ray's session folder holds Unix sockets, whose paths must stay short (about 100 bytes).
     temp_dir = tempfile.mkdtemp(prefix="slray", dir="/tmp")
     env = {**child_env(), "SEEDLAB_HOME": str(home)}
-    port = _free_port()
+    port = free_port()
     up = subprocess.run(
         seedlab_cmd("cluster", "up", "--port", str(port), "--cpus", "2", "--temp-dir", temp_dir),
         env=env,
@@ -61,10 +58,6 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _status(db, run_id: int) -> str:  # noqa: ANN001
-    return run_store.get_run(db, run_id).status
-
-
 def _log(settings, run_id: int) -> str:  # noqa: ANN001
     path = settings.run_dir(run_id) / "run.log"
     return path.read_text() if path.exists() else ""
@@ -78,7 +71,11 @@ def test_a_run_trains_on_the_cluster_and_an_oversized_one_is_refused(
     try:
         too_big = submit_run(db, "iris", {"epochs": 2, "cpus": 64})
         run_id = submit_run(db, "iris", {"epochs": 3})
-        wait_for(lambda: _status(db, run_id) in ("completed", "failed"), timeout=120)
+        wait_until(
+            lambda: run_status(db, run_id) in ("completed", "failed"),
+            timeout=120,
+            what="the run to finish on Ray",
+        )
         run = run_store.get_run(db, run_id)
         assert run.status == "completed", run.error
         assert run.device.startswith("ray cpu") and "node 127.0.0.1" in run.device
@@ -107,22 +104,35 @@ def test_cancel_kill_and_shutdown_on_the_cluster(settings, db, demo_datasets, ra
         killed = submit_run(db, "breast_cancer", {**LONG, **share})
         resumed = submit_run(db, "breast_cancer", {**LONG, **share})
         runs = [
-            wait_for(lambda i=i: (r := run_store.get_run(db, i)).summary.get("train_loss") and r)
+            wait_until(
+                lambda i=i: (r := run_store.get_run(db, i)).summary.get("train_loss") and r,
+                what=f"run {i}'s first train_loss",
+            )
             for i in (cancelled, killed, resumed)
         ]
         assert all(r.pid and r.pid != worker.pid for r in runs)
 
         assert cli("runs", "cancel", str(cancelled)).returncode == 0
-        wait_for(lambda: _status(db, cancelled) == "cancelled", timeout=15)
+        wait_until(
+            lambda: run_status(db, cancelled) == "cancelled",
+            timeout=15,
+            what="the run to be cancelled",
+        )
         assert (settings.run_dir(cancelled) / "model.pt").is_file()
 
         os.kill(runs[1].pid, signal.SIGKILL)  # the Ray worker process that trains the run
-        wait_for(lambda: _status(db, killed) == "failed", timeout=30)
+        wait_until(
+            lambda: run_status(db, killed) == "failed", timeout=30, what="the killed run to fail"
+        )
         error = run_store.get_run(db, killed).error
         assert "died on the Ray cluster" in error and "Last lines of its log" in error
         assert worker.poll() is None  # the engine is still up
 
-        wait_for(lambda: (settings.run_dir(resumed) / "resume.pt").exists(), timeout=30)
+        wait_until(
+            lambda: (settings.run_dir(resumed) / "resume.pt").exists(),
+            timeout=30,
+            what="a resume checkpoint",
+        )
     finally:
         output = stop_worker(worker)
     stopped_at = time.time()
@@ -135,9 +145,17 @@ def test_cancel_kill_and_shutdown_on_the_cluster(settings, db, demo_datasets, ra
     # ends it (training all 5,000 epochs would prove nothing more).
     worker = start_worker("--executor", "ray", "--address", ray_address)
     try:
-        wait_for(lambda: len(metric_series(db, resumed, "train_loss").steps) >= done + 3, 120)
+        wait_until(
+            lambda: len(metric_series(db, resumed, "train_loss").steps) >= done + 3,
+            timeout=120,
+            what="3 more train_loss points after the resume",
+        )
         assert cli("runs", "cancel", str(resumed)).returncode == 0
-        wait_for(lambda: _status(db, resumed) == "cancelled", timeout=15)
+        wait_until(
+            lambda: run_status(db, resumed) == "cancelled",
+            timeout=15,
+            what="the resumed run to be cancelled",
+        )
     finally:
         stop_worker(worker)
     assert f"resuming after epoch {done}" in _log(settings, resumed)
@@ -153,7 +171,11 @@ def test_a_data_parallel_run_trains_with_ray_train(settings, db, demo_datasets, 
     worker = start_worker("--executor", "ray", "--address", ray_address)
     try:
         run_id = submit_run(db, "iris", {"epochs": 4, "processes": 2, "batch_size": 16})
-        wait_for(lambda: _status(db, run_id) in ("completed", "failed"), timeout=180)
+        wait_until(
+            lambda: run_status(db, run_id) in ("completed", "failed"),
+            timeout=180,
+            what="the run to finish",
+        )
     finally:
         stop_worker(worker)
     run = run_store.get_run(db, run_id)

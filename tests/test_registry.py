@@ -22,8 +22,8 @@ from engine.cli.main import app
 from engine.core.errors import SeedlabError
 from engine.services.launch import submit_run
 from engine.services.run_admin import delete_run
-from tests.test_dashboard import button, open_page, texts
-from tests.trained import completed_run
+from tests.support.data import completed_run
+from tests.support.pages import button, open_page, texts
 
 
 def finished(db, status: str = "completed") -> int:  # noqa: ANN001

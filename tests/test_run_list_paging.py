@@ -14,13 +14,13 @@ from db.run_query import MetricThreshold, RunFilter
 from db.writes import metrics as metric_writes
 from db.writes import run_edits
 from db.writes import runs as run_writes
-from tests.test_db import _dataset
+from tests.support.data import stub_dataset
 
 
 @pytest.fixture
 def runs_with_gaps(db):  # noqa: ANN001, ANN201
     """Nine runs: six with val_accuracy (two share a value), three without it."""
-    dataset = _dataset(db)
+    dataset = stub_dataset(db)
     accuracy = [0.7, None, 0.9, 0.8, None, 0.9, 0.6, None, 0.95]
     ids = []
     for i, acc in enumerate(accuracy):

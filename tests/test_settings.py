@@ -14,7 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.core.settings import Settings, SettingsError, described_settings
-from tests.conftest import ROOT, child_env, seedlab_in_process
+from tests.support.commands import ROOT, child_env, seedlab_in_process
 
 
 @pytest.fixture

@@ -19,14 +19,17 @@ from engine.cli.sweeps import parse_param
 from engine.core.errors import ConfigError
 from engine.services import sweeps
 from engine.services.launch import submit_run
-from tests.test_dashboard import button, open_page, plotly_figures, texts
-from tests.test_engine import cli, start_worker, stop_worker, wait_for
+from tests.support.commands import cli
+from tests.support.engine import start_worker, stop_worker, wait_for_worker_polls
+from tests.support.pages import button, open_page, plotly_figures, texts
+from tests.support.waiting import wait_until
 
 
 def _sweep_done(db, sweep_id: int, timeout: float = 240) -> sweeps.SweepRecord:  # noqa: ANN001
-    return wait_for(
+    return wait_until(
         lambda: (s := sweep_store.get_sweep(db, sweep_id)).status != "running" and s,
         timeout=timeout,
+        what=f"sweep {sweep_id} to finish",
         interval=0.5,
     )
 
@@ -110,6 +113,7 @@ def test_a_locked_database_leaves_the_sweep_for_the_next_pass(
 # ---------------------------------------------------------------- through the worker
 
 
+@pytest.mark.slow  # real workers train every trial
 def test_grid_and_tpe_sweeps_find_and_launch_the_best(settings, db, demo_datasets):
     grid = cli(
         "sweeps", "submit", "--dataset", "iris", "--sampler", "grid",
@@ -207,6 +211,7 @@ def test_pruning_stops_a_bad_trial_early(settings, db, demo_datasets):
     assert sweep.status == "completed" and sweep.best_run_id == trials[0].run.id
 
 
+@pytest.mark.slow  # real workers, stopped and restarted mid-sweep
 def test_cancel_and_worker_restart_mid_sweep(settings, db, demo_datasets):
     sweep_id = sweeps.submit_sweep(
         db,
@@ -222,23 +227,30 @@ def test_cancel_and_worker_restart_mid_sweep(settings, db, demo_datasets):
     )
     worker = start_worker()
     try:
-        wait_for(lambda: len(sweep_store.trial_run_ids(db, sweep_id)) >= 2, timeout=120)
+        wait_until(
+            lambda: len(sweep_store.trial_run_ids(db, sweep_id)) >= 2,
+            timeout=120,
+            what="2 trials launched",
+        )
     finally:
         stop_worker(worker)
     # The sweep lives in the database: a new worker goes on where the last one stopped.
     launched_before = len(sweep_store.trial_run_ids(db, sweep_id))
     worker = start_worker()
     try:
-        wait_for(
-            lambda: len(sweep_store.trial_run_ids(db, sweep_id)) > launched_before, timeout=120
+        wait_until(
+            lambda: len(sweep_store.trial_run_ids(db, sweep_id)) > launched_before,
+            timeout=120,
+            what="a trial launched after the restart",
         )
         cancelled = cli("sweeps", "cancel", str(sweep_id))
         assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
-        time.sleep(2)  # a poll or two: the cancelled sweep must launch nothing more
+        wait_for_worker_polls(db, 2)  # the cancelled sweep must launch nothing more
         ids = sweep_store.trial_run_ids(db, sweep_id)
-        wait_for(
+        wait_until(
             lambda: all(run_store.get_run(db, i).status not in ("queued", "running") for i in ids),
             timeout=60,
+            what="every trial to finish",
         )
     finally:
         stop_worker(worker)

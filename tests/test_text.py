@@ -26,9 +26,11 @@ from engine.ml.prep.tabular import split_frame
 from engine.ml.prep.text import TextPreprocessor
 from engine.ml.train import ListReporter, train
 from engine.services.launch import find_dataset, submit_run
-from tests.conftest import seedlab_in_process
-from tests.test_dashboard import button, open_page, plotly_figures, texts
-from tests.test_engine import start_worker, stop_worker, wait_for
+from tests.support.commands import seedlab_in_process
+from tests.support.data import dataset_state
+from tests.support.engine import start_worker, stop_worker
+from tests.support.pages import button, open_page, plotly_figures, texts
+from tests.support.waiting import wait_until
 
 CPU = choose_device("cpu")
 FAMILIES = ["textcnn", "embedding_bag", "lstm", "gru", "transformer"]
@@ -47,11 +49,6 @@ REVIEWS_CSV = "review,stars\n" + "\n".join(
     f'"broken on arrival and the seller never answered, order {i}",bad'
     for i in range(30)
 )
-
-
-def _state(settings, db) -> tuple[list[str], list[str]]:
-    names = [d.name for d in dataset_store.list_datasets(db)]
-    return names, sorted(p.name for p in settings.datasets_dir.iterdir())
 
 
 # ---------------------------------------------------------------- tokenizer
@@ -172,7 +169,7 @@ def test_bad_text_uploads_say_what_to_do_and_leave_nothing(settings, db, csv, op
     with pytest.raises(DatasetError, match=message):
         ingest_bytes(settings, db, csv.encode(), filename="x.csv", name="x", target="label",
                      **options)  # fmt: skip
-    assert _state(settings, db) == ([], [])
+    assert dataset_state(settings, db) == ([], [])
 
 
 def test_cli_adds_a_forced_text_dataset(settings, tmp_path):
@@ -282,14 +279,17 @@ def test_default_text_model_reaches_90_percent_on_the_demo(settings, db, demo_da
 # ---------------------------------------------------------------- through the engine
 
 
+@pytest.mark.slow  # a real worker subprocess trains it
 def test_lstm_run_on_the_demo_through_a_real_worker(settings, db, demo_datasets, tmp_path):
     run_id = submit_run(
         db, "support_tickets", {"model": "lstm", "epochs": 2, "batch_size": 128, **TINY}
     )
     worker = start_worker()
     try:
-        wait_for(
-            lambda: run_store.get_run(db, run_id).status in {"completed", "failed"}, timeout=120
+        wait_until(
+            lambda: run_store.get_run(db, run_id).status in {"completed", "failed"},
+            timeout=120,
+            what="the text run to finish",
         )
     finally:
         log = stop_worker(worker)

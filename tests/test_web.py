@@ -23,7 +23,7 @@ import seedlab
 from db.session import get_db
 from db.writes import workers as worker_writes
 from engine.core.settings import Settings
-from tests.conftest import ROOT, child_env, seedlab_cmd
+from tests.support.commands import ROOT, child_env, seedlab_cmd
 
 pytestmark = pytest.mark.slow  # each server start imports Streamlit and the pages: ~5-10 s
 

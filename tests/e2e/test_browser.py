@@ -13,7 +13,6 @@ import csv
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, child_env, seedlab_cmd
+from tests.support.commands import ROOT, child_env, free_port, seedlab_cmd
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -41,12 +40,6 @@ HOSTILE_RUN_NAME = '<img src=x onerror="window.__xss = 1"> second'
 
 
 # ---------------------------------------------------------------- the server
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _healthy(base_url: str) -> bool:
@@ -79,7 +72,7 @@ def seedlab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         capture_output=True,
         timeout=120,
     )
-    port = _free_port()
+    port = free_port()
     log = (home / "up.log").open("w")
     proc = subprocess.Popen(
         seedlab_cmd("up", "--port", str(port), "--address", "127.0.0.1", "--max-concurrent", "2"),
