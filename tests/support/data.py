@@ -8,8 +8,8 @@ from sqlalchemy import Engine
 
 from db import datasets as dataset_store
 from db import runs as run_store
-from db.datasets import insert_dataset
 from db.writes import runs as run_writes
+from db.writes.datasets import insert_dataset
 from engine.core.settings import Settings
 
 TINY: dict[str, Any] = {"epochs": 3, "batch_size": 32, "seed": 0}
