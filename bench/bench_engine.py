@@ -295,6 +295,7 @@ def latencies(repeats: int) -> tuple[list[float], list[float]]:
       worker's bookkeeping. tests/test_engine_faults.py checks that a cancel stops a run
       cleanly; how fast is measured here, not asserted there."""
     from db import runs as run_store
+    from db.writes import runs as run_writes
     from engine.services.launch import submit_run
 
     long_run = {"epochs": 5000, "batch_size": 8, "early_stopping_patience": 0}
@@ -310,7 +311,7 @@ def latencies(repeats: int) -> tuple[list[float], list[float]]:
         for _ in range(repeats):
             run_id = submit_run(db, "breast_cancer", long_run)
             _wait_while(lambda r=run_id: not run_store.get_run(db, r).summary, 120, 0.05)
-            run_store.request_cancel(db, run_id)
+            run_writes.request_cancel(db, run_id)
             requested = time.perf_counter()
             _wait_while(lambda r=run_id: run_store.get_run(db, r).status == "running", 60, 0.01)
             cancels.append(time.perf_counter() - requested)

@@ -422,19 +422,51 @@ def test_session_cookie_tokens_are_signed_and_checked(tmp_path):
 
 def test_processes_starting_at_once_share_one_whole_session_key(tmp_path):
     """Before the key was linked into place whole, a second process could read the file while
-    the first had created it but not yet written it, and sign cookies with an empty key."""
-    import multiprocessing as mp
+    the first had created it but not yet written it, and sign cookies with an empty key.
+
+    Four interpreters (not a multiprocessing pool: AppTest leaves a page script as __main__,
+    which spawned pool workers would re-run) wait for one start signal, then each asks for the
+    key of the same 20 fresh homes in the same order, so they race on every home."""
+    import subprocess
+    import sys
 
     from engine.services import session_tokens
+    from tests.support.commands import ROOT, child_env
+    from tests.support.waiting import wait_until
 
     homes = [tmp_path / str(i) for i in range(20)]
     for home in homes:
         home.mkdir()
-    with mp.get_context("spawn").Pool(4) as pool:
-        # chunksize 1: the four calls for one home go to four processes at about once
-        keys = pool.map(session_tokens.secret_key, [h for h in homes for _ in range(4)], 1)
+    go = tmp_path / "go"
+    script = (
+        "import pathlib, sys, time\n"
+        "from engine.services.session_tokens import secret_key\n"
+        "go = pathlib.Path(sys.argv[1])\n"
+        "print('ready', flush=True)\n"
+        "while not go.exists():\n"
+        "    time.sleep(0.001)\n"
+        "for home in sys.argv[2:]:\n"
+        "    print(secret_key(pathlib.Path(home)).hex(), flush=True)\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(go), *map(str, homes)],
+            cwd=ROOT,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "ready"
+    go.touch()
+    outputs = [proc.communicate(timeout=60)[0].split() for proc in procs]
+    wait_until(lambda: all(p.returncode == 0 for p in procs), 5, what="the 4 processes to end")
     for i, home in enumerate(homes):
-        mine = keys[4 * i : 4 * i + 4]
-        assert len(set(mine)) == 1 and len(mine[0]) == 32, home
-        assert (home / session_tokens.KEY_FILE).read_bytes() == mine[0]
+        mine = {bytes.fromhex(out[i]) for out in outputs}
+        assert len(mine) == 1, home
+        key = mine.pop()
+        assert len(key) == 32, home
+        assert (home / session_tokens.KEY_FILE).read_bytes() == key
         assert [p.name for p in home.iterdir()] == [session_tokens.KEY_FILE]
