@@ -51,17 +51,10 @@ def init(
 
 
 def _start_worker(settings: Settings, options: WorkerOptions) -> None:
-    from engine.execution.worker import run_worker
+    from engine.execution.worker import run_with_options
 
     settings, _ = ready(settings)
-    run_worker(
-        settings,
-        options.max_concurrent,
-        options.poll_interval,
-        options.gpu_cap,
-        executor=options.executor,
-        ray_address=options.ray_address,
-    )
+    run_with_options(settings, options)
 
 
 # The options are engine/execution/worker_options.py's, shared with `python -m

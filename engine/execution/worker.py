@@ -488,24 +488,26 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m engine.execution.worker [OPTIONS]`: the options of `seedlab worker`, parsed by
     the same definition (engine/execution/worker_options.py)."""
 
-    def start(settings: Settings, options: WorkerOptions) -> None:
-        run_worker(
-            settings,
-            options.max_concurrent,
-            options.poll_interval,
-            options.gpu_cap,
-            executor=options.executor,
-            ray_address=options.ray_address,
-        )
-
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command()(worker_command(start))
+    app.command()(worker_command(run_with_options))
     try:
         app(args=argv, prog_name="seedlab worker")
     except SeedlabError as exc:  # a bad SEEDLAB_* value: one line, as the CLI prints it
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_with_options(settings: Settings, options: WorkerOptions) -> None:
+    """Run the worker until SIGTERM/SIGINT with the options of `seedlab worker`."""
+    run_worker(
+        settings,
+        options.max_concurrent,
+        options.poll_interval,
+        options.gpu_cap,
+        executor=options.executor,
+        ray_address=options.ray_address,
+    )
 
 
 def run_worker(
