@@ -98,3 +98,26 @@ def test_migrations_have_one_head():
     assert len(heads) == 1, (
         f"several Alembic heads {heads}: rebase the newest migration on the other"
     )
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers live in tests/support; a test module imported by another runs its tests'
+    module-level set-up twice and hides what is shared."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            offenders += [
+                f"{path.relative_to(ROOT)} imports {n}"
+                for n in names
+                if n.startswith("tests.test_") or n.startswith("tests.e2e.test_")
+            ]
+    assert offenders == []
