@@ -3,8 +3,6 @@ metrics, summaries."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
-
 import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -19,6 +17,7 @@ from db.models import Base
 from db.session import make_engine, reading
 from db.writes import metrics as metric_writes
 from db.writes import runs as run_writes
+from tests.support.claims import claimed_by_two_processes
 from tests.support.data import stub_dataset
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
@@ -88,28 +87,10 @@ def test_claim_takes_oldest_once(db):
     assert run.status == "running" and run.worker_id == "w1" and run.started_at is not None
 
 
-def _claim_all(url: str, worker: str, queue) -> None:  # noqa: ANN001
-    db = make_engine(url)
-    claimed = []
-    while (run_id := run_writes.claim_next_run(db, worker)) is not None:
-        claimed.append(run_id)
-    queue.put(claimed)
-
-
 def test_claim_is_atomic_across_processes(settings, db):
     ds = stub_dataset(db)
     ids = [run_writes.create_run(db, name=f"r{i}", dataset_id=ds, config={}) for i in range(60)]
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [
-        ctx.Process(target=_claim_all, args=(settings.db_url, f"w{i}", queue)) for i in range(2)
-    ]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-    claimed = results[0] + results[1]
+    claimed = claimed_by_two_processes(settings.db_url, "db.writes.runs.claim_next_run")
     assert sorted(claimed) == ids, "every run claimed exactly once"
     assert len(set(claimed)) == len(claimed)
 

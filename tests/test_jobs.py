@@ -8,7 +8,6 @@ with the Run page driven through AppTest.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import signal
 
@@ -19,7 +18,6 @@ from sqlalchemy.exc import IntegrityError
 from db import audit
 from db import jobs as job_store
 from db import runs as run_store
-from db.session import make_engine
 from db.writes import jobs as job_writes
 from db.writes import workers as worker_writes
 from engine.core.errors import SeedlabError
@@ -27,6 +25,7 @@ from engine.core.run_files import checkpoint_path, read_report, report_path
 from engine.services import job_work, jobs
 from engine.services.launch import submit_run
 from engine.services.permissions import Actor, PermissionDenied
+from tests.support.claims import claimed_by_two_processes
 from tests.support.data import completed_run
 from tests.support.engine import start_worker, stop_worker
 from tests.support.waiting import wait_until
@@ -111,14 +110,6 @@ def test_jobs_of_a_vanished_worker_are_failed_and_a_live_ones_are_not(db, demo_d
     assert job_store.get_job(db, ids[1]).error == "engine gone"
 
 
-def _claim_all(url: str, worker: str, queue) -> None:  # noqa: ANN001
-    db = make_engine(url)
-    claimed = []
-    while (job_id := job_writes.claim_next_job(db, worker)) is not None:
-        claimed.append(job_id)
-    queue.put(claimed)
-
-
 @pytest.mark.backends("sqlite", "postgresql")
 def test_job_claim_is_atomic_across_processes(settings, db, demo_datasets):
     run_id = _queued_run(db)
@@ -126,17 +117,7 @@ def test_job_claim_is_atomic_across_processes(settings, db, demo_datasets):
         job_writes.enqueue(db, kind="export", run_id=run_id, params={"n": i}, requested_by="t")
         for i in range(60)
     ]
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [
-        ctx.Process(target=_claim_all, args=(settings.db_url, f"w{i}", queue)) for i in range(2)
-    ]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-    claimed = results[0] + results[1]
+    claimed = claimed_by_two_processes(settings.db_url, "db.writes.jobs.claim_next_job")
     assert sorted(claimed) == ids, "every job claimed exactly once"
     assert len(set(claimed)) == len(claimed)
 
