@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 
 from db.records import RunRecord
 from engine.core.catalog import metric_label
+from engine.core.metric_info import lower_is_better
 
 MAX_POINTS_PER_TRACE = 1000
 
@@ -26,11 +27,6 @@ def plotly_text(text: str) -> str:
 
 X_AXES = {"step": "step (epoch)", "wall_time": "wall time (s since the run's first point)"}
 # Keys where a smaller value is better; every other metric is better when larger.
-_LOWER_IS_BETTER = ("loss", "rmse", "mae", "mse", "error", "perplexity")
-
-
-def lower_is_better(key: str) -> bool:
-    return any(part in key for part in _LOWER_IS_BETTER)
 
 
 def minmax_indices(y: np.ndarray, max_points: int) -> np.ndarray:
