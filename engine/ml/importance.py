@@ -27,6 +27,7 @@ from sklearn.inspection import permutation_importance
 
 from engine.core.atomic import write_json_atomic
 from engine.core.errors import SeedlabError
+from engine.ml.evaluate import balanced_accuracy
 from engine.ml.predictor import Predictor
 from engine.ml.prep.tabular import TabularPreprocessor
 
@@ -43,7 +44,7 @@ SKIP_FACTOR = 10
 # metric -> (scikit-learn score on (y_true, y_pred), higher is better)
 METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], bool]] = {
     "accuracy": (skm.accuracy_score, True),
-    "balanced_accuracy": (skm.balanced_accuracy_score, True),
+    "balanced_accuracy": (balanced_accuracy, True),
     "f1_macro": (lambda y, p: skm.f1_score(y, p, average="macro", zero_division=0), True),
     "rmse": (lambda y, p: float(np.sqrt(skm.mean_squared_error(y, p))), False),
     "mae": (skm.mean_absolute_error, False),
