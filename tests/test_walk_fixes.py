@@ -5,6 +5,8 @@ trial counts, parameters, importances and chart titles."""
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
 
 import numpy as np
@@ -12,9 +14,14 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
+from db.writes import workers as worker_writes
 from engine.data.datasets import ingest_bytes
+from engine.execution import devices
 from engine.ml.evaluate import balanced_accuracy
 from tests.support.data import completed_run
+from tests.support.pages import open_page
+
+CPU = {"kind": "cpu", "index": None, "name": "CPU (2 cores, x86_64)", "memory_total": 2**33}
 
 # ---------------------------------------------------------------- one scikit-learn warning, 92×
 
@@ -58,3 +65,37 @@ def test_a_run_with_many_small_classes_warns_nothing_from_scikit_learn(settings,
         completed_run(settings, db, "cars", monitor="val_balanced_accuracy")
     from_sklearn = [str(w.message) for w in caught if "sklearn" in w.filename]
     assert from_sklearn == []
+
+
+# ---------------------------------------------------------------- Engine page: CPU share
+
+
+def test_cpu_busy_share_is_cpu_time_between_probes(tmp_path, monkeypatch) -> None:
+    """Busy ticks over all ticks of all cores since the last probe: a share of the machine,
+    0-100, not the load average (runnable processes) over the core count."""
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  150 0 50 350 50 0 0 0 0 0\ncpu0 1 2 3 4\n", encoding="ascii")
+    monkeypatch.setattr(devices, "PROC_STAT", stat)
+    monkeypatch.setattr(devices, "_last_cpu_times", [(100, 400)])  # the previous probe
+    # 100 busy ticks out of 200 since then; iowait (50 → 50) counts as idle.
+    assert devices.cpu_busy_percent(cores=2) == 50.0
+    stat.write_text("cpu  150 0 50 550 50 0 0 0 0 0\n", encoding="ascii")  # idle since
+    assert devices.cpu_busy_percent(cores=2) == 0.0
+    measured = devices.cpu_device()["utilization"]  # this machine, through /proc/stat or not
+    assert measured is None or 0 <= measured <= 100
+
+
+def test_engine_page_shows_utilization_as_a_percentage(settings, db) -> None:
+    """The walk saw "5,791.02 %" for a CPU 57.9 % busy: Streamlit's default format for a float
+    progress column reads it as a fraction."""
+    cpu = {**CPU, "utilization": 57.91}
+    worker_writes.register_worker(
+        db, "w", hostname="box", pid=os.getpid(), max_concurrent=1, devices=[cpu]
+    )
+    at = open_page("views/engine.py")
+    table = at.dataframe[0]
+    assert table.value["utilization %"].tolist() == [57.91]
+    shown = json.loads(table.proto.columns)["utilization %"]["type_config"]
+    assert (shown["min_value"], shown["max_value"]) == (0, 100)
+    # Streamlit formats with sprintf (Python's % operator agrees for this format).
+    assert shown.get("format") and shown["format"] % 57.91 == "58 %"

@@ -89,7 +89,15 @@ def _draw() -> None:
         column_config={
             "memory used (GiB)": st.column_config.NumberColumn(format="%.1f"),
             "memory total (GiB)": st.column_config.NumberColumn(format="%.1f"),
-            "utilization %": st.column_config.ProgressColumn(min_value=0, max_value=100),
+            # Values are already percentages (0-100): without a format, Streamlit shows a
+            # float as a fraction in percent (57.9 became "5,791 %").
+            "utilization %": st.column_config.ProgressColumn(
+                "busy",
+                help="Share of the device in use: all CPU cores together, or the GPU's compute.",
+                min_value=0,
+                max_value=100,
+                format="%.0f %%",
+            ),
         },
     )
     for d in devices:

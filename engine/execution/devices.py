@@ -13,6 +13,7 @@ import os
 import platform
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -145,18 +146,60 @@ def cpu_device() -> dict[str, Any]:
         used = total - int(info["MemAvailable"].split()[0]) * 1024
     except (OSError, KeyError, ValueError):  # no /proc (macOS, Windows): memory shows unknown
         pass
-    try:
-        utilization: float | None = min(100.0, os.getloadavg()[0] / cores * 100)
-    except OSError:
-        utilization = None
     return {
         "kind": "cpu",
         "index": None,
         "name": f"CPU ({cores} cores, {platform.machine()})",
         "memory_total": total,
         "memory_used": used,
-        "utilization": utilization,
+        "utilization": cpu_busy_percent(cores),
     }
+
+
+# /proc/stat's CPU times at the previous probe: the busy share is measured between probes.
+_last_cpu_times: list[tuple[int, int]] = []
+FIRST_SAMPLE_S = 0.2
+PROC_STAT = Path("/proc/stat")
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) CPU time of all cores since boot, in clock ticks, from /proc/stat."""
+    try:
+        first = PROC_STAT.read_text(encoding="ascii").split("\n", 1)[0].split()
+        # user nice system idle iowait irq softirq steal (guest time is inside user and nice)
+        ticks = [int(v) for v in first[1:9]]
+    except (OSError, ValueError):
+        return None
+    if first[:1] != ["cpu"] or len(ticks) < 4:
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # waiting on I/O is not busy
+    return sum(ticks) - idle, sum(ticks)
+
+
+def cpu_busy_percent(cores: int) -> float | None:
+    """How busy the whole machine's CPU is, 0-100 % of all its cores together, since the
+    previous probe (the first probe measures over FIRST_SAMPLE_S).
+
+    Not the load average over cores, which counts runnable and I/O-blocked processes rather
+    than CPU time, so it was neither a share of the machine nor bounded by 100. Without
+    /proc/stat (macOS, Windows) that load ratio, capped at 100, is the best estimate left.
+    """
+    now = _cpu_times()
+    if now is None:
+        try:
+            return min(100.0, os.getloadavg()[0] / cores * 100)
+        except OSError:
+            return None
+    if not _last_cpu_times:
+        time.sleep(FIRST_SAMPLE_S)
+        _last_cpu_times.append(now)
+        now = _cpu_times() or now
+    before = _last_cpu_times[-1]
+    _last_cpu_times[:] = [now]
+    busy, total = now[0] - before[0], now[1] - before[1]
+    if total <= 0:
+        return None
+    return round(min(100.0, max(0.0, 100 * busy / total)), 1)
 
 
 def detect_devices() -> list[dict[str, Any]]:
