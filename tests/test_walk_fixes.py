@@ -14,12 +14,15 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
+from db.writes import registry as registry_writes
+from db.writes import runs as run_writes
 from db.writes import workers as worker_writes
 from engine.data.datasets import ingest_bytes
 from engine.execution import devices
 from engine.ml.evaluate import balanced_accuracy
+from engine.services.launch import submit_run
 from tests.support.data import completed_run
-from tests.support.pages import open_page
+from tests.support.pages import open_page, texts
 
 CPU = {"kind": "cpu", "index": None, "name": "CPU (2 cores, x86_64)", "memory_total": 2**33}
 
@@ -99,3 +102,26 @@ def test_engine_page_shows_utilization_as_a_percentage(settings, db) -> None:
     assert (shown["min_value"], shown["max_value"]) == (0, 100)
     # Streamlit formats with sprintf (Python's % operator agrees for this format).
     assert shown.get("format") and shown["format"] % 57.91 == "58 %"
+
+
+# ---------------------------------------------------------------- Models: the description
+
+
+def test_models_page_shows_each_versions_description(settings, db, demo_datasets) -> None:
+    """The description was the table's last column, after every metric: off-screen."""
+    runs = []
+    for _ in range(2):
+        run_id = submit_run(db, "iris", {"epochs": 1})
+        run_writes.claim_next_run(db, "w")
+        run_writes.finish_run(db, run_id, "completed")
+        runs.append(run_id)
+    registry_writes.register_version(
+        db, runs[0], "churn", stage="production", description="Scores [monthly] churn risk"
+    )
+    registry_writes.register_version(db, runs[1], "churn", description="")
+    at = open_page("views/models.py")
+    table = at.dataframe[0].value
+    assert list(table.columns).index("description") <= 5  # beside version, stage and run
+    assert table["description"].fillna("").tolist() == ["", "Scores [monthly] churn risk"]
+    # The production version's words under the name, literal (no markdown link from "[…]").
+    assert "v1: Scores \\[monthly\\] churn risk" in texts(at.markdown)

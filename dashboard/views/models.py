@@ -32,10 +32,11 @@ def _versions_frame(model: RegisteredModel) -> tuple[pd.DataFrame, dict]:
             "run": f"run?run={v.run_id}",
             "run name": v.run_name,
             "dataset": v.dataset_name,
+            # Beside the version, not after the metrics: at the end it sat off-screen.
+            "description": v.description or None,
         }
         row.update({metric_label(k): v.metrics.get(k) for k in keys})
         row["registered"] = data.local_time(v.created_at)
-        row["description"] = v.description
         rows.append(row)
     config = {
         "version": st.column_config.NumberColumn("version", format="v%d", width="small"),
@@ -45,6 +46,7 @@ def _versions_frame(model: RegisteredModel) -> tuple[pd.DataFrame, dict]:
         # Relative link to the Run page; shows the run id.
         "run": st.column_config.LinkColumn("run", display_text=r"run\?run=(\d+)", width="small"),
         "registered": st.column_config.DatetimeColumn("registered", format="YYYY-MM-DD HH:mm"),
+        "description": st.column_config.TextColumn("description", width="large"),
     }
     config.update({metric_label(k): st.column_config.NumberColumn(format="%.4f") for k in keys})
     return pd.DataFrame(rows), config
@@ -104,6 +106,9 @@ def _model(model: RegisteredModel) -> None:
         f"{production} · {len(model.versions)} version(s) · default v{model.default.version} "
         f"(what the Playground loads unless you pick a version)"
     )
+    # What the model is for, in its registrant's words: the version a user of the name gets.
+    if model.default.description.strip():
+        st.markdown(f"v{model.default.version}: {data.md_text(model.default.description)}")
     frame, config = _versions_frame(model)
     st.dataframe(frame, hide_index=True, column_config=config, placeholder="—", width="stretch")
     _stage_form(model)
