@@ -17,6 +17,7 @@ from sklearn import metrics as skm
 from db.writes import registry as registry_writes
 from db.writes import runs as run_writes
 from db.writes import workers as worker_writes
+from engine.core.catalog import TEST_METRICS
 from engine.data.datasets import ingest_bytes
 from engine.execution import devices
 from engine.ml.evaluate import balanced_accuracy
@@ -125,3 +126,23 @@ def test_models_page_shows_each_versions_description(settings, db, demo_datasets
     assert table["description"].fillna("").tolist() == ["", "Scores [monthly] churn risk"]
     # The production version's words under the name, literal (no markdown link from "[…]").
     assert "v1: Scores \\[monthly\\] churn risk" in texts(at.markdown)
+
+
+# ---------------------------------------------------------------- Run page: metric cards
+
+
+def test_run_page_metric_cards_have_labels_that_fit(settings, db, demo_datasets) -> None:
+    """Six cards in a row cut "test balanced accuracy" to "test balanced ac…": the cards now
+    come three a row, labelled without the shared "test " (said once in a caption), the full
+    name in their help."""
+    run_id = submit_run(db, "iris", {"epochs": 1})
+    run_writes.claim_next_run(db, "w")
+    scores = {k: 0.9 for k in TEST_METRICS["classification"]} | {"test_log_loss": 0.3}
+    run_writes.record_progress(db, run_id, [(k, 1, v, 0.0) for k, v in scores.items()])
+    run_writes.finish_run(db, run_id, "completed")
+    at = open_page("views/run_detail.py", run=str(run_id))
+    cards = {m.label: m for m in at.metric}
+    assert "balanced accuracy" in cards and "accuracy" in cards
+    assert all(len(label) <= 20 for label in cards), list(cards)  # fits a third of the page
+    assert cards["balanced accuracy"].proto.help == "test balanced accuracy"
+    assert "test split" in texts(at.caption)

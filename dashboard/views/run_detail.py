@@ -37,6 +37,7 @@ REFRESH_S = 2
 STALE_HEARTBEAT_S = 60
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
 LOG_LINES = 300
+CARDS_PER_ROW = 3
 
 auth.guard_page()
 db = data.get_db()
@@ -248,8 +249,17 @@ def _result_cards(run: RunRecord, task: str) -> None:
     keys.sort(key=lambda k: k != headline)  # the metric a run is judged by comes first
     if not keys:
         return
-    for col, key in zip(st.columns(min(len(keys), 6)), keys[:6], strict=False):
-        col.metric(metric_label(key), format_value(run.last(key)), border=True)
+    # Three cards a row, labelled without the "test " every one of them shares (the caption
+    # says it once): six in a row cut "test balanced accuracy" to "test balanced ac…".
+    st.caption("Scores on the test split: rows the model never saw while training.")
+    keys = keys[:6]
+    for start in range(0, len(keys), CARDS_PER_ROW):
+        row = keys[start : start + CARDS_PER_ROW]
+        for col, key in zip(st.columns(CARDS_PER_ROW), row, strict=False):
+            label = metric_label(key)
+            col.metric(
+                label.removeprefix("test "), format_value(run.last(key)), help=label, border=True
+            )
 
 
 def _actions(run: RunRecord) -> None:
