@@ -385,9 +385,9 @@ def test_completed_run_shows_cards_curves_evaluation_config_and_log(
     assert ":green-badge[" in texts(at.markdown)
 
     cards = {m.label: m.value for m in at.metric}
-    assert cards["test accuracy"] == "0.9333"
-    assert at.metric[0].label == "test accuracy"  # the headline metric comes first
-    assert "test F1 (macro)" in cards
+    assert cards["accuracy"] == "0.9333"  # "test " is said once, in the cards' caption
+    assert at.metric[0].label == "accuracy"  # the headline metric comes first
+    assert "F1 (macro)" in cards
 
     figures = plotly_figures(at)
     loss = figures[0]["data"]

@@ -59,7 +59,7 @@ def test_upload_launch_train_browse(settings, db):
     # 4. Browse: the Run page shows the metrics and curves the engine wrote.
     at = open_page("views/run_detail.py", run=str(run.id))
     cards = {m.label: m.value for m in at.metric}
-    assert cards["test accuracy"] == f"{accuracy:.4f}"
+    assert cards["accuracy"] == f"{accuracy:.4f}"
     curves = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     assert {t["name"] for t in curves} >= {"train loss", "val loss"}
     assert curves[0]["x"] == [1, 2, 3, 4, 5, 6]

@@ -223,7 +223,7 @@ def wait_until_completed(page: Page) -> None:
     from playwright.sync_api import expect
 
     # The Run page's live fragment re-renders until the run ends; then the test cards appear.
-    expect(page.get_by_text("Test accuracy").first).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    expect(page.get_by_text("balanced accuracy").first).to_be_visible(timeout=RUN_TIMEOUT_MS)
     expect(page.get_by_text("completed").first).to_be_visible()
 
 
