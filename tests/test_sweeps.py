@@ -296,8 +296,10 @@ def test_sweeps_page_form_trials_and_charts(settings, db, demo_datasets):
     table = at.dataframe[0].value
     assert table["best"].tolist() == ["", "★", ""]
     assert table["run"].tolist() == [f"/run?run={r}" for r in runs]
+    # The page heads each chart; the figures carry no second title of their own.
     titles = [f["layout"].get("title", {}).get("text", "") for f in plotly_figures(at)]
-    assert any("Optimization History" in t for t in titles)
-    assert any("Slice" in t for t in titles)
+    assert len(titles) == 3 and not any(titles)  # history, parallel, slices: 3 trials
+    headings = texts(at.markdown)
+    assert "**Optimisation history**" in headings and "**Slices**" in headings
     button(at, "Cancel sweep").click().run()
     assert sweep_store.get_sweep(db, created.id).status == "cancelled"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import warnings
 
 import numpy as np
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
+from db.writes import metrics as metric_writes
 from db.writes import registry as registry_writes
 from db.writes import runs as run_writes
 from db.writes import workers as worker_writes
@@ -21,9 +23,10 @@ from engine.core.catalog import TEST_METRICS
 from engine.data.datasets import ingest_bytes
 from engine.execution import devices
 from engine.ml.evaluate import balanced_accuracy
+from engine.services import sweeps
 from engine.services.launch import submit_run
 from tests.support.data import completed_run
-from tests.support.pages import open_page, texts
+from tests.support.pages import open_page, plotly_figures, texts
 
 CPU = {"kind": "cpu", "index": None, "name": "CPU (2 cores, x86_64)", "memory_total": 2**33}
 
@@ -146,3 +149,71 @@ def test_run_page_metric_cards_have_labels_that_fit(settings, db, demo_datasets)
     assert all(len(label) <= 20 for label in cards), list(cards)  # fits a third of the page
     assert cards["balanced accuracy"].proto.help == "test balanced accuracy"
     assert "test split" in texts(at.caption)
+
+
+# ---------------------------------------------------------------- Sweeps
+
+
+def _sweep(db) -> int:  # noqa: ANN001
+    return sweeps.submit_sweep(
+        db,
+        "iris",
+        {
+            "space": {
+                "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
+                "dropout": [0, 0.2],
+            },
+            "objective": "val_accuracy",
+        },
+    )
+
+
+def _trial(db, sweep_id: int, lr: float, dropout: float, best: float | None) -> int:  # noqa: ANN001
+    """A trial run: finished with `best` as its val accuracy, else left running."""
+    values = {"learning_rate": lr, "dropout": dropout, "monitor": "val_accuracy"}
+    run_id = submit_run(db, "iris", values, sweep_id=sweep_id)
+    run_writes.claim_next_run(db, "test-worker")
+    if best is not None:
+        metric_writes.append_metrics(db, run_id, [("val_accuracy", 1, best, time.time())])
+        run_writes.finish_run(db, run_id, "completed")
+    return run_id
+
+
+def test_sweep_counts_a_queued_trial_as_queued(settings, db, demo_datasets) -> None:
+    """The walk's sweep said "2 running" with one trial training and one waiting."""
+    sweep_id = _sweep(db)
+    _trial(db, sweep_id, 1e-3, 0.0, best=None)  # claimed: running
+    submit_run(db, "iris", {"learning_rate": 2e-3}, sweep_id=sweep_id)  # waits in the queue
+    at = open_page("views/sweeps.py", sweep=str(sweep_id))
+    assert "1 running, 1 queued" in texts(at.markdown)
+    assert at.dataframe[0].value["state"].tolist() == ["running", "queued"]
+
+
+def test_sweep_parameters_are_rounded_for_reading(settings, db, demo_datasets) -> None:
+    sweep_id = _sweep(db)
+    _trial(db, sweep_id, 0.0012345678901234, 0.2, best=0.9)
+    at = open_page("views/sweeps.py", sweep=str(sweep_id))
+    table = at.dataframe[0].value
+    assert table["learning_rate"].tolist() == ["0.00123"]
+    assert table["dropout"].tolist() == ["0.2"]
+    assert "1 completed" in texts(at.markdown)
+
+
+def test_importances_say_how_many_trials_they_rest_on(settings, db, demo_datasets) -> None:
+    """Three trials drew an importance chart with no caveat: now none below five, and a
+    caveat naming the number of trials above."""
+    sweep_id = _sweep(db)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        _trial(db, sweep_id, float(10 ** rng.uniform(-4, -2)), [0.0, 0.2][i % 2], 0.5 + i / 10)
+    at = open_page("views/sweeps.py", sweep=str(sweep_id))
+    assert "sw_importance" not in [c.key for c in at.get("plotly_chart")]
+    assert "appear once 5 trials with different settings have completed (3 so far)" in texts(
+        at.caption
+    )
+    for i in range(3, 6):
+        _trial(db, sweep_id, float(10 ** rng.uniform(-4, -2)), [0.0, 0.2][i % 2], 0.5 + i / 20)
+    at = open_page("views/sweeps.py", sweep=str(sweep_id))
+    figures = plotly_figures(at)
+    assert len(figures) == 4 and not any(f["layout"].get("title", {}).get("text") for f in figures)
+    assert "From 6 completed trials: too few for a steady ranking" in texts(at.caption)

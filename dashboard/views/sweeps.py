@@ -16,6 +16,8 @@ from db import sweeps as sweep_store
 from db.records import SweepRecord
 from engine.core.catalog import MONITORS, metric_label
 from engine.core.config import field_help
+from engine.core.formatting import format_setting
+from engine.report import sweep_charts
 from engine.services import sweep_actions, sweeps
 from engine.services.permissions import Permission
 
@@ -214,32 +216,31 @@ def _sweep_list() -> None:
 
 
 def _figures(sweep: SweepRecord, trials: list[sweeps.Trial]) -> None:
-    import optuna.visualization as ov
-
     done = [t for t in trials if t.state == "complete"]
     if not done:
         st.info("Charts appear when the first trial completes.", icon=":material/hourglass:")
         return
     study = sweeps.build_study(sweep, trials)
+    # Optuna's own chart titles are removed (sweep_charts): the headings here say it once.
     history_col, importance_col = st.columns(2, gap="large")
     with history_col:
         st.markdown("**Optimisation history**")
-        st.plotly_chart(ov.plot_optimization_history(study), key="sw_history")
+        st.plotly_chart(sweep_charts.history(study), key="sw_history")
     with importance_col:
         st.markdown("**Parameter importances**")
-        varied = len({tuple(sorted(t.params.items())) for t in done}) > 1
-        if len(done) >= 2 and varied:
+        distinct = len({tuple(sorted(t.params.items())) for t in done})
+        draw, note = sweep_charts.importance_note(len(done), distinct)
+        if draw:
             try:
-                st.plotly_chart(ov.plot_param_importances(study), key="sw_importance")
+                st.plotly_chart(sweep_charts.importances(study), key="sw_importance")
             except (RuntimeError, ValueError) as exc:
-                st.caption(f"Not computable yet: {exc}")
-        else:
-            st.caption("Needs two completed trials with different settings.")
+                note = f"Not computable yet: {exc}"
+        st.caption(note)
     if len(sweep.space) >= 2:
         st.markdown("**Parallel coordinates**")
-        st.plotly_chart(ov.plot_parallel_coordinate(study), key="sw_parallel")
+        st.plotly_chart(sweep_charts.parallel(study), key="sw_parallel")
     st.markdown("**Slices** — the objective against each setting")
-    st.plotly_chart(ov.plot_slice(study), key="sw_slice")
+    st.plotly_chart(sweep_charts.slices(study), key="sw_slice")
 
 
 def _trials_table(sweep: SweepRecord, trials: list[sweeps.Trial]) -> None:
@@ -248,11 +249,11 @@ def _trials_table(sweep: SweepRecord, trials: list[sweeps.Trial]) -> None:
         {
             "trial": t.number,
             "run": f"/run?run={t.run.id}",
-            "state": t.state,
+            "state": t.shown_state,
             "status": t.run.status,
             metric_label(sweep.objective): t.value,
             "best": "★" if best is not None and t.run.id == best.run.id else "",
-            **{k: str(v) for k, v in t.params.items()},
+            **{k: format_setting(v) for k, v in t.params.items()},
         }
         for t in trials
     ]
@@ -305,16 +306,15 @@ def _live(sweep_id: int, shown_status: str) -> None:
     if sweep.status != shown_status:
         st.rerun(scope="app")  # the header's buttons (Cancel, Launch best) follow the status
     trials = sweeps.load_trials(db, sweep)
-    counts = pd.Series([t.state for t in trials]).value_counts().to_dict()
     facts = [
         f"**{sweep.status}**",
         f"dataset {data.md_text(sweep.dataset_name)}",
         f"{sweep.sampler} sampler, {sweep.pruner} pruner",
         f"{metric_label(sweep.objective)} ({sweep.direction})",
         f"{len(trials)}/{sweep.max_trials} trials launched",
-        ", ".join(f"{n} {s}" for s, n in counts.items()),
+        sweeps.state_counts(trials),
     ]
-    st.markdown(" · ".join(facts))
+    st.markdown(" · ".join(f for f in facts if f))
     if sweep.error:
         st.error(data.md_message(sweep.error))
     if sweep.status == "running" and not data.engine_alive(db):

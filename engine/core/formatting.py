@@ -33,3 +33,11 @@ def format_value(value: float | None) -> str:
     if size < 1e-4:
         return f"{value:.2e}"
     return f"{value:.4f}".rstrip("0")
+
+
+def format_setting(value: object) -> str:
+    """A run setting for a table: floats to 3 significant digits (a sampled learning rate is
+    0.00123, not 0.0012345678901234), everything else as it is."""
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.3g}"
+    return str(value)

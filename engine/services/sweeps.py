@@ -254,8 +254,31 @@ class Trial:
     run: RunRecord
     params: dict[str, Any]
     value: float | None  # the best objective value over its epochs, when completed
-    state: str  # complete | pruned | fail | running
+    state: str  # complete | pruned | fail | running (as Optuna sees it)
     intermediate: dict[int, float]
+
+    @property
+    def shown_state(self) -> str:
+        """The state for people: Optuna counts a queued trial as running; it is not yet."""
+        return "queued" if self.state == "running" and self.run.status == "queued" else self.state
+
+
+# The order, and the words, the Sweeps page counts trials in.
+SHOWN_STATES = {
+    "running": "running",
+    "queued": "queued",
+    "complete": "completed",
+    "pruned": "pruned",
+    "fail": "failed",
+}
+
+
+def state_counts(trials: list[Trial]) -> str:
+    """ "1 running, 1 queued, 3 completed": each trial counted in its true state."""
+    counts = {s: 0 for s in SHOWN_STATES}
+    for t in trials:
+        counts[t.shown_state] += 1
+    return ", ".join(f"{n} {SHOWN_STATES[s]}" for s, n in counts.items() if n)
 
 
 def stored_space(sweep: SweepRecord) -> dict[str, Param]:
