@@ -309,13 +309,14 @@ def effective_task(run: RunRecord, dataset: DatasetRecord | None) -> str:
 def runs_frame(runs: list[RunRecord]) -> pd.DataFrame:
     """The run table every page shows: one row per run, table metrics that any run has."""
     metric_keys = [k for k in TABLE_METRICS if any(k in r.summary for r in runs)]
+    kinds = {d.id: d.kind for d in datasets()}  # the family that trained: a CNN, not "auto"
     rows = []
     for run in runs:
         row = {
             "id": run.id,
             "name": run.name,
             "dataset": run.dataset_name,
-            "model": _model_text(run.config),
+            "model": catalog.model_summary(run.config, kinds.get(run.dataset_id)),
             "status": [run.status],  # a list: shown as a coloured pill (runs_column_config)
             "created": local_time(run.created_at),
             "duration": format_duration(run.duration_s),
@@ -336,12 +337,6 @@ def runs_frame(runs: list[RunRecord]) -> pd.DataFrame:
         "open",
     ]
     return pd.DataFrame(rows, columns=columns)
-
-
-def _model_text(config: dict) -> str:
-    sizes = config.get("hidden_sizes") or []
-    shape = "→".join(str(s) for s in sizes) if sizes else "linear"
-    return f"{config.get('model', '?')} {shape}"
 
 
 def runs_column_config() -> dict:

@@ -15,11 +15,13 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
+from db import datasets as dataset_store
 from db.writes import metrics as metric_writes
 from db.writes import registry as registry_writes
 from db.writes import runs as run_writes
 from db.writes import workers as worker_writes
-from engine.core.catalog import TEST_METRICS
+from db.writes.datasets import insert_dataset
+from engine.core.catalog import TEST_METRICS, model_summary
 from engine.data.datasets import ingest_bytes
 from engine.execution import devices
 from engine.ml.evaluate import balanced_accuracy
@@ -217,3 +219,68 @@ def test_importances_say_how_many_trials_they_rest_on(settings, db, demo_dataset
     figures = plotly_figures(at)
     assert len(figures) == 4 and not any(f["layout"].get("title", {}).get("text") for f in figures)
     assert "From 6 completed trials: too few for a steady ranking" in texts(at.caption)
+
+
+# ---------------------------------------------------------------- Runs list: columns, model
+
+
+def _finished_with(db, dataset: str | int, config: dict, metrics: dict[str, float]) -> int:  # noqa: ANN001
+    run_id = run_writes.create_run(db, name="r", dataset_id=dataset, config=config)
+    run_writes.claim_next_run(db, "w")
+    run_writes.record_progress(db, run_id, [(k, 1, v, 0.0) for k, v in metrics.items()])
+    run_writes.finish_run(db, run_id, "completed")
+    return run_id
+
+
+def test_runs_list_shows_headline_metrics_by_label(settings, db, demo_datasets) -> None:
+    """The walk's default columns were `metric:best_epoch`, `metric:epoch_seconds` and
+    `metric:lr` (the first alphabetically), with a best epoch of "7.0000"."""
+    iris = dataset_store.get_dataset_by_name(db, "iris").id
+    config = {"model": "auto", "hidden_sizes": [128, 64], "learning_rate": 0.001}
+    scores = {"test_accuracy": 0.9333, "test_balanced_accuracy": 0.93, "test_f1_macro": 0.92}
+    extras = {"best_epoch": 7.0, "epoch_seconds": 0.12, "lr": 0.001, "val_loss": 0.2}
+    _finished_with(db, iris, config, scores | extras)
+    at = open_page("views/runs.py")
+    headline = ["metric:test_accuracy", "metric:test_balanced_accuracy", "metric:test_f1_macro"]
+    assert at.multiselect(key="rf_cols").value == headline
+    table = at.dataframe[0]
+    assert [c for c in table.value.columns if c.startswith("metric:")] == headline
+    assert table.value["model"].tolist() == ["MLP 128→64"]
+    shown = json.loads(table.proto.columns)
+    assert shown["metric:test_accuracy"]["label"] == "test accuracy"
+    assert shown["metric:test_accuracy"]["type_config"]["format"] == "percent"
+    assert shown["metric:test_f1_macro"]["label"] == "test F1 (macro)"
+
+    at.multiselect(key="rf_cols").set_value([*headline, "metric:best_epoch", "metric:lr"]).run()
+    shown = json.loads(at.dataframe[0].proto.columns)
+    assert shown["metric:best_epoch"]["type_config"]["format"] == "%d"  # 7, not 7.0000
+    assert shown["metric:lr"]["label"] == "learning rate"
+    assert shown["metric:lr"]["type_config"]["format"] == "%.4f"  # not a share: no percent
+
+
+def test_model_column_names_the_family_that_trained(settings, db, demo_datasets) -> None:
+    """A CNN on images was listed as "auto 128→64": the config's word and the MLP's sizes."""
+    images = insert_dataset(
+        db,
+        name="digits",
+        kind="image",
+        task="classification",
+        target="label",
+        schema={"columns": [], "features": []},
+        n_rows=10,
+        n_columns=1,
+        sha256="0" * 64,
+        path="/nowhere",
+        source_filename="digits.zip",
+    ).id
+    config = {"model": "auto", "hidden_sizes": [128, 64]}
+    cnn = _finished_with(db, images, config, {"test_accuracy": 0.5})
+    assert model_summary(config, "image") == "CNN"
+    assert model_summary({"model": "lstm"}, "text") == "LSTM"
+    assert model_summary({"model": "mlp", "hidden_sizes": []}, "tabular").startswith("Linear")
+    assert model_summary({"model": "auto", "hidden_sizes": [32]}, None) == "auto"  # no dataset
+    at = open_page("views/runs.py")
+    assert at.dataframe[0].value.set_index("id").loc[cnn, "model"] == "CNN"
+    home = open_page("views/home.py")
+    listed = [df.value for df in home.dataframe if "model" in df.value.columns]
+    assert listed and listed[0].set_index("id").loc[cnn, "model"] == "CNN"

@@ -7,14 +7,18 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
+from db import datasets as dataset_store
 from db import run_query
 from db.models import RUN_STATUSES
 from db.records import RunRecord
 from db.run_query import METRIC_PREFIX, PARAM_PREFIX, MetricThreshold, RunFilter
+from engine.core.catalog import metric_label, model_summary
 from engine.core.csv_safe import to_safe_csv
+from engine.core.metric_info import direction, headline_metrics
 
 PAGE_SIZES = (25, 50, 100, 200)
 OPS = {"ge": ">=", "le": "<="}
@@ -115,18 +119,63 @@ class TableState:
         )
 
 
-def model_text(config: dict[str, Any]) -> str:
-    sizes = config.get("hidden_sizes") or []
-    shape = "→".join(str(s) for s in sizes) if sizes else "linear"
-    return f"{config.get('model', '?')} {shape}"
+def default_columns(metric_keys: list[str]) -> list[str]:
+    """The columns a plain view shows: each task's headline metrics that some run has
+    (test accuracy, balanced accuracy, F1; test RMSE, MAE, R²), not the first metrics
+    alphabetically (`best_epoch`, `epoch_seconds`, `lr`)."""
+    have = set(metric_keys)
+    wanted = [*headline_metrics("classification"), *headline_metrics("regression")]
+    chosen = [k for k in dict.fromkeys(wanted) if k in have]
+    if not chosen:  # no run has finished: its curves' losses say most
+        chosen = [k for k in ("val_loss", "train_loss") if k in have]
+    return [METRIC_PREFIX + k for k in chosen]
+
+
+def column_label(column: str) -> str:
+    """A column as the table and the Columns picker name it: a metric by its label, a
+    setting by its config field."""
+    if column.startswith(METRIC_PREFIX):
+        return metric_label(column.removeprefix(METRIC_PREFIX))
+    if column.startswith(PARAM_PREFIX):
+        return f"{column.removeprefix(PARAM_PREFIX)} (setting)"
+    return column.replace("_", " ")
+
+
+# Scores that are shares of the test rows (0-1): shown as percentages.
+_SHARE_WORDS = ("accuracy", "f1", "precision", "recall", "auc")
+
+
+def number_format(column: str, values: pd.Series) -> str:
+    """How a metric column prints (a Streamlit NumberColumn format): whole numbers as whole
+    numbers (a best epoch is 7, not 7.0000), accuracy-like shares as percentages, others
+    with four decimals (none once they reach the thousands)."""
+    key = column.removeprefix(METRIC_PREFIX)
+    present = pd.to_numeric(values, errors="coerce").dropna()
+    finite = present[np.isfinite(present)]
+    if len(finite) and (finite % 1 == 0).all():
+        return "%d"
+    shares = direction(key) == "higher" and any(w in key.lower() for w in _SHARE_WORDS)
+    if shares and len(finite) and finite.between(0, 1).all():
+        return "percent"
+    if len(finite) and finite.abs().max() >= 1000:
+        return "%.0f"
+    return "%.4f"
+
+
+def model_text(config: dict[str, Any], dataset_kind: str | None = None) -> str:
+    return model_summary(config, dataset_kind)
 
 
 def _cell(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, list | dict) else value
 
 
-def table_frame(runs: list[RunRecord], columns: list[str]) -> pd.DataFrame:
-    """One row per run: fixed facts, then the chosen `param:`/`metric:` columns."""
+def table_frame(
+    runs: list[RunRecord], columns: list[str], kinds: dict[int, str] | None = None
+) -> pd.DataFrame:
+    """One row per run: fixed facts, then the chosen `param:`/`metric:` columns. `kinds`
+    (dataset id → tabular/image/text) names the model family that trained."""
+    kinds = kinds or {}
     rows = []
     for run in runs:
         row: dict[str, Any] = {
@@ -134,7 +183,7 @@ def table_frame(runs: list[RunRecord], columns: list[str]) -> pd.DataFrame:
             "name": run.name,
             "status": run.status,
             "dataset": run.dataset_name,
-            "model": model_text(run.config),
+            "model": model_text(run.config, kinds.get(run.dataset_id)),
             "tags": list(run.tags),
         }
         for col in columns:
@@ -165,6 +214,7 @@ def export_csv(db: Engine, state: TableState, project_id: int | None) -> str:
     params = sorted({k for r in runs for k in r.config})
     keys = sorted({k for r in runs for k in r.summary})
     columns = [PARAM_PREFIX + p for p in params] + [METRIC_PREFIX + k for k in keys]
-    frame = table_frame(runs, columns)
+    kinds = {d.id: d.kind for d in dataset_store.list_datasets(db)}
+    frame = table_frame(runs, columns, kinds)
     frame["tags"] = frame["tags"].map(lambda tags: ";".join(tags))
     return to_safe_csv(frame, index=False)  # names, tags and notes are user text

@@ -7,11 +7,21 @@ import streamlit as st
 
 from dashboard import auth, data
 from dashboard.components.projects import current_project_id
-from dashboard.components.run_table import OPS, PAGE_SIZES, TableState, export_csv, table_frame
+from dashboard.components.run_table import (
+    OPS,
+    PAGE_SIZES,
+    TableState,
+    column_label,
+    default_columns,
+    export_csv,
+    number_format,
+    table_frame,
+)
 from db import run_query
 from db import runs as run_store
 from db.models import RUN_STATUSES
 from db.run_query import METRIC_PREFIX, PARAM_PREFIX, SORT_COLUMNS
+from engine.core.catalog import metric_label
 from engine.services import runs as run_actions
 from engine.services.permissions import Permission
 
@@ -105,7 +115,12 @@ metric_col, op_col, value_col, archived_col, sort_col, dir_col = st.columns(
 if st.session_state["rf_metric"] not in [None, *metric_keys]:
     st.session_state["rf_metric"] = None
 metric_col.selectbox(
-    "Metric threshold", metric_keys, key="rf_metric", index=None, placeholder="no threshold"
+    "Metric threshold",
+    metric_keys,
+    key="rf_metric",
+    index=None,
+    placeholder="no threshold",
+    format_func=metric_label,
 )
 op_col.selectbox(
     "Comparison",
@@ -123,16 +138,20 @@ sort_options = [
 ]
 if st.session_state["rf_sort"] not in sort_options:
     st.session_state["rf_sort"] = "created_at"
-sort_col.selectbox("Sort by", sort_options, key="rf_sort")
+sort_col.selectbox("Sort by", sort_options, key="rf_sort", format_func=column_label)
 dir_col.toggle("Descending", key="rf_desc")
 
-default_cols = [METRIC_PREFIX + k for k in metric_keys][:6]
+default_cols = default_columns(metric_keys)
 column_options = [METRIC_PREFIX + k for k in metric_keys] + [PARAM_PREFIX + p for p in param_names]
 if "rf_cols" not in st.session_state:
     st.session_state["rf_cols"] = default_cols
 st.session_state["rf_cols"] = [c for c in st.session_state["rf_cols"] if c in column_options]
 columns = st.multiselect(
-    "Columns", column_options, key="rf_cols", help="Params (config fields) and summary metrics."
+    "Columns",
+    column_options,
+    key="rf_cols",
+    format_func=column_label,
+    help="Metrics (each run's last value) and settings (its config fields).",
 )
 
 state = TableState(
@@ -205,7 +224,7 @@ with data.shown_errors("listing runs"):
         st.session_state["_prev_" + key] = rows
         st.session_state[_STATE].selected = picked
 
-    frame = table_frame(runs, columns)
+    frame = table_frame(runs, columns, {d.id: d.kind for d in data.datasets()})
     frame["created"] = frame["created"].map(data.local_time)
     frame["status"] = frame["status"].map(lambda s: [s])
     frame.insert(1, "open", [f"run?run={i}" for i in frame["id"]])
@@ -215,12 +234,14 @@ with data.shown_errors("listing runs"):
             "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f"),
             "tags": st.column_config.ListColumn("tags"),
             **{
-                c: st.column_config.NumberColumn(c.removeprefix(METRIC_PREFIX), format="%.4f")
+                c: st.column_config.NumberColumn(
+                    column_label(c), help=c, format=number_format(c, frame[c])
+                )
                 for c in columns
                 if c.startswith(METRIC_PREFIX)
             },
             **{
-                c: st.column_config.Column(c.removeprefix(PARAM_PREFIX))
+                c: st.column_config.Column(column_label(c), help=c)
                 for c in columns
                 if c.startswith(PARAM_PREFIX)
             },

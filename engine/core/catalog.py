@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 TASKS = {
     "classification": "predict a category (the target's classes)",
     "regression": "predict a number",
@@ -31,6 +33,18 @@ MODEL_FAMILIES: dict[str, tuple[str, str]] = {
         "image",
         "Small ResNet for images: residual blocks in stages (cnn_depth stages × resnet_blocks)",
     ),
+}
+
+# Each family as a reader names it (tables, the Runs list).
+FAMILY_NAMES = {
+    "mlp": "MLP",
+    "textcnn": "TextCNN",
+    "embedding_bag": "Embedding bag",
+    "lstm": "LSTM",
+    "gru": "GRU",
+    "transformer": "Transformer",
+    "cnn": "CNN",
+    "resnet": "ResNet",
 }
 
 # What `model=auto` trains for each dataset kind: a fair first result, not a tuned one.
@@ -154,3 +168,26 @@ def effective_task(config_task: str, dataset_task: str) -> str:
 
 def metric_label(key: str) -> str:
     return METRIC_LABELS.get(key, key.replace("_", " "))
+
+
+def model_summary(config: dict[str, Any], dataset_kind: str | None) -> str:
+    """The model a run trains, in a few words: "MLP 128→64", "CNN", "TextCNN".
+
+    The family that trains, not the config's `auto` (which is a CNN on images); the hidden
+    sizes only for the MLP, the one family they shape. Without the dataset's kind (a deleted
+    dataset), the config's own word.
+    """
+    chosen = str(config.get("model", "auto"))
+    family = chosen
+    if dataset_kind is not None:
+        try:
+            family = model_family_for(chosen, dataset_kind)
+        except (KeyError, ValueError):  # a config that no longer fits its data: say what it asked
+            family = chosen
+    name = FAMILY_NAMES.get(family, family)
+    if family != "mlp":
+        return name
+    sizes = config.get("hidden_sizes")
+    if sizes is None:
+        return name
+    return f"{name} {'→'.join(str(s) for s in sizes)}" if sizes else "Linear (no hidden layer)"
