@@ -261,7 +261,10 @@ def _trials_table(sweep: SweepRecord, trials: list[sweeps.Trial]) -> None:
         pd.DataFrame(rows),
         hide_index=True,
         width="stretch",
-        column_config={"run": st.column_config.LinkColumn(display_text=r"run=(\d+)")},
+        column_config={
+            "run": st.column_config.LinkColumn(display_text=r"run=(\d+)"),
+            metric_label(sweep.objective): st.column_config.NumberColumn(format="%.4f"),
+        },
     )
 
 
