@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
+from dashboard.components.run_table import number_format
 from db import datasets as dataset_store
 from db.writes import metrics as metric_writes
 from db.writes import registry as registry_writes
@@ -256,6 +257,10 @@ def test_runs_list_shows_headline_metrics_by_label(settings, db, demo_datasets) 
     assert shown["metric:best_epoch"]["type_config"]["format"] == "%d"  # 7, not 7.0000
     assert shown["metric:lr"]["label"] == "learning rate"
     assert shown["metric:lr"]["type_config"]["format"] == "%.4f"  # not a share: no percent
+    perfect = pd.Series([1.0, 0.0])
+    assert number_format("metric:test_accuracy", perfect) == "percent"  # 100 %, not "1"
+    assert number_format("metric:test_r2", pd.Series([0.5])) == "%.4f"  # R² can be < 0
+    assert number_format("metric:val_loss", pd.Series([470_000.5])) == "%.0f"
 
 
 def test_model_column_names_the_family_that_trained(settings, db, demo_datasets) -> None:

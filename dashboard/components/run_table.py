@@ -152,11 +152,11 @@ def number_format(column: str, values: pd.Series) -> str:
     key = column.removeprefix(METRIC_PREFIX)
     present = pd.to_numeric(values, errors="coerce").dropna()
     finite = present[np.isfinite(present)]
-    if len(finite) and (finite % 1 == 0).all():
-        return "%d"
     shares = direction(key) == "higher" and any(w in key.lower() for w in _SHARE_WORDS)
     if shares and len(finite) and finite.between(0, 1).all():
-        return "percent"
+        return "percent"  # before whole numbers: a page of perfect scores is 100 %, not 1
+    if len(finite) and (finite % 1 == 0).all():
+        return "%d"
     if len(finite) and finite.abs().max() >= 1000:
         return "%.0f"
     return "%.4f"
