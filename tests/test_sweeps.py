@@ -163,6 +163,12 @@ def test_grid_and_tpe_sweeps_find_and_launch_the_best(settings, db, demo_dataset
     assert len(tpe_trials) == 3
     assert len({t.params["learning_rate"] for t in tpe_trials}) == 3  # three different proposals
     assert tpe_sweep.best_run_id == min(tpe_trials, key=lambda t: t.value).run.id
+    # People read sampled values to 3 significant digits; the JSON keeps them whole.
+    text = cli("sweeps", "show", str(tpe_id)).stdout
+    for t in tpe_trials:
+        rate = t.params["learning_rate"]
+        assert f"learning_rate={rate:.3g}" in text
+        assert repr(rate) == f"{rate:.3g}" or repr(rate) not in text
 
     launched = cli("sweeps", "best", str(grid_id), "--launch", "--set", "epochs=9")
     assert launched.returncode == 0, launched.stderr

@@ -12,6 +12,7 @@ from db import sweeps as sweep_store
 from engine.cli.common import actor, fail, print_json, ready
 from engine.core.config import load_config_file, parse_overrides
 from engine.core.errors import ConfigError
+from engine.core.formatting import format_setting
 
 app = typer.Typer(
     help="Hyperparameter sweeps: search spaces over run settings, explored with Optuna.",
@@ -138,7 +139,7 @@ def sweeps_show(sweep_id: int, as_json: Annotated[bool, typer.Option("--json")] 
             "trial": t.number,
             "run_id": t.run.id,
             "status": t.run.status,
-            "state": t.state,
+            "state": t.shown_state,
             "value": t.value,
             "params": t.params,
             "best": best is not None and t.run.id == best.run.id,
@@ -159,8 +160,14 @@ def sweeps_show(sweep_id: int, as_json: Annotated[bool, typer.Option("--json")] 
         mark = "  ← best" if r["best"] else ""
         typer.echo(
             f"  {r['trial']:>3}  run #{r['run_id']:<5} {r['state']:<9} {value:>8}  "
-            f"{r['params']}{mark}"
+            f"{_shown_params(r['params'])}{mark}"
         )
+
+
+def _shown_params(params: dict[str, Any]) -> str:
+    """Parameters as people read them: a sampled 0.0012345678912345 shows as 0.00123 (the JSON
+    output keeps the full value)."""
+    return ", ".join(f"{name}={format_setting(value)}" for name, value in params.items())
 
 
 @app.command("cancel")
