@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from streamlit.testing.v1.element_tree import Block
 
 from db import runs as run_store
 from engine.core.config import config_problems
@@ -38,12 +39,13 @@ def _advanced(at):  # noqa: ANN001, ANN202
     return advanced
 
 
-def _column_with(at, key: str):  # noqa: ANN001, ANN202
-    """The form column holding widget `key`: its error sentence belongs in it."""
-    for column in at.columns:
-        if key in _keys(column) and len(_keys(column)) == 1:
-            return column
-    raise AssertionError(f"no column holds only nr_{key}")
+def _errors_under_row_of(at, key: str) -> str:  # noqa: ANN001
+    """The error sentences shown right under the row of fields that holds widget `key`."""
+    rows = [b for b in _advanced(at).children.values() if isinstance(b, Block)]
+    for here, below in zip(rows, rows[1:], strict=False):
+        if key in _keys(here):  # the row of columns; `below`: the container under it
+            return texts(below.error)
+    raise AssertionError(f"no row holds nr_{key}")
 
 
 # ---------------------------------------------------------------- the short path
@@ -175,7 +177,7 @@ def test_invalid_value_gets_a_sentence_beside_it_and_on_submit(
     at.number_input(key=f"nr_{field}").set_value(value).run()
     # Not clamped by the widget: the value stays as typed, and the sentence sits beside it.
     assert at.number_input(key=f"nr_{field}").value == value
-    assert sentence in texts(_column_with(at, field).error)
+    assert sentence in _errors_under_row_of(at, field)
     assert field not in texts(at.error)  # the form's label, not the internal field name
     assert "Fix the values marked in the form" in texts(at.markdown)
 

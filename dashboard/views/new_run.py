@@ -292,8 +292,9 @@ def _model_changed() -> None:
 def _section(
     title: str, names: list[str], dataset: DatasetRecord, defaults: dict[str, Any]
 ) -> dict[str, Any]:
-    """A heading and the fields of `names` that apply (three per row), each with an empty
-    slot under it for its error; returns their values. Nothing at all when none applies."""
+    """A heading and the fields of `names` that apply (three per row), each row with a slot
+    under it for its fields' errors (full width: a sentence in a third of the form is a column
+    of single words); returns their values. Nothing at all when none applies."""
 
     def current(field: str) -> Any:  # noqa: ANN401 - the widget's value, or its default
         return st.session_state.get(KEY_PREFIX + field, defaults.get(field))
@@ -309,7 +310,8 @@ def _section(
         for col, name in zip(st.columns(3)[: len(row)], row, strict=True):
             with col:
                 values[name] = _field_widget(name, defaults[name], dataset)
-                slots[name] = st.empty()
+        below = st.container()
+        slots.update(dict.fromkeys(row, below))
     return values
 
 
@@ -317,10 +319,10 @@ def _show_problems(problems: list[ConfigProblem]) -> list[str]:
     """Each sentence beside the field(s) it is about; returns those with no field on show."""
     unplaced = []
     for problem in problems:
-        placed = [f for f in problem.fields if f in slots]
-        for field in placed:
-            slots[field].error(data.md_message(problem.sentence), icon=":material/error:")
-        if not placed:
+        rows = {id(slots[f]): slots[f] for f in problem.fields if f in slots}  # once per row
+        for slot in rows.values():
+            slot.error(data.md_message(problem.sentence), icon=":material/error:")
+        if not rows:
             unplaced.append(problem.sentence)
     return unplaced
 
@@ -378,7 +380,7 @@ if not data.engine_alive(db):
 
 # ---------------------------------------------------------------- the form
 
-slots: dict[str, Any] = {}  # field -> the empty slot under its widget, for its error
+slots: dict[str, Any] = {}  # field -> the container under its row, for its error
 form_col, summary_col = st.columns([3, 2], gap="large")
 with form_col:
     dataset_id = st.selectbox(
