@@ -31,11 +31,11 @@ def test_init_registers_demo_datasets(settings):
         (("runs", "submit", "--dataset", "nope"), "No dataset 'nope'. Datasets: iris"),
         (
             ("runs", "submit", "--dataset", "iris", "--set", "optimizer=rmsprop"),
-            "optimizer: Input should be 'adamw', 'adam' or 'sgd'",
+            "optimizer must be one of 'adamw', 'adam' or 'sgd'; got 'rmsprop'",
         ),
         (
             ("runs", "submit", "--dataset", "diabetes", "--set", "epochs=0"),
-            "epochs: Input should be greater than or equal to 1",
+            "epochs must be a whole number between 1 and 10,000; 0 is too small.",
         ),
         (
             ("runs", "submit", "--dataset", "iris", "--set", "task=regression"),

@@ -19,13 +19,16 @@ def test_defaults_are_valid():
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        ({"optimizer": "rmsprop"}, "optimizer: Input should be 'adamw', 'adam' or 'sgd'"),
-        ({"learning_rate": 0}, "learning_rate: Input should be greater than 0"),
+        (
+            {"optimizer": "rmsprop"},
+            "optimizer must be one of 'adamw', 'adam' or 'sgd'; got 'rmsprop'",
+        ),
+        ({"learning_rate": 0}, "learning_rate must be more than 0 and at most 10; 0 is too small."),
         ({"lr": 0.1}, "Did you mean 'learning_rate'?"),
         ({"hidden_sizes": "abc"}, "hidden_sizes: write integers separated by commas"),
         ({"hidden_sizes": [0]}, "hidden_sizes: each hidden size must be between 1 and 8192"),
-        ({"epochs": "many"}, "epochs: Input should be a valid integer"),
-        ({"device": "tpu"}, "device: Input should be 'auto', 'cpu' or 'cuda'"),
+        ({"epochs": "many"}, "epochs must be a whole number between 1 and 10,000; 'many' is not"),
+        ({"device": "tpu"}, "device must be one of 'auto', 'cpu' or 'cuda'"),
         ({"val_fraction": 0.45, "test_fraction": 0.4}, "at least 20% of rows for training"),
     ],
 )

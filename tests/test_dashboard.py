@@ -300,10 +300,10 @@ def test_new_run_dataset_choice_survives_reruns(settings, db, demo_datasets) -> 
 def test_new_run_invalid_value_names_the_field_and_queues_nothing(
     settings, db, demo_datasets
 ) -> None:
-    at = open_page("views/new_run.py")
+    at = open_page("views/new_run.py", dataset=str(find_dataset(db, "iris").id))
     at.text_input(key="nr_hidden_sizes").set_value("abc")
     button(at, "Start training").click().run()
-    assert "hidden_sizes" in texts(at.error)
+    assert "Hidden sizes: write integers separated by commas" in texts(at.error)
     assert not at.exception
     assert run_store.list_runs(db) == []
     assert current_title(at) == "New run"
@@ -316,7 +316,7 @@ def test_new_run_fractions_leaving_no_training_rows_are_refused(
     at.number_input(key="nr_val_fraction").set_value(0.45)
     at.number_input(key="nr_test_fraction").set_value(0.45)
     button(at, "Start training").click().run()
-    assert "val_fraction + test_fraction" in texts(at.error)
+    assert "Validation share + Test share must leave at least 20% of rows" in texts(at.error)
     assert run_store.list_runs(db) == []
 
 

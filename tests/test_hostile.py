@@ -163,13 +163,16 @@ def test_runs_export_escapes_names_tags_and_notes(settings, db, demo_datasets):
 
 
 BAD_CONFIGS = [
-    ({"epochs": -3}, "epochs: Input should be greater than or equal to 1"),
-    ({"epochs": "many"}, "epochs: Input should be a valid integer"),
+    ({"epochs": -3}, "epochs must be a whole number between 1 and 10,000; -3 is too small."),
+    ({"epochs": "many"}, "epochs must be a whole number between 1 and 10,000; 'many' is not"),
     ({"epochs": True}, "epochs: needs a number, got True"),
     ({"learning_rate": float("inf")}, "learning_rate"),
     ({"learning_rate": float("nan")}, "learning_rate"),
-    ({"batch_size": 10**12}, "batch_size: Input should be less than or equal to 65536"),
-    ({"hidden_sizes": {"a": 1}}, "hidden_sizes: Input should be a valid list"),
+    (
+        {"batch_size": 10**12},
+        "batch_size must be a whole number between 1 and 65,536; 1,000,000,000,000 is too large.",
+    ),
+    ({"hidden_sizes": {"a": 1}}, "hidden_sizes must be a list of whole numbers, e.g. 128,64"),
     ({"hidden_sizes": [10**9]}, "between 1 and 8192"),
     ({"model": "<script>alert(1)</script>"}, "model: must be auto or one of"),
     ({"'; DROP TABLE runs;--": 1}, "unknown field"),
@@ -189,9 +192,15 @@ def test_bad_config_values_are_refused_and_queue_nothing(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "epochs=-3"], "epochs: Input should be greater than or equal to 1"),
+        (
+            ["--set", "epochs=-3"],
+            "epochs must be a whole number between 1 and 10,000; -3 is too small.",
+        ),
         (["--set", "epochs=yes"], "epochs: needs a number, got True"),
-        (["--config", "wrong_type.yaml"], "epochs: Input should be a valid integer"),
+        (
+            ["--config", "wrong_type.yaml"],
+            "epochs must be a whole number between 1 and 10,000; 'many' is not",
+        ),
         (["--config", "python_tag.yaml"], "could not determine a constructor for the tag"),
         (["--config", "not_a_mapping.json"], "must hold a mapping"),
         (["--config", "latin1.csv"], "is not UTF-8 text"),

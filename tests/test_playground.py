@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -13,9 +14,10 @@ from typer.testing import CliRunner
 
 from db import runs as run_store
 from engine.cli.main import app as cli_app
-from engine.core.formatting import format_value
+from engine.core.formatting import format_probability, format_value
 from engine.core.run_files import checkpoint_path, read_report, report_path
 from engine.ml.predictor import Predictor
+from engine.report.playground_charts import probability_bars
 from engine.services.launch import submit_run
 from tests.support.commands import cli_process
 from tests.support.data import completed_run
@@ -172,8 +174,16 @@ def test_batch_csv_round_trip_and_missing_columns(settings, db, demo_datasets):
     preview = at.dataframe[-1].value
     assert list(preview.columns[:5]) == [*IRIS_FEATURES, "customer"]
     assert set(preview["prediction"]) <= IRIS_CLASSES
-    assert preview.filter(like="p(").sum(axis=1).to_numpy() == pytest.approx([1.0, 1.0])
+    # Probabilities read as percentages (the download keeps the numbers).
+    expected = Predictor.load(checkpoint_path(settings, run_id)).predict(rows[IRIS_FEATURES])
+    shown = preview.filter(like="p(")
+    assert shown.to_numpy().tolist() == [
+        [format_probability(p) for p in row] for row in expected.filter(like="p(").to_numpy()
+    ]
     assert at.get("download_button"), "a download of the predictions"
+    # The columns the CSV needs, as written: code spans show escapes as backslashes.
+    needs = next(c for c in texts(at.caption).splitlines() if c.startswith("The CSV needs"))
+    assert "`sepal length (cm)`, `sepal width (cm)`" in needs and "\\" not in needs
 
     bad = b"sepal length (cm),colour\n5.0,red\n"
     _uploader(at, "pg_batch").set_value(("bad.csv", bad, "text/csv")).run()
@@ -255,3 +265,64 @@ def test_registered_model_production_version_is_the_default(settings, db, demo_d
     # A deep link to a run still opens that run.
     at = open_page(PAGE, run=str(newest))
     assert at.selectbox(key="pg_model").value == newest
+
+
+# ---------------------------------------------------------------- newcomer-walk fixes
+
+
+@pytest.mark.parametrize(
+    ("p", "shown"),
+    [
+        (0.997, "99.7 %"),
+        (0.5, "50.0 %"),
+        (0.034, "3.4 %"),
+        (0.001, "0.1 %"),
+        (3.34e-15, "< 0.1 %"),
+        (0.0, "< 0.1 %"),
+        (0.9995, "> 99.9 %"),
+        (1.0, "> 99.9 %"),
+        (float("nan"), "—"),
+        (None, "—"),
+    ],
+)
+def test_probabilities_read_as_percentages(p, shown):
+    assert format_probability(p) == shown
+
+
+def test_probability_bars_and_captions_show_percentages(settings, db, demo_datasets):
+    bars = probability_bars(["a", "b", "c"], [0.9999, 3.34e-15, 0.034])["data"][0]
+    assert list(bars["text"]) == ["> 99.9 %", "3.4 %", "< 0.1 %"]
+    assert "customdata" in bars["hovertemplate"]  # the hover says the same, not 0.000
+
+    run_id = completed_run(settings, db, "iris")
+    at = open_page(PAGE, run=str(run_id))
+    captions = texts(at.caption)
+    assert re.search(r"^(\d+\.\d|< 0\.1|> 99\.9) % sure$", captions, re.MULTILINE), captions
+    reading = next(c for c in captions.splitlines() if " is " in c and "typical row" in c)
+    assert re.match(r"p\\\(\w+\\\) is (\d+\.\d|< 0\.1|> 99\.9) %; ", reading), reading
+    assert "e-" not in captions
+
+
+def test_ab_preselects_only_a_model_for_the_same_input(settings, db, demo_datasets):
+    older_table = completed_run(settings, db, "iris")
+    text = completed_run(settings, db, "support_tickets", epochs=1, max_length=8)
+    newest_table = completed_run(settings, db, "iris", seed=1)
+    # Model A is the newest run; B used to be the second newest (the text model) and failed.
+    at = open_page(PAGE)
+    at.toggle(key="pg_ab").set_value(True).run()
+    assert not at.error, texts(at.error)
+    assert at.selectbox(key="pg_model_a").value == newest_table
+    assert at.selectbox(key="pg_model_b").value == older_table
+    assert [s.value for s in at.subheader] == ["Model A", "Model B"]
+
+    # A text model as A: no other run reads text, so none is picked, and the page says why.
+    at.selectbox(key="pg_model_a").set_value(text).run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert at.selectbox(key="pg_model_b").value is None
+    assert "No other completed run takes text input like Model A" in texts(at.info)
+    assert "No completed runs in this project" not in texts(at.info)
+
+    # Back to a table: B is picked again, among the tables only.
+    at.selectbox(key="pg_model_a").set_value(older_table).run()
+    assert not at.error, texts(at.error)
+    assert at.selectbox(key="pg_model_b").value == newest_table

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import streamlit as st
 
@@ -11,6 +13,7 @@ from engine.core.csv_safe import to_safe_csv
 from engine.core.errors import SeedlabError
 from engine.data.tables import read_table
 from engine.ml.predictor import PredictorError, predict_frame
+from engine.report import playground_charts
 
 PREVIEW_ROWS = 20
 
@@ -37,7 +40,17 @@ def _needs(models: list[tuple[str, LoadedModel]]) -> str:
         if predictor.kind == "text":
             columns.append(predictor.preprocessor.text_column)  # type: ignore[union-attr]
         columns += predictor.input_columns
-    return ", ".join(f"`{data.md_text(c)}`" for c in dict.fromkeys(columns))
+    return ", ".join(_code(c) for c in dict.fromkeys(columns))
+
+
+def _code(name: str) -> str:
+    """A column name as a markdown code span, exactly as written: nothing inside a code span is
+    markdown, so no escaping (it would show as backslashes); only a backtick in the name needs
+    a longer fence."""
+    name = " ".join(str(name).split())  # a line break would end the caption's paragraph
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", name)), default=0) + 1)
+    pad = " " if name.startswith("`") or name.endswith("`") else ""
+    return f"{fence}{pad}{name}{pad}{fence}"
 
 
 def batch_section(models: list[tuple[str, LoadedModel]], key: str) -> None:
@@ -69,6 +82,7 @@ def batch_section(models: list[tuple[str, LoadedModel]], key: str) -> None:
         key=f"{key}:download",
         icon=":material/download:",
     )
-    st.dataframe(result.head(PREVIEW_ROWS), hide_index=True, key=f"{key}:preview")
+    preview = playground_charts.probability_columns(result.head(PREVIEW_ROWS))
+    st.dataframe(preview, hide_index=True, key=f"{key}:preview")
     if len(result) > PREVIEW_ROWS:
         st.caption(f"The first {PREVIEW_ROWS} of {len(result):,} rows; the download has all.")

@@ -56,12 +56,18 @@ def completed_runs(db: Engine, project_id: int) -> list[RunRecord]:
 
 
 def pick_model(
-    db: Engine, *, key: str, query_key: str = "run", label: str = "Model", fallback: int = 0
+    db: Engine,
+    *,
+    key: str,
+    query_key: str = "run",
+    label: str = "Model",
+    compatible_with: PickedModel | None = None,
 ) -> PickedModel | None:
     """A registered model (its production version by default) or a completed run.
 
     Registered models come first when there are any and the URL does not name a run
-    (`?model=NAME`, A/B: `?model_b=NAME`, pins a name).
+    (`?model=NAME`, A/B: `?model_b=NAME`, pins a name). `compatible_with` (A/B's Model B):
+    pre-select only a run that takes the same kind of input as that model.
     """
     models = registry.list_models(db)
     model_key = "model" if query_key == "run" else f"model_{query_key}"
@@ -78,7 +84,7 @@ def pick_model(
             st.query_params.pop(query_key, None)
             return _pick_registered(db, models, key=key, query_key=model_key, label=label)
     st.query_params.pop(model_key, None)
-    return _pick_run(db, key=key, query_key=query_key, label=label, fallback=fallback)
+    return _pick_run(db, key=key, query_key=query_key, label=label, compatible_with=compatible_with)
 
 
 def _pick_registered(
@@ -115,13 +121,37 @@ def _pick_registered(
     )
 
 
+def _dataset_kinds() -> dict[int, str]:
+    return {d.id: d.kind for d in data.datasets()}
+
+
+def _compatible(runs: list[RunRecord], other: PickedModel) -> int | None:
+    """The newest run, other than `other`'s, that takes the same kind of input (one on the
+    same dataset first); None when there is none."""
+    kinds = _dataset_kinds()
+    wanted = kinds.get(other.dataset_id) if other.dataset_id is not None else None
+    fitting = [
+        r
+        for r in runs
+        if r.id != other.run_id and wanted is not None and kinds.get(r.dataset_id) == wanted
+    ]
+    fitting.sort(key=lambda r: r.dataset_id != other.dataset_id)  # stable: newest first
+    return fitting[0].id if fitting else None
+
+
 def _pick_run(
-    db: Engine, *, key: str, query_key: str = "run", label: str = "Model", fallback: int = 0
+    db: Engine,
+    *,
+    key: str,
+    query_key: str = "run",
+    label: str = "Model",
+    compatible_with: PickedModel | None = None,
 ) -> PickedModel | None:
     """A select box of completed runs; the choice is mirrored in the URL under `query_key`.
 
-    `fallback` is the position picked when the URL names no run (A/B starts B on the second
-    newest). Returns None (having said why) when there is nothing to pick.
+    With no run in the URL the newest is picked, or with `compatible_with` (A/B's Model B) the
+    newest that takes the same kind of input as that model — re-picked when Model A changes,
+    until the user picks one. Returns None (having said why) when there is nothing to pick.
     """
     runs = completed_runs(db, current_project_id())
     linked = data.query_int(query_key)
@@ -139,15 +169,41 @@ def _pick_run(
         return None
     by_id = {r.id: r for r in runs}
     ids = list(by_id)
-    if st.session_state.get(key) not in by_id:
-        st.session_state[key] = linked if linked in by_id else ids[min(fallback, len(ids) - 1)]
+    # The run we picked (not the user): redone when Model A changes to another kind of input.
+    auto_key = f"{key}_auto"
+    chosen = st.session_state.get(key)
+    stale = (
+        compatible_with is not None
+        and chosen in by_id
+        and chosen == st.session_state.get(auto_key)
+        and _compatible([by_id[chosen]], compatible_with) is None
+    )
+    if chosen not in by_id or stale:
+        if linked in by_id and not stale:  # the URL mirrors the stale choice itself
+            st.session_state[key] = linked
+        elif compatible_with is not None:
+            st.session_state[key] = st.session_state[auto_key] = _compatible(runs, compatible_with)
+        else:
+            st.session_state[key] = ids[0]
     run_id = st.selectbox(
         label,
         ids,
         format_func=lambda i: _title(by_id[i]),  # options are plain text, not markdown
         key=key,
         help="Completed runs of the current project, newest first. Type to search.",
+        placeholder="Pick a run to compare",
     )
+    if run_id is None:
+        kind = _dataset_kinds().get(compatible_with.dataset_id or -1) if compatible_with else None
+        st.info(
+            f"No other completed run takes {kind or 'the same'} input like Model A, so none is "
+            "picked: a model for other data cannot answer the same input. Train a second "
+            "model on the same kind of data (e.g. clone Model A's run with other settings), "
+            "then compare them here.",
+            icon=":material/compare_arrows:",
+        )
+        st.query_params.pop(query_key, None)
+        return None
     st.query_params[query_key] = str(run_id)
     return PickedModel(
         run_id,

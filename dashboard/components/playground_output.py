@@ -11,7 +11,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.components.playground_model import LoadedModel, test_metrics
 from engine.core.catalog import metric_label
-from engine.core.formatting import format_value
+from engine.core.formatting import format_probability, format_value
 from engine.ml import explain
 from engine.ml.predictor import PredictorError
 from engine.report import playground_charts
@@ -49,7 +49,7 @@ def show_prediction(loaded: LoadedModel, inputs: Any, key: str) -> None:  # noqa
             data.md_text(str(prediction)),
             help="The most likely class.",
         )
-        st.caption(f"{_probability_of(frame, str(prediction)):.1%} sure")
+        st.caption(f"{format_probability(_probability_of(frame, str(prediction)))} sure")
         st.plotly_chart(
             playground_charts.probability_bars(
                 predictor.classes, frame.filter(like="p(").iloc[0].tolist()
@@ -64,9 +64,11 @@ def show_prediction(loaded: LoadedModel, inputs: Any, key: str) -> None:  # noqa
 
 def _reading(explained: explain.Explanation, reference: str) -> str:
     target = data.md_text(explained.target)
+    # A classifier's explained output is a probability: "99.7 %", never "3.34e-15".
+    shown = format_probability if explained.target.startswith("p(") else format_value
     return (
-        f"{target} is {format_value(explained.output)}; for {reference} it is "
-        f"{format_value(explained.reference_output)}."
+        f"{target} is {shown(explained.output)}; for {reference} it is "
+        f"{shown(explained.reference_output)}."
     )
 
 

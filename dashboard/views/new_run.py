@@ -1,28 +1,41 @@
-"""New run: a form over RunConfig (defaults and help come from it), submitted as a queued run.
+"""New run: the short path — dataset, model family, a Quick / Balanced / Thorough preset — and
+every other RunConfig field under Advanced, each with its default and help from RunConfig.
 
 `?dataset=ID` preselects a dataset; `?clone=RUN_ID` fills the form from a past run's config.
-Fields this page does not place explicitly still get a widget (in Advanced), so a knob added
-to RunConfig is usable here without touching this file.
+A field shows only where it changes something (engine/core/run_fields.py: a CNN's depth for
+cnn/resnet, text fields for text data, momentum for SGD). Fields this page does not place
+explicitly still get a widget (at the end of Advanced), so a knob added to RunConfig is usable
+here without touching this file. No st.form: the family and preset must rerun the page to show
+their fields, and each value is checked as it is entered — an invalid one gets a sentence
+beside its field (engine.core.config.config_problems, in this form's labels), and Start
+training refuses with the same sentences instead of doing nothing.
 """
 
 from typing import Any, Literal, get_args, get_origin
 
 import streamlit as st
-from annotated_types import Ge, Le
 
 from dashboard import auth, data
 from dashboard.components.projects import current_project_id
 from db import runs as run_store
 from db.records import DatasetRecord, RunRecord
 from engine.core.catalog import DEFAULT_MODEL, MODEL_FAMILIES, TASKS, models_for_kind
-from engine.core.config import RunConfig, field_help
-from engine.core.defaults import suggest_for_dataset
+from engine.core.config import ConfigProblem, RunConfig, config_problems, field_help
+from engine.core.presets import (
+    DEFAULT_PRESET,
+    PRESET_NAMES,
+    PRESETS,
+    SIZES,
+    preset_fields,
+    preset_for_dataset,
+)
+from engine.core.run_fields import field_applies
 from engine.services.launch import default_run_name
 from engine.services.permissions import Permission
 from engine.services.runs import launch_run
 
-DATA_FIELDS = ["task", "val_fraction", "test_fraction", "seed"]
-MODEL_FIELDS = ["model", "hidden_sizes", "activation", "dropout"]
+DATA_FIELDS = ["task", "val_fraction", "test_fraction", "seed", "max_categories"]
+MODEL_FIELDS = ["hidden_sizes", "activation", "dropout"]
 TRAINING_FIELDS = [
     "optimizer",
     "learning_rate",
@@ -43,7 +56,7 @@ OPTION_FIELDS = [
     "grad_clip_norm",
     "warmup_epochs",
 ]
-ADVANCED_FIELDS = ["device", "compile", "processes", "max_categories"]
+HARDWARE_FIELDS = ["device", "compile", "processes"]
 # --- text: shown (in their own section) for text datasets only
 TEXT_FIELDS = [
     "max_length",
@@ -121,6 +134,22 @@ LABELS = {
     "warmup_epochs": "Warm-up epochs",
     "cpus": "CPUs per process (Ray executor)",
     "memory_gb": "Memory per process, GiB (Ray executor; 0 = no reservation)",
+    "max_length": "Max length (tokens)",
+    "vocab_size": "Vocabulary size",
+    "min_frequency": "Min word frequency",
+    "lowercase": "Lower-case texts",
+    "embedding_dim": "Embedding width",
+    "text_dropout": "Text dropout",
+    "rnn_hidden_size": "RNN hidden units",
+    "rnn_bidirectional": "Bidirectional RNN",
+    "text_layers": "Layers",
+    "transformer_heads": "Attention heads",
+    "transformer_ff_dim": "Feed-forward width",
+    "textcnn_filters": "TextCNN filters",
+    "textcnn_kernel_sizes": "TextCNN kernel sizes",
+    "distill_from": "Teacher run (distillation)",
+    "distill_temperature": "Distillation temperature",
+    "distill_alpha": "Distillation weight",
 }
 # Increments for the +/- buttons; the defaults (1.0 for floats) are useless for these knobs.
 STEPS = {
@@ -138,6 +167,10 @@ STEPS = {
 }
 KEY_PREFIX = "nr_"
 
+PRESET_KEY = KEY_PREFIX + "preset"
+# The fields of the short path, above Advanced; kept when the dataset changes.
+SHORT_PATH = ("dataset", "preset")
+
 auth.guard_page()
 st.title("New run")
 db = data.get_db()
@@ -147,39 +180,15 @@ def _label(name: str) -> str:
     return LABELS.get(name, name.replace("_", " ").capitalize())
 
 
-def _bounds(name: str, value: float, kind: type) -> dict[str, Any]:
-    """Inclusive RunConfig bounds as widget limits, so the spinner cannot leave them.
+def _field_widget(name: str, value: Any, dataset: DatasetRecord) -> Any:  # noqa: ANN401
+    """One widget for one RunConfig field, chosen by the field's type.
 
-    Exclusive bounds (gt/lt) are left to validation: a widget cannot express them, and the
-    validator's message names the field and the limit.
+    Numbers get no min/max: a widget would clamp an out-of-range entry silently (or only draw a
+    red outline); validation says what is allowed instead, beside the field.
     """
-    out: dict[str, Any] = {}
-    for rule in RunConfig.model_fields[name].metadata:
-        if isinstance(rule, Ge) and value >= rule.ge:
-            out["min_value"] = kind(rule.ge)  # st.number_input wants one numeric type
-        if isinstance(rule, Le) and value <= rule.le:
-            out["max_value"] = kind(rule.le)
-    return out
-
-
-def _field_widget(name: str, value: Any, dataset: DatasetRecord) -> Any:
-    """One widget for one RunConfig field, chosen by the field's type."""
     annotation = RunConfig.model_fields[name].annotation
     common = {"help": field_help(name) or None, "key": KEY_PREFIX + name}
     label = _label(name)
-    if name == "model":
-        # Only the families that train on this dataset's kind, and auto (the kind's default).
-        options = ["auto", *models_for_kind(dataset.kind)]
-        extra = "; ".join(f"{k}: {MODEL_FAMILIES[k][1]}" for k in options[1:])
-        common["help"] = f"{common['help']} ({extra})"
-        auto_label = f"auto → {DEFAULT_MODEL[dataset.kind]}"
-        return st.selectbox(
-            label,
-            options,
-            index=options.index(value) if value in options else 0,
-            format_func=lambda o: auto_label if o == "auto" else o,
-            **common,
-        )
     if get_origin(annotation) is Literal:
         options = list(get_args(annotation))
         # Short labels (the box is narrow); the longer descriptions go into the tooltip.
@@ -198,17 +207,10 @@ def _field_widget(name: str, value: Any, dataset: DatasetRecord) -> Any:
     if annotation is bool:
         return st.checkbox(label, value=bool(value), **common)
     if annotation is int:
-        return st.number_input(
-            label, value=int(value), step=1, **_bounds(name, value, int), **common
-        )
+        return st.number_input(label, value=int(value), step=1, **common)
     if annotation is float:
         return st.number_input(
-            label,
-            value=float(value),
-            step=STEPS.get(name, 0.1),
-            format="%g",
-            **_bounds(name, value, float),
-            **common,
+            label, value=float(value), step=STEPS.get(name, 0.1), format="%g", **common
         )
     if name == "hidden_sizes" or get_origin(annotation) is list:
         shown = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
@@ -246,26 +248,83 @@ def _summary(dataset: DatasetRecord, values: dict[str, Any]) -> str:
             f"({values['lr_schedule']} schedule) for {values['epochs']} epochs of "
             f"{steps:,} steps (batch {values['batch_size']}), on device {values['device']}."
         )
-    except (KeyError, TypeError, ValueError):  # a value the validator will reject on submit
-        return "Fix the values above to see a summary."
+    except (KeyError, TypeError, ValueError):  # a value the validator rejects
+        return "Fix the values marked in the form to see a summary."
 
 
-def _defaults(dataset: DatasetRecord, source: RunRecord | None) -> dict[str, Any]:
-    """What the form starts from: a cloned run's config, or the settings suggested for this
-    dataset's kind and size (the same ones `seedlab runs submit` fills in)."""
+def _defaults(
+    dataset: DatasetRecord, source: RunRecord | None, preset: str | None, model: str
+) -> dict[str, Any]:
+    """What the fields start from: a cloned run's config, or the chosen preset for this
+    dataset and model family (the values `seedlab runs submit --preset` uses)."""
     defaults: dict[str, Any] = RunConfig().model_dump(mode="json")
     if source is not None:
         # Only fields this version knows: a config stored by an older or newer Seedlab may
         # hold others, and RunConfig forbids unknown fields.
         defaults.update({k: v for k, v in source.config.items() if k in defaults})
-    else:
-        defaults.update(suggest_for_dataset(dataset))
+    if preset is not None:
+        defaults.update(preset_for_dataset(preset, dataset, model))
+    defaults["model"] = model
     return defaults
 
 
 def _sync_dataset_param() -> None:
     # Keep ?dataset= in step with the choice, or the URL would switch it back on the next rerun.
     st.query_params["dataset"] = str(st.session_state[KEY_PREFIX + "dataset"])
+
+
+def _forget(names: set[str]) -> None:
+    """Drop these fields' widget state, so they refill from the new defaults."""
+    for name in names:
+        st.session_state.pop(KEY_PREFIX + name, None)
+
+
+def _preset_changed() -> None:
+    # A preset sets epochs, patience, batch and model sizes: show its values, not the old ones.
+    _forget(preset_fields())
+
+
+def _model_changed() -> None:
+    # Each family has its own sizes under the preset (a CNN's width, an LSTM's hidden units).
+    _forget({k for family in SIZES.values() for level in family.values() for k in level})
+
+
+def _section(
+    title: str, names: list[str], dataset: DatasetRecord, defaults: dict[str, Any]
+) -> dict[str, Any]:
+    """A heading and the fields of `names` that apply (three per row), each row with a slot
+    under it for its fields' errors (full width: a sentence in a third of the form is a column
+    of single words); returns their values. Nothing at all when none applies."""
+
+    def current(field: str) -> Any:  # noqa: ANN401 - the widget's value, or its default
+        return st.session_state.get(KEY_PREFIX + field, defaults.get(field))
+
+    known = {field: current(field) for field in defaults}
+    shown = [name for name in names if field_applies(name, dataset.kind, known)]
+    if not shown:
+        return {}
+    st.subheader(title)
+    values: dict[str, Any] = {}
+    for start in range(0, len(shown), 3):
+        row = shown[start : start + 3]
+        for col, name in zip(st.columns(3)[: len(row)], row, strict=True):
+            with col:
+                values[name] = _field_widget(name, defaults[name], dataset)
+        below = st.container()
+        slots.update(dict.fromkeys(row, below))
+    return values
+
+
+def _show_problems(problems: list[ConfigProblem]) -> list[str]:
+    """Each sentence beside the field(s) it is about; returns those with no field on show."""
+    unplaced = []
+    for problem in problems:
+        rows = {id(slots[f]): slots[f] for f in problem.fields if f in slots}  # once per row
+        for slot in rows.values():
+            slot.error(data.md_message(problem.sentence), icon=":material/error:")
+        if not rows:
+            unplaced.append(problem.sentence)
+    return unplaced
 
 
 # ---------------------------------------------------------------- what to prefill
@@ -300,6 +359,9 @@ if st.session_state.get("_nr_source") != clone_id:
     for key in [k for k in st.session_state if str(k).startswith(KEY_PREFIX)]:
         del st.session_state[key]
     st.session_state["_nr_source"] = clone_id
+if PRESET_KEY not in st.session_state:
+    # A clone starts from its run's settings; picking a preset then replaces epochs and sizes.
+    st.session_state[PRESET_KEY] = None if source is not None else DEFAULT_PRESET
 
 wanted = data.query_int("dataset")
 if wanted in by_id:
@@ -318,10 +380,9 @@ if not data.engine_alive(db):
 
 # ---------------------------------------------------------------- the form
 
+slots: dict[str, Any] = {}  # field -> the container under its row, for its error
 form_col, summary_col = st.columns([3, 2], gap="large")
 with form_col:
-    st.subheader("Data")
-    # Outside the form: the task choices and the summary depend on the dataset.
     dataset_id = st.selectbox(
         "Dataset",
         list(by_id),
@@ -331,110 +392,127 @@ with form_col:
         on_change=_sync_dataset_param,
     )
     dataset = by_id[dataset_id]
-    defaults = _defaults(dataset, source)
-    # A different dataset gets its own suggestions: refill the fields (not the dataset choice).
+    # A different dataset gets its own suggestions: refill the fields (not the short path).
     if st.session_state.get("_nr_filled_for") != dataset_id:
         for key in [k for k in st.session_state if str(k).startswith(KEY_PREFIX)]:
-            if key != KEY_PREFIX + "dataset":
+            if key.removeprefix(KEY_PREFIX) not in SHORT_PATH:
                 del st.session_state[key]
         st.session_state["_nr_filled_for"] = dataset_id
-    values: dict[str, Any] = {}
-    with st.form("new_run_form", border=False):
-        for row in (DATA_FIELDS[:2], DATA_FIELDS[2:]):
-            for col, name in zip(st.columns(len(row)), row, strict=True):
-                with col:
-                    values[name] = _field_widget(name, defaults[name], dataset)
 
-        st.subheader("Model")
-        for row in (MODEL_FIELDS[:2], MODEL_FIELDS[2:]):
-            for col, name in zip(st.columns(len(row)), row, strict=True):
-                with col:
-                    values[name] = _field_widget(name, defaults[name], dataset)
+    # Only the families that train on this dataset's kind, and auto (the kind's default).
+    families = ["auto", *models_for_kind(dataset.kind)]
+    start_model = source.config.get("model", "auto") if source is not None else "auto"
+    auto_label = f"auto → {DEFAULT_MODEL[dataset.kind]}"
+    model = st.selectbox(
+        _label("model"),
+        families,
+        index=families.index(start_model) if start_model in families else 0,
+        format_func=lambda o: auto_label if o == "auto" else o,
+        key=KEY_PREFIX + "model",
+        help=f"{field_help('model')} ("
+        + "; ".join(f"{k}: {MODEL_FAMILIES[k][1]}" for k in families[1:])
+        + ")",
+        on_change=_model_changed,
+    )
+    preset = st.radio(
+        "Preset",
+        PRESET_NAMES,
+        format_func=lambda name: PRESETS[name].label,
+        captions=[PRESETS[name].description for name in PRESET_NAMES],
+        horizontal=True,
+        key=PRESET_KEY,
+        help="How long to train and how big a model, in one choice; every value it sets is "
+        "under Advanced, where you can change it.",
+        on_change=_preset_changed,
+    )
+    if preset is None and source is not None:
+        st.caption(f"Settings of run #{source.id}; pick a preset to replace its epochs and sizes.")
+    defaults = _defaults(dataset, source, preset, model)
 
-        if dataset.kind == "text":  # --- text
-            st.subheader("Text")
-            st.caption(
-                "Tokenizer (fitted on the training texts) and text-model sizes; each model family "
-                "uses the fields its name starts with. Hidden sizes and activation are MLP-only."
-            )
-            for start in range(0, len(TEXT_FIELDS), 3):
-                row = TEXT_FIELDS[start : start + 3]
-                for col, name in zip(st.columns(3)[: len(row)], row, strict=True):
-                    with col:
-                        values[name] = _field_widget(name, defaults[name], dataset)
-
+    values: dict[str, Any] = {"model": model}
+    with st.expander("Advanced", expanded=False):
+        st.caption("Every value below starts from the preset; change any of them.")
+        values |= _section("Data", DATA_FIELDS, dataset, defaults)
+        values |= _section("Model", MODEL_FIELDS, dataset, defaults)
+        if dataset.kind == "text":
+            values |= _section("Text", TEXT_FIELDS, dataset, defaults)
+            st.caption("Tokenizer (fitted on the training texts) and the chosen model's sizes.")
         if dataset.kind == "image":
-            st.subheader("Images")
-            for row in (IMAGE_FIELDS[i : i + 3] for i in range(0, len(IMAGE_FIELDS), 3)):
-                for col, name in zip(st.columns(3), row, strict=False):
-                    with col:
-                        values[name] = _field_widget(name, defaults[name], dataset)
+            values |= _section("Images", IMAGE_FIELDS, dataset, defaults)
             st.caption(
                 "Augmentation changes training images only, at random, on the training device. "
                 "Flip suits photos, not digits or text."
             )
-
-        st.subheader("Training")
-        for row in (TRAINING_FIELDS[:3], TRAINING_FIELDS[3:6], TRAINING_FIELDS[6:]):
-            for col, name in zip(st.columns(3), row, strict=True):
-                with col:
-                    values[name] = _field_widget(name, defaults[name], dataset)
-        st.caption("Step size and gamma apply to the step schedule; momentum to SGD.")
-
-        st.subheader("Stopping and regularisation")
-        for row in (OPTION_FIELDS[:3], OPTION_FIELDS[3:6], OPTION_FIELDS[6:]):
-            for col, name in zip(st.columns(3), row, strict=False):
-                with col:
-                    values[name] = _field_widget(name, defaults[name], dataset)
-
+        values |= _section("Training", TRAINING_FIELDS, dataset, defaults)
+        values |= _section("Stopping and regularisation", OPTION_FIELDS, dataset, defaults)
         placed = {
+            "model",
             *DATA_FIELDS,
             *MODEL_FIELDS,
             *TRAINING_FIELDS,
             *OPTION_FIELDS,
-            *ADVANCED_FIELDS,
+            *HARDWARE_FIELDS,
             *TEXT_FIELDS,
             *IMAGE_FIELDS,
         }
         extra = [name for name in defaults if name not in placed]
-        with st.expander("Advanced", expanded=False):
-            for name in [*ADVANCED_FIELDS, *extra]:
-                values[name] = _field_widget(name, defaults[name], dataset)
-            run_name = st.text_input(
-                "Run name",
-                max_chars=200,
-                placeholder="automatic, e.g. " + default_run_name(dataset, RunConfig()),
-                key=KEY_PREFIX + "run_name",
-                help="How the run is listed; leave empty for a name built from its settings.",
-            )
-        submitted = st.form_submit_button(
-            "Start training",
-            type="primary",
-            icon=":material/play_arrow:",
-            disabled=not auth.can(Permission.LAUNCH),
-            help=None if auth.can(Permission.LAUNCH) else "Your role cannot launch runs.",
+        values |= _section("Hardware and more", [*HARDWARE_FIELDS, *extra], dataset, defaults)
+        run_name = st.text_input(
+            "Run name",
+            max_chars=200,
+            placeholder="automatic, e.g. " + default_run_name(dataset, RunConfig()),
+            key=KEY_PREFIX + "run_name",
+            help="How the run is listed; leave empty for a name built from its settings.",
+        )
+    # Fields that do not apply to this data or family keep their defaults (unused by training).
+    values = {**{k: v for k, v in defaults.items() if k not in values}, **values}
+    problems = config_problems(values, LABELS | {"model": _label("model")})
+    unplaced = _show_problems(problems)
+    submitted = st.button(
+        "Start training",
+        type="primary",
+        icon=":material/play_arrow:",
+        disabled=not auth.can(Permission.LAUNCH),
+        help=None if auth.can(Permission.LAUNCH) else "Your role cannot launch runs.",
+    )
+    if problems and not submitted:
+        st.caption(
+            f":red[{len(problems)} value(s) under Advanced need fixing before the run can start.]"
         )
 
 with summary_col:
     st.subheader("What will run")
-    st.markdown(_summary(dataset, values))
-    st.caption(
-        "With the values as the form shows them when last submitted or opened; "
-        "edits apply when you press **Start training**."
-    )
+    if problems:
+        st.markdown("Fix the values marked in the form to see a summary.")
+    else:
+        st.markdown(_summary(dataset, values))
+        if preset is not None:
+            st.caption(f"Preset **{PRESETS[preset].label}**: {PRESETS[preset].description}.")
     if source is not None:
         st.caption(f"Parent run: #{source.id}")
 
 if submitted:
-    with form_col, data.shown_errors("queuing the run"):
-        run_id = launch_run(
-            db,
-            auth.require(Permission.LAUNCH),
-            dataset.id,
-            values,
-            name=run_name,
-            parent_run_id=source.id if source is not None else None,
-            project_id=current_project_id(),  # the sidebar's project
-        )
-        data.clear_caches()
-        data.open_run(run_id)
+    with form_col:
+        if problems:
+            # Never a silent refusal: every sentence, also those beside fields folded away.
+            sentences = "\n".join(f"- {data.md_message(p.sentence)}" for p in problems)
+            st.error(
+                f"The run was not started: {len(problems)} value(s) to fix first.\n\n{sentences}",
+                icon=":material/error:",
+            )
+        else:
+            with data.shown_errors("queuing the run"):
+                run_id = launch_run(
+                    db,
+                    auth.require(Permission.LAUNCH),
+                    dataset.id,
+                    values,
+                    name=run_name,
+                    parent_run_id=source.id if source is not None else None,
+                    project_id=current_project_id(),  # the sidebar's project
+                )
+                data.clear_caches()
+                data.open_run(run_id)
+elif unplaced:
+    with form_col:
+        st.error(" ".join(data.md_message(s) for s in unplaced), icon=":material/error:")

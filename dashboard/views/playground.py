@@ -41,12 +41,17 @@ if ab:
     with col_a:
         picked_a = pick_model(db, key="pg_model_a", label="Model A")
     with col_b:
-        picked_b = pick_model(db, key="pg_model_b", query_key="b", label="Model B", fallback=1)
+        # Only a model for the same kind of input is pre-selected (or none, with a sentence).
+        picked_b = pick_model(
+            db, key="pg_model_b", query_key="b", label="Model B", compatible_with=picked_a
+        )
     picks = [("A", picked_a), ("B", picked_b)]
 else:
     st.query_params.pop("b", None)
     picks = [("", pick_model(db, key="pg_model"))]
 
+if picks[0][1] is not None and any(picked is None for _, picked in picks):
+    st.stop()  # Model B: its picker has said why there is none
 if any(picked is None for _, picked in picks):
     st.info(
         "No completed runs in this project yet. Train one — the demo run on the Home page takes "

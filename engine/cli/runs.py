@@ -20,6 +20,7 @@ from db.records import RunRecord
 from engine.cli.common import actor, fail, fmt, print_json, ready
 from engine.core import catalog
 from engine.core.config import load_config_file, parse_overrides
+from engine.core.presets import PRESET_NAMES, preset_for_dataset
 from engine.core.run_files import log_path, tail
 from engine.services.recovery import settle_for_readers
 
@@ -51,14 +52,26 @@ def runs_submit(
     name: Annotated[str | None, typer.Option(help="Run name")] = None,
     project: Annotated[str | None, typer.Option(help="Project name (default: Default)")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Tag (repeatable)")] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help=f"{' / '.join(PRESET_NAMES)}: epochs, early stopping and model size in one "
+            "choice (default: balanced, the suggested settings); --config and --set win over it"
+        ),
+    ] = None,
 ) -> None:
     """Queue a training run; prints its id."""
+    from engine.services.launch import find_dataset
     from engine.services.run_admin import find_project
     from engine.services.runs import launch_run
 
     _, db = ready()
     values = load_config_file(config) if config else {}
     values.update(parse_overrides(set_ or []))
+    if preset is not None:
+        record = find_dataset(db, dataset)
+        model = str(values.get("model", "auto"))
+        values = {**preset_for_dataset(preset.strip().lower(), record, model), **values}
     project_id = find_project(db, project).id if project else None
     run_id = launch_run(
         db, actor(), dataset, values, name=name, project_id=project_id, tags=tuple(tag or ())

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from annotated_types import Ge, Gt, Le, Lt
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -21,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from engine.core.catalog import MODEL_FAMILIES
 from engine.core.errors import ConfigError
@@ -337,18 +342,24 @@ class RunConfig(BaseModel):
             fitting = self.transformer_heads * max(
                 1, round(self.embedding_dim / self.transformer_heads)
             )
-            raise ValueError(
-                f"transformer_heads ({self.transformer_heads}) must divide embedding_dim "
-                f"({self.embedding_dim}), e.g. embedding_dim={fitting}"
+            # A custom type (not ValueError) so the message can name both fields in the
+            # words of whoever asks (the form's labels, or the keys `--set` takes).
+            raise PydanticCustomError(
+                "heads_must_divide",
+                "transformer_heads ({heads}) must divide embedding_dim ({width}), "
+                "e.g. embedding_dim={fitting}",
+                {"heads": self.transformer_heads, "width": self.embedding_dim, "fitting": fitting},
             )
         return self
 
     @model_validator(mode="after")
     def _check_fractions(self) -> RunConfig:
         if self.val_fraction + self.test_fraction >= 0.8:
-            raise ValueError(
-                "val_fraction + test_fraction must leave at least 20% of rows for training; got "
-                f"{self.val_fraction} + {self.test_fraction}"
+            raise PydanticCustomError(
+                "split_too_large",
+                "val_fraction + test_fraction must leave at least 20% of rows for training; "
+                "got {val} + {test}",
+                {"val": self.val_fraction, "test": self.test_fraction},
             )
         return self
 
@@ -369,20 +380,143 @@ def field_help(name: str) -> str:
     return RunConfig.model_fields[name].description or ""
 
 
-def _describe(error: dict[str, Any]) -> str:
-    loc = ".".join(str(p) for p in error["loc"]) or "config"
-    if error["type"] == "extra_forbidden":
-        close = _ALIASES.get(loc) or next(
-            iter(difflib.get_close_matches(loc, FIELD_NAMES, n=1)), None
-        )
-        hint = f" Did you mean '{close}'?" if close else ""
-        return f"{loc}: unknown field.{hint} Valid fields: {', '.join(FIELD_NAMES)}"
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] in {"model_type", "dict_type"} or loc == "config":
-        return f"config: {message}"
-    if error["type"] == "value_error":  # our own validators already quote the value
-        return f"{loc}: {message}"
-    return f"{loc}: {message} (got {error.get('input')!r})"
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One invalid value: the fields it is about (the form shows the sentence beside each) and a
+    sentence that names them as the reader knows them."""
+
+    fields: tuple[str, ...]
+    sentence: str
+
+
+# Errors about two fields at once (model validators above): which fields, and the sentence.
+_PAIR_FIELDS = {
+    "split_too_large": ("val_fraction", "test_fraction"),
+    "heads_must_divide": ("transformer_heads", "embedding_dim"),
+}
+
+
+def _number(value: Any) -> str:  # noqa: ANN401 - whatever was entered
+    """10,000,000 rather than 10000000 or 1e+07; text as typed, quoted."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.6g}"
+
+
+def _limits(name: str) -> str:
+    """The allowed range of a numeric field in words: "between 1 and 10,000"."""
+    low = high = None
+    low_open = high_open = False
+    for rule in RunConfig.model_fields[name].metadata:
+        if isinstance(rule, Ge):
+            low = rule.ge
+        elif isinstance(rule, Gt):
+            low, low_open = rule.gt, True
+        elif isinstance(rule, Le):
+            high = rule.le
+        elif isinstance(rule, Lt):
+            high, high_open = rule.lt, True
+    whole = " whole number" if RunConfig.model_fields[name].annotation is int else ""
+    if low is not None and high is not None:
+        if not low_open and not high_open:
+            return f"a{whole or ' number'} between {_number(low)} and {_number(high)}"
+        lower = f"more than {_number(low)}" if low_open else f"at least {_number(low)}"
+        upper = f"less than {_number(high)}" if high_open else f"at most {_number(high)}"
+        return f"{lower} and {upper}"
+    if low is not None:
+        return f"more than {_number(low)}" if low_open else f"at least {_number(low)}"
+    if high is not None:
+        return f"less than {_number(high)}" if high_open else f"at most {_number(high)}"
+    return f"a{whole or ' number'}"
+
+
+def _unknown_field(loc: str) -> str:
+    close = _ALIASES.get(loc) or next(iter(difflib.get_close_matches(loc, FIELD_NAMES, n=1)), None)
+    hint = f" Did you mean '{close}'?" if close else ""
+    return f"{loc}: unknown field.{hint} Valid fields: {', '.join(FIELD_NAMES)}."
+
+
+def describe_problem(
+    error: Mapping[str, Any], labels: Mapping[str, str] | None = None
+) -> ConfigProblem:
+    """One pydantic error as a sentence a person can act on.
+
+    `labels` names fields as the reader sees them (the New run form's labels); without it the
+    field keys are used, as `--set key=value` and config files spell them.
+    """
+
+    def name(field: str) -> str:
+        return (labels or {}).get(field, field)
+
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind in _PAIR_FIELDS:
+        first, second = _PAIR_FIELDS[kind]
+        if kind == "split_too_large":
+            share = (ctx["val"] + ctx["test"]) * 100
+            sentence = (
+                f"{name(first)} + {name(second)} must leave at least 20% of rows for training; "
+                f"together they take {share:.0f}% ({_number(ctx['val'])} + "
+                f"{_number(ctx['test'])}). Make one of them smaller."
+            )
+        else:
+            sentence = (
+                f"{name(first)} ({ctx['heads']}) must divide {name(second)} ({ctx['width']}) "
+                f"evenly, e.g. {name(second)} {ctx['fitting']}."
+            )
+        return ConfigProblem((first, second), sentence)
+    loc = ".".join(str(p) for p in error["loc"])
+    field = str(error["loc"][0]) if error["loc"] else ""
+    if kind == "extra_forbidden":
+        return ConfigProblem((loc,), _unknown_field(loc))
+    if field not in RunConfig.model_fields:  # not one field: the config as a whole
+        message = str(error["msg"]).removeprefix("Value error, ")
+        return ConfigProblem((), f"The run config {message[:1].lower()}{message[1:]}.")
+    label, given = name(field), error.get("input")
+    item = len(error["loc"]) > 1 and isinstance(error["loc"][1], int)
+    if item:  # one value of a list field, e.g. hidden_sizes "64,x"
+        label = f"{label} (value {error['loc'][1] + 1})"
+    allowed = "a whole number" if item else _limits(field)
+    if isinstance(given, float) and not math.isfinite(given):  # nan fails every comparison
+        kind = "finite_number"
+    if kind in {"greater_than", "greater_than_equal"}:
+        sentence = f"{label} must be {allowed}; {_number(given)} is too small."
+    elif kind in {"less_than", "less_than_equal"}:
+        sentence = f"{label} must be {allowed}; {_number(given)} is too large."
+    elif kind in {"int_parsing", "int_type", "int_from_float"}:
+        sentence = f"{label} must be {allowed}; {_number(given)} is not a whole number."
+    elif kind in {"float_parsing", "float_type"}:
+        sentence = f"{label} must be {allowed}; {_number(given)} is not a number."
+    elif kind == "finite_number":
+        sentence = f"{label} must be {allowed}; {_number(given)} is not a finite number."
+    elif kind == "literal_error":
+        sentence = f"{label} must be one of {ctx.get('expected')}; got {_number(given)}."
+    elif kind in {"bool_parsing", "bool_type"}:
+        sentence = f"{label} must be true or false; got {_number(given)}."
+    elif kind in {"too_long", "too_short"}:
+        bound = ctx.get("max_length") if kind == "too_long" else ctx.get("min_length")
+        most = "at most" if kind == "too_long" else "at least"
+        sentence = f"{label} takes {most} {bound} value(s); got {ctx.get('actual_length')}."
+    elif kind in {"list_type", "list_of_ints"}:
+        sentence = f"{label} must be a list of whole numbers, e.g. 128,64; got {_number(given)}."
+    else:
+        # Our own validators already say what is wrong and quote the value.
+        message = str(error["msg"]).removeprefix("Value error, ")
+        sentence = f"{label}: {message}" + ("" if message.endswith(".") else ".")
+    return ConfigProblem((field,), sentence)
+
+
+def config_problems(
+    values: Mapping[str, Any], labels: Mapping[str, str] | None = None
+) -> list[ConfigProblem]:
+    """Every invalid value of `values` as a sentence (empty when they make a valid RunConfig)."""
+    try:
+        RunConfig.model_validate(dict(values))
+    except ValidationError as exc:
+        return [describe_problem(e, labels) for e in exc.errors()]
+    return []
 
 
 def validate_config(values: dict[str, Any]) -> RunConfig:
@@ -390,8 +524,9 @@ def validate_config(values: dict[str, Any]) -> RunConfig:
     try:
         return RunConfig.model_validate(values)
     except ValidationError as exc:
+        problems = [describe_problem(e) for e in exc.errors()]
         raise ConfigError(
-            "Invalid run config — " + "; ".join(_describe(e) for e in exc.errors())
+            "Invalid run config: " + " ".join(p.sentence for p in problems), problems=problems
         ) from None
 
 

@@ -41,3 +41,18 @@ def format_setting(value: object) -> str:
     if isinstance(value, float) and math.isfinite(value):
         return f"{value:.3g}"
     return str(value)
+
+
+def format_probability(p: float | None) -> str:
+    """A model's probability for people: "99.7 %", "3.4 %", "< 0.1 %", "> 99.9 %".
+
+    One decimal is as much as a softmax output means; beyond it the ends say "less than" or
+    "more than" rather than "100 %" (no model is that sure) or "3.34e-15".
+    """
+    if p is None or not math.isfinite(p):
+        return "—"
+    if p < 0.001:
+        return "< 0.1 %"
+    if p > 0.999:
+        return "> 99.9 %"
+    return f"{p * 100:.1f} %"

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
+from engine.core.formatting import format_probability
+
 
 def _short(value: object) -> str:
     """A feature value for an axis label: 1.515 rather than 1.5150000000000001."""
@@ -35,14 +37,16 @@ def probability_bars(classes: Sequence[str], probabilities: Sequence[float]) -> 
     """One horizontal bar per class, most likely first."""
     frame = pd.DataFrame({"class": [str(c) for c in classes], "p": list(probabilities)})
     frame = frame.sort_values("p", ascending=False, kind="stable").head(MAX_BARS)
+    shown = [format_probability(p) for p in frame["p"]]  # "99.7 %", "< 0.1 %"
     fig = go.Figure(
         go.Bar(
             x=frame["p"].tolist(),
             y=frame["class"].tolist(),
             orientation="h",
-            text=[f"{p:.1%}" for p in frame["p"]],
+            text=shown,
+            customdata=shown,
             textposition="auto",
-            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+            hovertemplate="%{y}: %{customdata}<extra></extra>",
         )
     )
     fig.update_xaxes(range=[0, 1], tickformat=".0%")
@@ -63,6 +67,16 @@ def contribution_bars(contributions: pd.DataFrame, target: str) -> go.Figure:
         )
     )
     return _compact(fig, f"change of {target}", len(shown))
+
+
+def probability_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """A prediction table for reading: its `p(class)` columns as "99.7 %" / "< 0.1 %" text (the
+    download keeps the numbers)."""
+    shown = frame.copy()
+    for column in shown.columns:
+        if str(column).startswith("p(") or ": p(" in str(column):  # A/B: "A: p(setosa)"
+            shown[column] = [format_probability(float(p)) for p in shown[column]]
+    return shown
 
 
 def token_html(tokens: Sequence[str], scores: Sequence[float], unknown: Sequence[bool]) -> str:

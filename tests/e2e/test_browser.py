@@ -209,9 +209,9 @@ def submit_run(page: Page, base_url: str, dataset_id: str, learning_rate: str, n
     from playwright.sync_api import expect
 
     open_page(page, f"{base_url}/new_run?dataset={dataset_id}")
+    page.get_by_text("Advanced", exact=True).click()  # every field past the short path
     page.get_by_role("spinbutton", name="Epochs", exact=True).fill("3")
     page.get_by_role("spinbutton", name="Learning rate", exact=True).fill(learning_rate)
-    page.get_by_text("Advanced", exact=True).click()
     page.get_by_role("textbox", name="Run name").fill(name)
     page.get_by_role("button", name="Start training").click()
     expect(page).to_have_url(re.compile(r"/run\?run=\d+"), timeout=30_000)

@@ -1,0 +1,76 @@
+"""Which RunConfig fields matter for which data and model: the New run form shows a field only
+where it changes something, so a table's form never asks for a ResNet's block count.
+
+Fields not named here apply to every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.core.catalog import DEFAULT_MODEL, MODEL_FAMILIES
+
+# Read by the data preparation of one dataset kind only.
+KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "tabular": ("max_categories",),
+    "image": (
+        "image_size",
+        "channels",
+        "normalize",
+        "augment_flip",
+        "augment_crop",
+        "augment_rotation",
+        "augment_color",
+        "data_loading",
+        "loader_workers",
+    ),
+    "text": ("max_length", "vocab_size", "min_frequency", "lowercase"),
+}
+
+# Read by the model builders (engine/ml/models/) of these families only.
+FAMILY_FIELDS: dict[str, tuple[str, ...]] = {
+    "hidden_sizes": ("mlp",),
+    "activation": ("mlp", "cnn"),
+    "dropout": ("mlp", "cnn", "resnet"),
+    "cnn_depth": ("cnn", "resnet"),
+    "cnn_width": ("cnn", "resnet"),
+    "batch_norm": ("cnn", "resnet"),
+    "resnet_blocks": ("resnet",),
+    "embedding_dim": ("textcnn", "embedding_bag", "lstm", "gru", "transformer"),
+    "text_dropout": ("textcnn", "embedding_bag", "lstm", "gru", "transformer"),
+    "textcnn_filters": ("textcnn",),
+    "textcnn_kernel_sizes": ("textcnn",),
+    "rnn_hidden_size": ("lstm", "gru"),
+    "rnn_bidirectional": ("lstm", "gru"),
+    "text_layers": ("lstm", "gru", "transformer"),
+    "transformer_heads": ("transformer",),
+    "transformer_ff_dim": ("transformer",),
+}
+
+# Read only with one value of another field: (field, the values that use it).
+CHOICE_FIELDS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "momentum": ("optimizer", ("sgd",)),
+    "step_size": ("lr_schedule", ("step",)),
+    "gamma": ("lr_schedule", ("step",)),
+}
+
+
+def family_of(model: str, kind: str) -> str:
+    """The family a `model` value trains on this kind of data (auto: the kind's default)."""
+    if model in MODEL_FAMILIES:
+        return model
+    return DEFAULT_MODEL.get(kind, "mlp")
+
+
+def field_applies(name: str, kind: str, values: Mapping[str, Any]) -> bool:
+    """Whether field `name` changes a run on `kind` data with these other `values`."""
+    for field_kind, names in KIND_FIELDS.items():
+        if name in names and field_kind != kind:
+            return False
+    if name in FAMILY_FIELDS:
+        return family_of(str(values.get("model", "auto")), kind) in FAMILY_FIELDS[name]
+    if name in CHOICE_FIELDS:
+        other, used_with = CHOICE_FIELDS[name]
+        return values.get(other) in used_with
+    return True
