@@ -208,6 +208,15 @@ def _xlsx() -> bytes:
     )
 
 
+def _docx() -> bytes:
+    return _zip(
+        {
+            "[Content_Types].xml": b'<?xml version="1.0"?><Types/>',
+            "word/document.xml": b"<w:document/>",
+        }
+    )
+
+
 def _ods() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
@@ -256,6 +265,10 @@ def _kinds(tmp_path: Path) -> dict[str, tuple[bytes, str, str]]:
         "exe": (PE_HEADER + b"PE\x00\x00" + b"\x00" * 200, "a Windows executable", "header row"),
         "macho": (b"\xcf\xfa\xed\xfe" + b"\x07\x00\x00\x01" * 8, "a macOS executable", "CSV"),
         "script": (b"#!/bin/sh\necho hello\n", "a script", "header row"),
+        "docx": (_docx(), "a Word document (.docx)", "Export the data as a CSV table"),
+        "7z": (b"7z\xbc\xaf\x27\x1c\x00\x04" + b"\x00" * 24, "a 7-Zip archive", "Decompress it"),
+        "rar": (b"Rar!\x1a\x07\x01\x00" + b"\x00" * 24, "a RAR archive", "Decompress it"),
+        "zstd": (b"\x28\xb5\x2f\xfd" + b"\x00" * 24, "a Zstandard-compressed file", "Decompress"),
         "gzip": (gzip.compress(CSV), "a gzip-compressed file", "Decompress it"),
         "bzip2": (bz2.compress(CSV), "a bzip2-compressed file", "Decompress it"),
         "xz": (lzma.compress(CSV), "an xz-compressed file", "Decompress it"),

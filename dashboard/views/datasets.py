@@ -51,6 +51,8 @@ def _target_concern(upload: UploadedFile, frame: pd.DataFrame, target: str) -> s
     cache = st.session_state.setdefault("_upload_target_concerns", {})
     key = (upload.file_id, target)
     if key not in cache:
+        if any(file_id != upload.file_id for file_id, _ in cache):
+            cache.clear()  # a new upload: the old file's answers are of no use
         concern = target_concern(frame, target)
         cache[key] = None if concern is None else concern.message
     return cache[key]

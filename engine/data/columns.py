@@ -250,6 +250,7 @@ _DATE_VALUE = re.compile(
 )
 _YEAR_NAME = re.compile(r"(^|_)(year|yr)$|^year_")
 DATE_SAMPLE = 500  # values checked against _DATE_VALUE: the verdict needs no more
+TYPE_SAMPLE = 10_000  # values that decide "numbers or text" and the mean text length
 # A text or integer target with more distinct values than this share of its rows gives each
 # class about one row: nothing to learn (a car's name: 311 classes in 406 rows).
 IDENTIFIER_UNIQUE_SHARE = 0.5
@@ -293,6 +294,16 @@ def _pick_instead(columns: list[str] | pd.Index, target: str) -> str:
         "Pick the column that holds what you want to predict: a category with a few repeated "
         "values (classification) or a measured number (regression)."
     )
+
+
+def _numeric_if_numbers(series: pd.Series) -> pd.Series | None:
+    """as_numeric, decided on a sample first: parsing a million strings as numbers takes
+    seconds, and the page runs this while the user picks a target."""
+    text_dtype = series.dtype == object or isinstance(series.dtype, pd.StringDtype)
+    if text_dtype and len(series) > TYPE_SAMPLE:
+        if as_numeric(series.dropna().head(TYPE_SAMPLE)) is None:
+            return None
+    return as_numeric(series)
 
 
 def _date_reason(series: pd.Series, present: pd.Series, numeric: pd.Series | None) -> str | None:
@@ -342,7 +353,7 @@ def target_concern(frame: pd.DataFrame, target: str) -> TargetConcern | None:
     n_unique = int(present.nunique())
     if n_unique < 2:
         return None  # build_schema refuses it with its own sentence
-    numeric = as_numeric(series)
+    numeric = _numeric_if_numbers(series)
     instead = _pick_instead(frame.columns, target)
     reason = _date_reason(series, present, numeric)
     if reason:
@@ -352,7 +363,7 @@ def target_concern(frame: pd.DataFrame, target: str) -> TargetConcern | None:
             f"was recorded, which is rarely the goal. {instead}",
         )
     if numeric is None:
-        lengths = present.astype(str).str.len()
+        lengths = present.head(TYPE_SAMPLE).astype(str).str.len()
         if lengths.mean() > FREE_TEXT_MEAN_CHARS and n_unique / len(present) > 0.5:
             return TargetConcern(
                 "target_free_text",
