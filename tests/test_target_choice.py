@@ -526,3 +526,17 @@ def _image_of(colour: str, seed: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (8 + seed, 8), colour).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_admin_page_reads_an_old_entry_with_the_dataset_name(
+    settings, db, demo_datasets, monkeypatch
+):
+    from db.writes import audit as audit_writes
+
+    monkeypatch.delenv("SEEDLAB_AUTH", raising=False)  # localhost: the local admin
+
+    iris = dataset_store.get_dataset_by_name(db, "iris")
+    audit_writes.record(db, "ana", "launch", "run 1", f"dataset {iris.id}")  # as written before
+    at = open_page("views/admin.py")
+    log = at.dataframe[-1].value
+    assert list(log["detail"]) == [f"dataset iris (id {iris.id})"]
