@@ -59,11 +59,16 @@ def test_tsv_semicolon_and_parquet(settings, db):
     assert rec.task == "classification" and rec.schema["classes"] == ["0", "1"]
 
 
-def test_default_target_is_last_column_and_case_is_forgiven(settings, db):
+def test_no_target_takes_the_column_named_like_one_never_the_last(settings, db):
+    with pytest.raises(DatasetError, match=r"no column named like a target .* columns are: a, B"):
+        ingest_bytes(
+            settings, db, b"a,B\n1,x\n2,y\n3,x\n", filename="d.csv", name="d0", target=None
+        )
+    assert dataset_store.list_datasets(db) == []
     rec = ingest_bytes(
-        settings, db, b"a,B\n1,x\n2,y\n3,x\n", filename="d.csv", name="d1", target=None
+        settings, db, b"Label,a,B\n1,x,2\n2,y,2\n1,x,3\n", filename="d.csv", name="d1", target=None
     )
-    assert rec.target == "B"
+    assert rec.target == "Label"
     rec = ingest_bytes(
         settings, db, b"a,B\n1,x\n2,y\n3,x\n", filename="d.csv", name="d2", target="b"
     )

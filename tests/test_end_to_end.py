@@ -26,7 +26,8 @@ def test_upload_launch_train_browse(settings, db):
     at.file_uploader[0].set_value(("customers.csv", MESSY_CHURN_CSV.encode(), "text/csv")).run()
     at.text_input[0].set_value("customers")
     target = at.selectbox[0]
-    assert target.value == "churn"  # the last column by default
+    assert target.value is None  # no column is named like a target: the user chooses
+    target.set_value("churn").run()
     button(at, "Add dataset").click().run()
     assert not at.error, [e.value for e in at.error]
     dataset = dataset_store.get_dataset_by_name(db, "customers")

@@ -12,6 +12,7 @@ from engine.report import charts
 
 SAMPLES_PER_CLASS = 8
 THUMB_SIDE = 72
+THUMB_GAP = 6  # pixels of white between thumbnails in a class's strip
 MAX_CLASSES_SHOWN = 30
 
 
@@ -31,6 +32,15 @@ def _samples(dataset_id: int, path: str, per_class: int) -> dict[str, list[np.nd
     record = next(r for r in data.datasets() if r.id == dataset_id and r.path == path)
     files = sample_files(data.get_settings(), record, per_class)
     return {name: [_thumbnail(str(p), THUMB_SIDE) for p in paths] for name, paths in files.items()}
+
+
+def _strip(thumbs: list[np.ndarray]) -> np.ndarray:
+    """A class's thumbnails side by side in one picture, white gaps between them. One image per
+    class fills its row (shrunk to fit a narrow column) where a list of images wrapped and left
+    one orphan thumbnail on a second row."""
+    gap = np.full((THUMB_SIDE, THUMB_GAP, 3), 255, dtype=np.uint8)
+    parts = [part for thumb in thumbs for part in (gap, thumb)][1:]
+    return np.concatenate(parts, axis=1)
 
 
 def _side(stats: dict) -> str:
@@ -61,6 +71,7 @@ def show_image_dataset(record: DatasetRecord) -> None:
             for name, thumbs in list(samples.items())[:MAX_CLASSES_SHOWN]:
                 count = schema["class_counts"].get(name, len(thumbs))
                 st.markdown(f"{data.md_text(name)} · {count:,} images")
-                st.image(thumbs, width=THUMB_SIDE)
+                if thumbs:
+                    st.image(_strip(thumbs), width="content")
             if len(samples) > MAX_CLASSES_SHOWN:
                 st.caption(f"… and {len(samples) - MAX_CLASSES_SHOWN} more classes.")

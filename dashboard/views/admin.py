@@ -11,6 +11,7 @@ from dashboard import auth, data
 from db import audit
 from db import users as user_store
 from engine.services import accounts
+from engine.services import audit as audit_names
 from engine.services.permissions import ROLES, Permission
 
 auth.guard_page(Permission.VIEW_AUDIT)
@@ -100,6 +101,7 @@ def _audit() -> None:
     if not entries:
         st.info("Nothing recorded yet (or nothing matches).")
         return
+    names = {r.id: r.name for r in data.datasets()}
     st.dataframe(
         pd.DataFrame(
             [
@@ -107,8 +109,8 @@ def _audit() -> None:
                     "when": data.local_time(e.at),
                     "user": e.user,
                     "action": e.action,
-                    "target": e.target,
-                    "detail": e.detail,
+                    "target": audit_names.name_datasets(e.target, names),
+                    "detail": audit_names.name_datasets(e.detail, names),
                 }
                 for e in entries
             ]

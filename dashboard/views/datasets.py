@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
@@ -9,7 +10,8 @@ from dashboard import auth, data
 from dashboard.components.image_preview import show_image_dataset
 from dashboard.components.text_view import show_text_dataset
 from engine.core.errors import DatasetError
-from engine.data.columns import profile_table
+from engine.data.columns import profile_table, propose_target, target_concern
+from engine.data.file_kind import check_image_zip
 from engine.data.tables import IMAGE_ZIP_SUFFIXES, TABLE_SUFFIXES, read_table
 from engine.report import charts
 from engine.services import datasets as dataset_actions
@@ -25,21 +27,50 @@ data.show_flash()
 # ---------------------------------------------------------------- upload
 
 
-def _parsed_columns(upload: UploadedFile) -> list[str]:
-    """The upload's column names, parsed once per file (not on every rerun of the page)."""
-    cache = st.session_state.setdefault("_upload_columns", {})
+def _parsed_table(upload: UploadedFile) -> pd.DataFrame:
+    """The upload parsed once per file (not on every rerun of the page); kept for the checks
+    of the chosen target while the form is open."""
+    cache = st.session_state.setdefault("_upload_table", {})
     if upload.file_id not in cache:
         cache.clear()  # only the current upload matters; drop older parses
         try:
-            frame = read_table(upload.getvalue(), upload.name)
-            cache[upload.file_id] = (list(frame.columns), len(frame), None)
+            cache[upload.file_id] = (read_table(upload.getvalue(), upload.name), None)
         except DatasetError as exc:
-            cache[upload.file_id] = ([], 0, str(exc))
-    columns, n_rows, error = cache[upload.file_id]
+            cache[upload.file_id] = (None, str(exc))
+    frame, error = cache[upload.file_id]
     if error:
         raise DatasetError(error)
-    st.caption(f"{n_rows:,} rows × {len(columns):,} columns read from {data.md_text(upload.name)}.")
-    return columns
+    st.caption(
+        f"{len(frame):,} rows × {frame.shape[1]:,} columns read from {data.md_text(upload.name)}."
+    )
+    return frame
+
+
+def _target_concern(upload: UploadedFile, frame: pd.DataFrame, target: str) -> str | None:
+    """Why the chosen target looks wrong (an identifier, a date, free text), once per choice."""
+    cache = st.session_state.setdefault("_upload_target_concerns", {})
+    key = (upload.file_id, target)
+    if key not in cache:
+        if any(file_id != upload.file_id for file_id, _ in cache):
+            cache.clear()  # a new upload: the old file's answers are of no use
+        concern = target_concern(frame, target)
+        cache[key] = None if concern is None else concern.message
+    return cache[key]
+
+
+def _check_zip(upload: UploadedFile) -> None:
+    """Refuse at once, naming what it is, a file named .zip that is not a ZIP of images (a
+    workbook, a picture, a CSV); checked once per file."""
+    cache = st.session_state.setdefault("_upload_zip_kind", {})
+    if upload.file_id not in cache:
+        cache.clear()
+        try:
+            check_image_zip(upload.getvalue(), upload.name)
+            cache[upload.file_id] = None
+        except DatasetError as exc:
+            cache[upload.file_id] = str(exc)
+    if cache[upload.file_id]:
+        raise DatasetError(cache[upload.file_id])
 
 
 def _add_dataset(
@@ -50,6 +81,11 @@ def _add_dataset(
     text_column: str = "auto",
 ) -> None:
     actor = auth.require(Permission.UPLOAD)
+    if target is None and Path(upload.name).suffix.lower() not in IMAGE_ZIP_SUFFIXES:
+        raise DatasetError(
+            "Choose the target column (the column the model learns to predict) before adding "
+            "the dataset."
+        )
     with st.spinner("Checking and storing the dataset…"):
         record = dataset_actions.upload_dataset(
             settings,
@@ -103,6 +139,7 @@ with st.container(border=True):
             "is checked when you add it."
         )
         with data.shown_errors("storing the images"):
+            _check_zip(upload)
             name = st.text_input(
                 "Name",
                 value=Path(upload.name).stem,
@@ -114,7 +151,9 @@ with st.container(border=True):
                 _add_dataset(upload, name, None)
     elif upload is not None:
         with data.shown_errors("reading the upload"):
-            columns = _parsed_columns(upload)
+            frame = _parsed_table(upload)
+            columns = list(frame.columns)
+            proposed = propose_target(columns)
             name_col, target_col = st.columns(2)
             name = name_col.text_input(
                 "Name",
@@ -123,14 +162,30 @@ with st.container(border=True):
                 key=f"upload_name_{upload.file_id}",
                 help="How the dataset is listed; must be unique.",
             )
+            # No silent default: only a column named like a target is proposed.
             target = target_col.selectbox(
                 "Target column",
                 columns,
-                index=len(columns) - 1,
+                index=None if proposed is None else columns.index(proposed),
+                placeholder="Choose the column to predict",
                 key=f"upload_target_{upload.file_id}",
                 help="The column the model learns to predict; every other usable column is a "
-                "feature. Categories make a classification task, numbers a regression.",
+                "feature. Categories make a classification task, numbers a regression. A "
+                "column named target, label, class, y, … is proposed; otherwise choose one.",
             )
+            if target is None:
+                st.caption(
+                    "No column is named like a target (target, label, class, y, …): choose the "
+                    "one the model should learn to predict."
+                )
+            elif target == proposed:
+                st.caption(
+                    f"{data.md_text(target)} is proposed because it is named like a target; "
+                    "choose another if it is not what to predict."
+                )
+            concern = None if target is None else _target_concern(upload, frame, target)
+            if concern:
+                st.warning(data.md_message(concern), icon=":material/warning:")
             # --- kind: tabular or text (engine/data/text.py decides for auto)
             kind_col, text_col = st.columns(2)
             kind = kind_col.selectbox(
@@ -184,9 +239,14 @@ st.dataframe(
             "name": r.name,
             "kind": r.kind,
             "task": r.task,
-            "target": r.target,
-            "rows": r.n_rows,
-            "columns": r.n_columns,
+            # An image dataset has images and classes, not a target column or table columns.
+            "target": None if r.kind == "image" else r.target,
+            "size": (
+                f"{r.n_rows:,} images"
+                if r.kind == "image"
+                else f"{r.n_rows:,} rows × {r.n_columns:,} columns"
+            ),
+            "classes": len(r.schema.get("classes") or []) or None,
             "created": data.local_time(r.created_at),
         }
         for r in reversed(records)  # newest first, like the runs
@@ -194,8 +254,9 @@ st.dataframe(
     hide_index=True,
     column_config={
         "id": st.column_config.NumberColumn("id", format="%d", width="small"),
-        "rows": st.column_config.NumberColumn("rows", format="%d"),
-        "columns": st.column_config.NumberColumn("columns", format="%d"),
+        "classes": st.column_config.NumberColumn(
+            "classes", format="%d", help="Classes to tell apart (none for a regression)"
+        ),
         "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
     },
 )

@@ -20,7 +20,11 @@ def datasets_add(
     ],
     name: Annotated[str | None, typer.Option(help="Dataset name (default: the file name)")] = None,
     target: Annotated[
-        str | None, typer.Option(help="Column to predict (default: the last)")
+        str | None,
+        typer.Option(
+            help="Column to predict (default: the one named like a target — target, label, "
+            "class, y, … — or, when none is, the command refuses and lists the columns)"
+        ),
     ] = None,
     kind: Annotated[
         str,
@@ -31,6 +35,14 @@ def datasets_add(
     text_column: Annotated[
         str | None, typer.Option(help="Text datasets: the column with the texts (implies text)")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Store it even when the target looks like an identifier, a date or free text "
+            "(a warning line instead of a refusal)",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the dataset as JSON")] = False,
 ) -> None:
     """Validate a table (or a ZIP of images, one folder per class) and store it as a dataset."""
@@ -38,8 +50,25 @@ def datasets_add(
 
     settings, db = ready()
     record = add_dataset_file(
-        settings, db, actor(), file, name=name, target=target, kind=kind, text_column=text_column
+        settings,
+        db,
+        actor(),
+        file,
+        name=name,
+        target=target,
+        kind=kind,
+        text_column=text_column,
+        strict_target=not force,
     )
+    # Notes on stderr, so --json output stays one JSON document.
+    if record.kind != "image" and target is None:
+        typer.echo(
+            f"note: target {record.target!r} chosen because it is named like a target; "
+            "--target COLUMN picks another.",
+            err=True,
+        )
+    for warning in record.schema.get("target_warnings", []):
+        typer.echo(f"warning: {warning['message']}", err=True)
     if as_json:
         print_json(record.to_dict())
         return
@@ -114,4 +143,6 @@ def datasets_show(
         f"{record.name} (id {record.id}): {record.n_rows} rows, target {record.target!r}, "
         f"task {record.task}"
     )
+    for warning in record.schema.get("target_warnings", []):
+        typer.echo(f"warning: {warning['message']}")
     typer.echo(profile_table(record).to_string(index=False))

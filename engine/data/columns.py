@@ -5,6 +5,7 @@ preprocessing (engine/ml/prep/tabular.py) uses the same rules as ingest."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -217,3 +218,164 @@ def profile_table(record: StoredDataset) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- choosing the target
+
+# Column names proposed as the target, best first: generic words for the *role* "what to
+# predict", as datasets name it (scikit-learn's `target`, labelling tools' `label`, UCI's
+# `class`, statistics' `y`, `outcome` and `response`, `category` in text classification).
+# Domain words (`species`, `price`, `churn`, `Survived`) are left out on purpose: such a column
+# is as often a feature as the target, and proposing the wrong one silently is the bug this
+# replaces (the last column, `year` in a penguins table). Also matched: `*_target`, `*_label`,
+# `target_*` (`sentiment_label`, `target_class`). Case, spaces and hyphens are ignored.
+TARGET_NAMES = (
+    "target",
+    "label",
+    "labels",
+    "class",
+    "y",
+    "outcome",
+    "response",
+    "ground_truth",
+    "category",
+)
+_TARGET_AFFIX = re.compile(r"^target_.+|.+_(target|label)$")
+_SEPARATORS = re.compile(r"[\s.\-]+")
+# Values that read as a date or a time of day: 2024-03-01, 2024-03-01T10:00, 1/3/2024, 10:30.
+_DATE_VALUE = re.compile(
+    r"^(\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?"
+    r"|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}( \d{1,2}:\d{2}(:\d{2})?)?"
+    r"|\d{1,2}:\d{2}(:\d{2})?)$"
+)
+_YEAR_NAME = re.compile(r"(^|_)(year|yr)$|^year_")
+DATE_SAMPLE = 500  # values checked against _DATE_VALUE: the verdict needs no more
+TYPE_SAMPLE = 10_000  # values that decide "numbers or text" and the mean text length
+# A text or integer target with more distinct values than this share of its rows gives each
+# class about one row: nothing to learn (a car's name: 311 classes in 406 rows).
+IDENTIFIER_UNIQUE_SHARE = 0.5
+MIN_ROWS_FOR_SHARE = 20  # below this, a column of distinct values proves nothing
+FREE_TEXT_MEAN_CHARS = 30  # the same bound as column_role's "text"
+
+
+def _normal_name(name: object) -> str:
+    return _SEPARATORS.sub("_", str(name).strip().lower())
+
+
+def propose_target(columns: list[str] | pd.Index) -> str | None:
+    """The column named like a target (TARGET_NAMES, then `*_target`/`*_label`/`target_*`),
+    or None: then the user must choose; the last column is never taken by default."""
+    ranked = []
+    for position, column in enumerate(columns):
+        name = _normal_name(column)
+        if name in TARGET_NAMES:
+            ranked.append((TARGET_NAMES.index(name), position, column))
+        elif _TARGET_AFFIX.match(name) and not _ID_NAME.search(name):
+            ranked.append((len(TARGET_NAMES), position, column))
+    return str(min(ranked)[2]) if ranked else None
+
+
+@dataclass(frozen=True)
+class TargetConcern:
+    """Why a chosen target column is probably not what the user wants to predict."""
+
+    code: str  # target_identifier | target_date | target_free_text
+    message: str  # why, then what to pick instead
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+def _pick_instead(columns: list[str] | pd.Index, target: str) -> str:
+    proposed = propose_target([c for c in columns if c != target])
+    if proposed is not None:
+        return f"Pick {proposed!r}, which is named like a target, or another column to predict."
+    return (
+        "Pick the column that holds what you want to predict: a category with a few repeated "
+        "values (classification) or a measured number (regression)."
+    )
+
+
+def _numeric_if_numbers(series: pd.Series) -> pd.Series | None:
+    """as_numeric, decided on a sample first: parsing a million strings as numbers takes
+    seconds, and the page runs this while the user picks a target."""
+    text_dtype = series.dtype == object or isinstance(series.dtype, pd.StringDtype)
+    if text_dtype and len(series) > TYPE_SAMPLE:
+        if as_numeric(series.dropna().head(TYPE_SAMPLE)) is None:
+            return None
+    return as_numeric(series)
+
+
+def _date_reason(series: pd.Series, present: pd.Series, numeric: pd.Series | None) -> str | None:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "it holds dates"
+    if numeric is not None:
+        values = numeric.dropna()
+        looks_like_years = _is_integer_valued(values) and values.between(1800, 2200).all()
+        if looks_like_years and _YEAR_NAME.search(_normal_name(series.name)):
+            return f"it holds years ({int(values.min())}–{int(values.max())})"
+        return None
+    sample = present.astype(str).str.strip().head(DATE_SAMPLE)
+    if sample.str.match(_DATE_VALUE).mean() >= NUMERIC_PARSE_SHARE:
+        return f"its values read as dates or times ({sample.iloc[0]!r}, …)"
+    return None
+
+
+def _identifier_reason(
+    name: str, present: pd.Series, numeric: pd.Series | None, n_unique: int
+) -> str | None:
+    n = len(present)
+    share = n_unique / n
+    if _ID_NAME.search(name) and share >= 0.9:
+        return "its name says it is an identifier and nearly every row has its own value"
+    if n < MIN_ROWS_FOR_SHARE:
+        return None
+    if numeric is None and share > IDENTIFIER_UNIQUE_SHARE:
+        return (
+            f"nearly every row has its own value ({n_unique:,} different values in {n:,} rows, "
+            f"{n / n_unique:.1f} rows per value), so there is nothing to learn per class"
+        )
+    if numeric is not None and n_unique == n and _is_integer_valued(numeric):
+        values = numeric.dropna()
+        if values.max() - values.min() + 1 == n:
+            return (
+                f"it numbers the rows ({int(values.min())}, {int(values.min()) + 1}, … once each)"
+            )
+    return None
+
+
+def target_concern(frame: pd.DataFrame, target: str) -> TargetConcern | None:
+    """A warning when `target` looks like an identifier, a date or free text — columns a model
+    can be trained on but whose prediction is useless — or None. Checked before upload on the
+    Datasets page and by `seedlab datasets add`; the bundled demo datasets raise none."""
+    series = frame[target]
+    present = series.dropna()
+    n_unique = int(present.nunique())
+    if n_unique < 2:
+        return None  # build_schema refuses it with its own sentence
+    numeric = _numeric_if_numbers(series)
+    instead = _pick_instead(frame.columns, target)
+    reason = _date_reason(series, present, numeric)
+    if reason:
+        return TargetConcern(
+            "target_date",
+            f"{target!r} looks like a date or time: {reason}. A model would learn when a row "
+            f"was recorded, which is rarely the goal. {instead}",
+        )
+    if numeric is None:
+        lengths = present.head(TYPE_SAMPLE).astype(str).str.len()
+        if lengths.mean() > FREE_TEXT_MEAN_CHARS and n_unique / len(present) > 0.5:
+            return TargetConcern(
+                "target_free_text",
+                f"{target!r} holds free text ({n_unique:,} different texts, "
+                f"{lengths.mean():.0f} characters on average): a classifier needs a few "
+                f"repeated categories, so texts are the input, not the target. {instead}",
+            )
+    reason = _identifier_reason(str(target), present, numeric, n_unique)
+    if reason:
+        return TargetConcern(
+            "target_identifier",
+            f"{target!r} looks like an identifier: {reason}. A model cannot learn to predict "
+            f"a value that names one row. {instead}",
+        )
+    return None

@@ -22,7 +22,8 @@ from db.records import DatasetRecord
 from db.writes import datasets as dataset_writes
 from engine.core.errors import DatasetError
 from engine.core.settings import Settings
-from engine.data.columns import build_schema
+from engine.data.columns import build_schema, propose_target, target_concern
+from engine.data.file_kind import check_image_zip
 from engine.data.images import ingest_image_zip
 from engine.data.staging import staged_dataset
 from engine.data.tables import IMAGE_ZIP_SUFFIXES, read_table
@@ -38,17 +39,31 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _shown_columns(columns: list[str]) -> str:
+    return ", ".join(columns[:30]) + (" …" if len(columns) > 30 else "")
+
+
 def _resolve_target(frame: pd.DataFrame, target: str | None, filename: str) -> str:
     columns = list(frame.columns)
     if not target:
-        return columns[-1]  # the usual convention when the uploader does not say
+        # Never the last column by default: that trained "predict the year" on a penguins table.
+        proposed = propose_target(columns)
+        if proposed is None:
+            raise DatasetError(
+                f"{filename} has no column named like a target (target, label, class, y, "
+                "outcome, …), so Seedlab does not guess which one to predict. Name it with "
+                f"--target; the columns are: {_shown_columns(columns)}."
+            )
+        return proposed
     if target in columns:
         return target
     folded = {c.lower(): c for c in columns}
     if target.strip().lower() in folded:
         return folded[target.strip().lower()]
-    shown = ", ".join(columns[:30]) + (" …" if len(columns) > 30 else "")
-    raise DatasetError(f"Target column {target!r} is not in {filename}. Its columns are: {shown}.")
+    raise DatasetError(
+        f"Target column {target!r} is not in {filename}. Its columns are: "
+        f"{_shown_columns(columns)}."
+    )
 
 
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
@@ -73,16 +88,25 @@ def store_frame(
     kind: str = "auto",
     text_column: str | None = None,
     owner: str | None = None,
+    strict_target: bool = False,
 ) -> DatasetRecord:
     """Validate a parsed table and store it atomically; returns the new dataset's record.
 
     kind auto makes a table whose content is one free-text column a text dataset
-    (engine/data/text.py); tabular or text force it.
+    (engine/data/text.py); tabular or text force it. No target: the column named like one
+    (columns.propose_target) or a refusal. A target that looks like an identifier, a date or
+    free text (columns.target_concern) is stored with the warning in its schema
+    (`target_warnings`), or refused with strict_target (`seedlab datasets add` without --force).
     """
     name = _check_name(name)
     if dataset_store.dataset_name_exists(db, name):
         raise DatasetError(f"A dataset named {name!r} already exists. Choose another name.")
     target = _resolve_target(frame, target, filename)
+    concern = target_concern(frame, target)
+    if concern is not None and strict_target:
+        raise DatasetError(
+            f"{concern.message} Nothing was stored; add --force to store it with this target."
+        )
     kind, text_column = resolve_kind(frame, target, kind, text_column, filename)
     dropped_text = 0
     if text_column is not None:
@@ -91,6 +115,7 @@ def store_frame(
     if text_column is not None:
         schema.update(text_summary(frame, text_column, dropped_text))
     schema["source_filename"] = filename
+    schema["target_warnings"] = [concern.as_dict()] if concern is not None else []
 
     with staged_dataset(settings) as stage:
         _canonical(frame).to_parquet(stage.tmp / "data.parquet", index=False)
@@ -129,6 +154,7 @@ def ingest_bytes(
     kind: str = "auto",
     text_column: str | None = None,
     owner: str | None = None,
+    strict_target: bool = False,
 ) -> DatasetRecord:
     """The upload path shared by the Datasets page and `seedlab datasets add`."""
     _check_size(settings, len(raw), filename)
@@ -147,6 +173,7 @@ def ingest_bytes(
         kind=kind,
         text_column=text_column,
         owner=owner,
+        strict_target=strict_target,
     )
 
 
@@ -160,6 +187,7 @@ def ingest_file(
     kind: str = "auto",
     text_column: str | None = None,
     owner: str | None = None,
+    strict_target: bool = False,
 ) -> DatasetRecord:
     path = Path(path)
     if not path.is_file():
@@ -177,6 +205,7 @@ def ingest_file(
         kind=kind,
         text_column=text_column,
         owner=owner,
+        strict_target=strict_target,
     )
 
 
@@ -188,6 +217,7 @@ def _ingest_image_zip(
     name: str,
     owner: str | None = None,
 ) -> DatasetRecord:
+    check_image_zip(source, filename)  # a workbook, an image or a CSV named .zip says so
     digest = hashlib.sha256()
     if isinstance(source, bytes):
         digest.update(source)

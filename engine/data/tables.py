@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.core.errors import DatasetError
+from engine.data.file_kind import check_table_upload
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq")
 IMAGE_ZIP_SUFFIXES = (".zip",)  # a folder per class of images: engine/data/images.py
@@ -140,6 +141,7 @@ def _check_cell_lengths(frame: pd.DataFrame, filename: str) -> None:
 def read_table(raw: bytes, filename: str) -> pd.DataFrame:
     """Parse an uploaded table (CSV/TSV/Parquet) or raise DatasetError with one clear sentence."""
     suffix = Path(filename).suffix.lower()
+    check_table_upload(raw, filename)  # a ZIP, image or program is named for what it is
     if suffix not in TABLE_SUFFIXES:
         raise DatasetError(
             f"{filename}: unsupported file type {suffix or '(none)'!r}. "

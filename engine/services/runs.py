@@ -50,7 +50,7 @@ def launch_run(
     check(actor, Permission.LAUNCH)
     run_id = submit_run(db, dataset_ref, values, owner=actor.name, **submit)
     parent = submit.get("parent_run_id")
-    detail = f"dataset {dataset_ref}" + (f", from run {parent}" if parent else "")
+    detail = audit.dataset_label(db, dataset_ref) + (f", from run {parent}" if parent else "")
     audit.record(db, actor, "launch", f"run {run_id}", detail)
     return run_id
 

@@ -18,7 +18,7 @@ def launch_sweep(db: Engine, actor: Actor, dataset_ref: str | int, spec: Any, **
 
     check(actor, Permission.LAUNCH)
     sweep_id = sweeps.submit_sweep(db, dataset_ref, spec, owner=actor.name, **submit)
-    audit.record(db, actor, "launch", f"sweep {sweep_id}", f"dataset {dataset_ref}")
+    audit.record(db, actor, "launch", f"sweep {sweep_id}", audit.dataset_label(db, dataset_ref))
     return sweep_id
 
 

@@ -251,6 +251,11 @@ def test_the_whole_loop_in_a_real_browser(page: Page, seedlab_url: str, tmp_path
     name_box.fill("flowers")
     name_box.press("Enter")
     settle(page)
+    # No column is named like a target: the form asks, nothing is pre-selected.
+    expect(page.get_by_text("No column is named like a target").first).to_be_visible()
+    page.get_by_role("combobox", name="Target column").click()
+    page.get_by_role("option", name="species", exact=True).click()
+    settle(page)
     page.get_by_role("button", name="Add dataset").click()
     settle(page)
     expect(page.get_by_text("Added dataset").first).to_be_visible(timeout=30_000)
