@@ -15,6 +15,7 @@ from db.models import RUN_STATUSES
 from db.records import RunRecord
 from db.run_query import METRIC_PREFIX, PARAM_PREFIX, MetricThreshold, RunFilter
 from engine.core.csv_safe import to_safe_csv
+from engine.core.verdicts import short_verdict
 
 PAGE_SIZES = (25, 50, 100, 200)
 OPS = {"ge": ">=", "le": "<="}
@@ -133,6 +134,7 @@ def table_frame(runs: list[RunRecord], columns: list[str]) -> pd.DataFrame:
             "id": run.id,
             "name": run.name,
             "status": run.status,
+            "verdict": short_verdict(run.status, run.verdict),
             "dataset": run.dataset_name,
             "model": model_text(run.config),
             "tags": list(run.tags),
@@ -147,7 +149,7 @@ def table_frame(runs: list[RunRecord], columns: list[str]) -> pd.DataFrame:
         row["duration_s"] = run.duration_s
         row["archived"] = run.archived
         rows.append(row)
-    fixed = ["id", "name", "status", "dataset", "model", "tags"]
+    fixed = ["id", "name", "status", "verdict", "dataset", "model", "tags"]
     return pd.DataFrame(
         rows, columns=[*fixed, *columns, "note", "created", "duration_s", "archived"]
     )
