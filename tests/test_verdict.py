@@ -293,3 +293,16 @@ def test_failed_and_cancelled_runs_have_no_verdict(settings, db, demo_datasets) 
     run_writes.claim_next_run(db, "test-worker")
     run_writes.finish_run(db, run_id, "failed", "broke", verdict={"warnings": []})
     assert run_store.get_run(db, run_id).verdict is None
+
+
+def test_streamed_images_are_judged_batch_by_batch(settings, db) -> None:
+    """Images read from disk (too big for memory) still get their pixel baseline."""
+    from engine.data.demo import register_demo_datasets
+
+    register_demo_datasets(settings, db)
+    run_id = completed_run(
+        settings, db, "digits", epochs=1, image_size=8, data_loading="stream", loader_workers=0
+    )
+    classical = _verdict(db, run_id)["baseline"]["classical"]
+    assert classical["name"] == "logistic regression on 8×8 pixels"
+    assert classical["metrics"]["test_accuracy"] > 0.8
