@@ -66,6 +66,12 @@ def compute_baselines(data: PreparedData, seed: int = 0) -> dict[str, Any]:
         out["classical_note"] = _no_classical_reason(data)
         return out
     rows = _subsample(len(y_train), CLASSICAL_MAX_ROWS, seed)
+    if data.task == "classification" and len(np.unique(y_train[rows])) < 2:
+        out["classical_note"] = (
+            "No classical baseline: the training rows hold a single class, so there is "
+            "nothing for a classifier to tell apart."
+        )
+        return out
     started = time.perf_counter()
     name, model_text, predict = fit(data, rows, y_train[rows], seed)
     outputs = predict()
