@@ -22,7 +22,7 @@ from db import datasets as dataset_store
 from db import workers as worker_store
 from db.records import DatasetRecord, RunRecord
 from db.session import get_db as make_db
-from engine.core import catalog
+from engine.core import catalog, verdicts
 from engine.core.catalog import TABLE_METRICS
 from engine.core.errors import SeedlabError
 from engine.core.formatting import format_duration
@@ -69,6 +69,21 @@ STATUS_ICONS = {
     "cancelled": ":material/cancel:",
 }
 ACTIVE_STATUSES = ("queued", "running")
+# A completed run with warnings is shown amber with what is wrong ("completed · overfitting"),
+# one without a verdict gray: only a run that passed its checks gets the green tick.
+WARNED_COLOR, WARNED_HEX, WARNED_ICON = "yellow", "#ffbd454d", ":material/warning:"
+NO_VERDICT_ICON = ":material/help:"
+
+
+def _status_cell_colors() -> dict[str, str]:
+    """Every text a status cell can show → its colour (engine/core/verdicts.py)."""
+    colors = dict(STATUS_HEX)
+    for text in verdicts.status_options():
+        if text == "completed":
+            continue
+        no_verdict = text.endswith(verdicts.NO_VERDICT)
+        colors[text] = STATUS_HEX["queued"] if no_verdict else WARNED_HEX
+    return colors
 
 
 # ---------------------------------------------------------------- connection
@@ -261,8 +276,24 @@ def status_markdown(status: str) -> str:
     return f":{STATUS_COLORS.get(status, 'gray')}[●] {status}"
 
 
-def status_badge(status: str) -> None:
-    st.badge(status, color=STATUS_COLORS.get(status, "gray"), icon=STATUS_ICONS.get(status))
+def status_badge(status: str, verdict: dict | None = None) -> None:
+    """The status as a badge. A completed run says what is wrong with it, in amber, or that it
+    has no verdict, in gray; only a completed run whose checks all passed is green."""
+    text = verdicts.status_text(status, verdict)
+    if text == status:
+        st.badge(status, color=STATUS_COLORS.get(status, "gray"), icon=STATUS_ICONS.get(status))
+    elif text.endswith(verdicts.NO_VERDICT):
+        st.badge(
+            text,
+            color="gray",
+            icon=NO_VERDICT_ICON,
+            help="This run was not compared with baselines (it finished before Seedlab did "
+            "that), so nothing says whether its result is any good.",
+        )
+    else:
+        found = verdicts.warnings_of(verdict)
+        more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+        st.badge(text + more, color=WARNED_COLOR, icon=WARNED_ICON)
 
 
 def _browser_zone() -> ZoneInfo | None:
@@ -317,7 +348,9 @@ def runs_frame(runs: list[RunRecord]) -> pd.DataFrame:
             "name": run.name,
             "dataset": run.dataset_name,
             "model": catalog.model_summary(run.config, kinds.get(run.dataset_id)),
-            "status": [run.status],  # a list: shown as a coloured pill (runs_column_config)
+            # A list: shown as a coloured pill (runs_column_config); says what is wrong.
+            "status": [verdicts.status_text(run.status, run.verdict)],
+            "verdict": verdicts.short_verdict(run.status, run.verdict),
             "created": local_time(run.created_at),
             "duration": format_duration(run.duration_s),
         }
@@ -329,6 +362,7 @@ def runs_frame(runs: list[RunRecord]) -> pd.DataFrame:
         "id",
         "name",
         "status",
+        "verdict",
         "dataset",
         "model",
         *metric_keys,
@@ -347,9 +381,12 @@ def runs_column_config() -> dict:
         "name": st.column_config.TextColumn("name"),
         "status": st.column_config.MultiselectColumn(
             "status",
-            options=list(STATUS_HEX),
-            color=list(STATUS_HEX.values()),
-            width=100,
+            options=list(_status_cell_colors()),
+            color=list(_status_cell_colors().values()),
+            width=180,
+        ),
+        "verdict": st.column_config.TextColumn(
+            "verdict", help="How the run compares with simple baselines, or what is wrong"
         ),
         "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
         # Relative link: resolves next to the current page, so it also works behind a

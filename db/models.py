@@ -114,6 +114,9 @@ class SqlRun(Base):
     # How many times the run was resumed from its checkpoint (0 = never).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     owner: Mapped[str | None] = mapped_column(String(100))  # user name; NULL: before auth
+    # A completed run's baselines, warnings and one-line summary (engine/ml/verdict.py);
+    # NULL: no verdict (the run did not complete, or completed before verdicts existed).
+    verdict: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
 
 
 SWEEP_STATUSES = ("running", "completed", "cancelled", "failed")

@@ -51,6 +51,8 @@ class RunRecord:
     archived: bool
     attempts: int
     owner: str | None = None  # the user who launched it; None: before auth
+    # Baselines, warnings and summary of a completed run (engine/ml/verdict.py); None: no verdict.
+    verdict: dict[str, Any] | None = None
     tags: list[str] = field(default_factory=list)
     summary: dict[str, dict[str, float]] = field(default_factory=dict)
 

@@ -19,6 +19,7 @@ from db.run_query import METRIC_PREFIX, PARAM_PREFIX, MetricThreshold, RunFilter
 from engine.core.catalog import metric_label, model_summary
 from engine.core.csv_safe import to_safe_csv
 from engine.core.metric_info import direction, headline_metrics
+from engine.core.verdicts import short_verdict
 
 PAGE_SIZES = (25, 50, 100, 200)
 OPS = {"ge": ">=", "le": "<="}
@@ -182,6 +183,7 @@ def table_frame(
             "id": run.id,
             "name": run.name,
             "status": run.status,
+            "verdict": short_verdict(run.status, run.verdict),
             "dataset": run.dataset_name,
             "model": model_text(run.config, kinds.get(run.dataset_id)),
             "tags": list(run.tags),
@@ -196,7 +198,7 @@ def table_frame(
         row["duration_s"] = run.duration_s
         row["archived"] = run.archived
         rows.append(row)
-    fixed = ["id", "name", "status", "dataset", "model", "tags"]
+    fixed = ["id", "name", "status", "verdict", "dataset", "model", "tags"]
     return pd.DataFrame(
         rows, columns=[*fixed, *columns, "note", "created", "duration_s", "archived"]
     )

@@ -23,6 +23,7 @@ from db import artifacts as artifact_store
 from db import metrics as metric_store
 from db import runs as run_store
 from db.records import RunRecord
+from engine.core import verdicts
 from engine.core.catalog import EPOCH_METRICS, HEADLINE_METRIC, TEST_METRICS, metric_label
 from engine.core.csv_safe import to_safe_csv
 from engine.core.formatting import format_duration, format_value
@@ -262,6 +263,48 @@ def _result_cards(run: RunRecord, task: str) -> None:
             )
 
 
+def _verdict(run: RunRecord) -> None:
+    """The verdict near the top: one line against the baselines, then each warning with what
+    to do (engine/ml/verdict.py)."""
+    verdict = run.verdict
+    if not isinstance(verdict, dict):
+        st.caption(
+            "No verdict: this run was not compared with baselines (it finished before Seedlab "
+            "did that), so nothing here says whether its result is any good. Clone it and train "
+            "again to get one."
+        )
+        return
+    st.markdown(f"**Verdict:** {data.md_message(verdict.get('summary') or '')}")
+    for warning in verdicts.warnings_of(verdict):
+        label = verdicts.warning_label(warning.get("code", ""))
+        st.warning(
+            data.md_message(
+                f"**{label[:1].upper() + label[1:]}.** {warning.get('message', '')}  \n"
+                f"*What to do:* {warning.get('advice', '')}"
+            ),
+            icon=":material/warning:",
+        )
+    _baselines(verdict.get("baseline") or {})
+
+
+def _baselines(baseline: dict[str, Any]) -> None:
+    """The baselines' test scores beside the run's (headline metrics), folded away."""
+    rows = [b for b in (baseline.get("trivial"), baseline.get("classical")) if b]
+    if not rows:
+        return
+    with st.expander("Baselines on the same test rows"):
+        for b in rows:
+            shown = [
+                f"{metric_label(k)} {format_value(v)}"
+                for k, v in (b.get("metrics") or {}).items()
+                if k in ("test_accuracy", "test_balanced_accuracy", "test_rmse", "test_r2")
+            ]
+            fitted = f", fitted on {b['train_rows']:,} training rows" if b.get("train_rows") else ""
+            st.markdown(data.md_message(f"**{b.get('name', '?')}**{fitted}: " + ", ".join(shown)))
+        if baseline.get("classical_note"):
+            st.caption(data.md_message(baseline["classical_note"]))
+
+
 def _actions(run: RunRecord) -> None:
     with st.container(horizontal=True, horizontal_alignment="right"):
         if run.status in data.ACTIVE_STATUSES:
@@ -350,7 +393,7 @@ with action_col:
 data.show_flash()
 
 with st.container(horizontal=True, vertical_alignment="center"):
-    data.status_badge(run.status)
+    data.status_badge(run.status, run.verdict)
     facts = [f"dataset {run.dataset_name}", task]
     if run.device:
         facts.append(f"on {run.device}")
@@ -388,6 +431,7 @@ elif run.status == "cancelled":
         icon=":material/cancel:",
     )
 elif run.status == "completed":
+    _verdict(run)
     _result_cards(run, task)
 
 curves_tab, eval_tab, config_tab, logs_tab, files_tab, export_tab = st.tabs(

@@ -21,6 +21,7 @@ from db import run_query
 from db import runs as run_store
 from db.models import RUN_STATUSES
 from db.run_query import METRIC_PREFIX, PARAM_PREFIX, SORT_COLUMNS
+from engine.core import verdicts
 from engine.core.catalog import metric_label
 from engine.services import runs as run_actions
 from engine.services.permissions import Permission
@@ -226,7 +227,8 @@ with data.shown_errors("listing runs"):
 
     frame = table_frame(runs, columns, {d.id: d.kind for d in data.datasets()})
     frame["created"] = frame["created"].map(data.local_time)
-    frame["status"] = frame["status"].map(lambda s: [s])
+    # Says what is wrong with a completed run ("completed · overfitting", in amber).
+    frame["status"] = [[verdicts.status_text(r.status, r.verdict)] for r in runs]
     frame.insert(1, "open", [f"run?run={i}" for i in frame["id"]])
     config = data.runs_column_config()
     config.update(

@@ -149,16 +149,28 @@ def request_cancel(db: Engine, run_id: int) -> str | None:
         return status
 
 
-def finish_run(db: Engine, run_id: int, status: str, error: str | None = None) -> bool:
-    """Set a final status, only if the run is still active (first writer wins)."""
+def finish_run(
+    db: Engine,
+    run_id: int,
+    status: str,
+    error: str | None = None,
+    *,
+    verdict: dict[str, Any] | None = None,
+) -> bool:
+    """Set a final status, only if the run is still active (first writer wins).
+
+    `verdict`: a completed run's baselines and warnings (engine/ml/verdict.py); any other
+    final status, or a completed run without one, stores NULL ("no verdict").
+    """
     if status not in FINISHED_STATUSES:
         raise ValueError(f"status must be one of {FINISHED_STATUSES}, got {status!r}")
+    kept = verdict if status == "completed" else None
     with writing(db) as conn:
         return (
             conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id, runs.c.status.in_(ACTIVE_STATUSES))
-                .values(status=status, error=error, finished_at=utcnow())
+                .values(status=status, error=error, finished_at=utcnow(), verdict=kept)
             ).rowcount
             > 0
         )

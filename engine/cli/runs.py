@@ -18,7 +18,7 @@ from db import runs as run_store
 from db.models import FINISHED_STATUSES, RUN_STATUSES
 from db.records import RunRecord
 from engine.cli.common import actor, fail, fmt, print_json, ready
-from engine.core import catalog
+from engine.core import catalog, verdicts
 from engine.core.config import load_config_file, parse_overrides
 from engine.core.presets import PRESET_NAMES, preset_for_dataset
 from engine.core.run_files import log_path, tail
@@ -34,6 +34,10 @@ def _run_json(run: RunRecord) -> dict[str, Any]:
     data = run.to_dict()
     data["summary"] = run.summary
     data["test_metrics"] = {k: v["last"] for k, v in run.summary.items() if k.startswith("test_")}
+    # The verdict (engine/ml/verdict.py): [] and null when the run has none (not completed,
+    # or completed before verdicts existed; "verdict" itself is then null).
+    data["warnings"] = verdicts.warnings_of(run.verdict)
+    data["baseline"] = run.verdict.get("baseline") if isinstance(run.verdict, dict) else None
     return data
 
 
@@ -166,6 +170,11 @@ def runs_show(run_id: int, as_json: Annotated[bool, typer.Option("--json")] = Fa
     )
     if run.error:
         typer.echo(f"error: {run.error}")
+    if run.status == "completed":
+        verdict = run.verdict if isinstance(run.verdict, dict) else {}
+        typer.echo(f"verdict: {verdict.get('summary') or verdicts.NO_VERDICT}")
+        for warning in verdicts.warnings_of(run.verdict):
+            typer.echo(f"warning {warning['code']}: {warning['message']} {warning['advice']}")
     for key, entry in sorted(run.summary.items()):
         typer.echo(f"  {key:<24} {fmt(entry['last'])}  (step {entry['step']})")
     typer.echo("config: " + json.dumps(run.config))

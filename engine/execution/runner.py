@@ -42,6 +42,7 @@ from engine.ml.distill import attach_teacher
 from engine.ml.importance import importance_at_end_of_run
 from engine.ml.pipeline import evaluate_on_test, file_digest, prepare_dataset, save_checkpoint
 from engine.ml.train import ListReporter, train
+from engine.ml.verdict import verdict_or_none
 
 log = logging.getLogger("seedlab.runner")
 
@@ -261,7 +262,10 @@ def execute(settings: Settings, run_id: int) -> str:
         _record_artifact(db, run_id, "report", report_file)
         log.info("test metrics: %s", json.dumps(report["metrics"]))
         status = "completed"
-        run_writes.finish_run(db, run_id, "completed")
+        # Baselines and warnings on the same test split (engine/ml/verdict.py), seconds at most.
+        run_writes.finish_run(
+            db, run_id, "completed", verdict=verdict_or_none(config, data, result, report)
+        )
     except BaseException as exc:
         if not main:
             raise  # rank 0 settles the run: a failure here stops it through torchrun

@@ -90,4 +90,5 @@ def prepare_text(
         stratified=splits.stratified,
         task=task,
         describe_test=describe_test,
+        raw_texts=(splits.train[text_col].fillna("").astype(str).tolist(), test_texts),
     )

@@ -43,6 +43,8 @@ class PreparedData:
     )
     # Readable names of the input features (tables); empty for images and text.
     feature_names: list[str] = field(default_factory=list)
+    # Text datasets: the raw training and test texts, for the TF-IDF baseline (ml/baselines.py).
+    raw_texts: tuple[list[str], list[str]] | None = None
 
 
 Preparer = Callable[[Settings, StoredDataset, RunConfig, DeviceChoice], PreparedData]

@@ -24,7 +24,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from db.records import RunRecord
-from engine.core import catalog
+from engine.core import catalog, verdicts
 from engine.core.catalog import EPOCH_METRICS, TEST_METRICS, metric_label
 from engine.core.formatting import format_duration
 from engine.report import charts, report_charts
@@ -145,6 +145,42 @@ def _mistakes(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     return columns, [[_value(entry.get(c)) for c in columns] for entry in table]
 
 
+def _verdict(run: RunRecord) -> dict[str, Any]:
+    """The badge, the one-line verdict, its warnings and baselines (engine/core/verdicts.py)."""
+    status = verdicts.status_text(run.status, run.verdict)
+    warned = run.status == "completed" and status != "completed"
+    out: dict[str, Any] = {
+        "status": status,
+        "badge_class": ("warned" if run.verdict else "none") if warned else run.status,
+        "summary": None,
+        "warnings": [],
+        "baselines": [],
+    }
+    if not isinstance(run.verdict, dict):
+        if run.status == "completed":
+            out["summary"] = (
+                "none: this run was not compared with baselines (it finished before Seedlab "
+                "did that)."
+            )
+        return out
+    out["summary"] = run.verdict.get("summary")
+    label = verdicts.warning_label
+    out["warnings"] = [
+        {**w, "label": label(w.get("code", "")).capitalize()}
+        for w in verdicts.warnings_of(run.verdict)
+    ]
+    baseline = run.verdict.get("baseline") or {}
+    for b in (baseline.get("trivial"), baseline.get("classical")):
+        if isinstance(b, Mapping):
+            scores = [
+                f"{metric_label(k)} {_value(v)}"
+                for k, v in (b.get("metrics") or {}).items()
+                if k in ("test_accuracy", "test_balanced_accuracy", "test_rmse", "test_r2")
+            ]
+            out["baselines"].append(f"{b.get('name', '?')} ({', '.join(scores)})")
+    return out
+
+
 def build_run_report(
     run: RunRecord,
     history: pd.DataFrame,
@@ -177,9 +213,11 @@ def build_run_report(
             "caption": importance_caption(importance),
         }
     columns, mistakes = _mistakes(report)
+    verdict = _verdict(run)
     generated = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     return _template().render(
         run=run,
+        verdict=verdict,
         facts=facts,
         cards=cards,
         curves=_curves(history, task),
