@@ -29,14 +29,20 @@ def as_numeric(series: pd.Series) -> pd.Series | None:
     if pd.api.types.is_bool_dtype(series):
         return None
     if pd.api.types.is_numeric_dtype(series):
-        return series.astype("float64")
+        return _finite(series.astype("float64"))
     present = series.dropna()
     if present.empty:
         return None
     parsed = _parse_numbers(present.astype(str))
     if parsed.notna().mean() >= NUMERIC_PARSE_SHARE:
-        return _parse_numbers(series.astype("string")).astype("float64")
+        return _finite(_parse_numbers(series.astype("string")).astype("float64"))
     return None
+
+
+def _finite(values: pd.Series) -> pd.Series:
+    """Infinite values ("inf" in a CSV, 1/0 in Parquet) count as missing: no model can use them,
+    and they would make every scaled value of the column NaN."""
+    return values.mask(np.isinf(values.to_numpy()))
 
 
 def _parse_numbers(text: pd.Series) -> pd.Series:
@@ -112,14 +118,16 @@ def profile_columns(frame: pd.DataFrame, target: str) -> list[dict[str, Any]]:
     for name in frame.columns:
         series = frame[name]
         role = "target" if name == target else column_role(series)
+        numeric = as_numeric(series)
+        # A number column's infinities are missing to a model (_finite), so to the profile too.
+        missing = numeric.isna() if pd.api.types.is_float_dtype(series) else series.isna()
         entry: dict[str, Any] = {
             "name": name,
             "role": role,
             "dtype": str(series.dtype),
-            "missing_pct": round(float(series.isna().mean() * 100), 2),
+            "missing_pct": round(float(missing.mean() * 100), 2),
             "unique": int(series.nunique()),
         }
-        numeric = as_numeric(series)
         if numeric is not None and numeric.notna().any():
             entry.update(
                 min=float(numeric.min()),
