@@ -311,8 +311,8 @@ def _resume_button(run: RunRecord) -> None:
     ):
         with data.shown_errors("resuming the run"):
             actor = auth.require(Permission.RESUME, run.owner, f"run {run.id}")
-            run_actions.resume(settings, db, actor, run.id)
-            data.flash(f"Queued — the run resumes after epoch {epoch}.", "info")
+            resumed = run_actions.resume(settings, db, actor, run.id)  # the checkpoint's epoch
+            data.flash(f"Queued — the run resumes after epoch {resumed}.", "info")
             st.rerun()
 
 
