@@ -37,7 +37,7 @@ def _needs(models: list[tuple[str, LoadedModel]]) -> str:
         if predictor.kind == "text":
             columns.append(predictor.preprocessor.text_column)  # type: ignore[union-attr]
         columns += predictor.input_columns
-    return ", ".join(f"`{data.md_text(c)}`" for c in dict.fromkeys(columns))
+    return ", ".join(data.md_code(c) for c in dict.fromkeys(columns))
 
 
 def batch_section(models: list[tuple[str, LoadedModel]], key: str) -> None:

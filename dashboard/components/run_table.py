@@ -15,6 +15,7 @@ from db.models import RUN_STATUSES
 from db.records import RunRecord
 from db.run_query import METRIC_PREFIX, PARAM_PREFIX, MetricThreshold, RunFilter
 from engine.core.csv_safe import to_safe_csv
+from engine.core.display_text import display_text
 
 PAGE_SIZES = (25, 50, 100, 200)
 OPS = {"ge": ">=", "le": "<="}
@@ -121,28 +122,37 @@ def model_text(config: dict[str, Any]) -> str:
     return f"{config.get('model', '?')} {shape}"
 
 
+def _as_stored(value: Any) -> Any:  # noqa: ANN401
+    return value
+
+
 def _cell(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, list | dict) else value
 
 
-def table_frame(runs: list[RunRecord], columns: list[str]) -> pd.DataFrame:
-    """One row per run: fixed facts, then the chosen `param:`/`metric:` columns."""
+def table_frame(runs: list[RunRecord], columns: list[str], *, shown: bool = True) -> pd.DataFrame:
+    """One row per run: fixed facts, then the chosen `param:`/`metric:` columns.
+
+    shown: names, tags and notes as the page shows them (display_text: no bidi control can
+    reorder a cell); False keeps them as stored, for the CSV export.
+    """
+    text = display_text if shown else _as_stored
     rows = []
     for run in runs:
         row: dict[str, Any] = {
             "id": run.id,
-            "name": run.name,
+            "name": text(run.name),
             "status": run.status,
-            "dataset": run.dataset_name,
+            "dataset": text(run.dataset_name),
             "model": model_text(run.config),
-            "tags": list(run.tags),
+            "tags": [text(t) for t in run.tags],
         }
         for col in columns:
             if col.startswith(METRIC_PREFIX):
                 row[col] = run.last(col.removeprefix(METRIC_PREFIX))
             elif col.startswith(PARAM_PREFIX):
                 row[col] = _cell(run.config.get(col.removeprefix(PARAM_PREFIX)))
-        row["note"] = run.notes
+        row["note"] = text(run.notes)
         row["created"] = run.created_at
         row["duration_s"] = run.duration_s
         row["archived"] = run.archived
@@ -165,6 +175,6 @@ def export_csv(db: Engine, state: TableState, project_id: int | None) -> str:
     params = sorted({k for r in runs for k in r.config})
     keys = sorted({k for r in runs for k in r.summary})
     columns = [PARAM_PREFIX + p for p in params] + [METRIC_PREFIX + k for k in keys]
-    frame = table_frame(runs, columns)
+    frame = table_frame(runs, columns, shown=False)
     frame["tags"] = frame["tags"].map(lambda tags: ";".join(tags))
     return to_safe_csv(frame, index=False)  # names, tags and notes are user text

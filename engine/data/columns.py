@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.core.display_text import display_text
 from engine.core.errors import DatasetError
 from engine.data.stored import StoredDataset
 
@@ -213,10 +214,10 @@ def profile_table(record: StoredDataset) -> pd.DataFrame:
         if "mean" in col:
             summary = f"{col['min']:.4g} … {col['max']:.4g} (mean {col['mean']:.4g})"
         else:
-            summary = ", ".join(col.get("top_values", []))
+            summary = ", ".join(display_text(v) for v in col.get("top_values", []))
         rows.append(
             {
-                "column": col["name"],
+                "column": display_text(col["name"]),  # shown on the page: user text
                 "role": col["role"],
                 "dtype": col["dtype"],
                 "missing %": col["missing_pct"],
