@@ -173,7 +173,7 @@ def test_each_unreadable_parquet_type_is_refused_with_a_sentence(settings, db, k
     assert dataset_state(settings, db) == before
 
 
-@pytest.mark.parametrize("kind", ["binary (raw bytes)", "struct", "timestamp with a time zone"])
+@pytest.mark.parametrize("kind", [*READ, *REFUSED])
 def test_the_cli_reads_or_refuses_in_one_line(settings, db, tmp_path, kind):
     column = (READ.get(kind) or REFUSED[kind])[0]
     path = tmp_path / "typed.parquet"
@@ -195,17 +195,16 @@ def _upload(at, filename: str, raw: bytes):  # noqa: ANN001, ANN202 - AppTest
     return at
 
 
-def test_the_page_refuses_a_binary_column_with_the_sentence(settings, db):
+@pytest.mark.parametrize("kind", list(REFUSED))
+def test_the_page_refuses_with_the_sentence(settings, db, kind):
+    column, phrase = REFUSED[kind]
     before = dataset_state(settings, db)
-    at = _upload(
-        open_page("views/datasets.py"),
-        "blob.parquet",
-        parquet_bytes(REFUSED["binary (raw bytes)"][0]),
-    )
+    at = _upload(open_page("views/datasets.py"), "blob.parquet", parquet_bytes(column))
     errors = [str(e.value) for e in at.error]
-    assert errors and "holds raw bytes" in errors[0], errors
+    assert errors and phrase in errors[0], errors
     assert not any("bug in Seedlab" in e for e in errors)
     assert not at.exception
+    assert not [b for b in at.button if b.label == "Add dataset"]  # nothing offered to store
     assert dataset_state(settings, db) == before
 
 
