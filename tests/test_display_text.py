@@ -110,6 +110,8 @@ def test_column_names_are_shown_neutralised_on_the_datasets_page(settings, db):
     assert any("⟨U+202E⟩gnp.tpircs" in columns for columns in shown), shown
     _no_raw_controls([c for columns in shown for c in map(str, columns)])
     assert isolated(f"{ARABIC} 1") in texts(at.subheader).replace("\\", "")
+    [stored] = [d.value for d in at.dataframe if "task" in d.value.columns]
+    assert list(stored["name"]) == [isolated(f"{ARABIC} 1")]
 
 
 def test_the_html_report_shows_controls_and_isolates_right_to_left(settings, db):

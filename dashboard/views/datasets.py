@@ -8,6 +8,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from dashboard import auth, data
 from dashboard.components.image_preview import show_image_dataset
 from dashboard.components.text_view import show_text_dataset
+from engine.core.display_text import display_text
 from engine.core.errors import DatasetError
 from engine.data.columns import profile_table
 from engine.data.tables import IMAGE_ZIP_SUFFIXES, TABLE_SUFFIXES, read_table
@@ -181,10 +182,10 @@ st.dataframe(
     [
         {
             "id": r.id,
-            "name": r.name,
+            "name": display_text(r.name),
             "kind": r.kind,
             "task": r.task,
-            "target": r.target,
+            "target": display_text(r.target),
             "rows": r.n_rows,
             "columns": r.n_columns,
             "created": data.local_time(r.created_at),
@@ -221,7 +222,9 @@ def _sync_url() -> None:
 picked = st.selectbox(
     "Show dataset",
     list(by_id),
-    format_func=lambda i: f"{by_id[i].name}  ·  {by_id[i].task}  ·  {by_id[i].n_rows:,} rows",
+    format_func=lambda i: (
+        f"{display_text(by_id[i].name)}  ·  {by_id[i].task}  ·  {by_id[i].n_rows:,} rows"
+    ),
     key="dataset_pick",
     on_change=_sync_url,
 )
