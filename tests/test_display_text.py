@@ -17,6 +17,7 @@ from engine.core.display_text import (
 from engine.data.datasets import ingest_bytes
 from engine.services.launch import submit_run
 from engine.services.run_report import run_report_html
+from tests.support.data import completed_run
 from tests.support.pages import open_page, texts
 
 RLO = "\u202e"
@@ -120,3 +121,11 @@ def test_the_html_report_shows_controls_and_isolates_right_to_left(settings, db)
     assert RLO not in html
     assert "#report⟨U+202E⟩exe.txt" in html and "run⟨U+202E⟩1" in html
     assert isolated(f"dataset {ARABIC} 1") in html  # the fact naming it, as written, isolated
+
+
+def test_batch_prediction_names_its_columns_without_backslashes(settings, db, demo_datasets):
+    run_id = completed_run(settings, db, "iris", epochs=1)
+    at = open_page("views/playground.py", run=str(run_id))
+    [needs] = [c for c in texts(at.caption).splitlines() if "The CSV needs" in c]
+    # Code spans show what is in them: an escaped "\(cm\)" would show its backslashes.
+    assert "` sepal length (cm) `" in needs and "\\" not in needs, needs
