@@ -17,15 +17,14 @@ from engine.core.run_files import resume_path
 from engine.execution.runner import execute
 from engine.ml.checkpoints import (
     InvalidCheckpoint,
-    TrainState,
     checkpoint_epoch,
     load_train_state,
-    save_train_state,
     saved_epoch,
 )
 from engine.services.launch import submit_run
 from engine.services.recovery import resume_run
 from tests.support.commands import cli
+from tests.support.data import resume_checkpoint
 
 
 class _Payload:
@@ -41,19 +40,6 @@ class _Payload:
 def _pickle_with_code(path: Path, marker: Path) -> None:
     # torch.save's own container, so the file looks like a checkpoint until it is unpickled.
     torch.save({"format": "seedlab-resume-v1", "epoch": 3, "model": _Payload(marker)}, path)
-
-
-def _valid_state(epoch: int) -> TrainState:
-    return TrainState(
-        epoch=epoch,
-        model={},
-        optimizer={},
-        scheduler=None,
-        scaler=None,
-        torch_rng=torch.get_rng_state(),
-        cuda_rng=[],
-        batch_order_rng=torch.get_rng_state(),
-    )
 
 
 def _assert_our_words(message: str) -> None:
@@ -111,9 +97,7 @@ def _cancelled_run_with_checkpoint(settings, db, epoch: int) -> int:  # noqa: AN
     run_id = submit_run(db, "iris", {"epochs": 10})
     run_writes.claim_next_run(db, worker_id="tests")
     run_writes.finish_run(db, run_id, "cancelled")
-    path = resume_path(settings, run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_train_state(path, _valid_state(epoch))
+    resume_checkpoint(settings, run_id, epoch)
     return run_id
 
 
