@@ -127,3 +127,17 @@ def test_resume_reports_the_epoch_of_the_checkpoint_not_the_side_file(settings, 
     assert result.returncode == 0, result.stderr
     assert "resumes after epoch 2." in result.stdout, result.stdout
     assert run_store.get_run(db, run_id).status == "queued"
+
+
+def test_a_replaced_model_file_is_refused_in_our_words(tmp_path):
+    from engine.deploy.compress import load_variant
+    from engine.ml.predictor import Predictor, PredictorError
+
+    path, marker = tmp_path / "model.pt", tmp_path / "ran"
+    _pickle_with_code(path, marker)
+    for load in (Predictor.load, load_variant):  # the Playground, predict, export; variants
+        with pytest.raises(PredictorError) as caught:
+            load(path)
+        assert "not a valid Seedlab model" in str(caught.value)
+        assert "weights_only" not in str(caught.value)
+    assert not marker.exists()
