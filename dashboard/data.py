@@ -24,6 +24,7 @@ from db.records import DatasetRecord, RunRecord
 from db.session import get_db as make_db
 from engine.core import catalog, verdicts
 from engine.core.catalog import TABLE_METRICS
+from engine.core.display_text import display_text
 from engine.core.errors import SeedlabError
 from engine.core.formatting import format_duration
 from engine.core.settings import Settings, SettingsError
@@ -171,7 +172,8 @@ def _dataset(dataset_id: int, path: str) -> DatasetRecord:
 def dataset_preview(dataset_id: int, path: str, rows: int = 20) -> pd.DataFrame:
     from engine.data.stored import preview
 
-    return preview(get_settings(), _dataset(dataset_id, path), rows)
+    frame = preview(get_settings(), _dataset(dataset_id, path), rows)
+    return frame.rename(columns=display_text)  # column names are user text
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=32)
@@ -257,8 +259,18 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&])")
 
 def md_text(text: str) -> str:
     """User text made literal for Streamlit markdown (titles, captions): no links, emphasis,
-    colour directives, LaTeX or HTML entities can come from a dataset or run name."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+    colour directives, LaTeX or HTML entities can come from a dataset or run name, and no bidi
+    control can reorder the text around it (engine/core/display_text.py). The backslashes
+    only escape: markdown does not show them (code spans and plain widgets would: not there)."""
+    return _MD_SPECIAL.sub(r"\\\1", display_text(text)).replace("\n", " ")
+
+
+def md_code(text: str) -> str:
+    """User text as a markdown code span: shown exactly, with no escape backslashes (markdown
+    shows a code span's backslashes). The fence is longer than any run of backticks inside."""
+    shown = display_text(text).replace("\n", " ")
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", shown)), default=0) + 1)
+    return f"{fence} {shown} {fence}"  # one space each side: markdown strips it
 
 
 # What can make markdown act (links, images, HTML, LaTeX); emphasis and code spans cannot.
@@ -268,7 +280,7 @@ _MD_ACTIVE = re.compile(r"([\\\[\]<>!$])")
 def md_message(text: str) -> str:
     """A sentence of ours that quotes user text (an error naming a dataset or column), made
     inert for markdown while it stays readable: field names keep their underscores."""
-    return _MD_ACTIVE.sub(r"\\\1", str(text))
+    return _MD_ACTIVE.sub(r"\\\1", display_text(text))
 
 
 def status_markdown(status: str) -> str:
@@ -345,8 +357,8 @@ def runs_frame(runs: list[RunRecord]) -> pd.DataFrame:
     for run in runs:
         row = {
             "id": run.id,
-            "name": run.name,
-            "dataset": run.dataset_name,
+            "name": display_text(run.name),
+            "dataset": None if run.dataset_name is None else display_text(run.dataset_name),
             "model": catalog.model_summary(run.config, kinds.get(run.dataset_id)),
             # A list: shown as a coloured pill (runs_column_config); says what is wrong.
             "status": [verdicts.status_text(run.status, run.verdict)],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,12 @@ from db import datasets as dataset_store
 from db.session import writing
 from db.writes import audit as audit_writes
 from engine.cli.main import app
-from engine.core.run_files import resume_path
 from engine.services import accounts, sweep_actions
 from engine.services import datasets as dataset_actions
 from engine.services import projects as project_actions
 from engine.services import runs as run_actions
 from engine.services.permissions import LOCAL_ADMIN, Actor, PermissionDenied, cli_actor
+from tests.support.data import resume_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
@@ -54,9 +53,7 @@ def test_every_action_leaves_an_entry(settings, db, demo_datasets):
     assert record.owner == "mia"
     run_id = run_actions.launch_run(db, mia, "iris", {"epochs": 1})
     run_actions.cancel_run(db, mia, run_id)
-    resume_path(settings, run_id).parent.mkdir(parents=True, exist_ok=True)
-    resume_path(settings, run_id).write_bytes(b"checkpoint")
-    resume_path(settings, run_id).with_suffix(".json").write_text(json.dumps({"epoch": 1}))
+    resume_checkpoint(settings, run_id, epoch=1)  # resume reads its epoch from it
     assert run_actions.resume(settings, db, mia, run_id) == 1
     run_actions.cancel_run(db, mia, run_id)
     run_actions.rename_run(db, mia, run_id, "renamed")

@@ -10,7 +10,12 @@ from db import datasets as dataset_store
 from engine.core.config import validate_config
 from engine.core.settings import Settings
 from engine.data.stored import load_frame
-from engine.ml.checkpoints import load_train_state, save_train_state, saved_epoch
+from engine.ml.checkpoints import (
+    InvalidCheckpoint,
+    load_train_state,
+    save_train_state,
+    saved_epoch,
+)
 from engine.ml.device import choose_device
 from engine.ml.pipeline import prepare_tabular
 from engine.ml.train import ListReporter, train
@@ -74,4 +79,6 @@ def test_resume_checkpoint_loads_with_weights_only_and_rejects_junk(tmp_path):
     assert load_train_state(tmp_path / "missing.pt") is None
     junk = tmp_path / "junk.pt"
     torch.save({"format": "something else"}, junk)
-    assert load_train_state(junk) is None and saved_epoch(junk) is None
+    with pytest.raises(InvalidCheckpoint, match="not a valid Seedlab checkpoint"):
+        load_train_state(junk)  # tests/test_tampered_checkpoint.py has the hostile ones
+    assert saved_epoch(junk) is None

@@ -54,7 +54,7 @@ def test_missing_feature_is_a_clear_error(settings, db, demo_datasets):
 def test_not_a_checkpoint_is_refused_without_unpickling(tmp_path):
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(PredictorError, match="not a readable Seedlab model"):
+    with pytest.raises(PredictorError, match="not a valid Seedlab model"):
         Predictor.load(bad)
     with pytest.raises(PredictorError, match="has not completed"):
         Predictor.load(tmp_path / "missing.pt")

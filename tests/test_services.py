@@ -5,7 +5,6 @@ nothing and writes no entry, whichever page, CLI command or crafted request made
 from __future__ import annotations
 
 import ast
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from db import datasets as dataset_store
 from db import runs as run_store
 from db import users as user_store
 from db.writes import runs as run_writes
-from engine.core.run_files import checkpoint_path, resume_path
+from engine.core.run_files import checkpoint_path
 from engine.core.settings import Settings
 from engine.services import accounts, demo_fill, model_registry, sweep_actions
 from engine.services import datasets as dataset_actions
@@ -27,6 +26,7 @@ from engine.services import projects as project_actions
 from engine.services import runs as run_actions
 from engine.services.launch import submit_run
 from engine.services.permissions import Actor, PermissionDenied, cli_actor
+from tests.support.data import resume_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
@@ -80,9 +80,7 @@ def queued_run(db: Engine, owner: str) -> int:
 def resumable_run(settings: Settings, db: Engine, owner: str) -> int:
     run_id = queued_run(db, owner)
     run_writes.request_cancel(db, run_id)
-    resume_path(settings, run_id).parent.mkdir(parents=True, exist_ok=True)
-    resume_path(settings, run_id).write_bytes(b"checkpoint")
-    resume_path(settings, run_id).with_suffix(".json").write_text(json.dumps({"epoch": 1}))
+    resume_checkpoint(settings, run_id, epoch=1)  # resume reads its epoch from it
     return run_id
 
 

@@ -271,6 +271,8 @@ def test_runs_show_json_carries_warnings_and_baseline(settings, db, demo_dataset
 
     text = cli("runs", "show", str(warned)).stdout
     assert "verdict: " in text and "warning diverged: " in text
+    listed = next(line for line in cli("runs", "list").stdout.splitlines() if "⚠" in line)
+    assert listed.split()[0] == str(warned) and "training diverged" in listed
 
     old = submit_run(db, "iris", {}, name="before verdicts")
     run_writes.claim_next_run(db, "test-worker")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 import streamlit as st
 
@@ -40,17 +38,7 @@ def _needs(models: list[tuple[str, LoadedModel]]) -> str:
         if predictor.kind == "text":
             columns.append(predictor.preprocessor.text_column)  # type: ignore[union-attr]
         columns += predictor.input_columns
-    return ", ".join(_code(c) for c in dict.fromkeys(columns))
-
-
-def _code(name: str) -> str:
-    """A column name as a markdown code span, exactly as written: nothing inside a code span is
-    markdown, so no escaping (it would show as backslashes); only a backtick in the name needs
-    a longer fence."""
-    name = " ".join(str(name).split())  # a line break would end the caption's paragraph
-    fence = "`" * (max((len(run) for run in re.findall(r"`+", name)), default=0) + 1)
-    pad = " " if name.startswith("`") or name.endswith("`") else ""
-    return f"{fence}{pad}{name}{pad}{fence}"
+    return ", ".join(data.md_code(c) for c in dict.fromkeys(columns))
 
 
 def batch_section(models: list[tuple[str, LoadedModel]], key: str) -> None:

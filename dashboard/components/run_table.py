@@ -18,6 +18,7 @@ from db.records import RunRecord
 from db.run_query import METRIC_PREFIX, PARAM_PREFIX, MetricThreshold, RunFilter
 from engine.core.catalog import metric_label, model_summary
 from engine.core.csv_safe import to_safe_csv
+from engine.core.display_text import display_text
 from engine.core.metric_info import direction, headline_metrics
 from engine.core.verdicts import short_verdict
 
@@ -167,33 +168,46 @@ def model_text(config: dict[str, Any], dataset_kind: str | None = None) -> str:
     return model_summary(config, dataset_kind)
 
 
+def _as_stored(value: Any) -> Any:  # noqa: ANN401
+    return value
+
+
 def _cell(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, list | dict) else value
 
 
 def table_frame(
-    runs: list[RunRecord], columns: list[str], kinds: dict[int, str] | None = None
+    runs: list[RunRecord],
+    columns: list[str],
+    kinds: dict[int, str] | None = None,
+    *,
+    shown: bool = True,
 ) -> pd.DataFrame:
     """One row per run: fixed facts, then the chosen `param:`/`metric:` columns. `kinds`
-    (dataset id → tabular/image/text) names the model family that trained."""
+    (dataset id → tabular/image/text) names the model family that trained.
+
+    shown: names, tags and notes as the page shows them (display_text: no bidi control can
+    reorder a cell); False keeps them as stored, for the CSV export.
+    """
     kinds = kinds or {}
+    text = display_text if shown else _as_stored
     rows = []
     for run in runs:
         row: dict[str, Any] = {
             "id": run.id,
-            "name": run.name,
+            "name": text(run.name),
             "status": run.status,
             "verdict": short_verdict(run.status, run.verdict),
-            "dataset": run.dataset_name,
+            "dataset": text(run.dataset_name),
             "model": model_text(run.config, kinds.get(run.dataset_id)),
-            "tags": list(run.tags),
+            "tags": [text(t) for t in run.tags],
         }
         for col in columns:
             if col.startswith(METRIC_PREFIX):
                 row[col] = run.last(col.removeprefix(METRIC_PREFIX))
             elif col.startswith(PARAM_PREFIX):
                 row[col] = _cell(run.config.get(col.removeprefix(PARAM_PREFIX)))
-        row["note"] = run.notes
+        row["note"] = text(run.notes)
         row["created"] = run.created_at
         row["duration_s"] = run.duration_s
         row["archived"] = run.archived
@@ -217,6 +231,6 @@ def export_csv(db: Engine, state: TableState, project_id: int | None) -> str:
     keys = sorted({k for r in runs for k in r.summary})
     columns = [PARAM_PREFIX + p for p in params] + [METRIC_PREFIX + k for k in keys]
     kinds = {d.id: d.kind for d in dataset_store.list_datasets(db)}
-    frame = table_frame(runs, columns, kinds)
+    frame = table_frame(runs, columns, kinds, shown=False)
     frame["tags"] = frame["tags"].map(lambda tags: ";".join(tags))
     return to_safe_csv(frame, index=False)  # names, tags and notes are user text

@@ -9,6 +9,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from dashboard import auth, data
 from dashboard.components.image_preview import show_image_dataset
 from dashboard.components.text_view import show_text_dataset
+from engine.core.display_text import display_text
 from engine.core.errors import DatasetError
 from engine.data.columns import profile_table, propose_target, target_concern
 from engine.data.file_kind import check_image_zip
@@ -236,11 +237,11 @@ st.dataframe(
     [
         {
             "id": r.id,
-            "name": r.name,
+            "name": display_text(r.name),
             "kind": r.kind,
             "task": r.task,
             # An image dataset has images and classes, not a target column or table columns.
-            "target": None if r.kind == "image" else r.target,
+            "target": None if r.kind == "image" else display_text(r.target),
             "size": (
                 f"{r.n_rows:,} images"
                 if r.kind == "image"
@@ -282,7 +283,9 @@ def _sync_url() -> None:
 picked = st.selectbox(
     "Show dataset",
     list(by_id),
-    format_func=lambda i: f"{by_id[i].name}  ·  {by_id[i].task}  ·  {by_id[i].n_rows:,} rows",
+    format_func=lambda i: (
+        f"{display_text(by_id[i].name)}  ·  {by_id[i].task}  ·  {by_id[i].n_rows:,} rows"
+    ),
     key="dataset_pick",
     on_change=_sync_url,
 )

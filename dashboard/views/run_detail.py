@@ -364,8 +364,8 @@ def _resume_button(run: RunRecord) -> None:
     ):
         with data.shown_errors("resuming the run"):
             actor = auth.require(Permission.RESUME, run.owner, f"run {run.id}")
-            run_actions.resume(settings, db, actor, run.id)
-            data.flash(f"Queued — the run resumes after epoch {epoch}.", "info")
+            resumed = run_actions.resume(settings, db, actor, run.id)  # the checkpoint's epoch
+            data.flash(f"Queued — the run resumes after epoch {resumed}.", "info")
             st.rerun()
 
 
@@ -412,7 +412,8 @@ with st.container(horizontal=True, vertical_alignment="center"):
 # ---- edit panel (name, tags, note, archive, delete): dashboard/components/run_edit_panel.py
 edit_panel(db, run)
 if run.tags or run.notes:
-    st.caption(data.md_text(" · ".join([*(f"#{t}" for t in run.tags), run.notes][:12])))
+    # Each tag and the note on its own (md_text isolates each: one cannot reorder another).
+    st.caption(" · ".join(data.md_text(t) for t in [*(f"#{t}" for t in run.tags), run.notes][:12]))
 # ---- end edit panel
 # ---- registry and sharing (Register model, HTML report): dashboard/components/registry_section.py
 with data.shown_errors("reading the registry"):

@@ -23,6 +23,7 @@ from db.models import RUN_STATUSES
 from db.run_query import METRIC_PREFIX, PARAM_PREFIX, SORT_COLUMNS
 from engine.core import verdicts
 from engine.core.catalog import metric_label
+from engine.core.display_text import display_text
 from engine.services import runs as run_actions
 from engine.services.permissions import Permission
 
@@ -108,7 +109,7 @@ dataset_col.multiselect(
 st.session_state["rf_model"] = [m for m in st.session_state["rf_model"] if m in models]
 model_col.multiselect("Model", models, key="rf_model", placeholder="any")
 st.session_state["rf_tag"] = [t for t in st.session_state["rf_tag"] if t in tags]
-tag_col.multiselect("Tag", tags, key="rf_tag", placeholder="any tag")
+tag_col.multiselect("Tag", tags, key="rf_tag", placeholder="any tag", format_func=display_text)
 
 metric_col, op_col, value_col, archived_col, sort_col, dir_col = st.columns(
     [2, 1, 1, 1, 2, 1], vertical_alignment="bottom"
@@ -352,6 +353,7 @@ with data.shown_errors("listing runs"):
                 "Remove tags",
                 sorted({t for i in selected for t in known[i].tags}),
                 key="rf_remove_tags",
+                format_func=display_text,
             )
             note = st.text_area("Note (replaces the note of each selected run)", key="rf_note")
             with st.container(horizontal=True):

@@ -143,7 +143,8 @@ def runs_list(
         typer.echo("No runs. Queue one: seedlab runs submit --dataset iris")
         return
     typer.echo(
-        f"{'id':>5}  {'status':<10} {'dataset':<16} {'name':<34} {'main metric':<22} duration"
+        f"{'id':>5}  {'status':<10} {'dataset':<16} {'name':<34} {'main metric':<22} "
+        f"{'duration':<9} verdict"
     )
     for r in runs:
         main_key = next((k for k, _ in catalog.HEADLINE_METRIC.values() if k in r.summary), None)
@@ -151,7 +152,7 @@ def runs_list(
         duration = f"{r.duration_s:.1f}s" if r.duration_s is not None else ""
         typer.echo(
             f"{r.id:>5}  {r.status:<10} {r.dataset_name[:16]:<16} {r.name[:34]:<34} "
-            f"{metric:<22} {duration}"
+            f"{metric:<22} {duration:<9} {verdicts.short_verdict(r.status, r.verdict)}"
         )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.core.display_text import display_text
 from engine.core.errors import DatasetError
 from engine.data.stored import StoredDataset
 
@@ -30,14 +31,20 @@ def as_numeric(series: pd.Series) -> pd.Series | None:
     if pd.api.types.is_bool_dtype(series):
         return None
     if pd.api.types.is_numeric_dtype(series):
-        return series.astype("float64")
+        return _finite(series.astype("float64"))
     present = series.dropna()
     if present.empty:
         return None
     parsed = _parse_numbers(present.astype(str))
     if parsed.notna().mean() >= NUMERIC_PARSE_SHARE:
-        return _parse_numbers(series.astype("string")).astype("float64")
+        return _finite(_parse_numbers(series.astype("string")).astype("float64"))
     return None
+
+
+def _finite(values: pd.Series) -> pd.Series:
+    """Infinite values ("inf" in a CSV, 1/0 in Parquet) count as missing: no model can use them,
+    and they would make every scaled value of the column NaN."""
+    return values.mask(np.isinf(values.to_numpy()))
 
 
 def _parse_numbers(text: pd.Series) -> pd.Series:
@@ -113,14 +120,16 @@ def profile_columns(frame: pd.DataFrame, target: str) -> list[dict[str, Any]]:
     for name in frame.columns:
         series = frame[name]
         role = "target" if name == target else column_role(series)
+        numeric = as_numeric(series)
+        # A number column's infinities are missing to a model (_finite), so to the profile too.
+        missing = numeric.isna() if pd.api.types.is_float_dtype(series) else series.isna()
         entry: dict[str, Any] = {
             "name": name,
             "role": role,
             "dtype": str(series.dtype),
-            "missing_pct": round(float(series.isna().mean() * 100), 2),
+            "missing_pct": round(float(missing.mean() * 100), 2),
             "unique": int(series.nunique()),
         }
-        numeric = as_numeric(series)
         if numeric is not None and numeric.notna().any():
             entry.update(
                 min=float(numeric.min()),
@@ -206,10 +215,10 @@ def profile_table(record: StoredDataset) -> pd.DataFrame:
         if "mean" in col:
             summary = f"{col['min']:.4g} … {col['max']:.4g} (mean {col['mean']:.4g})"
         else:
-            summary = ", ".join(col.get("top_values", []))
+            summary = ", ".join(display_text(v) for v in col.get("top_values", []))
         rows.append(
             {
-                "column": col["name"],
+                "column": display_text(col["name"]),  # shown on the page: user text
                 "role": col["role"],
                 "dtype": col["dtype"],
                 "missing %": col["missing_pct"],

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.core.errors import DatasetError
+from engine.data import parquet_types
 from engine.data.file_kind import check_table_upload
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq")
@@ -105,20 +106,27 @@ def _read_parquet(raw: bytes, filename: str) -> pd.DataFrame:
         ) from None
     # Decided from the schema, before reading any row: every value counts, not a sample.
     _check_width(len(schema), filename)
-    for column in schema:
-        if pa.types.is_nested(column.type):
-            raise DatasetError(
-                f"Column {column.name!r} in {filename} holds nested values "
-                f"({column.type}: lists, structs or maps). Flatten it into plain columns and "
-                "upload again."
-            )
+    converts = parquet_types.conversions(schema, filename)
     try:
-        return parquet.read().to_pandas()
+        table = parquet.read()
     except Exception as exc:
         raise DatasetError(
             f"{filename} is not a readable Parquet file ({type(exc).__name__}). "
             "Export it again, or upload it as CSV."
         ) from None
+    # Each column's type has its rule (engine/data/parquet_types.py); pandas' own metadata in
+    # the file is not followed (it would bring back the types just converted, or a stored index).
+    frame = parquet_types.plain_table(table, converts).to_pandas(ignore_metadata=True)
+    return frame.drop(columns=_pandas_index_columns(schema), errors="ignore")
+
+
+def _pandas_index_columns(schema: pa.Schema) -> list[str]:
+    """The columns a pandas writer added for its index (`__index_level_0__`): not data."""
+    try:
+        index = (schema.pandas_metadata or {}).get("index_columns", [])
+    except ValueError:  # unreadable metadata: no index columns
+        return []
+    return [name for name in index if isinstance(name, str)]
 
 
 def _check_cell_lengths(frame: pd.DataFrame, filename: str) -> None:

@@ -122,8 +122,12 @@ def load_variant(path: Path | str) -> Predictor:
     """A variant file as a Predictor (int8 files are rebuilt, then quantized, then loaded)."""
     try:
         payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise PredictorError(f"{path} is not a readable Seedlab model variant: {exc}") from None
+    except Exception as exc:  # our words, never torch's advice to load it with weights_only=False
+        raise PredictorError(
+            f"{path} is not a valid Seedlab model variant ({type(exc).__name__} while reading "
+            "it): it is damaged or was replaced by another file, and was not loaded. Make the "
+            "variant again."
+        ) from None
     if payload.get("format") != QUANTIZED_FORMAT:
         return Predictor.load(path)
     state = payload["model_state"]

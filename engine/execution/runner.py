@@ -36,7 +36,13 @@ from engine.core.run_files import checkpoint_path, log_path, report_path, resume
 from engine.core.settings import Settings
 from engine.execution.stop_marker import engine_is_stopping
 from engine.ml import ddp
-from engine.ml.checkpoints import TrainState, load_train_state, save_train_state
+from engine.ml.checkpoints import (
+    InvalidCheckpoint,
+    TrainState,
+    checkpoint_epoch,
+    load_train_state,
+    save_train_state,
+)
 from engine.ml.device import choose_device
 from engine.ml.distill import attach_teacher
 from engine.ml.importance import importance_at_end_of_run
@@ -303,8 +309,11 @@ def _settle(settings: Settings, db: Engine, run, exc: BaseException, parallel) -
     try:
         raise exc
     except (EngineShutdown, KeyboardInterrupt):  # KeyboardInterrupt: ray.cancel at shutdown
-        epoch = load_train_state(resume_path(settings, run_id), mmap=True)
-        where = f"after epoch {epoch.epoch}" if epoch else "from the start"
+        try:
+            epoch = checkpoint_epoch(resume_path(settings, run_id))
+        except InvalidCheckpoint:  # said when the next attempt loads it; here, only a log line
+            epoch = None
+        where = f"after epoch {epoch}" if epoch else "from the start"
         if run_writes.requeue_run(db, run_id):
             log.info("engine stopping: run requeued; it resumes %s on the next start", where)
             return "queued"

@@ -15,17 +15,39 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.core.atomic import atomic_path, write_json_atomic
+from engine.core.errors import TrainingError
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
 FORMAT = "seedlab-resume-v1"
+
+
+class InvalidCheckpoint(TrainingError):
+    """A resume checkpoint that is not one Seedlab wrote for this run: damaged or replaced.
+
+    Said in our words: the loader's own message for a refused file advises re-loading it with
+    weights_only=False, which is exactly what must never be done with a file of unknown origin.
+    """
+
+
+def _clone_hint(path: Path) -> str:
+    run = path.parent.name
+    command = f"seedlab runs clone {run}" if run.isdigit() else "seedlab runs clone RUN_ID"
+    return f"Clone the run to train it again from the start ({command})."
+
+
+def _invalid(path: Path, why: str) -> InvalidCheckpoint:
+    return InvalidCheckpoint(
+        f"The resume checkpoint {path} is not a valid Seedlab checkpoint ({why}); it was not "
+        f"loaded. It is damaged or was replaced by another file. {_clone_hint(path)}"
+    )
 
 
 @dataclass
@@ -106,16 +128,25 @@ def restore_state(
     """Put the loop's objects back as they were at the end of `state.epoch`."""
     import torch
 
-    model.load_state_dict(state.model)
-    optimizer.load_state_dict(state.optimizer)
-    if scheduler is not None and state.scheduler is not None:
-        scheduler.load_state_dict(state.scheduler)
-    if scaler.is_enabled() and state.scaler is not None:
-        scaler.load_state_dict(state.scaler)
-    torch.set_rng_state(state.torch_rng)
-    if state.cuda_rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state.cuda_rng[: torch.cuda.device_count()])
-    generator.set_state(state.batch_order_rng)
+    try:
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optimizer)
+        if scheduler is not None and state.scheduler is not None:
+            scheduler.load_state_dict(state.scheduler)
+        if scaler.is_enabled() and state.scaler is not None:
+            scaler.load_state_dict(state.scaler)
+        torch.set_rng_state(state.torch_rng)
+        if state.cuda_rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state.cuda_rng[: torch.cuda.device_count()])
+        generator.set_state(state.batch_order_rng)
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        # A checkpoint of another model (a file copied from another run): torch's message
+        # lists tensor shapes, which says nothing about what to do.
+        raise InvalidCheckpoint(
+            f"The run's resume checkpoint does not fit this run's model or optimizer "
+            f"({type(exc).__name__}); it was probably copied from another run. Clone the run "
+            "to train it again from the start."
+        ) from None
 
 
 def save_train_state(path: Path, state: TrainState) -> int:
@@ -135,25 +166,46 @@ def _epoch_file(path: Path) -> Path:
 
 
 def load_train_state(path: Path, *, mmap: bool = False) -> TrainState | None:
-    """The state saved at `path`, or None when there is no readable one (never half a state)."""
+    """The state saved at `path`, or None when there is no file. A file that is not a resume
+    checkpoint Seedlab wrote raises InvalidCheckpoint (never half a state, never unpickled)."""
     import torch
 
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         return None
+    except Exception as exc:  # garbage, a pickle with code in it, a truncated file…
+        raise _invalid(path, f"{type(exc).__name__} while reading it") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        return None
+        raise _invalid(path, "no Seedlab resume format marker")
     fields = TrainState.__dataclass_fields__
+    missing = [
+        name
+        for name, spec in fields.items()
+        if name not in payload and spec.default is MISSING and spec.default_factory is MISSING
+    ]
+    if missing or not isinstance(payload["epoch"], int) or payload["epoch"] < 1:
+        raise _invalid(path, f"missing or wrong fields: {', '.join(missing) or 'epoch'}")
     return TrainState(**{k: v for k, v in payload.items() if k in fields})
 
 
+def checkpoint_epoch(path: Path) -> int | None:
+    """The epoch a resume from `path` continues after, read from the checkpoint itself (what
+    the run will load, not the side file), or None when there is none. Raises
+    InvalidCheckpoint for a file that is not a valid one."""
+    state = load_train_state(path, mmap=True)  # mapped: reads the epoch, not the weights
+    return None if state is None else state.epoch
+
+
 def saved_epoch(path: Path) -> int | None:
-    """The epoch a resume checkpoint was taken at, or None when there is none."""
+    """The epoch a resume checkpoint was taken at, or None when there is none (or no valid one):
+    read from the side file, cheaply, for pages and the engine's requeue decision."""
     if not path.is_file():
         return None
     try:
         return int(json.loads(_epoch_file(path).read_text())["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
-        state = load_train_state(path, mmap=True)  # mapped: reads the epoch, not the weights
-        return None if state is None else state.epoch
+        try:
+            return checkpoint_epoch(path)
+        except InvalidCheckpoint:
+            return None

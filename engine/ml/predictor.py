@@ -76,7 +76,13 @@ class Predictor:
                 f"No model file at {path}: the run has not completed or its files were deleted."
             ) from None
         except Exception as exc:  # pickle refusals, truncated files
-            raise PredictorError(f"{path} is not a readable Seedlab model: {exc}") from None
+            # Not torch's text: for a refused pickle it advises loading with weights_only=False,
+            # which would run whatever a replaced file carries.
+            raise PredictorError(
+                f"{path} is not a valid Seedlab model ({type(exc).__name__} while reading it): "
+                "it is damaged or was replaced by another file, and was not loaded. Train the run "
+                "again (clone it) to get a model file."
+            ) from None
         if not isinstance(payload, dict) or payload.get("format") != "seedlab-v2":
             raise PredictorError(
                 f"{path} is not a Seedlab model checkpoint (format seedlab-v2); "

@@ -1,9 +1,10 @@
 """A run as one self-contained HTML file (config, curves, evaluation, importance) to send to people
 without access to Seedlab: it opens offline, with plotly.js inlined rather than from a CDN.
 
-Everything a user typed (run name, notes, tags, class names, table values) goes through Jinja's
-autoescaping; figure data goes through plotly's JSON encoder, which writes `<` as `\\u003c`, so
-no text can close a script tag. No Streamlit here: the CLI and the Run page both call it.
+Everything a user typed (run name, notes, tags, class names, table values) goes through
+display_text (bidi controls shown, right-to-left text isolated) and Jinja's autoescaping; figure
+data goes through plotly's JSON encoder, which writes `<` as `\\u003c`, so no text can close a
+script tag. No Streamlit here: the CLI and the Run page both call it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from plotly.offline import get_plotlyjs
 from db.records import RunRecord
 from engine.core import catalog, verdicts
 from engine.core.catalog import EPOCH_METRICS, TEST_METRICS, metric_label
+from engine.core.display_text import display_text
 from engine.core.formatting import format_duration
 from engine.report import charts, report_charts
 from engine.report.importance_chart import caption as importance_caption
@@ -35,11 +37,20 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 CHART_CONFIG = {"displaylogo": False, "responsive": True}
 
 
+def _shown(value: Any) -> Any:  # noqa: ANN401
+    """Every text the template prints, before autoescaping: bidi controls made visible and
+    right-to-left text isolated (engine/core/display_text.py); our own markup stays as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return display_text(value)
+    return value
+
+
 @cache
 def _template() -> jinja2.Template:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
+        finalize=_shown,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

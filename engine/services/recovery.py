@@ -22,7 +22,7 @@ from db.writes import runs as run_writes
 from engine.core.errors import SeedlabError
 from engine.core.run_files import append_log_line, resume_path
 from engine.core.settings import Settings
-from engine.ml.checkpoints import saved_epoch
+from engine.ml.checkpoints import checkpoint_epoch, saved_epoch
 
 log = logging.getLogger("seedlab.recovery")
 
@@ -105,7 +105,9 @@ def resume_run(settings: Settings, db: Engine, run_id: int) -> int:
         raise SeedlabError(
             f"Run {run_id} is {run.status}; only a cancelled or failed run can be resumed."
         )
-    epoch = resumable_epoch(settings, run_id)
+    # From the checkpoint the run will load, not its side file: the epoch said is the real one,
+    # and a damaged or replaced checkpoint is refused here (InvalidCheckpoint) before queueing.
+    epoch = checkpoint_epoch(resume_path(settings, run_id))
     if epoch is None:
         raise SeedlabError(
             f"Run {run_id} has no resume checkpoint (it stopped before its first epoch ended). "

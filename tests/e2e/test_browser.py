@@ -37,6 +37,8 @@ RUN_TIMEOUT_MS = 90_000
 # Shown as text, never run: a real browser is where an injected tag would fire.
 ADMIN, PASSWORD = "ada", "correct horse battery staple"
 HOSTILE_RUN_NAME = '<img src=x onerror="window.__xss = 1"> second'
+# A right-to-left override: obeyed, the tag would read "txt.exe" (engine/core/display_text.py).
+SPOOFED_TAG = "report\u202eexe.txt"
 
 
 # ---------------------------------------------------------------- the server
@@ -219,6 +221,20 @@ def submit_run(page: Page, base_url: str, dataset_id: str, learning_rate: str, n
     return int(page.url.split("run=")[1].split("&")[0])
 
 
+def tag_with_override(page: Page) -> None:
+    """Tag the open run through its Edit panel; the tag is shown with a visible marker, and
+    no override character reaches the page's text."""
+    from playwright.sync_api import expect
+
+    page.get_by_text("Edit: name, tags, note, archive, delete").click()
+    page.get_by_role("textbox", name="Tags (comma separated)").fill(SPOOFED_TAG)
+    page.get_by_role("button", name="Save").click()
+    settle(page)
+    expect(page.get_by_text("report⟨U+202E⟩exe.txt").first).to_be_visible()
+    shown = page.locator('[data-testid="stMain"]').inner_text()
+    assert "\u202e" not in shown and "exe.txt" in shown
+
+
 def wait_until_completed(page: Page) -> None:
     from playwright.sync_api import expect
 
@@ -277,6 +293,7 @@ def test_the_whole_loop_in_a_real_browser(page: Page, seedlab_url: str, tmp_path
     expect(page.get_by_text("onerror=", exact=False).first).to_be_visible()
     assert page.locator('img[src="x"]').count() == 0
     assert page.evaluate("window.__xss") is None
+    tag_with_override(page)
 
     open_page(page, f"{seedlab_url}/runs")
     expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()

@@ -1,4 +1,5 @@
-"""Rows and runs for tests: a stub dataset row, a run trained for real, a dataset listing."""
+"""Rows and runs for tests: a stub dataset row, a run trained for real, a resume checkpoint, a
+dataset listing."""
 
 from __future__ import annotations
 
@@ -51,6 +52,20 @@ def completed_run(settings: Settings, db: Engine, dataset: str | int, **values: 
     run = run_store.get_run(db, run_id)
     assert status == "completed", f"run {run_id} ended {status}: {run.error if run else '?'}"
     return run_id
+
+
+def resume_checkpoint(settings: Settings, run_id: int, epoch: int) -> None:
+    """A valid (empty-model) resume checkpoint of `run_id` at `epoch`: what `runs resume` reads
+    its epoch from. For tests of resuming, not of training."""
+    import torch
+
+    from engine.core.run_files import resume_path
+    from engine.ml.checkpoints import TrainState, save_train_state
+
+    rng = torch.get_rng_state()
+    path = resume_path(settings, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_train_state(path, TrainState(epoch, {}, {}, None, None, rng, [], rng))
 
 
 def dataset_state(settings: Settings, db: Engine) -> tuple[list[str], list[str]]:
