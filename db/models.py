@@ -92,7 +92,8 @@ class SqlRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="RESTRICT"))
+    # NULL: a run the SDK logged without a Seedlab dataset (source "sdk").
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="RESTRICT"))
     config: Mapped[dict] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="queued")
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -114,6 +115,10 @@ class SqlRun(Base):
     # How many times the run was resumed from its checkpoint (0 = never).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     owner: Mapped[str | None] = mapped_column(String(100))  # user name; NULL: before auth
+    # Who trained it: "builtin" (Seedlab's pipeline), "recipe" (a registered script), "sdk"
+    # (the team's own code via `seedlab.init`). SDK runs are never requeued: nobody can re-run
+    # a notebook.
+    source: Mapped[str] = mapped_column(String(20), default="builtin", server_default="builtin")
     # A completed run's baselines, warnings and one-line summary (engine/ml/verdict.py);
     # NULL: no verdict (the run did not complete, or completed before verdicts existed).
     verdict: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))

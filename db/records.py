@@ -31,8 +31,8 @@ class DatasetRecord:
 class RunRecord:
     id: int
     name: str
-    dataset_id: int
-    dataset_name: str
+    dataset_id: int | None  # None: an SDK run on no Seedlab dataset
+    dataset_name: str | None
     config: dict[str, Any]
     status: str
     cancel_requested: bool
@@ -53,6 +53,7 @@ class RunRecord:
     owner: str | None = None  # the user who launched it; None: before auth
     # Baselines, warnings and summary of a completed run (engine/ml/verdict.py); None: no verdict.
     verdict: dict[str, Any] | None = None
+    source: str = "builtin"  # builtin | recipe | sdk
     tags: list[str] = field(default_factory=list)
     summary: dict[str, dict[str, float]] = field(default_factory=dict)
 

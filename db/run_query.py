@@ -179,7 +179,7 @@ def _ids_by_column(conn: Connection, flt: RunFilter, sort: str, descending: bool
     elif sort in SORT_COLUMNS:
         order = SORT_COLUMNS[sort]
         if sort == "dataset":
-            stmt = stmt.join(datasets, datasets.c.id == runs.c.dataset_id)
+            stmt = stmt.outerjoin(datasets, datasets.c.id == runs.c.dataset_id)
         direction = order.desc() if descending else order.asc()
     else:
         raise ValueError(

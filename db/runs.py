@@ -23,7 +23,8 @@ _RUN_COLUMNS = [c for c in runs.c]
 
 
 def _select_runs() -> Select:
-    return select(*_RUN_COLUMNS, datasets.c.name.label("dataset_name")).join(
+    # Outer: an SDK run may have no dataset.
+    return select(*_RUN_COLUMNS, datasets.c.name.label("dataset_name")).outerjoin(
         datasets, datasets.c.id == runs.c.dataset_id
     )
 
