@@ -270,7 +270,9 @@ def md_code(text: str) -> str:
     shows a code span's backslashes). The fence is longer than any run of backticks inside."""
     shown = display_text(text).replace("\n", " ")
     fence = "`" * (max((len(r) for r in re.findall(r"`+", shown)), default=0) + 1)
-    return f"{fence} {shown} {fence}"  # one space each side: markdown strips it
+    # A space each side only where a backtick would touch the fence (markdown strips it).
+    pad = " " if shown.startswith("`") or shown.endswith("`") else ""
+    return f"{fence}{pad}{shown}{pad}{fence}"
 
 
 # What can make markdown act (links, images, HTML, LaTeX); emphasis and code spans cannot.

@@ -60,9 +60,10 @@ def test_names_in_markdown_and_code_spans():
     # Markdown drops the escaping backslashes when it renders.
     assert md_text(SPOOFED_TAG).replace("\\", "") == "report⟨U+202E⟩exe.txt"
     # A code span shows backslashes, so names in one are not escaped: they need no escaping.
-    assert md_code("sepal length (cm)") == "` sepal length (cm) `"
-    assert md_code("a_b*c") == "` a_b*c `"
-    assert md_code("odd`name") == "`` odd`name ``"  # a longer fence than the backtick inside
+    assert md_code("sepal length (cm)") == "`sepal length (cm)`"
+    assert md_code("a_b*c") == "`a_b*c`"
+    assert md_code("odd`name") == "``odd`name``"  # a longer fence than the backtick inside
+    assert md_code("`edge") == "`` `edge ``"  # a space where a backtick would touch the fence
 
 
 def _spoofed_run(settings, db) -> tuple[int, int]:  # noqa: ANN001
@@ -128,4 +129,4 @@ def test_batch_prediction_names_its_columns_without_backslashes(settings, db, de
     at = open_page("views/playground.py", run=str(run_id))
     [needs] = [c for c in texts(at.caption).splitlines() if "The CSV needs" in c]
     # Code spans show what is in them: an escaped "\(cm\)" would show its backslashes.
-    assert "` sepal length (cm) `" in needs and "\\" not in needs, needs
+    assert "`sepal length (cm)`" in needs and "\\" not in needs, needs
