@@ -110,14 +110,17 @@ def guard_page(permission: Permission = Permission.BROWSE) -> Actor:
 
 # Static markup (no user text): a form the browser posts to /auth/login, which answers with the
 # HttpOnly cookie and sends the browser back here. Labels name the fields for screen readers.
+# The field names are prefixed: st.html's sanitizer (DOMPurify) drops a name such as "name"
+# that shadows a property of the form element (DOM clobbering), and the field would be lost.
 _LOGIN_FORM = """
 <form method="post" action="/auth/login" style="max-width:24rem">
   <label for="seedlab-name" style="display:block;margin:.5rem 0 .25rem">User name</label>
-  <input id="seedlab-name" name="name" autocomplete="username" required maxlength="100"
+  <input id="seedlab-name" name="seedlab_user" autocomplete="username" required maxlength="100"
     style="width:100%;padding:.5rem;border:1px solid #ccc;border-radius:.5rem">
   <label for="seedlab-password" style="display:block;margin:.75rem 0 .25rem">Password</label>
-  <input id="seedlab-password" name="password" type="password" autocomplete="current-password"
-    required style="width:100%;padding:.5rem;border:1px solid #ccc;border-radius:.5rem">
+  <input id="seedlab-password" name="seedlab_password" type="password"
+    autocomplete="current-password" required
+    style="width:100%;padding:.5rem;border:1px solid #ccc;border-radius:.5rem">
   <button type="submit" style="margin-top:1rem;padding:.5rem 1.25rem;border:none;
     border-radius:.5rem;background:#ff4b4b;color:white;font-weight:600">Log in</button>
 </form>

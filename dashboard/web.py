@@ -142,6 +142,8 @@ api = Starlette(
 
 # The cookie holds a session's random token and nothing else (engine/services/accounts.py).
 SESSION_COOKIE = "seedlab_session"
+# The login form's fields (dashboard/auth.py's form).
+LOGIN_FIELDS = ("seedlab_user", "seedlab_password")
 # A login form is a user name and a password; anything much bigger is not one.
 _MAX_LOGIN_BODY = 4096
 
@@ -201,9 +203,9 @@ def _back_to_page(**query: str) -> RedirectResponse:
 
 
 async def login(request: Request) -> Response:
-    """POST /auth/login (a form: name, password): the session cookie and back to the pages, or
-    back to the login form with ?login=wrong (the one answer for a wrong password, an unknown
-    user and a waiting user) or ?login=wait&minutes=N (this address tried too often)."""
+    """POST /auth/login (a form: LOGIN_FIELDS): the session cookie and back to the pages, or back
+    to the login form with ?login=wrong (the one answer for a wrong password, an unknown user
+    and a waiting user) or ?login=wait&minutes=N (this address tried too often)."""
     settings = Settings.from_env()
     if not _same_origin(request, settings):
         return JSONResponse({"error": "A login form from another site is refused."}, 403)
@@ -211,8 +213,8 @@ async def login(request: Request) -> Response:
     if len(body) > _MAX_LOGIN_BODY:
         return JSONResponse({"error": "A login form is a user name and a password."}, 413)
     form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
-    name = (form.get("name") or [""])[0]
-    password = (form.get("password") or [""])[0]
+    name = (form.get(LOGIN_FIELDS[0]) or [""])[0]
+    password = (form.get(LOGIN_FIELDS[1]) or [""])[0]
     address = client_address(request, settings)
     db = get_db(settings)
     try:

@@ -298,7 +298,12 @@ def test_login_page(settings, db, demo_datasets, auth_on):
     # it over HTTP); the page shows the route's answer, and Log out ends the session for good.
     add(db, "ana", "member")
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    assert 'action="/auth/login"' in at.get("html")[0].proto.body
+    form = at.get("html")[0].proto.body
+    assert 'action="/auth/login"' in form
+    from dashboard.web import LOGIN_FIELDS
+
+    # The fields the route reads (names that survive st.html's sanitizer: see auth._LOGIN_FORM).
+    assert all(f'name="{field}"' in form for field in LOGIN_FIELDS)
     assert at.title[0].value == "Seedlab" and not at.metric
     at.query_params["login"] = "wrong"
     assert accounts.WRONG in errors(at.run())

@@ -281,7 +281,7 @@ def _log_in(server: Server, name: str, password: str, address: str, **headers: s
     return _post(
         server,
         "/auth/login",
-        {"name": name, "password": password},
+        {"seedlab_user": name, "seedlab_password": password},
         **{"X-Forwarded-For": address, **headers},
     )
 
