@@ -419,3 +419,47 @@ def test_client_address_believes_only_trusted_proxies():
     assert client_address(via, plain) == "10.0.0.2" and not served_over_https(via, plain)
     forced = Settings(home=Path("."), db_url="sqlite://", https=True)
     assert served_over_https(forged, forced)
+
+
+# ---------------------------------------------------------------- ending sessions
+
+
+def test_admin_page_lists_a_users_sessions_and_ends_them(settings, db, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import auth
+    from tests.support.pages import APP, TIMEOUT, button, go
+
+    monkeypatch.setenv("SEEDLAB_AUTH", "on")
+    root = Actor("root", "admin")
+    accounts.add_user(db, ADMIN, "root", PASSWORD, "admin")
+    ana = Actor("ana", "member")
+    accounts.add_user(db, ADMIN, "ana", PASSWORD, "member")
+    tokens = [accounts.start_session(db, ana, f"192.0.2.{i}").token for i in (1, 2)]
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[auth.SESSION_TOKEN] = accounts.start_session(db, root).token
+    at = go(at.run(), "views/admin.py")
+    at.selectbox(key="sessions_of").select("ana").run()
+    sessions = at.dataframe[1].value
+    assert list(sessions["from"]) == ["192.0.2.2", "192.0.2.1"]  # newest first
+    button(at, "End all their sessions").click().run()
+    assert not at.exception
+    assert [accounts.session_actor(db, t) for t in tokens] == [None, None]
+    assert accounts.list_sessions(db, root, "ana") == []
+
+
+def test_cli_lists_and_ends_sessions(settings, db):
+    from tests.support.commands import cli
+
+    accounts.add_user(db, ADMIN, "ana", PASSWORD, "member")
+    ana = Actor("ana", "member")
+    first, second = (accounts.start_session(db, ana, f"192.0.2.{i}") for i in (1, 2))
+    listed = cli("users", "sessions", "ana")
+    assert listed.returncode == 0 and "192.0.2.1" in listed.stdout and "192.0.2.2" in listed.stdout
+    one = cli("users", "end-sessions", "ana", "--session", str(first.id))
+    assert one.returncode == 0 and "Ended 1 session of 'ana'." in one.stdout
+    assert accounts.session_actor(db, first.token) is None
+    assert accounts.session_actor(db, second.token) == ana
+    assert "Ended 1 session of 'ana'." in cli("users", "end-sessions", "ana").stdout
+    assert accounts.session_actor(db, second.token) is None
+    assert "no open session" in cli("users", "sessions", "ana").stdout

@@ -269,6 +269,12 @@ CASES = [
         ADMIN,
     ),
     Case(
+        "end sessions",
+        lambda s, db: a_user(db),
+        lambda s, db, a, name: accounts.end_sessions(db, a, name),
+        ADMIN,
+    ),
+    Case(
         "remove user",
         lambda s, db: [a_user(db), a_user(db, "second-admin", "admin")],
         lambda s, db, a, _: accounts.remove_user(db, a, "ana"),

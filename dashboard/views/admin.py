@@ -88,13 +88,14 @@ def _users() -> None:
             accounts.remove_user(db, auth.require(Permission.MANAGE_USERS), who)
             data.flash(f"Removed {who}; their runs and datasets stay.")
             st.rerun()
-    _sessions(who)
+    _sessions([u.name for u in users])
 
 
-def _sessions(who: str) -> None:
-    """The chosen user's open sessions, and ending them (a stolen cookie opens nothing after)."""
+def _sessions(names: list[str]) -> None:
+    """A user's open sessions, and ending them (a stolen cookie opens nothing after)."""
     actor = auth.require(Permission.MANAGE_USERS)
-    st.subheader(f"Sessions of {who}")
+    st.subheader("Sessions")
+    who = st.selectbox("Sessions of", names, key="sessions_of")
     open_sessions = accounts.list_sessions(db, actor, who)
     if not open_sessions:
         st.caption("No open session.")
