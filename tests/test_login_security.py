@@ -9,7 +9,6 @@ against the user's real hash (a check against the dummy hash proves nothing to a
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import multiprocessing
 import os
@@ -28,7 +27,7 @@ from engine.core.settings import Settings
 from engine.services import accounts
 from engine.services.permissions import Actor, cli_actor
 from tests.support.commands import child_env, seedlab_cmd
-from tests.test_web import Server, _start, _stop
+from tests.support.web import Server, page_elements, start_server, stop_server
 
 PASSWORD = "correct horse battery"
 WRONG_PASSWORD = "not the password"
@@ -242,9 +241,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         SEEDLAB_LOGIN_MAX_FAILURES="5",
     )
     env.pop("SEEDLAB_DB_URL", None)
-    running = _start(seedlab_cmd("dashboard"), env, home)
+    running = start_server(seedlab_cmd("dashboard"), env, home)
     yield running
-    _stop(running.proc)
+    stop_server(running.proc)
 
 
 def _server_db(server: Server) -> Engine:
@@ -288,31 +287,7 @@ def _log_in(server: Server, name: str, password: str, address: str, **headers: s
 
 def _page_elements(server: Server, cookie: str | None) -> set[str]:
     """The kinds of element the default page draws for a browser sending `cookie`."""
-    from streamlit.proto.BackMsg_pb2 import BackMsg
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-    from websockets.asyncio.client import connect
-
-    async def run() -> set[str]:
-        ws_url = server.url.replace("http://", "ws://") + "/_stcore/stream"
-        headers = {"Cookie": cookie} if cookie else {}
-        async with connect(
-            ws_url, subprotocols=["streamlit"], max_size=None, additional_headers=headers
-        ) as ws:
-            ask = BackMsg()
-            ask.rerun_script.query_string = ""
-            ask.rerun_script.page_script_hash = ""
-            await ws.send(ask.SerializeToString())
-            elements: set[str] = set()
-            while True:
-                msg = ForwardMsg()
-                msg.ParseFromString(await asyncio.wait_for(ws.recv(), 60))
-                kind = msg.WhichOneof("type")
-                if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
-                    elements.add(msg.delta.new_element.WhichOneof("type"))
-                elif kind == "script_finished":
-                    return elements
-
-    return asyncio.run(run())
+    return page_elements(server.url, cookie)[1]
 
 
 def _cookie_pair(set_cookie: str) -> str:
