@@ -194,10 +194,12 @@ def test_one_address_cannot_lock_a_user_out(db, limits, real_checks):
         accounts.authenticate(db, "ana", WRONG_PASSWORD, after_wait, address="198.51.100.66")
 
 
-def test_many_addresses_make_a_user_wait_and_an_admin_unlocks(db, limits, real_checks):
+def test_many_addresses_make_a_user_wait_but_not_at_home(db, limits, real_checks):
     _, per_user = limits
     accounts.add_user(db, ADMIN, "ana", PASSWORD, "member")
-    for i in range(per_user):
+    home = "192.0.2.99"
+    assert _attempt(db, "ana", PASSWORD, home) == Actor("ana", "member")
+    for i in range(per_user):  # a distributed guesser: one failure from each of 20 addresses
         _attempt(db, "ana", WRONG_PASSWORD, f"198.51.100.{i}")
     assert accounts.locked_until(db, "ana") is not None
     checked = len(real_checks(db, "ana"))
@@ -205,8 +207,22 @@ def test_many_addresses_make_a_user_wait_and_an_admin_unlocks(db, limits, real_c
     # with the very sentence a wrong password gets.
     assert _attempt(db, "ana", PASSWORD, "192.0.2.10") == accounts.WRONG
     assert len(real_checks(db, "ana")) == checked
+    # From the address she logged in from before, ana is not kept out...
+    assert _attempt(db, "ana", PASSWORD, home) == Actor("ana", "member")
+    # ...and an admin's unlock lets her in from anywhere.
     accounts.unlock_user(db, ADMIN, "ana")
     assert _attempt(db, "ana", PASSWORD, "192.0.2.10") == Actor("ana", "member")
+
+
+def test_ipv6_clients_are_counted_by_their_64_network(db, limits):
+    per_address, _ = limits
+    accounts.add_user(db, ADMIN, "ana", PASSWORD, "member")
+    answers = [
+        _attempt(db, "ana", WRONG_PASSWORD, f"2001:db8:1:2::{i:x}") for i in range(per_address + 1)
+    ]
+    assert answers[-1] == accounts.wait_sentence(15)  # every address of one /64 shares a limit
+    assert _attempt(db, "ana", PASSWORD, "2001:db8:1:3::1") == Actor("ana", "member")
+    assert accounts.address_key("::ffff:192.0.2.1") == "192.0.2.1"
 
 
 def test_unknown_wrong_and_waiting_get_the_same_answer(db, limits):

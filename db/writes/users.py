@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, delete, insert, text, update
+from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from db.models import login_attempts, sessions, users
@@ -86,31 +86,59 @@ def record_login(db: Engine, name: str) -> None:
 
 # ---------------------------------------------------------------- login attempts
 
-# What a reservation's caller decides from the two counts: None to check the password, or why not.
-Decision = Callable[[FailureCount, FailureCount], str | None]
+# What a reservation's caller decides from the user name's and the address's failures and
+# whether the user logged in from this address before: None to check the password, or why not.
+Decision = Callable[[FailureCount, FailureCount, bool], str | None]
 
 
 def reserve_login(
-    db: Engine, user_name: str, address: str, *, now: datetime, since: datetime, decide: Decision
+    db: Engine,
+    user_name: str,
+    address: str,
+    *,
+    now: datetime,
+    since: datetime,
+    known_since: datetime,
+    decide: Decision,
 ) -> tuple[int | None, str | None]:
     """Count the failed and still unchecked attempts of `user_name` and of `address` since
-    `since`, let `decide` refuse or not, and add this attempt, all in one short transaction:
-    ("pending" row id, None) when the password may be checked; (row id or None, the refusal)
-    when not. SQLite's BEGIN IMMEDIATE and PostgreSQL's table lock below make reservations
-    take turns, so parallel attempts see each other's pending rows and never exceed the limit;
-    the password itself is checked after this transaction, not inside it."""
+    `since`, see whether `user_name` logged in from `address` since `known_since`, let `decide`
+    refuse or not, and add this attempt, all in one short transaction: ("pending" row id, None)
+    when the password may be checked; (row id or None, the refusal) when not. SQLite's BEGIN
+    IMMEDIATE and PostgreSQL's table lock below make reservations take turns, so parallel
+    attempts see each other's pending rows and never exceed the limit; the password itself is
+    checked after this transaction, not inside it."""
     with writing(db) as conn:
         if conn.dialect.name == "postgresql":
             # Self-conflicting, so two reservations cannot both count before either inserts.
             conn.execute(text("LOCK TABLE login_attempts IN SHARE ROW EXCLUSIVE MODE"))
         by_user = count_failures(conn, since, user_name=user_name)
         by_address = count_failures(conn, since, address=address)
-        refusal = decide(by_user, by_address)
+        known = (
+            conn.execute(
+                select(login_attempts.c.id)
+                .where(
+                    login_attempts.c.user_name == user_name,
+                    login_attempts.c.address == address,
+                    login_attempts.c.outcome == "ok",
+                    login_attempts.c.at >= known_since,
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
+        refusal = decide(by_user, by_address, known)
         if refusal == "address":
             # A flooding address gets no row (nor a password hash): its count is what stops it.
             return None, refusal
-        # Rows older than the window count for nothing: keep the table small.
-        conn.execute(delete(login_attempts).where(login_attempts.c.at < since))
+        # Rows that count for nothing any more go (successes are kept longer: they make an
+        # address known).
+        conn.execute(delete(login_attempts).where(login_attempts.c.at < known_since))
+        conn.execute(
+            delete(login_attempts).where(
+                login_attempts.c.at < since, login_attempts.c.outcome != "ok"
+            )
+        )
         attempt_id = conn.execute(
             insert(login_attempts).values(
                 user_name=user_name,

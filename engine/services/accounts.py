@@ -16,6 +16,10 @@ The limits slow an attacker without handing them a way to lock a user out: an ad
 `login_user_max_failures`; past its limit, each key waits `login_lockout_min`, doubling with every
 further failure. One address therefore slows itself down long before it could lock anyone out,
 and the real user's own typos are forgiven by their next successful login from the same address.
+An address the user logged in from in the last 30 days is not held back by the user name's count
+at all (only by its own), so attackers elsewhere cannot keep the real user out; an admin's unlock
+(`seedlab users unlock NAME`, the Admin page) forgives everything at once. IPv6 clients are
+counted by their /64 network.
 A wrong password, an unknown name and a user-level lock get the same sentence after the same
 work (a dummy hash is checked when there is no user or the user is locked).
 """
@@ -23,6 +27,7 @@ work (a dummy hash is checked when there is no user or the user is locked).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
@@ -56,6 +61,9 @@ class LoginError(SeedlabError):
 
 # Failed attempts older than this count for nothing (and are deleted).
 FAILURE_WINDOW = timedelta(hours=24)
+# A user's successful login from an address makes it known for this long: from there, the user
+# name's own limit does not apply (the address's does).
+KNOWN_ADDRESS_DAYS = timedelta(days=30)
 # The delay doubles with each failure past the limit, up to 2**10 times the base.
 _MAX_DOUBLINGS = 10
 WRONG = (
@@ -225,6 +233,20 @@ def locked_until(db: Engine, name: str, now: datetime | None = None) -> datetime
     return until if until is not None and until > now else None
 
 
+def address_key(address: str) -> str:
+    """What the per-address limit counts: an IPv4 address as is, an IPv6 address by its /64
+    network (one customer's usual allocation, so a client cannot step through its own block)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def authenticate(
     db: Engine,
     name: str,
@@ -237,17 +259,21 @@ def authenticate(
     after too many failures; else LoginError (AddressWaits for the address's own limit)."""
     now = now or utcnow()
     name = name.strip()[:100]
-    address = address[:64]
+    address = address_key(address)
     settings = Settings.from_env()
     base = timedelta(minutes=settings.login_lockout_min)
     waits: dict[str, datetime] = {}
 
-    def decide(by_user: user_store.FailureCount, by_address: user_store.FailureCount) -> str | None:
-        # Runs inside the reservation's transaction: the counts include parallel attempts.
-        for key, failures, limit in (
-            ("address", by_address, settings.login_max_failures),
-            ("user", by_user, settings.login_user_max_failures),
-        ):
+    def decide(
+        by_user: user_store.FailureCount, by_address: user_store.FailureCount, known: bool
+    ) -> str | None:
+        # Runs inside the reservation's transaction: the counts include parallel attempts. An
+        # address the user logged in from lately is not held back by the user name's count
+        # (attackers elsewhere cannot keep the real user out), only by its own.
+        checks = [("address", by_address, settings.login_max_failures)]
+        if not known:
+            checks.append(("user", by_user, settings.login_user_max_failures))
+        for key, failures, limit in checks:
             until = _wait_until(failures, limit, base)
             if until is not None and until > now:
                 waits[key] = until
@@ -255,7 +281,13 @@ def authenticate(
         return None
 
     attempt, refusal = user_writes.reserve_login(
-        db, name, address, now=now, since=now - FAILURE_WINDOW, decide=decide
+        db,
+        name,
+        address,
+        now=now,
+        since=now - FAILURE_WINDOW,
+        known_since=now - KNOWN_ADDRESS_DAYS,
+        decide=decide,
     )
     if refusal == "address":
         minutes = whole_minutes(waits["address"] - now)
