@@ -256,5 +256,6 @@ ROUTES: list[BaseRoute] = [
     Route("/auth/logout", logout, methods=["POST"]),
 ]
 
+
 # `streamlit run` finds this by its name and class (a module-level `app = st.App(...)`).
 app = st.App(PAGES, routes=ROUTES)

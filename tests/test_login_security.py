@@ -376,6 +376,32 @@ def test_the_server_counts_per_address_and_refuses_other_sites(server: Server):
     assert status == 403 and cookies == []
 
 
+@pytest.mark.slow
+def test_without_trusted_proxies_a_forged_forwarded_for_changes_nothing(tmp_path: Path):
+    # uvicorn alone would believe X-Forwarded-For from localhost; SEEDLAB_TRUSTED_PROXIES unset
+    # must mean no proxy is believed, so a local client cannot step around the address limit.
+    home = tmp_path / "home"
+    env = child_env()
+    env.update(SEEDLAB_HOME=str(home), SEEDLAB_AUTH="on")
+    for name in ("SEEDLAB_DB_URL", "SEEDLAB_TRUSTED_PROXIES", "FORWARDED_ALLOW_IPS"):
+        env.pop(name, None)
+    running = start_server(seedlab_cmd("dashboard"), env, home)
+    try:
+        db = _server_db(running)
+        accounts.add_user(db, ADMIN, "ana", PASSWORD, "member")
+        headers = {"X-Forwarded-Proto": "https"}
+        locations = [
+            _log_in(running, "ana", WRONG_PASSWORD, f"198.51.100.{i}", **headers)[1]["location"]
+            for i in range(6)
+        ]
+        _, _, cookies = _log_in(running, "ana", PASSWORD, "192.0.2.1", **headers)
+    finally:
+        stop_server(running.proc)
+    # Six "different" addresses were one (the real peer): the sixth already waits.
+    assert locations[-1].startswith("/?login=wait")
+    assert cookies == []  # and the right password, "from" yet another address, waits too
+
+
 def test_client_address_believes_only_trusted_proxies():
     from starlette.requests import Request
 
