@@ -7,6 +7,11 @@ Pages call `guard_page(...)` first. Every write is an engine.services function t
 permission itself and writes the audit entry; `require(...)` here only gets the acting user (and
 refuses early, with the same sentence). Buttons a role cannot use are shown disabled, but that
 is only a courtesy: a crafted click still meets the service's check.
+
+Logging in is a plain HTML form posted to the /auth/login route (dashboard/web.py), which checks
+the password and sets the session cookie: HttpOnly, so no script in the page can read it. The
+cookie holds a random token of a server-side session (engine/services/accounts.py), checked at
+every click; Log out revokes it at once.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.data import md_text
 from engine.core.errors import SeedlabError
-from engine.services import accounts, session_tokens
+from engine.services import accounts
 from engine.services.permissions import (
     ANY_OWNER,
     LOCAL_ADMIN,
@@ -27,7 +32,11 @@ from engine.services.permissions import (
     check,
 )
 
-_SESSION = "_seedlab_login"  # {"name", "at" (login time, UTC), "stamp" (password_changed_at)}
+# The browser's session cookie (set by the /auth/login route; dashboard/web.py's SESSION_COOKIE).
+COOKIE = "seedlab_session"
+# A session token held server-side instead of the cookie: how AppTest, which cannot send a
+# cookie, opens a logged-in page. A browser cannot set it (session state lives on the server).
+SESSION_TOKEN = "_seedlab_session_token"
 
 
 def auth_enabled() -> bool:
@@ -42,18 +51,28 @@ def _db():  # noqa: ANN202
     return data.get_db()
 
 
+def _token() -> str | None:
+    token = st.session_state.get(SESSION_TOKEN)
+    if token:
+        return token
+    try:
+        token = st.context.cookies.get(COOKIE)
+    except Exception:  # no browser connection (bare script)
+        return None
+    return token if isinstance(token, str) else None  # AppTest's stand-in cookies are not
+
+
 def current_user() -> Actor | None:
-    """The acting user: the local admin when access control is off; else the logged-in user,
-    read fresh from the DB (so a removed user, a role change or a new password applies at the
-    next click), or None."""
+    """The acting user: the local admin when access control is off; else the user of this
+    browser's open session, read fresh from the DB at every click (so a logout elsewhere, a
+    removed user, a new role or a new password applies at once), or None."""
     if not auth_enabled():
         return LOCAL_ADMIN
-    login = st.session_state.get(_SESSION) or _login_from_cookie()
-    if not login:
+    if st.session_state.get("_seedlab_logged_out"):
         return None
-    actor = accounts.session_actor(_db(), login["name"], login["at"], login["stamp"])
-    if actor is None:
-        st.session_state.pop(_SESSION, None)
+    token = _token()
+    actor = accounts.session_actor(_db(), token)
+    if actor is None and token:
         st.session_state["_seedlab_login_note"] = "Your session ended; log in again."
     return actor
 
@@ -89,54 +108,41 @@ def guard_page(permission: Permission = Permission.BROWSE) -> Actor:
 
 # ---------------------------------------------------------------- login, logout
 
-
-COOKIE = "seedlab_session"
-
-
-def _key() -> bytes:
-    return session_tokens.secret_key(data.get_settings().home)
-
-
-def _login_from_cookie() -> dict | None:
-    """A login carried over from another tab or before a reload, by the signed cookie (never
-    after this session logged out: the browser's old cookie is still in this connection)."""
-    if st.session_state.get("_seedlab_logged_out"):
-        return None
-    try:
-        token = st.context.cookies.get(COOKIE)
-    except Exception:  # no browser connection (bare script, AppTest)
-        return None
-    found = session_tokens.read(_key(), token)
-    if found is None:
-        return None
-    name, at, stamp = found
-    login = {"name": name, "at": at, "stamp": stamp, "cookie": True}
-    st.session_state[_SESSION] = login
-    return login
+# Static markup (no user text): a form the browser posts to /auth/login, which answers with the
+# HttpOnly cookie and sends the browser back here. Labels name the fields for screen readers.
+# The field names are prefixed: st.html's sanitizer (DOMPurify) drops a name such as "name"
+# that shadows a property of the form element (DOM clobbering), and the field would be lost.
+_LOGIN_FORM = """
+<form method="post" action="/auth/login" style="max-width:24rem">
+  <label for="seedlab-name" style="display:block;margin:.5rem 0 .25rem">User name</label>
+  <input id="seedlab-name" name="seedlab_user" autocomplete="username" required maxlength="100"
+    style="width:100%;padding:.5rem;border:1px solid #ccc;border-radius:.5rem">
+  <label for="seedlab-password" style="display:block;margin:.75rem 0 .25rem">Password</label>
+  <input id="seedlab-password" name="seedlab_password" type="password"
+    autocomplete="current-password" required
+    style="width:100%;padding:.5rem;border:1px solid #ccc;border-radius:.5rem">
+  <button type="submit" style="margin-top:1rem;padding:.5rem 1.25rem;border:none;
+    border-radius:.5rem;background:#ff4b4b;color:white;font-weight:600">Log in</button>
+</form>
+"""
 
 
-def _set_cookie(value: str, max_age_s: int) -> None:
-    # st.context.cookies only reads; the browser writes the cookie. SameSite=Strict: no other
-    # site's page can send it along.
-    st.html(
-        f"<script>document.cookie = '{COOKIE}={value}; path=/; max-age={max_age_s}; "
-        "SameSite=Strict';</script>",
-        unsafe_allow_javascript=True,
-    )
+def _login_answer() -> str | None:
+    """The sentence for the route's answer in the query (?login=wrong or ?login=wait&minutes=N)."""
+    answer = st.query_params.get("login")
+    if answer == "wrong":
+        return accounts.WRONG
+    if answer == "wait":
+        minutes = st.query_params.get("minutes", "")
+        return accounts.wait_sentence(int(minutes) if minutes.isdigit() else 15)
+    return None
 
 
 def login_gate() -> Actor | None:
     """In app.py before the pages: the user, or the login form (and None) when none yet."""
     actor = current_user()
     if actor is not None:
-        login = st.session_state.get(_SESSION)
-        if login and not login.get("cookie"):  # just logged in here: let other tabs share it
-            token = session_tokens.issue(_key(), login["name"], login["at"], login["stamp"])
-            _set_cookie(token, int(accounts.session_lifetime().total_seconds()))
-            login["cookie"] = True
         return actor
-    if st.session_state.pop("_seedlab_clear_cookie", False):
-        _set_cookie("", 0)
     st.title("Seedlab")
     db = _db()
     if not accounts.has_users(db):
@@ -148,28 +154,13 @@ def login_gate() -> Actor | None:
         )
         return None
     note = st.session_state.pop("_seedlab_login_note", None)
-    if note:
+    answer = _login_answer()
+    if answer:
+        st.error(answer, icon=":material/lock:")
+    elif note:
         st.info(note)
-    with st.form("login"):
-        st.subheader("Log in")
-        name = st.text_input("User name", autocomplete="username")
-        password = st.text_input("Password", type="password", autocomplete="current-password")
-        submitted = st.form_submit_button("Log in", type="primary", icon=":material/login:")
-    if submitted:
-        try:
-            actor = accounts.authenticate(db, name, password)
-        except SeedlabError as exc:
-            st.error(str(exc), icon=":material/lock:")
-            return None
-        from db.session import utcnow
-
-        st.session_state.pop("_seedlab_logged_out", None)
-        st.session_state[_SESSION] = {
-            "name": actor.name,
-            "at": utcnow(),
-            "stamp": accounts.session_stamp(db, actor.name),
-        }
-        st.rerun()
+    st.subheader("Log in")
+    st.html(_LOGIN_FORM)
     return None
 
 
@@ -185,9 +176,9 @@ def user_menu(actor: Actor) -> None:
 
 
 def logout() -> None:
-    login = st.session_state.pop(_SESSION, None)
+    """End this browser's session on the server at once: its cookie opens nothing any more, in
+    this tab or any other (the next login replaces the cookie)."""
+    accounts.end_session(_db(), _token())
+    st.session_state.pop(SESSION_TOKEN, None)
     st.session_state["_seedlab_logged_out"] = True
-    st.session_state["_seedlab_clear_cookie"] = True
-    if login:
-        accounts.record_logout(_db(), login["name"])
     st.rerun()

@@ -6,7 +6,8 @@ the pages exactly as `streamlit run dashboard/app.py` would, plus the routes in 
 matched first. This module is the one place HTTP routes are added:
 
 - under /api/v1 (API_V1_ROUTES): the health check now; the SDK's API next (issue 19);
-- beside /api (ROUTES): share links, the login that sets an HttpOnly cookie.
+- beside /api (ROUTES): share links; /auth/login and /auth/logout, which set and clear the
+  session cookie (HttpOnly: page scripts cannot read it; only a route can set such a cookie).
 
 Everything under /api answers JSON, errors included: an unknown path is a JSON 404, not the
 dashboard's page (which Streamlit serves for any other path). Paths under /_stcore/, /media/,
@@ -17,10 +18,12 @@ Tests that drive the pages (AppTest) keep using app.py: AppTest runs a script, n
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 # `streamlit run dashboard/web.py` imports this file as the top-level module `web`, with
 # dashboard/ on sys.path, not the repo root that holds the packages imported below.
@@ -31,16 +34,18 @@ if _ROOT not in sys.path:
 import streamlit as st  # noqa: E402 (needs the sys.path entry above)
 from sqlalchemy import Engine, text  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
+from starlette.concurrency import run_in_threadpool  # noqa: E402
 from starlette.exceptions import HTTPException  # noqa: E402
 from starlette.requests import Request  # noqa: E402
-from starlette.responses import JSONResponse  # noqa: E402
+from starlette.responses import JSONResponse, RedirectResponse, Response  # noqa: E402
 from starlette.routing import BaseRoute, Mount, Route  # noqa: E402
 
 import seedlab  # noqa: E402
 from db import workers as worker_store  # noqa: E402
 from db.session import get_db  # noqa: E402
 from engine.core.errors import SeedlabError  # noqa: E402
-from engine.core.settings import Settings  # noqa: E402
+from engine.core.settings import Settings, proxy_networks  # noqa: E402
+from engine.services import accounts  # noqa: E402
 from engine.services.engine_status import WORKER_ALIVE_WITHIN_S  # noqa: E402
 
 log = logging.getLogger("seedlab.web")
@@ -133,9 +138,124 @@ api = Starlette(
     exception_handlers={HTTPException: _api_http_error, Exception: _api_server_error},
 )
 
+# ---------------------------------------------------------------- login and logout
+
+# The cookie holds a session's random token and nothing else (engine/services/accounts.py).
+SESSION_COOKIE = "seedlab_session"
+# The login form's fields (dashboard/auth.py's form).
+LOGIN_FIELDS = ("seedlab_user", "seedlab_password")
+# A login form is a user name and a password; anything much bigger is not one.
+_MAX_LOGIN_BODY = 4096
+
+
+def client_address(request: Request, settings: Settings) -> str:
+    """The browser's address: the connection's peer, or, when the peer is a trusted proxy
+    (SEEDLAB_TRUSTED_PROXIES), the address that proxy saw, from X-Forwarded-For read right to
+    left past the trusted proxies (anything further left is the client's to forge)."""
+    peer = request.client.host if request.client else accounts.UNKNOWN_ADDRESS
+    trusted = proxy_networks(settings.trusted_proxies)
+    if not _is_trusted(peer, trusted):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return peer
+
+
+def _is_trusted(address: str, trusted: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def served_over_https(request: Request, settings: Settings) -> bool:
+    """Whether the browser reached us over HTTPS, so the cookie gets Secure: SEEDLAB_HTTPS when
+    set, else the request's own scheme or a trusted proxy's X-Forwarded-Proto."""
+    if settings.https is not None:
+        return settings.https
+    if request.url.scheme == "https":
+        return True
+    peer = request.client.host if request.client else ""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return forwarded == "https" and _is_trusted(peer, proxy_networks(settings.trusted_proxies))
+
+
+def _same_origin(request: Request, settings: Settings) -> bool:
+    """A browser names the page that sent a form (Origin): refuse another site's form, which
+    could log a visitor in as someone else. No Origin (curl, a script): nothing to compare.
+    Behind a trusted proxy the public host may come as X-Forwarded-Host."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    hosts = {request.headers.get("host", "")}
+    peer = request.client.host if request.client else ""
+    if _is_trusted(peer, proxy_networks(settings.trusted_proxies)):
+        hosts.add(request.headers.get("x-forwarded-host", "").split(",")[0].strip())
+    return urlsplit(origin).netloc in hosts - {""}
+
+
+def _back_to_page(**query: str) -> RedirectResponse:
+    # 303: the browser follows with a GET of the page, so a reload does not post the form again.
+    return RedirectResponse("/" + (f"?{urlencode(query)}" if query else ""), status_code=303)
+
+
+async def login(request: Request) -> Response:
+    """POST /auth/login (a form: LOGIN_FIELDS): the session cookie and back to the pages, or back
+    to the login form with ?login=wrong (the one answer for a wrong password, an unknown user
+    and a waiting user) or ?login=wait&minutes=N (this address tried too often)."""
+    settings = Settings.from_env()
+    if not _same_origin(request, settings):
+        return JSONResponse({"error": "A login form from another site is refused."}, 403)
+    body = await request.body()
+    if len(body) > _MAX_LOGIN_BODY:
+        return JSONResponse({"error": "A login form is a user name and a password."}, 413)
+    form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+    name = (form.get(LOGIN_FIELDS[0]) or [""])[0]
+    password = (form.get(LOGIN_FIELDS[1]) or [""])[0]
+    address = client_address(request, settings)
+    db = get_db(settings)
+    try:
+        # argon2 takes ~0.3 s: in the thread pool, not on the event loop the pages share.
+        actor = await run_in_threadpool(accounts.authenticate, db, name, password, address=address)
+    except accounts.AddressWaits as exc:
+        return _back_to_page(login="wait", minutes=str(exc.minutes))
+    except accounts.LoginError:
+        return _back_to_page(login="wrong")
+    session = await run_in_threadpool(accounts.start_session, db, actor, address)
+    response = _back_to_page()
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.token,
+        max_age=int(accounts.session_lifetime().total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=served_over_https(request, settings),
+    )
+    return response
+
+
+async def logout(request: Request) -> Response:
+    """POST /auth/logout: the cookie's session ends on the server at once, and the cookie goes."""
+    settings = Settings.from_env()
+    if not _same_origin(request, settings):
+        return JSONResponse({"error": "A logout form from another site is refused."}, 403)
+    db = get_db(settings)
+    await run_in_threadpool(accounts.end_session, db, request.cookies.get(SESSION_COOKIE))
+    response = _back_to_page()
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
 ROUTES: list[BaseRoute] = [
     Mount(API_PREFIX, app=api),
+    Route("/auth/login", login, methods=["POST"]),
+    Route("/auth/logout", logout, methods=["POST"]),
 ]
+
 
 # `streamlit run` finds this by its name and class (a module-level `app = st.App(...)`).
 app = st.App(PAGES, routes=ROUTES)

@@ -221,7 +221,8 @@ class SqlWorker(Base):
 
 
 class SqlUser(Base):
-    """A dashboard login. Failed attempts and the lockout live here, so a restart keeps them."""
+    """A dashboard login. Its failed attempts are rows of login_attempts, its sessions rows of
+    sessions, so a restart keeps both."""
 
     __tablename__ = "users"
     __table_args__ = (CheckConstraint(f"role IN {USER_ROLES!r}", name="role"),)
@@ -233,9 +234,52 @@ class SqlUser(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     # A session logged in before this time is over (password changed or user re-added).
     password_changed_at: Mapped[datetime] = mapped_column(DateTime)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+LOGIN_OUTCOMES = ("pending", "failed", "ok", "refused")
+
+
+class SqlLoginAttempt(Base):
+    """One login attempt, written before its password is checked ("pending") and finished after.
+    Counting pending and failed rows per user name and per client address, in the transaction
+    that adds the row, is what keeps parallel attempts within the limits (engine/services/
+    accounts.py). `cleared`: forgiven by an admin's unlock, a new password, or a later
+    successful login of that user from that address."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        CheckConstraint(f"outcome IN {LOGIN_OUTCOMES!r}", name="outcome"),
+        Index("ix_login_attempts_user_name_at", "user_name", "at"),
+        Index("ix_login_attempts_address_at", "address", "at"),
+        Index("ix_login_attempts_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The name as typed (an unknown name counts like a known one, so counts reveal nothing).
+    user_name: Mapped[str] = mapped_column(String(100))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime)
+    outcome: Mapped[str] = mapped_column(String(10))
+    cleared: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SqlSession(Base):
+    """A dashboard session. The browser's cookie holds a random id; only its SHA-256 is stored,
+    so a copy of the database opens no session. Revoked at logout, on a new password, a new
+    role or the user's removal; over at `expires_at` in any case."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_user_name", "user_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_name: Mapped[str] = mapped_column(String(100))
+    address: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class SqlAuditEntry(Base):
@@ -336,3 +380,5 @@ users = SqlUser.__table__
 audit_log = SqlAuditEntry.__table__
 model_versions = SqlModelVersion.__table__
 jobs = SqlJob.__table__
+login_attempts = SqlLoginAttempt.__table__
+sessions = SqlSession.__table__

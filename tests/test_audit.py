@@ -104,7 +104,12 @@ def test_logins_and_lockouts_are_recorded(db, monkeypatch):
     for _ in range(2):
         with pytest.raises(accounts.LoginError):
             accounts.authenticate(db, "ana", "guess guess")
-    assert [a for _, a, _ in trail(db)] == ["user_add", "login", "login_locked"]
+    # Since issue 22 every refused attempt is one entry (the same work whether the name exists,
+    # the password is wrong or the user is waiting).
+    assert [a for _, a, _ in trail(db)] == ["user_add", "login", "login_failed", "login_failed"]
+    with pytest.raises(accounts.AddressWaits):
+        accounts.authenticate(db, "ana", PASSWORD)
+    assert len(trail(db)) == 4  # a waiting address gets no entry (nor a password check)
 
 
 def test_cli_users_and_audit_commands(settings, db, demo_datasets):

@@ -56,7 +56,8 @@ def state(settings: Settings, db: Engine) -> dict[str, Any]:
         "sweeps": [(s.id, s.status) for s in sweeps.list_sweeps(db)],
         "models": [(v.name, v.version, v.stage) for v in registry.list_versions(db)],
         "users": [
-            (u.name, u.role, u.password_hash, u.locked_until) for u in user_store.list_users(db)
+            (u.name, u.role, u.password_hash, u.password_changed_at)
+            for u in user_store.list_users(db)
         ],
     }
 
@@ -266,6 +267,12 @@ CASES = [
         ADMIN,
     ),
     Case(
+        "end sessions",
+        lambda s, db: a_user(db),
+        lambda s, db, a, name: accounts.end_sessions(db, a, name),
+        ADMIN,
+    ),
+    Case(
         "remove user",
         lambda s, db: [a_user(db), a_user(db, "second-admin", "admin")],
         lambda s, db, a, _: accounts.remove_user(db, a, "ana"),
@@ -340,7 +347,7 @@ def test_what_the_entries_say(settings: Settings, db: Engine, demo_datasets) -> 
     run_actions.html_report(settings, db, MEMBER, run_id)
     version = model_registry.register(settings, db, MEMBER, run_id, "churn", stage="staging")
     model_registry.promote(db, MEMBER, "churn", version.version, "production")
-    accounts.record_logout(db, MEMBER.name)
+    accounts.end_session(db, accounts.start_session(db, MEMBER).token)
     assert trail(db) == [
         ("mia", "tag", f"run {run_id}", "+keep,best -old"),
         ("mia", "export", f"run {run_id}", "html report"),

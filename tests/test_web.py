@@ -3,18 +3,12 @@ the HTTP routes on one port; /api answers JSON, errors included."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,21 +18,9 @@ from db.session import get_db
 from db.writes import workers as worker_writes
 from engine.core.settings import Settings
 from tests.support.commands import ROOT, child_env, seedlab_cmd
+from tests.support.web import Server, free_port, page_elements, start_server, stop_server
 
 pytestmark = pytest.mark.slow  # each server start imports Streamlit and the pages: ~5-10 s
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    home: Path
-    proc: subprocess.Popen
 
 
 def _get(url: str, method: str = "GET") -> tuple[int, str, str]:
@@ -51,49 +33,6 @@ def _get(url: str, method: str = "GET") -> tuple[int, str, str]:
         return exc.code, exc.headers.get("content-type", ""), exc.read().decode()
 
 
-def _start(cmd: list[str], env: dict[str, str], home: Path) -> Server:
-    port = _free_port()
-    proc = subprocess.Popen(
-        cmd + _port_args(cmd, port),
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    url = f"http://localhost:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return Server(url, home, proc)
-        except OSError:
-            time.sleep(0.3)
-    _stop(proc)
-    raise AssertionError(
-        f"the dashboard did not come up:\n{proc.stdout.read() if proc.stdout else ''}"
-    )
-
-
-def _port_args(cmd: list[str], port: int) -> list[str]:
-    if "streamlit" in cmd:
-        return ["--server.port", str(port), "--server.address", "localhost"]
-    return ["--port", str(port)]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`seedlab dashboard` on a free port, as `make dashboard` starts it, with its own home."""
@@ -101,9 +40,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = child_env()
     env["SEEDLAB_HOME"] = str(home)
     env.pop("SEEDLAB_DB_URL", None)
-    running = _start(seedlab_cmd("dashboard"), env, home)
+    running = start_server(seedlab_cmd("dashboard"), env, home)
     yield running
-    _stop(running.proc)
+    stop_server(running.proc)
 
 
 def _db(home: Path):  # noqa: ANN202 - an Engine
@@ -152,51 +91,23 @@ def test_pages_are_served_beside_the_routes(server: Server):
         assert '<div id="root">' in body
 
     # The home page itself runs over the websocket, as a browser drives it, without an error.
-    finished, elements = _run_page(server.url)
+    finished, elements = page_elements(server.url)
     assert finished == "FINISHED_SUCCESSFULLY"
     assert "exception" not in elements
     assert "markdown" in elements
-
-
-def _run_page(url: str) -> tuple[str, set[str]]:
-    """Ask the server for one run of the default page, as the browser does; the kinds of element
-    it drew, and how the run finished."""
-    from streamlit.proto.BackMsg_pb2 import BackMsg
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-    from websockets.asyncio.client import connect
-
-    async def run() -> tuple[str, set[str]]:
-        ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
-        async with connect(ws_url, subprotocols=["streamlit"], max_size=None) as ws:
-            ask = BackMsg()
-            ask.rerun_script.query_string = ""
-            ask.rerun_script.page_script_hash = ""
-            await ws.send(ask.SerializeToString())
-            elements: set[str] = set()
-            while True:
-                msg = ForwardMsg()
-                msg.ParseFromString(await asyncio.wait_for(ws.recv(), 60))
-                kind = msg.WhichOneof("type")
-                if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
-                    elements.add(msg.delta.new_element.WhichOneof("type"))
-                elif kind == "script_finished":
-                    status = ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished)
-                    return status, elements
-
-    return asyncio.run(run())
 
 
 def test_health_is_503_when_the_database_does_not_answer(tmp_path: Path):
     # No `seedlab dashboard` here: it migrates the database first and stops when it cannot.
     env = child_env()
     env["SEEDLAB_HOME"] = str(tmp_path / "home")
-    env["SEEDLAB_DB_URL"] = f"postgresql+psycopg://seedlab@127.0.0.1:{_free_port()}/seedlab"
+    env["SEEDLAB_DB_URL"] = f"postgresql+psycopg://seedlab@127.0.0.1:{free_port()}/seedlab"
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "web.py")]
-    running = _start(cmd, env, tmp_path / "home")
+    running = start_server(cmd, env, tmp_path / "home")
     try:
         status, kind, body = _get(f"{running.url}/api/v1/health")
     finally:
-        _stop(running.proc)
+        stop_server(running.proc)
     assert (status, kind) == (503, "application/json")
     answer = json.loads(body)
     assert answer["ok"] is False and answer["database_reachable"] is False

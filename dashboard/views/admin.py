@@ -1,4 +1,5 @@
-"""Admin: users (add, role, password, unlock, remove) and the audit log. Admins only.
+"""Admin: users (add, role, password, unlock, remove, their sessions) and the audit log.
+Admins only.
 
 The same actions as `seedlab users …` and `seedlab audit list`, through
 engine.services.accounts, which checks the role again whatever this page shows.
@@ -39,7 +40,7 @@ def _users() -> None:
                         "role": u.role,
                         "created": data.local_time(u.created_at),
                         "last login": data.local_time(u.last_login_at),
-                        "locked until": data.local_time(u.locked_until),
+                        "logins wait until": data.local_time(accounts.locked_until(db, u.name)),
                     }
                     for u in users
                 ]
@@ -87,6 +88,45 @@ def _users() -> None:
         with data.shown_errors("removing the user"):
             accounts.remove_user(db, auth.require(Permission.MANAGE_USERS), who)
             data.flash(f"Removed {who}; their runs and datasets stay.")
+            st.rerun()
+    _sessions([u.name for u in users])
+
+
+def _sessions(names: list[str]) -> None:
+    """A user's open sessions, and ending them (a stolen cookie opens nothing after)."""
+    actor = auth.require(Permission.MANAGE_USERS)
+    st.subheader("Sessions")
+    who = st.selectbox("Sessions of", names, key="sessions_of")
+    open_sessions = accounts.list_sessions(db, actor, who)
+    if not open_sessions:
+        st.caption("No open session.")
+        return
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "session": s.id,
+                    "from": s.address,
+                    "started": data.local_time(s.created_at),
+                    "last seen": data.local_time(s.last_seen_at),
+                    "ends": data.local_time(s.expires_at),
+                }
+                for s in open_sessions
+            ]
+        ),
+        hide_index=True,
+    )
+    cols = st.columns(2)
+    chosen = cols[0].selectbox("Session", [s.id for s in open_sessions], key="session_pick")
+    if cols[0].button("End this session", icon=":material/logout:"):
+        with data.shown_errors("ending the session"):
+            accounts.end_sessions(db, auth.require(Permission.MANAGE_USERS), who, chosen)
+            data.flash(f"Ended session {chosen} of {who}.")
+            st.rerun()
+    if cols[1].button("End all their sessions", icon=":material/block:"):
+        with data.shown_errors("ending the sessions"):
+            ended = accounts.end_sessions(db, auth.require(Permission.MANAGE_USERS), who)
+            data.flash(f"Ended {ended} session{'s' if ended != 1 else ''} of {who}.")
             st.rerun()
 
 

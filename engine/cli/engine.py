@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from engine.cli.common import actor, print_json, ready
 from engine.core.paths import PROJECT_ROOT
-from engine.core.settings import Settings
+from engine.core.settings import Settings, proxy_networks
 from engine.execution.worker_options import (
     GpuCapOption,
     MaxConcurrentOption,
@@ -103,6 +103,16 @@ def engine_status_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) 
         typer.echo("  no GPU: runs train on the CPU")
 
 
+def _dashboard_env(env: dict[str, str]) -> dict[str, str]:
+    """The dashboard's environment, with SEEDLAB_TRUSTED_PROXIES as the one rule for forwarded
+    headers: uvicorn, which serves it, believes X-Forwarded-For and X-Forwarded-Proto from
+    127.0.0.1 and ::1 unless FORWARDED_ALLOW_IPS says otherwise, and rewrites the client address
+    before the login route sees it, so any local process could name any address and step around
+    the login limits. An empty value trusts nobody."""
+    trusted = proxy_networks(Settings.from_env().trusted_proxies)
+    return {**env, "FORWARDED_ALLOW_IPS": ",".join(str(n) for n in trusted)}
+
+
 def _dashboard_cmd(port: int, address: str) -> list[str]:
     return [
         sys.executable,
@@ -140,7 +150,7 @@ def dashboard(
     _, db = ready()
     _auth_notice(db, address)
     os.chdir(PROJECT_ROOT)  # .streamlit/config.toml is read from the working directory
-    os.execv(sys.executable, _dashboard_cmd(port, address))
+    os.execve(sys.executable, _dashboard_cmd(port, address), _dashboard_env(dict(os.environ)))
 
 
 def _worker_cmd(max_concurrent: int | None, gpu_cap: int | None) -> list[str]:
@@ -170,7 +180,7 @@ def up(
     env = settings.child_env()
     procs = [
         subprocess.Popen(_worker_cmd(max_concurrent, gpu_cap), env=env, cwd=PROJECT_ROOT),
-        subprocess.Popen(_dashboard_cmd(port, address), env=env, cwd=PROJECT_ROOT),
+        subprocess.Popen(_dashboard_cmd(port, address), env=_dashboard_env(env), cwd=PROJECT_ROOT),
     ]
     typer.echo(f"Seedlab is up: http://{address}:{port}  (Ctrl-C stops the engine and dashboard)")
 

@@ -1,4 +1,4 @@
-"""`seedlab users add|passwd|role|unlock|remove|list`: dashboard logins.
+"""`seedlab users add|passwd|role|unlock|remove|list|sessions|end-sessions`: dashboard logins.
 
 The CLI acts as a local admin (shell access to this machine is access to the database anyway);
 the audit log names it `cli:<OS user>`.
@@ -67,7 +67,8 @@ def users_role(name: str, role: str) -> None:
 
 @app.command("unlock")
 def users_unlock(name: str) -> None:
-    """End a lockout after too many failed logins."""
+    """Let a user log in at once after too many failed logins (forgives them, from every
+    address)."""
     accounts.unlock_user(_db(), actor(), name)
     typer.echo(f"{name!r} unlocked.")
 
@@ -86,8 +87,38 @@ def users_list() -> None:
     if not users:
         typer.echo(f"No users. Add the first admin: {accounts.FIRST_ADMIN_HINT}")
         return
-    typer.echo(f"{'name':<24} {'role':<7} {'last login':<20} locked until")
+    db = _db()
+    typer.echo(f"{'name':<24} {'role':<7} {'last login':<20} logins wait until (UTC)")
     for u in users:
         last = u.last_login_at.isoformat(sep=" ", timespec="seconds") if u.last_login_at else "-"
-        locked = u.locked_until.isoformat(sep=" ", timespec="seconds") if u.locked_until else ""
+        until = accounts.locked_until(db, u.name)
+        locked = until.isoformat(sep=" ", timespec="seconds") if until else ""
         typer.echo(f"{u.name:<24} {u.role:<7} {last:<20} {locked}")
+
+
+@app.command("sessions")
+def users_sessions(name: str) -> None:
+    """A user's open dashboard sessions (times in UTC)."""
+    found = accounts.list_sessions(_db(), actor(), name)
+    if not found:
+        typer.echo(f"{name!r} has no open session.")
+        return
+    typer.echo(f"{'session':<8} {'from':<40} {'started':<20} {'last seen':<20} ends")
+    for s in found:
+        times = [
+            t.isoformat(sep=" ", timespec="seconds")
+            for t in (s.created_at, s.last_seen_at, s.expires_at)
+        ]
+        typer.echo(f"{s.id:<8} {s.address:<40} {times[0]:<20} {times[1]:<20} {times[2]}")
+
+
+@app.command("end-sessions")
+def users_end_sessions(
+    name: str,
+    session: Annotated[
+        int | None, typer.Option(help="Only this session (see `users sessions`)")
+    ] = None,
+) -> None:
+    """Log a user out everywhere (or of one session) at once."""
+    ended = accounts.end_sessions(_db(), actor(), name, session)
+    typer.echo(f"Ended {ended} session{'s' if ended != 1 else ''} of {name!r}.")

@@ -12,13 +12,14 @@ test suite's SEEDLAB_TEST_POSTGRES.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.core.errors import SeedlabError
@@ -33,6 +34,7 @@ DEFAULT_MAX_UNZIPPED_MB = 2048
 DEFAULT_MAX_ZIP_RATIO = 100
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 DEFAULT_LOGIN_MAX_FAILURES = 5
+DEFAULT_LOGIN_USER_MAX_FAILURES = 20
 DEFAULT_LOGIN_LOCKOUT_MIN = 15.0
 DEFAULT_SESSION_HOURS = 12.0
 DEFAULT_HEARTBEAT_TIMEOUT_S = 60.0
@@ -97,6 +99,11 @@ class _Environment(BaseSettings):
         gt=0,
         json_schema_extra=_accepts("a whole number of failed logins above 0"),
     )
+    login_user_max_failures: int = Field(
+        DEFAULT_LOGIN_USER_MAX_FAILURES,
+        gt=0,
+        json_schema_extra=_accepts("a whole number of failed logins above 0"),
+    )
     login_lockout_min: float = Field(
         DEFAULT_LOGIN_LOCKOUT_MIN,
         ge=0,
@@ -109,6 +116,21 @@ class _Environment(BaseSettings):
         allow_inf_nan=False,
         json_schema_extra=_accepts("a number of hours above 0"),
     )
+    trusted_proxies: str = Field(
+        "",
+        json_schema_extra=_accepts(
+            "addresses or networks of your reverse proxies, comma-separated "
+            "(such as 127.0.0.1,10.0.0.0/8)"
+        ),
+    )
+    https: bool | None = Field(None, json_schema_extra=_accepts("on or off"))
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        proxy_networks(value)  # a ValueError names nothing; _read_environment says what is wrong
+        return value
+
     heartbeat_timeout_s: float = Field(
         DEFAULT_HEARTBEAT_TIMEOUT_S,
         gt=0,
@@ -132,6 +154,14 @@ class _Environment(BaseSettings):
     )
     ray_address: str = Field(
         DEFAULT_RAY_ADDRESS, json_schema_extra=_accepts("HOST:PORT, ray://HOST:PORT or auto")
+    )
+
+
+def proxy_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """SEEDLAB_TRUSTED_PROXIES as networks (a bare address is a network of one); ValueError on
+    anything else."""
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
     )
 
 
@@ -174,9 +204,17 @@ class Settings:
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     # None: access control follows the dashboard's bind address (engine.services.permissions).
     auth: bool | None = None
+    # Failed logins from one client address, then from all addresses for one user name, before
+    # each waits (engine.services.accounts); the per-address limit is the lower, so one address
+    # slows itself long before it could lock a user out.
     login_max_failures: int = DEFAULT_LOGIN_MAX_FAILURES
+    login_user_max_failures: int = DEFAULT_LOGIN_USER_MAX_FAILURES
     login_lockout_min: float = DEFAULT_LOGIN_LOCKOUT_MIN
     session_hours: float = DEFAULT_SESSION_HOURS
+    # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (dashboard/web.py).
+    trusted_proxies: str = ""
+    # None: the session cookie is Secure when a trusted proxy says the browser used HTTPS.
+    https: bool | None = None
     heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
     checkpoint_min_interval_s: float = DEFAULT_CHECKPOINT_MIN_INTERVAL_S
     # The worker's defaults when its options are not given (engine.execution.worker_options).

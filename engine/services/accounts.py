@@ -1,12 +1,36 @@
-"""Users: argon2 password hashes, login with a lockout that survives restarts, session expiry.
+"""Users: argon2 password hashes, logins limited per client address and per user, and
+server-side sessions.
 
-The DB keeps the hashes and the failure counts (db/users.py); this module is the only one that
-sees a password.
+The DB keeps the hashes, the login attempts and the sessions (db/users.py); this module is the
+only one that sees a password or a session's secret.
+
+A login is three steps (`authenticate`): one short transaction reserves the attempt — it counts
+the failed and still unchecked attempts of the user name and of the client address and refuses
+when either has reached its limit; the password is checked outside any transaction (argon2, about
+0.3 s: SQLite's write lock is never held across it); a second short transaction records the
+outcome. Parallel attempts see each other's reservations, so however many arrive at once, no
+more passwords are checked than the limit allows.
+
+The limits slow an attacker without handing them a way to lock a user out: an address may fail
+`login_max_failures` times, a user name (from all addresses) the higher
+`login_user_max_failures`; past its limit, each key waits `login_lockout_min`, doubling with every
+further failure. One address therefore slows itself down long before it could lock anyone out,
+and the real user's own typos are forgiven by their next successful login from the same address.
+An address the user logged in from in the last 30 days is not held back by the user name's count
+at all (only by its own), so attackers elsewhere cannot keep the real user out; an admin's unlock
+(`seedlab users unlock NAME`, the Admin page) forgives everything at once. IPv6 clients are
+counted by their /64 network.
+A wrong password, an unknown name and a user-level lock get the same sentence after the same
+work (a dummy hash is checked when there is no user or the user is locked).
 """
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import re
+import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -35,8 +59,29 @@ class LoginError(SeedlabError):
     """Wrong name or password, or a locked account; the message says which is safe to say."""
 
 
+# Failed attempts older than this count for nothing (and are deleted).
+FAILURE_WINDOW = timedelta(hours=24)
+# A user's successful login from an address makes it known for this long: from there, the user
+# name's own limit does not apply (the address's does).
+KNOWN_ADDRESS_DAYS = timedelta(days=30)
+# The delay doubles with each failure past the limit, up to 2**10 times the base.
+_MAX_DOUBLINGS = 10
+WRONG = (
+    "Wrong user name or password. After repeated failures an account waits a while before "
+    "it can log in again; an admin can unlock it at once (seedlab users unlock NAME)."
+)
+# The client address when nothing better is known (the CLI, a test, a bare script).
+UNKNOWN_ADDRESS = "unknown"
+
+
 def max_failures() -> int:
+    """Failed logins from one address before it waits."""
     return Settings.from_env().login_max_failures
+
+
+def user_max_failures() -> int:
+    """Failed logins for one user name, from all addresses, before it waits."""
+    return Settings.from_env().login_user_max_failures
 
 
 def lockout() -> timedelta:
@@ -122,6 +167,7 @@ def _keeps_an_admin(db: Engine, name: str) -> None:
 
 
 def set_role(db: Engine, actor: Actor, name: str, role: str) -> None:
+    """Also ends the user's open sessions: they log in again under the new role."""
     check(actor, Permission.MANAGE_USERS)
     _check_role(role)
     if role != "admin":
@@ -131,7 +177,8 @@ def set_role(db: Engine, actor: Actor, name: str, role: str) -> None:
 
 
 def remove_user(db: Engine, actor: Actor, name: str) -> None:
-    """The user's runs and datasets stay, with their name as owner (admins can act on them)."""
+    """Ends their sessions at once. The user's runs and datasets stay, with their name as owner
+    (admins can act on them)."""
     check(actor, Permission.MANAGE_USERS)
     _keeps_an_admin(db, name)
     user_writes.remove_user(db, name)
@@ -139,48 +186,126 @@ def remove_user(db: Engine, actor: Actor, name: str) -> None:
 
 
 def unlock_user(db: Engine, actor: Actor, name: str) -> None:
+    """Forgive the user's failed logins from every address, so they can log in at once."""
     check(actor, Permission.MANAGE_USERS)
     if user_store.get_user(db, name) is None:
         raise SeedlabError(f"No user {name!r}. See them all with `seedlab users list`.")
-    user_writes.record_login_reset(db, name)
+    user_writes.clear_login_failures(db, name)
     audit.record(db, actor.name, "user_unlock", f"user {name}")
 
 
 # ---------------------------------------------------------------- logging in
 
 
-def _minutes(delta: timedelta) -> str:
-    minutes = max(1, int(delta.total_seconds() // 60 + (delta.total_seconds() % 60 > 0)))
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+class AddressWaits(LoginError):
+    """Too many failed logins from this client address. Says nothing about any user."""
+
+    def __init__(self, message: str, minutes: int) -> None:
+        super().__init__(message)
+        self.minutes = minutes
 
 
-def authenticate(db: Engine, name: str, password: str, now: datetime | None = None) -> Actor:
-    """The user, if the password is right and the account is not locked; else LoginError.
+def whole_minutes(delta: timedelta) -> int:
+    """A wait in minutes, rounded up, at least 1."""
+    return max(1, int(delta.total_seconds() // 60 + (delta.total_seconds() % 60 > 0)))
 
-    Each wrong password counts in the DB; the `max_failures()`-th locks the account for
-    `lockout()`. A locked account refuses even the right password until the lock ends.
-    """
+
+def wait_sentence(minutes: int) -> str:
+    return (
+        f"Too many failed logins from your address: try again in {minutes} "
+        f"minute{'s' if minutes != 1 else ''}."
+    )
+
+
+def _wait_until(failures: user_store.FailureCount, limit: int, base: timedelta) -> datetime | None:
+    """When a key past its limit may try again: the latest failure plus the base delay, doubled
+    for each failure beyond the limit. None: below the limit."""
+    if failures.count < limit or failures.latest is None:
+        return None
+    return failures.latest + base * 2 ** min(failures.count - limit, _MAX_DOUBLINGS)
+
+
+def locked_until(db: Engine, name: str, now: datetime | None = None) -> datetime | None:
+    """Until when logins for this user name wait, from any address (None: they do not)."""
     now = now or utcnow()
-    name = name.strip()
+    failures = user_store.failures_since(db, now - FAILURE_WINDOW, user_name=name)
+    until = _wait_until(failures, user_max_failures(), lockout())
+    return until if until is not None and until > now else None
+
+
+def address_key(address: str) -> str:
+    """What the per-address limit counts: an IPv4 address as is, an IPv6 address by its /64
+    network (one customer's usual allocation, so a client cannot step through its own block)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def authenticate(
+    db: Engine,
+    name: str,
+    password: str,
+    now: datetime | None = None,
+    *,
+    address: str = UNKNOWN_ADDRESS,
+) -> Actor:
+    """The user, if the password is right and neither the address nor the user name is waiting
+    after too many failures; else LoginError (AddressWaits for the address's own limit)."""
+    now = now or utcnow()
+    name = name.strip()[:100]
+    address = address_key(address)
+    settings = Settings.from_env()
+    base = timedelta(minutes=settings.login_lockout_min)
+    waits: dict[str, datetime] = {}
+
+    def decide(
+        by_user: user_store.FailureCount, by_address: user_store.FailureCount, known: bool
+    ) -> str | None:
+        # Runs inside the reservation's transaction: the counts include parallel attempts. An
+        # address the user logged in from lately is not held back by the user name's count
+        # (attackers elsewhere cannot keep the real user out), only by its own.
+        checks = [("address", by_address, settings.login_max_failures)]
+        if not known:
+            checks.append(("user", by_user, settings.login_user_max_failures))
+        for key, failures, limit in checks:
+            until = _wait_until(failures, limit, base)
+            if until is not None and until > now:
+                waits[key] = until
+                return key
+        return None
+
+    attempt, refusal = user_writes.reserve_login(
+        db,
+        name,
+        address,
+        now=now,
+        since=now - FAILURE_WINDOW,
+        known_since=now - KNOWN_ADDRESS_DAYS,
+        decide=decide,
+    )
+    if refusal == "address":
+        minutes = whole_minutes(waits["address"] - now)
+        raise AddressWaits(wait_sentence(minutes), minutes)
+    assert attempt is not None
     user = user_store.get_user(db, name)
-    if user is None:
-        verify_password(_DUMMY_HASH, password)
-        raise LoginError("Wrong user name or password.")
-    if user.locked_until is not None and user.locked_until > now:
-        raise LoginError(
-            f"Too many failed logins: {name!r} is locked for {_minutes(user.locked_until - now)} "
-            f"more. An admin can unlock it now: seedlab users unlock {name}"
-        )
-    if not verify_password(user.password_hash, password):
-        after = user_writes.record_failed_login(
-            db, name, max_failures=max_failures(), lock_until=now + lockout()
-        )
-        if after is not None and after.locked_until is not None and after.locked_until > now:
-            audit.record(db, name, "login_locked", f"user {name}", f"{max_failures()} failures")
-            raise LoginError(
-                f"Too many failed logins: {name!r} is locked for {_minutes(lockout())}."
-            )
-        raise LoginError("Wrong user name or password.")
+    # The same work whatever the case: one argon2 check (a dummy hash when there is no user or
+    # the user name is waiting), one write; so neither the answer nor its time tells them apart.
+    checked_hash = user.password_hash if user is not None and refusal is None else _DUMMY_HASH
+    right = verify_password(checked_hash, password) and checked_hash is not _DUMMY_HASH
+    user_writes.finish_login(
+        db, attempt, "ok" if right else "failed", forgive_before=now if right else None
+    )
+    if not right or user is None:
+        # One audit entry per refused attempt, whatever the reason (the same work each time).
+        why = "; this user name is waiting after too many failures" if refusal == "user" else ""
+        audit.record(db, name, "login_failed", f"user {name}", f"from {address}{why}")
+        raise LoginError(WRONG)
     if _hasher.check_needs_rehash(user.password_hash):
         user_writes.set_password_hash(db, name, hash_password(password))
         user = user_store.get_user(db, name) or user
@@ -189,33 +314,89 @@ def authenticate(db: Engine, name: str, password: str, now: datetime | None = No
     return Actor(user.name, user.role)
 
 
-def session_stamp(db: Engine, name: str) -> datetime | None:
-    """What a session remembers at login; a password change moves it and ends the session."""
-    user = user_store.get_user(db, name)
-    return None if user is None else user.password_changed_at
+# ---------------------------------------------------------------- sessions
 
 
-def session_actor(
-    db: Engine,
-    name: str,
-    logged_in_at: datetime,
-    stamp: datetime | None,
-    now: datetime | None = None,
-) -> Actor | None:
-    """The user of a live session, read fresh from the DB (a role change applies at once),
-    or None when the session expired, the user was removed or their password changed."""
+@dataclass(frozen=True)
+class Session:
+    """A session just started: `token` goes into the browser's cookie and nowhere else."""
+
+    id: int
+    token: str
+    expires_at: datetime
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(db: Engine, actor: Actor, address: str = UNKNOWN_ADDRESS) -> Session:
+    """A new session for a user who just logged in (a random 256-bit token from `secrets`)."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    expires = now + session_lifetime()
+    session_id = user_writes.start_session(
+        db, _token_hash(token), actor.name, address[:64], now=now, expires_at=expires
+    )
+    return Session(session_id, token, expires)
+
+
+# A session's "last seen" is written at most this often: a click is not a write.
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+def session_actor(db: Engine, token: str | None, now: datetime | None = None) -> Actor | None:
+    """The user of an open session, read fresh from the DB (so a removed user is out at once),
+    or None when the token is unknown, revoked or expired."""
+    if not token or not isinstance(token, str):
+        return None
     now = now or utcnow()
-    if now - logged_in_at > session_lifetime():
+    found = user_store.find_session(db, _token_hash(token))
+    if found is None or found.revoked_at is not None or found.expires_at <= now:
         return None
-    user = user_store.get_user(db, name)
-    if user is None or user.password_changed_at != stamp:
+    user = user_store.get_user(db, found.user_name)
+    if user is None:
         return None
+    if now - found.last_seen_at >= _TOUCH_EVERY:
+        user_writes.touch_session(db, found.id, now)
     return Actor(user.name, user.role)
 
 
-def record_logout(db: Engine, name: str) -> None:
-    """The audit entry for a user who logged out (the session itself lives in the browser)."""
-    audit.record(db, name, "logout", f"user {name}")
+def end_session(db: Engine, token: str | None) -> str | None:
+    """Log out: the session is revoked at once (a copied cookie opens nothing after this).
+    The user's name, or None when the token named no open session."""
+    if not token or not isinstance(token, str):
+        return None
+    found = user_store.find_session(db, _token_hash(token))
+    if found is None or not user_writes.revoke_session(db, found.id):
+        return None
+    audit.record(db, found.user_name, "logout", f"user {found.user_name}")
+    return found.user_name
+
+
+def list_sessions(db: Engine, actor: Actor, name: str) -> list[user_store.SessionRecord]:
+    """A user's open sessions, newest first (admins for anyone; a user for themselves)."""
+    if actor.name != name:
+        check(actor, Permission.MANAGE_USERS)
+    return user_store.list_sessions(db, name, open_at=utcnow())
+
+
+def end_sessions(db: Engine, actor: Actor, name: str, session_id: int | None = None) -> int:
+    """End one of a user's sessions (by its id) or all of them; how many were open."""
+    if actor.name != name:
+        check(actor, Permission.MANAGE_USERS)
+    if session_id is None:
+        ended = user_writes.revoke_sessions(db, name)
+    else:
+        ended = int(user_writes.revoke_session(db, session_id, user_name=name))
+    audit.record(
+        db,
+        actor.name,
+        "end_sessions",
+        f"user {name}",
+        "all" if session_id is None else f"session {session_id}",
+    )
+    return ended
 
 
 def has_users(db: Engine) -> bool:

@@ -154,8 +154,9 @@ def sample_csv(path: Path) -> Path:
 
 
 def log_in(page: Page, base_url: str) -> None:
-    """Log in as the admin made in `seedlab_url`; the signed session cookie then carries the
-    login to every page the walk opens by URL (each `goto` is a fresh Streamlit session)."""
+    """Log in as the admin made in `seedlab_url`: the form posts to /auth/login, whose HttpOnly
+    session cookie then carries the login to every page the walk opens by URL (each `goto` is a
+    fresh Streamlit session)."""
     from playwright.sync_api import expect
 
     open_page(page, base_url)
@@ -166,7 +167,6 @@ def log_in(page: Page, base_url: str) -> None:
     page.get_by_role("button", name="Log in").click()
     settle(page)
     expect(page.get_by_text(f"Logged in as {ADMIN}").first).to_be_visible()
-    page.wait_for_timeout(500)  # the cookie is written by a script in the page
 
 
 def predict_in_playground(page: Page, base_url: str, run_id: int) -> None:
