@@ -1,8 +1,8 @@
 """sessions and login attempts: server-side sessions, and failed logins counted per user and per
 address (the users' failed_logins and locked_until columns go: the attempts replace them)
 
-Revision ID: 0010_sessions
-Revises: 0009_jobs
+Revision ID: 0012_sessions
+Revises: 0011_run_source
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_sessions"
-down_revision: str | None = "0009_jobs"
+revision: str = "0012_sessions"
+down_revision: str | None = "0011_run_source"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
