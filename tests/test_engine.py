@@ -68,7 +68,9 @@ def test_upload_submit_train_browse_via_cli(settings, db, tmp_path: Path, worker
     assert shown["status"] == "completed" and shown["name"] == "first run"
     assert shown["config"]["hidden_sizes"] == [32, 16] and shown["device"] == "cpu"
     assert 0.0 <= shown["test_metrics"]["test_accuracy"] <= 1.0
-    assert shown["summary"]["val_loss"]["step"] == 8
+    # Every point sits at its optimizer step; the `epoch` series says which epoch that is.
+    assert shown["summary"]["epoch"]["last"] == 8
+    assert shown["summary"]["val_loss"]["step"] == shown["summary"]["epoch"]["step"]
     assert 1 <= shown["summary"]["best_epoch"]["last"] <= 8  # restore_best_weights is on
 
     history = run_store.get_run(db, run_id)

@@ -28,6 +28,7 @@ from db import datasets as dataset_store
 from db import runs as run_store
 from db.session import get_db
 from db.writes import artifacts as artifact_writes
+from db.writes import metrics as metric_writes
 from db.writes import runs as run_writes
 from engine.core.atomic import write_json_atomic
 from engine.core.config import validate_config
@@ -47,6 +48,9 @@ log = logging.getLogger("seedlab.runner")
 
 FLUSH_SECONDS = 1.0
 FLUSH_POINTS = 500
+# Training-loss points per epoch beside the epoch's own (train(loss_points_per_epoch=…)): a
+# line on the Run page within an epoch, at about one device sync every 5 % of an epoch.
+LOSS_POINTS_PER_EPOCH = 20
 
 
 class EngineShutdown(Exception):
@@ -92,6 +96,7 @@ class EpochCheckpointer:
 class DbReporter:
     """Buffers metric points and flushes them with a heartbeat at most every second.
 
+    The run's first points are flushed at once, so its curve appears as soon as it trains.
     Each flush also reads `cancel_requested`, so a cancel is seen within about a second.
     """
 
@@ -101,13 +106,14 @@ class DbReporter:
         self.buffer: list[tuple[str, int, float, float]] = []
         self.last_flush = time.monotonic()
         self.cancelled = False
+        self.sent_any = False
         worker_pid = os.environ.get("SEEDLAB_WORKER_PID", "")
         self.worker_pid = int(worker_pid) if worker_pid.isdigit() else None
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         now = time.time()
         self.buffer += [(k, step, float(v), now) for k, v in metrics.items()]
-        if len(self.buffer) >= FLUSH_POINTS:
+        if len(self.buffer) >= FLUSH_POINTS or not self.sent_any:
             self.flush()
 
     def should_stop(self) -> bool:
@@ -120,6 +126,7 @@ class DbReporter:
             # Our worker died (SIGKILL, OOM): stop here; the run resumes under the next one.
             raise WorkerGone()
         points, self.buffer = self.buffer, []
+        self.sent_any = self.sent_any or bool(points)
         self.cancelled = run_writes.record_progress(self.db, self.run_id, points) or self.cancelled
         self.last_flush = time.monotonic()
 
@@ -195,11 +202,20 @@ def execute(settings: Settings, run_id: int) -> str:
             log.info("distilling from teacher run #%s", config.distill_from)
         resume = load_train_state(resume_path(settings, run_id))  # on every rank
         if not main:
-            result = train(
-                config, data.train_data, ListReporter(), choice, resume=resume, parallel=parallel
+            result = train(  # the same points as rank 0: their means are collectives
+                config,
+                data.train_data,
+                ListReporter(),
+                choice,
+                resume=resume,
+                parallel=parallel,
+                loss_points_per_epoch=LOSS_POINTS_PER_EPOCH,
             )
             return "cancelled" if result.cancelled else "completed"
         reporter = DbReporter(db, run_id)
+        # Points a previous attempt wrote after its checkpoint are replaced, not doubled: the
+        # resumed run logs those steps again.
+        metric_writes.discard_after_epoch(db, run_id, resume.epoch if resume else 0)
         if resume is not None:
             log.info(
                 "resuming after epoch %d of %d (attempt %d)",
@@ -220,6 +236,7 @@ def execute(settings: Settings, run_id: int) -> str:
             resume=resume,
             on_epoch_end=checkpointer,
             parallel=parallel,
+            loss_points_per_epoch=LOSS_POINTS_PER_EPOCH,
         )
         reporter.flush()
         if checkpointer.count:
@@ -245,7 +262,7 @@ def execute(settings: Settings, run_id: int) -> str:
             return status
 
         report = evaluate_on_test(result.model, data, choice)
-        final_step = max(result.epochs_completed, 1)
+        final_step = max(result.steps_completed, 1)
         finals = dict(report["metrics"])
         if result.best_epoch:
             # Which epoch's weights were evaluated (restore_best_weights).
