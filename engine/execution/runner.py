@@ -7,6 +7,12 @@ with a sentence a user can act on; the full traceback goes to the run's log.
 A data-parallel run (`processes > 1`) runs this module once per process under torchrun
 (executors/torchrun.py): rank 0 does all of the above; the other ranks read the run, train their
 share and exit, writing nothing to the database (engine/ml/ddp.py).
+
+`python -m engine.execution.runner --spare` is the same runner started ahead of its run (the
+worker keeps one, engine/execution/spare.py): it imports torch and the engine, warms the CPU
+kernels, then waits for one run id on stdin, points its output at that run's log and runs it
+exactly as above; then it exits, so a crash still ends one run only. An empty stdin (the
+worker stopped or no longer needs it) ends it quietly.
 """
 
 from __future__ import annotations
@@ -371,8 +377,50 @@ def _fail_out_of_memory(db, run_id: int, config: dict) -> None:  # noqa: ANN001
     )
 
 
+def _warm_up() -> None:
+    """The first step of a small model on the CPU, so the kernels a run's first steps need are
+    loaded and their first-call setup done before there is a run to wait for. Never CUDA: the
+    spare must not take GPU memory while it waits."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    optimizer = torch.optim.AdamW(model.parameters(), fused=True)
+    loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 8)), torch.tensor([0, 1, 2, 0]))
+    loss.backward()
+    optimizer.step()
+
+
+def serve_one() -> int:
+    """A spare runner's life: warm up, wait for one run id on stdin, run it, exit."""
+    try:
+        _warm_up()
+    except Exception:  # noqa: BLE001 - a cold kernel is slower, never wrong: run anyway
+        traceback.print_exc()
+    # Read by bench/bench_engine.py (and a person) to know the spare is ready.
+    print(f"spare runner {os.getpid()} ready", flush=True)
+    line = sys.stdin.readline().strip()
+    if not line:
+        return 0  # the worker closed our stdin: it stopped, or this spare is not needed
+    if not line.isdigit():
+        print(f"spare runner: expected a run id on stdin, got {line[:40]!r}", file=sys.stderr)
+        return 2
+    run_id = int(line)
+    # From here on this process is the run's runner: its output goes to the run's log, as a
+    # runner the worker starts for the run writes there from its first line.
+    path = log_path(Settings.from_env(), run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with path.open("ab") as log_file, open(os.devnull, "rb") as nothing:
+        os.dup2(log_file.fileno(), 1)
+        os.dup2(log_file.fileno(), 2)
+        os.dup2(nothing.fileno(), 0)
+    return main([str(run_id)])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args == ["--spare"]:
+        return serve_one()
     if len(args) != 1 or not args[0].isdigit():
         print("usage: python -m engine.execution.runner RUN_ID", file=sys.stderr)
         return 2
