@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -13,9 +15,12 @@ from sqlalchemy import text
 
 from db import artifacts as artifact_store
 from db import datasets as dataset_store
+from db import metrics as metric_store
 from db import runs as run_store
 from db.writes import runs as run_writes
 from engine.services.launch import submit_run
+from engine.services.permissions import LOCAL_ADMIN
+from engine.services.runs import queue_demo_run
 from tests.support.commands import cli
 from tests.support.engine import (
     MESSY_CHURN_CSV,
@@ -200,3 +205,39 @@ def test_worker_respects_concurrency_cap(settings, db, demo_datasets):
         )
     finally:
         stop_worker(proc)
+
+
+def _ready_spare_pid(settings) -> int | None:  # noqa: ANN001
+    """The pid of the worker's spare runner once it says it is ready (engine/execution/spare.py)."""
+    path = settings.home / "spare-runner.log"
+    found = re.search(rb"spare runner (\d+) ready", path.read_bytes()) if path.is_file() else None
+    return int(found.group(1)) if found else None
+
+
+@pytest.mark.backends("sqlite")  # process handling, the same on every backend
+def test_demo_run_draws_its_curve_while_it_trains_on_the_warm_runner(settings, db):
+    """The demo run (a few seconds of training) stores many training-loss points before it
+    finishes, the first ones within its first epoch; it runs in the spare runner the worker
+    started ahead, and a new spare (another process) waits once it is done."""
+    proc = start_worker()
+    try:
+        spare = wait_until(lambda: _ready_spare_pid(settings), 120, what="a ready spare runner")
+        run_id = queue_demo_run(settings, db, LOCAL_ADMIN)
+        while_running: list[float] = []  # epochs of the train-loss points seen while it ran
+        while (run := run_store.get_run(db, run_id)).status in ("queued", "running"):
+            points = metric_store.metric_history(db, [run_id], ["epoch"])
+            if run_status(db, run_id) == "running":  # read after: still running, so stored before
+                while_running = points["value"].tolist()
+            time.sleep(0.05)
+        assert run.status == "completed", run.error
+        assert run.pid == spare  # the warm runner ran it
+        assert len(while_running) >= 5 and min(while_running) < 1, while_running
+        losses = metric_store.metric_history(db, [run_id], ["train_loss"])
+        assert len(losses) > 8 * 10  # about 20 a epoch beside the 8 epochs' own
+        # One spare, one run: the next run gets a new process.
+        wait_until(
+            lambda: _ready_spare_pid(settings) not in (None, spare), 120, what="the next spare"
+        )
+    finally:
+        output = stop_worker(proc)
+    assert "warm runner" in output, output
