@@ -128,8 +128,9 @@ def _draw_curves(run_id: int, shown_status: str, task: str) -> None:
         return
     if run.status != shown_status:
         st.rerun()  # the whole page: header, actions and result cards change with the status
-    if run.status in data.ACTIVE_STATUSES:
-        _progress(run, data.engine_alive(db))
+    with st.container():  # there for every status, so the charts below keep their place
+        if run.status in data.ACTIVE_STATUSES:
+            _progress(run, data.engine_alive(db))
 
     epoch_keys = EPOCH_METRICS.get(task, [])
     # The epoch series is the x axis: training-loss points within an epoch sit where they belong.
