@@ -4,9 +4,11 @@ on SQLite and on a real PostgreSQL server."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -18,10 +20,12 @@ from db import datasets as dataset_store
 from db import metrics as metric_store
 from db import runs as run_store
 from db.writes import runs as run_writes
+from engine.execution import spare as spare_module
+from engine.execution.spare import MAX_SPARE_FAILURES, SparePool
 from engine.services.launch import submit_run
 from engine.services.permissions import LOCAL_ADMIN
 from engine.services.runs import queue_demo_run
-from tests.support.commands import cli
+from tests.support.commands import child_env, cli
 from tests.support.engine import (
     MESSY_CHURN_CSV,
     run_status,
@@ -241,3 +245,30 @@ def test_demo_run_draws_its_curve_while_it_trains_on_the_warm_runner(settings, d
     finally:
         output = stop_worker(proc)
     assert "warm runner" in output, output
+
+
+def test_spare_runner_only_for_its_own_environment_and_off_after_repeated_deaths(
+    tmp_path, monkeypatch, caplog
+):
+    """A spare started for one slot's environment is never handed a run that needs another
+    (its device is fixed before CUDA starts); spares that die before they have a run are
+    reported with their output, and after three in a row runs start cold."""
+    pool = SparePool(tmp_path / "spare-runner.log")
+    env = {**child_env(), "CUDA_VISIBLE_DEVICES": ""}
+    pool.keep("cpu", env)
+    waiting = pool.spare.process
+    assert pool.take({**env, "CUDA_VISIBLE_DEVICES": "0"}, 7) is None  # another device: cold
+    assert pool.spare is not None and pool.spare.process is waiting
+    pool.stop()
+    assert waiting.poll() is not None and pool.spare is None
+
+    broken = [sys.executable, "-c", "print('broken install'); raise SystemExit(3)"]
+    monkeypatch.setattr(spare_module, "spare_command", lambda: broken)
+    with caplog.at_level(logging.WARNING, logger="seedlab.worker"):
+        for _ in range(MAX_SPARE_FAILURES):
+            pool.keep("cpu", env)
+            pool.spare.process.wait(timeout=30)
+        pool.keep("cpu", env)
+    assert not pool.enabled and pool.spare is None
+    assert "exited (code 3) before it had a run" in caplog.text and "broken install" in caplog.text
+    assert "warm start is off" in caplog.text
