@@ -44,7 +44,6 @@ PLAYGROUND_PAGE = "views/playground.py"
 ENGINE_HINT = "Start it with `make run` or `seedlab worker`."
 # A worker beats every few seconds; three missed beats means it is gone.
 WORKER_ALIVE_WITHIN_S = 15
-DEMO_DATASET = "iris"
 
 # One colour per status everywhere: st.badge and markdown colour names, and the matching hex
 # for table cells (a dataframe cell cannot hold a badge; coloured option pills are the closest).
@@ -203,10 +202,11 @@ def engine_alive(db: Engine) -> bool:
 
 
 def queue_demo_run(db: Engine, actor: Actor) -> int:
-    """Queue a default run on iris as `actor` (registering the demo datasets first if needed)."""
+    """Queue the demo run (handwritten digits, engine/data/demo.py) as `actor`, registering the
+    demo datasets first if needed."""
     from engine.services.runs import queue_demo_run as queue
 
-    run_id = queue(get_settings(), db, actor, DEMO_DATASET)
+    run_id = queue(get_settings(), db, actor)
     clear_caches()
     return run_id
 

@@ -7,6 +7,9 @@ import pytest
 import torch
 
 from db import datasets as dataset_store
+from db import metrics as metric_store
+from db import runs as run_store
+from db.writes import metrics as metric_writes
 from engine.core.config import validate_config
 from engine.core.settings import Settings
 from engine.data.stored import load_frame
@@ -19,6 +22,7 @@ from engine.ml.checkpoints import (
 from engine.ml.device import choose_device
 from engine.ml.pipeline import prepare_tabular
 from engine.ml.train import ListReporter, train
+from engine.services.launch import submit_run
 
 CPU = choose_device("cpu")
 
@@ -31,7 +35,7 @@ class StopAfter(ListReporter):
         self.epoch = epoch
 
     def should_stop(self) -> bool:
-        return len(self.points) >= self.epoch
+        return sum("val_loss" in metrics for _, metrics in self.points) >= self.epoch
 
 
 @pytest.mark.parametrize(
@@ -47,8 +51,9 @@ def test_resumed_run_matches_the_uninterrupted_one(db, demo_datasets, tmp_path, 
     config = validate_config({"epochs": 6, **values})
     data = prepare_tabular(load_frame(settings, record), record.schema, config, CPU)
 
+    live = {"loss_points_per_epoch": 3}  # training-loss points within each epoch too
     straight = ListReporter()
-    full = train(config, data.train_data, straight, CPU)
+    full = train(config, data.train_data, straight, CPU, **live)
 
     path = tmp_path / "resume.pt"
     saved: list[int] = []
@@ -58,13 +63,19 @@ def test_resumed_run_matches_the_uninterrupted_one(db, demo_datasets, tmp_path, 
         saved.append(epoch)
 
     first = StopAfter(3)
-    stopped = train(config, data.train_data, first, CPU, on_epoch_end=checkpoint)
+    stopped = train(config, data.train_data, first, CPU, on_epoch_end=checkpoint, **live)
     assert stopped.cancelled and stopped.epochs_completed == 3 and saved == [1, 2, 3]
     assert saved_epoch(path) == 3 and not path.with_name("resume.pt.tmp").exists()
 
     second = ListReporter()
-    resumed = train(config, data.train_data, second, CPU, resume=load_train_state(path))
-    assert [step for step, _ in first.points + second.points] == [1, 2, 3, 4, 5, 6]
+    resumed = train(config, data.train_data, second, CPU, resume=load_train_state(path), **live)
+    # Every point at its optimizer step, each once, as in the uninterrupted run: the resumed
+    # run's steps go on from the checkpointed epoch's last step.
+    steps = [step for step, _ in first.points + second.points]
+    assert steps == [step for step, _ in straight.points] and steps == sorted(set(steps))
+    ends = [(step, m["epoch"]) for step, m in first.points + second.points if "val_loss" in m]
+    per_epoch = ends[0][0]
+    assert ends == [(per_epoch * e, float(e)) for e in range(1, 7)] and len(steps) > len(ends)
     for (_, a), (_, b) in zip(straight.points, first.points + second.points, strict=True):
         assert a.keys() == b.keys()
         for key in a.keys() - {"epoch_seconds"}:
@@ -82,3 +93,24 @@ def test_resume_checkpoint_loads_with_weights_only_and_rejects_junk(tmp_path):
     with pytest.raises(InvalidCheckpoint, match="not a valid Seedlab checkpoint"):
         load_train_state(junk)  # tests/test_tampered_checkpoint.py has the hostile ones
     assert saved_epoch(junk) is None
+
+
+def test_points_past_the_checkpoint_are_discarded_and_the_summary_rebuilt(db, demo_datasets):
+    """What a resumed runner does first: the points a dead attempt wrote after its checkpoint go
+    (they are logged again), with the summary's last/min/max as if they never were."""
+    run_id = submit_run(db, "iris", {"epochs": 5})
+    # 4 steps per epoch; a train-loss point every 2 steps; the attempt died in epoch 3.
+    points = []
+    for step in range(2, 11, 2):
+        points += [("train_loss", step, 10.0 - step, 0.0), ("epoch", step, step / 4, 0.0)]
+    points += [("val_loss", 4, 5.0, 0.0), ("val_loss", 8, 3.0, 0.0)]
+    metric_writes.append_metrics(db, run_id, points)
+    assert metric_writes.discard_after_epoch(db, run_id, 2) == 2  # train_loss, epoch at step 10
+    steps = metric_store.metric_history(db, [run_id], ["train_loss"])["step"].tolist()
+    assert steps == [2, 4, 6, 8]
+    summary = run_store.get_run(db, run_id).summary
+    assert summary["train_loss"] == {"last": 2.0, "step": 8, "min": 2.0, "max": 8.0}
+    assert summary["epoch"]["last"] == 2.0 and summary["val_loss"]["last"] == 3.0
+    # A fresh start (no checkpoint) discards every point of the attempt before it.
+    assert metric_writes.discard_after_epoch(db, run_id, 0) == 10
+    assert run_store.get_run(db, run_id).summary == {}

@@ -9,18 +9,22 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import text
 
 from db import datasets as dataset_store
 from db import runs as run_store
+from db.session import utcnow
 from db.writes import artifacts as artifact_writes
 from db.writes import metrics as metric_writes
 from db.writes import runs as run_writes
 from db.writes import workers as worker_writes
 from engine.core.config import RunConfig
+from engine.data.demo import DEMO_RUN_CONFIG, DEMO_RUN_DATASET
 from engine.report import charts
 from engine.services.launch import find_dataset, submit_run
 from tests.support.commands import ROOT
@@ -129,6 +133,31 @@ def test_metric_curves_one_trace_per_key_and_per_run() -> None:
     assert len(charts.metric_curves(long, ["train_loss"]).data[0].x) <= 2000
 
 
+def test_curves_place_points_within_epochs_with_whole_epoch_ticks() -> None:
+    """Points at optimizer steps drawn at their epoch: the `epoch` series maps each step (4
+    steps an epoch here), the ticks are whole epochs, an axis is at least one epoch wide."""
+    steps = [1, 2, 3, 4, 5, 6, 7, 8]
+    history = pd.DataFrame(
+        {
+            "run_id": 1,
+            "key": ["train_loss"] * 8 + ["epoch"] * 8 + ["val_loss"] * 2,
+            "step": steps + steps + [4, 8],
+            "value": [2.0, 1.5, 1.2, 1.0, 0.9, 0.8, 0.7, 0.6] + [s / 4 for s in steps] + [1.1, 0.8],
+            "wall_time": 0.0,
+        }
+    )
+    fig = charts.metric_curves(history, ["train_loss", "val_loss"])
+    assert list(fig.data[0].x) == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+    assert list(fig.data[1].x) == [1.0, 2.0]
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.tickformat == ",d"
+    first_epoch = charts.metric_curves(history[history["step"] <= 2], ["train_loss"])
+    assert list(first_epoch.layout.xaxis.range) == [0, 1]
+    old_style = pd.DataFrame(  # 200 epochs, one point each at step = epoch, no epoch series
+        {"run_id": 1, "key": "train_loss", "step": np.arange(1, 201), "value": 1.0, "wall_time": 0}
+    )
+    assert charts.metric_curves(old_style, ["train_loss"]).layout.xaxis.dtick == 20
+
+
 def test_confusion_matrix_and_histogram() -> None:
     fig = charts.confusion_matrix([[3, 1], [0, 4]], ["cat", "dog"], normalize=True)
     assert list(fig.data[0].z[0]) == [0.75, 0.25]
@@ -154,16 +183,16 @@ def test_home_shows_counts_and_warns_when_engine_is_down(settings, db, demo_data
     assert list(recent["name"]) == ["waiting", "iris finished"]
 
 
-def test_home_demo_button_queues_an_iris_run_and_opens_it(settings, db) -> None:
+def test_home_demo_button_queues_the_digits_demo_run_and_opens_it(settings, db) -> None:
     at = open_page("views/home.py")
     assert "No runs yet" in texts(at.info)
     button(at, "Train a model on a demo dataset").click().run()
     assert not at.exception
     queued = run_store.list_runs(db, statuses=["queued"])
     assert len(queued) == 1
-    assert queued[0].dataset_name == "iris"
-    assert queued[0].config == RunConfig().model_dump(mode="json")
-    assert current_title(at) == f"#{queued[0].id} · iris demo"  # switched to the run page
+    assert queued[0].dataset_name == DEMO_RUN_DATASET == "digits"
+    assert queued[0].config == RunConfig(**DEMO_RUN_CONFIG).model_dump(mode="json")
+    assert current_title(at) == f"#{queued[0].id} · digits demo"  # switched to the run page
     assert at.query_params["run"] == str(queued[0].id)
 
 
@@ -403,7 +432,8 @@ def test_completed_run_shows_cards_curves_evaluation_config_and_log(
     figures = plotly_figures(at)
     loss = figures[0]["data"]
     assert [t["name"] for t in loss] == ["train loss", "val loss"]
-    assert loss[0]["x"] == [1, 2, 3]
+    assert loss[0]["x"] == [1, 2, 3]  # a run without an epoch series: its steps are epochs
+    assert figures[0]["layout"]["xaxis"]["dtick"] == 1  # whole epochs, never "1.5"
     assert loss[0]["y"] == pytest.approx([1.0, 0.5, 1 / 3])
     quality = figures[1]["data"]
     assert quality[0]["name"] == "val accuracy"
@@ -457,16 +487,48 @@ def test_cancel_queued_run(settings, db, demo_datasets) -> None:
     assert ":orange-badge[" in texts(at.markdown)
 
 
-def test_cancel_running_run_sets_the_flag(settings, db, demo_datasets) -> None:
+def test_cancel_running_run_sets_the_flag_and_the_note_goes_once_cancelled(
+    settings, db, demo_datasets
+) -> None:
     run_id = submit_run(db, "iris", {"epochs": 10}, name="long one")
     run_writes.claim_next_run(db, "test-worker")
-    metric_writes.append_metrics(db, run_id, [("train_loss", 4, 0.5, time.time())])
+    # Halfway through epoch 4: the points sit at optimizer steps, the epoch series beside them.
+    now = time.time()
+    metric_writes.append_metrics(
+        db, run_id, [("train_loss", 14, 0.5, now), ("epoch", 14, 3.5, now)]
+    )
     at = open_page("views/run_detail.py", run=str(run_id))
-    assert at.get("progress")[0].proto.text == "Epoch 4 of 10"
+    progress = at.get("progress")[0].proto
+    assert progress.text == "Epoch 4 of 10" and progress.value == 35  # follows the epochs
     button(at, "Cancel").click().run()
     run = run_store.get_run(db, run_id)
     assert run.status == "running" and run.cancel_requested
-    assert "Cancel requested — the run stops at its next checkpoint flush" in texts(at.info)
+    assert "Cancel requested — the run stops within a few seconds." in texts(at.caption)
+    # The runner stops: the page (rerun by its fragment when the status flips) drops the note.
+    run_writes.finish_run(db, run_id, "cancelled")
+    at.run()
+    assert not at.exception
+    page = texts([*at.caption, *at.info, *at.warning, *at.markdown])
+    assert "Cancel requested" not in page and "Cancelled. Resume it" in page
+
+
+def test_running_run_header_ticks_from_the_clock_and_progress_starts(
+    settings, db, demo_datasets
+) -> None:
+    """The header's duration counts from the start, not from the last heartbeat, so each
+    refresh of the header shows it grow; before the first point the bar says it is starting."""
+    run_id = submit_run(db, "iris", {"epochs": 10}, name="ticking")
+    run_writes.claim_next_run(db, "test-worker")
+    with db.begin() as conn:  # started 95 s ago; its last heartbeat then too (a slow epoch)
+        conn.execute(
+            text("UPDATE runs SET started_at = :t, heartbeat_at = :t WHERE id = :id"),
+            {"t": utcnow() - timedelta(seconds=95), "id": run_id},
+        )
+    at = open_page("views/run_detail.py", run=str(run_id))
+    header = texts(at.caption)
+    assert "running for 1m 3" in header, header  # 1m 35s, give or take the test's own time
+    assert at.get("progress")[0].proto.text.startswith("Starting")
+    assert at.get("progress")[0].proto.value == 0
 
 
 def test_clone_button_opens_the_prefilled_form(settings, db, demo_datasets) -> None:

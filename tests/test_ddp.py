@@ -23,7 +23,7 @@ from engine.ml.checkpoints import saved_epoch
 from engine.ml.predictor import Predictor
 from engine.services.launch import submit_run
 from tests.support.commands import cli
-from tests.support.engine import start_worker, stop_worker
+from tests.support.engine import epochs_of, start_worker, stop_worker
 from tests.support.waiting import wait_until
 
 # Data-parallel runs: torchrun starts one process per rank.
@@ -82,9 +82,8 @@ def test_two_processes_train_like_one_and_record_once(settings, db, demo_dataset
     log = log_path(settings, parallel).read_text()
     assert "process 0 of 2" in log and "process 1 of 2" in log  # both ranks trained
     assert log.count("test metrics:") == 1  # only rank 0 evaluates, reports and finishes
-    for run_id in (single, parallel):
-        losses = _series(db, run_id, "train_loss")
-        assert losses.steps.tolist() == list(range(1, epochs + 1))  # every epoch, once
+    for run_id in (single, parallel):  # every epoch, once
+        assert epochs_of(db, run_id, "val_loss") == list(range(1, epochs + 1))
     # Same total batch, same rows per step: the curves match up to float summation order.
     for key in ("train_loss", "val_loss"):
         one, two = _series(db, single, key).values, _series(db, parallel, key).values
@@ -120,15 +119,15 @@ def test_two_process_run_resumes_after_engine_restart(settings, db, demo_dataset
     # Metrics are flushed before each resume checkpoint is written, so a stop between the two
     # leaves one epoch stored but not checkpointed: that one is trained again.
     done_before = saved_epoch(resume_path(settings, run_id))
-    stored = len(_series(db, run_id, "train_loss").steps)
+    stored = len(_series(db, run_id, "val_loss").steps)  # one a epoch
     assert done_before in (stored - 1, stored), (done_before, stored)
 
     proc = start_worker()
     try:
         wait_until(
-            lambda: len(_series(db, run_id, "train_loss").steps) >= stored + 3,
+            lambda: len(_series(db, run_id, "val_loss").steps) >= stored + 3,
             timeout=120,
-            what="3 more train_loss points after the resume",
+            what="3 more epochs after the resume",
         )
         assert cli("runs", "cancel", str(run_id)).returncode == 0
         wait_until(lambda: _finished(db, run_id), timeout=30, what="the cancelled run to finish")
@@ -137,8 +136,8 @@ def test_two_process_run_resumes_after_engine_restart(settings, db, demo_dataset
     final = run_store.get_run(db, run_id)
     assert final.status == "cancelled", (final.error, output)
     assert f"resuming after epoch {done_before}" in log_path(settings, run_id).read_text()
-    series = _series(db, run_id, "train_loss")
-    assert series.steps.tolist() == list(range(1, len(series.steps) + 1))  # every epoch once
+    series = _series(db, run_id, "val_loss")
+    assert epochs_of(db, run_id, "val_loss") == list(range(1, len(series.steps) + 1))  # each once
     # The epochs before the stop were not trained (nor stored) again: resumed, not restarted.
     assert (series.wall_times[:done_before] < stopped_at).all()
     assert (series.wall_times[done_before:] > stopped_at).all()

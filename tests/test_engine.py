@@ -4,8 +4,12 @@ on SQLite and on a real PostgreSQL server."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,10 +17,15 @@ from sqlalchemy import text
 
 from db import artifacts as artifact_store
 from db import datasets as dataset_store
+from db import metrics as metric_store
 from db import runs as run_store
 from db.writes import runs as run_writes
+from engine.execution import spare as spare_module
+from engine.execution.spare import MAX_SPARE_FAILURES, SparePool
 from engine.services.launch import submit_run
-from tests.support.commands import cli
+from engine.services.permissions import LOCAL_ADMIN
+from engine.services.runs import queue_demo_run
+from tests.support.commands import child_env, cli
 from tests.support.engine import (
     MESSY_CHURN_CSV,
     run_status,
@@ -68,7 +77,9 @@ def test_upload_submit_train_browse_via_cli(settings, db, tmp_path: Path, worker
     assert shown["status"] == "completed" and shown["name"] == "first run"
     assert shown["config"]["hidden_sizes"] == [32, 16] and shown["device"] == "cpu"
     assert 0.0 <= shown["test_metrics"]["test_accuracy"] <= 1.0
-    assert shown["summary"]["val_loss"]["step"] == 8
+    # Every point sits at its optimizer step; the `epoch` series says which epoch that is.
+    assert shown["summary"]["epoch"]["last"] == 8
+    assert shown["summary"]["val_loss"]["step"] == shown["summary"]["epoch"]["step"]
     assert 1 <= shown["summary"]["best_epoch"]["last"] <= 8  # restore_best_weights is on
 
     history = run_store.get_run(db, run_id)
@@ -198,3 +209,66 @@ def test_worker_respects_concurrency_cap(settings, db, demo_datasets):
         )
     finally:
         stop_worker(proc)
+
+
+def _ready_spare_pid(settings) -> int | None:  # noqa: ANN001
+    """The pid of the worker's spare runner once it says it is ready (engine/execution/spare.py)."""
+    path = settings.home / "spare-runner.log"
+    found = re.search(rb"spare runner (\d+) ready", path.read_bytes()) if path.is_file() else None
+    return int(found.group(1)) if found else None
+
+
+@pytest.mark.backends("sqlite")  # process handling, the same on every backend
+def test_demo_run_draws_its_curve_while_it_trains_on_the_warm_runner(settings, db):
+    """The demo run (a few seconds of training) stores many training-loss points before it
+    finishes, the first ones within its first epoch; it runs in the spare runner the worker
+    started ahead, and a new spare (another process) waits once it is done."""
+    proc = start_worker()
+    try:
+        spare = wait_until(lambda: _ready_spare_pid(settings), 120, what="a ready spare runner")
+        run_id = queue_demo_run(settings, db, LOCAL_ADMIN)
+        while_running: list[float] = []  # epochs of the train-loss points seen while it ran
+        while (run := run_store.get_run(db, run_id)).status in ("queued", "running"):
+            points = metric_store.metric_history(db, [run_id], ["epoch"])
+            if run_status(db, run_id) == "running":  # read after: still running, so stored before
+                while_running = points["value"].tolist()
+            time.sleep(0.05)
+        assert run.status == "completed", run.error
+        assert run.pid == spare  # the warm runner ran it
+        assert len(while_running) >= 5 and min(while_running) < 1, while_running
+        losses = metric_store.metric_history(db, [run_id], ["train_loss"])
+        assert len(losses) > 8 * 10  # about 20 a epoch beside the 8 epochs' own
+        # One spare, one run: the next run gets a new process.
+        wait_until(
+            lambda: _ready_spare_pid(settings) not in (None, spare), 120, what="the next spare"
+        )
+    finally:
+        output = stop_worker(proc)
+    assert "warm runner" in output, output
+
+
+def test_spare_runner_only_for_its_own_environment_and_off_after_repeated_deaths(
+    tmp_path, monkeypatch, caplog
+):
+    """A spare started for one slot's environment is never handed a run that needs another
+    (its device is fixed before CUDA starts); spares that die before they have a run are
+    reported with their output, and after three in a row runs start cold."""
+    pool = SparePool(tmp_path / "spare-runner.log")
+    env = {**child_env(), "CUDA_VISIBLE_DEVICES": ""}
+    pool.keep("cpu", env)
+    waiting = pool.spare.process
+    assert pool.take({**env, "CUDA_VISIBLE_DEVICES": "0"}, 7) is None  # another device: cold
+    assert pool.spare is not None and pool.spare.process is waiting
+    pool.stop()
+    assert waiting.poll() is not None and pool.spare is None
+
+    broken = [sys.executable, "-c", "print('broken install'); raise SystemExit(3)"]
+    monkeypatch.setattr(spare_module, "spare_command", lambda: broken)
+    with caplog.at_level(logging.WARNING, logger="seedlab.worker"):
+        for _ in range(MAX_SPARE_FAILURES):
+            pool.keep("cpu", env)
+            pool.spare.process.wait(timeout=30)
+        pool.keep("cpu", env)
+    assert not pool.enabled and pool.spare is None
+    assert "exited (code 3) before it had a run" in caplog.text and "broken install" in caplog.text
+    assert "warm start is off" in caplog.text

@@ -14,8 +14,10 @@ from db import metrics as metric_store
 from db import runs as run_store
 from db import workers as worker_store
 from db.writes import runs as run_writes
+from engine.core.epochs import epochs_done
 from engine.core.errors import SeedlabError
 from engine.core.run_files import log_path, resume_path
+from engine.execution.runner import LOSS_POINTS_PER_EPOCH
 from engine.services.launch import submit_run
 from engine.services.recovery import resume_run
 from tests.support.commands import cli
@@ -35,7 +37,7 @@ LONG = {"epochs": 80, "batch_size": 4, "hidden_sizes": [16], "early_stopping_pat
 
 
 def _epochs_logged(db, run_id: int) -> int:
-    return int(run_store.get_run(db, run_id).summary.get("val_loss", {}).get("step") or 0)
+    return int(epochs_done(run_store.get_run(db, run_id).summary))
 
 
 def _steps(db, run_id: int, key: str = "val_loss") -> list[int]:
@@ -44,9 +46,19 @@ def _steps(db, run_id: int, key: str = "val_loss") -> list[int]:
 
 
 def _assert_continuous(db, run_id: int, epochs: int) -> None:
-    """Every epoch's points are there exactly once: nothing lost, nothing twice."""
-    for key in ("train_loss", "val_loss", "lr"):
-        assert _steps(db, run_id, key) == list(range(1, epochs + 1)), key
+    """Every point an uninterrupted run logs is there, each once, and nothing else: the points a
+    killed or cancelled attempt logged after its checkpoint were replaced, not kept beside."""
+    marks = metric_store.metric_history(db, [run_id], keys=["epoch"])
+    per_epoch = int(marks[marks["value"] == 1.0]["step"].iloc[0])
+    ends = [per_epoch * e for e in range(1, epochs + 1)]
+    for key in ("val_loss", "lr"):
+        assert _steps(db, run_id, key) == ends, key
+    every = max(1, per_epoch // LOSS_POINTS_PER_EPOCH)
+    within = [b for b in range(every, per_epoch, every)]  # offsets of the points within an epoch
+    expected = {1, *ends, *(per_epoch * (e - 1) + b for e in range(1, epochs + 1) for b in within)}
+    assert _steps(db, run_id, "train_loss") == sorted(expected)
+    assert _steps(db, run_id, "epoch") == sorted(expected)
+    assert marks["value"].tolist() == [step / per_epoch for step in sorted(expected)]
 
 
 def test_sigkill_worker_then_restart_resumes_with_continuous_metrics(settings, db, demo_datasets):

@@ -24,7 +24,7 @@ from engine.core.run_files import resume_path
 from engine.ml.checkpoints import saved_epoch
 from engine.services.launch import submit_run
 from tests.support.commands import ROOT, child_env, cli, free_port, seedlab_cmd
-from tests.support.engine import run_status, start_worker, stop_worker
+from tests.support.engine import epochs_of, run_status, start_worker, stop_worker
 from tests.support.waiting import wait_until
 
 # A local Ray cluster (started once per module) and workers on it.
@@ -144,7 +144,7 @@ def test_cancel_kill_and_shutdown_on_the_cluster(settings, db, demo_datasets, ra
     # Metrics are flushed before each resume checkpoint is written, so a stop between the two
     # leaves one epoch stored but not checkpointed: that one is trained again.
     done = saved_epoch(resume_path(settings, resumed))
-    stored = len(metric_series(db, resumed, "train_loss").steps)
+    stored = len(metric_series(db, resumed, "val_loss").steps)  # one a epoch
     assert done in (stored - 1, stored), (done, stored)
 
     # The next engine resumes it after its last epoch; a few epochs more prove it, then a cancel
@@ -152,9 +152,9 @@ def test_cancel_kill_and_shutdown_on_the_cluster(settings, db, demo_datasets, ra
     worker = start_worker("--executor", "ray", "--address", ray_address)
     try:
         wait_until(
-            lambda: len(metric_series(db, resumed, "train_loss").steps) >= stored + 3,
+            lambda: len(metric_series(db, resumed, "val_loss").steps) >= stored + 3,
             timeout=120,
-            what="3 more train_loss points after the resume",
+            what="3 more epochs after the resume",
         )
         assert cli("runs", "cancel", str(resumed)).returncode == 0
         wait_until(
@@ -165,8 +165,8 @@ def test_cancel_kill_and_shutdown_on_the_cluster(settings, db, demo_datasets, ra
     finally:
         stop_worker(worker)
     assert f"resuming after epoch {done}" in _log(settings, resumed)
-    series = metric_series(db, resumed, "train_loss")
-    assert list(series.steps) == list(range(1, len(series.steps) + 1))  # every epoch once
+    series = metric_series(db, resumed, "val_loss")
+    assert epochs_of(db, resumed, "val_loss") == list(range(1, len(series.steps) + 1))  # each once
     # Epochs before the stop were not trained (nor stored) again: resumed, not restarted.
     assert (series.wall_times[:done] < stopped_at).all()
     assert (series.wall_times[done:] > stopped_at).all()
@@ -190,5 +190,5 @@ def test_a_data_parallel_run_trains_with_ray_train(settings, db, demo_datasets, 
     assert log.count("ray train worker on node 127.0.0.1") == 2
     assert "process 0 of 2" in log and "process 1 of 2" in log
     assert log.count("test metrics") == 1  # rank 0 alone evaluates and reports
-    assert list(metric_series(db, run_id, "train_loss").steps) == [1, 2, 3, 4]
+    assert epochs_of(db, run_id, "val_loss") == [1, 2, 3, 4]
     assert (settings.run_dir(run_id) / "model.pt").is_file()

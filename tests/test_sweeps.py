@@ -199,12 +199,11 @@ def test_pruning_stops_a_bad_trial_early(settings, db, demo_datasets):
         db, "iris", {"learning_rate": 1e-7, "monitor": "val_accuracy"}, sweep_id=sweep_id
     )
     run_writes.claim_next_run(db, "test-worker")
-    now = time.time()
-    metric_writes.append_metrics(db, bad, [("val_accuracy", 1, 0.3, now)])
+    metric_writes.append_metrics(db, bad, _epoch_points([0.3], 10))
     sweeps.advance(db, sweep_store.get_sweep(db, sweep_id))
     assert not run_store.get_run(db, bad).cancel_requested  # warm-up: no verdict after 1 epoch
 
-    metric_writes.append_metrics(db, bad, [("val_accuracy", 2, 0.33, now)])
+    metric_writes.append_metrics(db, bad, _epoch_points([0.3, 0.33], 10))
     sweeps.advance(db, sweep_store.get_sweep(db, sweep_id))
     run = run_store.get_run(db, bad)
     assert run.cancel_requested and sweep_store.PRUNED_TAG in run.tags
@@ -214,6 +213,8 @@ def test_pruning_stops_a_bad_trial_early(settings, db, demo_datasets):
     sweep = sweep_store.get_sweep(db, sweep_id)
     trials = sweeps.load_trials(db, sweep)
     assert [t.state for t in trials] == ["complete", "complete", "pruned"]
+    assert trials[0].intermediate == {1: 0.6, 2: 0.8, 3: 0.9, 4: 0.95}  # by epoch, not step
+    assert trials[2].intermediate == {1: 0.3, 2: 0.33}
     assert sweep.status == "completed" and sweep.best_run_id == trials[0].run.id
 
 
@@ -268,15 +269,24 @@ def test_cancel_and_worker_restart_mid_sweep(settings, db, demo_datasets):
 # ---------------------------------------------------------------- the page
 
 
+def _epoch_points(curve: list[float], steps_per_epoch: int) -> list[tuple]:
+    """A trial's per-epoch values as a runner stores them: at optimizer steps, with the epoch
+    series beside them (engine/core/epochs.py) and a training-loss point within each epoch."""
+    now, points = time.time(), []
+    for epoch, value in enumerate(curve, start=1):
+        end, half = epoch * steps_per_epoch, (epoch - 0.5) * steps_per_epoch
+        points += [("train_loss", half, 1.0, now), ("epoch", half, epoch - 0.5, now)]
+        points += [("val_accuracy", end, value, now), ("epoch", end, float(epoch), now)]
+    return points
+
+
 def _finished_trial(db, sweep_id: int, lr: float, curve: list[float]) -> int:  # noqa: ANN001
     run_id = submit_run(
         db, "iris", {"learning_rate": lr, "monitor": "val_accuracy"}, sweep_id=sweep_id
     )
     run_writes.claim_next_run(db, "test-worker")
-    now = time.time()
-    metric_writes.append_metrics(
-        db, run_id, [("val_accuracy", i + 1, v, now) for i, v in enumerate(curve)]
-    )
+    # 4 optimizer steps an epoch; the pruned trial below has 10: compared epoch by epoch.
+    metric_writes.append_metrics(db, run_id, _epoch_points(curve, 4))
     run_writes.finish_run(db, run_id, "completed")
     return run_id
 

@@ -41,6 +41,27 @@ def test_iris_reaches_090_test_accuracy(db, demo_datasets):
     assert len(report["confusion_matrix"]) == 3
 
 
+def test_training_loss_points_within_each_epoch_at_optimizer_steps(db, demo_datasets):
+    """A short run draws a line while it trains: training-loss points every few optimizer steps
+    (the first at step 1), each at its step with its fractional epoch; every epoch ends with
+    all its metrics at the epoch's last step, epoch = k; the history keeps the epoch means."""
+    _, config, data = _prepared(db, "iris", epochs=3, batch_size=8)
+    per_epoch = math.ceil(len(data.train_data.x_train) / 8)
+    reporter = ListReporter()
+    result = train(config, data.train_data, reporter, CPU, loss_points_per_epoch=4)
+    steps = [step for step, _ in reporter.points]
+    assert steps == sorted(set(steps)) and steps[0] == 1
+    for step, metrics in reporter.points:
+        assert metrics["epoch"] == pytest.approx(step / per_epoch)
+        assert math.isfinite(metrics["train_loss"])
+    ends = [(step, m) for step, m in reporter.points if "val_loss" in m]
+    assert [step for step, _ in ends] == [per_epoch * k for k in (1, 2, 3)]
+    assert [m["epoch"] for _, m in ends] == [1.0, 2.0, 3.0]
+    assert len(reporter.points) >= 3 * 4  # about 4 points per epoch
+    assert result.steps_completed == 3 * per_epoch
+    assert [h["train_loss"] for h in result.history] != [m["train_loss"] for _, m in ends]
+
+
 def test_regression_reports_rmse_in_target_units(db, demo_datasets):
     _, config, data = _prepared(db, "diabetes", epochs=15)
     reporter = ListReporter()

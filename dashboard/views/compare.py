@@ -8,6 +8,7 @@ from dashboard import auth, data
 from dashboard.components.run_table import parse_ids
 from db import metrics as metric_store
 from db import run_query
+from engine.core.epochs import EPOCH_KEY
 from engine.report import compare_charts
 
 auth.guard_page()
@@ -55,7 +56,7 @@ with curves_tab, data.shown_errors("drawing the curves"):
         x_axis = x_col.radio(
             "x axis",
             list(compare_charts.X_AXES),
-            format_func=lambda x: "step (epoch)" if x == "step" else "wall time",
+            format_func=lambda x: "epoch" if x == "step" else "wall time",
             horizontal=True,
             key="cmp_x",
             index=list(compare_charts.X_AXES).index(
@@ -73,7 +74,8 @@ with curves_tab, data.shown_errors("drawing the curves"):
         st.query_params.update(
             {"metric": key, "x": x_axis, "smooth": f"{smoothing:g}", "log": "1" if log_y else "0"}
         )
-        history = metric_store.metric_history(db, list(labels), keys=[key])
+        # The epoch series places each point at its epoch (engine/core/epochs.py).
+        history = metric_store.metric_history(db, list(labels), keys=[key, EPOCH_KEY])
         st.plotly_chart(
             compare_charts.compare_curves(
                 history, key, run_labels=labels, x_axis=x_axis, smoothing=smoothing, log_y=log_y

@@ -1,11 +1,14 @@
 """Run: one run's status, results, live curves, evaluation, config, log and files (?run=ID).
 
-While the run is queued or running, a fragment re-reads it every two seconds and redraws only
-the progress and the curves; when the status changes it reruns the whole page, so the header,
-the actions and the result cards follow.
+While the run is queued or running, fragments re-read it every second and redraw only the
+header (its duration ticks), the progress (it follows the epochs, within one too) and the
+curves; when the status changes they rerun the whole page, so the actions and the result cards
+follow. Every part of the page sits in a container that is there on every run, whatever the
+status: the parts below keep their place, so nothing blanks and redraws when the status flips.
 """
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +26,11 @@ from db import artifacts as artifact_store
 from db import metrics as metric_store
 from db import runs as run_store
 from db.records import RunRecord
+from db.session import utcnow
 from engine.core import verdicts
 from engine.core.catalog import EPOCH_METRICS, HEADLINE_METRIC, TEST_METRICS, metric_label
 from engine.core.csv_safe import to_safe_csv
+from engine.core.epochs import EPOCH_KEY, epochs_done
 from engine.core.formatting import format_duration, format_value
 from engine.core.run_files import log_path, report_path, tail
 from engine.report import charts
@@ -33,7 +38,7 @@ from engine.services import runs as run_actions
 from engine.services.permissions import Permission
 from engine.services.recovery import resumable_epoch, settle_for_readers
 
-REFRESH_S = 2
+REFRESH_S = 1
 # A runner flushes about every second; this much silence means it is stuck or gone.
 STALE_HEARTBEAT_S = 60
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
@@ -82,10 +87,7 @@ def _progress(run: RunRecord, alive: bool) -> None:
                 icon=":material/power_off:",
             )
         return
-    epochs = int(run.config.get("epochs") or 0)
-    done = int(run.summary.get("train_loss", {}).get("step") or 0)
-    text = f"Epoch {done} of {epochs}" if epochs else f"Epoch {done}"
-    st.progress(min(1.0, done / epochs) if epochs else 0.0, text=text)
+    st.progress(_epoch_fraction(run), text=_progress_text(run))
     age = run_store.heartbeat_age_s(run)
     if age is not None and age > STALE_HEARTBEAT_S:
         st.warning(
@@ -94,7 +96,24 @@ def _progress(run: RunRecord, alive: bool) -> None:
             icon=":material/heart_broken:",
         )
     if run.cancel_requested:
-        st.caption("Cancel requested — the run stops at its next checkpoint flush.")
+        # Shown only while the run is active: the page reruns when it is cancelled.
+        st.caption("Cancel requested — the run stops within a few seconds.")
+
+
+def _epoch_fraction(run: RunRecord) -> float:
+    """The share of the run's epochs done, within an epoch too (engine/core/epochs.py)."""
+    epochs = int(run.config.get("epochs") or 0)
+    return min(1.0, max(0.0, epochs_done(run.summary) / epochs)) if epochs else 0.0
+
+
+def _progress_text(run: RunRecord) -> str:
+    """ "Epoch 3 of 50" while epoch 3 trains; "Starting…" until the first point arrives."""
+    epochs = int(run.config.get("epochs") or 0)
+    done = epochs_done(run.summary)
+    if not run.summary:
+        return "Starting — loading the data and building the model…"
+    current = int(done) + 1 if done < epochs or not epochs else epochs
+    return f"Epoch {current} of {epochs}" if epochs else f"Epoch {current}"
 
 
 def _curves(run_id: int, shown_status: str, task: str) -> None:
@@ -111,13 +130,18 @@ def _draw_curves(run_id: int, shown_status: str, task: str) -> None:
         return
     if run.status != shown_status:
         st.rerun()  # the whole page: header, actions and result cards change with the status
-    if run.status in data.ACTIVE_STATUSES:
-        _progress(run, data.engine_alive(db))
+    with st.container():  # there for every status, so the charts below keep their place
+        if run.status in data.ACTIVE_STATUSES:
+            _progress(run, data.engine_alive(db))
 
     epoch_keys = EPOCH_METRICS.get(task, [])
-    history = metric_store.metric_history(db, [run_id], keys=[*epoch_keys, "lr"])
+    # The epoch series is the x axis: training-loss points within an epoch sit where they belong.
+    history = metric_store.metric_history(db, [run_id], keys=[*epoch_keys, "lr", EPOCH_KEY])
     if history.empty:
-        st.info("No curves yet: they appear after the first epoch.", icon=":material/timeline:")
+        st.info(
+            "No curves yet: the training loss appears within seconds of the start.",
+            icon=":material/timeline:",
+        )
         return
     loss_keys = [k for k in epoch_keys if k.endswith("_loss")]
     quality_keys = [k for k in epoch_keys if k not in loss_keys]
@@ -319,13 +343,10 @@ def _actions(run: RunRecord) -> None:
                     status = run_actions.cancel_run(db, actor, run.id)
                     if status == "cancelled":
                         data.flash("Cancelled before it started.", "info")
-                    elif status == "running":
-                        data.flash(
-                            "Cancel requested — the run stops at its next checkpoint flush.",
-                            "info",
-                        )
-                    else:
+                    elif status != "running":
                         data.flash(f"The run had already finished ({status}).", "info")
+                    # A running one says "Cancel requested" under its progress bar until it
+                    # stops; a one-time message up here would stay after it had stopped.
                     st.rerun()
         _resume_button(run)
         if st.button(
@@ -369,6 +390,61 @@ def _resume_button(run: RunRecord) -> None:
             st.rerun()
 
 
+def _header(run_id: int, shown_status: str, task: str) -> None:
+    """The status badge and the run's facts; re-run every second while the run is active, so
+    its duration ticks. A changed status reruns the whole page (actions, result cards)."""
+    with data.shown_errors("reading the run"):
+        run = run_store.get_run(db, run_id)
+        if run is None:
+            return
+        if run.status != shown_status:
+            st.rerun()
+        with st.container(horizontal=True, vertical_alignment="center"):
+            data.status_badge(run.status, run.verdict)
+            st.caption(data.md_text(" · ".join(_facts(run, task))))
+
+
+def _facts(run: RunRecord, task: str) -> list[str]:
+    facts = [f"dataset {run.dataset_name}", task]
+    if run.device:
+        facts.append(f"on {run.device}")
+    facts.append(f"created {data.format_time(run.created_at)}")
+    if run.owner:
+        facts.append(f"by {run.owner}")
+    if run.status == "running" and run.started_at is not None:
+        # From the clock, not the last heartbeat: it ticks with every refresh of the header.
+        facts.append(f"running for {format_duration(_seconds_since(run.started_at))}")
+    elif run.duration_s is not None:
+        facts.append(f"took {format_duration(run.duration_s)}")
+    if run.parent_run_id:
+        facts.append(f"cloned from #{run.parent_run_id}")
+    if run.attempts:
+        facts.append(f"resumed {run.attempts}×")
+    return facts
+
+
+def _seconds_since(then: datetime) -> float:
+    return max(0.0, (utcnow() - then).total_seconds())
+
+
+def _outcome(run: RunRecord, task: str) -> None:
+    if run.status == "failed":
+        st.error(
+            data.md_message(
+                run.error or "The run failed without a message; its log may say why (Logs tab)."
+            ),
+            icon=":material/error:",
+        )
+    elif run.status == "cancelled":
+        st.warning(
+            "Cancelled. Resume it to continue from its last epoch, or clone it to start again.",
+            icon=":material/cancel:",
+        )
+    elif run.status == "completed":
+        _verdict(run)
+        _result_cards(run, task)
+
+
 # ---------------------------------------------------------------- page
 
 run_id = data.query_int("run")
@@ -390,55 +466,31 @@ with title_col:
     st.title(f"#{run.id} · {data.md_text(run.name)}")
 with action_col:
     _actions(run)
-data.show_flash()
+with st.container():  # there on every run, message or not, so the layout below stays put
+    data.show_flash()
 
-with st.container(horizontal=True, vertical_alignment="center"):
-    data.status_badge(run.status, run.verdict)
-    facts = [f"dataset {run.dataset_name}", task]
-    if run.device:
-        facts.append(f"on {run.device}")
-    facts.append(f"created {data.format_time(run.created_at)}")
-    if run.owner:
-        facts.append(f"by {run.owner}")
-    if run.duration_s is not None:
-        verb = "running for" if run.status == "running" else "took"
-        facts.append(f"{verb} {format_duration(run.duration_s)}")
-    if run.parent_run_id:
-        facts.append(f"cloned from #{run.parent_run_id}")
-    if run.attempts:
-        facts.append(f"resumed {run.attempts}×")
-    st.caption(data.md_text(" · ".join(facts)))
+refresh = REFRESH_S if active else None
+st.fragment(_header, run_every=refresh)(run.id, run.status, task)
 
 # ---- edit panel (name, tags, note, archive, delete): dashboard/components/run_edit_panel.py
 edit_panel(db, run)
-if run.tags or run.notes:
-    # Each tag and the note on its own (md_text isolates each: one cannot reorder another).
-    st.caption(" · ".join(data.md_text(t) for t in [*(f"#{t}" for t in run.tags), run.notes][:12]))
+with st.container():
+    if run.tags or run.notes:
+        # Each tag and the note on its own (md_text isolates each: one cannot reorder another).
+        st.caption(
+            " · ".join(data.md_text(t) for t in [*(f"#{t}" for t in run.tags), run.notes][:12])
+        )
 # ---- end edit panel
 # ---- registry and sharing (Register model, HTML report): dashboard/components/registry_section.py
 with data.shown_errors("reading the registry"):
     registry_section.show(db, settings, run)
 
-if run.status == "failed":
-    st.error(
-        data.md_message(
-            run.error or "The run failed without a message; its log may say why (Logs tab)."
-        ),
-        icon=":material/error:",
-    )
-elif run.status == "cancelled":
-    st.warning(
-        "Cancelled. Resume it to continue from its last epoch, or clone it to start again.",
-        icon=":material/cancel:",
-    )
-elif run.status == "completed":
-    _verdict(run)
-    _result_cards(run, task)
+with st.container():  # the status's message or the result cards, in one place for every status
+    _outcome(run, task)
 
 curves_tab, eval_tab, config_tab, logs_tab, files_tab, export_tab = st.tabs(
     ["Curves", "Evaluation", "Config", "Logs", "Artifacts", "Export & compress"]
 )
-refresh = REFRESH_S if active else None
 with curves_tab:
     st.fragment(_curves, run_every=refresh)(run.id, run.status, task)
 with eval_tab, data.shown_errors("reading the evaluation"):

@@ -9,7 +9,7 @@ import math
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func
+from sqlalchemy import Connection, Engine, case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from db.metrics import Point
@@ -133,3 +133,81 @@ def append_metrics(db: Engine, run_id: int, points: list[Point]) -> None:
     """Append a batch of points in one transaction (executemany, not one ORM object each)."""
     with writing(db) as conn:
         insert_points(conn, run_id, points)
+
+
+def discard_after_epoch(db: Engine, run_id: int, epoch: int) -> int:
+    """Delete the run's points past the end of `epoch` (all of them for epoch 0), and rebuild
+    its summary from what is left; returns how many points went.
+
+    A run that resumes from its checkpoint at epoch k logs again from there: the points a dead
+    attempt wrote after k are replaced by the new ones, never kept beside them. The end of an
+    epoch is read from the run's `epoch` series (engine/core/epochs.py); a run without one
+    logged one point per epoch, at step = epoch.
+    """
+    with writing(db) as conn:
+        has_marks = conn.execute(
+            select(metrics.c.step).where(metrics.c.run_id == run_id, metrics.c.key == "epoch")
+        ).first()
+        if has_marks is None:
+            cut = epoch
+        else:
+            cut = conn.execute(
+                select(func.coalesce(func.max(metrics.c.step), 0)).where(
+                    metrics.c.run_id == run_id,
+                    metrics.c.key == "epoch",
+                    metrics.c.value <= epoch,
+                )
+            ).scalar_one()
+        gone = conn.execute(
+            delete(metrics).where(metrics.c.run_id == run_id, metrics.c.step > cut)
+        ).rowcount
+        if gone:
+            _rebuild_summary(conn, run_id)
+        return gone
+
+
+def _rebuild_summary(conn: Connection, run_id: int) -> None:
+    """The run's summary rows again from its points (last, min and max of each key; NULL, the
+    stored NaN, left out as insert_points leaves it out)."""
+    present = metrics.c.value.is_not(None)
+    extremes = (
+        select(
+            metrics.c.key,
+            func.max(metrics.c.step).label("last_step"),
+            func.min(metrics.c.value).label("min_value"),
+            func.max(metrics.c.value).label("max_value"),
+        )
+        .where(metrics.c.run_id == run_id, present)
+        .group_by(metrics.c.key)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(
+            extremes.c.key,
+            metrics.c.value,
+            extremes.c.last_step,
+            extremes.c.min_value,
+            extremes.c.max_value,
+        ).join(
+            metrics,
+            (metrics.c.run_id == run_id)
+            & (metrics.c.key == extremes.c.key)
+            & (metrics.c.step == extremes.c.last_step),
+        )
+    ).all()
+    conn.execute(delete(run_summaries).where(run_summaries.c.run_id == run_id))
+    if rows:
+        conn.execute(
+            run_summaries.insert(),
+            [
+                {
+                    "run_id": run_id,
+                    "key": key,
+                    "last_value": value,
+                    "last_step": step,
+                    "min_value": low,
+                    "max_value": high,
+                }
+                for key, value, step, low, high in rows
+            ],
+        )

@@ -13,6 +13,7 @@ import typer
 from sqlalchemy import Engine
 
 from engine.cli.common import actor, print_json, ready
+from engine.core.epochs import epochs_done
 from engine.core.paths import PROJECT_ROOT
 from engine.core.settings import Settings, proxy_networks
 from engine.execution.worker_options import (
@@ -87,7 +88,7 @@ def engine_status_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) 
         )
     typer.echo(f"queued: {status.queued}   running: {len(status.running)}")
     for r in status.running:
-        epoch = int(r.summary.get("train_loss", {}).get("step") or 0)
+        epoch = int(epochs_done(r.summary))
         typer.echo(
             f"  run {r.id} {r.name[:30]!r} on {r.device or '?'}: epoch {epoch}/"
             f"{r.config.get('epochs', '?')}"

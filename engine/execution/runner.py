@@ -7,6 +7,12 @@ with a sentence a user can act on; the full traceback goes to the run's log.
 A data-parallel run (`processes > 1`) runs this module once per process under torchrun
 (executors/torchrun.py): rank 0 does all of the above; the other ranks read the run, train their
 share and exit, writing nothing to the database (engine/ml/ddp.py).
+
+`python -m engine.execution.runner --spare` is the same runner started ahead of its run (the
+worker keeps one, engine/execution/spare.py): it imports torch and the engine, warms the CPU
+kernels, then waits for one run id on stdin, points its output at that run's log and runs it
+exactly as above; then it exits, so a crash still ends one run only. An empty stdin (the
+worker stopped or no longer needs it) ends it quietly.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from db import datasets as dataset_store
 from db import runs as run_store
 from db.session import get_db
 from db.writes import artifacts as artifact_writes
+from db.writes import metrics as metric_writes
 from db.writes import runs as run_writes
 from engine.core.atomic import write_json_atomic
 from engine.core.config import validate_config
@@ -54,6 +61,9 @@ log = logging.getLogger("seedlab.runner")
 
 FLUSH_SECONDS = 1.0
 FLUSH_POINTS = 500
+# Training-loss points per epoch beside the epoch's own (train(loss_points_per_epoch=…)): a
+# line on the Run page within an epoch, at about one device sync every 5 % of an epoch.
+LOSS_POINTS_PER_EPOCH = 20
 
 
 class EngineShutdown(Exception):
@@ -99,6 +109,7 @@ class EpochCheckpointer:
 class DbReporter:
     """Buffers metric points and flushes them with a heartbeat at most every second.
 
+    The run's first points are flushed at once, so its curve appears as soon as it trains.
     Each flush also reads `cancel_requested`, so a cancel is seen within about a second.
     """
 
@@ -108,13 +119,14 @@ class DbReporter:
         self.buffer: list[tuple[str, int, float, float]] = []
         self.last_flush = time.monotonic()
         self.cancelled = False
+        self.sent_any = False
         worker_pid = os.environ.get("SEEDLAB_WORKER_PID", "")
         self.worker_pid = int(worker_pid) if worker_pid.isdigit() else None
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         now = time.time()
         self.buffer += [(k, step, float(v), now) for k, v in metrics.items()]
-        if len(self.buffer) >= FLUSH_POINTS:
+        if len(self.buffer) >= FLUSH_POINTS or not self.sent_any:
             self.flush()
 
     def should_stop(self) -> bool:
@@ -127,6 +139,7 @@ class DbReporter:
             # Our worker died (SIGKILL, OOM): stop here; the run resumes under the next one.
             raise WorkerGone()
         points, self.buffer = self.buffer, []
+        self.sent_any = self.sent_any or bool(points)
         self.cancelled = run_writes.record_progress(self.db, self.run_id, points) or self.cancelled
         self.last_flush = time.monotonic()
 
@@ -202,11 +215,20 @@ def execute(settings: Settings, run_id: int) -> str:
             log.info("distilling from teacher run #%s", config.distill_from)
         resume = load_train_state(resume_path(settings, run_id))  # on every rank
         if not main:
-            result = train(
-                config, data.train_data, ListReporter(), choice, resume=resume, parallel=parallel
+            result = train(  # the same points as rank 0: their means are collectives
+                config,
+                data.train_data,
+                ListReporter(),
+                choice,
+                resume=resume,
+                parallel=parallel,
+                loss_points_per_epoch=LOSS_POINTS_PER_EPOCH,
             )
             return "cancelled" if result.cancelled else "completed"
         reporter = DbReporter(db, run_id)
+        # Points a previous attempt wrote after its checkpoint are replaced, not doubled: the
+        # resumed run logs those steps again.
+        metric_writes.discard_after_epoch(db, run_id, resume.epoch if resume else 0)
         if resume is not None:
             log.info(
                 "resuming after epoch %d of %d (attempt %d)",
@@ -227,6 +249,7 @@ def execute(settings: Settings, run_id: int) -> str:
             resume=resume,
             on_epoch_end=checkpointer,
             parallel=parallel,
+            loss_points_per_epoch=LOSS_POINTS_PER_EPOCH,
         )
         reporter.flush()
         if checkpointer.count:
@@ -252,7 +275,7 @@ def execute(settings: Settings, run_id: int) -> str:
             return status
 
         report = evaluate_on_test(result.model, data, choice)
-        final_step = max(result.epochs_completed, 1)
+        final_step = max(result.steps_completed, 1)
         finals = dict(report["metrics"])
         if result.best_epoch:
             # Which epoch's weights were evaluated (restore_best_weights).
@@ -367,8 +390,50 @@ def _fail_out_of_memory(db, run_id: int, config: dict) -> None:  # noqa: ANN001
     )
 
 
+def _warm_up() -> None:
+    """The first step of a small model on the CPU, so the kernels a run's first steps need are
+    loaded and their first-call setup done before there is a run to wait for. Never CUDA: the
+    spare must not take GPU memory while it waits."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    optimizer = torch.optim.AdamW(model.parameters(), fused=True)
+    loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 8)), torch.tensor([0, 1, 2, 0]))
+    loss.backward()
+    optimizer.step()
+
+
+def serve_one() -> int:
+    """A spare runner's life: warm up, wait for one run id on stdin, run it, exit."""
+    try:
+        _warm_up()
+    except Exception:  # noqa: BLE001 - a cold kernel is slower, never wrong: run anyway
+        traceback.print_exc()
+    # Read by bench/bench_engine.py (and a person) to know the spare is ready.
+    print(f"spare runner {os.getpid()} ready", flush=True)
+    line = sys.stdin.readline().strip()
+    if not line:
+        return 0  # the worker closed our stdin: it stopped, or this spare is not needed
+    if not line.isdigit():
+        print(f"spare runner: expected a run id on stdin, got {line[:40]!r}", file=sys.stderr)
+        return 2
+    run_id = int(line)
+    # From here on this process is the run's runner: its output goes to the run's log, as a
+    # runner the worker starts for the run writes there from its first line.
+    path = log_path(Settings.from_env(), run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with path.open("ab") as log_file, open(os.devnull, "rb") as nothing:
+        os.dup2(log_file.fileno(), 1)
+        os.dup2(log_file.fileno(), 2)
+        os.dup2(nothing.fileno(), 0)
+    return main([str(run_id)])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args == ["--spare"]:
+        return serve_one()
     if len(args) != 1 or not args[0].isdigit():
         print("usage: python -m engine.execution.runner RUN_ID", file=sys.stderr)
         return 2

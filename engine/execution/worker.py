@@ -6,6 +6,9 @@ only its GPU through CUDA_VISIBLE_DEVICES), beats a heartbeat with its devices' 
 cancels a runner does not honour, and makes sure no run stays `running` after its process is
 gone: a stale run with a checkpoint is requeued to resume, one without is failed.
 
+A run starts on a warm runner when one is ready for its device (engine/execution/spare.py): a
+runner process started ahead with torch imported, used for that one run only.
+
 Shutdown (SIGTERM, Ctrl-C) asks each runner to stop; a runner then puts its run back in the
 queue, so the next engine start resumes it from its last epoch instead of failing it.
 
@@ -51,6 +54,7 @@ from engine.execution.devices import detect_devices
 from engine.execution.executors.torchrun import processes_of, runner_command, thread_share
 from engine.execution.job_runner import job_log_path
 from engine.execution.scheduling import Slot, assign_slot, free_requests, total_slots
+from engine.execution.spare import SparePool
 from engine.execution.stop_marker import mark_engine_stopping
 from engine.execution.worker_options import WorkerOptions, worker_command
 from engine.services.recovery import heartbeat_timeout_s, settle_stale_runs
@@ -121,6 +125,7 @@ class Worker:
         gpu_cap: int = 1,
         executor: str = "local",
         ray_address: str = "auto",
+        warm_runner: bool = True,
     ) -> None:
         if max_concurrent < 1 or gpu_cap < 1:
             raise ValueError("the CPU cap (max_concurrent) and gpu_cap must be at least 1")
@@ -144,6 +149,10 @@ class Worker:
         self.devices: list[dict] = []
         self._devices_at = 0.0
         self._stopping = False
+        # One runner started ahead (not with Ray, whose tasks start on the cluster).
+        self.spares = SparePool(
+            settings.home / "spare-runner.log", enabled=warm_runner and executor == "local"
+        )
 
     # ------------------------------------------------------------ lifecycle
 
@@ -188,6 +197,7 @@ class Worker:
 
     def shutdown(self) -> None:
         self._stopping = True
+        self.spares.stop()
         for active in self.active.values():
             if active.process.poll() is None:
                 if isinstance(active.process, subprocess.Popen):  # torchrun's ranks read it
@@ -251,6 +261,16 @@ class Worker:
             slot = assign_slot(requested, self.devices, self.load(), **caps) or Slot("cpu")
             processes = processes_of(run.config if run else {})
             self._spawn(run_id, slot, attempts=run.attempts if run else 0, processes=processes)
+        self._keep_spare()
+
+    def _keep_spare(self) -> None:
+        """A spare runner for the slot an `auto` run would get now; none while every slot is
+        full (it would only take cores from the runs in progress)."""
+        if self._stopping:
+            return
+        caps = {"gpu_cap": self.gpu_cap, "cpu_cap": self.max_concurrent}
+        slot = assign_slot("auto", self.devices, self.load(), **caps)
+        self.spares.keep(slot.key if slot else None, self._run_env(slot) if slot else None)
 
     def _device_label(self, slot: Slot) -> str:
         if slot.kind == "cpu":
@@ -320,21 +340,31 @@ class Worker:
         path.parent.mkdir(parents=True, exist_ok=True)
         env = self._run_env(slot, processes)
         self._note_attempt(run_id, attempts, slot.key)
-        with path.open("ab") as log_file:
-            process = subprocess.Popen(
-                runner_command(run_id, processes),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                cwd=PROJECT_ROOT,
-                # Own session: a Ctrl-C in the terminal reaches the worker, which then stops
-                # its runs in order, instead of killing them mid-write.
-                start_new_session=True,
-            )
+        # The warm runner when it was started for exactly this environment (device included).
+        process = self.spares.take(env, run_id) if processes == 1 else None
+        warm = process is not None
+        if process is None:
+            with path.open("ab") as log_file:
+                process = subprocess.Popen(
+                    runner_command(run_id, processes),
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    cwd=PROJECT_ROOT,
+                    # Own session: a Ctrl-C in the terminal reaches the worker, which then stops
+                    # its runs in order, instead of killing them mid-write.
+                    start_new_session=True,
+                )
         run_writes.mark_started(self.db, run_id, pid=process.pid, device=self._device_label(slot))
         self.active[run_id] = ActiveRun(run_id, process, slot)
-        log.info("run %s started on %s (pid %s)", run_id, slot.key, process.pid)
+        log.info(
+            "run %s started on %s (pid %s, %s runner)",
+            run_id,
+            slot.key,
+            process.pid,
+            "warm" if warm else "new",
+        )
 
     def _reap(self) -> None:
         """Runs whose process ended: if it left the run active, say why it failed."""
@@ -507,6 +537,7 @@ def run_with_options(settings: Settings, options: WorkerOptions) -> None:
         options.gpu_cap,
         executor=options.executor,
         ray_address=options.ray_address,
+        warm_runner=options.warm_runner,
     )
 
 
@@ -518,6 +549,7 @@ def run_worker(
     *,
     executor: str = "local",
     ray_address: str = "auto",
+    warm_runner: bool = True,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     worker = Worker(
@@ -527,6 +559,7 @@ def run_worker(
         gpu_cap=gpu_cap,
         executor=executor,
         ray_address=ray_address,
+        warm_runner=warm_runner,
     )
     signal.signal(signal.SIGTERM, worker.request_stop)
     signal.signal(signal.SIGINT, worker.request_stop)

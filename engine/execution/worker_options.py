@@ -28,6 +28,7 @@ class WorkerOptions:
     poll_interval: float = 0.5
     executor: str = "local"
     ray_address: str = "auto"
+    warm_runner: bool = True
 
 
 # Shared with `seedlab up`, which passes them on to the worker it starts.
@@ -82,6 +83,14 @@ def worker_command(start: WorkerStart) -> Callable[..., None]:
                 show_default=False,
             ),
         ] = None,
+        warm_runner: Annotated[
+            bool,
+            typer.Option(
+                help="Keep one runner process started ahead, torch loaded, so a run starts "
+                "training at once (engine/execution/spare.py); --no-warm-runner starts each "
+                "run's process when the run starts"
+            ),
+        ] = True,
     ) -> None:
         """Run the engine worker in the foreground (Ctrl-C stops it; its runs resume on next
         start)."""
@@ -94,6 +103,7 @@ def worker_command(start: WorkerStart) -> Callable[..., None]:
             poll_interval=poll_interval,
             executor=executor or settings.executor,
             ray_address=address or settings.ray_address,
+            warm_runner=warm_runner,
         )
         start(settings, options)
 

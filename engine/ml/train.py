@@ -16,6 +16,7 @@ from torch import nn
 
 from engine.core.catalog import HIGHER_IS_BETTER, monitor_error
 from engine.core.config import RunConfig
+from engine.core.epochs import EPOCH_KEY
 from engine.core.errors import ConfigError, TrainingError
 from engine.ml.checkpoints import TrainState, capture_state, restore_state
 from engine.ml.ddp import SINGLE, DataParallel
@@ -76,6 +77,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0  # the epoch whose weights the model holds when restore_best_weights
     stopped_early: bool = False  # early stopping ended it before config.epochs
+    steps_completed: int = 0  # optimizer steps at the end of the last completed epoch
 
 
 class ListReporter:
@@ -289,6 +291,45 @@ def _stop_requested(reporter: Reporter, parallel: DataParallel, batch: int) -> b
     return batch % AGREE_EVERY == AGREE_EVERY - 1 and parallel.agree(wanted)
 
 
+def steps_per_epoch(rows: int, batch_size: int) -> int:
+    """Optimizer steps in an epoch of `rows` rows (the last batch holds the remainder)."""
+    return max(1, math.ceil(rows / max(1, batch_size)))
+
+
+class LossWindow:
+    """The training loss between two reported points: the batches' mean losses stay on the
+    device and are summed only when a point is due (one device sync per point)."""
+
+    def __init__(self) -> None:
+        self.losses: list[torch.Tensor] = []
+        self.sizes: list[int] = []
+
+    @property
+    def rows(self) -> int:
+        return sum(self.sizes)
+
+    def add(self, loss: torch.Tensor, rows: int) -> None:
+        self.losses.append(loss)
+        self.sizes.append(rows)
+
+    def take(self, parallel: DataParallel) -> float:
+        """The per-row mean since the last take (over every rank), and start a new window."""
+        losses = torch.stack(self.losses).float()
+        sizes = torch.tensor(self.sizes, dtype=losses.dtype, device=losses.device)
+        rows = self.rows
+        mean = parallel.all_mean((losses * sizes).sum() / max(1, rows), weight=rows)
+        self.losses, self.sizes = [], []
+        return mean
+
+
+def _epoch_shape(
+    parallel: DataParallel, n: int, batch_size: int, device: torch.device
+) -> tuple[int, int]:
+    """(rows, rows per batch) of this process's share of an epoch of `n` rows."""
+    order, rows_per_batch = parallel.share_epoch(torch.arange(n, device=device), batch_size)
+    return len(order), rows_per_batch
+
+
 # Called after each epoch's metrics were reported, with a function that captures the loop's state
 # (called only when a checkpoint is due, so skipping one costs nothing).
 EpochEndHook = Callable[[int, Callable[[], TrainState]], None]
@@ -303,8 +344,15 @@ def train(
     resume: TrainState | None = None,
     on_epoch_end: EpochEndHook | None = None,
     parallel: DataParallel = SINGLE,
+    loss_points_per_epoch: int = 1,
 ) -> TrainResult:
     """Train for config.epochs (or until the reporter says stop); report per-epoch metrics.
+
+    Every point is reported at its optimizer step (engine/core/epochs.py), with the `epoch`
+    metric beside it. With `loss_points_per_epoch` > 1 the training loss is also reported that
+    many times per epoch (every few optimizer steps, and at the run's very first step), so even a
+    short run draws a curve while it trains; each `train_loss` point is then the mean over the
+    steps since the previous one. The history (and the checkpoint) keeps the epoch means.
 
     With `resume`, continue after `resume.epoch` exactly as an uninterrupted run would.
     With `parallel` (one of several DDP processes, engine/ml/ddp.py) this process trains on its
@@ -361,12 +409,19 @@ def train(
     forward = torch.compile(wrapped) if config.compile else wrapped
     # Validation runs on every rank alike, outside DDP (whose forward may start collectives).
     evaluate = model if parallel.active else forward
+    window = LossWindow()
+    # The same number of steps every epoch (and on every rank), so a resumed run's steps
+    # continue where its checkpointed epoch ended.
+    per_epoch = steps_per_epoch(*_epoch_shape(parallel, n, batch_size, data.y_train.device))
+    every = max(1, per_epoch // max(1, loss_points_per_epoch))
+    steps_done = (first_epoch - 1) * per_epoch
     for epoch in range(first_epoch, config.epochs + 1):
         started = time.perf_counter()
         model.train()
         order, rows_per_batch = parallel.share_epoch(
             _batch_order(config, data, generator), batch_size
         )
+        first_step = (epoch - 1) * per_epoch
         augment_with = parallel.augment_generator(generator, config.seed, epoch)
         # Each batch's mean loss, kept on the device: summed once per epoch, so a batch costs
         # no extra kernel and no device sync for the bookkeeping.
@@ -401,6 +456,16 @@ def train(
                     nn.utils.clip_grad_norm_(params, config.grad_clip_norm)
                 optimizer.step()
             batch_losses.append(loss.detach())
+            window.add(loss.detach(), len(idx))
+            step = first_step + batch + 1
+            mid_epoch = batch + 1 < per_epoch
+            if mid_epoch and (
+                (batch + 1) % every == 0 or (step == 1 and loss_points_per_epoch > 1)
+            ):
+                reporter.log(
+                    step,
+                    {"train_loss": window.take(parallel), EPOCH_KEY: step / per_epoch},
+                )
             # Check every 100 batches too (one device sync), so a diverged run on a large
             # dataset fails in seconds instead of at the end of a long epoch.
             # (every rank takes the same decision: all raise or none).
@@ -408,12 +473,18 @@ def train(
                 recent = torch.stack(batch_losses[-100:]).sum()
                 _check_finite(parallel.all_mean(recent), epoch, config)
             if _stop_requested(reporter, parallel, batch):
-                return TrainResult(model, epoch - 1, cancelled=True, history=history)
+                return TrainResult(
+                    model, epoch - 1, cancelled=True, history=history, steps_completed=first_step
+                )
 
         train_loss = parallel.all_mean(
             _epoch_mean(batch_losses, len(order), rows_per_batch), weight=len(order)
         )
         _check_finite(train_loss, epoch, config)
+        # The epoch's last point: the loss since the previous point (the whole epoch when
+        # there is one point per epoch), so the curve has no jump at an epoch's end.
+        recent = window.take(parallel) if window.rows else train_loss
+        steps_done = epoch * per_epoch
         metrics = {
             "train_loss": train_loss,
             **_validate(evaluate, data, choice),
@@ -421,7 +492,7 @@ def train(
             "epoch_seconds": time.perf_counter() - started,
         }
         history.append(metrics)
-        reporter.log(epoch, metrics)
+        reporter.log(steps_done, {**metrics, "train_loss": recent, EPOCH_KEY: float(epoch)})
         score = sign * metrics[config.monitor]
         if score < best_score:
             best_score, best_epoch, stale_epochs = score, epoch, 0
@@ -450,7 +521,9 @@ def train(
                 ),
             )
         if parallel.agree(reporter.should_stop()):
-            return TrainResult(model, epoch, cancelled=True, history=history)
+            return TrainResult(
+                model, epoch, cancelled=True, history=history, steps_completed=steps_done
+            )
         patience = config.early_stopping_patience
         if parallel.agree(bool(patience) and stale_epochs >= patience):
             break
@@ -463,4 +536,5 @@ def train(
         history=history,
         best_epoch=best_epoch if config.restore_best_weights else 0,
         stopped_early=len(history) < config.epochs,
+        steps_completed=steps_done,
     )

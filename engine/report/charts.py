@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from engine.core.catalog import metric_label
+from engine.core.epochs import EPOCH_KEY, epoch_ticks, epochs_at
 
 # A browser draws a few thousand points per trace smoothly; beyond that the page stutters and
 # the extra points are invisible anyway at dashboard width.
@@ -49,6 +50,32 @@ def _layout(fig: go.Figure, *, title: str | None, x_title: str, y_title: str) ->
     return fig
 
 
+def with_epochs(history: pd.DataFrame) -> pd.DataFrame:
+    """`history` (run_id, key, step, value, …) with an `epoch` column: each point's epoch from
+    its run's `epoch` series (engine/core/epochs.py), the step itself for runs without one."""
+    out = history.copy()
+    out["epoch"] = out["step"].astype(float)
+    marks = out[out["key"] == EPOCH_KEY]
+    for run_id, run_marks in marks.groupby("run_id"):
+        mine = out["run_id"] == run_id
+        out.loc[mine, "epoch"] = epochs_at(
+            out.loc[mine, "step"].to_numpy(dtype=float),
+            run_marks["step"].to_numpy(dtype=float),
+            run_marks["value"].to_numpy(dtype=float),
+        )
+    return out
+
+
+def epoch_axis(fig: go.Figure, x_max: float) -> go.Figure:
+    """An x axis in epochs with whole-number ticks (never "1.5"), at least one epoch wide so a
+    run in its first epoch shows where that epoch ends."""
+    dtick = epoch_ticks(x_max)
+    fig.update_xaxes(tick0=0, dtick=dtick, tickformat=",d")
+    if not x_max or x_max < 1:
+        fig.update_xaxes(range=[0, 1])
+    return fig
+
+
 def metric_curves(
     history: pd.DataFrame,
     keys: Sequence[str],
@@ -57,7 +84,8 @@ def metric_curves(
     title: str | None = None,
     max_points: int = MAX_POINTS_PER_TRACE,
 ) -> go.Figure:
-    """Lines of metric value over step from `metric_history` output (run_id, key, step, value).
+    """Lines of metric value over epochs from `metric_history` output (run_id, key, step,
+    value); fetch the `epoch` key too so points within an epoch sit where they belong.
 
     One trace per key when the frame holds one run; one trace per (run, key) otherwise, named
     by `run_labels` so a comparison legend reads as run names.
@@ -65,7 +93,9 @@ def metric_curves(
     fig = go.Figure()
     if history.empty:
         return _layout(fig, title=title, x_title="epoch", y_title="value")
-    rows = history[history["key"].isin(list(keys))]
+    rows = with_epochs(history)
+    x_max = float(rows["epoch"].max()) if not rows.empty else 0.0
+    rows = rows[rows["key"].isin(list(keys))]
     run_ids = list(dict.fromkeys(rows["run_id"].tolist()))
     several_runs = len(run_ids) > 1
     for run_id in run_ids:
@@ -80,14 +110,14 @@ def metric_curves(
                 label = f"{run_name} · {label}" if len(keys) > 1 else run_name
             fig.add_trace(
                 go.Scatter(
-                    x=series["step"].tolist(),
+                    x=series["epoch"].tolist(),
                     y=series["value"].tolist(),
                     mode="lines+markers" if len(series) <= 60 else "lines",
                     name=label,
                 )
             )
     y_title = metric_label(keys[0]) if len(keys) == 1 else "value"
-    return _layout(fig, title=title, x_title="epoch", y_title=y_title)
+    return epoch_axis(_layout(fig, title=title, x_title="epoch", y_title=y_title), x_max)
 
 
 def class_balance(class_counts: Mapping[str, int], *, title: str | None = None) -> go.Figure:

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from db.records import RunRecord
 from engine.core.catalog import metric_label
 from engine.core.metric_info import lower_is_better
+from engine.report.charts import epoch_axis, with_epochs
 
 MAX_POINTS_PER_TRACE = 1000
 
@@ -25,7 +26,8 @@ def plotly_text(text: str) -> str:
     return html.escape(str(text), quote=False)
 
 
-X_AXES = {"step": "step (epoch)", "wall_time": "wall time (s since the run's first point)"}
+# "step" draws against epochs (engine/core/epochs.py; the key stays for saved Compare links).
+X_AXES = {"step": "epoch", "wall_time": "wall time (s since the run's first point)"}
 # Keys where a smaller value is better; every other metric is better when larger.
 
 
@@ -86,20 +88,26 @@ def compare_curves(
     log_y: bool = False,
     max_points: int = MAX_POINTS_PER_TRACE,
 ) -> go.Figure:
-    """One line per run for one metric; smoothed on the full series, then downsampled."""
+    """One line per run for one metric; smoothed on the full series, then downsampled. Fetch
+    the `epoch` key too: on the "step" axis points are drawn at their epoch."""
     if x_axis not in X_AXES:
         raise ValueError(f"x axis must be one of {', '.join(X_AXES)}; got {x_axis!r}")
     fig = go.Figure()
+    if x_axis == "step" and not history.empty:
+        history = with_epochs(history)
     rows = history[history["key"] == key] if not history.empty else history
+    x_column = "epoch" if x_axis == "step" and not history.empty else x_axis
+    x_max = 0.0
     for run_id, label in run_labels.items():
         series = rows[rows["run_id"] == run_id].sort_values("step")
         if series.empty:
             continue
         y = ema_smooth(series["value"].to_numpy(dtype=float), smoothing)
-        x = series[x_axis].to_numpy(dtype=float)
+        x = series[x_column].to_numpy(dtype=float)
         if x_axis == "wall_time":
             x = x - x[0]
         x, y = downsample_xy(x, y, max_points)
+        x_max = max(x_max, float(x.max())) if len(x) else x_max
         fig.add_trace(
             go.Scattergl(
                 x=x.tolist(),
@@ -118,7 +126,7 @@ def compare_curves(
         hovermode="closest",
         showlegend=len(run_labels) <= 20,  # a 100-entry legend hides the chart
     )
-    return fig
+    return epoch_axis(fig, x_max) if x_axis == "step" else fig
 
 
 def _param_text(value: Any) -> Any:

@@ -12,6 +12,7 @@ from db import runs as run_store
 from db import workers as worker_store
 from db.records import RunRecord, WorkerRecord
 from db.session import utcnow
+from engine.core.epochs import epochs_done
 from engine.core.settings import Settings
 from engine.services.recovery import settle_for_readers
 
@@ -75,7 +76,7 @@ class EngineStatus:
                     "name": r.name,
                     "device": r.device,
                     "worker_id": r.worker_id,
-                    "epoch": int(r.summary.get("train_loss", {}).get("step") or 0),
+                    "epoch": int(epochs_done(r.summary)),
                     "epochs": r.config.get("epochs"),
                     "attempts": r.attempts,
                     "heartbeat_age_s": run_store.heartbeat_age_s(r),

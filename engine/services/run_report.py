@@ -14,6 +14,7 @@ from db import runs as run_store
 from engine.core import catalog
 from engine.core.atomic import write_text_atomic
 from engine.core.catalog import EPOCH_METRICS
+from engine.core.epochs import EPOCH_KEY
 from engine.core.errors import SeedlabError
 from engine.core.run_files import read_report
 from engine.core.settings import Settings
@@ -30,7 +31,8 @@ def run_report_html(settings: Settings, db: Engine, run_id: int) -> str:
         run.config.get("task", "auto"), dataset.task if dataset else "classification"
     )
     # Curves are thinned per trace in charts.metric_curves, as on the Run page.
-    history = metric_store.metric_history(db, [run_id], keys=EPOCH_METRICS.get(task, []))
+    keys = [*EPOCH_METRICS.get(task, []), EPOCH_KEY]  # the epoch series: the x axis
+    history = metric_store.metric_history(db, [run_id], keys=keys)
     return build_run_report(run, history, read_report(settings, run_id), task=task)
 
 

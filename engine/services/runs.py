@@ -55,19 +55,23 @@ def launch_run(
     return run_id
 
 
-def queue_demo_run(settings: Settings, db: Engine, actor: Actor, dataset: str = "iris") -> int:
-    """Queue a default run on the demo `dataset` as `actor`, adding the demo datasets first if
-    it is missing (an upload of its own, checked and audited as such)."""
+def queue_demo_run(settings: Settings, db: Engine, actor: Actor, dataset: str | None = None) -> int:
+    """Queue the demo run as `actor`: a few seconds of visible learning on the handwritten
+    digits (engine/data/demo.py DEMO_RUN_CONFIG), or default settings on another demo
+    `dataset`; the demo datasets are added first if it is missing (an upload of its own,
+    checked and audited as such)."""
+    from engine.data.demo import DEMO_RUN_CONFIG, DEMO_RUN_DATASET
     from engine.services.datasets import add_demo_datasets
     from engine.services.launch import find_dataset
 
     check(actor, Permission.LAUNCH)
+    name = dataset or DEMO_RUN_DATASET
     try:
-        find_dataset(db, dataset)
+        find_dataset(db, name)
     except SeedlabError:
         add_demo_datasets(settings, db, actor)
-    # Defaults train iris to ~95% test accuracy in a few seconds on a CPU.
-    return launch_run(db, actor, dataset, RunConfig(), name=f"{dataset} demo")
+    values = RunConfig.model_validate(DEMO_RUN_CONFIG if dataset is None else {})
+    return launch_run(db, actor, name, values, name=f"{name} demo")
 
 
 def cancel_run(db: Engine, actor: Actor, run_id: int) -> str:

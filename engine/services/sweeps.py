@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal, get_origin
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -32,6 +33,7 @@ from db.writes import runs as run_writes
 from db.writes import sweeps as sweep_writes
 from engine.core.catalog import HIGHER_IS_BETTER, MONITORS, effective_task
 from engine.core.config import RunConfig, validate_config
+from engine.core.epochs import EPOCH_KEY, epochs_at
 from engine.core.errors import ConfigError
 from engine.services.launch import find_dataset, submit_run
 
@@ -288,25 +290,36 @@ def stored_space(sweep: SweepRecord) -> dict[str, Param]:
     }
 
 
+def _per_epoch(history: pd.DataFrame, run_id: int, key: str) -> dict[int, float]:
+    """A trial's values of `key` by epoch: its points sit at optimizer steps, which differ
+    between trials of different batch sizes; the pruner compares trials epoch by epoch."""
+    rows = history[history["run_id"] == run_id]
+    points = rows[rows["key"] == key]
+    marks = rows[rows["key"] == EPOCH_KEY]
+    epochs = epochs_at(
+        points["step"].to_numpy(dtype=float),
+        marks["step"].to_numpy(dtype=float),
+        marks["value"].to_numpy(dtype=float),
+    )
+    return {
+        int(round(e)): float(v)
+        for e, v in zip(epochs, points["value"], strict=True)
+        # Only epoch ends: a training-loss objective also has points within an epoch.
+        if v is not None and math.isfinite(v) and abs(e - round(e)) < 1e-9
+    }
+
+
 def load_trials(db: Engine, sweep: SweepRecord) -> list[Trial]:
     space = stored_space(sweep)
     ids = sweep_store.trial_run_ids(db, sweep.id)
-    history = metric_store.metric_history(db, ids, [sweep.objective]) if ids else None
+    keys = [sweep.objective, EPOCH_KEY]
+    history = metric_store.metric_history(db, ids, keys) if ids else None
     trials = []
     for number, run_id in enumerate(ids):
         run = run_store.get_run(db, run_id)
         if run is None:
             continue
-        points = history[history["run_id"] == run_id] if history is not None else None
-        intermediate = (
-            {
-                int(s): float(v)
-                for s, v in zip(points["step"], points["value"], strict=True)
-                if v is not None and math.isfinite(v)
-            }
-            if points is not None
-            else {}
-        )
+        intermediate = _per_epoch(history, run_id, sweep.objective) if history is not None else {}
         params = {k: _choice_value(k, run.config.get(k)) for k in space}
         entry = run.summary.get(sweep.objective)
         best = None

@@ -73,3 +73,13 @@ def wait_for_worker_polls(db: Engine, polls: int = 2, timeout: float = 30) -> No
         return len(seen) > polls + 1  # seen[0] may be a poll already under way
 
     wait_until(beaten, timeout, what=f"{polls} worker polls", interval=0.02)
+
+
+def epochs_of(db: Engine, run_id: int, key: str) -> list[float]:
+    """The epoch of each stored point of `key`, in step order: the points sit at optimizer
+    steps, the run's `epoch` series says which epoch each one is (engine/core/epochs.py)."""
+    from db import metrics as metric_store
+    from engine.core.epochs import EPOCH_KEY, epochs_at
+
+    points, marks = (metric_store.metric_series(db, run_id, k) for k in (key, EPOCH_KEY))
+    return epochs_at(points.steps, marks.steps, marks.values).tolist()
