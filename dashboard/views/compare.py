@@ -8,7 +8,9 @@ from dashboard import auth, data
 from dashboard.components.run_table import parse_ids
 from db import metrics as metric_store
 from db import run_query
+from engine.core.metric_info import direction
 from engine.report import compare_charts
+from engine.services.curves import drawn_history
 
 auth.guard_page()
 st.title("Compare")
@@ -30,7 +32,24 @@ if not runs:
 
 labels = {r.id: f"#{r.id} {r.name}" for r in runs}
 keys = sorted({k for r in runs for k in r.summary})
-st.caption(f"{len(runs)} run(s): " + data.md_text(", ".join(labels.values())))
+mixed = compare_charts.dataset_warning(runs)
+if mixed:
+    st.warning(data.md_text(mixed), icon=":material/dataset:")
+legend = compare_charts.runs_legend(runs)
+with st.expander(
+    f"{len(runs)} run{'s' if len(runs) != 1 else ''} compared — colours, names, datasets",
+    expanded=len(runs) <= compare_charts.LEGEND_MAX_RUNS,
+):
+    # A scrolling table rather than a paragraph of names: 100 runs stay a few lines tall.
+    st.dataframe(
+        legend.style.apply(
+            lambda column: [f"background-color: {c}; color: {c}" for c in column],
+            subset=["colour"],
+        ),
+        hide_index=True,
+        height=min(36 + 35 * len(legend), 250),
+        key="cmp_legend",
+    )
 
 
 def _param(name: str, options: list, default):  # noqa: ANN001, ANN202
@@ -73,7 +92,13 @@ with curves_tab, data.shown_errors("drawing the curves"):
         st.query_params.update(
             {"metric": key, "x": x_axis, "smooth": f"{smoothing:g}", "log": "1" if log_y else "0"}
         )
-        history = metric_store.metric_history(db, list(labels), keys=[key])
+        if smoothing:
+            # Smoothing averages over neighbouring points, so it needs every one of them.
+            history = metric_store.metric_history(db, list(labels), keys=[key])
+        else:
+            history = drawn_history(
+                db, list(labels), [key], max_points=compare_charts.MAX_POINTS_PER_TRACE
+            )
         st.plotly_chart(
             compare_charts.compare_curves(
                 history, key, run_labels=labels, x_axis=x_axis, smoothing=smoothing, log_y=log_y
@@ -82,7 +107,8 @@ with curves_tab, data.shown_errors("drawing the curves"):
         )
         st.caption(
             f"Long series are drawn with at most {compare_charts.MAX_POINTS_PER_TRACE:,} points "
-            "per run (first, last, and the min and max of each stretch); smoothing uses all."
+            "per run (first, last, and the min and max of each stretch); smoothing reads every "
+            "point, so it takes longer on long runs."
         )
 
 params = compare_charts.params_table(runs)
@@ -101,10 +127,11 @@ with metrics_tab:
         best = compare_charts.best_runs(metrics, keys)
 
         def _mark_best(column: pd.Series) -> list[str]:
-            if column.name not in keys or column.isna().all():
-                return [""] * len(column)
+            way = direction(str(column.name)) if column.name in keys else None
+            if way is None or column.isna().all():
+                return [""] * len(column)  # no "best" learning rate or epoch duration
             values = pd.to_numeric(column)
-            target = values.min() if compare_charts.lower_is_better(column.name) else values.max()
+            target = values.min() if way == "lower" else values.max()
             return [
                 "font-weight: bold; background-color: #21c3544d" if v == target else ""
                 for v in values
@@ -117,7 +144,8 @@ with metrics_tab:
         )
         st.caption(
             "Last value of each metric; the best per column is highlighted (lower is "
-            "better for losses and errors)."
+            "better for losses and errors, higher for accuracy and the like). Settings and "
+            "timings such as the learning rate or seconds per epoch have no best."
         )
         st.markdown("**Best per metric**")
         st.dataframe(best, hide_index=True, key="cmp_best")

@@ -14,9 +14,18 @@ import plotly.graph_objects as go
 
 from db.records import RunRecord
 from engine.core.catalog import metric_label
-from engine.core.metric_info import lower_is_better
+from engine.core.metric_info import direction, lower_is_better
 
 MAX_POINTS_PER_TRACE = 1000
+# Above this many runs Plotly's legend would cover the chart: the page's run table is the key.
+LEGEND_MAX_RUNS = 20
+# Plotly's 24-colour qualitative palette: one colour per run, the same in the chart and the
+# run table; past 24 runs colours repeat and the hover names the run.
+PALETTE = (
+    "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100", "#750D86",
+    "#EB663B", "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D", "#6C7C32", "#778AAE",
+    "#862A16", "#A777F1", "#620042", "#1616A7", "#DA60CA", "#6C4516", "#0D2A63", "#AF0038",
+)  # fmt: skip
 
 
 def plotly_text(text: str) -> str:
@@ -26,7 +35,11 @@ def plotly_text(text: str) -> str:
 
 
 X_AXES = {"step": "step (epoch)", "wall_time": "wall time (s since the run's first point)"}
-# Keys where a smaller value is better; every other metric is better when larger.
+
+
+def run_colours(run_ids: Sequence[int]) -> dict[int, str]:
+    """One palette colour per run, in the given order."""
+    return {run_id: PALETTE[i % len(PALETTE)] for i, run_id in enumerate(run_ids)}
 
 
 def minmax_indices(y: np.ndarray, max_points: int) -> np.ndarray:
@@ -86,15 +99,22 @@ def compare_curves(
     log_y: bool = False,
     max_points: int = MAX_POINTS_PER_TRACE,
 ) -> go.Figure:
-    """One line per run for one metric; smoothed on the full series, then downsampled."""
+    """One line per run for one metric, coloured as `run_colours`; smoothed on the points given
+    (all of them when smoothing), then downsampled to `max_points` per run.
+
+    WebGL lines (Scattergl) and one trace per run: what keeps 100 runs quick to draw."""
     if x_axis not in X_AXES:
         raise ValueError(f"x axis must be one of {', '.join(X_AXES)}; got {x_axis!r}")
     fig = go.Figure()
     rows = history[history["key"] == key] if not history.empty else history
+    # One pass to split the runs apart: a mask per run costs runs × rows.
+    by_run = {int(run_id): part for run_id, part in rows.groupby("run_id", sort=False)}
+    colours = run_colours(list(run_labels))
     for run_id, label in run_labels.items():
-        series = rows[rows["run_id"] == run_id].sort_values("step")
-        if series.empty:
+        series = by_run.get(run_id)
+        if series is None or series.empty:
             continue
+        series = series.sort_values("step")
         y = ema_smooth(series["value"].to_numpy(dtype=float), smoothing)
         x = series[x_axis].to_numpy(dtype=float)
         if x_axis == "wall_time":
@@ -106,6 +126,7 @@ def compare_curves(
                 y=y.tolist(),
                 mode="lines",
                 name=plotly_text(label),
+                line={"color": colours[run_id], "width": 1.5},
                 # The name by reference: a run named "%{y}" must not become a template.
                 hovertemplate="%{fullData.name}<br>%{x}: %{y:.4g}<extra></extra>",
             )
@@ -116,9 +137,38 @@ def compare_curves(
         yaxis_title=metric_label(key),
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         hovermode="closest",
-        showlegend=len(run_labels) <= 20,  # a 100-entry legend hides the chart
+        showlegend=len(run_labels) <= LEGEND_MAX_RUNS,
     )
     return fig
+
+
+def runs_legend(runs: Sequence[RunRecord]) -> pd.DataFrame:
+    """The key to the curves: one row per run with its colour, name, dataset and status."""
+    colours = run_colours([r.id for r in runs])
+    return pd.DataFrame(
+        {
+            "colour": [colours[r.id] for r in runs],
+            "run": [f"#{r.id} {r.name}" for r in runs],
+            "dataset": [r.dataset_name for r in runs],
+            "status": [r.status for r in runs],
+        }
+    )
+
+
+def dataset_warning(runs: Sequence[RunRecord]) -> str | None:
+    """A sentence when the runs were trained on more than one dataset (None when on one):
+    their scores come from different test rows, so ranking them says little."""
+    counts = pd.Series([r.dataset_name for r in runs]).value_counts()
+    if len(counts) < 2:
+        return None
+    shown = [f"{name} ({n} run{'s' if n != 1 else ''})" for name, n in counts.items()]
+    if len(shown) > 6:
+        shown = [*shown[:5], f"{len(shown) - 5} more"]
+    return (
+        f"These runs were trained on {len(counts)} different datasets: {', '.join(shown)}. "
+        "Their scores come from different test rows, so a higher number does not mean a better "
+        "model; compare runs of one dataset to rank them."
+    )
 
 
 def _param_text(value: Any) -> Any:
@@ -154,19 +204,22 @@ def metrics_table(runs: Sequence[RunRecord], keys: Sequence[str]) -> pd.DataFram
 
 
 def best_runs(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Per metric: the best value among the runs and which run has it (min for losses/errors)."""
+    """Per metric with a direction: the best value among the runs and which run has it (the
+    lowest loss or error, the highest accuracy…). A learning rate or an epoch's duration has
+    no best, so it is left out."""
     rows = []
     for key in keys:
+        way = direction(key)
         values = pd.to_numeric(table[key], errors="coerce")
-        if values.notna().sum() == 0:
+        if way is None or values.notna().sum() == 0:
             continue
-        best = values.idxmin() if lower_is_better(key) else values.idxmax()
+        best = values.idxmin() if way == "lower" else values.idxmax()
         rows.append(
             {
                 "metric": key,
                 "best": float(values[best]),
                 "run": f"#{table.at[best, 'id']} {table.at[best, 'name']}",
-                "direction": "lower" if lower_is_better(key) else "higher",
+                "direction": f"{way} is better",
             }
         )
     return pd.DataFrame(rows, columns=["metric", "best", "run", "direction"])
