@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
+import numpy as np
 import pytest
 
 from db import run_query
@@ -113,16 +115,24 @@ def test_compare_page_curves_params_metrics_for_many_runs(db, sweep) -> None:
     at = open_page("views/compare.py", runs=ids + ",99999", metric="val_accuracy", log="1")
     assert "No run #99999" in texts(at.warning)
     figures = plotly_figures(at)
+    assert len(figures) == 1  # only the open tab (Curves) is drawn
     curves = figures[0]
     assert len(curves["data"]) == 100 and curves["layout"]["yaxis"]["type"] == "log"
-    assert any(f["data"][0]["type"] == "parcoords" for f in figures)
-    params = at.dataframe[1].value
+    at.query_params["tab"] = "Parallel coordinates"
+    at.run()
+    assert [f["data"][0]["type"] for f in plotly_figures(at)] == ["parcoords"]
+    at.query_params["tab"] = "Params"
+    at.run()
+    params = at.dataframe[1].value  # after the run table
     assert "learning_rate" in params.columns and "task" not in params.columns  # only differences
     at.toggle(key="cmp_only_diff").set_value(False).run()
     assert "task" in at.dataframe[1].value.columns
-    best = at.dataframe[3].value.set_index("metric")
+    at.query_params["tab"] = "Metrics"
+    at.run()
+    best = at.dataframe[2].value.set_index("metric")
     top = max(runs, key=lambda r: (r.last("val_accuracy"), -r.id))
     assert best.loc["val_accuracy", "best"] == pytest.approx(top.last("val_accuracy"))
+    at = open_page("views/compare.py", runs=ids)  # back on Curves (the default tab)
     at.radio(key="cmp_x").set_value("wall_time").run()
     assert at.query_params["x"] == "wall_time"
 
@@ -133,7 +143,8 @@ def test_compare_page_with_two_runs_and_without_any(db, sweep) -> None:
     two = run_query.query_runs(db, RunFilter(project_id=sweep.project_id), limit=2)
     at = open_page("views/compare.py", runs=f"{two[0].id},{two[1].id}")
     assert len(plotly_figures(at)[0]["data"]) == 2
-    assert len(at.dataframe[2].value) == 2
+    at = open_page("views/compare.py", runs=f"{two[0].id},{two[1].id}", tab="Metrics")
+    assert len(at.dataframe[1].value) == 2
 
 
 def test_run_page_edits_tags_note_name_archive_and_deletes(settings, db, demo_datasets) -> None:
@@ -169,6 +180,13 @@ def test_new_run_goes_into_the_sidebar_project(db, demo_datasets) -> None:
     assert run.project_id == vision.id
 
 
+def _points(values: list | dict) -> np.ndarray:
+    """A trace's x or y from the figure JSON: Plotly sends numpy arrays as base64 binary."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values)
+
+
 def _highlighted_columns(frame) -> set[str]:  # noqa: ANN001 - AppTest's Dataframe element
     """The columns with a cell the page's Styler marks as best (bold), from the CSS it sends."""
     css = frame.proto.arrow_data.styler.styles
@@ -188,8 +206,8 @@ def test_compare_marks_best_only_for_metrics_with_a_direction(db, sweep) -> None
     metric_writes.append_metrics(db, slow.id, [("epoch_seconds", 1, 9.0, 0.0)])
     metric_writes.append_metrics(db, fast.id, [("epoch_seconds", 1, 1.0, 0.0)])
     metric_writes.append_metrics(db, slow.id, [("best_epoch", 1, 7.0, 0.0)])
-    at = open_page("views/compare.py", runs=f"{slow.id},{fast.id}")
-    metrics_frame, best_frame = at.dataframe[2], at.dataframe[3]
+    at = open_page("views/compare.py", runs=f"{slow.id},{fast.id}", tab="Metrics")
+    metrics_frame, best_frame = at.dataframe[1], at.dataframe[2]
     marked = _highlighted_columns(metrics_frame)
     assert {"val_loss", "val_accuracy", "train_loss", "val_f1_macro"} <= marked
     assert not marked & {"lr", "epoch_seconds", "best_epoch", "id", "name"}
@@ -231,6 +249,8 @@ def test_compare_lists_many_runs_in_a_compact_table_coloured_like_the_curves(db,
     assert curves["layout"]["showlegend"] is False  # the table is the key for 100 runs
     colours = dict(zip(legend["run"], legend["colour"], strict=True))
     for trace in curves["data"]:
-        assert trace["type"] == "scattergl"
+        assert trace["type"] == "scatter"
         assert trace["line"]["color"] == colours[trace["name"]]
-        assert len(trace["x"]) <= 1000
+        x = _points(trace["x"])
+        assert 2 <= len(x) <= 500 and len(_points(trace["y"])) == len(x)  # 50,000 points in all
+        assert x[0] == 1 and x[-1] == 15  # first and last step kept

@@ -58,11 +58,12 @@ def _param(name: str, options: list, default):  # noqa: ANN001, ANN202
     return value if value in options else default
 
 
-curves_tab, params_tab, metrics_tab, parallel_tab, scatter_tab = st.tabs(
-    ["Curves", "Params", "Metrics", "Parallel coordinates", "Scatter"]
-)
+params = compare_charts.params_table(runs)
+metrics = compare_charts.metrics_table(runs, keys)
+varying = compare_charts.params_table(runs, only_differences=True)
 
-with curves_tab, data.shown_errors("drawing the curves"):
+
+def _curves() -> None:
     if not keys:
         st.info("These runs have no metrics yet.")
     else:
@@ -97,7 +98,7 @@ with curves_tab, data.shown_errors("drawing the curves"):
             history = metric_store.metric_history(db, list(labels), keys=[key])
         else:
             history = drawn_history(
-                db, list(labels), [key], max_points=compare_charts.MAX_POINTS_PER_TRACE
+                db, list(labels), [key], max_points=compare_charts.points_per_run(len(labels))
             )
         st.plotly_chart(
             compare_charts.compare_curves(
@@ -106,21 +107,21 @@ with curves_tab, data.shown_errors("drawing the curves"):
             key="cmp_curves",
         )
         st.caption(
-            f"Long series are drawn with at most {compare_charts.MAX_POINTS_PER_TRACE:,} points "
-            "per run (first, last, and the min and max of each stretch); smoothing reads every "
-            "point, so it takes longer on long runs."
+            f"Long series are drawn with at most {compare_charts.points_per_run(len(labels)):,} "
+            "points per run (first, last, and the min and max of each stretch); smoothing "
+            "reads every point, so it takes longer on long runs."
         )
 
-params = compare_charts.params_table(runs)
-with params_tab:
+
+def _params() -> None:
     only_diff = st.toggle("Only differences", value=True, key="cmp_only_diff")
     shown = compare_charts.params_table(runs, only_differences=only_diff)
     if only_diff and len(shown.columns) == 2 and len(runs) > 1:
         st.info("These runs share every param.")
     st.dataframe(shown, hide_index=True, key="cmp_params")
 
-metrics = compare_charts.metrics_table(runs, keys)
-with metrics_tab:
+
+def _metrics() -> None:
     if not keys:
         st.info("These runs have no metrics yet.")
     else:
@@ -150,8 +151,8 @@ with metrics_tab:
         st.markdown("**Best per metric**")
         st.dataframe(best, hide_index=True, key="cmp_best")
 
-varying = compare_charts.params_table(runs, only_differences=True)
-with parallel_tab, data.shown_errors("drawing parallel coordinates"):
+
+def _parallel() -> None:
     if not keys or len(runs) < 2:
         st.info("Parallel coordinates need at least two runs with metrics.")
     else:
@@ -166,7 +167,8 @@ with parallel_tab, data.shown_errors("drawing parallel coordinates"):
         )
         st.caption("One axis per param that differs between these runs; drag on an axis to filter.")
 
-with scatter_tab, data.shown_errors("drawing the scatter"):
+
+def _scatter() -> None:
     param_choices = [c for c in params.columns if c not in ("id", "name")]
     if not keys:
         st.info("These runs have no metrics yet.")
@@ -182,3 +184,20 @@ with scatter_tab, data.shown_errors("drawing the scatter"):
             compare_charts.param_scatter(params, metrics, param, sc_key, log_x=log_x),
             key="cmp_scatter",
         )
+
+
+# Only the open tab runs (its name is in the URL, ?tab=Metrics): opening Compare draws the
+# curves alone, not a parallel-coordinates plot and a scatter nobody looks at yet.
+tabs = {
+    "Curves": (_curves, "drawing the curves"),
+    "Params": (_params, "showing the params"),
+    "Metrics": (_metrics, "showing the metrics"),
+    "Parallel coordinates": (_parallel, "drawing parallel coordinates"),
+    "Scatter": (_scatter, "drawing the scatter"),
+}
+for tab, (show, action) in zip(
+    st.tabs(list(tabs), key="tab", bind="query-params"), tabs.values(), strict=True
+):
+    if tab.open:
+        with tab, data.shown_errors(action):
+            show()

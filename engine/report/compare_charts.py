@@ -17,6 +17,11 @@ from engine.core.catalog import metric_label
 from engine.core.metric_info import direction, lower_is_better
 
 MAX_POINTS_PER_TRACE = 1000
+# Points one Compare chart draws in all: past 50 runs each run gets fewer (never under 200),
+# since 100 overlaid lines at 1,000 points each are no sharper than at 500 and cost twice the
+# drawing.
+MAX_POINTS_PER_CHART = 50_000
+MIN_POINTS_PER_TRACE = 200
 # Above this many runs Plotly's legend would cover the chart: the page's run table is the key.
 LEGEND_MAX_RUNS = 20
 # Plotly's 24-colour qualitative palette: one colour per run, the same in the chart and the
@@ -35,6 +40,12 @@ def plotly_text(text: str) -> str:
 
 
 X_AXES = {"step": "step (epoch)", "wall_time": "wall time (s since the run's first point)"}
+
+
+def points_per_run(n_runs: int) -> int:
+    """How many points each of `n_runs` overlaid series is drawn with."""
+    share = MAX_POINTS_PER_CHART // max(n_runs, 1)
+    return max(MIN_POINTS_PER_TRACE, min(MAX_POINTS_PER_TRACE, share))
 
 
 def run_colours(run_ids: Sequence[int]) -> dict[int, str]:
@@ -97,19 +108,22 @@ def compare_curves(
     x_axis: str = "step",
     smoothing: float = 0.0,
     log_y: bool = False,
-    max_points: int = MAX_POINTS_PER_TRACE,
+    max_points: int | None = None,
 ) -> go.Figure:
     """One line per run for one metric, coloured as `run_colours`; smoothed on the points given
-    (all of them when smoothing), then downsampled to `max_points` per run.
+    (all of them when smoothing), then downsampled to `max_points` per run (default
+    `points_per_run`).
 
-    WebGL lines (Scattergl) and one trace per run: what keeps 100 runs quick to draw."""
+    SVG lines, not WebGL (Scattergl): in Chromium without a GPU, 100 WebGL traces of 1,000
+    points took 3.5 s to draw and the same as SVG 0.6 s (bench/RESULTS.md)."""
+    max_points = max_points or points_per_run(len(run_labels))
     if x_axis not in X_AXES:
         raise ValueError(f"x axis must be one of {', '.join(X_AXES)}; got {x_axis!r}")
-    fig = go.Figure()
     rows = history[history["key"] == key] if not history.empty else history
     # One pass to split the runs apart: a mask per run costs runs × rows.
     by_run = {int(run_id): part for run_id, part in rows.groupby("run_id", sort=False)}
     colours = run_colours(list(run_labels))
+    traces = []
     for run_id, label in run_labels.items():
         series = by_run.get(run_id)
         if series is None or series.empty:
@@ -120,10 +134,11 @@ def compare_curves(
         if x_axis == "wall_time":
             x = x - x[0]
         x, y = downsample_xy(x, y, max_points)
-        fig.add_trace(
-            go.Scattergl(
-                x=x.tolist(),
-                y=y.tolist(),
+        traces.append(
+            go.Scatter(
+                # Arrays, not lists: Plotly sends them as binary (base64), a third of the text.
+                x=x,
+                y=y,
                 mode="lines",
                 name=plotly_text(label),
                 line={"color": colours[run_id], "width": 1.5},
@@ -131,6 +146,8 @@ def compare_curves(
                 hovertemplate="%{fullData.name}<br>%{x}: %{y:.4g}<extra></extra>",
             )
         )
+    # All traces at once: add_trace one by one re-validates the figure each time (4x slower).
+    fig = go.Figure(data=traces)
     fig.update_yaxes(type="log" if log_y else "linear")
     fig.update_layout(
         xaxis_title=X_AXES[x_axis],
