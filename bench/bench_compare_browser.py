@@ -133,15 +133,20 @@ def dashboard(code: Path, home: Path, log: Path) -> Iterator[str]:
         out.close()
 
 
-def baseline_checkout(ref: str, into: Path) -> Path:
-    """The repository's files at `ref` (git archive: no worktree, nothing shared)."""
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", ref],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-        timeout=120,
-    ).stdout
+def baseline_checkout(ref: str, into: Path) -> Path | None:
+    """The repository's files at `ref` (git archive: no worktree, nothing shared), or None
+    when this is no git checkout or the commit is not in it (a shallow clone)."""
+    try:
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", ref],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"  … no baseline: git archive {ref} failed ({exc})", file=sys.stderr)
+        return None
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into
@@ -271,8 +276,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = read_rows(db, compare_ids, run_keys, args.repeats)
         db.dispose()
         variants = {"now": ROOT}
+        baseline = None
         if not args.no_baseline:
-            variants["baseline"] = baseline_checkout(args.baseline_ref, Path(tmp) / "baseline")
+            baseline = baseline_checkout(args.baseline_ref, Path(tmp) / "baseline")
+        if baseline is not None:
+            variants["baseline"] = baseline
         with contextlib_stack(variants, home, Path(tmp)) as urls:
             rows += browser_rows(urls, compare_ids, compare_ids[0], args.repeats)
     rows.sort(key=lambda r: (r.measurement.startswith("server"), r.measurement, r.variant != "now"))
@@ -290,8 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         "untimed (warm server), median and min–max",
         "- baseline: "
         + (
-            "none (--no-baseline)"
-            if args.no_baseline
+            "none in the browser (--no-baseline, or its commit is not in this clone)"
+            if baseline is None
             else f"the pages at commit {args.baseline_ref[:9]} (read every point, then "
             "downsample), served from the same home in the same run"
         ),
