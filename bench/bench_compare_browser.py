@@ -14,8 +14,8 @@ Streamlit's "running" widget is gone):
 - the Run page of one run (its loss and quality curves, steps points each).
 
 The same process also times the server's read alone: what the pages read now
-(engine.services.curves.drawn_history) against the full read they did before
-(db.metrics.metric_history). Ratios are baseline / now.
+(engine.services.curves.drawn_history, first read and cached) against the full read they did
+before (db.metrics.metric_history). Ratios are baseline / now.
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ from db.migrate import upgrade_to_head  # noqa: E402
 from db.run_query import RunFilter  # noqa: E402
 from db.session import get_db  # noqa: E402
 from engine.core.settings import Settings  # noqa: E402
-from engine.report.compare_charts import MAX_POINTS_PER_TRACE  # noqa: E402
-from engine.services.curves import drawn_history  # noqa: E402
+from engine.report.charts import MAX_POINTS_PER_TRACE as RUN_PAGE_POINTS  # noqa: E402
+from engine.report.compare_charts import points_per_run  # noqa: E402
+from engine.services.curves import clear_cache, drawn_history  # noqa: E402
 from engine.services.demo_fill import fill_project  # noqa: E402
 
 BEGIN, END = "<!-- bench_compare_browser:begin -->", "<!-- bench_compare_browser:end -->"
@@ -152,50 +153,71 @@ def baseline_checkout(ref: str, into: Path) -> Path | None:
     return into
 
 
-def time_page(page: Any, url: str, min_plots: int, min_traces: int, repeats: int) -> list[float]:  # noqa: ANN401
-    """Seconds from navigation to the charts drawn; one untimed visit first (warm server)."""
-    out = []
-    for i in range(repeats + 1):
-        page.goto("about:blank")
-        start = time.perf_counter()
-        page.goto(url)
-        page.wait_for_function(DRAWN, arg=[min_plots, min_traces], timeout=PAGE_TIMEOUT_MS)
-        if i:
-            out.append(time.perf_counter() - start)
-    return out
+def time_visit(page: Any, url: str, min_plots: int, min_traces: int) -> float:  # noqa: ANN401
+    """Seconds from navigation to the charts drawn."""
+    page.goto("about:blank")
+    start = time.perf_counter()
+    page.goto(url)
+    page.wait_for_function(DRAWN, arg=[min_plots, min_traces], timeout=PAGE_TIMEOUT_MS)
+    return time.perf_counter() - start
 
 
-def browser_rows(
-    variants: dict[str, str], compare_ids: list[int], run_id: int, repeats: int
-) -> list[Row]:
+def browser_rows(variants: dict[str, str], compare_ids: list[int], repeats: int) -> list[Row]:
+    """Per variant, interleaved so both see the same load on a shared machine:
+
+    - Compare, first open: each visit on a metric no visit has drawn yet (nothing cached);
+    - Compare, reopened: the same comparison again (the drawing is cached now);
+    - the Run page, first open of runs not opened yet, and reopened.
+
+    One untimed visit to each page first: the server's imports, not the page, would be timed.
+    """
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    rows = []
-    compare_path = "/compare?runs=" + ",".join(map(str, compare_ids))
+    n = len(compare_ids)
+    compare = "/compare?runs=" + ",".join(map(str, compare_ids)) + "&metric="
+    fresh_keys = ["train_loss", "val_accuracy", "val_f1_macro"][: max(1, min(repeats, 3))]
+    fresh_runs = compare_ids[1 : 1 + repeats] or compare_ids[:1]
+    rows: dict[tuple[str, str], Row] = {}
+
+    def add(measurement: str, variant: str, seconds: float) -> None:
+        rows.setdefault((measurement, variant), Row(measurement, variant)).seconds.append(seconds)
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport=VIEWPORT)
-            # Interleaved, so both see the same load on a shared machine.
             for name, url in variants.items():
-                print(f"  … Compare, {name}", file=sys.stderr, flush=True)
-                seconds = time_page(page, url + compare_path, 1, len(compare_ids), repeats)
-                rows.append(Row(f"Compare of {len(compare_ids)} runs: open → curves drawn", name))
-                rows[-1].seconds = seconds
-            for name, url in variants.items():
-                print(f"  … Run page, {name}", file=sys.stderr, flush=True)
-                seconds = time_page(page, f"{url}/run?run={run_id}", 2, 1, repeats)
-                rows.append(Row("Run page, warm: open → loss and quality curves drawn", name))
-                rows[-1].seconds = seconds
+                print(f"  … warming {name}", file=sys.stderr, flush=True)
+                time_visit(page, url + compare + "lr", 1, n)
+                time_visit(page, url + compare + "val_loss", 1, n)
+                time_visit(page, f"{url}/run?run={compare_ids[0]}", 2, 1)
+            first = f"Compare of {n} runs, first open (a metric not drawn before) → drawn"
+            again = f"Compare of {n} runs, reopened → curves drawn"
+            run_first = "Run page, first open of a run → loss and quality curves drawn"
+            run_again = "Run page, reopened → loss and quality curves drawn"
+            for i in range(repeats):
+                for name, url in variants.items():
+                    print(f"  … round {i + 1}, {name}", file=sys.stderr, flush=True)
+                    if i < len(fresh_keys):
+                        add(first, name, time_visit(page, url + compare + fresh_keys[i], 1, n))
+                    add(again, name, time_visit(page, url + compare + "val_loss", 1, n))
+                    if i < len(fresh_runs):
+                        run_url = f"{url}/run?run={fresh_runs[i]}"
+                        add(run_first, name, time_visit(page, run_url, 2, 1))
+                    run_url = f"{url}/run?run={compare_ids[0]}"
+                    add(run_again, name, time_visit(page, run_url, 2, 1))
         finally:
             browser.close()
-    return rows
+    return list(rows.values())
 
 
-def timed(fn: Callable[[], Any], repeats: int) -> list[float]:
+def timed(fn: Callable[[], Any], repeats: int, *, cold: bool = True) -> list[float]:
+    """Seconds per call; `cold`: the drawn-series cache emptied before each (a first read)."""
     out = []
     for _ in range(repeats):
+        if cold:
+            clear_cache()
         start = time.perf_counter()
         fn()
         out.append(time.perf_counter() - start)
@@ -204,30 +226,34 @@ def timed(fn: Callable[[], Any], repeats: int) -> list[float]:
 
 def read_rows(db: Any, compare_ids: list[int], run_keys: list[str], repeats: int) -> list[Row]:  # noqa: ANN401
     run_id = compare_ids[0]
-    return [
+    points = points_per_run(len(compare_ids))
+    compare = f"server read for Compare: {len(compare_ids)} runs × val_loss"
+    run_page = f"server read for the Run page: {len(run_keys)} curves of one run"
+
+    def compare_now() -> Any:  # noqa: ANN401
+        return drawn_history(db, compare_ids, ["val_loss"], points)
+
+    def run_now() -> Any:  # noqa: ANN401
+        return drawn_history(db, [run_id], run_keys, RUN_PAGE_POINTS)
+
+    rows = [
+        Row(compare, "now", timed(compare_now, repeats)),
+        Row(f"{compare}, cached", "now", timed(compare_now, repeats, cold=False)),
         Row(
-            f"server read for Compare: {len(compare_ids)} runs × val_loss",
-            "now",
-            timed(
-                lambda: drawn_history(db, compare_ids, ["val_loss"], MAX_POINTS_PER_TRACE), repeats
-            ),
-        ),
-        Row(
-            f"server read for Compare: {len(compare_ids)} runs × val_loss",
+            compare,
             "baseline",
             timed(lambda: metric_store.metric_history(db, compare_ids, ["val_loss"]), repeats),
         ),
+        Row(run_page, "now", timed(run_now, repeats)),
         Row(
-            f"server read for the Run page: {len(run_keys)} curves of one run",
-            "now",
-            timed(lambda: drawn_history(db, [run_id], run_keys, 2000), repeats),
-        ),
-        Row(
-            f"server read for the Run page: {len(run_keys)} curves of one run",
+            run_page,
             "baseline",
             timed(lambda: metric_store.metric_history(db, [run_id], run_keys), repeats),
         ),
     ]
+    # The baseline keeps nothing: its second read is its first.
+    rows.append(Row(f"{compare}, cached", "baseline", rows[2].seconds))
+    return rows
 
 
 def format_table(rows: list[Row]) -> str:
@@ -282,8 +308,10 @@ def main(argv: list[str] | None = None) -> int:
         if baseline is not None:
             variants["baseline"] = baseline
         with contextlib_stack(variants, home, Path(tmp)) as urls:
-            rows += browser_rows(urls, compare_ids, compare_ids[0], args.repeats)
-    rows.sort(key=lambda r: (r.measurement.startswith("server"), r.measurement, r.variant != "now"))
+            rows += browser_rows(urls, compare_ids, args.repeats)
+    order = list(dict.fromkeys(r.measurement for r in rows if not r.measurement.startswith("s")))
+    order += [r.measurement for r in rows if r.measurement.startswith("s")]
+    rows.sort(key=lambda r: (order.index(r.measurement), r.variant != "now"))
     table = format_table(rows)
     uptime_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     env = [

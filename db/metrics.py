@@ -141,6 +141,23 @@ def drawable_series(db: Engine, run_ids: Iterable[int], key: str) -> list[Metric
     ]
 
 
+def series_versions(
+    db: Engine, run_ids: Iterable[int], key: str
+) -> dict[int, tuple[float, float, float, float]]:
+    """Per run with a (non-NaN) point of `key`: its summary (last step, last value, min, max),
+    which changes whenever a point is added or rewritten: a cheap key for a cached drawing."""
+    ids = sorted({int(i) for i in run_ids})
+    if not ids:
+        return {}
+    s = run_summaries.c
+    stmt = select(s.run_id, s.last_step, s.last_value, s.min_value, s.max_value).where(
+        s.run_id.in_(ids), s.key == key
+    )
+    with reading(db) as conn:
+        rows = conn.execute(stmt).all()
+    return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+
 def metric_keys(db: Engine, run_ids: Iterable[int]) -> list[str]:
     with reading(db) as conn:
         rows = conn.execute(

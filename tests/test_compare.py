@@ -195,8 +195,9 @@ def test_smoothing_and_best_value() -> None:
 
 
 def test_drawn_history_keeps_first_last_min_max_within_the_limit(db, filled) -> None:
-    from engine.services.curves import drawn_history
+    from engine.services.curves import clear_cache, drawn_history
 
+    clear_cache()
     ids = [r.id for r in run_query.query_runs(db, RunFilter(project_id=filled.project_id), limit=3)]
     rng = np.random.default_rng(3)
     long = rng.normal(size=10_000)
@@ -224,6 +225,15 @@ def test_drawn_history_keeps_first_last_min_max_within_the_limit(db, filled) -> 
     drawn = frame[frame["key"] == "val_loss"].reset_index(drop=True)
     assert drawn[["run_id", "step", "value"]].equals(full[["run_id", "step", "value"]])
     assert drawn_history(db, [], ["noisy"], max_points=500).empty
+    # The drawing is kept, keyed by the run's summary: a new point is drawn at once.
+    metric_writes.append_metrics(db, ids[1], [("noisy", 10, -1.0, 0.0)])
+    again = drawn_history(db, ids, ["noisy"], max_points=500)
+    assert list(again.loc[again["run_id"] == ids[1], "step"]) == [5, 6, 9, 10]
+    assert (
+        again[again["run_id"] == ids[0]]
+        .reset_index(drop=True)
+        .equals(long_run.reset_index(drop=True))
+    )
     assert drawn_history(db, ids, ["no_such_key"], max_points=500).empty
 
 
