@@ -196,17 +196,24 @@ def browser_rows(variants: dict[str, str], compare_ids: list[int], repeats: int)
             again = f"Compare of {n} runs, reopened → curves drawn"
             run_first = "Run page, first open of a run → loss and quality curves drawn"
             run_again = "Run page, reopened → loss and quality curves drawn"
+            names = list(variants)
+            # Compare rounds, then Run page rounds; the variant that goes first alternates, so
+            # neither always follows the other's heaviest page.
             for i in range(repeats):
-                for name, url in variants.items():
-                    print(f"  … round {i + 1}, {name}", file=sys.stderr, flush=True)
+                for name in names if i % 2 == 0 else names[::-1]:
+                    print(f"  … Compare round {i + 1}, {name}", file=sys.stderr, flush=True)
+                    url = variants[name]
                     if i < len(fresh_keys):
                         add(first, name, time_visit(page, url + compare + fresh_keys[i], 1, n))
                     add(again, name, time_visit(page, url + compare + "val_loss", 1, n))
+            for i in range(repeats):
+                for name in names if i % 2 == 0 else names[::-1]:
+                    print(f"  … Run page round {i + 1}, {name}", file=sys.stderr, flush=True)
+                    url = variants[name]
                     if i < len(fresh_runs):
                         run_url = f"{url}/run?run={fresh_runs[i]}"
                         add(run_first, name, time_visit(page, run_url, 2, 1))
-                    run_url = f"{url}/run?run={compare_ids[0]}"
-                    add(run_again, name, time_visit(page, run_url, 2, 1))
+                    add(run_again, name, time_visit(page, f"{url}/run?run={compare_ids[0]}", 2, 1))
         finally:
             browser.close()
     return list(rows.values())

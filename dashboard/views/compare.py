@@ -58,11 +58,6 @@ def _param(name: str, options: list, default):  # noqa: ANN001, ANN202
     return value if value in options else default
 
 
-params = compare_charts.params_table(runs)
-metrics = compare_charts.metrics_table(runs, keys)
-varying = compare_charts.params_table(runs, only_differences=True)
-
-
 def _curves() -> None:
     if not keys:
         st.info("These runs have no metrics yet.")
@@ -122,6 +117,7 @@ def _params() -> None:
 
 
 def _metrics() -> None:
+    metrics = compare_charts.metrics_table(runs, keys)
     if not keys:
         st.info("These runs have no metrics yet.")
     else:
@@ -153,6 +149,8 @@ def _metrics() -> None:
 
 
 def _parallel() -> None:
+    metrics = compare_charts.metrics_table(runs, keys)
+    varying = compare_charts.params_table(runs, only_differences=True)
     if not keys or len(runs) < 2:
         st.info("Parallel coordinates need at least two runs with metrics.")
     else:
@@ -169,6 +167,9 @@ def _parallel() -> None:
 
 
 def _scatter() -> None:
+    params = compare_charts.params_table(runs)
+    metrics = compare_charts.metrics_table(runs, keys)
+    varying = compare_charts.params_table(runs, only_differences=True)
     param_choices = [c for c in params.columns if c not in ("id", "name")]
     if not keys:
         st.info("These runs have no metrics yet.")
