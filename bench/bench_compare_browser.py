@@ -356,7 +356,10 @@ def main(argv: list[str] | None = None) -> int:
                 "- Browser rows time navigation → every chart drawn (Plotly's traces present, "
                 "Streamlit idle) in headless Chromium; server rows time the read alone.",
                 "- Timings on a shared machine move with its load (see uptime above); the "
-                "variants are timed back to back so both see the same conditions.",
+                "variants are timed back to back, the first of each pair alternating, so both "
+                "see the same conditions; compare ratios, not seconds, across machines.",
+                "- The server rows show how much of a page is its metric read; the rest is the "
+                "page's other sections, Streamlit's round trip and drawing in the browser.",
                 END,
             ]
         )

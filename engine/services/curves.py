@@ -28,7 +28,8 @@ from engine.report.compare_charts import minmax_indices
 
 # (database, run, key, max_points, summary) → (steps, values, wall times) as drawn.
 Drawn = tuple[np.ndarray, np.ndarray, np.ndarray]
-CACHE_SERIES = 5000  # ~5000 × 1,000 points × 24 bytes: 120 MB at most, far less in practice
+# At most 2,000 series × 2,000 points × 24 bytes (96 MB); a 100-run comparison holds ~1 MB.
+CACHE_SERIES = 2000
 _cache: OrderedDict[tuple, Drawn] = OrderedDict()
 _lock = threading.Lock()  # the dashboard serves each browser session from its own thread
 
