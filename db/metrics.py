@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from itertools import chain
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Select, bindparam, select
+from sqlalchemy import Connection, Engine, Select, bindparam, func, select
 
 from db.models import metrics, run_summaries
 from db.session import reading
@@ -90,6 +91,71 @@ def metric_history(
     if not rows:
         return pd.DataFrame({c: [] for c in HISTORY_COLUMNS})
     return pd.DataFrame(dict(zip(HISTORY_COLUMNS, zip(*rows, strict=True), strict=True)))
+
+
+@cache
+def _lean_statement() -> Select:
+    return (
+        select(
+            metrics.c.run_id,
+            metrics.c.step,
+            metrics.c.value,
+            func.coalesce(metrics.c.wall_time, 0.0),
+        )
+        .where(
+            metrics.c.run_id.in_(bindparam("run_ids", expanding=True)),
+            metrics.c.key == bindparam("key"),
+            # NULL is a logged NaN: nothing a chart can draw.
+            metrics.c.value.is_not(None),
+        )
+        .order_by(metrics.c.run_id, metrics.c.step)
+    )
+
+
+def drawable_series(db: Engine, run_ids: Iterable[int], key: str) -> list[MetricSeries]:
+    """One metric of many runs as arrays, one MetricSeries per run that has points, in run id
+    order; logged NaNs are left out. What a chart reads before it downsamples: one query of bare
+    numbers, no DataFrame of the whole history (100 runs × 10,000 steps: 1,000,000 rows that
+    would cost a DataFrame ~2 s to build)."""
+    ids = sorted({int(i) for i in run_ids})
+    if not ids:
+        return []
+    with reading(db) as conn:
+        rows = _driver_rows(conn, _lean_statement(), {"run_ids": ids, "key": key})
+    # No NULL is left in these rows, so one flat float64 pass (3x cheaper than np.array of
+    # the tuples); ids and steps are exact below 2**53.
+    block = np.fromiter(chain.from_iterable(rows), np.float64, count=4 * len(rows))
+    block = block.reshape(len(rows), 4)
+    # Rows come ordered by run, then step: each run is one contiguous stretch.
+    bounds = np.flatnonzero(np.diff(block[:, 0])) + 1
+    return [
+        MetricSeries(
+            run_id=int(part[0, 0]),
+            key=key,
+            steps=part[:, 1].astype(np.int64),
+            values=np.ascontiguousarray(part[:, 2]),
+            wall_times=np.ascontiguousarray(part[:, 3]),
+        )
+        for part in np.split(block, bounds)
+        if len(part)
+    ]
+
+
+def series_versions(
+    db: Engine, run_ids: Iterable[int], key: str
+) -> dict[int, tuple[float, float, float, float]]:
+    """Per run with a (non-NaN) point of `key`: its summary (last step, last value, min, max),
+    which changes whenever a point is added or rewritten: a cheap key for a cached drawing."""
+    ids = sorted({int(i) for i in run_ids})
+    if not ids:
+        return {}
+    s = run_summaries.c
+    stmt = select(s.run_id, s.last_step, s.last_value, s.min_value, s.max_value).where(
+        s.run_id.in_(ids), s.key == key
+    )
+    with reading(db) as conn:
+        rows = conn.execute(stmt).all()
+    return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
 
 def metric_keys(db: Engine, run_ids: Iterable[int]) -> list[str]:

@@ -186,8 +186,55 @@ def test_smoothing_and_best_value() -> None:
     table = pd.DataFrame(
         {"id": [1, 2], "name": ["a", "b"], "val_loss": [0.5, 0.3], "val_accuracy": [0.9, 0.8]}
     )
-    best = compare_charts.best_runs(table, ["val_loss", "val_accuracy"]).set_index("metric")
+    table["lr"] = [0.1, 0.01]
+    table["epoch_seconds"] = [3.0, 9.0]
+    keys = ["val_loss", "val_accuracy", "lr", "epoch_seconds"]
+    best = compare_charts.best_runs(table, keys).set_index("metric")
     assert best.loc["val_loss", "run"] == "#2 b" and best.loc["val_accuracy", "run"] == "#1 a"
+    assert list(best.index) == ["val_loss", "val_accuracy"]  # no best lr, no best duration
+
+
+def test_drawn_history_keeps_first_last_min_max_within_the_limit(db, filled) -> None:
+    from engine.services.curves import clear_cache, drawn_history
+
+    clear_cache()
+    ids = [r.id for r in run_query.query_runs(db, RunFilter(project_id=filled.project_id), limit=3)]
+    rng = np.random.default_rng(3)
+    long = rng.normal(size=10_000)
+    long[4_321], long[7_777] = 50.0, -50.0
+    points = [("noisy", s, float(v), 1000.0 + s) for s, v in enumerate(long)]
+    points[100] = ("noisy", 100, float("nan"), 1100.0)  # logged NaN: nothing to draw
+    points[200] = ("noisy", 200, float("inf"), 1200.0)
+    metric_writes.append_metrics(db, ids[0], points)
+    metric_writes.append_metrics(db, ids[1], [("noisy", s, float(s), 0.0) for s in (5, 6, 9)])
+    frame = drawn_history(db, ids, ["noisy", "val_loss"], max_points=500)
+    assert list(frame.columns) == list(metric_store.HISTORY_COLUMNS)
+    long_run = frame[(frame["run_id"] == ids[0]) & (frame["key"] == "noisy")]
+    assert 400 <= len(long_run) <= 500
+    assert long_run["step"].iloc[0] == 0 and long_run["step"].iloc[-1] == 9_999
+    assert long_run["value"].max() == 50.0 and long_run["value"].min() == -50.0
+    assert set(long_run.loc[long_run["value"].abs() == 50.0, "step"]) == {4_321, 7_777}
+    assert long_run["step"].is_monotonic_increasing
+    assert not ({100, 200} & set(long_run["step"])) and np.isfinite(long_run["value"]).all()
+    kept = long_run.set_index("step")
+    assert kept.loc[4_321, "wall_time"] == 1000.0 + 4_321  # the point's own wall time
+    short = frame[(frame["run_id"] == ids[1]) & (frame["key"] == "noisy")]
+    assert list(short["step"]) == [5, 6, 9]  # short series come back whole
+    # val_loss of the filled runs (20 points each) comes back whole, for all three runs.
+    full = metric_store.metric_history(db, ids, ["val_loss"])
+    drawn = frame[frame["key"] == "val_loss"].reset_index(drop=True)
+    assert drawn[["run_id", "step", "value"]].equals(full[["run_id", "step", "value"]])
+    assert drawn_history(db, [], ["noisy"], max_points=500).empty
+    # The drawing is kept, keyed by the run's summary: a new point is drawn at once.
+    metric_writes.append_metrics(db, ids[1], [("noisy", 10, -1.0, 0.0)])
+    again = drawn_history(db, ids, ["noisy"], max_points=500)
+    assert list(again.loc[again["run_id"] == ids[1], "step"]) == [5, 6, 9, 10]
+    assert (
+        again[again["run_id"] == ids[0]]
+        .reset_index(drop=True)
+        .equals(long_run.reset_index(drop=True))
+    )
+    assert drawn_history(db, ids, ["no_such_key"], max_points=500).empty
 
 
 def test_compare_figures_for_many_runs(db, filled) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import re
+
+import numpy as np
 import pytest
 
 from db import run_query
@@ -111,16 +115,24 @@ def test_compare_page_curves_params_metrics_for_many_runs(db, sweep) -> None:
     at = open_page("views/compare.py", runs=ids + ",99999", metric="val_accuracy", log="1")
     assert "No run #99999" in texts(at.warning)
     figures = plotly_figures(at)
+    assert len(figures) == 1  # only the open tab (Curves) is drawn
     curves = figures[0]
     assert len(curves["data"]) == 100 and curves["layout"]["yaxis"]["type"] == "log"
-    assert any(f["data"][0]["type"] == "parcoords" for f in figures)
-    params = at.dataframe[0].value
+    at.query_params["tab"] = "Parallel coordinates"
+    at.run()
+    assert [f["data"][0]["type"] for f in plotly_figures(at)] == ["parcoords"]
+    at.query_params["tab"] = "Params"
+    at.run()
+    params = at.dataframe[1].value  # after the run table
     assert "learning_rate" in params.columns and "task" not in params.columns  # only differences
     at.toggle(key="cmp_only_diff").set_value(False).run()
-    assert "task" in at.dataframe[0].value.columns
+    assert "task" in at.dataframe[1].value.columns
+    at.query_params["tab"] = "Metrics"
+    at.run()
     best = at.dataframe[2].value.set_index("metric")
     top = max(runs, key=lambda r: (r.last("val_accuracy"), -r.id))
     assert best.loc["val_accuracy", "best"] == pytest.approx(top.last("val_accuracy"))
+    at = open_page("views/compare.py", runs=ids)  # back on Curves (the default tab)
     at.radio(key="cmp_x").set_value("wall_time").run()
     assert at.query_params["x"] == "wall_time"
 
@@ -131,6 +143,7 @@ def test_compare_page_with_two_runs_and_without_any(db, sweep) -> None:
     two = run_query.query_runs(db, RunFilter(project_id=sweep.project_id), limit=2)
     at = open_page("views/compare.py", runs=f"{two[0].id},{two[1].id}")
     assert len(plotly_figures(at)[0]["data"]) == 2
+    at = open_page("views/compare.py", runs=f"{two[0].id},{two[1].id}", tab="Metrics")
     assert len(at.dataframe[1].value) == 2
 
 
@@ -165,3 +178,79 @@ def test_new_run_goes_into_the_sidebar_project(db, demo_datasets) -> None:
     assert not at.exception
     (run,) = run_store.list_runs(db)
     assert run.project_id == vision.id
+
+
+def _points(values: list | dict) -> np.ndarray:
+    """A trace's x or y from the figure JSON: Plotly sends numpy arrays as base64 binary."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values)
+
+
+def _highlighted_columns(frame) -> set[str]:  # noqa: ANN001 - AppTest's Dataframe element
+    """The columns with a cell the page's Styler marks as best (bold), from the CSS it sends."""
+    css = frame.proto.arrow_data.styler.styles
+    columns = list(frame.value.columns)
+    marked = set()
+    for rule in css.split("}"):
+        if "font-weight: bold" in rule:
+            marked |= {columns[int(c)] for c in re.findall(r"_col(\d+)", rule)}
+    return marked
+
+
+def test_compare_marks_best_only_for_metrics_with_a_direction(db, sweep) -> None:
+    from db.writes import metrics as metric_writes
+
+    slow, fast = run_query.query_runs(db, RunFilter(project_id=sweep.project_id), limit=2)
+    # The slower run and the higher learning rate are not "best": neither has a direction.
+    metric_writes.append_metrics(db, slow.id, [("epoch_seconds", 1, 9.0, 0.0)])
+    metric_writes.append_metrics(db, fast.id, [("epoch_seconds", 1, 1.0, 0.0)])
+    metric_writes.append_metrics(db, slow.id, [("best_epoch", 1, 7.0, 0.0)])
+    at = open_page("views/compare.py", runs=f"{slow.id},{fast.id}", tab="Metrics")
+    metrics_frame, best_frame = at.dataframe[1], at.dataframe[2]
+    marked = _highlighted_columns(metrics_frame)
+    assert {"val_loss", "val_accuracy", "train_loss", "val_f1_macro"} <= marked
+    assert not marked & {"lr", "epoch_seconds", "best_epoch", "id", "name"}
+    best = best_frame.value.set_index("metric")
+    assert set(best.index) == {"train_loss", "val_loss", "val_accuracy", "val_f1_macro"}
+    low = min((slow, fast), key=lambda r: r.last("val_loss"))
+    assert best.loc["val_loss", "run"] == f"#{low.id} {low.name}"
+    assert best.loc["val_loss", "direction"] == "lower is better"
+    assert best.loc["val_accuracy", "direction"] == "higher is better"
+    assert "have no best" in texts(at.caption)
+
+
+def test_compare_warns_when_runs_come_from_different_datasets(db, sweep) -> None:
+    runs = run_query.query_runs(db, RunFilter(project_id=sweep.project_id), limit=None)
+    by_dataset: dict[str, list] = {}
+    for run in runs:
+        by_dataset.setdefault(run.dataset_name, []).append(run)
+    (a, b), (c, *_) = list(by_dataset.values())[0][:2], list(by_dataset.values())[1]
+    at = open_page("views/compare.py", runs=f"{a.id},{b.id}")
+    assert not any("different datasets" in w for w in texts(at.warning).splitlines())
+    at = open_page("views/compare.py", runs=f"{a.id},{b.id},{c.id}")
+    warning = texts(at.warning).replace("\\", "")  # as read: without Markdown's escapes
+    assert "trained on 2 different datasets" in warning
+    assert f"{a.dataset_name} (2 runs)" in warning and f"{c.dataset_name} (1 run)" in warning
+    assert "compare runs of one dataset" in warning
+
+
+def test_compare_lists_many_runs_in_a_compact_table_coloured_like_the_curves(db, sweep) -> None:
+    runs = run_query.query_runs(db, RunFilter(project_id=sweep.project_id), limit=100)
+    at = open_page("views/compare.py", runs=",".join(str(r.id) for r in runs))
+    legend = at.dataframe[0].value
+    assert list(legend["run"]) == [f"#{r.id} {r.name}" for r in runs]
+    assert set(legend["dataset"]) == {r.dataset_name for r in runs}
+    # No paragraph of a hundred names: no caption or text names more than one run.
+    shown = texts(at.caption) + texts(at.markdown)
+    assert sum(r.name in shown for r in runs) <= 1
+    assert at.expander[0].label.startswith("100 runs compared")
+    curves = plotly_figures(at)[0]
+    assert curves["layout"]["showlegend"] is False  # the table is the key for 100 runs
+    colours = dict(zip(legend["run"], legend["colour"], strict=True))
+    for trace in curves["data"]:
+        assert trace["type"] == "scatter"
+        assert trace["line"]["color"] == colours[trace["name"]]
+        x = _points(trace["x"])
+        assert 2 <= len(x) <= 500 and len(_points(trace["y"])) == len(x)  # 50,000 points in all
+        assert x[0] == 1 and x[-1] == 15  # first and last step kept

@@ -9,7 +9,9 @@ from dashboard.components.run_table import parse_ids
 from db import metrics as metric_store
 from db import run_query
 from engine.core.epochs import EPOCH_KEY
+from engine.core.metric_info import direction
 from engine.report import compare_charts
+from engine.services.curves import drawn_history
 
 auth.guard_page()
 st.title("Compare")
@@ -30,8 +32,26 @@ if not runs:
     st.stop()
 
 labels = {r.id: f"#{r.id} {r.name}" for r in runs}
-keys = sorted({k for r in runs for k in r.summary})
-st.caption(f"{len(runs)} run(s): " + data.md_text(", ".join(labels.values())))
+# The epoch series is the x axis, not a result (engine/core/epochs.py).
+keys = sorted({k for r in runs for k in r.summary} - {EPOCH_KEY})
+mixed = compare_charts.dataset_warning(runs)
+if mixed:
+    st.warning(data.md_text(mixed), icon=":material/dataset:")
+legend = compare_charts.runs_legend(runs)
+with st.expander(
+    f"{len(runs)} run{'s' if len(runs) != 1 else ''} compared — colours, names, datasets",
+    expanded=len(runs) <= compare_charts.LEGEND_MAX_RUNS,
+):
+    # A scrolling table rather than a paragraph of names: 100 runs stay a few lines tall.
+    st.dataframe(
+        legend.style.apply(
+            lambda column: [f"background-color: {c}; color: {c}" for c in column],
+            subset=["colour"],
+        ),
+        hide_index=True,
+        height=min(36 + 35 * len(legend), 250),
+        key="cmp_legend",
+    )
 
 
 def _param(name: str, options: list, default):  # noqa: ANN001, ANN202
@@ -40,11 +60,7 @@ def _param(name: str, options: list, default):  # noqa: ANN001, ANN202
     return value if value in options else default
 
 
-curves_tab, params_tab, metrics_tab, parallel_tab, scatter_tab = st.tabs(
-    ["Curves", "Params", "Metrics", "Parallel coordinates", "Scatter"]
-)
-
-with curves_tab, data.shown_errors("drawing the curves"):
+def _curves() -> None:
     if not keys:
         st.info("These runs have no metrics yet.")
     else:
@@ -75,7 +91,16 @@ with curves_tab, data.shown_errors("drawing the curves"):
             {"metric": key, "x": x_axis, "smooth": f"{smoothing:g}", "log": "1" if log_y else "0"}
         )
         # The epoch series places each point at its epoch (engine/core/epochs.py).
-        history = metric_store.metric_history(db, list(labels), keys=[key, EPOCH_KEY])
+        if smoothing:
+            # Smoothing averages over neighbouring points, so it needs every one of them.
+            history = metric_store.metric_history(db, list(labels), keys=[key, EPOCH_KEY])
+        else:
+            history = drawn_history(
+                db,
+                list(labels),
+                [key, EPOCH_KEY],
+                max_points=compare_charts.points_per_run(len(labels)),
+            )
         st.plotly_chart(
             compare_charts.compare_curves(
                 history, key, run_labels=labels, x_axis=x_axis, smoothing=smoothing, log_y=log_y
@@ -83,30 +108,33 @@ with curves_tab, data.shown_errors("drawing the curves"):
             key="cmp_curves",
         )
         st.caption(
-            f"Long series are drawn with at most {compare_charts.MAX_POINTS_PER_TRACE:,} points "
-            "per run (first, last, and the min and max of each stretch); smoothing uses all."
+            f"Long series are drawn with at most {compare_charts.points_per_run(len(labels)):,} "
+            "points per run (first, last, and the min and max of each stretch); smoothing "
+            "reads every point, so it takes longer on long runs."
         )
 
-params = compare_charts.params_table(runs)
-with params_tab:
+
+def _params() -> None:
     only_diff = st.toggle("Only differences", value=True, key="cmp_only_diff")
     shown = compare_charts.params_table(runs, only_differences=only_diff)
     if only_diff and len(shown.columns) == 2 and len(runs) > 1:
         st.info("These runs share every param.")
     st.dataframe(shown, hide_index=True, key="cmp_params")
 
-metrics = compare_charts.metrics_table(runs, keys)
-with metrics_tab:
+
+def _metrics() -> None:
+    metrics = compare_charts.metrics_table(runs, keys)
     if not keys:
         st.info("These runs have no metrics yet.")
     else:
         best = compare_charts.best_runs(metrics, keys)
 
         def _mark_best(column: pd.Series) -> list[str]:
-            if column.name not in keys or column.isna().all():
-                return [""] * len(column)
+            way = direction(str(column.name)) if column.name in keys else None
+            if way is None or column.isna().all():
+                return [""] * len(column)  # no "best" learning rate or epoch duration
             values = pd.to_numeric(column)
-            target = values.min() if compare_charts.lower_is_better(column.name) else values.max()
+            target = values.min() if way == "lower" else values.max()
             return [
                 "font-weight: bold; background-color: #21c3544d" if v == target else ""
                 for v in values
@@ -119,13 +147,16 @@ with metrics_tab:
         )
         st.caption(
             "Last value of each metric; the best per column is highlighted (lower is "
-            "better for losses and errors)."
+            "better for losses and errors, higher for accuracy and the like). Settings and "
+            "timings such as the learning rate or seconds per epoch have no best."
         )
         st.markdown("**Best per metric**")
         st.dataframe(best, hide_index=True, key="cmp_best")
 
-varying = compare_charts.params_table(runs, only_differences=True)
-with parallel_tab, data.shown_errors("drawing parallel coordinates"):
+
+def _parallel() -> None:
+    metrics = compare_charts.metrics_table(runs, keys)
+    varying = compare_charts.params_table(runs, only_differences=True)
     if not keys or len(runs) < 2:
         st.info("Parallel coordinates need at least two runs with metrics.")
     else:
@@ -140,7 +171,11 @@ with parallel_tab, data.shown_errors("drawing parallel coordinates"):
         )
         st.caption("One axis per param that differs between these runs; drag on an axis to filter.")
 
-with scatter_tab, data.shown_errors("drawing the scatter"):
+
+def _scatter() -> None:
+    params = compare_charts.params_table(runs)
+    metrics = compare_charts.metrics_table(runs, keys)
+    varying = compare_charts.params_table(runs, only_differences=True)
     param_choices = [c for c in params.columns if c not in ("id", "name")]
     if not keys:
         st.info("These runs have no metrics yet.")
@@ -156,3 +191,20 @@ with scatter_tab, data.shown_errors("drawing the scatter"):
             compare_charts.param_scatter(params, metrics, param, sc_key, log_x=log_x),
             key="cmp_scatter",
         )
+
+
+# Only the open tab runs (its name is in the URL, ?tab=Metrics): opening Compare draws the
+# curves alone, not a parallel-coordinates plot and a scatter nobody looks at yet.
+tabs = {
+    "Curves": (_curves, "drawing the curves"),
+    "Params": (_params, "showing the params"),
+    "Metrics": (_metrics, "showing the metrics"),
+    "Parallel coordinates": (_parallel, "drawing parallel coordinates"),
+    "Scatter": (_scatter, "drawing the scatter"),
+}
+for tab, (show, action) in zip(
+    st.tabs(list(tabs), key="tab", bind="query-params"), tabs.values(), strict=True
+):
+    if tab.open:
+        with tab, data.shown_errors(action):
+            show()

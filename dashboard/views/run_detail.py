@@ -35,6 +35,7 @@ from engine.core.formatting import format_duration, format_value
 from engine.core.run_files import log_path, report_path, tail
 from engine.report import charts
 from engine.services import runs as run_actions
+from engine.services.curves import drawn_history
 from engine.services.permissions import Permission
 from engine.services.recovery import resumable_epoch, settle_for_readers
 
@@ -135,8 +136,11 @@ def _draw_curves(run_id: int, shown_status: str, task: str) -> None:
             _progress(run, data.engine_alive(db))
 
     epoch_keys = EPOCH_METRICS.get(task, [])
-    # The epoch series is the x axis: training-loss points within an epoch sit where they belong.
-    history = metric_store.metric_history(db, [run_id], keys=[*epoch_keys, "lr", EPOCH_KEY])
+    # What is drawn, not every point: a 10,000-step run sends 2,000 points per curve. The epoch
+    # series is the x axis: training-loss points within an epoch sit where they belong.
+    history = drawn_history(
+        db, [run_id], [*epoch_keys, "lr", EPOCH_KEY], max_points=charts.MAX_POINTS_PER_TRACE
+    )
     if history.empty:
         st.info(
             "No curves yet: the training loss appears within seconds of the start.",
@@ -158,7 +162,10 @@ def _draw_curves(run_id: int, shown_status: str, task: str) -> None:
             st.plotly_chart(charts.metric_curves(history, ["lr"]), key="curve_lr")
     st.download_button(
         "Download all points (CSV)",
-        data=lambda: to_safe_csv(history, index=False),  # built only when clicked, not every tick
+        # Every point, read only when clicked (not on every tick).
+        data=lambda: to_safe_csv(
+            metric_store.metric_history(db, [run_id], keys=[*epoch_keys, "lr"]), index=False
+        ),
         file_name=f"run-{run_id}-metrics.csv",
         mime="text/csv",
         on_click="ignore",
