@@ -28,6 +28,8 @@ from tests.support.commands import ROOT, cli
 from tests.support.data import completed_run
 from tests.support.pages import open_page, plotly_figures, texts
 
+T0 = 1_700_000_000.0
+
 
 def _git(folder: Path, *args: str) -> str:
     return subprocess.run(
@@ -168,3 +170,31 @@ def test_code_tab_of_a_run_that_recorded_nothing(settings, db, demo_datasets) ->
     at = open_page("views/run_detail.py", run=str(run_id))
     assert "Nothing recorded about the code of this run" in texts(at.tabs[3].info)
     assert json.loads(cli("runs", "show", str(run_id), "--json").stdout)["code"] is None
+
+
+def test_compare_keeps_sys_metrics_out_of_the_model_metrics(settings, db, demo_datasets) -> None:
+    """sys/… points are curves one may pick in Compare, never a column of its metrics table
+    nor its default curve."""
+    from db.writes import metrics as metric_writes
+    from engine.services.launch import submit_run
+
+    ids = [submit_run(db, "iris", {}, name=f"r{i}") for i in range(2)]
+    for i, run_id in enumerate(ids):
+        metric_writes.append_metrics(
+            db,
+            run_id,
+            [
+                ("val_loss", 1, 0.5 + i, T0),
+                ("val_loss", 2, 0.4 + i, T0 + 1),
+                (CPU_PERCENT, 0, 90.0, T0),
+                (RSS_MB, 0, 800.0, T0),
+            ],
+        )
+    at = open_page("views/compare.py", runs=",".join(map(str, ids)))
+    picker = at.selectbox(key="cmp_key")
+    assert picker.value == "val_loss"
+    assert list(picker.options)[-2:] == [CPU_PERCENT, RSS_MB]  # after the model's metrics
+    table = next(d.value for d in at.dataframe if "val_loss" in d.value.columns)
+    assert not [c for c in table.columns if str(c).startswith("sys/")]
+    picker.set_value(RSS_MB).run()
+    assert [t["y"] for t in plotly_figures(at)[0]["data"]] == [[800.0], [800.0]]

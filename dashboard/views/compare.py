@@ -29,7 +29,9 @@ if not runs:
     st.stop()
 
 labels = {r.id: f"#{r.id} {r.name}" for r in runs}
-keys = sorted({k for r in runs for k in r.summary})
+# The model's metrics; the runs' sys/… figures (CPU, memory, GPU) only as curves, after them.
+keys = sorted({k for r in runs for k in r.summary if not k.startswith("sys/")})
+curve_keys = keys + sorted({k for r in runs for k in r.summary if k.startswith("sys/")})
 st.caption(f"{len(runs)} run(s): " + data.md_text(", ".join(labels.values())))
 
 
@@ -44,13 +46,16 @@ curves_tab, params_tab, metrics_tab, parallel_tab, scatter_tab = st.tabs(
 )
 
 with curves_tab, data.shown_errors("drawing the curves"):
-    if not keys:
+    if not curve_keys:
         st.info("These runs have no metrics yet.")
     else:
         key_col, x_col, smooth_col, log_col = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
-        default_key = next((k for k in ("val_loss", "train_loss") if k in keys), keys[0])
+        default_key = next((k for k in ("val_loss", "train_loss") if k in keys), curve_keys[0])
         key = key_col.selectbox(
-            "Metric", keys, index=keys.index(_param("metric", keys, default_key)), key="cmp_key"
+            "Metric",
+            curve_keys,
+            index=curve_keys.index(_param("metric", curve_keys, default_key)),
+            key="cmp_key",
         )
         x_axis = x_col.radio(
             "x axis",
