@@ -14,7 +14,7 @@ Alembic migrations, Graphene, Docker and more, too much for a one-off copy. Tens
 files are read record by record with tensorboardX's protobuf messages (already installed);
 TensorBoard itself is not needed.
 
-Repeated steps follow the SDK's rule (engine/execution/sdk_drain.py): the last value logged at a
+Repeated steps follow the SDK's rule (the SDK drain's, issue 19): the last value logged at a
 step wins. One exception keeps whole histories: a key whose points all share one step (what
 `mlflow.log_metric` without `step=` writes: step 0 every time) is numbered 0, 1, 2… in the order
 logged, as the SDK numbers a `run.log` without a step.
