@@ -198,3 +198,21 @@ def test_compare_keeps_sys_metrics_out_of_the_model_metrics(settings, db, demo_d
     assert not [c for c in table.columns if str(c).startswith("sys/")]
     picker.set_value(RSS_MB).run()
     assert [t["y"] for t in plotly_figures(at)[0]["data"]] == [[800.0], [800.0]]
+
+
+def test_no_gpu_figures_without_an_nvidia_driver() -> None:
+    """nvidia-ml-py is installed everywhere; without a driver the GPU keys are skipped quietly."""
+    from engine.execution.system_metrics import GPU_UTIL_PERCENT, _Gpus
+
+    gpus = _Gpus(None)
+    try:
+        if gpus.handles:
+            pytest.skip("this machine has an NVIDIA driver: the GPU figures are recorded")
+        assert gpus.sample({1}) == {}
+        points: list = []
+        sampler = SystemSampler(points.extend, origin=time.time(), gpu=True, interval_s=60)
+        sampler.stop()  # never started: one sample, the last
+        assert {k for k, *_ in points} == {CPU_PERCENT, RSS_MB}
+        assert GPU_UTIL_PERCENT not in {k for k, *_ in points}
+    finally:
+        gpus.close()

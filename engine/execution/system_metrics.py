@@ -53,6 +53,8 @@ class _Gpus:
     def __init__(self, indices: list[int] | None) -> None:
         self.nvml: Any = None
         self.handles: list[Any] = []
+        if indices == []:  # a CPU run, or every GPU hidden from it
+            return
         try:
             import pynvml  # nvidia-ml-py
 
@@ -176,6 +178,7 @@ class SystemSampler:
         if self.stopped.is_set():
             return
         self.stopped.set()
-        self.thread.join(timeout=10)
+        if self.thread.ident is not None:  # started
+            self.thread.join(timeout=10)
         self._record()
         self.gpus.close()
