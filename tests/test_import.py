@@ -18,6 +18,7 @@ from db.run_query import RunFilter, query_runs
 from engine.core.provenance import read_code
 from engine.services.importing import apply_step_rule
 from tests.support.commands import cli
+from tests.support.pages import open_page, texts
 
 T0 = 1_700_000_000.0
 
@@ -83,6 +84,11 @@ def test_tensorboard_round_trip(settings, db, tmp_path: Path) -> None:
             assert [v for _s, v in history[key]] == pytest.approx([v for _s, v in points], 1e-6)
         code = read_code(settings, run.id)
         assert code["imported_from"]["folder"] == str((logdir / name).resolve())
+
+    # The Run page of an imported run: curves-less Code tab saying where it came from.
+    at = open_page("views/run_detail.py", run=str(runs["wider"].id))
+    assert not at.exception and not at.error
+    assert "Imported from TensorBoard event files in" in texts(at.tabs[3].caption)
 
     again = cli("import", "tensorboard", str(logdir))
     assert "imported 0 runs" in again.stdout and "2 imported before" in again.stdout

@@ -28,23 +28,37 @@ def show_code(settings: Settings, run_id: int) -> None:
         return
     git = code.get("git") or {}
     python = code.get("python") or {}
-    facts = {
-        "Commit": (git.get("commit") or "not in a git checkout")
-        + (f" ({git['branch']})" if git.get("branch") else ""),
-        "Working tree": ("changed since the commit (diff below)" if git.get("dirty") else "clean")
-        if git
-        else "-",
-        "Python": f"{python.get('version', '?')} ({python.get('executable', '?')})",
-        "Command": " ".join(str(a) for a in code.get("command") or []) or "-",
-        "Host": code.get("host") or "-",
-        "Device": code.get("device") or "-",
-    }
-    st.table(pd.DataFrame({"": list(facts), "Value": list(facts.values())}).set_index(""))
+    origin = code.get("imported_from") or {}
+    if origin:
+        st.caption(data.md_text(_origin_text(origin)))
+    facts: dict[str, str] = {}
+    if git.get("commit"):
+        facts["Commit"] = git["commit"] + (f" ({git['branch']})" if git.get("branch") else "")
+    elif not origin:
+        facts["Commit"] = "not in a git checkout"
+    if "dirty" in git:
+        facts["Working tree"] = "changed since the commit (diff below)" if git["dirty"] else "clean"
+    if python:
+        facts["Python"] = f"{python.get('version', '?')} ({python.get('executable', '?')})"
+    if code.get("command"):
+        facts["Command"] = " ".join(str(a) for a in code["command"])
+    for key, label in (("host", "Host"), ("device", "Device")):
+        if code.get(key):
+            facts[label] = str(code[key])
+    if facts:
+        st.table(pd.DataFrame({"": list(facts), "Value": list(facts.values())}).set_index(""))
     if git.get("dirty") and git.get("diff"):
         with st.expander("Uncommitted changes (git diff)"):
             if git.get("diff_truncated"):
                 st.caption("The diff was cut: only its beginning was recorded.")
             st.code(git["diff"], language="diff")
+    tags = code.get("tags") or {}
+    if tags:
+        with st.expander(f"Tags in the source tracker ({len(tags)})"):
+            st.dataframe(
+                pd.DataFrame({"Tag": list(tags), "Value": [str(v) for v in tags.values()]}),
+                hide_index=True,
+            )
     packages = code.get("packages") or {}
     if packages:
         with st.expander(f"Installed packages ({len(packages)})"):
@@ -52,6 +66,16 @@ def show_code(settings: Settings, run_id: int) -> None:
                 pd.DataFrame({"Package": list(packages), "Version": list(packages.values())}),
                 hide_index=True,
             )
+
+
+def _origin_text(origin: dict) -> str:
+    """Where an imported run came from (engine/services/importing.py), in one sentence."""
+    if origin.get("tracker") == "mlflow":
+        return (
+            f"Imported from MLflow: run {origin.get('run_id')} of experiment "
+            f"{origin.get('experiment')!r} in {origin.get('tracking_uri')}."
+        )
+    return f"Imported from TensorBoard event files in {origin.get('folder')}."
 
 
 def show_system(db: Engine, run_id: int) -> None:
