@@ -159,7 +159,7 @@ def test_builtin_run_records_what_ran_and_system_metrics(settings, db, demo_data
         assert table.loc["Commit", "Value"].startswith(code["git"]["commit"])
     assert "**System**" in texts(at.markdown)
     names = {t.get("name") for f in plotly_figures(at) for t in f["data"]}
-    assert {"CPU %", "Resident memory (MB)"} <= names
+    assert {"CPU % (100 = one core)", "Resident memory (MB)"} <= names
     assert not at.exception and not at.error
 
 

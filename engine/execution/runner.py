@@ -19,7 +19,6 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from datetime import UTC
 from pathlib import Path
 
 import torch
@@ -29,16 +28,14 @@ from db import datasets as dataset_store
 from db import runs as run_store
 from db.session import get_db
 from db.writes import artifacts as artifact_writes
-from db.writes import metrics as metric_writes
 from db.writes import runs as run_writes
 from engine.core.atomic import write_json_atomic
 from engine.core.config import validate_config
 from engine.core.errors import DatasetError, SeedlabError
-from engine.core.provenance import collect as collect_code
 from engine.core.run_files import checkpoint_path, log_path, report_path, resume_path
 from engine.core.settings import Settings
 from engine.execution.stop_marker import engine_is_stopping
-from engine.execution.system_metrics import SystemSampler, visible_gpu_indices
+from engine.execution.system_metrics import SystemSampler, start_for_run
 from engine.ml import ddp
 from engine.ml.checkpoints import (
     InvalidCheckpoint,
@@ -53,7 +50,7 @@ from engine.ml.importance import importance_at_end_of_run
 from engine.ml.pipeline import evaluate_on_test, file_digest, prepare_dataset, save_checkpoint
 from engine.ml.train import ListReporter, train
 from engine.ml.verdict import verdict_or_none
-from engine.services.provenance import record_code
+from engine.services.provenance import record_what_ran
 
 log = logging.getLogger("seedlab.runner")
 
@@ -184,8 +181,9 @@ def execute(settings: Settings, run_id: int) -> str:
         choice = parallel.place(choose_device(config.device))
         if main:
             run_writes.mark_started(db, run_id, pid=os.getpid(), device=_device_text(choice))
-            _record_what_ran(settings, db, run_id, _device_text(choice))
-            sampler = _start_sampler(db, run, on_gpu=choice.device.type == "cuda")
+            # What ran (Seedlab's own checkout: built-in runs run our code) and sys/… metrics.
+            record_what_ran(settings, db, run_id, _device_text(choice), Path(__file__).parent)
+            sampler = start_for_run(db, run, on_gpu=choice.device.type == "cuda")
         log.info(
             "run %s %r on %s; config %s%s",
             run_id,
@@ -295,30 +293,6 @@ def execute(settings: Settings, run_id: int) -> str:
             sys.stdout.flush()
             _record_artifact(db, run_id, "log", path)
     return status
-
-
-def _record_what_ran(settings: Settings, db: Engine, run_id: int, device: str) -> None:
-    """The Code tab's record: Seedlab's own checkout (built-in runs run our code), Python,
-    packages, command line, host and device. Never fails the run."""
-    try:
-        record_code(settings, db, run_id, collect_code(device, folder=Path(__file__).parent))
-    except Exception:  # noqa: BLE001 - a record of what ran must not stop it running
-        log.warning("could not record what run %s ran", run_id, exc_info=True)
-
-
-def _start_sampler(db: Engine, run, *, on_gpu: bool) -> SystemSampler | None:  # noqa: ANN001
-    """sys/… metrics of this process and its children (DataLoader workers, a recipe's script)
-    every few seconds until the run ends (engine/execution/system_metrics.py)."""
-    try:
-        return SystemSampler(
-            lambda points: metric_writes.append_metrics(db, run.id, points),
-            origin=run.created_at.replace(tzinfo=UTC).timestamp(),
-            gpu_indices=visible_gpu_indices(),
-            gpu=on_gpu,
-        ).start()
-    except Exception:  # noqa: BLE001 - figures are a bonus, never a reason to fail
-        log.warning("no system metrics for run %s", run.id, exc_info=True)
-        return None
 
 
 def _collective_failed(exc: BaseException) -> bool:

@@ -16,9 +16,14 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
 import psutil
+from sqlalchemy import Engine
+
+from db.records import RunRecord
+from db.writes import metrics as metric_writes
 
 log = logging.getLogger("seedlab.system_metrics")
 
@@ -182,3 +187,23 @@ class SystemSampler:
             self.thread.join(timeout=10)
         self._record()
         self.gpus.close()
+
+
+def start_for_run(
+    db: Engine, run: RunRecord, *, on_gpu: bool, pid: int | None = None
+) -> SystemSampler | None:
+    """Sample `pid` (default: this process) and its children into `run`'s sys/… metrics until
+    `.stop()`; None (and a log line) if sampling cannot start: figures are never a reason to
+    fail a run. The runner calls it for built-in runs; a recipe's supervisor, whose script is
+    its child, calls it the same way."""
+    try:
+        return SystemSampler(
+            lambda points: metric_writes.append_metrics(db, run.id, points),
+            origin=run.created_at.replace(tzinfo=UTC).timestamp(),
+            pid=pid,
+            gpu_indices=visible_gpu_indices(),
+            gpu=on_gpu,
+        ).start()
+    except Exception:  # noqa: BLE001
+        log.warning("no system metrics for run %s", run.id, exc_info=True)
+        return None

@@ -173,7 +173,11 @@ def confusion_matrix(
 
 # The run's system metrics (engine/execution/system_metrics.py), two charts by unit.
 SYSTEM_CHARTS: tuple[tuple[str, str, dict[str, str]], ...] = (
-    ("Processor", "%", {"sys/cpu_percent": "CPU %", "sys/gpu_util_percent": "GPU utilisation %"}),
+    (
+        "Processor",
+        "%",
+        {"sys/cpu_percent": "CPU % (100 = one core)", "sys/gpu_util_percent": "GPU utilisation %"},
+    ),
     ("Memory", "MB", {"sys/rss_mb": "Resident memory (MB)", "sys/gpu_mem_mb": "GPU memory (MB)"}),
 )
 
