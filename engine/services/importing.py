@@ -39,11 +39,11 @@ from db.imports import runs_tagged
 from db.models import DEFAULT_PROJECT_ID
 from db.projects import get_project_by_name
 from db.writes import imports as import_writes
-from db.writes import projects as project_writes
 from engine.core.errors import SeedlabError
 from engine.core.settings import Settings
 from engine.services import audit
 from engine.services.permissions import Actor, Permission, check
+from engine.services.projects import create_project
 from engine.services.provenance import record_code
 
 # (step, value, wall time in seconds), in the order the source logged them.
@@ -331,15 +331,13 @@ def read_tensorboard(logdir: str | Path) -> Iterator[SourceRun]:
 
 
 def _project_id(db: Engine, actor: Actor, name: str | None, cache: dict[str, int]) -> int:
+    name = (name or "").strip()[:200]  # projects.name holds 200 characters
     if not name:
         return DEFAULT_PROJECT_ID
     if name not in cache:
         project = get_project_by_name(db, name)
-        if project is None:
-            check(actor, Permission.CREATE_PROJECT)
-            project = project_writes.create_project(db, name[:200])
-            audit.record(db, actor, "create project", f"project {project.id}", project.name)
-        cache[name] = project.id
+        # A new project is created, checked and audited as `seedlab projects create` would.
+        cache[name] = project.id if project else create_project(db, actor, name)
     return cache[name]
 
 
