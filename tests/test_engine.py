@@ -85,7 +85,7 @@ def test_upload_submit_train_browse_via_cli(settings, db, tmp_path: Path, worker
     history = run_store.get_run(db, run_id)
     assert history.summary["train_loss"]["last"] < history.summary["train_loss"]["max"]
     kinds = {a.kind for a in artifact_store.list_artifacts(db, run_id)}
-    assert kinds == {"checkpoint", "report", "log"}
+    assert kinds == {"checkpoint", "report", "log", "code"}
     run_dir = settings.run_dir(run_id)
     assert (run_dir / "model.pt").is_file()
     assert json.loads((run_dir / "report.json").read_text())["classes"] == ["no", "yes"]

@@ -33,7 +33,10 @@ if not runs:
 
 labels = {r.id: f"#{r.id} {r.name}" for r in runs}
 # The epoch series is the x axis, not a result (engine/core/epochs.py).
-keys = sorted({k for r in runs for k in r.summary} - {EPOCH_KEY})
+# The model's metrics; the runs' sys/… figures (CPU, memory, GPU) only as curves, after them.
+shown_keys = {k for r in runs for k in r.summary} - {EPOCH_KEY}
+keys = sorted(k for k in shown_keys if not k.startswith("sys/"))
+curve_keys = keys + sorted(k for k in shown_keys if k.startswith("sys/"))
 mixed = compare_charts.dataset_warning(runs)
 if mixed:
     st.warning(data.md_text(mixed), icon=":material/dataset:")
@@ -61,13 +64,16 @@ def _param(name: str, options: list, default):  # noqa: ANN001, ANN202
 
 
 def _curves() -> None:
-    if not keys:
+    if not curve_keys:
         st.info("These runs have no metrics yet.")
     else:
         key_col, x_col, smooth_col, log_col = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
-        default_key = next((k for k in ("val_loss", "train_loss") if k in keys), keys[0])
+        default_key = next((k for k in ("val_loss", "train_loss") if k in keys), curve_keys[0])
         key = key_col.selectbox(
-            "Metric", keys, index=keys.index(_param("metric", keys, default_key)), key="cmp_key"
+            "Metric",
+            curve_keys,
+            index=curve_keys.index(_param("metric", curve_keys, default_key)),
+            key="cmp_key",
         )
         x_axis = x_col.radio(
             "x axis",
@@ -90,6 +96,10 @@ def _curves() -> None:
         st.query_params.update(
             {"metric": key, "x": x_axis, "smooth": f"{smoothing:g}", "log": "1" if log_y else "0"}
         )
+        if key.startswith("sys/") and x_axis == "step":
+            # A system figure's step is seconds since the run began, not an optimizer step.
+            x_axis = "wall_time"
+            st.caption("CPU, memory and GPU figures are drawn against wall time.")
         # The epoch series places each point at its epoch (engine/core/epochs.py).
         if smoothing:
             # Smoothing averages over neighbouring points, so it needs every one of them.

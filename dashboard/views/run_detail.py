@@ -16,6 +16,7 @@ import streamlit as st
 
 from dashboard import auth, data
 from dashboard.components import (
+    code_section,
     export_section,
     importance_view,
     registry_section,
@@ -495,15 +496,18 @@ with data.shown_errors("reading the registry"):
 with st.container():  # the status's message or the result cards, in one place for every status
     _outcome(run, task)
 
-curves_tab, eval_tab, config_tab, logs_tab, files_tab, export_tab = st.tabs(
-    ["Curves", "Evaluation", "Config", "Logs", "Artifacts", "Export & compress"]
+curves_tab, eval_tab, config_tab, code_tab, logs_tab, files_tab, export_tab = st.tabs(
+    ["Curves", "Evaluation", "Config", "Code", "Logs", "Artifacts", "Export & compress"]
 )
 with curves_tab:
     st.fragment(_curves, run_every=refresh)(run.id, run.status, task)
+    st.fragment(code_section.show_system, run_every=refresh)(db, run.id)  # sys/… metrics
 with eval_tab, data.shown_errors("reading the evaluation"):
     _evaluation(run, task)
 with config_tab:
     st.json(run.config)
+with code_tab, data.shown_errors("reading what ran"):
+    code_section.show_code(settings, run.id)  # dashboard/components/code_section.py
 with logs_tab:
     st.fragment(_log, run_every=refresh)(run.id)
 with files_tab, data.shown_errors("listing the files"):

@@ -22,6 +22,7 @@ from engine.cli import (
     datasets,
     demo,
     export,
+    importing,
     models,
     predict,
     projects,
@@ -68,6 +69,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(audit.app, name="audit")
 app.add_typer(models.app, name="models")
 app.add_typer(cluster.app, name="cluster")
+app.add_typer(importing.app, name="import")
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from engine.cli.common import actor, fail, fmt, print_json, ready
 from engine.core import catalog, verdicts
 from engine.core.config import load_config_file, parse_overrides
 from engine.core.presets import PRESET_NAMES, preset_for_dataset
+from engine.core.provenance import read_code
 from engine.core.run_files import log_path, tail
 from engine.services.recovery import settle_for_readers
 
@@ -162,13 +163,21 @@ def runs_show(run_id: int, as_json: Annotated[bool, typer.Option("--json")] = Fa
     settings, db = ready()
     settle_for_readers(settings, db)
     run = _get_run(db, run_id)
+    # What ran (engine/core/provenance.py): null before the run started.
+    code = read_code(settings, run_id)
     if as_json:
-        print_json(_run_json(run))
+        print_json({**_run_json(run), "code": code})
         return
     typer.echo(
         f"run {run.id} {run.name!r}: {run.status} (dataset {run.dataset_name}, "
         f"device {run.device or '-'})"
     )
+    if code:
+        git = code.get("git") or {}
+        commit = (git.get("commit") or "")[:12] or "no git checkout"
+        changed = " with uncommitted changes" if git.get("dirty") else ""
+        python = (code.get("python") or {}).get("version", "?")
+        typer.echo(f"code: {commit}{changed}, Python {python}, on {code.get('host') or '?'}")
     if run.error:
         typer.echo(f"error: {run.error}")
     if run.status == "completed":

@@ -26,6 +26,11 @@ def resume_path(settings: Settings, run_id: int) -> Path:
     return settings.run_dir(run_id) / "resume.pt"
 
 
+def code_path(settings: Settings, run_id: int) -> Path:
+    """What ran (commit, diff, Python, packages, command, host): engine/core/provenance.py."""
+    return settings.run_dir(run_id) / "code.json"
+
+
 def append_log_line(settings: Settings, run_id: int, line: str) -> None:
     """Add one line to a run's log (what the engine did to it, for the Logs tab)."""
     path = log_path(settings, run_id)

@@ -42,6 +42,7 @@ from engine.core.errors import DatasetError, SeedlabError
 from engine.core.run_files import checkpoint_path, log_path, report_path, resume_path
 from engine.core.settings import Settings
 from engine.execution.stop_marker import engine_is_stopping
+from engine.execution.system_metrics import SystemSampler, start_for_run
 from engine.ml import ddp
 from engine.ml.checkpoints import (
     InvalidCheckpoint,
@@ -56,6 +57,7 @@ from engine.ml.importance import importance_at_end_of_run
 from engine.ml.pipeline import evaluate_on_test, file_digest, prepare_dataset, save_checkpoint
 from engine.ml.train import ListReporter, train
 from engine.ml.verdict import verdict_or_none
+from engine.services.provenance import record_what_ran
 
 log = logging.getLogger("seedlab.runner")
 
@@ -186,11 +188,15 @@ def execute(settings: Settings, run_id: int) -> str:
     run_dir.mkdir(parents=True, exist_ok=True)
     main = parallel.is_main
     status = "failed"
+    sampler: SystemSampler | None = None
     try:
         config = validate_config(run.config)
         choice = parallel.place(choose_device(config.device))
         if main:
             run_writes.mark_started(db, run_id, pid=os.getpid(), device=_device_text(choice))
+            # What ran (Seedlab's own checkout: built-in runs run our code) and sys/… metrics.
+            record_what_ran(settings, db, run_id, _device_text(choice), Path(__file__).parent)
+            sampler = start_for_run(db, run, on_gpu=choice.device.type == "cuda")
         log.info(
             "run %s %r on %s; config %s%s",
             run_id,
@@ -303,6 +309,8 @@ def execute(settings: Settings, run_id: int) -> str:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         status = _settle(settings, db, run, exc, parallel)
     finally:
+        if sampler is not None:
+            sampler.stop()
         path = log_path(settings, run_id)
         if main and path.exists():
             sys.stdout.flush()

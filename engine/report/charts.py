@@ -199,3 +199,31 @@ def confusion_matrix(
     fig.update_yaxes(type="category", autorange="reversed")
     fig.update_layout(hovermode="closest")
     return _layout(fig, title=None, x_title="predicted", y_title="true")
+
+
+# The run's system metrics (engine/execution/system_metrics.py), two charts by unit.
+SYSTEM_CHARTS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    (
+        "Processor",
+        "%",
+        {"sys/cpu_percent": "CPU % (100 = one core)", "sys/gpu_util_percent": "GPU utilisation %"},
+    ),
+    ("Memory", "MB", {"sys/rss_mb": "Resident memory (MB)", "sys/gpu_mem_mb": "GPU memory (MB)"}),
+)
+
+
+def system_curves(history: pd.DataFrame) -> list[tuple[str, go.Figure]]:
+    """(title, figure) for each unit the run has `sys/…` points of, over seconds since the run
+    was created (their step); [] when it has none."""
+    figures = []
+    for title, unit, labels in SYSTEM_CHARTS:
+        rows = history[history["key"].isin(list(labels))]
+        if rows.empty:
+            continue
+        fig = go.Figure()
+        for key, label in labels.items():
+            series = downsample(rows[rows["key"] == key].sort_values("step"))
+            if not series.empty:
+                fig.add_trace(go.Scatter(x=series["step"], y=series["value"], name=label))
+        figures.append((title, _layout(fig, title=None, x_title="seconds", y_title=unit)))
+    return figures
