@@ -173,7 +173,7 @@ def table(rows: list[Row]) -> str:
     ]
     for r in rows:
         loop = f"{statistics.median(r.loop_seconds) / r.calls * 1e6:.1f}" if r.calls else ""
-        ratio = f"{r.rate / base:.1f}×" if base else ""
+        ratio = f"{r.rate / base:.3g}×" if base else ""
         lines.append(f"| {r.name} | {r.points:,} | {r.rate:,.0f} | {r.span()} | {loop} | {ratio} |")
     return "\n".join(lines)
 

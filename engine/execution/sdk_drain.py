@@ -31,7 +31,8 @@ What a line becomes
 - `metrics`: points in the `metrics` table, run summaries folded in (db/writes/metrics.py).
   **Repeated steps: the last value wins.** The table's key is (run, key, step), as for the
   engine's own runs, so a step logged twice keeps its latest value (MLflow would keep both).
-  A line without a step gets the key's next step (one past the highest seen by this drain).
+  A line without a step gets the key's next step (one past its highest so far, in the database
+  or in this spool).
   Values that are not numbers are left out; NaN is stored as NULL, as for built-in runs.
 - `summary`: each value becomes the key's point one step past its last one (step 0 for a key
   never logged), so it is the run's latest value of that key — the result the run table,
@@ -130,7 +131,12 @@ class SpoolDrain:
         self.lines_read = 0
         self.points_written = 0
         self._offset = 0
-        self._next_step: dict[str, int] = {}
+        # A resumed run goes on from its points: a key logged without a step continues after
+        # its highest step so far, rather than overwriting step 0.
+        record = run_store.get_run(db, run_id)
+        self._next_step: dict[str, int] = (
+            {} if record is None else {k: int(v["step"]) + 1 for k, v in record.summary.items()}
+        )
         self._last_check = 0.0
 
     # -- reading ------------------------------------------------------------------------------
