@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from db import runs as run_store
 from db.datasets import get_dataset_by_name
@@ -141,18 +142,18 @@ class SpoolDrain:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _read_lines(self) -> list[bytes]:
+    def _read_lines(self) -> tuple[list[bytes], int]:
+        """The complete lines after the offset, and the offset past them."""
         try:
             with self.spool_path.open("rb") as fh:
                 fh.seek(self._offset)
                 data = fh.read(MAX_READ_BYTES)
         except FileNotFoundError:
-            return []
+            return [], self._offset
         end = data.rfind(b"\n")
         if end < 0:  # nothing, or a line still being written: wait for its newline
-            return []
-        self._offset += end + 1
-        return data[: end + 1].splitlines()
+            return [], self._offset
+        return data[: end + 1].splitlines(), self._offset + end + 1
 
     def _parse(self, lines: list[bytes]) -> list[Any]:
         if not lines:
@@ -190,7 +191,8 @@ class SpoolDrain:
         """Write what is new in the spool; True once the run's `finish` line is written."""
         if self.finished or self.run_gone:
             return self.finished
-        lines = self._read_lines()
+        lines, next_offset = self._read_lines()
+        steps_before = dict(self._next_step)
         points: list[tuple[str, int, float, float]] = []
         artifacts: list[dict[str, Any]] = []
         finish: dict[str, Any] | None = None
@@ -227,7 +229,13 @@ class SpoolDrain:
             # heartbeat, and types this drain does not know: a sign of life, nothing to store
         if lines:
             # Every batch, even one with only a heartbeat, beats the run and reads the cancel flag.
-            cancel = run_writes.record_progress(self.db, self.run_id, points)
+            try:
+                cancel = run_writes.record_progress(self.db, self.run_id, points)
+            except Exception:
+                # Nothing of the batch is written (one transaction): read it again next time.
+                self._next_step = steps_before
+                raise
+            self._offset = next_offset
             self.points_written += len(points)
             self._note_cancel(cancel)
             self._last_check = time.monotonic()
@@ -317,8 +325,17 @@ def drain_until_done(
         apply_finish=apply_finish,
     )
     while True:
-        if drain.pump():
-            return drain.status
+        try:
+            if drain.pump():
+                return drain.status
+        except OperationalError as exc:  # the database busy or away for a moment: try again
+            log.warning("run %s: writing its spool failed (%s); retrying", run_id, exc)
+            time.sleep(max(poll_s, 1.0))
+            continue
+        except DBAPIError:
+            if run_store.get_run(db, run_id) is None:
+                return None  # deleted while it logged: nothing left to write into
+            raise
         if drain.run_gone:
             return None
         if alive is not None and not alive():
