@@ -5,7 +5,7 @@ module-level `app` below (an `st.App`, which is an ASGI application) and serves 
 the pages exactly as `streamlit run dashboard/app.py` would, plus the routes in ROUTES, which are
 matched first. This module is the one place HTTP routes are added:
 
-- under /api/v1 (API_V1_ROUTES): the health check now; the SDK's API next (issue 19);
+- under /api/v1 (API_V1_ROUTES): the health check, and the SDK's API (dashboard/remote_api.py);
 - beside /api (ROUTES): share links, the login that sets an HttpOnly cookie.
 
 Everything under /api answers JSON, errors included: an unknown path is a JSON 404, not the
@@ -102,10 +102,14 @@ def health(request: Request) -> JSONResponse:
     return JSONResponse(report, status_code=200 if report["ok"] else 503)
 
 
+# The SDK's routes (runs logged over HTTP with a user's API token): dashboard/remote_api.py.
+from dashboard import remote_api  # noqa: E402
+
 # Each route here answers at /api/v1/<path>; a sync endpoint runs in Starlette's thread pool, so
 # a blocking database call does not stall the pages' event loop.
 API_V1_ROUTES: list[BaseRoute] = [
     Route("/health", health, methods=["GET"]),
+    *remote_api.ROUTES,
 ]
 
 

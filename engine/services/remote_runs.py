@@ -1,0 +1,309 @@
+"""Runs that the SDK logs over the HTTP API (SEEDLAB_URL + SEEDLAB_TOKEN): what the /api/v1
+routes (dashboard/remote_api.py) call, with the token's user as the actor.
+
+The SDK sends the same spool lines it writes on disk (SDK-PROTOCOL: init, metrics, summary,
+artifact, heartbeat, finish), numbered from 0 (the init line) in the order written. The server
+keeps how many it applied (remote_streams), so a batch sent again, after an answer lost to a
+restart, is not applied twice: lines below that count are skipped, and a batch that starts
+past it is refused with the count, from which the SDK resends. Creating is idempotent the same
+way: the SDK's key for the run names one run however often it is sent.
+
+Permissions are the pages': logging needs the launch right (a viewer's token is refused), and
+a member logs only to their own runs; reading the stop flag needs to see the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from db import datasets as dataset_store
+from db import projects as project_store
+from db import remote_streams as stream_store
+from db import runs as run_store
+from db.models import DEFAULT_PROJECT_ID, FINISHED_STATUSES
+from db.writes import artifacts as artifact_writes
+from db.writes import remote_streams as stream_writes
+from db.writes import runs as run_writes
+from engine.core.errors import SeedlabError
+from engine.core.run_files import append_log_line
+from engine.core.settings import Settings
+from engine.services import audit
+from engine.services.permissions import Actor, Permission, PermissionDenied, check
+
+ARTIFACTS = "artifacts"
+MAX_LINES_PER_BATCH = 50_000
+_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+class NoSuchRun(SeedlabError):
+    """The run does not exist (404)."""
+
+
+class NotRemote(SeedlabError):
+    """The run exists but was not created through the API: it takes no lines (409)."""
+
+
+class BadRequest(SeedlabError):
+    """The request's body is not what the API takes (400)."""
+
+
+class StreamGap(SeedlabError):
+    """A batch starts past the lines applied so far: resend from `received` (409)."""
+
+    def __init__(self, run_id: int, received: int, start: int) -> None:
+        super().__init__(
+            f"Run {run_id} has {received} lines applied; this batch starts at line {start}. "
+            f"Send again from line {received}."
+        )
+        self.received = received
+
+
+# ---------------------------------------------------------------- create
+
+
+def create_run(
+    settings: Settings, db: Engine, actor: Actor, client_key: str, init: dict[str, Any]
+) -> tuple[int, int]:
+    """The run for the SDK's `init` line: (run id, lines applied). The same `client_key` again
+    answers the run it made the first time."""
+    check(actor, Permission.LAUNCH)
+    if not isinstance(client_key, str) or not _KEY.match(client_key):
+        raise BadRequest("`key` must be 8-64 letters, digits, '-' or '_' (the SDK makes one).")
+    if not isinstance(init, dict) or init.get("type") != "init":
+        raise BadRequest('`init` must be the spool\'s first line, {"type": "init", ...}.')
+    existing = stream_store.by_key(db, client_key)
+    if existing is not None:
+        _check_owner(db, actor, existing.run_id)
+        return existing.run_id, existing.lines_applied
+    config = init.get("config") or {}
+    if not isinstance(config, dict):
+        raise BadRequest("`config` must be a JSON object of the run's parameters.")
+    project_id = _project(db, actor, init.get("project"))
+    dataset_id, dataset_note = _dataset(db, init.get("dataset"))
+    name = str(init.get("name") or "").strip()[:200] or "sdk run"
+    try:
+        run_id = stream_writes.create_remote_run(
+            db,
+            client_key=client_key,
+            name=name,
+            config=config,
+            owner=actor.name,
+            project_id=project_id,
+            dataset_id=dataset_id,
+        )
+    except IntegrityError:  # the same key at the same moment: the other request made it
+        existing = stream_store.by_key(db, client_key)
+        if existing is None:
+            raise
+        return existing.run_id, existing.lines_applied
+    if dataset_note:
+        append_log_line(settings, run_id, dataset_note)
+    audit.record(db, actor, "launch", f"run {run_id}", "SDK, over the API")
+    return run_id, 1
+
+
+def _project(db: Engine, actor: Actor, name: Any) -> int:
+    if not name:
+        return DEFAULT_PROJECT_ID
+    name = str(name).strip()
+    found = project_store.get_project_by_name(db, name)
+    if found is not None:
+        return found.id
+    from engine.services.projects import create_project
+
+    return create_project(db, actor, name)
+
+
+def _dataset(db: Engine, name: Any) -> tuple[int | None, str]:
+    if not name:
+        return None, ""
+    found = dataset_store.get_dataset_by_name(db, str(name))
+    if found is None:
+        return None, (
+            f"seedlab: no dataset named {name!r} on this server; the run is logged without one."
+        )
+    return found.id, ""
+
+
+# ---------------------------------------------------------------- lines
+
+
+def _check_owner(db: Engine, actor: Actor, run_id: int) -> None:
+    """Logging to a run: the launch right, and (for a member) the run is theirs."""
+    check(actor, Permission.LAUNCH)
+    run = run_store.get_run(db, run_id)
+    if run is None:
+        raise NoSuchRun(f"No run {run_id}.")
+    if actor.role != "admin" and run.owner != actor.name:
+        raise PermissionDenied(
+            f"Run {run_id} belongs to {run.owner or 'nobody'}; a {actor.role} can log only to "
+            "their own runs. Use its owner's token."
+        )
+
+
+def append_lines(
+    settings: Settings, db: Engine, actor: Actor, run_id: int, start: int, lines: list[Any]
+) -> tuple[int, bool]:
+    """Apply `lines` (line numbers start, start+1, ...) to the run, skipping those applied
+    before. (lines applied now, whether a cancel was requested)."""
+    _check_owner(db, actor, run_id)
+    if not isinstance(start, int) or start < 1:
+        raise BadRequest("`start` must be the number of the batch's first line (1 or more).")
+    if not isinstance(lines, list) or len(lines) > MAX_LINES_PER_BATCH:
+        raise BadRequest(f"`lines` must be a list of at most {MAX_LINES_PER_BATCH} spool lines.")
+    stream = stream_store.by_run(db, run_id)
+    if stream is None:
+        raise NotRemote(
+            f"Run {run_id} was not created through the API, so it takes no logged lines."
+        )
+    if start > stream.lines_applied:
+        raise StreamGap(run_id, stream.lines_applied, start)
+    fresh = lines[stream.lines_applied - start :]
+    stop = apply_lines(settings, db, run_id, fresh)
+    received = start + len(lines)
+    stream_writes.advance(db, run_id, received)
+    return max(received, stream.lines_applied), stop
+
+
+def apply_lines(settings: Settings, db: Engine, run_id: int, lines: Iterable[Any]) -> bool:
+    """Write spool lines into the run: metric points (a repeated step keeps the last value; no
+    step: the next of that key), summary values (at the run's last step), artifacts already in
+    the run's folder, the heartbeat, and the finish. Unknown or malformed lines are skipped.
+    Returns whether a cancel was requested."""
+    summary = (run_store.get_run(db, run_id) or _no_run(run_id)).summary
+    next_step = {key: int(entry["step"]) + 1 for key, entry in summary.items()}
+    points: list[tuple[str, int, float, float]] = []
+    finals: dict[str, float] = {}
+    artifacts: list[str] = []
+    finish: dict[str, Any] | None = None
+    for line in lines:
+        if not isinstance(line, dict):
+            continue
+        kind = line.get("type")
+        if kind == "metrics":
+            values, step, at = line.get("values"), line.get("step"), line.get("time")
+            if not isinstance(values, dict):
+                continue
+            at = float(at) if isinstance(at, (int, float)) else 0.0
+            for key, value in values.items():
+                number = _number(value)
+                if number is None:
+                    continue
+                at_step = int(step) if isinstance(step, int) else next_step.get(str(key), 0)
+                points.append((str(key)[:250], at_step, number, at))
+                next_step[str(key)] = max(next_step.get(str(key), 0), at_step + 1)
+        elif kind == "summary" and isinstance(line.get("values"), dict):
+            for key, value in line["values"].items():
+                number = _number(value)
+                if number is not None:
+                    finals[str(key)[:250]] = number
+        elif kind == "artifact" and isinstance(line.get("name"), str):
+            artifacts.append(line["name"])
+        elif kind == "finish":
+            finish = line
+    if finals:
+        # At the run's last step, as the engine records a built-in run's test metrics.
+        last = max(next_step.values(), default=1) - 1
+        points.extend((key, max(last, 0), value, time.time()) for key, value in finals.items())
+    stop = run_writes.record_progress(db, run_id, points)
+    for name in artifacts:
+        _record_artifact(settings, db, run_id, name)
+    if finish is not None:
+        _finish(settings, db, run_id, finish)
+    return stop
+
+
+def _no_run(run_id: int) -> Any:  # noqa: ANN401 - raises
+    raise NoSuchRun(f"No run {run_id}.")
+
+
+def _number(value: Any) -> float | None:  # noqa: ANN401 - whatever the JSON held
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)  # NaN is kept as a gap (insert_points stores NULL)
+
+
+def _record_artifact(settings: Settings, db: Engine, run_id: int, name: str) -> None:
+    try:
+        path = artifact_path(settings, run_id, name)
+    except BadRequest:
+        return
+    if not path.is_file():
+        append_log_line(
+            settings, run_id, f"seedlab: artifact {name!r} was announced but never arrived."
+        )
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    artifact_writes.add_artifact(
+        db,
+        run_id,
+        kind="artifact",
+        path=f"{ARTIFACTS}/{name}",
+        size_bytes=path.stat().st_size,
+        sha256=digest.hexdigest(),
+    )
+
+
+def _finish(settings: Settings, db: Engine, run_id: int, line: dict[str, Any]) -> None:
+    status = line.get("status")
+    if status not in FINISHED_STATUSES:
+        status = "failed"
+    error = line.get("error")
+    error = str(error)[:10_000] if error else None
+    traceback = line.get("traceback")
+    if traceback:
+        append_log_line(settings, run_id, str(traceback))
+    run_writes.finish_run(db, run_id, status, error)
+
+
+# ---------------------------------------------------------------- artifacts, stop flag
+
+
+def artifact_path(settings: Settings, run_id: int, name: str) -> Path:
+    """Where an uploaded artifact named `name` goes: <run dir>/artifacts/<name>, a plain file
+    name (no folders, nothing hidden)."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name) > 200
+        or name != Path(name).name
+        or name.startswith(".")
+        or "\\" in name
+        or "\x00" in name
+    ):
+        raise BadRequest(
+            f"Artifact name {name!r} is not a plain file name: use the file's own name "
+            "(no folders, not starting with '.')."
+        )
+    return settings.run_dir(run_id) / ARTIFACTS / name
+
+
+def artifact_target(settings: Settings, db: Engine, actor: Actor, run_id: int, name: str) -> Path:
+    """Check that `actor` may upload to this API run and return where the file goes (its
+    folder made); the caller writes it there, then sends the artifact line."""
+    _check_owner(db, actor, run_id)
+    if stream_store.by_run(db, run_id) is None:
+        raise NotRemote(f"Run {run_id} was not created through the API; it takes no uploads.")
+    path = artifact_path(settings, run_id, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def stop_state(db: Engine, actor: Actor, run_id: int) -> dict[str, Any]:
+    """{"stop": whether the SDK should stop, "status": the run's status}."""
+    check(actor, Permission.BROWSE)
+    run = run_store.get_run(db, run_id)
+    if run is None:
+        raise NoSuchRun(f"No run {run_id}.")
+    return {"stop": bool(run.cancel_requested), "status": run.status}
