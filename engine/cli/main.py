@@ -26,6 +26,7 @@ from engine.cli import (
     predict,
     projects,
     runs,
+    sdk,
     sweeps,
     users,
 )
@@ -68,6 +69,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(audit.app, name="audit")
 app.add_typer(models.app, name="models")
 app.add_typer(cluster.app, name="cluster")
+app.add_typer(sdk.app, name="sdk")
 
 
 def main() -> None:
