@@ -200,6 +200,6 @@ ROUTES: list[BaseRoute] = [
     Route("/me", me, methods=["GET"]),
     Route("/runs", create_run, methods=["POST"]),
     Route("/runs/{run_id:int}/lines", append_lines, methods=["POST"]),
-    Route("/runs/{run_id:int}/artifacts/{name}", upload_artifact, methods=["PUT"]),
+    Route("/runs/{run_id:int}/artifacts/{name:path}", upload_artifact, methods=["PUT"]),
     Route("/runs/{run_id:int}/stop", stop_flag, methods=["GET"]),
 ]

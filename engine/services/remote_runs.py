@@ -14,10 +14,7 @@ a member logs only to their own runs; reading the stop flag needs to see the run
 
 from __future__ import annotations
 
-import hashlib
 import re
-import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +25,13 @@ from db import datasets as dataset_store
 from db import projects as project_store
 from db import remote_streams as stream_store
 from db import runs as run_store
-from db.models import DEFAULT_PROJECT_ID, FINISHED_STATUSES
-from db.writes import artifacts as artifact_writes
+from db.models import DEFAULT_PROJECT_ID
 from db.writes import remote_streams as stream_writes
-from db.writes import runs as run_writes
 from engine.core.errors import SeedlabError
-from engine.core.run_files import append_log_line
 from engine.core.settings import Settings
-from engine.services import audit
+from engine.services import audit, projects, sdk_lines
 from engine.services.permissions import Actor, Permission, PermissionDenied, check
 
-ARTIFACTS = "artifacts"
 MAX_LINES_PER_BATCH = 50_000
 _KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
@@ -87,7 +80,7 @@ def create_run(
     if not isinstance(config, dict):
         raise BadRequest("`config` must be a JSON object of the run's parameters.")
     project_id = _project(db, actor, init.get("project"))
-    dataset_id, dataset_note = _dataset(db, init.get("dataset"))
+    dataset_id = _dataset(db, init.get("dataset"))
     name = str(init.get("name") or "").strip()[:200] or "sdk run"
     try:
         run_id = stream_writes.create_remote_run(
@@ -104,33 +97,38 @@ def create_run(
         if existing is None:
             raise
         return existing.run_id, existing.lines_applied
-    if dataset_note:
-        append_log_line(settings, run_id, dataset_note)
+    (settings.run_dir(run_id) / sdk_lines.ARTIFACTS).mkdir(parents=True, exist_ok=True)
     audit.record(db, actor, "launch", f"run {run_id}", "SDK, over the API")
     return run_id, 1
 
 
-def _project(db: Engine, actor: Actor, name: Any) -> int:
+def _project(db: Engine, actor: Actor, name: Any) -> int:  # noqa: ANN401 - JSON
     if not name:
         return DEFAULT_PROJECT_ID
     name = str(name).strip()
     found = project_store.get_project_by_name(db, name)
     if found is not None:
         return found.id
-    from engine.services.projects import create_project
+    try:
+        return projects.create_project(db, actor, name)
+    except SeedlabError:
+        # Another run created it a moment ago (a name taken); anything else is the real refusal.
+        again = project_store.get_project_by_name(db, name)
+        if again is None:
+            raise
+        return again.id
 
-    return create_project(db, actor, name)
 
-
-def _dataset(db: Engine, name: Any) -> tuple[int | None, str]:
+def _dataset(db: Engine, name: Any) -> int | None:  # noqa: ANN401 - JSON
     if not name:
-        return None, ""
+        return None
     found = dataset_store.get_dataset_by_name(db, str(name))
-    if found is None:
-        return None, (
-            f"seedlab: no dataset named {name!r} on this server; the run is logged without one."
+    if found is None:  # as the local drain answers (engine/execution/sdk_drain.py)
+        raise BadRequest(
+            f"No dataset named {name!r} in Seedlab. Upload it first "
+            f"(seedlab datasets upload FILE --name {name}), or leave dataset= out."
         )
-    return found.id, ""
+    return found.id
 
 
 # ---------------------------------------------------------------- lines
@@ -173,120 +171,38 @@ def append_lines(
     return max(received, stream.lines_applied), stop
 
 
-def apply_lines(settings: Settings, db: Engine, run_id: int, lines: Iterable[Any]) -> bool:
-    """Write spool lines into the run: metric points (a repeated step keeps the last value; no
-    step: the next of that key), summary values (at the run's last step), artifacts already in
-    the run's folder, the heartbeat, and the finish. Unknown or malformed lines are skipped.
+def apply_lines(settings: Settings, db: Engine, run_id: int, lines: list[Any]) -> bool:
+    """Write spool lines into the run (engine/services/sdk_lines.py: the drain's rules, with
+    the next step of each key read from the run's summaries, as a request keeps no state).
     Returns whether a cancel was requested."""
-    summary = (run_store.get_run(db, run_id) or _no_run(run_id)).summary
-    next_step = {key: int(entry["step"]) + 1 for key, entry in summary.items()}
-    points: list[tuple[str, int, float, float]] = []
-    finals: dict[str, float] = {}
-    artifacts: list[str] = []
-    finish: dict[str, Any] | None = None
-    for line in lines:
-        if not isinstance(line, dict):
-            continue
-        kind = line.get("type")
-        if kind == "metrics":
-            values, step, at = line.get("values"), line.get("step"), line.get("time")
-            if not isinstance(values, dict):
-                continue
-            at = float(at) if isinstance(at, (int, float)) else 0.0
-            for key, value in values.items():
-                number = _number(value)
-                if number is None:
-                    continue
-                at_step = int(step) if isinstance(step, int) else next_step.get(str(key), 0)
-                points.append((str(key)[:250], at_step, number, at))
-                next_step[str(key)] = max(next_step.get(str(key), 0), at_step + 1)
-        elif kind == "summary" and isinstance(line.get("values"), dict):
-            for key, value in line["values"].items():
-                number = _number(value)
-                if number is not None:
-                    finals[str(key)[:250]] = number
-        elif kind == "artifact" and isinstance(line.get("name"), str):
-            artifacts.append(line["name"])
-        elif kind == "finish":
-            finish = line
-    if finals:
-        # At the run's last step, as the engine records a built-in run's test metrics.
-        last = max(next_step.values(), default=1) - 1
-        points.extend((key, max(last, 0), value, time.time()) for key, value in finals.items())
-    stop = run_writes.record_progress(db, run_id, points)
-    for name in artifacts:
-        _record_artifact(settings, db, run_id, name)
-    if finish is not None:
-        _finish(settings, db, run_id, finish)
-    return stop
-
-
-def _no_run(run_id: int) -> Any:  # noqa: ANN401 - raises
-    raise NoSuchRun(f"No run {run_id}.")
-
-
-def _number(value: Any) -> float | None:  # noqa: ANN401 - whatever the JSON held
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)  # NaN is kept as a gap (insert_points stores NULL)
-
-
-def _record_artifact(settings: Settings, db: Engine, run_id: int, name: str) -> None:
-    try:
-        path = artifact_path(settings, run_id, name)
-    except BadRequest:
-        return
-    if not path.is_file():
-        append_log_line(
-            settings, run_id, f"seedlab: artifact {name!r} was announced but never arrived."
-        )
-        return
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    artifact_writes.add_artifact(
-        db,
-        run_id,
-        kind="artifact",
-        path=f"{ARTIFACTS}/{name}",
-        size_bytes=path.stat().st_size,
-        sha256=digest.hexdigest(),
-    )
-
-
-def _finish(settings: Settings, db: Engine, run_id: int, line: dict[str, Any]) -> None:
-    status = line.get("status")
-    if status not in FINISHED_STATUSES:
-        status = "failed"
-    error = line.get("error")
-    error = str(error)[:10_000] if error else None
-    traceback = line.get("traceback")
-    if traceback:
-        append_log_line(settings, run_id, str(traceback))
-    run_writes.finish_run(db, run_id, status, error)
+    run = run_store.get_run(db, run_id)
+    if run is None:
+        raise NoSuchRun(f"No run {run_id}.")
+    return sdk_lines.write_lines(
+        settings, db, run_id, lines, sdk_lines.next_steps(run.summary)
+    ).cancel
 
 
 # ---------------------------------------------------------------- artifacts, stop flag
 
 
 def artifact_path(settings: Settings, run_id: int, name: str) -> Path:
-    """Where an uploaded artifact named `name` goes: <run dir>/artifacts/<name>, a plain file
-    name (no folders, nothing hidden)."""
+    """Where an uploaded artifact named `name` goes: <run dir>/artifacts/<name>. A name is a
+    file name, or a relative path of them for a file of a logged folder ("plots/loss.png"):
+    no '..', nothing hidden, no absolute path."""
+    parts = name.split("/") if isinstance(name, str) else []
     if (
-        not isinstance(name, str)
-        or not name
-        or len(name) > 200
-        or name != Path(name).name
-        or name.startswith(".")
+        not parts
+        or len(name) > 500
         or "\\" in name
         or "\x00" in name
+        or any(not part or part.startswith(".") for part in parts)
     ):
         raise BadRequest(
-            f"Artifact name {name!r} is not a plain file name: use the file's own name "
-            "(no folders, not starting with '.')."
+            f"Artifact name {name!r} is not a file name: use the file's own name, or "
+            "folder/name for a file of a folder (no '..', not starting with '.')."
         )
-    return settings.run_dir(run_id) / ARTIFACTS / name
+    return settings.run_dir(run_id) / sdk_lines.ARTIFACTS / Path(*parts)
 
 
 def artifact_target(settings: Settings, db: Engine, actor: Actor, run_id: int, name: str) -> Path:
@@ -297,6 +213,8 @@ def artifact_target(settings: Settings, db: Engine, actor: Actor, run_id: int, n
         raise NotRemote(f"Run {run_id} was not created through the API; it takes no uploads.")
     path = artifact_path(settings, run_id, name)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise BadRequest(f"Artifact {name!r} is a folder on the server; upload its files.")
     return path
 
 
