@@ -29,11 +29,13 @@ from engine.core.settings import Settings
 from engine.services import accounts
 from engine.services import api_tokens as tokens
 from engine.services import runs as run_service
-from engine.services.permissions import cli_actor
+from engine.services.permissions import Actor, cli_actor
 from tests.support.commands import ROOT, child_env, seedlab_cmd
+from tests.support.pages import go
+from tests.test_auth import login
 from tests.test_web import _free_port, _stop
 
-pytestmark = pytest.mark.slow  # a server start imports Streamlit and the pages: ~5-10 s
+# The tests with a server are `slow`: a server start imports Streamlit and the pages (~5-10 s).
 
 
 def _serve(home: Path, port: int) -> subprocess.Popen:
@@ -140,6 +142,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout_s: float = 60) -> None
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_tokens_are_per_user_stored_as_hashes_and_revocable(site: Site):
     out = subprocess.run(
         seedlab_cmd("users", "token", "bob", "--label", "laptop"),
@@ -174,6 +177,7 @@ def test_tokens_are_per_user_stored_as_hashes_and_revocable(site: Site):
     assert token_store.get_token(site.db, laptop.id) is None
 
 
+@pytest.mark.slow
 def test_refused_without_a_token_and_for_a_viewer(site: Site):
     init = {"type": "init", "project": None, "name": "x", "config": {}, "dataset": None}
     body = {"key": "k" * 32, "init": init}
@@ -236,6 +240,7 @@ SCRIPT = """
 """
 
 
+@pytest.mark.slow
 def test_remote_logging_shows_the_run_its_metrics_and_a_cancel_stops_it(site: Site, tmp_path: Path):
     sdk = _sdk(site.url, site.token["ana"], tmp_path, SCRIPT)
     _wait_for(tmp_path / "logged", sdk, 120)
@@ -304,6 +309,7 @@ REPLAY_SCRIPT = """
 """
 
 
+@pytest.mark.slow
 def test_the_sdk_keeps_logging_while_the_server_is_down_and_catches_up(tmp_path: Path):
     home, port = tmp_path / "home", _free_port()
     proc = _serve(home, port)
@@ -343,3 +349,29 @@ def test_the_sdk_keeps_logging_while_the_server_is_down_and_catches_up(tmp_path:
     assert list(series.values) == [float(s) for s in range(40)]
     assert run.summary["test_loss"]["last"] == 0.5
     assert not spools[0].exists()
+
+
+def test_a_user_makes_sees_and_revokes_their_tokens_on_the_page(settings, db, monkeypatch):
+    monkeypatch.setenv("SEEDLAB_AUTH", "on")
+    for name in ("ana", "bob"):
+        accounts.add_user(db, cli_actor(), name, "correct horse battery", "member")
+    tokens.create_token(db, cli_actor(), "bob", "bob's box")
+
+    at = go(login("ana"), "views/tokens.py")
+    assert at.title[0].value == "API tokens"
+    assert at.selectbox[0].value == "ana" and at.selectbox[0].disabled  # a member: their own
+    at.text_input[0].input("gpu-box")
+    next(b for b in at.button if b.label == "Make token").click()
+    at.run()
+    assert not at.exception and not at.error
+    token = at.code[0].value
+    assert tokens.token_actor(db, token) == Actor("ana", "member")
+    shown = at.dataframe[0].value
+    assert list(shown["user"]) == ["ana"] and list(shown["label"]) == ["gpu-box"]  # not bob's
+    assert token not in shown.to_string()  # only its first characters
+
+    next(b for b in at.button if b.label == "Revoke").click()
+    at.run()
+    assert not at.exception and not at.error
+    assert tokens.token_actor(db, token) is None
+    assert [t.user for t in token_store.list_tokens(db)] == ["bob"]
