@@ -91,16 +91,15 @@ class Client:
         method: str,
         path: str,
         body: dict[str, Any] | None = None,
-        data: bytes | None = None,
-        content_type: str = "application/json",
+        data: Any = None,  # noqa: ANN401 - bytes, or an open file sent as it is read
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
+        sent = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        sent.update(headers or {})
         if body is not None:
             data = json.dumps(body).encode()
         request = urllib.request.Request(
-            f"{self.url}{API}{path}",
-            data=data,
-            method=method,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": content_type},
+            f"{self.url}{API}{path}", data=data, method=method, headers=sent
         )
         try:
             with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as answer:
@@ -127,13 +126,17 @@ class Client:
         return self._call("POST", f"/runs/{run_id}/lines", {"start": start, "lines": lines})
 
     def upload(self, run_id: int, name: str, path: Path) -> None:
-        quoted = urllib.parse.quote(name, safe="")
-        self._call(
-            "PUT",
-            f"/runs/{run_id}/artifacts/{quoted}",
-            data=path.read_bytes(),
-            content_type="application/octet-stream",
-        )
+        quoted = urllib.parse.quote(name, safe="/")
+        with path.open("rb") as fh:  # streamed: a model file need not fit in memory
+            self._call(
+                "PUT",
+                f"/runs/{run_id}/artifacts/{quoted}",
+                data=fh,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(os.fstat(fh.fileno()).st_size),
+                },
+            )
 
     def stop_flag(self, run_id: int) -> bool:
         return bool(self._call("GET", f"/runs/{run_id}/stop").get("stop"))

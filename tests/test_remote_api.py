@@ -5,8 +5,6 @@ the SDK in a plain subprocess. Tokens are per user; the API allows what the page
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -112,7 +110,9 @@ def _call(
         return exc.code, json.loads(exc.read()), dict(exc.headers)
 
 
-def _sdk(site_url: str, token: str, spool_dir: Path, script: str) -> subprocess.Popen:
+def _sdk(
+    site_url: str, token: str, spool_dir: Path, script: str, upload_timeout_s: float = 60
+) -> subprocess.Popen:
     """A plain Python process that imports the SDK (no server settings in its environment)."""
     env = child_env()
     for name in ("SEEDLAB_HOME", "SEEDLAB_DB_URL", "SEEDLAB_SPOOL", "SEEDLAB_RUN_ID"):
@@ -122,6 +122,7 @@ def _sdk(site_url: str, token: str, spool_dir: Path, script: str) -> subprocess.
         SEEDLAB_TOKEN=token,
         SEEDLAB_SPOOL_DIR=str(spool_dir),
         SEEDLAB_CONNECT_TIMEOUT_S="5",
+        SEEDLAB_UPLOAD_TIMEOUT_S=str(upload_timeout_s),
     )
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script)],
@@ -225,12 +226,16 @@ SCRIPT = """
     import seedlab
 
     Path("model.pt").write_bytes(b"weights" * 1000)
+    Path("plots").mkdir()
+    Path("plots/loss.svg").write_text("<svg/>")
+    Path("plots/acc.svg").write_text("<svg></svg>")
     with seedlab.init(project="Vision", name="remote-try", config={"lr": 0.001}) as run:
         for step in range(50):
             run.log({"train_loss": 1.0 / (step + 1), "val_accuracy": step / 50}, step=step)
         run.log({"lr": 0.5})
         run.log({"lr": 0.25})
         run.log_artifact("model.pt")
+        run.log_artifact("plots")
         run.summary({"test_accuracy": 0.93})
         Path("logged").write_text(str(run.id))
         deadline = time.monotonic() + 90
@@ -266,7 +271,11 @@ def test_remote_logging_shows_the_run_its_metrics_and_a_cancel_stops_it(site: Si
     # No step given: the next step of that key, as in every mode.
     assert list(metric_series(site.db, run_id, "lr").values) == [0.5, 0.25]
     files = artifact_store.list_artifacts(site.db, run_id)
-    assert [(a.kind, a.path, a.bytes) for a in files] == [("sdk", "artifacts/model.pt", 7000)]
+    assert sorted((a.kind, a.path, a.bytes) for a in files) == [
+        ("sdk", "artifacts/model.pt", 7000),
+        ("sdk", "artifacts/plots/acc.svg", 11),
+        ("sdk", "artifacts/plots/loss.svg", 6),
+    ]
     assert (
         site.settings.run_dir(run_id) / "artifacts" / "model.pt"
     ).read_bytes() == b"weights" * 1000
@@ -338,9 +347,7 @@ def test_the_sdk_keeps_logging_while_the_server_is_down_and_catches_up(tmp_path:
         assert out.split() == [str(run_id), "completed"]
         assert "does not answer" in err and "caught up" in err
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            _stop(proc)
+        _stop(proc)
 
     run = run_store.get_run(site.db, run_id)
     assert run.status == "completed"
@@ -375,3 +382,56 @@ def test_a_user_makes_sees_and_revokes_their_tokens_on_the_page(settings, db, mo
     assert not at.exception and not at.error
     assert tokens.token_actor(db, token) is None
     assert [t.user for t in token_store.list_tokens(db)] == ["bob"]
+
+
+LEFT_SCRIPT = """
+    import time
+    from pathlib import Path
+    import seedlab
+
+    run = seedlab.init(name="ends-while-away")
+    Path("started").write_text(str(run.id))
+    while not Path("server-down").exists():
+        time.sleep(0.05)
+    for step in range(20):
+        run.log({"loss": float(step)}, step=step)
+    seedlab.finish()
+    print(run.id, run.status)
+"""
+
+
+@pytest.mark.slow
+def test_a_script_that_ends_while_the_server_is_away_leaves_its_run_to_send_later(
+    tmp_path: Path,
+):
+    home, port = tmp_path / "home", _free_port()
+    proc = _serve(home, port)
+    try:
+        site = Site(home, port, proc)
+        sdk = _sdk(site.url, site.token["ana"], tmp_path, LEFT_SCRIPT, upload_timeout_s=3)
+        _wait_for(tmp_path / "started", sdk, 120)
+        run_id = int((tmp_path / "started").read_text())
+        _stop(proc)
+        (tmp_path / "server-down").write_text("")
+        out, err = sdk.communicate(timeout=120)
+        # The script ends normally (its wait for the server is SEEDLAB_UPLOAD_TIMEOUT_S).
+        assert sdk.returncode == 0 and out.split() == [str(run_id), "completed"], err
+        assert "python -m seedlab._remote" in err
+        (folder,) = [p.parent for p in tmp_path.glob("*/sent.json")]
+
+        proc = _serve(home, port)
+        env = {**child_env(), "SEEDLAB_TOKEN": site.token["ana"]}
+        sent = subprocess.run(
+            [sys.executable, "-m", "seedlab._remote", str(folder)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert sent.returncode == 0, sent.stderr
+    finally:
+        _stop(proc)
+    run = run_store.get_run(site.db, run_id)
+    assert run.status == "completed"
+    assert list(metric_series(site.db, run_id, "loss").steps) == list(range(20))
+    assert not folder.exists()
