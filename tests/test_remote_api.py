@@ -5,6 +5,8 @@ the SDK in a plain subprocess. Tokens are per user; the API allows what the page
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
+from streamlit.testing.v1 import AppTest
 
 from db import api_tokens as token_store
 from db import artifacts as artifact_store
@@ -28,12 +31,21 @@ from engine.services import accounts
 from engine.services import api_tokens as tokens
 from engine.services import runs as run_service
 from engine.services.permissions import Actor, cli_actor
-from tests.support.commands import ROOT, child_env, seedlab_cmd
-from tests.support.pages import go
-from tests.test_auth import login
-from tests.test_web import _free_port, _stop
+from tests.support.commands import ROOT, child_env, free_port, seedlab_cmd
+from tests.support.pages import APP, TIMEOUT, go
 
 # The tests with a server are `slow`: a server start imports Streamlit and the pages (~5-10 s).
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Ctrl-C to the server's process group, as a terminal would; a kill if it hangs."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def _serve(home: Path, port: int) -> subprocess.Popen:
@@ -86,7 +98,7 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     home = tmp_path_factory.mktemp("remote") / "home"
-    port = _free_port()
+    port = free_port()
     proc = _serve(home, port)
     try:
         yield Site(home, port, proc)
@@ -320,7 +332,7 @@ REPLAY_SCRIPT = """
 
 @pytest.mark.slow
 def test_the_sdk_keeps_logging_while_the_server_is_down_and_catches_up(tmp_path: Path):
-    home, port = tmp_path / "home", _free_port()
+    home, port = tmp_path / "home", free_port()
     proc = _serve(home, port)
     try:
         site = Site(home, port, proc)
@@ -358,13 +370,24 @@ def test_the_sdk_keeps_logging_while_the_server_is_down_and_catches_up(tmp_path:
     assert not spools[0].exists()
 
 
+def login(name: str, password: str) -> AppTest:
+    """The dashboard in a fresh browser session, logged in through its login form."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.text_input[0].input(name)
+    at.text_input[1].input(password)
+    next(b for b in at.button if b.label == "Log in").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def test_a_user_makes_sees_and_revokes_their_tokens_on_the_page(settings, db, monkeypatch):
     monkeypatch.setenv("SEEDLAB_AUTH", "on")
     for name in ("ana", "bob"):
         accounts.add_user(db, cli_actor(), name, "correct horse battery", "member")
     tokens.create_token(db, cli_actor(), "bob", "bob's box")
 
-    at = go(login("ana"), "views/tokens.py")
+    at = go(login("ana", "correct horse battery"), "views/tokens.py")
     assert at.title[0].value == "API tokens"
     assert at.selectbox[0].value == "ana" and at.selectbox[0].disabled  # a member: their own
     at.text_input[0].input("gpu-box")
@@ -404,7 +427,7 @@ LEFT_SCRIPT = """
 def test_a_script_that_ends_while_the_server_is_away_leaves_its_run_to_send_later(
     tmp_path: Path,
 ):
-    home, port = tmp_path / "home", _free_port()
+    home, port = tmp_path / "home", free_port()
     proc = _serve(home, port)
     try:
         site = Site(home, port, proc)
