@@ -27,10 +27,10 @@ from db.metrics import metric_series
 from db.models import api_tokens
 from db.session import get_db, reading
 from engine.core.settings import Settings
-from engine.services import accounts
+from engine.services import accounts, remote_runs
 from engine.services import api_tokens as tokens
 from engine.services import runs as run_service
-from engine.services.permissions import Actor, cli_actor
+from engine.services.permissions import Actor, PermissionDenied, cli_actor
 from tests.support.commands import ROOT, child_env, free_port, seedlab_cmd
 from tests.support.pages import APP, TIMEOUT, go
 
@@ -458,3 +458,47 @@ def test_a_script_that_ends_while_the_server_is_away_leaves_its_run_to_send_late
     assert run.status == "completed"
     assert list(metric_series(site.db, run_id, "loss").steps) == list(range(20))
     assert not folder.exists()
+
+
+def test_the_api_services_apply_each_line_once_whatever_is_sent_again(settings, db):
+    """What the routes call, without a server: a create and a batch sent twice count once."""
+    accounts.add_user(db, cli_actor(), "ana", "password-123", "member")
+    accounts.add_user(db, cli_actor(), "vic", "password-123", "viewer")
+    ana, vic = Actor("ana", "member"), Actor("vic", "viewer")
+    init = {"type": "init", "project": "Vision", "name": "n", "config": {"lr": 1}, "dataset": None}
+    run_id, received = remote_runs.create_run(settings, db, ana, "key-0001", init)
+    assert (run_id, received) == (remote_runs.create_run(settings, db, ana, "key-0001", init))
+    with pytest.raises(PermissionDenied, match="viewer"):
+        remote_runs.create_run(settings, db, vic, "key-0002", init)
+    with pytest.raises(remote_runs.BadRequest, match="No dataset named 'pets'"):
+        remote_runs.create_run(settings, db, ana, "key-0003", {**init, "dataset": "pets"})
+
+    batch = [
+        {"type": "metrics", "step": None, "values": {"loss": 3.0}, "time": 1.0},
+        {"type": "metrics", "step": None, "values": {"loss": 2.0}, "time": 2.0},
+        {"type": "heartbeat", "time": 2.0},
+        "not a line",
+    ]
+    assert remote_runs.append_lines(settings, db, ana, run_id, 1, batch) == (5, False)
+    assert remote_runs.append_lines(settings, db, ana, run_id, 1, batch) == (5, False)
+    # Overlapping the applied lines: only the new ones count.
+    more = [
+        *batch[2:],
+        {"type": "metrics", "step": None, "values": {"loss": 1.0}, "time": 3.0},
+        {"type": "summary", "values": {"test_loss": 0.5}},
+    ]
+    assert remote_runs.append_lines(settings, db, ana, run_id, 3, more) == (7, False)
+    with pytest.raises(remote_runs.StreamGap) as gap:
+        remote_runs.append_lines(settings, db, ana, run_id, 9, batch)
+    assert gap.value.received == 7
+    series = metric_series(db, run_id, "loss")
+    assert list(series.steps) == [0, 1, 2] and list(series.values) == [3.0, 2.0, 1.0]
+
+    run_service.cancel_run(db, cli_actor(), run_id)
+    finish = [{"type": "finish", "status": "cancelled", "error": None, "traceback": None}]
+    assert remote_runs.append_lines(settings, db, ana, run_id, 7, finish) == (8, True)
+    run = run_store.get_run(db, run_id)
+    assert (run.status, run.source, run.owner) == ("cancelled", "sdk", "ana")
+    assert run.summary["test_loss"]["last"] == 0.5
+    with pytest.raises(remote_runs.BadRequest, match="not a file name"):
+        remote_runs.artifact_target(settings, db, ana, run_id, "../escape")

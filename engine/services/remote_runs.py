@@ -15,6 +15,7 @@ a member logs only to their own runs; reading the stop flag needs to see the run
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -157,18 +158,33 @@ def append_lines(
         raise BadRequest("`start` must be the number of the batch's first line (1 or more).")
     if not isinstance(lines, list) or len(lines) > MAX_LINES_PER_BATCH:
         raise BadRequest(f"`lines` must be a list of at most {MAX_LINES_PER_BATCH} spool lines.")
-    stream = stream_store.by_run(db, run_id)
-    if stream is None:
-        raise NotRemote(
-            f"Run {run_id} was not created through the API, so it takes no logged lines."
-        )
-    if start > stream.lines_applied:
-        raise StreamGap(run_id, stream.lines_applied, start)
-    fresh = lines[stream.lines_applied - start :]
-    stop = apply_lines(settings, db, run_id, fresh)
-    received = start + len(lines)
-    stream_writes.advance(db, run_id, received)
+    # One batch of a run at a time: a batch sent again (its answer late) while the first is
+    # still being written must see the first one's count, not apply the same lines beside it.
+    with _run_lock(run_id):
+        stream = stream_store.by_run(db, run_id)
+        if stream is None:
+            raise NotRemote(
+                f"Run {run_id} was not created through the API, so it takes no logged lines."
+            )
+        if start > stream.lines_applied:
+            raise StreamGap(run_id, stream.lines_applied, start)
+        fresh = lines[stream.lines_applied - start :]
+        stop = apply_lines(settings, db, run_id, fresh)
+        # Counted after they are written: a server killed in between applies them again at the
+        # resend (points with a step overwrite themselves), rather than losing them.
+        received = start + len(lines)
+        stream_writes.advance(db, run_id, received)
     return max(received, stream.lines_applied), stop
+
+
+_locks: dict[int, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _run_lock(run_id: int) -> threading.Lock:
+    """This process's lock for one run (the API is served by one process: `seedlab up`)."""
+    with _locks_guard:
+        return _locks.setdefault(run_id, threading.Lock())
 
 
 def apply_lines(settings: Settings, db: Engine, run_id: int, lines: list[Any]) -> bool:
