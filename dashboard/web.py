@@ -5,7 +5,7 @@ module-level `app` below (an `st.App`, which is an ASGI application) and serves 
 the pages exactly as `streamlit run dashboard/app.py` would, plus the routes in ROUTES, which are
 matched first. This module is the one place HTTP routes are added:
 
-- under /api/v1 (API_V1_ROUTES): the health check, and the SDK's API (dashboard/remote_api.py);
+- under /api/v1 (API_V1_ROUTES): the health check now; the SDK's API next (issue 19);
 - beside /api (ROUTES): share links, the login that sets an HttpOnly cookie.
 
 Everything under /api answers JSON, errors included: an unknown path is a JSON 404, not the
