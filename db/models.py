@@ -238,34 +238,6 @@ class SqlUser(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
-class SqlApiToken(Base):
-    """A user's token for the HTTP API (/api/v1, e.g. the SDK logging remotely). Only a SHA-256
-    of the token is kept: the token is shown once, when made. Removing the user removes them."""
-
-    __tablename__ = "api_tokens"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    # The token's first characters, so a list can tell tokens apart without revealing them.
-    prefix: Mapped[str] = mapped_column(String(20))
-    label: Mapped[str] = mapped_column(String(100), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
-
-
-class SqlRemoteStream(Base):
-    """A run the SDK logs over the HTTP API: the client's key for it (so a create sent twice,
-    its answer lost, makes one run) and how many of its spool lines the server applied (so a
-    batch sent again after a lost answer is not applied twice)."""
-
-    __tablename__ = "remote_streams"
-
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    client_key: Mapped[str] = mapped_column(String(64), unique=True)
-    lines_applied: Mapped[int] = mapped_column(Integer, default=0)
-
-
 class SqlAuditEntry(Base):
     """Who did what to which thing, when. Append-only; names are copied, not referenced, so an
     entry outlives the user and the run it names."""
@@ -349,6 +321,34 @@ class SqlJob(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class SqlApiToken(Base):
+    """A user's token for the HTTP API (/api/v1, e.g. the SDK logging remotely). Only a SHA-256
+    of the token is kept: the token is shown once, when made. Removing the user removes them."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The token's first characters, so a list can tell tokens apart without revealing them.
+    prefix: Mapped[str] = mapped_column(String(20))
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class SqlRemoteStream(Base):
+    """A run the SDK logs over the HTTP API: the client's key for it (so a create sent twice,
+    its answer lost, makes one run) and how many of its spool lines the server applied (so a
+    batch sent again after a lost answer is not applied twice)."""
+
+    __tablename__ = "remote_streams"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    client_key: Mapped[str] = mapped_column(String(64), unique=True)
+    lines_applied: Mapped[int] = mapped_column(Integer, default=0)
 
 
 datasets = SqlDataset.__table__

@@ -1,5 +1,4 @@
-"""`seedlab users add|passwd|role|unlock|remove|list|token|tokens|revoke`: dashboard logins and
-the API tokens the SDK logs with from other machines.
+"""`seedlab users add|passwd|role|unlock|remove|list`: dashboard logins.
 
 The CLI acts as a local admin (shell access to this machine is access to the database anyway);
 the audit log names it `cli:<OS user>`.
@@ -80,20 +79,6 @@ def users_remove(name: str) -> None:
     typer.echo(f"Removed {name!r}.")
 
 
-@app.command("list")
-def users_list() -> None:
-    """Users, their roles, last login and any lockout."""
-    users = user_store.list_users(_db())
-    if not users:
-        typer.echo(f"No users. Add the first admin: {accounts.FIRST_ADMIN_HINT}")
-        return
-    typer.echo(f"{'name':<24} {'role':<7} {'last login':<20} locked until")
-    for u in users:
-        last = u.last_login_at.isoformat(sep=" ", timespec="seconds") if u.last_login_at else "-"
-        locked = u.locked_until.isoformat(sep=" ", timespec="seconds") if u.locked_until else ""
-        typer.echo(f"{u.name:<24} {u.role:<7} {last:<20} {locked}")
-
-
 @app.command("token")
 def users_token(
     name: str,
@@ -128,3 +113,17 @@ def users_revoke(token_id: int) -> None:
     """Revoke an API token by its id (`seedlab users tokens`); it stops working at once."""
     api_tokens.revoke_token(_db(), actor(), token_id)
     typer.echo(f"Token {token_id} revoked.")
+
+
+@app.command("list")
+def users_list() -> None:
+    """Users, their roles, last login and any lockout."""
+    users = user_store.list_users(_db())
+    if not users:
+        typer.echo(f"No users. Add the first admin: {accounts.FIRST_ADMIN_HINT}")
+        return
+    typer.echo(f"{'name':<24} {'role':<7} {'last login':<20} locked until")
+    for u in users:
+        last = u.last_login_at.isoformat(sep=" ", timespec="seconds") if u.last_login_at else "-"
+        locked = u.locked_until.isoformat(sep=" ", timespec="seconds") if u.locked_until else ""
+        typer.echo(f"{u.name:<24} {u.role:<7} {last:<20} {locked}")
