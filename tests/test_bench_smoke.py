@@ -59,9 +59,9 @@ def test_bench_concurrency_quick_runs_and_reports_no_errors() -> None:
 @pytest.mark.parametrize(
     ("script", "expect"),
     [
+        ("bench/bench_remote.py", r"\| SDK over HTTP, until all are in the database \| 400 \|"),
         ("bench/bench_images.py", r"cached load is \d+× faster than decoding"),
         ("bench/bench_engine.py", r"Seedlab engine train\(\)(.|\n)*cancel → cancelled .*: median"),
-        ("bench/bench_remote.py", r"\| SDK over HTTP, until all are in the database \| 400 \|"),
     ],
 )
 def test_other_benchmarks_quick_run_and_report(script: str, expect: str) -> None:
