@@ -39,6 +39,7 @@ pages = st.navigation(
         st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("views/playground.py", title="Playground", icon=":material/smart_toy:"),
         st.Page("views/models.py", title="Models", icon=":material/inventory_2:"),
+        st.Page("views/tokens.py", title="API tokens", icon=":material/key:"),
     ]
     + (
         [st.Page("views/admin.py", title="Admin", icon=":material/admin_panel_settings:")]

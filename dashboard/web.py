@@ -107,10 +107,14 @@ def health(request: Request) -> JSONResponse:
     return JSONResponse(report, status_code=200 if report["ok"] else 503)
 
 
+# The SDK's routes (runs logged over HTTP with a user's API token): dashboard/remote_api.py.
+from dashboard import remote_api  # noqa: E402
+
 # Each route here answers at /api/v1/<path>; a sync endpoint runs in Starlette's thread pool, so
 # a blocking database call does not stall the pages' event loop.
 API_V1_ROUTES: list[BaseRoute] = [
     Route("/health", health, methods=["GET"]),
+    *remote_api.ROUTES,
 ]
 
 

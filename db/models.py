@@ -367,6 +367,34 @@ class SqlJob(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class SqlApiToken(Base):
+    """A user's token for the HTTP API (/api/v1, e.g. the SDK logging remotely). Only a SHA-256
+    of the token is kept: the token is shown once, when made. Removing the user removes them."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The token's first characters, so a list can tell tokens apart without revealing them.
+    prefix: Mapped[str] = mapped_column(String(20))
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class SqlRemoteStream(Base):
+    """A run the SDK logs over the HTTP API: the client's key for it (so a create sent twice,
+    its answer lost, makes one run) and how many of its spool lines the server applied (so a
+    batch sent again after a lost answer is not applied twice)."""
+
+    __tablename__ = "remote_streams"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    client_key: Mapped[str] = mapped_column(String(64), unique=True)
+    lines_applied: Mapped[int] = mapped_column(Integer, default=0)
+
+
 datasets = SqlDataset.__table__
 runs = SqlRun.__table__
 projects = SqlProject.__table__
@@ -378,6 +406,8 @@ artifacts = SqlArtifact.__table__
 workers = SqlWorker.__table__
 users = SqlUser.__table__
 audit_log = SqlAuditEntry.__table__
+api_tokens = SqlApiToken.__table__
+remote_streams = SqlRemoteStream.__table__
 model_versions = SqlModelVersion.__table__
 jobs = SqlJob.__table__
 login_attempts = SqlLoginAttempt.__table__

@@ -92,10 +92,9 @@ def _attached(init: dict[str, Any]) -> Connection:
 
 
 def _remote(init: dict[str, Any]) -> Connection:
-    raise SeedlabSDKError(
-        "seedlab: logging to a server over HTTP (SEEDLAB_URL) is not in this version of the "
-        "SDK; unset SEEDLAB_URL to log into the local database (SEEDLAB_HOME)."
-    )
+    from seedlab._remote import connect_remote  # it imports Connection from here
+
+    return connect_remote(init)
 
 
 def server_command() -> list[str]:

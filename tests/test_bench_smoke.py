@@ -59,6 +59,7 @@ def test_bench_concurrency_quick_runs_and_reports_no_errors() -> None:
 @pytest.mark.parametrize(
     ("script", "expect"),
     [
+        ("bench/bench_remote.py", r"\| SDK over HTTP, until all are in the database \| 400 \|"),
         ("bench/bench_images.py", r"cached load is \d+× faster than decoding"),
         ("bench/bench_engine.py", r"Seedlab engine train\(\)(.|\n)*cancel → cancelled .*: median"),
         ("bench/bench_login.py", r"Answers of the three refusals: one and the same sentence"),

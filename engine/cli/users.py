@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from db import users as user_store
 from engine.cli.common import actor, fail, ready
-from engine.services import accounts
+from engine.services import accounts, api_tokens
 from engine.services.permissions import ROLES
 
 app = typer.Typer(help="Dashboard users (used when access control is on).", no_args_is_help=True)
@@ -78,6 +78,42 @@ def users_remove(name: str) -> None:
     """Remove a user; their runs and datasets stay (admins can act on them)."""
     accounts.remove_user(_db(), actor(), name)
     typer.echo(f"Removed {name!r}.")
+
+
+@app.command("token")
+def users_token(
+    name: str,
+    label: Annotated[str, typer.Option(help="What the token is for, e.g. the machine")] = "",
+) -> None:
+    """Make an API token for NAME and print it (only now; keep it secret). The SDK logs to this
+    server with SEEDLAB_URL and SEEDLAB_TOKEN set to it, with NAME's permissions."""
+    token = api_tokens.create_token(_db(), actor(), name, label)
+    typer.echo(token)
+    typer.echo(
+        f"API token for {name!r}: shown only now. Use it as SEEDLAB_TOKEN; revoke it with "
+        "`seedlab users revoke ID` (IDs: `seedlab users tokens`).",
+        err=True,
+    )
+
+
+@app.command("tokens")
+def users_tokens(name: Annotated[str | None, typer.Argument()] = None) -> None:
+    """API tokens (all users', or NAME's): id, user, first characters, label, last use."""
+    tokens = api_tokens.list_tokens(_db(), actor(), name)
+    if not tokens:
+        typer.echo(f"No API tokens. Make one: seedlab users token {name or 'NAME'}")
+        return
+    typer.echo(f"{'id':>4} {'user':<24} {'token':<14} {'last used':<20} label")
+    for t in tokens:
+        used = t.last_used_at.isoformat(sep=" ", timespec="seconds") if t.last_used_at else "-"
+        typer.echo(f"{t.id:>4} {t.user:<24} {t.prefix + '…':<14} {used:<20} {t.label}")
+
+
+@app.command("revoke")
+def users_revoke(token_id: int) -> None:
+    """Revoke an API token by its id (`seedlab users tokens`); it stops working at once."""
+    api_tokens.revoke_token(_db(), actor(), token_id)
+    typer.echo(f"Token {token_id} revoked.")
 
 
 @app.command("list")
