@@ -1,8 +1,8 @@
 """api_tokens (per-user tokens for the HTTP API, stored as hashes) and remote_streams (the
 runs the SDK logs over HTTP: the client's key and how many spool lines were applied)
 
-Revision ID: 0012_api_tokens
-Revises: 0011_run_source
+Revision ID: 0013_api_tokens
+Revises: 0012_sessions
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_api_tokens"
-down_revision: str | None = "0011_run_source"
+revision: str = "0013_api_tokens"
+down_revision: str | None = "0012_sessions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
