@@ -5,7 +5,8 @@ module-level `app` below (an `st.App`, which is an ASGI application) and serves 
 the pages exactly as `streamlit run dashboard/app.py` would, plus the routes in ROUTES, which are
 matched first. This module is the one place HTTP routes are added:
 
-- under /api/v1 (API_V1_ROUTES): the health check, and the SDK's remote logging API (dashboard/remote_api.py);
+- under /api/v1 (API_V1_ROUTES): the health check, and the SDK's remote logging API
+  (dashboard/remote_api.py);
 - beside /api (ROUTES): share links; /auth/login and /auth/logout, which set and clear the
   session cookie (HttpOnly: page scripts cannot read it; only a route can set such a cookie).
 
