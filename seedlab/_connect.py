@@ -48,6 +48,10 @@ class Connection:
 def init_line(
     project: str | None, name: str | None, config: dict[str, Any], dataset: str | None
 ) -> dict[str, Any]:
+    # What ran (git commit, packages, host), as this process sees it; imported here so that
+    # `import seedlab` stays light.
+    from seedlab import _provenance
+
     return {
         "type": "init",
         "project": project,
@@ -55,6 +59,7 @@ def init_line(
         "config": config,
         "dataset": dataset,
         "time": time.time(),
+        "code": _provenance.collect(device=os.environ.get("SEEDLAB_DEVICE_LABEL")),
     }
 
 

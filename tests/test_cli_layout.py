@@ -80,6 +80,7 @@ WORKER_OPTIONS = {
     "--poll-interval",
     "--executor",
     "--address",
+    "--warm-runner",  # and --no-warm-runner
 }
 
 
@@ -98,6 +99,7 @@ def test_worker_options_are_the_same_for_seedlab_worker_and_the_module():
             "--gpu-cap=1",
             "--poll-interval=0.1",
             "--address=auto",
+            "--no-warm-runner",
             "--executor=dask",
         ],
         env=child_env(),

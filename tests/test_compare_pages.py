@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import re
 
 import numpy as np
@@ -14,7 +13,7 @@ from db.run_query import RunFilter
 from db.writes import run_edits
 from db.writes import runs as run_writes
 from engine.services.demo_fill import fill_project
-from tests.support.pages import button, open_page, plotly_figures, texts
+from tests.support.pages import button, open_page, plotly_figures, texts, trace_values
 
 
 @pytest.fixture
@@ -181,10 +180,7 @@ def test_new_run_goes_into_the_sidebar_project(db, demo_datasets) -> None:
 
 
 def _points(values: list | dict) -> np.ndarray:
-    """A trace's x or y from the figure JSON: Plotly sends numpy arrays as base64 binary."""
-    if isinstance(values, dict):
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
-    return np.asarray(values)
+    return np.asarray(trace_values(values))
 
 
 def _highlighted_columns(frame) -> set[str]:  # noqa: ANN001 - AppTest's Dataframe element

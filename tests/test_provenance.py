@@ -26,7 +26,7 @@ from engine.execution.system_metrics import (
 )
 from tests.support.commands import ROOT, cli
 from tests.support.data import completed_run
-from tests.support.pages import open_page, plotly_figures, texts
+from tests.support.pages import open_page, plotly_figures, texts, trace_values
 
 T0 = 1_700_000_000.0
 
@@ -194,10 +194,12 @@ def test_compare_keeps_sys_metrics_out_of_the_model_metrics(settings, db, demo_d
     picker = at.selectbox(key="cmp_key")
     assert picker.value == "val_loss"
     assert list(picker.options)[-2:] == [CPU_PERCENT, RSS_MB]  # after the model's metrics
+    picker.set_value(RSS_MB).run()
+    assert [trace_values(t["y"]) for t in plotly_figures(at)[0]["data"]] == [[800.0], [800.0]]
+    # Only the open tab is drawn (?tab=…): the metrics table is on its own tab.
+    at = open_page("views/compare.py", runs=",".join(map(str, ids)), tab="Metrics")
     table = next(d.value for d in at.dataframe if "val_loss" in d.value.columns)
     assert not [c for c in table.columns if str(c).startswith("sys/")]
-    picker.set_value(RSS_MB).run()
-    assert [t["y"] for t in plotly_figures(at)[0]["data"]] == [[800.0], [800.0]]
 
 
 def test_no_gpu_figures_without_an_nvidia_driver() -> None:

@@ -138,6 +138,9 @@ def test_artifacts_are_copied_and_recorded_with_their_checksum(
     assert copied.read_bytes() == b"weights" * 1000
     with reading(db) as conn:
         rows = conn.execute(select(artifacts).where(artifacts.c.run_id == run_id)).all()
+    # The SDK also sends what ran (code.json, kind "code"): engine/services/provenance.py.
+    assert sorted(r.kind for r in rows) == ["code", "sdk"]
+    rows = [r for r in rows if r.kind == "sdk"]
     assert [(r.kind, r.path, r.bytes) for r in rows] == [("sdk", "artifacts/model.pt", 7000)]
     assert rows[0].sha256 == hashlib.sha256(b"weights" * 1000).hexdigest()
 

@@ -46,7 +46,6 @@ What a line becomes
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -61,14 +60,14 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from db import runs as run_store
 from db.datasets import get_dataset_by_name
-from db.models import ACTIVE_STATUSES, DEFAULT_PROJECT_ID, FINISHED_STATUSES
+from db.models import ACTIVE_STATUSES, DEFAULT_PROJECT_ID
 from db.projects import DuplicateProjectName, get_project_by_name
-from db.writes import artifacts as artifact_writes
 from db.writes import projects as project_writes
 from db.writes import runs as run_writes
 from engine.core.errors import SeedlabError
 from engine.core.run_files import append_log_line
 from engine.core.settings import Settings
+from engine.services import provenance, sdk_lines
 
 log = logging.getLogger("seedlab.sdk_drain")
 
@@ -77,29 +76,10 @@ log = logging.getLogger("seedlab.sdk_drain")
 MAX_READ_BYTES = 16 * 1024 * 1024
 # How often a pump with nothing new still reads the cancel flag and whether the run still runs.
 _CHECK_INTERVAL_S = 0.5
-ARTIFACT_KIND = "sdk"
+ARTIFACT_KIND = sdk_lines.ARTIFACT_KIND
 STOP_FILE_NAME = ".stop"
 # The local drain's stderr, beside the spool (the SDK quotes it when the drain fails to start).
 DRAIN_LOG_NAME = "drain.log"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _number(value: Any) -> float | None:  # noqa: ANN401 - whatever JSON held
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        try:
-            return float(value)
-        except OverflowError:  # an int past a float's range
-            return None
-    return None
 
 
 class SpoolDrain:
@@ -192,60 +172,42 @@ class SpoolDrain:
         if self.finished or self.run_gone:
             return self.finished
         lines, next_offset = self._read_lines()
+        if not lines:
+            if time.monotonic() - self._last_check >= _CHECK_INTERVAL_S:
+                self._last_check = time.monotonic()
+                self._check_run()
+            return self.finished
+        parsed = [line for line in self._parse(lines) if isinstance(line, dict)]
+        self.lines_read += len(parsed)
         steps_before = dict(self._next_step)
-        points: list[tuple[str, int, float, float]] = []
-        artifacts: list[dict[str, Any]] = []
-        finish: dict[str, Any] | None = None
-        now = time.time()
-        for line in self._parse(lines):
-            if not isinstance(line, dict):
-                continue
-            self.lines_read += 1
-            kind = line.get("type")
-            if kind == "metrics":
-                values = line.get("values")
-                if not isinstance(values, dict):
-                    continue
-                wall = line.get("time")
-                wall = float(wall) if isinstance(wall, int | float) else now
-                step = line.get("step")
-                for key, raw_value in values.items():
-                    value = _number(raw_value)
-                    if value is not None:
-                        points.append((str(key), self._step_for(str(key), step), value, wall))
-            elif kind == "summary":
-                values = line.get("values")
-                if isinstance(values, dict):
-                    for key, raw_value in values.items():
-                        value = _number(raw_value)
-                        if value is not None:
-                            points.append((str(key), self._step_for(str(key), None), value, now))
-            elif kind == "artifact":
-                artifacts.append(line)
-            elif kind == "init" and self.init is None:
-                self.init = line
-            elif kind == "finish" and finish is None:
-                finish = line
-            # heartbeat, and types this drain does not know: a sign of life, nothing to store
-        if lines:
+        try:
             # Every batch, even one with only a heartbeat, beats the run and reads the cancel flag.
-            try:
-                cancel = run_writes.record_progress(self.db, self.run_id, points)
-            except Exception:
-                # Nothing of the batch is written (one transaction): read it again next time.
-                self._next_step = steps_before
-                raise
-            self._offset = next_offset
-            self.points_written += len(points)
-            self._note_cancel(cancel)
-            self._last_check = time.monotonic()
-        elif time.monotonic() - self._last_check >= _CHECK_INTERVAL_S:
-            self._last_check = time.monotonic()
-            self._check_run()
-        for line in artifacts:
-            self._record_artifact(line)
-        if finish is not None:
-            self._finish(finish)
+            written = sdk_lines.write_lines(
+                self.settings,
+                self.db,
+                self.run_id,
+                parsed,
+                self._next_step,
+                apply_finish=self.apply_finish,
+                log_traceback=self.log_traceback,
+            )
+        except Exception:
+            # Nothing of the batch's points is written (one transaction): read it again next time.
+            self._next_step.clear()
+            self._next_step.update(steps_before)
+            raise
+        self._offset = next_offset
+        self.points_written += written.points
+        self._last_check = time.monotonic()
+        if written.init is not None and self.init is None:
+            self.init = written.init
+            if isinstance(written.init.get("code"), dict):  # what ran, sent by the SDK
+                provenance.record_code(
+                    self.settings, self.db, self.run_id, provenance.json_safe(written.init["code"])
+                )
+        self._note_cancel(written.cancel)
+        if written.finish_status is not None:
+            self.finished, self.status, self.error = True, written.finish_status, written.error
         return self.finished
 
     def _note_cancel(self, cancel: bool) -> None:
@@ -261,38 +223,6 @@ class SpoolDrain:
             self.run_gone = True
             return
         self._note_cancel(bool(run.cancel_requested))
-
-    def _record_artifact(self, line: dict[str, Any]) -> None:
-        name = str(line.get("name") or "")
-        artifacts_dir = (self.settings.run_dir(self.run_id) / "artifacts").resolve()
-        path = (artifacts_dir / name).resolve()
-        # A name is the SDK's, but a spool is a file anyone could write: stay in the run's folder.
-        if not name or not path.is_relative_to(artifacts_dir) or not path.is_file():
-            log.warning("run %s: artifact %r not found under %s", self.run_id, name, artifacts_dir)
-            return
-        artifact_writes.add_artifact(
-            self.db,
-            self.run_id,
-            kind=ARTIFACT_KIND,
-            path=str(path.relative_to(self.settings.run_dir(self.run_id).resolve())),
-            size_bytes=path.stat().st_size,
-            sha256=_sha256(path),
-        )
-
-    def _finish(self, line: dict[str, Any]) -> None:
-        status = line.get("status")
-        if status not in FINISHED_STATUSES:
-            status = "failed"
-        error = line.get("error")
-        error = str(error) if error else None
-        if status == "failed" and not error:
-            error = "The script reported a failure without a message."
-        trace = line.get("traceback")
-        if trace and self.log_traceback:
-            append_log_line(self.settings, self.run_id, str(trace))
-        if self.apply_finish:
-            run_writes.finish_run(self.db, self.run_id, status, error)
-        self.finished, self.status, self.error = True, status, error
 
     def fail(self, reason: str) -> bool:
         """End the run `failed` with `reason` (in its log too), unless it has ended already."""

@@ -30,7 +30,7 @@ from db.models import DEFAULT_PROJECT_ID
 from db.writes import remote_streams as stream_writes
 from engine.core.errors import SeedlabError
 from engine.core.settings import Settings
-from engine.services import audit, projects, sdk_lines
+from engine.services import audit, projects, provenance, sdk_lines
 from engine.services.permissions import Actor, Permission, PermissionDenied, check
 
 MAX_LINES_PER_BATCH = 50_000
@@ -99,6 +99,8 @@ def create_run(
             raise
         return existing.run_id, existing.lines_applied
     (settings.run_dir(run_id) / sdk_lines.ARTIFACTS).mkdir(parents=True, exist_ok=True)
+    if isinstance(init.get("code"), dict):  # what ran, as the SDK saw it
+        provenance.record_code(settings, db, run_id, provenance.json_safe(init["code"]))
     audit.record(db, actor, "launch", f"run {run_id}", "SDK, over the API")
     return run_id, 1
 

@@ -1,8 +1,8 @@
-"""Writing SDK spool lines into a run: the services-level half of a drain, for a writer that
-has the lines already parsed (the HTTP API: engine/services/remote_runs.py).
+"""Writing SDK spool lines into a run: the one implementation, used by the spool drain
+(engine/execution/sdk_drain.py, which reads a file; its docstring is the reference) and by the
+HTTP API (engine/services/remote_runs.py), which gets the lines already parsed.
 
-Same rules as the spool drain (engine/execution/sdk_drain.py, whose docstring is the
-reference; SpoolDrain.pump applies them to a file it reads): a metric step repeated keeps the
+The rules: a metric step repeated keeps the
 last value; a line without a step, and every summary value, take the key's next step; values
 that are not numbers are left out, NaN is a gap; an artifact line records a file already under
 <run dir>/artifacts/ (kind "sdk"); every batch beats the run's heartbeat and reads its cancel
@@ -32,7 +32,10 @@ ARTIFACTS = "artifacts"
 
 def _number(value: Any) -> float | None:  # noqa: ANN401 - whatever JSON held
     if isinstance(value, bool | int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int past a float's range
+            return None
     return None
 
 
@@ -42,6 +45,7 @@ class Written:
 
     cancel: bool
     points: int
+    init: dict[str, Any] | None = None  # the batch's first `init` line
     finish_status: str | None = None
     error: str | None = None
     artifacts: list[str] = field(default_factory=list)
@@ -58,9 +62,14 @@ def write_lines(
     run_id: int,
     lines: Iterable[Any],
     next_step: dict[str, int],
+    *,
+    apply_finish: bool = True,
+    log_traceback: bool = True,
 ) -> Written:
     """Write parsed spool lines (dicts) into run `run_id`; `next_step` (key -> its next step)
-    is updated in place."""
+    is updated in place. `apply_finish=False` reports a `finish` line without ending the run
+    (a supervisor that settles the status itself); `log_traceback=False` keeps its traceback
+    out of the log (one the script printed there already)."""
 
     def step_for(key: str, step: Any) -> int:  # noqa: ANN401 - JSON
         chosen = (
@@ -74,6 +83,7 @@ def write_lines(
     points: list[tuple[str, int, float, float]] = []
     artifacts: list[str] = []
     finish: dict[str, Any] | None = None
+    init: dict[str, Any] | None = None
     for line in lines:
         if not isinstance(line, dict):
             continue
@@ -90,13 +100,19 @@ def write_lines(
             artifacts.append(line["name"])
         elif kind == "finish" and finish is None:
             finish = line
-        # init, heartbeat and unknown types: a sign of life, nothing to store
-    written = Written(cancel=run_writes.record_progress(db, run_id, points), points=len(points))
+        elif kind == "init" and init is None:
+            init = line
+        # heartbeat and unknown types: a sign of life, nothing to store
+    written = Written(
+        cancel=run_writes.record_progress(db, run_id, points), points=len(points), init=init
+    )
     for name in artifacts:
         if _record_artifact(settings, db, run_id, name):
             written.artifacts.append(name)
     if finish is not None:
-        written.finish_status, written.error = _finish(settings, db, run_id, finish)
+        written.finish_status, written.error = _finish(
+            settings, db, run_id, finish, apply=apply_finish, log_traceback=log_traceback
+        )
     return written
 
 
@@ -136,7 +152,13 @@ def _record_artifact(settings: Settings, db: Engine, run_id: int, name: str) -> 
 
 
 def _finish(
-    settings: Settings, db: Engine, run_id: int, line: dict[str, Any]
+    settings: Settings,
+    db: Engine,
+    run_id: int,
+    line: dict[str, Any],
+    *,
+    apply: bool,
+    log_traceback: bool,
 ) -> tuple[str, str | None]:
     status = line.get("status")
     if status not in FINISHED_STATUSES:
@@ -144,7 +166,8 @@ def _finish(
     error = str(line["error"]) if line.get("error") else None
     if status == "failed" and not error:
         error = "The script reported a failure without a message."
-    if line.get("traceback"):
+    if line.get("traceback") and log_traceback:
         append_log_line(settings, run_id, str(line["traceback"]))
-    run_writes.finish_run(db, run_id, status, error)
+    if apply:
+        run_writes.finish_run(db, run_id, status, error)
     return status, error

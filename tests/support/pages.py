@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from tests.support.commands import ROOT
@@ -41,6 +43,13 @@ def button(at: AppTest, label: str) -> Any:  # noqa: ANN401 - AppTest's Button e
 def texts(elements: Iterable[Any]) -> str:
     """The values of AppTest elements (markdown, captions, errors…), one a line."""
     return "\n".join(str(e.value) for e in elements)
+
+
+def trace_values(values: list | dict) -> list[float]:
+    """A trace's x or y from the figure JSON: Plotly sends numpy arrays as base64 binary."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values)
 
 
 def plotly_figures(at: AppTest) -> list[dict]:
