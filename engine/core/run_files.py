@@ -26,6 +26,12 @@ def resume_path(settings: Settings, run_id: int) -> Path:
     return settings.run_dir(run_id) / "resume.pt"
 
 
+def predictions_path(settings: Settings, run_id: int) -> Path:
+    """Every test-split prediction by row id (engine/ml/evaluate.py's prediction_table): what the
+    Datasets page's browser filters by a run's predicted label, correctness and confidence."""
+    return settings.run_dir(run_id) / "predictions.parquet"
+
+
 def code_path(settings: Settings, run_id: int) -> Path:
     """What ran (commit, diff, Python, packages, command, host): engine/core/provenance.py."""
     return settings.run_dir(run_id) / "code.json"

@@ -39,7 +39,13 @@ from db.writes import runs as run_writes
 from engine.core.atomic import write_json_atomic
 from engine.core.config import validate_config
 from engine.core.errors import DatasetError, SeedlabError
-from engine.core.run_files import checkpoint_path, log_path, report_path, resume_path
+from engine.core.run_files import (
+    checkpoint_path,
+    log_path,
+    predictions_path,
+    report_path,
+    resume_path,
+)
 from engine.core.settings import Settings
 from engine.execution.stop_marker import engine_is_stopping
 from engine.execution.system_metrics import SystemSampler, start_for_run
@@ -280,7 +286,7 @@ def execute(settings: Settings, run_id: int) -> str:
             run_writes.finish_run(db, run_id, "cancelled")
             return status
 
-        report = evaluate_on_test(result.model, data, choice)
+        report = evaluate_on_test(result.model, data, choice, predictions_path(settings, run_id))
         final_step = max(result.steps_completed, 1)
         finals = dict(report["metrics"])
         if result.best_epoch:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn import metrics as skm
 
 # Points kept per curve and per scatter: enough for a smooth line at dashboard width, small
@@ -200,3 +201,32 @@ def regression_report(
         "worst_mistakes": _with_inputs(mistakes, [m["position"] for m in mistakes], describe),
         "n_test": int(len(y_true)),
     }
+
+
+def prediction_table(
+    y_true: np.ndarray, outputs: np.ndarray, classes: list[str] | None, row_ids: Sequence[str]
+) -> pd.DataFrame:
+    """Every test prediction, one row per test row id: true and predicted label, whether it is
+    right and how sure the model was (classification: the predicted class's probability), or
+    the error (regression). Small: five columns of the test split, stored as Parquet."""
+    if outputs.ndim == 2:  # class probabilities
+        names = np.asarray(classes, dtype=object)
+        predicted = outputs.argmax(axis=1)
+        probs = outputs / outputs.sum(axis=1, keepdims=True)
+        return pd.DataFrame(
+            {
+                "row_id": pd.Series(list(row_ids), dtype=str),
+                "true": names[np.asarray(y_true, dtype=np.int64)].astype(str),
+                "predicted": names[predicted].astype(str),
+                "correct": predicted == np.asarray(y_true),
+                "confidence": probs[np.arange(len(predicted)), predicted],
+            }
+        )
+    return pd.DataFrame(
+        {
+            "row_id": pd.Series(list(row_ids), dtype=str),
+            "true": np.asarray(y_true, dtype=np.float64),
+            "predicted": np.asarray(outputs, dtype=np.float64),
+            "error": np.asarray(y_true, dtype=np.float64) - np.asarray(outputs, dtype=np.float64),
+        }
+    )

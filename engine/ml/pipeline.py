@@ -22,12 +22,12 @@ from engine.core.errors import ConfigError, DatasetError
 from engine.core.settings import Settings
 from engine.data.stored import StoredDataset, load_frame
 from engine.ml.device import DeviceChoice
-from engine.ml.evaluate import classification_report, regression_report
+from engine.ml.evaluate import classification_report, prediction_table, regression_report
 from engine.ml.inputs import InputSpec
 from engine.ml.prep.tabular import TabularPreprocessor, TargetEncoder
 from engine.ml.prepare_images import prepare_images
 from engine.ml.prepare_text import prepare_stored_text
-from engine.ml.prepared import PreparedData, Preparer, split_for_run
+from engine.ml.prepared import PreparedData, Preparer, row_ids_of, split_for_run
 from engine.ml.train import TrainData, predict
 
 
@@ -105,6 +105,7 @@ def prepare_tabular(
         stratified=bool(splits.stratified),
         task=task,
         describe_test=describe_test,
+        test_row_ids=row_ids_of(test_frame),
         feature_names=pre.feature_names,
     )
 
@@ -117,14 +118,31 @@ PREPARERS: dict[str, Preparer] = {
 }
 
 
-def evaluate_on_test(model: nn.Module, data: PreparedData, choice: DeviceChoice) -> dict[str, Any]:
+def evaluate_on_test(
+    model: nn.Module,
+    data: PreparedData,
+    choice: DeviceChoice,
+    predictions_path: Path | None = None,
+) -> dict[str, Any]:
+    """The test report; with `predictions_path`, every test prediction by row id is also written
+    there (Parquet), for the Datasets page's filters by a run's predictions."""
     out = predict(model, data.x_test, choice).cpu()
     if data.task == "classification":
-        probs = torch.softmax(out, dim=1).numpy().astype(np.float64)
-        report = classification_report(data.y_test, probs, data.target.classes, data.describe_test)
+        outputs = torch.softmax(out, dim=1).numpy().astype(np.float64)
+        report = classification_report(
+            data.y_test, outputs, data.target.classes, data.describe_test
+        )
     else:
-        y_pred = data.target.decode_regression(out.view(-1).numpy().astype(np.float64))
-        report = regression_report(data.y_test, y_pred, data.describe_test)
+        outputs = data.target.decode_regression(out.view(-1).numpy().astype(np.float64))
+        report = regression_report(data.y_test, outputs, data.describe_test)
+    if len(data.test_row_ids) == len(data.y_test):
+        # Row ids in the worst mistakes: "fix this label" on the Run page names the row.
+        for mistake in report["worst_mistakes"]:
+            mistake["row_id"] = data.test_row_ids[mistake["position"]]
+        if predictions_path is not None:
+            table = prediction_table(data.y_test, outputs, data.target.classes, data.test_row_ids)
+            with atomic_path(predictions_path) as tmp:
+                table.to_parquet(tmp, index=False)
     report["split_sizes"] = dict(data.split_sizes)
     report["stratified_split"] = data.stratified
     report["input"] = data.train_data.spec.to_dict()

@@ -103,4 +103,6 @@ def prepare_images(
         stratified=bool(splits.stratified),  # a numpy bool would not serialize to JSON
         task=task,
         describe_test=describe_test,
+        # An image's row id is its path inside the dataset.
+        test_row_ids=test_rows["file"].astype(str).tolist(),
     )

@@ -18,7 +18,7 @@ from engine.ml.device import DeviceChoice
 from engine.ml.inputs import InputSpec
 from engine.ml.prep.tabular import TargetEncoder
 from engine.ml.prep.text import TextPreprocessor
-from engine.ml.prepared import PreparedData, split_for_run
+from engine.ml.prepared import PreparedData, row_ids_of, split_for_run
 from engine.ml.train import TrainData
 
 
@@ -90,5 +90,6 @@ def prepare_text(
         stratified=splits.stratified,
         task=task,
         describe_test=describe_test,
+        test_row_ids=row_ids_of(splits.test),
         raw_texts=(splits.train[text_col].fillna("").astype(str).tolist(), test_texts),
     )

@@ -41,6 +41,10 @@ class PreparedData:
     describe_test: Callable[[Sequence[int]], list[dict[str, Any]]] = field(
         default=lambda idx: [{} for _ in idx]
     )
+    # The test split's stable row ids (a table row's position in its stored file as text, an
+    # image's path inside the dataset), aligned with y_test: the worst mistakes and the stored
+    # predictions name rows by them, so the Datasets page can relabel or exclude them.
+    test_row_ids: list[str] = field(default_factory=list)
     # Readable names of the input features (tables); empty for images and text.
     feature_names: list[str] = field(default_factory=list)
     # Text datasets: the raw training and test texts, for the TF-IDF baseline (ml/baselines.py).
@@ -72,3 +76,11 @@ def split_for_run(
         seed=config.seed,
     )
     return task, classes, splits
+
+
+def row_ids_of(part: pd.DataFrame) -> list[str]:
+    """A split's row ids: its `row_id` column when the frame carries one (a dataset version),
+    else its index, the row's position in the stored file (split_frame keeps the index)."""
+    if "row_id" in part.columns:
+        return part["row_id"].astype(str).tolist()
+    return [str(i) for i in part.index]
