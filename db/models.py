@@ -60,6 +60,32 @@ class SqlDataset(Base):
     owner: Mapped[str | None] = mapped_column(String(100))  # user name; NULL: before auth
 
 
+class SqlDatasetVersion(Base):
+    """One immutable version of a dataset (engine/services/dataset_versions.py). Reading it is
+    its base data (base_path) plus one CUMULATIVE patch {"labels": {row_id: label},
+    "excluded": [row_id, ...]}: an edit stores a few KB, never a copy of the data."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("dataset_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    parent_number: Mapped[int | None] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    n_rows: Mapped[int] = mapped_column(Integer)
+    class_counts: Mapped[dict] = mapped_column(JSON)
+    diff: Mapped[dict] = mapped_column(JSON)
+    base_path: Mapped[str] = mapped_column(String(1000))  # relative to SEEDLAB_HOME
+    patch: Mapped[dict] = mapped_column(JSON)
+    # The base's schema when a new upload made this version; NULL: the dataset's own schema.
+    base_schema: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    base_sha256: Mapped[str | None] = mapped_column(String(64))  # NULL: the dataset's sha256
+
+
 DEFAULT_PROJECT_ID = 1  # "Default", created by migration 0002
 
 
@@ -122,6 +148,8 @@ class SqlRun(Base):
     # A completed run's baselines, warnings and one-line summary (engine/ml/verdict.py);
     # NULL: no verdict (the run did not complete, or completed before verdicts existed).
     verdict: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    # The dataset version it trained on (dataset_versions.number); NULL: before versions = 1.
+    dataset_version: Mapped[int | None] = mapped_column(Integer)
 
 
 SWEEP_STATUSES = ("running", "completed", "cancelled", "failed")
@@ -396,6 +424,7 @@ class SqlRemoteStream(Base):
 
 
 datasets = SqlDataset.__table__
+dataset_versions = SqlDatasetVersion.__table__
 runs = SqlRun.__table__
 projects = SqlProject.__table__
 sweeps = SqlSweep.__table__

@@ -28,6 +28,30 @@ class DatasetRecord:
 
 
 @dataclass(frozen=True)
+class DatasetVersionRecord:
+    """One immutable version of a dataset: its base data plus a cumulative patch."""
+
+    id: int
+    dataset_id: int
+    number: int
+    parent_number: int | None
+    digest: str
+    note: str
+    created_by: str | None
+    created_at: datetime
+    n_rows: int
+    class_counts: dict[str, int]
+    diff: dict[str, int]  # {"added", "removed", "relabelled"} against the parent
+    base_path: str  # relative to SEEDLAB_HOME
+    patch: dict[str, Any]  # {"labels": {row_id: label}, "excluded": [row_id, ...]}
+    base_schema: dict[str, Any] | None = None  # None: the dataset's own schema
+    base_sha256: str | None = None  # None: the dataset's own sha256
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class RunRecord:
     id: int
     name: str
@@ -54,6 +78,7 @@ class RunRecord:
     # Baselines, warnings and summary of a completed run (engine/ml/verdict.py); None: no verdict.
     verdict: dict[str, Any] | None = None
     source: str = "builtin"  # builtin | recipe | sdk
+    dataset_version: int | None = None  # the dataset version it trained on; None: version 1
     tags: list[str] = field(default_factory=list)
     summary: dict[str, dict[str, float]] = field(default_factory=dict)
 

@@ -15,6 +15,7 @@ from db.datasets import DuplicateDatasetName, dataset_name_exists
 from db.models import datasets
 from db.records import DatasetRecord
 from db.session import utcnow, writing
+from db.writes.dataset_versions import EMPTY_PATCH, insert_version_in, version_digest
 
 
 def insert_dataset(
@@ -49,6 +50,21 @@ def insert_dataset(
     try:
         with writing(db) as conn:
             new_id = conn.execute(insert(datasets).values(**values)).inserted_primary_key[0]
+            # Every dataset has its version 1 from the start: its files, no patch.
+            insert_version_in(
+                conn,
+                dataset_id=new_id,
+                number=1,
+                parent_number=None,
+                digest=version_digest(sha256, EMPTY_PATCH),
+                created_by=owner,
+                created_at=values["created_at"],
+                n_rows=n_rows,
+                class_counts=dict(schema.get("class_counts") or {}),
+                diff={"added": n_rows, "removed": 0, "relabelled": 0},
+                base_path=path,
+                patch=EMPTY_PATCH,
+            )
     except IntegrityError as exc:
         if dataset_name_exists(db, name):
             raise DuplicateDatasetName(name) from exc

@@ -35,12 +35,14 @@ def create_run(
     project_id: int = DEFAULT_PROJECT_ID,
     sweep_id: int | None = None,
     owner: str | None = None,
+    dataset_version: int | None = None,
 ) -> int:
     with writing(db) as conn:
         run_id = conn.execute(
             insert(runs).values(
                 name=name,
                 dataset_id=dataset_id,
+                dataset_version=dataset_version,
                 config=config,
                 status="queued",
                 cancel_requested=False,

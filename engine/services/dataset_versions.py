@@ -1,0 +1,284 @@
+"""Dataset versions: list, resolve "NAME@N", read one (tables, text, images), edit (relabel,
+exclude) into a new immutable version, diff two. Every version is its base data plus one
+cumulative patch (db/models.SqlDatasetVersion), so an edit stores a few KB whatever the size
+of the set. Pages and the CLI call these; the runner reads a run's version through
+`stored_version`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from db import dataset_versions as version_store
+from db import datasets as dataset_store
+from db.records import DatasetRecord, DatasetVersionRecord
+from db.writes import dataset_versions as version_writes
+from engine.core.errors import DatasetError
+from engine.core.settings import Settings
+from engine.data import versions as pure
+from engine.services import audit
+from engine.services.permissions import Actor, Permission, check
+
+
+def _dataset(db: Engine, dataset_id: int) -> DatasetRecord:
+    record = dataset_store.get_dataset(db, dataset_id)
+    if record is None:
+        raise DatasetError(f"No dataset with id {dataset_id}. `seedlab datasets list` shows them.")
+    return record
+
+
+def _first_version(dataset: DatasetRecord) -> DatasetVersionRecord:
+    """Version 1 of a dataset whose row has none stored (written by code from before
+    versions): its files as they are."""
+    return DatasetVersionRecord(
+        id=0,
+        dataset_id=dataset.id,
+        number=1,
+        parent_number=None,
+        digest=version_writes.version_digest(dataset.sha256, pure.empty_patch()),
+        note="",
+        created_by=dataset.owner,
+        created_at=dataset.created_at,
+        n_rows=dataset.n_rows,
+        class_counts=dict(dataset.schema.get("class_counts") or {}),
+        diff={"added": dataset.n_rows, "removed": 0, "relabelled": 0},
+        base_path=dataset.path,
+        patch=pure.empty_patch(),
+    )
+
+
+def list_versions(db: Engine, dataset_id: int) -> list[DatasetVersionRecord]:
+    """Oldest first; never empty for an existing dataset."""
+    found = version_store.list_versions(db, dataset_id)
+    return found or [_first_version(_dataset(db, dataset_id))]
+
+
+def latest(db: Engine, dataset_id: int) -> DatasetVersionRecord:
+    return list_versions(db, dataset_id)[-1]
+
+
+def get_version(db: Engine, dataset: DatasetRecord, number: int | None) -> DatasetVersionRecord:
+    """Version `number` (None: the latest), or a DatasetError naming the versions there are."""
+    versions = list_versions(db, dataset.id)
+    if number is None:
+        return versions[-1]
+    for version in versions:
+        if version.number == number:
+            return version
+    raise DatasetError(
+        f"Dataset {dataset.name!r} has no version {number}; its versions are "
+        f"1 to {versions[-1].number}. `seedlab datasets versions {dataset.name}` lists them."
+    )
+
+
+def _find(db: Engine, name: str) -> DatasetRecord | None:
+    record = dataset_store.get_dataset_by_name(db, name)
+    if record is None and name.isdigit():
+        record = dataset_store.get_dataset(db, int(name))
+    return record
+
+
+def split_ref(ref: str) -> tuple[str, int | None]:
+    """ "iris@3" -> ("iris", 3); "iris" -> ("iris", None). No lookup (resolve matches an existing
+    name with "@" exactly first)."""
+    name, at, number = ref.rpartition("@")
+    if at and number.isdigit() and name:
+        return name, int(number)
+    return ref, None
+
+
+def resolve(db: Engine, ref: str | int) -> tuple[DatasetRecord, DatasetVersionRecord]:
+    """A dataset and version from "NAME" (the latest), "NAME@N" or an id; an existing name
+    that itself holds "@" is matched exactly first."""
+    text = str(ref).strip()
+    record = _find(db, text)
+    number = None
+    if record is None:
+        name, number = split_ref(text)
+        record = _find(db, name) if number is not None else None
+    if record is None:
+        names = [d.name for d in dataset_store.list_datasets(db)]
+        known = ", ".join(names) if names else "none yet — add one with `seedlab datasets add`"
+        raise DatasetError(f"No dataset {text!r}. Datasets: {known}.")
+    return record, get_version(db, record, number)
+
+
+def view(dataset: DatasetRecord, version: DatasetVersionRecord) -> pure.VersionedDataset:
+    """What the pipeline and readers take: the version's base files and its patch."""
+    return pure.VersionedDataset(
+        id=dataset.id,
+        name=dataset.name,
+        kind=dataset.kind,
+        schema=version.base_schema or dataset.schema,
+        path=version.base_path,
+        version=version.number,
+        patch=version.patch,
+    )
+
+
+def stored_version(db: Engine, dataset_id: int, number: int | None) -> pure.VersionedDataset:
+    """A run's data: version `number` (None: a run from before versions, i.e. version 1)."""
+    dataset = _dataset(db, dataset_id)
+    return view(dataset, get_version(db, dataset, number or 1))
+
+
+def load_version_frame(
+    settings: Settings, db: Engine, dataset_id: int, number: int
+) -> pd.DataFrame:
+    """Tables and texts: the version's rows with a leading `row_id` column (stable across
+    versions). Images: the index (row_id = path in the dataset, label = class name)."""
+    dataset = _dataset(db, dataset_id)
+    record = view(dataset, get_version(db, dataset, number))
+    if dataset.kind == "image":
+        index = pure.load_version_index(settings, record)
+        classes = list(record.schema["classes"])
+        out = index.drop(columns=["label"]).assign(label=[classes[int(i)] for i in index["label"]])
+        return out.assign(row_id=out["file"].astype(str).to_numpy())[
+            ["row_id", *[c for c in out.columns if c != "row_id"]]
+        ].reset_index(drop=True)
+    frame = pure.load_version_table(settings, record)
+    row_ids = [str(i) for i in frame.index]
+    frame = frame.reset_index(drop=True)
+    frame.insert(0, "row_id", row_ids)
+    return frame
+
+
+def image_items(
+    settings: Settings, db: Engine, dataset_id: int, number: int
+) -> list[tuple[str, str]]:
+    """Images: (row_id = path inside the dataset, label) of every image in the version."""
+    dataset = _dataset(db, dataset_id)
+    if dataset.kind != "image":
+        raise DatasetError(f"Dataset {dataset.name!r} holds {dataset.kind} rows, not images.")
+    record = view(dataset, get_version(db, dataset, number))
+    index = pure.load_version_index(settings, record)
+    classes = list(record.schema["classes"])
+    return [(str(f), classes[int(i)]) for f, i in zip(index["file"], index["label"], strict=True)]
+
+
+def _version_labels(
+    settings: Settings, dataset: DatasetRecord, version: DatasetVersionRecord
+) -> pd.Series:
+    record = view(dataset, version)
+    return pure.patched_labels(pure.base_labels(settings, record), version.patch)
+
+
+def edit(
+    settings: Settings,
+    db: Engine,
+    actor: Actor,
+    dataset_id: int,
+    *,
+    relabel: dict[str, str | float],
+    exclude: list[str],
+    note: str,
+) -> DatasetVersionRecord:
+    """Version latest+1 from the latest with these rows relabelled and excluded. Refuses (a
+    DatasetError, nothing stored) an unknown row, a label that is not a known class (or not a
+    number for regression), and a change that changes nothing. Viewers may not edit."""
+    check(actor, Permission.UPLOAD)
+    dataset = _dataset(db, dataset_id)
+    parent = latest(db, dataset_id)
+    record = view(dataset, parent)
+    base = pure.base_labels(settings, record)
+    labels = dict(parent.patch.get("labels") or {})
+    excluded = set(parent.patch.get("excluded") or [])
+    requested_exclusions = {str(r).strip() for r in exclude}
+
+    def known(row_id: str) -> None:
+        if row_id not in base.index:
+            hint = "a row number from 0" if dataset.kind != "image" else "an image's path"
+            raise DatasetError(
+                f"Dataset {dataset.name!r} has no row {row_id!r} (row ids are {hint}, as "
+                "the data browser and `seedlab datasets show` list them)."
+            )
+
+    for raw_id, value in relabel.items():
+        row_id = str(raw_id).strip()
+        known(row_id)
+        if row_id in excluded and row_id not in requested_exclusions:
+            raise DatasetError(
+                f"Row {row_id!r} is excluded in version {parent.number}; it has no label to set."
+            )
+        label = pure.check_label(value, record.schema)
+        if str(base[row_id]) == str(label) or (
+            isinstance(label, float) and float(base[row_id]) == label
+        ):
+            labels.pop(row_id, None)  # back to the base's label: nothing to patch
+        else:
+            labels[row_id] = label
+    for row_id in requested_exclusions:
+        known(row_id)
+        excluded.add(row_id)
+        labels.pop(row_id, None)
+    patch = pure.canonical_patch(labels, excluded)
+    if patch == pure.canonical_patch(
+        dict(parent.patch.get("labels") or {}), parent.patch.get("excluded") or []
+    ):
+        raise DatasetError(
+            f"These changes leave version {parent.number} of {dataset.name!r} as it is "
+            "(the labels are already set, the rows already excluded); no version was made."
+        )
+    new_labels = pure.patched_labels(base, patch)
+    change = pure.label_diff(pure.patched_labels(base, parent.patch), new_labels)
+    base_sha = parent.base_sha256 or dataset.sha256
+    try:
+        version = version_writes.add_version(
+            db,
+            dataset_id=dataset.id,
+            parent_number=parent.number,
+            digest=version_writes.version_digest(base_sha, patch),
+            note=note.strip(),
+            created_by=actor.name,
+            n_rows=len(new_labels),
+            class_counts=pure.class_counts(new_labels, record.schema),
+            diff={k: change[k] for k in ("added", "removed", "relabelled")},
+            base_path=parent.base_path,
+            patch=patch,
+            base_schema=parent.base_schema,
+            base_sha256=parent.base_sha256,
+        )
+    except version_writes.VersionConflict as exc:
+        raise DatasetError(str(exc)) from None
+    audit.record(
+        db,
+        actor,
+        "edit",
+        f"dataset {dataset.id} {dataset.name}",
+        f"version {version.number}: {change['relabelled']} relabelled, "
+        f"{change['removed']} excluded, {change['added']} restored"
+        + (f"; {version.note}" if version.note else ""),
+    )
+    return version
+
+
+def diff(
+    db: Engine, dataset_id: int, a: int, b: int, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Rows added, removed and relabelled from version `a` to `b` (counts, and the first row
+    ids of each). Versions of one base compare by their patches; others read both bases."""
+    dataset = _dataset(db, dataset_id)
+    old, new = get_version(db, dataset, a), get_version(db, dataset, b)
+    if settings is None:
+        settings = Settings.from_env()
+    if old.base_path == new.base_path:
+        # Same base: only rows a patch touches can differ, so read just their base labels.
+        base = pure.base_labels(settings, view(dataset, old))
+        touched = (
+            set(old.patch.get("labels") or {})
+            | set(new.patch.get("labels") or {})
+            | set(old.patch.get("excluded") or [])
+            | set(new.patch.get("excluded") or [])
+        )
+        base = base[base.index.isin(touched)]
+        out = pure.label_diff(
+            pure.patched_labels(base, old.patch), pure.patched_labels(base, new.patch)
+        )
+    else:
+        out = pure.label_diff(
+            _version_labels(settings, dataset, old), _version_labels(settings, dataset, new)
+        )
+    return {"dataset": dataset.name, "from": a, "to": b, **out}
