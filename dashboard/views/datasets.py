@@ -7,6 +7,7 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from dashboard import auth, data
+from dashboard.components.data_browser import show_data_browser
 from dashboard.components.image_preview import show_image_dataset
 from dashboard.components.text_view import show_text_dataset
 from engine.core.display_text import display_text
@@ -312,6 +313,7 @@ if action.button(
 
 if record.kind == "image":
     show_image_dataset(record)
+    show_data_browser(record)
     st.stop()
 
 dropped = record.schema.get("rows_dropped_missing_target") or 0
@@ -345,3 +347,5 @@ st.caption(
 )
 with data.shown_errors("profiling the dataset"):
     st.dataframe(profile_table(record), hide_index=True)
+
+show_data_browser(record)

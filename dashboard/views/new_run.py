@@ -354,6 +354,14 @@ if clone_id is not None:
             icon=":material/content_copy:",
         )
 
+# ?version=N (from "Retrain on version N"): the clone trains on that version of its dataset.
+retrain_version = data.query_int("version") if source is not None else None
+if retrain_version is not None:
+    st.caption(
+        f"It trains on version {retrain_version} of its dataset; run #{source.id} trained on "
+        f"version {getattr(source, 'dataset_version', None) or 1}."
+    )
+
 # Widgets keep their state while the page stays open; a different clone source must refill them.
 if st.session_state.get("_nr_source") != clone_id:
     for key in [k for k in st.session_state if str(k).startswith(KEY_PREFIX)]:
@@ -505,7 +513,10 @@ if submitted:
                 run_id = launch_run(
                     db,
                     auth.require(Permission.LAUNCH),
-                    dataset.id,
+                    # NAME@N: that version (engine/services/dataset_versions.resolve).
+                    f"{dataset.name}@{retrain_version}"
+                    if retrain_version is not None and dataset.id == source.dataset_id
+                    else dataset.id,
                     values,
                     name=run_name,
                     parent_run_id=source.id if source is not None else None,

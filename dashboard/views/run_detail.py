@@ -19,6 +19,7 @@ from dashboard.components import (
     code_section,
     export_section,
     importance_view,
+    mistake_fixes,
     registry_section,
     report_section,
 )
@@ -228,6 +229,7 @@ def _evaluation(run: RunRecord, task: str) -> None:
         report_section.regression(report, settings.home)
     else:
         report_section.classification(report, settings.home)
+    mistake_fixes.fix_mistakes(run, report)  # relabel / leave out → a new dataset version
     importance_view.section(report, run.id, (report.get("input") or {}).get("kind"))
 
 
@@ -373,6 +375,8 @@ def _actions(run: RunRecord) -> None:
             disabled=not auth.can(Permission.LAUNCH),
         ):
             st.switch_page(data.NEW_RUN_PAGE, query_params={"clone": str(run.id)})
+        with data.shown_errors("reading the dataset's versions"):
+            mistake_fixes.retrain_actions(run)  # "Retrain on version N", Compare with the parent
         if run.status == "completed" and not sdk_run:
             st.page_link(
                 data.PLAYGROUND_PAGE,
