@@ -190,3 +190,27 @@ def test_browse_reads_only_matching_rows_and_joins_predictions() -> None:
     )
     assert (page.total, page.pages, page.page) == (5, 3, 2)  # a page past the end: the last
     assert page.rows["row_id"].tolist() == ["9"]
+
+
+def test_image_grid_pages_filters_and_leaves_an_image_out(settings, db) -> None:
+    from engine.data.datasets import ingest_bytes
+    from engine.data.demo import digits_zip
+
+    record = ingest_bytes(settings, db, digits_zip(), filename="d.zip", name="digits", target=None)
+    at = open_page("views/datasets.py", dataset=str(record.id))
+    assert f"50 of {record.n_rows:,} images match" not in _caption(at)
+    assert f"{record.n_rows:,} of {record.n_rows:,} images match · page 1 of " in _caption(at)
+    images = at.get("image")
+    assert len(images) >= 50  # the grid (and the class strips above it)
+    _multiselect(at, "Label").set_value(["3"]).run()
+    threes = record.schema["class_counts"]["3"]
+    assert f"{threes} of {record.n_rows:,} images match" in _caption(at)
+    first = _multiselect(at, "Rows to change").options[0]
+    assert first.split("/")[-2] == "3"  # an image's row id is its path in the dataset
+    _multiselect(at, "Rows to change").set_value([first]).run()
+    button(at, "Leave out").click().run()
+    button(at, "Save as version 2").click().run()
+    assert not at.error, texts(at.error)
+    version = dataset_versions.latest(db, record.id)
+    assert version.diff == {"added": 0, "removed": 1, "relabelled": 0}
+    assert f"{threes - 1} of {record.n_rows - 1:,} images match" in _caption(at)
