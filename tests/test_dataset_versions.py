@@ -269,3 +269,39 @@ def test_the_migration_keeps_datasets_and_runs_and_makes_version_1(empty_databas
     assert run.dataset_version == 1 and run.notes == "kept" and run.status == "completed"
     assert version_store.versions_used_by_runs(old) == {(4, 1): 1}
     old.dispose()
+
+
+def test_pages_offer_link_filter_and_compare_versions(settings, db, demo_datasets):
+    from engine.report.compare_charts import dataset_warning
+    from engine.services.launch import submit_run
+    from tests.support.pages import button, open_page, texts
+
+    record, _ = _iris(db)
+    dv.edit(settings, db, ADMIN, record.id, relabel={}, exclude=["4"], note="")
+    on_v1 = submit_run(db, "iris@1", {}, name="on v1")
+
+    # New run: the version picker offers both, the latest first; the run records the choice.
+    at = open_page("views/new_run.py", dataset=str(record.id))
+    picker = next(s for s in at.selectbox if s.label == "Dataset version")
+    assert picker.options == ["version 2 (latest)", "version 1"]
+    picker.set_value(1).run()
+    button(at, "Start training").click().run()
+    assert not at.exception
+    newest = max(r.id for r in run_store.list_runs(db))
+    assert run_store.get_run(db, newest).dataset_version == 1
+    on_v2 = submit_run(db, "iris", {}, name="on v2")
+
+    # The Run page names and links the exact version.
+    at = open_page("views/run_detail.py", run=str(on_v2))
+    assert "dataset iris version 2" in texts(at.caption)
+    # Runs: one dataset chosen, filter by its version (also from a link).
+    at = open_page("views/runs.py", dataset=str(record.id), version="2")
+    assert not at.exception
+    shown = "\n".join(str(f.value) for f in at.dataframe)
+    assert "on v2" in shown and "on v1" not in shown
+
+    # Compare: a sentence when the runs used different versions of one dataset.
+    runs = [run_store.get_run(db, i) for i in (on_v1, on_v2)]
+    warning = dataset_warning(runs)
+    assert warning and "different versions of dataset iris" in warning
+    assert dataset_warning([runs[0], run_store.get_run(db, newest)]) is None
