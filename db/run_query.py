@@ -73,6 +73,8 @@ class RunFilter:
     thresholds: tuple[MetricThreshold, ...] = ()
     include_archived: bool = False
     run_ids: tuple[int, ...] = ()
+    # With one dataset in dataset_ids: only runs on this version of it (NULL counts as 1).
+    dataset_version: int | None = None
 
     def __post_init__(self) -> None:
         bad = set(self.statuses) - set(RUN_STATUSES)
@@ -97,6 +99,8 @@ def _conditions(flt: RunFilter) -> list[ColumnElement[bool]]:
         where.append(runs.c.status.in_(list(flt.statuses)))
     if flt.dataset_ids:
         where.append(runs.c.dataset_id.in_(list(flt.dataset_ids)))
+    if flt.dataset_version is not None:
+        where.append(func.coalesce(runs.c.dataset_version, 1) == flt.dataset_version)
     if flt.models:
         where.append(runs.c.config["model"].as_string().in_(list(flt.models)))
     if flt.tags:

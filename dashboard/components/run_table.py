@@ -55,6 +55,7 @@ class TableState:
     page_size: int = 50
     columns: list[str] | None = None  # None: the default columns
     selected: list[int] = field(default_factory=list)
+    version: int | None = None  # with one dataset chosen: only runs on this version of it
 
     def to_params(self) -> dict[str, str]:
         """Only what differs from the defaults, so a plain view has a plain URL."""
@@ -74,6 +75,7 @@ class TableState:
             "size": "" if self.page_size == 50 else str(self.page_size),
             "cols": "" if self.columns is None else ",".join(self.columns) or "-",
             "runs": ",".join(map(str, self.selected)),
+            "version": "" if self.version is None else str(self.version),
         }
         return {k: v for k, v in params.items() if v}
 
@@ -103,6 +105,7 @@ class TableState:
             page_size=size if size in PAGE_SIZES else 50,
             columns=None if cols is None else [c for c in _split(cols) if c != "-"],
             selected=list(dict.fromkeys(parse_ids(params.get("runs")))),
+            version=int(params["version"]) if params.get("version", "").isdigit() else None,
         )
 
     def run_filter(self, project_id: int | None) -> RunFilter:
@@ -118,6 +121,7 @@ class TableState:
             name_contains=self.name,
             thresholds=thresholds,
             include_archived=self.archived,
+            dataset_version=self.version if len(self.dataset_ids) == 1 else None,
         )
 
 

@@ -30,6 +30,7 @@ from engine.core.presets import (
     preset_for_dataset,
 )
 from engine.core.run_fields import field_applies
+from engine.services.dataset_versions import list_versions
 from engine.services.launch import default_run_name
 from engine.services.permissions import Permission
 from engine.services.runs import launch_run
@@ -400,6 +401,25 @@ with form_col:
         on_change=_sync_dataset_param,
     )
     dataset = by_id[dataset_id]
+    # Which version to train on (only asked once there is more than one): the latest unless
+    # cloning a run on this dataset, which keeps its run's version.
+    versions = [v.number for v in reversed(list_versions(db, dataset_id))]
+    version_number = versions[0]
+    if len(versions) > 1:
+        start_version = (
+            (source.dataset_version or 1)
+            if source is not None and source.dataset_id == dataset_id
+            else versions[0]
+        )
+        version_number = st.selectbox(
+            "Dataset version",
+            versions,
+            index=versions.index(start_version) if start_version in versions else 0,
+            format_func=lambda n: f"version {n}" + (" (latest)" if n == versions[0] else ""),
+            key=f"{KEY_PREFIX}version_{dataset_id}",
+            help="Each edit of a dataset makes a new version; the run records the one it "
+            "trains on.",
+        )
     # A different dataset gets its own suggestions: refill the fields (not the short path).
     if st.session_state.get("_nr_filled_for") != dataset_id:
         for key in [k for k in st.session_state if str(k).startswith(KEY_PREFIX)]:
@@ -518,6 +538,7 @@ if submitted:
                     if retrain_version is not None and dataset.id == source.dataset_id
                     else dataset.id,
                     values,
+                    dataset_version=version_number,
                     name=run_name,
                     parent_run_id=source.id if source is not None else None,
                     project_id=current_project_id(),  # the sidebar's project

@@ -386,11 +386,13 @@ def _actions(run: RunRecord) -> None:
                 help="Open this model in the Playground.",
             )
         if run.dataset_id is not None:
+            number = run.dataset_version or 1  # runs from before versions: version 1
             st.page_link(
                 data.DATASETS_PAGE,
-                label="Dataset",
+                label=f"Dataset version {number}",
                 icon=":material/table:",
-                query_params={"dataset": str(run.dataset_id)},
+                query_params={"dataset": str(run.dataset_id), "version": str(number)},
+                help="The exact version of the dataset this run trained on.",
             )
 
 
@@ -427,7 +429,11 @@ def _header(run_id: int, shown_status: str, task: str) -> None:
 
 
 def _facts(run: RunRecord, task: str) -> list[str]:
-    facts = [f"dataset {run.dataset_name}", task] if run.dataset_name else ["no dataset"]
+    facts = (
+        [f"dataset {run.dataset_name} version {run.dataset_version or 1}", task]
+        if run.dataset_name
+        else ["no dataset"]
+    )
     if run.source == "sdk":
         facts.append("logged by the SDK")
     if run.device:

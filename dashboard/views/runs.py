@@ -25,13 +25,14 @@ from engine.core import verdicts
 from engine.core.catalog import metric_label
 from engine.core.display_text import display_text
 from engine.services import runs as run_actions
+from engine.services.dataset_versions import list_versions
 from engine.services.permissions import Permission
 
 MAX_SELECT_ALL = 500
 _STATE = "_runs_view"  # the TableState last shown (survives leaving the page)
 _URL_KEYS = (
-    "status dataset model tag q metric op value archived sort asc page size cols runs".split()
-)
+    "status dataset model tag q metric op value archived sort asc page size cols runs version"
+).split()
 
 auth.guard_page()
 st.title("Runs")
@@ -67,6 +68,7 @@ if "rf_status" not in st.session_state:
     st.session_state.update(
         rf_status=saved.statuses,
         rf_dataset=saved.dataset_ids,
+        rf_version=saved.version,
         rf_model=saved.models,
         rf_tag=saved.tags,
         rf_name=saved.name,
@@ -106,6 +108,20 @@ st.session_state["rf_dataset"] = [i for i in st.session_state["rf_dataset"] if i
 dataset_col.multiselect(
     "Dataset", list(datasets), format_func=datasets.get, key="rf_dataset", placeholder="any"
 )
+# One dataset with several versions: narrow to the runs trained on one of them.
+if len(st.session_state["rf_dataset"]) == 1:
+    numbers = [v.number for v in list_versions(db, st.session_state["rf_dataset"][0])]
+    if st.session_state.get("rf_version") not in numbers:
+        st.session_state["rf_version"] = None
+    if len(numbers) > 1:
+        dataset_col.selectbox(
+            "Version",
+            [None, *numbers],
+            key="rf_version",
+            format_func=lambda n: "any version" if n is None else f"version {n}",
+        )
+else:
+    st.session_state["rf_version"] = None
 st.session_state["rf_model"] = [m for m in st.session_state["rf_model"] if m in models]
 model_col.multiselect("Model", models, key="rf_model", placeholder="any")
 st.session_state["rf_tag"] = [t for t in st.session_state["rf_tag"] if t in tags]
@@ -159,6 +175,7 @@ columns = st.multiselect(
 state = TableState(
     statuses=st.session_state["rf_status"],
     dataset_ids=st.session_state["rf_dataset"],
+    version=st.session_state.get("rf_version"),
     models=st.session_state["rf_model"],
     tags=st.session_state["rf_tag"],
     name=st.session_state["rf_name"],

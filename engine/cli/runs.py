@@ -33,6 +33,8 @@ Overrides = Annotated[list[str] | None, typer.Option("--set", help="key=value co
 
 def _run_json(run: RunRecord) -> dict[str, Any]:
     data = run.to_dict()
+    # The dataset version it trained on; runs from before versions trained on version 1.
+    data["dataset_version"] = run.dataset_version or (1 if run.dataset_id is not None else None)
     data["summary"] = run.summary
     data["test_metrics"] = {k: v["last"] for k, v in run.summary.items() if k.startswith("test_")}
     # The verdict (engine/ml/verdict.py): [] and null when the run has none (not completed,
@@ -40,6 +42,13 @@ def _run_json(run: RunRecord) -> dict[str, Any]:
     data["warnings"] = verdicts.warnings_of(run.verdict)
     data["baseline"] = run.verdict.get("baseline") if isinstance(run.verdict, dict) else None
     return data
+
+
+def _dataset_text(run: RunRecord) -> str:
+    """ "iris@2": the exact version it trained on (runs from before versions: version 1)."""
+    if run.dataset_name is None:
+        return "none"
+    return f"{run.dataset_name}@{run.dataset_version or 1}"
 
 
 def _get_run(db: Engine, run_id: int) -> RunRecord:
@@ -51,7 +60,9 @@ def _get_run(db: Engine, run_id: int) -> RunRecord:
 
 @app.command("submit")
 def runs_submit(
-    dataset: Annotated[str, typer.Option(help="Dataset name or id")],
+    dataset: Annotated[
+        str, typer.Option(help="Dataset name or id; NAME@N trains on version N (default: latest)")
+    ],
     set_: Overrides = None,
     config: Annotated[Path | None, typer.Option(help="JSON/YAML file of config values")] = None,
     name: Annotated[str | None, typer.Option(help="Run name")] = None,
@@ -96,7 +107,15 @@ def runs_clone(
     _, db = ready()
     source = _get_run(db, run_id)
     values = dict(source.config) | parse_overrides(set_ or [])
-    new_id = launch_run(db, actor(), source.dataset_id, values, name=name, parent_run_id=source.id)
+    new_id = launch_run(
+        db,
+        actor(),
+        source.dataset_id,
+        values,
+        name=name,
+        parent_run_id=source.id,
+        dataset_version=source.dataset_version or 1,  # a copy trains on the same data
+    )
     typer.echo(new_id)
 
 
@@ -105,7 +124,9 @@ def runs_list(
     status: Annotated[
         list[str] | None, typer.Option(help=f"One of {', '.join(RUN_STATUSES)}")
     ] = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset name or id")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset name or id; NAME@N: only runs on version N")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1)] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     project: Annotated[str | None, typer.Option(help="Only this project")] = None,
@@ -118,6 +139,7 @@ def runs_list(
 ) -> None:
     """List runs, newest first (or by --sort), with their main metrics."""
     from db.run_query import RunFilter, query_runs
+    from engine.services.dataset_versions import resolve, split_ref
     from engine.services.launch import find_dataset
     from engine.services.run_admin import find_project
 
@@ -133,6 +155,11 @@ def runs_list(
             dataset_ids=(find_dataset(db, dataset).id,) if dataset else (),
             tags=tuple(tag or ()),
             include_archived=archived,
+            dataset_version=(
+                resolve(db, dataset)[1].number
+                if dataset and split_ref(dataset)[1] is not None
+                else None
+            ),
         )
         runs = query_runs(db, flt, sort=sort, descending=not ascending, limit=limit)
     except ValueError as exc:  # a --sort key the query does not know
@@ -152,7 +179,7 @@ def runs_list(
         metric = f"{catalog.metric_label(main_key)} {fmt(r.last(main_key))}" if main_key else ""
         duration = f"{r.duration_s:.1f}s" if r.duration_s is not None else ""
         typer.echo(
-            f"{r.id:>5}  {r.status:<10} {(r.dataset_name or '-')[:16]:<16} {r.name[:34]:<34} "
+            f"{r.id:>5}  {r.status:<10} {_dataset_text(r)[:16]:<16} {r.name[:34]:<34} "
             f"{metric:<22} {duration:<9} {verdicts.short_verdict(r.status, r.verdict)}"
         )
 
@@ -169,7 +196,7 @@ def runs_show(run_id: int, as_json: Annotated[bool, typer.Option("--json")] = Fa
         print_json({**_run_json(run), "code": code})
         return
     typer.echo(
-        f"run {run.id} {run.name!r}: {run.status} (dataset {run.dataset_name or 'none'}, "
+        f"run {run.id} {run.name!r}: {run.status} (dataset {_dataset_text(run)}, "
         f"device {run.device or '-'}, source {run.source})"
     )
     if code:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine
 
+from db import dataset_versions as version_store
 from db import datasets as dataset_store
 from db.records import DatasetRecord
 from db.writes import datasets as dataset_writes
@@ -36,6 +37,12 @@ def _check_name(name: str) -> str:
         raise DatasetError("Give the dataset a name.")
     if len(name) > 100:
         raise DatasetError(f"Dataset names are at most 100 characters; this one has {len(name)}.")
+    if "@" in name:
+        # NAME@N means version N of NAME (runs submit --dataset, the versions' CLI).
+        raise DatasetError(
+            f"Dataset names cannot contain '@' (NAME@N means version N); rename {name!r}, "
+            "e.g. with '-' instead."
+        )
     return name
 
 
@@ -239,5 +246,8 @@ def _ingest_image_zip(
 def delete_dataset(settings: Settings, db: Engine, record: DatasetRecord) -> None:
     if dataset_store.count_runs_using(db, record.id):
         raise DatasetError(f"Dataset {record.name!r} is used by runs; delete those runs first.")
+    # Every version's base goes with it (a new upload made a version with its own folder).
+    bases = {record.path} | {v.base_path for v in version_store.list_versions(db, record.id)}
     dataset_writes.delete_dataset(db, record.id)
-    shutil.rmtree(settings.resolve(record.path), ignore_errors=True)
+    for base in bases:
+        shutil.rmtree(settings.resolve(base), ignore_errors=True)

@@ -19,6 +19,7 @@ from engine.core.config import validate_config
 from engine.core.errors import SeedlabError
 from engine.core.run_files import checkpoint_path
 from engine.core.settings import Settings
+from engine.data.version_rows import stored_version
 from engine.ml.device import choose_device
 from engine.ml.pipeline import prepare_dataset
 from engine.ml.predictor import Predictor, PredictorError
@@ -65,7 +66,9 @@ def load_finished_run(settings: Settings, db: Engine, run_id: int) -> FinishedRu
             f"Run #{run_id}'s dataset (id {run.dataset_id}) was deleted, so its test split "
             "cannot be rebuilt. Re-upload the dataset and train again."
         )
-    data = prepare_dataset(settings, dataset, validate_config(run.config), choose_device("cpu"))
+    # The exact version it trained on: a later edit must not change its test split.
+    version = stored_version(db, run.dataset_id, run.dataset_version)
+    data = prepare_dataset(settings, version, validate_config(run.config), choose_device("cpu"))
     if data.preprocessor.to_dict() != predictor.payload["preprocessor"]:
         raise RunNotReady(
             f"Run #{run_id}'s dataset changed since training (its preprocessing no longer "

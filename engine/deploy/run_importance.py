@@ -13,7 +13,8 @@ from db import runs as run_store
 from engine.core.config import validate_config
 from engine.core.run_files import checkpoint_path, read_report, report_path
 from engine.core.settings import Settings
-from engine.data.stored import load_frame
+from engine.data.version_rows import stored_version
+from engine.data.versions import load_version_table
 from engine.ml.importance import ImportanceError, compute_importance, metric_for, write_report
 from engine.ml.predictor import Predictor, PredictorError
 from engine.ml.prepared import split_for_run
@@ -50,7 +51,9 @@ def importance_for_run(
         raise ImportanceError(str(exc)) from None
     config = validate_config(run.config)
     # The same seeded split as training, so these are the rows the model never saw.
-    _, _, splits = split_for_run(load_frame(settings, dataset), dataset.schema, config)
+    version = stored_version(db, run.dataset_id, run.dataset_version)
+    frame = load_version_table(settings, version)
+    _, _, splits = split_for_run(frame, version.schema, config)
     test = splits.test
     target = test[predictor.target_column]
     if predictor.task == "classification":

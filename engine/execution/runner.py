@@ -47,6 +47,7 @@ from engine.core.run_files import (
     resume_path,
 )
 from engine.core.settings import Settings
+from engine.data.version_rows import stored_version
 from engine.execution.stop_marker import engine_is_stopping
 from engine.execution.system_metrics import SystemSampler, start_for_run
 from engine.ml import ddp
@@ -211,9 +212,10 @@ def execute(settings: Settings, run_id: int) -> str:
             json.dumps(run.config),
             f"; process {parallel.rank} of {parallel.world}" if parallel.active else "",
         )
-        dataset = dataset_store.get_dataset(db, run.dataset_id)
-        if dataset is None:
+        if dataset_store.get_dataset(db, run.dataset_id) is None:
             raise DatasetError(f"The run's dataset (id {run.dataset_id}) no longer exists.")
+        # The exact version it was queued on: its base files with its patch applied.
+        dataset = stored_version(db, run.dataset_id, run.dataset_version)
         data = prepare_dataset(settings, dataset, config, choice)
         log.info(
             "split train/val/test = %s, input %s (stratified: %s)",

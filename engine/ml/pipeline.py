@@ -20,7 +20,8 @@ from engine.core.catalog import model_family_for
 from engine.core.config import RunConfig
 from engine.core.errors import ConfigError, DatasetError
 from engine.core.settings import Settings
-from engine.data.stored import StoredDataset, load_frame
+from engine.data.stored import StoredDataset
+from engine.data.versions import load_version_table
 from engine.ml.device import DeviceChoice
 from engine.ml.evaluate import classification_report, prediction_table, regression_report
 from engine.ml.inputs import InputSpec
@@ -48,7 +49,8 @@ def prepare_dataset(
 def _prepare_stored_table(
     settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
 ) -> PreparedData:
-    return prepare_tabular(load_frame(settings, dataset), dataset.schema, config, choice)
+    # A version's rows: its base file with its relabels and exclusions (none: the file as is).
+    return prepare_tabular(load_version_table(settings, dataset), dataset.schema, config, choice)
 
 
 def prepare_tabular(

@@ -16,6 +16,7 @@ from engine.core.errors import ConfigError, DatasetError
 from engine.core.settings import Settings
 from engine.data.image_store import image_arrays, image_cache_path, load_index
 from engine.data.stored import StoredDataset
+from engine.data.versions import apply_to_index
 from engine.ml.device import DeviceChoice
 from engine.ml.inputs import InputSpec
 from engine.ml.prep.image_stream import StreamedImages, stream_or_memory
@@ -38,7 +39,9 @@ def prepare_images(
     size = config.image_size or int(schema["auto_image_size"])
     channels = int(schema["auto_channels"]) if config.channels == "auto" else int(config.channels)
     classes = list(schema["classes"])
-    index = load_index(settings, dataset)
+    full_index = load_index(settings, dataset)
+    # A version: relabelled and excluded images; the index keeps base positions (the arrays').
+    index = apply_to_index(full_index, getattr(dataset, "patch", None) or {}, classes)
     loading = stream_or_memory(config.data_loading, len(index), (channels, size, size), choice)
     arrays = image_arrays(settings, dataset, size, channels, mmap=True)
     splits = split_frame(
@@ -51,7 +54,8 @@ def prepare_images(
     )
     positions = {k: getattr(splits, k).index.to_numpy() for k in ("train", "val", "test")}
     pre = fit_preprocessor(arrays, positions["train"], classes, config.normalize)
-    labels = index["label"].to_numpy(dtype=np.int64)
+    labels = full_index["label"].to_numpy(dtype=np.int64).copy()
+    labels[index.index.to_numpy()] = index["label"].to_numpy(dtype=np.int64)
     cache = image_cache_path(settings, dataset, size, channels)
     if loading == "stream" and not cache.is_file():
         raise DatasetError(

@@ -12,8 +12,9 @@ import torch
 from engine.core.config import RunConfig
 from engine.core.errors import DatasetError
 from engine.core.settings import Settings
-from engine.data.stored import StoredDataset, load_frame
+from engine.data.stored import StoredDataset
 from engine.data.tokenizer import PAD_ID, WordTokenizer
+from engine.data.versions import load_version_table
 from engine.ml.device import DeviceChoice
 from engine.ml.inputs import InputSpec
 from engine.ml.prep.tabular import TargetEncoder
@@ -25,7 +26,7 @@ from engine.ml.train import TrainData
 def prepare_stored_text(
     settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
 ) -> PreparedData:
-    return prepare_text(load_frame(settings, dataset), dataset.schema, config, choice)
+    return prepare_text(load_version_table(settings, dataset), dataset.schema, config, choice)
 
 
 def prepare_text(

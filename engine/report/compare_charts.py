@@ -188,7 +188,7 @@ def dataset_warning(runs: Sequence[RunRecord]) -> str | None:
     their scores come from different test rows, so ranking them says little."""
     counts = pd.Series([r.dataset_name for r in runs]).value_counts()
     if len(counts) < 2:
-        return None
+        return version_warning(runs)
     shown = [f"{name} ({n} run{'s' if n != 1 else ''})" for name, n in counts.items()]
     if len(shown) > 6:
         shown = [*shown[:5], f"{len(shown) - 5} more"]
@@ -196,6 +196,25 @@ def dataset_warning(runs: Sequence[RunRecord]) -> str | None:
         f"These runs were trained on {len(counts)} different datasets: {', '.join(shown)}. "
         "Their scores come from different test rows, so a higher number does not mean a better "
         "model; compare runs of one dataset to rank them."
+    )
+
+
+def version_warning(runs: Sequence[RunRecord]) -> str | None:
+    """A sentence when runs of one dataset trained on different versions of it (None when on
+    one): their data differ (relabelled or excluded rows), so their test rows may too."""
+    names = {r.dataset_name for r in runs if r.dataset_name is not None}
+    if len(names) != 1:
+        return None
+    counts = pd.Series([r.dataset_version or 1 for r in runs if r.dataset_name]).value_counts()
+    if len(counts) < 2:
+        return None
+    shown = ", ".join(
+        f"version {n} ({k} run{'s' if k != 1 else ''})" for n, k in sorted(counts.items())
+    )
+    return (
+        f"These runs used different versions of dataset {names.pop()}: {shown}. The versions "
+        "differ in labels or rows, so their test rows may differ too; the difference in "
+        "scores is partly the data's."
     )
 
 

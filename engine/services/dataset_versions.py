@@ -7,20 +7,40 @@ of the set. Pages and the CLI call these; the runner reads a run's version throu
 
 from __future__ import annotations
 
+import uuid
+import zipfile
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine
 
-from db import dataset_versions as version_store
 from db import datasets as dataset_store
 from db.records import DatasetRecord, DatasetVersionRecord
 from db.writes import dataset_versions as version_writes
 from engine.core.errors import DatasetError
 from engine.core.settings import Settings
 from engine.data import versions as pure
+from engine.data.version_rows import stored_version, version_of, versions_of, view
 from engine.services import audit
 from engine.services.permissions import Actor, Permission, check
+
+__all__ = [
+    "add_upload_version",
+    "diff",
+    "edit",
+    "export_version",
+    "get_version",
+    "image_items",
+    "latest",
+    "list_versions",
+    "load_version_frame",
+    "resolve",
+    "split_ref",
+    "stored_version",
+    "view",
+]
 
 
 def _dataset(db: Engine, dataset_id: int) -> DatasetRecord:
@@ -30,30 +50,9 @@ def _dataset(db: Engine, dataset_id: int) -> DatasetRecord:
     return record
 
 
-def _first_version(dataset: DatasetRecord) -> DatasetVersionRecord:
-    """Version 1 of a dataset whose row has none stored (written by code from before
-    versions): its files as they are."""
-    return DatasetVersionRecord(
-        id=0,
-        dataset_id=dataset.id,
-        number=1,
-        parent_number=None,
-        digest=version_writes.version_digest(dataset.sha256, pure.empty_patch()),
-        note="",
-        created_by=dataset.owner,
-        created_at=dataset.created_at,
-        n_rows=dataset.n_rows,
-        class_counts=dict(dataset.schema.get("class_counts") or {}),
-        diff={"added": dataset.n_rows, "removed": 0, "relabelled": 0},
-        base_path=dataset.path,
-        patch=pure.empty_patch(),
-    )
-
-
 def list_versions(db: Engine, dataset_id: int) -> list[DatasetVersionRecord]:
     """Oldest first; never empty for an existing dataset."""
-    found = version_store.list_versions(db, dataset_id)
-    return found or [_first_version(_dataset(db, dataset_id))]
+    return versions_of(db, _dataset(db, dataset_id))
 
 
 def latest(db: Engine, dataset_id: int) -> DatasetVersionRecord:
@@ -62,16 +61,7 @@ def latest(db: Engine, dataset_id: int) -> DatasetVersionRecord:
 
 def get_version(db: Engine, dataset: DatasetRecord, number: int | None) -> DatasetVersionRecord:
     """Version `number` (None: the latest), or a DatasetError naming the versions there are."""
-    versions = list_versions(db, dataset.id)
-    if number is None:
-        return versions[-1]
-    for version in versions:
-        if version.number == number:
-            return version
-    raise DatasetError(
-        f"Dataset {dataset.name!r} has no version {number}; its versions are "
-        f"1 to {versions[-1].number}. `seedlab datasets versions {dataset.name}` lists them."
-    )
+    return version_of(db, dataset, number)
 
 
 def _find(db: Engine, name: str) -> DatasetRecord | None:
@@ -104,25 +94,6 @@ def resolve(db: Engine, ref: str | int) -> tuple[DatasetRecord, DatasetVersionRe
         known = ", ".join(names) if names else "none yet — add one with `seedlab datasets add`"
         raise DatasetError(f"No dataset {text!r}. Datasets: {known}.")
     return record, get_version(db, record, number)
-
-
-def view(dataset: DatasetRecord, version: DatasetVersionRecord) -> pure.VersionedDataset:
-    """What the pipeline and readers take: the version's base files and its patch."""
-    return pure.VersionedDataset(
-        id=dataset.id,
-        name=dataset.name,
-        kind=dataset.kind,
-        schema=version.base_schema or dataset.schema,
-        path=version.base_path,
-        version=version.number,
-        patch=version.patch,
-    )
-
-
-def stored_version(db: Engine, dataset_id: int, number: int | None) -> pure.VersionedDataset:
-    """A run's data: version `number` (None: a run from before versions, i.e. version 1)."""
-    dataset = _dataset(db, dataset_id)
-    return view(dataset, get_version(db, dataset, number or 1))
 
 
 def load_version_frame(
@@ -282,3 +253,109 @@ def diff(
             _version_labels(settings, dataset, old), _version_labels(settings, dataset, new)
         )
     return {"dataset": dataset.name, "from": a, "to": b, **out}
+
+
+def add_upload_version(
+    settings: Settings,
+    db: Engine,
+    actor: Actor,
+    name: str,
+    store: Callable[[str], DatasetRecord],
+) -> DatasetVersionRecord:
+    """A new upload under the existing name `name`, as its version latest+1 (the user asked for
+    a new version). `store(temp_name)` ingests the file as usual under a temporary name; its
+    files become the new version's base and the temporary row goes. Refused (nothing kept)
+    when the new data is of another kind or predicts another target."""
+    from db.writes import datasets as dataset_writes
+    from engine.data.datasets import delete_dataset as delete_stored
+
+    check(actor, Permission.UPLOAD)
+    dataset = dataset_store.get_dataset_by_name(db, name)
+    if dataset is None:
+        raise DatasetError(
+            f"No dataset {name!r} to add a version to. Leave out --new-version to add it as a "
+            "new dataset."
+        )
+    parent = latest(db, dataset.id)
+    staged = store(f"{name[:60]}.new-version-{uuid.uuid4().hex[:12]}")
+    try:
+        if (staged.kind, staged.target) != (dataset.kind, dataset.target):
+            raise DatasetError(
+                f"The new file is a {staged.kind} dataset predicting {staged.target!r}; "
+                f"{dataset.name!r} is {dataset.kind} predicting {dataset.target!r}. A version "
+                "must keep the kind and the target: upload it under a new name instead."
+            )
+        old = _version_labels(settings, dataset, parent)
+        new = pure.base_labels(settings, staged)
+        change = pure.label_diff(old, new)
+        version = version_writes.add_version(
+            db,
+            dataset_id=dataset.id,
+            parent_number=parent.number,
+            digest=version_writes.version_digest(staged.sha256, pure.empty_patch()),
+            note=f"new upload: {staged.source_filename}",
+            created_by=actor.name,
+            n_rows=staged.n_rows,
+            class_counts=dict(staged.schema.get("class_counts") or {}),
+            diff={k: change[k] for k in ("added", "removed", "relabelled")},
+            base_path=staged.path,
+            patch=pure.empty_patch(),
+            base_schema=staged.schema,
+            base_sha256=staged.sha256,
+        )
+    except BaseException:
+        delete_stored(settings, db, staged)  # its files and row: nothing kept
+        raise
+    dataset_writes.delete_dataset(db, staged.id)  # the row only: its files are the version's
+    audit.record(
+        db,
+        actor,
+        "upload",
+        f"dataset {dataset.id} {dataset.name}",
+        f"version {version.number} from {staged.source_filename}",
+    )
+    return version
+
+
+EXPORT_SUFFIXES = (".csv", ".parquet", ".zip")
+
+
+def export_version(
+    settings: Settings, db: Engine, dataset_id: int, number: int | None, output: Path
+) -> Path:
+    """Write a version to `output`: CSV or Parquet (tables, texts; by the suffix, with the
+    `row_id` column), or a ZIP of images in one folder per class (images). Atomic."""
+    from engine.core.atomic import atomic_path
+    from engine.data.image_store import dataset_dir
+
+    dataset = _dataset(db, dataset_id)
+    version = get_version(db, dataset, number)
+    suffix = output.suffix.lower()
+    wanted = ".zip" if dataset.kind == "image" else (".csv", ".parquet")
+    if suffix not in (wanted if isinstance(wanted, tuple) else (wanted,)):
+        shown = "a .zip file" if dataset.kind == "image" else "a .csv or .parquet file"
+        raise DatasetError(
+            f"{dataset.name!r} holds {dataset.kind} data: export it to {shown} "
+            f"(got {output.name!r})."
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(output) as tmp:
+        if dataset.kind == "image":
+            folder = dataset_dir(settings, view(dataset, version))
+            taken: set[str] = set()
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+                for row_id, label in image_items(settings, db, dataset_id, version.number):
+                    # label/<file name>: the layout an upload takes back (one folder per class);
+                    # a relabelled image whose name is taken there keeps its whole path.
+                    member = f"{label}/{PurePosixPath(row_id).name}"
+                    if member in taken:
+                        member = f"{label}/{row_id.replace('/', '_')}"
+                    taken.add(member)
+                    archive.write(folder / row_id, member)
+        else:
+            frame = load_version_frame(settings, db, dataset_id, version.number)
+            if suffix == ".csv":
+                frame.to_csv(tmp, index=False)
+            else:
+                frame.to_parquet(tmp, index=False)
+    return output

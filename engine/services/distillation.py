@@ -31,6 +31,7 @@ def distill_run(
         parent_run_id=run_id,
         project_id=teacher.project_id,
         tags=["distilled"],
+        dataset_version=teacher.dataset_version or 1,  # the student learns on the same data
     )
     row = {
         "name": f"student #{student_id}",

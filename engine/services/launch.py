@@ -16,12 +16,17 @@ from engine.core.errors import ConfigError, DatasetError
 
 
 def find_dataset(db: Engine, ref: str | int) -> DatasetRecord:
-    """A dataset by id or name, or a DatasetError listing the names there are."""
+    """A dataset by id or name (or "NAME@N": its dataset), or a DatasetError listing the
+    names there are."""
+    from engine.services.dataset_versions import split_ref
+
     record = None
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
         record = dataset_store.get_dataset(db, int(ref))
     if record is None:
         record = dataset_store.get_dataset_by_name(db, str(ref))
+    if record is None and split_ref(str(ref))[1] is not None:
+        record = dataset_store.get_dataset_by_name(db, split_ref(str(ref))[0])
     if record is None:
         names = [d.name for d in dataset_store.list_datasets(db)]
         known = ", ".join(names) if names else "none yet — add one with `seedlab datasets add`"
@@ -69,13 +74,21 @@ def submit_run(
     project_id: int | None = None,
     tags: tuple[str, ...] | list[str] = (),
     owner: str | None = None,
+    dataset_version: int | None = None,
 ) -> int:
     """Validate and queue a run (in the Default project unless `project_id`); returns its id.
 
-    Fields missing from a dict of values get the settings suggested for the dataset's kind
-    and size (engine.core.defaults); a RunConfig is taken as it is.
+    `dataset_ref` is an id, "NAME" (its latest version) or "NAME@N" (version N);
+    `dataset_version` picks the version instead (a clone, a student: their parent's). The run
+    records the exact version it will train on. Fields missing from a dict of values get the
+    settings suggested for the dataset's kind and size (engine.core.defaults); a RunConfig is
+    taken as it is.
     """
-    dataset = find_dataset(db, dataset_ref)
+    from engine.services.dataset_versions import get_version, resolve
+
+    dataset, version = resolve(db, dataset_ref)
+    if dataset_version is not None:
+        version = get_version(db, dataset, dataset_version)
     if isinstance(values, RunConfig):
         config = values
     else:
@@ -93,6 +106,7 @@ def submit_run(
         db,
         name=run_name,
         dataset_id=dataset.id,
+        dataset_version=version.number,
         config=config.model_dump(mode="json"),
         parent_run_id=parent_run_id,
         notes=notes,
