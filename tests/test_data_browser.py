@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from db import datasets as dataset_store
+from db import runs as run_store
 from engine.core.run_files import predictions_path, read_report
 from engine.data.browse import WRONG, BrowseFilter, browse
 from engine.services import dataset_versions
@@ -155,9 +156,21 @@ def test_fix_worst_mistakes_then_retrain_on_the_new_version(settings, db, demo_d
     assert version.patch["labels"] == {m["row_id"]: m["predicted"] for m in mistakes[:2]}
 
     button(at, "Retrain on version 2").click().run()
-    assert at.query_params["clone"] == [str(run_id)] or at.query_params["clone"] == str(run_id)
-    assert "version 2 of its dataset" in texts(at.caption)
     assert f"Cloning run #{run_id}" in texts(at.info)
+    assert "It trains on version 2 of its dataset; run" in texts(at.caption)
+    # AppTest reruns the page it was switched to last by the test: open the form itself.
+    at = go(at, "views/new_run.py", clone=str(run_id), version="2")
+    button(at, "Start training").click().run()
+    assert not at.error, texts(at.error)
+    retrain = run_store.list_runs(db)[0]
+    assert (retrain.parent_run_id, retrain.dataset_version) == (run_id, 2)
+    assert retrain.config == run_store.get_run(db, run_id).config
+    # The retrained run links Compare with the run it redoes, side by side.
+    at = go(at, "views/run_detail.py", run=str(retrain.id))
+    link = next(p for p in at.get("page_link") if p.proto.label == f"Compare with #{run_id}")
+    assert link.proto.page.endswith("compare") and f"runs={run_id},{retrain.id}" in str(
+        link.proto.query_string
+    ).replace("%2C", ",")
 
 
 def test_browse_reads_only_matching_rows_and_joins_predictions() -> None:

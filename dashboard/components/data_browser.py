@@ -170,7 +170,20 @@ def show_data_browser(record: DatasetRecord) -> None:
         "or leave them out; the changes wait below until you save them as a new version.",
     )
     with data.shown_errors("reading the dataset's rows"):
-        number = edit_tray.latest_number(record.id)
+        latest = edit_tray.latest_number(record.id)
+        number = latest
+        if latest > 1:
+            # ?version=N (the Run page's "Dataset version N" link) opens that version.
+            wanted = data.query_int("version")
+            choices = list(range(latest, 0, -1))
+            number = st.selectbox(
+                "Version",
+                choices,
+                index=choices.index(wanted) if wanted in choices else 0,
+                format_func=lambda n: f"version {n}" + (" (latest)" if n == latest else ""),
+                key=f"db_version_{record.id}",
+                help="Versions never change; an edit makes a new one from the latest.",
+            )
         frame = version_rows(record.id, number)
         filters, run_id = _filters(record, _runs_with_predictions(record))
         predictions = None
@@ -211,5 +224,12 @@ def show_data_browser(record: DatasetRecord) -> None:
                 },
             )
         if edit_tray.can_edit() and shown.total:
-            _edit_controls(record, shown.rows["row_id"].astype(str).tolist(), f"db_{record.id}")
+            if number == latest:
+                rows = shown.rows["row_id"].astype(str).tolist()
+                _edit_controls(record, rows, f"db_{record.id}")
+            else:
+                st.caption(
+                    f"Version {number} is kept as it is; choose the latest version ({latest}) to "
+                    f"change labels — a change makes version {latest + 1}."
+                )
     edit_tray.show(record, key=f"tray_{record.id}")

@@ -75,7 +75,7 @@ def retrain_actions(run: RunRecord) -> None:
     record = _dataset(run)
     if record is None or run.source == "sdk":
         return
-    trained_on = getattr(run, "dataset_version", None) or 1
+    trained_on = run.dataset_version or 1
     latest = edit_tray.latest_number(record.id)
     if latest > trained_on and st.button(
         f"Retrain on version {latest}",

@@ -360,7 +360,7 @@ retrain_version = data.query_int("version") if source is not None else None
 if retrain_version is not None:
     st.caption(
         f"It trains on version {retrain_version} of its dataset; run #{source.id} trained on "
-        f"version {getattr(source, 'dataset_version', None) or 1}."
+        f"version {source.dataset_version or 1}."
     )
 
 # Widgets keep their state while the page stays open; a different clone source must refill them.
@@ -407,7 +407,7 @@ with form_col:
     version_number = versions[0]
     if len(versions) > 1:
         start_version = (
-            (source.dataset_version or 1)
+            (retrain_version or source.dataset_version or 1)  # ?version=N: "Retrain on version N"
             if source is not None and source.dataset_id == dataset_id
             else versions[0]
         )
@@ -423,7 +423,10 @@ with form_col:
     # A different dataset gets its own suggestions: refill the fields (not the short path).
     if st.session_state.get("_nr_filled_for") != dataset_id:
         for key in [k for k in st.session_state if str(k).startswith(KEY_PREFIX)]:
-            if key.removeprefix(KEY_PREFIX) not in SHORT_PATH:
+            # The version choice is drawn above and keyed per dataset: deleting its state
+            # here would leave the drawn widget without one (AppTest's next click fails).
+            name = key.removeprefix(KEY_PREFIX)
+            if name not in SHORT_PATH and not name.startswith("version_"):
                 del st.session_state[key]
         st.session_state["_nr_filled_for"] = dataset_id
 
@@ -533,10 +536,7 @@ if submitted:
                 run_id = launch_run(
                     db,
                     auth.require(Permission.LAUNCH),
-                    # NAME@N: that version (engine/services/dataset_versions.resolve).
-                    f"{dataset.name}@{retrain_version}"
-                    if retrain_version is not None and dataset.id == source.dataset_id
-                    else dataset.id,
+                    dataset.id,
                     values,
                     dataset_version=version_number,
                     name=run_name,
