@@ -26,9 +26,10 @@ RUNS_OFFERED = 50  # the newest completed runs of the dataset, for the predictio
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=8)
-def version_rows(dataset_id: int, number: int) -> pd.DataFrame:
+def version_rows(home: str, dataset_id: int, path: str, number: int) -> pd.DataFrame:
     """A version's rows with `row_id` (images: row_id and label). Versions are immutable, so
-    the cache never goes stale; eight versions at most stay in memory."""
+    the cache never goes stale (keyed by the home and the dataset's stored path too, which
+    differ per upload); eight versions at most stay in memory."""
     settings, db = data.get_settings(), data.get_db()
     record = next(r for r in data.datasets() if r.id == dataset_id)
     if record.kind == "image":
@@ -39,7 +40,7 @@ def version_rows(dataset_id: int, number: int) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=8)
-def run_predictions(run_id: int, stamp: float) -> pd.DataFrame | None:
+def run_predictions(home: str, run_id: int, stamp: float) -> pd.DataFrame | None:
     """A run's test predictions by row id (written at the end of training); `stamp` (the file's
     mtime) keys the cache so a rewritten file is read again."""
     path = predictions_path(data.get_settings(), run_id)
@@ -184,12 +185,13 @@ def show_data_browser(record: DatasetRecord) -> None:
                 key=f"db_version_{record.id}",
                 help="Versions never change; an edit makes a new one from the latest.",
             )
-        frame = version_rows(record.id, number)
+        home = str(data.get_settings().home)
+        frame = version_rows(home, record.id, record.path, number)
         filters, run_id = _filters(record, _runs_with_predictions(record))
         predictions = None
         if run_id is not None:
             path = predictions_path(data.get_settings(), run_id)
-            predictions = run_predictions(run_id, path.stat().st_mtime)
+            predictions = run_predictions(home, run_id, path.stat().st_mtime)
         size_col, page_col, info_col = st.columns([1, 1, 3], vertical_alignment="bottom")
         page_size = size_col.selectbox("Per page", PAGE_SIZES, index=1, key=f"db_size_{record.id}")
         page_number = page_col.number_input(
