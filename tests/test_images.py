@@ -416,7 +416,7 @@ def test_datasets_page_shows_an_image_dataset(settings, db):
         "square · 3 images",
     ]
     images = at.get("image")
-    assert len(images) == 3  # one grid per class
+    assert len(images) == 3 + 9  # one strip per class, then the data browser's 9 images
     bars = plotly_figures(at)[0]["data"][0]
     assert bars["x"] == ["circle", "square", "triangle"] and bars["y"] == [3, 3, 3]
 
