@@ -8,15 +8,30 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from db import datasets as dataset_store
 from db import runs as run_store
 from engine.core.run_files import predictions_path, read_report
 from engine.data.browse import WRONG, BrowseFilter, browse
-from engine.services import dataset_versions
+from engine.services import accounts, dataset_versions
+from engine.services.permissions import cli_actor
 from tests.support.data import completed_run
-from tests.support.pages import button, go, open_page, texts
-from tests.test_auth import add, login
+from tests.support.pages import APP, TIMEOUT, button, go, open_page, texts
+
+PASSWORD = "correct horse battery"
+
+
+def _logged_in(db, name: str, role: str) -> AppTest:  # noqa: ANN001
+    """A user of `role` and the dashboard in their logged-in session (as tests/test_auth.py:
+    AppTest holds the session token where a browser holds the cookie)."""
+    from dashboard import auth
+
+    accounts.add_user(db, cli_actor(), name, PASSWORD, role)
+    session = accounts.start_session(db, accounts.authenticate(db, name, PASSWORD))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[auth.SESSION_TOKEN] = session.token
+    return at.run()
 
 
 def _iris(db) -> int:  # noqa: ANN001
@@ -125,10 +140,9 @@ def test_relabel_and_exclude_through_the_tray_make_version_2(settings, db, demo_
 
 def test_a_viewer_sees_no_edit_controls(settings, db, demo_datasets, monkeypatch) -> None:
     monkeypatch.setenv("SEEDLAB_AUTH", "on")
-    add(db, "root", "admin")
-    add(db, "vic", "viewer")
+    accounts.add_user(db, cli_actor(), "root", PASSWORD, "admin")
     run_id = completed_run(settings, db, "iris", epochs=2)
-    at = go(login("vic"), "views/datasets.py", dataset=str(_iris(db)))
+    at = go(_logged_in(db, "vic", "viewer"), "views/datasets.py", dataset=str(_iris(db)))
     assert "150 of 150 rows match" in _caption(at)  # a viewer browses
     labels = {b.label for b in at.button}
     assert not labels & {"Set label", "Leave out"}
