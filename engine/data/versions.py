@@ -114,7 +114,9 @@ def label_diff(old: pd.Series, new: pd.Series, limit: int = 200) -> dict[str, An
     added = new.index.difference(old.index)
     removed = old.index.difference(new.index)
     common = new.index.intersection(old.index)
-    changed = [r for r in common if str(old[r]) != str(new[r])]
+    # Vectorised: a per-row lookup would take seconds on 100,000 rows.
+    differs = old.loc[common].astype(str).to_numpy() != new.loc[common].astype(str).to_numpy()
+    changed = common[differs]
     return {
         "added": len(added),
         "removed": len(removed),
