@@ -147,6 +147,7 @@ def datasets_show(
 ) -> None:
     """Show a dataset's profile."""
     from engine.data.columns import profile_table
+    from engine.services.dataset_versions import list_versions
     from engine.services.launch import find_dataset
 
     _, db = ready()
@@ -154,6 +155,12 @@ def datasets_show(
     if as_json:
         print_json(record.to_dict())
         return
+    latest = list_versions(db, record.id)[-1]
+    ids = "image paths (e.g. cat/001.png)" if record.kind == "image" else "row positions 0, 1, …"
+    typer.echo(
+        f"version {latest.number} is the latest ({latest.n_rows} rows; `seedlab datasets "
+        f"versions {record.name}`); row ids are {ids}"
+    )
     if record.kind == "image":
         typer.echo(f"{record.name} (id {record.id}): {record.n_rows} images, task {record.task}")
         stats = record.schema["image_stats"]
