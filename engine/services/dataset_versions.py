@@ -199,6 +199,26 @@ def edit(
     change = pure.label_diff(pure.patched_labels(base, parent.patch), new_labels)
     base_sha = parent.base_sha256 or dataset.sha256
     try:
+        if parent.id == 0:
+            # A dataset stored without its version row: keep its version 1 first.
+            parent = version_writes.add_version(
+                db,
+                **{
+                    k: getattr(parent, k)
+                    for k in (
+                        "dataset_id",
+                        "parent_number",
+                        "digest",
+                        "note",
+                        "created_by",
+                        "n_rows",
+                        "class_counts",
+                        "diff",
+                        "base_path",
+                        "patch",
+                    )
+                },
+            )
         version = version_writes.add_version(
             db,
             dataset_id=dataset.id,
