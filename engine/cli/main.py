@@ -25,6 +25,7 @@ from engine.cli import (
     models,
     predict,
     projects,
+    recipes,
     runs,
     sweeps,
     users,
@@ -68,6 +69,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(audit.app, name="audit")
 app.add_typer(models.app, name="models")
 app.add_typer(cluster.app, name="cluster")
+app.add_typer(recipes.app, name="recipes")
 
 
 def main() -> None:

@@ -1,0 +1,322 @@
+"""A recipe run: the team's script in a subprocess, supervised by the runner.
+
+`runner.execute` hands a run whose source is "recipe" here, on the local executor and on Ray
+alike (ray_task.py calls the same `execute`). The script runs from the run's code snapshot
+(`runs/<id>/code`, engine/services/recipes.py) with its recipe's Python, its parameters as
+`--name value`, and the environment of SDK-PROTOCOL (SEEDLAB_RUN_ID, SEEDLAB_SPOOL, …), so
+`seedlab.init()` inside it attaches to this run. Its stdout and stderr are this process's, which
+the executor already points at the run's log.
+
+This process is the run's one writer: every ~0.5 s it drains the spool the SDK appends to into
+the database and beats the heartbeat in the same transaction, which also answers whether a
+cancel was requested. A cancel creates the stop file (`run.should_stop()` turns true), then
+SIGTERMs the script's process group after STOP_GRACE_S and kills it TERM_GRACE_S later, so a
+cancel lands in under 5 s even for a script that never looks. The final status is the one the
+script finished with through the SDK; failing that, a cancel makes it `cancelled` and the exit
+code decides between `completed` (0) and `failed`.
+
+An engine shutdown (SIGTERM to this runner, or its worker gone) stops the script the same way
+and requeues the run: the next attempt starts the script again with SEEDLAB_RESUMED=1 and the
+same SEEDLAB_CHECKPOINT_DIR, for the script to resume from what it saved there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from db import datasets as dataset_store
+from db import runs as run_store
+from db.records import RunRecord
+from db.writes import artifacts as artifact_writes
+from db.writes import runs as run_writes
+from engine.core.paths import PROJECT_ROOT
+from engine.core.recipe_params import script_arguments
+from engine.core.run_files import log_path, tail
+from engine.core.settings import Settings
+
+log = logging.getLogger("seedlab.runner")
+
+POLL_S = 0.1  # how often the script's process is looked at
+DRAIN_S = 0.5  # how often the spool is drained and the heartbeat beaten (and cancel read)
+STOP_GRACE_S = 2.0  # after the stop file, before SIGTERM
+TERM_GRACE_S = 1.5  # after SIGTERM, before SIGKILL
+SNAPSHOT_WAIT_S = 5.0  # the submitter moves the snapshot in just after queueing the run
+
+
+@dataclass
+class SpoolDrain:
+    """Moves the SDK's spool lines (SDK-PROTOCOL.md) into the database, from where it left off.
+
+    Kept to what a recipe run needs (metrics, summary, artifacts, finish); the `sdk` helper's
+    engine/execution/sdk_drain.py is the full drain and replaces this once merged.
+    """
+
+    path: Path
+    offset: int = 0
+    next_step: dict[str, int] = field(default_factory=dict)
+    finish: dict[str, Any] | None = None
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+
+    def read(self) -> list[tuple[str, int, float, float]]:
+        """Points from complete new lines (a half-written last line waits for the next read)."""
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        points: list[tuple[str, int, float, float]] = []
+        for raw in chunk[: end + 1].splitlines():
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                log.warning("spool: skipped a line that is not JSON: %r", raw[:200])
+                continue
+            if not isinstance(line, dict):
+                continue
+            kind = line.get("type")
+            now = float(line.get("time") or time.time())
+            if kind == "metrics":
+                points += self._points(line.get("values") or {}, line.get("step"), now)
+            elif kind == "summary":
+                # Shown as the run's result: the values at the run's last step.
+                last = max(self.next_step.values(), default=1) - 1
+                points += self._points(line.get("values") or {}, max(last, 0), now, advance=False)
+            elif kind == "artifact":
+                self.artifacts.append(line)
+            elif kind == "finish":
+                self.finish = line
+        return points
+
+    def _points(
+        self, values: dict, step: Any, now: float, *, advance: bool = True
+    ) -> list[tuple[str, int, float, float]]:  # noqa: ANN401
+        out = []
+        for key, value in values.items():
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            at = int(step) if isinstance(step, int | float) else self.next_step.get(key, 0)
+            if advance:
+                self.next_step[key] = max(self.next_step.get(key, 0), at + 1)
+            out.append((str(key), at, number, now))
+        return out
+
+
+class _Stop(Exception):
+    """The engine is stopping (SIGTERM) or the worker is gone: requeue the run."""
+
+
+def _dataset_path(settings: Settings, db: Engine, run: RunRecord) -> str | None:
+    if run.dataset_id is None:
+        return None
+    dataset = dataset_store.get_dataset(db, run.dataset_id)
+    return str(settings.resolve(dataset.path)) if dataset is not None else None
+
+
+def recipe_env(settings: Settings, db: Engine, run: RunRecord, spool: Path) -> dict[str, str]:
+    """The script's environment: this process's (CUDA_VISIBLE_DEVICES, threads…) plus the
+    SDK's variables. PYTHONPATH is the SDK client alone, not the server's packages, so a
+    script's own `db` or `engine` module cannot be shadowed and its venv needs nothing else."""
+    run_dir = settings.run_dir(run.id)
+    env = dict(os.environ)
+    for key in ("SEEDLAB_WORKER_PID", "SEEDLAB_DEVICE_LABEL"):
+        env.pop(key, None)
+    env["PYTHONPATH"] = str(PROJECT_ROOT / "sdk")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["SEEDLAB_RUN_ID"] = str(run.id)
+    env["SEEDLAB_SPOOL"] = str(spool)
+    env["SEEDLAB_STOP_FILE"] = str(run_dir / "stop")
+    env["SEEDLAB_RUN_DIR"] = str(run_dir)
+    env["SEEDLAB_CHECKPOINT_DIR"] = str(run_dir / "checkpoints")
+    env["SEEDLAB_RESUMED"] = "1" if run.attempts else "0"
+    env["SEEDLAB_PARAMS"] = json.dumps(run.config.get("params") or {})
+    dataset = _dataset_path(settings, db, run)
+    if dataset:
+        env["SEEDLAB_DATASET_PATH"] = dataset
+    else:
+        env.pop("SEEDLAB_DATASET_PATH", None)
+    return env
+
+
+def _command(run: RunRecord) -> list[str]:
+    from engine.services.recipes import python_for
+
+    config = run.config
+    return [python_for(config), config["entry"], *script_arguments(config.get("params") or {})]
+
+
+def _stop_process(process: subprocess.Popen, grace_s: float = TERM_GRACE_S) -> None:
+    """SIGTERM the script's process group, SIGKILL it after `grace_s`."""
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        if process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _flush(db: Engine, run_id: int, drain: SpoolDrain) -> bool:
+    cancelled = run_writes.record_progress(db, run_id, drain.read())
+    for item in drain.artifacts:
+        name = str(item.get("name") or "")
+        if name:
+            artifact_writes.add_artifact(
+                db,
+                run_id,
+                kind="artifact",
+                path=f"artifacts/{name}",
+                size_bytes=int(item.get("bytes") or 0),
+                sha256="",
+            )
+    drain.artifacts.clear()
+    return cancelled
+
+
+def execute_recipe(settings: Settings, db: Engine, run: RunRecord) -> str:
+    """Run a recipe run's script to a final status and return it (or "queued" when the engine
+    stops meanwhile and the run is requeued)."""
+    run_id = run.id
+    run_dir = settings.run_dir(run_id)
+    code = run_dir / "code"
+    deadline = time.monotonic() + SNAPSHOT_WAIT_S
+    while not code.is_dir() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not code.is_dir():
+        run_writes.finish_run(
+            db, run_id, "failed", f"The run's code snapshot ({code}) is missing; launch it again."
+        )
+        return "failed"
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    stop_file = run_dir / "stop"
+    stop_file.unlink(missing_ok=True)  # a cancel of an earlier attempt is not this one's
+    spool = run_dir / f"spool-{run.attempts}.jsonl"
+    drain = SpoolDrain(spool)
+    command = _command(run)
+    log.info("recipe %s: %s (in %s)", run.config.get("recipe"), " ".join(command), code)
+    worker_pid = os.environ.get("SEEDLAB_WORKER_PID", "")
+    try:
+        process = subprocess.Popen(
+            command,
+            cwd=code,
+            env=recipe_env(settings, db, run, spool),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own group: a cancel stops its child processes too
+        )
+    except OSError as exc:
+        run_writes.finish_run(
+            db,
+            run_id,
+            "failed",
+            f"Could not start the recipe's Python ({command[0]}): {exc.strerror}. Check the "
+            "recipe's --python (seedlab recipes show).",
+        )
+        return "failed"
+    device = os.environ.get("SEEDLAB_DEVICE_LABEL") or (
+        "cpu" if os.environ.get("CUDA_VISIBLE_DEVICES") == "" else "auto"
+    )
+    node = os.environ.get("SEEDLAB_RAY_NODE")
+    run_writes.mark_started(
+        db, run_id, pid=process.pid, device=f"ray {device} on node {node}" if node else device
+    )
+
+    def on_sigterm(_signum: int, _frame: Any) -> None:  # noqa: ANN401
+        raise _Stop()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    cancel_at: float | None = None
+    termed = False
+    last_drain = 0.0
+    try:
+        while True:
+            code_now = process.poll()
+            now = time.monotonic()
+            if code_now is not None or now - last_drain >= DRAIN_S:
+                if worker_pid.isdigit() and os.getppid() != int(worker_pid):
+                    raise _Stop()  # the worker died: requeue rather than run unsupervised
+                if _flush(db, run_id, drain) and cancel_at is None:
+                    cancel_at = now
+                    stop_file.touch()
+                    log.info("cancel requested: stop file created, SIGTERM in %.0f s", STOP_GRACE_S)
+                last_drain = now
+            if code_now is not None:
+                break
+            if cancel_at is not None and not termed and now - cancel_at >= STOP_GRACE_S:
+                termed = True
+                log.info("the script did not stop on its own; terminating it")
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            if termed and now - cancel_at >= STOP_GRACE_S + TERM_GRACE_S:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(POLL_S)
+    except (_Stop, KeyboardInterrupt):  # KeyboardInterrupt: ray.cancel at engine shutdown
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _stop_process(process)
+        _flush(db, run_id, drain)
+        if run_writes.requeue_run(db, run_id):
+            log.info("engine stopping: recipe run requeued; it starts again with SEEDLAB_RESUMED=1")
+            return "queued"
+        now_run = run_store.get_run(db, run_id)
+        return now_run.status if now_run is not None else "deleted"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return _settle(settings, db, run_id, drain, process.returncode, cancel_at is not None)
+
+
+def _settle(
+    settings: Settings,
+    db: Engine,
+    run_id: int,
+    drain: SpoolDrain,
+    returncode: int,
+    cancelled: bool,
+) -> str:
+    """The final status: the SDK's word first, then a cancel, then the exit code."""
+    finish = drain.finish or {}
+    status = finish.get("status")
+    error = finish.get("error")
+    if status not in ("completed", "failed", "cancelled"):
+        if cancelled:
+            status, error = "cancelled", None
+        elif returncode == 0:
+            status, error = "completed", None
+        else:
+            how = (
+                f"was stopped by signal {-returncode}"
+                if returncode < 0
+                else f"exited with code {returncode}"
+            )
+            status = "failed"
+            error = f"The script {how}."
+            last = tail(log_path(settings, run_id), lines=8)
+            if last:
+                error += "\nLast lines of its log:\n" + last
+    run_writes.finish_run(db, run_id, status, error)
+    log.info("recipe run %s %s (exit code %s)", run_id, status, returncode)
+    return status

@@ -1,0 +1,238 @@
+"""Script runs ("recipes", issue 19): register a team's own script, launch it from the CLI and
+the New run page, cancel it, sweep over its parameters, and clone the code a run ran.
+
+The scripts here write the spool lines of SDK-PROTOCOL.md themselves (a dozen lines of
+standard library), so these tests hold the engine's side to the protocol whatever the SDK
+client does; examples/ shows the same scripts with `import seedlab`. Real SQLite, a real
+worker subprocess, real script subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from db import metrics as metric_store
+from db import runs as run_store
+from db.models import FINISHED_STATUSES
+from engine.core.errors import ConfigError
+from engine.core.recipe_params import params_from_argparse, params_from_yaml, resolve_values
+from engine.services.permissions import Actor, PermissionDenied, cli_actor
+from engine.services.recipes import add_recipe, recipe_info, submit_recipe_run
+from tests.support.commands import seedlab_in_process
+from tests.support.waiting import wait_until
+
+# The protocol's spool writer, in the script's own few lines (what `import seedlab` does, less
+# the batching thread): one JSON object a line, appended to SEEDLAB_SPOOL.
+SPOOL_WRITER = """
+import json, os, sys, time
+
+def emit(line):
+    with open(os.environ["SEEDLAB_SPOOL"], "a") as fh:
+        fh.write(json.dumps({**line, "time": time.time()}) + "\\n")
+
+def should_stop():
+    return os.path.exists(os.environ["SEEDLAB_STOP_FILE"])
+"""
+
+TRAIN = (
+    SPOOL_WRITER
+    + """
+import argparse
+parser = argparse.ArgumentParser()
+parser.add_argument("--lr", type=float, default=0.1, help="learning rate")
+parser.add_argument("--steps", type=int, default=5)
+parser.add_argument("--pause", type=float, default=0.0)
+parser.add_argument("--ignore-stop", action="store_true")
+args = parser.parse_args()
+print("params", os.environ["SEEDLAB_PARAMS"], "resumed", os.environ["SEEDLAB_RESUMED"])
+print("dataset", os.environ.get("SEEDLAB_DATASET_PATH", "none"))
+emit({"type": "init", "project": None, "name": None, "config": vars(args), "dataset": None})
+VERSION = 1
+for step in range(args.steps):
+    # A parabola with its minimum at lr = 0.3: a sweep should find it.
+    emit({"type": "metrics", "step": step,
+          "values": {"val_loss": (args.lr - 0.3) ** 2 + 1 / (step + 1), "version": VERSION}})
+    if should_stop() and not args.ignore_stop:
+        emit({"type": "finish", "status": "cancelled", "error": None, "traceback": None})
+        sys.exit(0)
+    time.sleep(args.pause)
+emit({"type": "summary", "values": {"test_score": 1 - args.lr}})
+"""
+)
+
+
+def _recipe_folder(root: Path, body: str = TRAIN, yaml_text: str | None = None) -> Path:
+    folder = root / "recipe"
+    folder.mkdir(exist_ok=True)
+    (folder / "train.py").write_text(body)
+    if yaml_text is not None:
+        (folder / "seedlab.yaml").write_text(textwrap.dedent(yaml_text))
+    return folder
+
+
+def _values(db, run_id: int, key: str) -> list[float]:  # noqa: ANN001
+    history = metric_store.metric_history(db, [run_id], [key])
+    return [float(v) for v in history.sort_values("step")["value"]]
+
+
+def _wait_final(db, run_id: int, timeout: float = 90):  # noqa: ANN001, ANN202
+    return wait_until(
+        lambda: (r := run_store.get_run(db, run_id)) and r.status in FINISHED_STATUSES and r,
+        timeout=timeout,
+        what=f"run {run_id} to end",
+    )
+
+
+# ---------------------------------------------------------------- registry and parameters
+
+
+def test_argparse_options_are_read_without_running_the_script(tmp_path):
+    source = "import torch_that_is_not_installed\n" + TRAIN  # never executed
+    params = {p.name: p for p in params_from_argparse(source)}
+    assert params["lr"].type == "float" and params["lr"].default == 0.1
+    assert params["lr"].help == "learning rate"
+    assert params["steps"].type == "int" and params["steps"].default == 5
+    assert params["ignore-stop"].type == "bool" and params["ignore-stop"].default is False
+
+
+def test_seedlab_yaml_wins_and_values_are_checked(tmp_path):
+    spec = tmp_path / "seedlab.yaml"
+    spec.write_text(
+        "entry: fit.py\nparams:\n"
+        "  lr: {type: float, default: 0.01, range: [0.0001, 1], help: step size}\n"
+        "  opt: {type: str, default: adam, choices: [adam, sgd]}\n"
+    )
+    params, entry = params_from_yaml(spec)
+    assert entry == "fit.py"
+    assert resolve_values(params, {"lr": "0.5"}) == {"lr": 0.5, "opt": "adam"}
+    with pytest.raises(ConfigError, match="outside its range"):
+        resolve_values(params, {"lr": 3})
+    with pytest.raises(ConfigError, match="not one of the choices: adam, sgd"):
+        resolve_values(params, {"opt": "rmsprop"})
+    with pytest.raises(ConfigError, match="Unknown recipe parameter 'lrr'; its parameters are"):
+        resolve_values(params, {"lrr": 1})
+
+
+def test_only_an_admin_adds_or_removes_a_recipe(settings, db, tmp_path):
+    folder = _recipe_folder(tmp_path)
+    for role in ("viewer", "member"):
+        with pytest.raises(PermissionDenied, match=f"Your role \\({role}\\) cannot register"):
+            add_recipe(db, Actor("bob", role), folder, "mine")
+    info = add_recipe(db, cli_actor(), folder, "mine")
+    assert info.params_from == "argparse" and info.record.entry == "train.py"
+    listed = seedlab_in_process("recipes", "list")
+    assert listed.returncode == 0 and "mine" in listed.stdout
+    shown = seedlab_in_process("recipes", "show", "mine")
+    assert "--lr (float) = 0.1  — learning rate" in shown.stdout
+    duplicate = seedlab_in_process("recipes", "add", str(folder), "--name", "mine")
+    assert duplicate.returncode == 1 and "A recipe named 'mine' exists" in duplicate.stderr
+    missing = seedlab_in_process("runs", "submit", "--recipe", "nope")
+    assert "No recipe 'nope'. Recipes: mine." in missing.stderr
+
+
+# ---------------------------------------------------------------- running
+
+
+@pytest.mark.slow
+def test_cli_recipe_run_completes_with_its_metrics_and_clone_runs_its_snapshot(
+    settings, db, demo_datasets, worker, tmp_path
+):
+    folder = _recipe_folder(tmp_path)
+    assert seedlab_in_process("recipes", "add", str(folder), "--name", "toy").returncode == 0
+    out = seedlab_in_process(
+        "runs", "submit", "--recipe", "toy", "--set", "lr=0.2", "--set", "steps=4",
+        "--dataset", "iris",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    run_id = int(out.stdout.strip())
+    run = _wait_final(db, run_id)
+    assert run.status == "completed", run.error
+    assert run.source == "recipe" and run.dataset_name == "iris"
+    assert _values(db, run_id, "val_loss") == pytest.approx([0.01 + 1 / (s + 1) for s in range(4)])
+    assert run.summary["test_score"]["last"] == pytest.approx(0.8)
+    log = (settings.run_dir(run_id) / "run.log").read_text()
+    assert 'params {"lr": 0.2, "steps": 4, "pause": 0.0, "ignore-stop": false}' in log
+    assert f"dataset {settings.home}/datasets" in log
+
+    # Edit the recipe after run 1: the clone still runs run 1's code (version 1), a new run
+    # of the recipe runs the edited one (version 2).
+    (folder / "train.py").write_text(TRAIN.replace("VERSION = 1", "VERSION = 2"))
+    clone = seedlab_in_process("runs", "clone", str(run_id), "--set", "steps=2")
+    fresh = seedlab_in_process("runs", "submit", "--recipe", "toy", "--set", "steps=2")
+    clone_id, fresh_id = int(clone.stdout), int(fresh.stdout)
+    assert _wait_final(db, clone_id).status == "completed"
+    assert _wait_final(db, fresh_id).status == "completed"
+    assert _values(db, clone_id, "version") == [1.0, 1.0]
+    assert _values(db, fresh_id, "version") == [2.0, 2.0]
+    cloned = run_store.get_run(db, clone_id)
+    assert cloned.parent_run_id == run_id and cloned.config["params"]["lr"] == 0.2
+
+
+@pytest.mark.slow
+def test_a_script_that_fails_fails_the_run_with_its_exit_code(settings, db, worker, tmp_path):
+    folder = _recipe_folder(tmp_path, TRAIN + "\nraise SystemExit(3)\n")
+    add_recipe(db, cli_actor(), folder, "broken")
+    run_id = submit_recipe_run(settings, db, cli_actor(), "broken", {"steps": 1})
+    run = _wait_final(db, run_id)
+    assert run.status == "failed" and run.error.startswith("The script exited with code 3.")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ignore_stop", [False, True], ids=["honours-stop", "ignores-stop"])
+def test_cancel_of_a_recipe_run_lands_within_5_s(settings, db, worker, tmp_path, ignore_stop):
+    folder = _recipe_folder(tmp_path)
+    add_recipe(db, cli_actor(), folder, "slow")
+    values = {"steps": 10_000, "pause": 0.05, "ignore-stop": ignore_stop}
+    run_id = submit_recipe_run(settings, db, cli_actor(), "slow", values)
+    wait_until(lambda: _values(db, run_id, "val_loss"), timeout=90, what="the script's first point")
+    started = time.monotonic()
+    assert seedlab_in_process("runs", "cancel", str(run_id)).returncode == 0
+    run = _wait_final(db, run_id, timeout=30)
+    took = time.monotonic() - started
+    assert run.status == "cancelled"
+    assert took < 5, f"cancel took {took:.1f} s"
+
+
+@pytest.mark.slow
+def test_a_sweep_over_a_recipe_finds_the_best_trial(settings, db, worker, tmp_path):
+    from db import sweeps as sweep_store
+    from engine.services.sweeps import submit_recipe_sweep
+
+    folder = _recipe_folder(tmp_path)
+    add_recipe(db, cli_actor(), folder, "parabola")
+    sweep_id = submit_recipe_sweep(
+        settings,
+        db,
+        "parabola",
+        {
+            "space": {"lr": [0.1, 0.3, 0.6]},
+            "sampler": "grid",
+            "pruner": "none",
+            "objective": "val_loss",
+            "parallelism": 1,
+        },
+        base={"steps": 3},
+        owner="cli:test",
+    )
+    sweep = wait_until(
+        lambda: (s := sweep_store.get_sweep(db, sweep_id)) and s.status != "running" and s,
+        timeout=180,
+        what=f"sweep {sweep_id} to end",
+    )
+    assert sweep.status == "completed", sweep.error
+    best = run_store.get_run(db, sweep.best_run_id)
+    assert best.source == "recipe" and best.config["params"]["lr"] == 0.3
+
+
+def test_recipe_info_reads_the_folder_as_it_is_now(settings, db, tmp_path):
+    folder = _recipe_folder(tmp_path)
+    add_recipe(db, cli_actor(), folder, "live")
+    (folder / "seedlab.yaml").write_text("params:\n  lr: {type: float, default: 0.3}\n")
+    info = recipe_info(db, "live")
+    assert info.params_from == "seedlab.yaml" and [p.name for p in info.params] == ["lr"]
+    assert json.loads(json.dumps(info.to_dict(), default=str))["params"][0]["default"] == 0.3
