@@ -236,3 +236,41 @@ def test_recipe_info_reads_the_folder_as_it_is_now(settings, db, tmp_path):
     info = recipe_info(db, "live")
     assert info.params_from == "seedlab.yaml" and [p.name for p in info.params] == ["lr"]
     assert json.loads(json.dumps(info.to_dict(), default=str))["params"][0]["default"] == 0.3
+
+
+# ---------------------------------------------------------------- the New run page
+
+
+@pytest.mark.slow
+def test_a_recipe_run_from_the_new_run_page_completes_with_its_metrics(
+    settings, db, demo_datasets, worker, tmp_path
+):
+    from tests.support.pages import button, open_page
+
+    folder = _recipe_folder(
+        tmp_path,
+        yaml_text="""
+        params:
+          lr: {type: float, default: 0.1, range: [0.0, 1.0], help: learning rate}
+          steps: {type: int, default: 3, range: [1, 100]}
+          pause: {type: float, default: 0.0}
+          ignore-stop: {type: bool, default: false}
+        """,
+    )
+    add_recipe(db, cli_actor(), folder, "toy")
+    at = open_page("views/new_run.py")
+    at.radio(key="_nr_mode").set_value("Recipe (your script)").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "parameters from seedlab.yaml" in "\n".join(c.value for c in at.caption)
+    at.number_input(key="nr_recipe_param_lr").set_value(0.3)
+    at.number_input(key="nr_recipe_param_steps").set_value(2)
+    at.selectbox(key="nr_recipe_dataset").set_value("iris")
+    button(at, "Start run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    (listed,) = run_store.list_runs(db)
+    run = _wait_final(db, listed.id)
+    assert run.status == "completed", run.error
+    assert run.source == "recipe" and run.dataset_name == "iris"
+    assert run.config["params"]["lr"] == 0.3 and run.config["params"]["steps"] == 2
+    assert _values(db, run.id, "val_loss") == pytest.approx([1.0, 0.5])
