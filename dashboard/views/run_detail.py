@@ -115,16 +115,20 @@ def _draw_curves(run_id: int, shown_status: str, task: str) -> None:
         _progress(run, data.engine_alive(db))
 
     epoch_keys = EPOCH_METRICS.get(task, [])
+    if run.source != "builtin":  # the team's own code names its metrics: draw all of them
+        skip = ("sys/", "test_")  # system metrics are drawn apart, test_ ones are results
+        epoch_keys = [k for k in sorted(run.summary) if not k.startswith(skip) and k != "lr"]
     history = metric_store.metric_history(db, [run_id], keys=[*epoch_keys, "lr"])
     if history.empty:
         st.info("No curves yet: they appear after the first epoch.", icon=":material/timeline:")
         return
-    loss_keys = [k for k in epoch_keys if k.endswith("_loss")]
+    loss_keys = [k for k in epoch_keys if k.endswith("_loss") or k == "loss"]
     quality_keys = [k for k in epoch_keys if k not in loss_keys]
     loss_col, quality_col = st.columns(2)
     with loss_col:
-        st.markdown("**Loss**")
-        st.plotly_chart(charts.metric_curves(history, loss_keys), key="curve_loss")
+        if loss_keys:  # an SDK run may log no loss at all
+            st.markdown("**Loss**")
+            st.plotly_chart(charts.metric_curves(history, loss_keys), key="curve_loss")
     with quality_col:
         if quality_keys:
             st.markdown("**" + ", ".join(metric_label(k) for k in quality_keys) + "**")
@@ -328,14 +332,17 @@ def _actions(run: RunRecord) -> None:
                         data.flash(f"The run had already finished ({status}).", "info")
                     st.rerun()
         _resume_button(run)
-        if st.button(
+        # A run logged through the SDK was trained by the team's own code: Seedlab can neither
+        # train it again nor load its model, so it offers no Clone and no Playground.
+        sdk_run = run.source == "sdk"
+        if not sdk_run and st.button(
             "Clone",
             icon=":material/content_copy:",
             help="Open New run with this run's settings.",
             disabled=not auth.can(Permission.LAUNCH),
         ):
             st.switch_page(data.NEW_RUN_PAGE, query_params={"clone": str(run.id)})
-        if run.status == "completed":
+        if run.status == "completed" and not sdk_run:
             st.page_link(
                 data.PLAYGROUND_PAGE,
                 label="Try it",
@@ -343,12 +350,13 @@ def _actions(run: RunRecord) -> None:
                 query_params={"run": str(run.id)},
                 help="Open this model in the Playground.",
             )
-        st.page_link(
-            data.DATASETS_PAGE,
-            label="Dataset",
-            icon=":material/table:",
-            query_params={"dataset": str(run.dataset_id)},
-        )
+        if run.dataset_id is not None:
+            st.page_link(
+                data.DATASETS_PAGE,
+                label="Dataset",
+                icon=":material/table:",
+                query_params={"dataset": str(run.dataset_id)},
+            )
 
 
 def _resume_button(run: RunRecord) -> None:
@@ -394,7 +402,9 @@ data.show_flash()
 
 with st.container(horizontal=True, vertical_alignment="center"):
     data.status_badge(run.status, run.verdict)
-    facts = [f"dataset {run.dataset_name}", task]
+    facts = [f"dataset {run.dataset_name}", task] if run.dataset_name else ["no dataset"]
+    if run.source == "sdk":
+        facts.append("logged by the SDK")
     if run.device:
         facts.append(f"on {run.device}")
     facts.append(f"created {data.format_time(run.created_at)}")

@@ -62,6 +62,41 @@ def create_run(
         return run_id
 
 
+def create_sdk_run(
+    db: Engine,
+    *,
+    name: str,
+    config: dict[str, Any],
+    project_id: int = DEFAULT_PROJECT_ID,
+    dataset_id: int | None = None,
+    owner: str | None = None,
+    pid: int | None = None,
+) -> int:
+    """A run that the team's own code logs through the SDK: `running` from the start (no queue,
+    no worker), source "sdk", on a Seedlab dataset or none."""
+    now = utcnow()
+    with writing(db) as conn:
+        return conn.execute(
+            insert(runs).values(
+                name=name,
+                dataset_id=dataset_id,
+                config=config,
+                status="running",
+                cancel_requested=False,
+                created_at=now,
+                started_at=now,
+                heartbeat_at=now,
+                pid=pid,
+                notes="",
+                project_id=project_id,
+                archived=False,
+                attempts=0,
+                owner=owner,
+                source="sdk",
+            )
+        ).inserted_primary_key[0]
+
+
 def claim_next_run(
     db: Engine, worker_id: str, *, devices: Iterable[str] | None = None
 ) -> int | None:

@@ -27,6 +27,7 @@ from engine.cli import (
     projects,
     recipes,
     runs,
+    sdk,
     sweeps,
     users,
 )
@@ -70,6 +71,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(models.app, name="models")
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(recipes.app, name="recipes")
+app.add_typer(sdk.app, name="sdk")
 
 
 def main() -> None:

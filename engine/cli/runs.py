@@ -184,7 +184,7 @@ def runs_list(
         metric = f"{catalog.metric_label(main_key)} {fmt(r.last(main_key))}" if main_key else ""
         duration = f"{r.duration_s:.1f}s" if r.duration_s is not None else ""
         typer.echo(
-            f"{r.id:>5}  {r.status:<10} {r.dataset_name[:16]:<16} {r.name[:34]:<34} "
+            f"{r.id:>5}  {r.status:<10} {(r.dataset_name or '-')[:16]:<16} {r.name[:34]:<34} "
             f"{metric:<22} {duration:<9} {verdicts.short_verdict(r.status, r.verdict)}"
         )
 
@@ -199,8 +199,8 @@ def runs_show(run_id: int, as_json: Annotated[bool, typer.Option("--json")] = Fa
         print_json(_run_json(run))
         return
     typer.echo(
-        f"run {run.id} {run.name!r}: {run.status} (dataset {run.dataset_name}, "
-        f"device {run.device or '-'})"
+        f"run {run.id} {run.name!r}: {run.status} (dataset {run.dataset_name or 'none'}, "
+        f"device {run.device or '-'}, source {run.source})"
     )
     if run.error:
         typer.echo(f"error: {run.error}")

@@ -5,7 +5,8 @@ beating — its worker was SIGKILLed, the machine restarted — whoever looks fi
 worker at every poll (after one heartbeat timeout), and, so that no run stays `running` when no
 worker ever comes back, every dashboard page and CLI command that shows runs (after two). A run
 with a resume checkpoint goes back to `queued` and continues from its last epoch; one without
-is `failed` with the reason.
+is `failed` with the reason. A run logged through the SDK (source "sdk") is always failed:
+nobody can re-run the notebook or script that logged it.
 """
 
 from __future__ import annotations
@@ -52,6 +53,18 @@ def settle_stale_runs(
     for run_id in run_store.stale_run_ids(
         db, heartbeat_timeout_s=timeout_s, exclude_ids=exclude_ids
     ):
+        run = run_store.get_run(db, run_id)
+        if run is not None and run.source == "sdk":
+            # Nobody can re-run a notebook or a script the engine did not start: never requeued.
+            reason = (
+                f"The process logging this run stopped sending heartbeats (none for "
+                f"{timeout_s:.0f} s): it was killed, crashed or hangs. Its metrics up to then "
+                f"are kept; run the script again to train it again."
+            )
+            if run_writes.fail_stale_run(db, run_id, heartbeat_timeout_s=timeout_s, reason=reason):
+                settled[run_id] = "failed"
+                append_log_line(settings, run_id, f"{_now_text()} {who}: {reason}")
+            continue
         epoch = saved_epoch(resume_path(settings, run_id))
         if epoch is not None:
             if run_writes.requeue_run(db, run_id, stale_after_s=timeout_s):
