@@ -28,7 +28,6 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +36,12 @@ from sqlalchemy import Engine
 from db import datasets as dataset_store
 from db import runs as run_store
 from db.records import RunRecord
-from db.writes import artifacts as artifact_writes
 from db.writes import runs as run_writes
 from engine.core.paths import PROJECT_ROOT
 from engine.core.recipe_params import script_arguments
 from engine.core.run_files import log_path, tail
 from engine.core.settings import Settings
+from engine.execution.sdk_drain import SpoolDrain
 
 log = logging.getLogger("seedlab.runner")
 
@@ -51,71 +50,6 @@ DRAIN_S = 0.5  # how often the spool is drained and the heartbeat beaten (and ca
 STOP_GRACE_S = 2.0  # after the stop file, before SIGTERM
 TERM_GRACE_S = 1.5  # after SIGTERM, before SIGKILL
 SNAPSHOT_WAIT_S = 5.0  # the submitter moves the snapshot in just after queueing the run
-
-
-@dataclass
-class SpoolDrain:
-    """Moves the SDK's spool lines (SDK-PROTOCOL.md) into the database, from where it left off.
-
-    Kept to what a recipe run needs (metrics, summary, artifacts, finish); the `sdk` helper's
-    engine/execution/sdk_drain.py is the full drain and replaces this once merged.
-    """
-
-    path: Path
-    offset: int = 0
-    next_step: dict[str, int] = field(default_factory=dict)
-    finish: dict[str, Any] | None = None
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
-
-    def read(self) -> list[tuple[str, int, float, float]]:
-        """Points from complete new lines (a half-written last line waits for the next read)."""
-        try:
-            with self.path.open("rb") as fh:
-                fh.seek(self.offset)
-                chunk = fh.read()
-        except FileNotFoundError:
-            return []
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
-        points: list[tuple[str, int, float, float]] = []
-        for raw in chunk[: end + 1].splitlines():
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                log.warning("spool: skipped a line that is not JSON: %r", raw[:200])
-                continue
-            if not isinstance(line, dict):
-                continue
-            kind = line.get("type")
-            now = float(line.get("time") or time.time())
-            if kind == "metrics":
-                points += self._points(line.get("values") or {}, line.get("step"), now)
-            elif kind == "summary":
-                # Shown as the run's result: the values at the run's last step.
-                last = max(self.next_step.values(), default=1) - 1
-                points += self._points(line.get("values") or {}, max(last, 0), now, advance=False)
-            elif kind == "artifact":
-                self.artifacts.append(line)
-            elif kind == "finish":
-                self.finish = line
-        return points
-
-    def _points(
-        self, values: dict, step: Any, now: float, *, advance: bool = True
-    ) -> list[tuple[str, int, float, float]]:  # noqa: ANN401
-        out = []
-        for key, value in values.items():
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                continue
-            at = int(step) if isinstance(step, int | float) else self.next_step.get(key, 0)
-            if advance:
-                self.next_step[key] = max(self.next_step.get(key, 0), at + 1)
-            out.append((str(key), at, number, now))
-        return out
 
 
 class _Stop(Exception):
@@ -178,19 +112,13 @@ def _stop_process(process: subprocess.Popen, grace_s: float = TERM_GRACE_S) -> N
 
 
 def _flush(db: Engine, run_id: int, drain: SpoolDrain) -> bool:
-    cancelled = run_writes.record_progress(db, run_id, drain.read())
-    for item in drain.artifacts:
-        name = str(item.get("name") or "")
-        if name:
-            artifact_writes.add_artifact(
-                db,
-                run_id,
-                kind="artifact",
-                path=f"artifacts/{name}",
-                size_bytes=int(item.get("bytes") or 0),
-                sha256="",
-            )
-    drain.artifacts.clear()
+    """Drain what the script spooled; beat the heartbeat even when it wrote nothing (a script
+    may load data silently for minutes and must not look dead). True: a cancel is requested."""
+    read = drain.lines_read
+    drain.pump()
+    cancelled = drain.cancel_requested
+    if drain.lines_read == read:
+        cancelled = run_writes.record_progress(db, run_id, []) or cancelled
     return cancelled
 
 
@@ -212,7 +140,9 @@ def execute_recipe(settings: Settings, db: Engine, run: RunRecord) -> str:
     stop_file = run_dir / "stop"
     stop_file.unlink(missing_ok=True)  # a cancel of an earlier attempt is not this one's
     spool = run_dir / f"spool-{run.attempts}.jsonl"
-    drain = SpoolDrain(spool)
+    # The SDK helper's drain (engine/execution/sdk_drain.py); the status is settled here, from
+    # its `finish` line, a cancel or the exit code.
+    drain = SpoolDrain(settings, db, run_id, spool, stop_file=stop_file, apply_finish=False)
     command = _command(run)
     log.info("recipe %s: %s (in %s)", run.config.get("recipe"), " ".join(command), code)
     worker_pid = os.environ.get("SEEDLAB_WORKER_PID", "")
@@ -261,7 +191,17 @@ def execute_recipe(settings: Settings, db: Engine, run: RunRecord) -> str:
                     log.info("cancel requested: stop file created, SIGTERM in %.0f s", STOP_GRACE_S)
                 last_drain = now
             if code_now is not None:
+                while True:  # a backlog is drained in bounded reads: take all of it
+                    offset = drain.offset
+                    drain.pump()
+                    if drain.offset == offset:
+                        break
                 break
+            if drain.run_gone:  # deleted, or settled by someone else: nothing to run it for
+                log.info("the run ended outside this runner; stopping its script")
+                _stop_process(process)
+                gone = run_store.get_run(db, run_id)
+                return gone.status if gone is not None else "deleted"
             if cancel_at is not None and not termed and now - cancel_at >= STOP_GRACE_S:
                 termed = True
                 log.info("the script did not stop on its own; terminating it")
@@ -298,9 +238,7 @@ def _settle(
     cancelled: bool,
 ) -> str:
     """The final status: the SDK's word first, then a cancel, then the exit code."""
-    finish = drain.finish or {}
-    status = finish.get("status")
-    error = finish.get("error")
+    status, error = drain.status, drain.error
     if status not in ("completed", "failed", "cancelled"):
         if cancelled:
             status, error = "cancelled", None
