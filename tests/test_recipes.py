@@ -157,7 +157,7 @@ def test_cli_recipe_run_completes_with_its_metrics_and_clone_runs_its_snapshot(
     assert run.summary["test_score"]["last"] == pytest.approx(0.8)
     log = (settings.run_dir(run_id) / "run.log").read_text()
     assert 'params {"lr": 0.2, "steps": 4, "pause": 0.0, "ignore-stop": false}' in log
-    assert f"dataset {settings.home}/datasets" in log
+    assert f"dataset {settings.home}/datasets" in log and "data.parquet" in log
 
     # Edit the recipe after run 1: the clone still runs run 1's code (version 1), a new run
     # of the recipe runs the edited one (version 2).

@@ -236,6 +236,9 @@ def runs_resume(run_id: int) -> None:
 
     settings, db = ready()
     epoch = resume(settings, db, actor(), run_id)
+    if _get_run(db, run_id).source == "recipe":
+        typer.echo(f"Run {run_id} queued; its script starts again with SEEDLAB_RESUMED=1.")
+        return
     typer.echo(f"Run {run_id} queued; it resumes after epoch {epoch}.")
 
 

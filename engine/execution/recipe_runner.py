@@ -56,11 +56,20 @@ class _Stop(Exception):
     """The engine is stopping (SIGTERM) or the worker is gone: requeue the run."""
 
 
-def _dataset_path(settings: Settings, db: Engine, run: RunRecord) -> str | None:
+def _dataset_env(settings: Settings, db: Engine, run: RunRecord) -> dict[str, str]:
+    """SEEDLAB_DATASET_PATH: a table's Parquet file (what `pd.read_parquet` takes), else the
+    dataset's folder (images, text); SEEDLAB_DATASET_TARGET: the column Seedlab would predict."""
     if run.dataset_id is None:
-        return None
+        return {}
     dataset = dataset_store.get_dataset(db, run.dataset_id)
-    return str(settings.resolve(dataset.path)) if dataset is not None else None
+    if dataset is None:
+        return {}
+    folder = settings.resolve(dataset.path)
+    table = folder / "data.parquet"
+    return {
+        "SEEDLAB_DATASET_PATH": str(table if table.is_file() else folder),
+        "SEEDLAB_DATASET_TARGET": dataset.target,
+    }
 
 
 def recipe_env(settings: Settings, db: Engine, run: RunRecord, spool: Path) -> dict[str, str]:
@@ -80,11 +89,9 @@ def recipe_env(settings: Settings, db: Engine, run: RunRecord, spool: Path) -> d
     env["SEEDLAB_CHECKPOINT_DIR"] = str(run_dir / "checkpoints")
     env["SEEDLAB_RESUMED"] = "1" if run.attempts else "0"
     env["SEEDLAB_PARAMS"] = json.dumps(run.config.get("params") or {})
-    dataset = _dataset_path(settings, db, run)
-    if dataset:
-        env["SEEDLAB_DATASET_PATH"] = dataset
-    else:
-        env.pop("SEEDLAB_DATASET_PATH", None)
+    env.pop("SEEDLAB_DATASET_PATH", None)
+    env.pop("SEEDLAB_DATASET_TARGET", None)
+    env.update(_dataset_env(settings, db, run))
     return env
 
 
