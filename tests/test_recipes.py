@@ -274,3 +274,73 @@ def test_a_recipe_run_from_the_new_run_page_completes_with_its_metrics(
     assert run.source == "recipe" and run.dataset_name == "iris"
     assert run.config["params"]["lr"] == 0.3 and run.config["params"]["steps"] == 2
     assert _values(db, run.id, "val_loss") == pytest.approx([1.0, 0.5])
+
+
+# ---------------------------------------------------------------- examples/, with the real SDK
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.slow
+def test_the_pytorch_example_trains_logs_resumes_and_keeps_its_model(
+    settings, db, demo_datasets, worker
+):
+    add_recipe(db, cli_actor(), EXAMPLES / "pytorch_recipe", "residual-mlp")
+    info = recipe_info(db, "residual-mlp")
+    assert info.params_from == "seedlab.yaml"
+    assert {p.name for p in info.params} >= {"lr", "epochs", "hidden", "blocks", "activation"}
+    run_id = submit_recipe_run(
+        settings, db, cli_actor(), "residual-mlp", {"epochs": 400, "lr": 0.01}, dataset="iris"
+    )
+    wait_until(lambda: len(_values(db, run_id, "val_accuracy")) >= 3, what="3 epochs logged")
+    assert seedlab_in_process("runs", "cancel", str(run_id)).returncode == 0
+    assert _wait_final(db, run_id, timeout=30).status == "cancelled"
+    done = len(_values(db, run_id, "val_accuracy"))
+    assert (settings.run_dir(run_id) / "checkpoints" / "last.pt").is_file()
+
+    # Resume: the same run, the script told SEEDLAB_RESUMED=1, its checkpoint folder kept.
+    resumed = seedlab_in_process("runs", "resume", str(run_id))
+    assert "starts again with SEEDLAB_RESUMED=1" in resumed.stdout, resumed.stderr
+    wait_until(
+        lambda: "resumed after epoch" in (settings.run_dir(run_id) / "run.log").read_text(),
+        timeout=90,
+        what="the script to resume from its checkpoint",
+    )
+    assert seedlab_in_process("runs", "cancel", str(run_id)).returncode == 0
+    run = _wait_final(db, run_id, timeout=30)
+    assert run.status == "cancelled" and run.attempts == 1
+    steps = metric_store.metric_history(db, [run_id], ["val_accuracy"])["step"].tolist()
+    assert len(steps) >= done and steps == sorted(set(steps))  # went on, no step repeated
+    assert (settings.run_dir(run_id) / "artifacts" / "model.pt").is_file()
+
+
+@pytest.mark.slow
+def test_the_sklearn_example_runs_from_the_cli_and_a_cli_sweep_searches_it(
+    settings, db, demo_datasets, worker
+):
+    from db import sweeps as sweep_store
+
+    add = seedlab_in_process("recipes", "add", str(EXAMPLES / "sklearn_recipe"), "--name", "gbm")
+    assert "parameters (from argparse)" in add.stdout, add.stderr
+    assert "--max_depth (int one of 1, 2, 3, 4, 5, 6) = 3" in add.stdout
+    out = seedlab_in_process(
+        "runs", "submit", "--recipe", "gbm", "--set", "n_estimators=20", "--dataset", "iris"
+    )
+    run = _wait_final(db, int(out.stdout))
+    assert run.status == "completed", run.error
+    assert run.summary["test_accuracy"]["last"] > 0.8
+    assert len(_values(db, run.id, "val_accuracy")) == 3  # stages 0, 10 and 19
+
+    sweep = seedlab_in_process(
+        "sweeps", "submit", "--recipe", "gbm", "--param", "max_depth=1,3",
+        "--set", "n_estimators=20", "--sampler", "grid", "--pruner", "none",
+        "--objective", "val_accuracy",
+    )  # fmt: skip
+    assert sweep.returncode == 0, sweep.stderr
+    record = wait_until(
+        lambda: (s := sweep_store.get_sweep(db, int(sweep.stdout))) and s.status != "running" and s,
+        timeout=180,
+        what="the sklearn sweep to end",
+    )
+    assert record.status == "completed" and record.direction == "maximize"
+    assert record.best_run_id is not None and record.dataset_id is None
