@@ -344,3 +344,37 @@ def test_the_sklearn_example_runs_from_the_cli_and_a_cli_sweep_searches_it(
     )
     assert record.status == "completed" and record.direction == "maximize"
     assert record.best_run_id is not None and record.dataset_id is None
+
+
+def test_every_page_shows_recipe_runs_and_sweeps(settings, db, demo_datasets, tmp_path):
+    """Pages with a finished recipe run (its metrics written as the runner writes them) and a
+    recipe sweep: nothing assumes a built-in config, and the Run page offers Resume, not the
+    Playground."""
+    from db.writes import runs as run_writes
+    from engine.services.sweeps import submit_recipe_sweep
+    from tests.support.pages import go, open_page, texts
+
+    add_recipe(db, cli_actor(), _recipe_folder(tmp_path), "toy")
+    run_id = submit_recipe_run(settings, db, cli_actor(), "toy", {"lr": 0.2}, dataset="iris")
+    run_writes.claim_next_run(db, "w")
+    run_writes.record_progress(
+        db, run_id, [("val_loss", s, 1 / (s + 1), time.time()) for s in range(3)]
+    )
+    run_writes.finish_run(db, run_id, "cancelled")
+    submit_recipe_sweep(settings, db, "toy", {"space": {"lr": [0.1, 0.2]}}, owner="cli:x")
+
+    at = open_page("views/run_detail.py", run=str(run_id))
+    page = texts(at.markdown) + texts(at.caption)
+    assert "recipe toy" in page
+    assert [b for b in at.button if b.label == "Resume"]
+    assert not [p for p in at.get("page_link") if "Try it" in str(p.proto.label)]
+    for view, query in [
+        ("views/runs.py", {}),
+        ("views/compare.py", {"runs": str(run_id)}),
+        ("views/sweeps.py", {}),
+        ("views/home.py", {}),
+        ("views/engine.py", {}),
+        ("views/new_run.py", {"clone": str(run_id)}),
+    ]:
+        go(at, view, **query)
+    assert "Run #1's own code, as it ran then." in texts(at.caption)
