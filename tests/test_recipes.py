@@ -25,6 +25,7 @@ from engine.services.permissions import Actor, PermissionDenied, cli_actor
 from engine.services.recipes import add_recipe, recipe_info, submit_recipe_run
 from tests.support.commands import seedlab_in_process
 from tests.support.waiting import wait_until
+from tests.test_ray_executor import ray_address  # noqa: F401 - its module-scoped Ray cluster
 
 # The protocol's spool writer, in the script's own few lines (what `import seedlab` does, less
 # the batching thread): one JSON object a line, appended to SEEDLAB_SPOOL.
@@ -378,3 +379,35 @@ def test_every_page_shows_recipe_runs_and_sweeps(settings, db, demo_datasets, tm
     ]:
         go(at, view, **query)
     assert "Run #1's own code, as it ran then." in texts(at.caption)
+
+
+# ---------------------------------------------------------------- on the Ray executor
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_recipe_run_completes_and_cancels_on_the_ray_executor(
+    settings,
+    db,
+    ray_address,  # noqa: F811 - the fixture imported above
+    tmp_path,
+):
+    from tests.support.engine import start_worker, stop_worker
+
+    add_recipe(db, cli_actor(), _recipe_folder(tmp_path), "toy")
+    worker = start_worker("--executor", "ray", "--address", ray_address)
+    try:
+        done = submit_recipe_run(settings, db, cli_actor(), "toy", {"steps": 3})
+        run = _wait_final(db, done, timeout=180)
+        assert run.status == "completed", run.error
+        assert run.device.startswith("ray ")
+        expected = [0.04 + 1 / (s + 1) for s in range(3)]
+        assert _values(db, done, "val_loss") == pytest.approx(expected)
+        slow = submit_recipe_run(settings, db, cli_actor(), "toy", {"steps": 10_000, "pause": 0.05})
+        wait_until(lambda: _values(db, slow, "val_loss"), timeout=120, what="a point on Ray")
+        started = time.monotonic()
+        assert seedlab_in_process("runs", "cancel", str(slow)).returncode == 0
+        assert _wait_final(db, slow, timeout=30).status == "cancelled"
+        assert time.monotonic() - started < 5
+    finally:
+        stop_worker(worker)
