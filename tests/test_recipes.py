@@ -1,10 +1,10 @@
 """Script runs ("recipes", issue 19): register a team's own script, launch it from the CLI and
 the New run page, cancel it, sweep over its parameters, and clone the code a run ran.
 
-The scripts here write the spool lines of SDK-PROTOCOL.md themselves (a dozen lines of
-standard library), so these tests hold the engine's side to the protocol whatever the SDK
-client does; examples/ shows the same scripts with `import seedlab`. Real SQLite, a real
-worker subprocess, real script subprocesses.
+The scripts here write the SDK protocol's spool lines (seedlab/_sinks.py) themselves (a
+dozen lines of standard library), so these tests hold the engine's side to the protocol
+whatever the SDK client does; examples/ (tested at the end) uses `import seedlab`. Real SQLite, a
+real worker subprocess, real script subprocesses.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from db.models import FINISHED_STATUSES
 from engine.core.errors import ConfigError
 from engine.core.recipe_params import params_from_argparse, params_from_yaml, resolve_values
 from engine.services.permissions import Actor, PermissionDenied, cli_actor
-from engine.services.recipes import add_recipe, recipe_info, submit_recipe_run
+from engine.services.recipes import RecipeError, add_recipe, recipe_info, submit_recipe_run
 from tests.support.commands import seedlab_in_process
 from tests.support.waiting import wait_until
-from tests.test_ray_executor import ray_address  # noqa: F401 - its module-scoped Ray cluster
 
 # The protocol's spool writer, in the script's own few lines (what `import seedlab` does, less
 # the batching thread): one JSON object a line, appended to SEEDLAB_SPOOL.
@@ -117,6 +116,12 @@ def test_seedlab_yaml_wins_and_values_are_checked(tmp_path):
         resolve_values(params, {"opt": "rmsprop"})
     with pytest.raises(ConfigError, match="Unknown recipe parameter 'lrr'; its parameters are"):
         resolve_values(params, {"lrr": 1})
+
+
+def test_a_folder_holding_the_seedlab_home_is_refused(settings, db):
+    (settings.home.parent / "train.py").write_text(TRAIN)
+    with pytest.raises(RecipeError, match="holds Seedlab's home"):
+        add_recipe(db, cli_actor(), settings.home.parent, "everything")
 
 
 def test_only_an_admin_adds_or_removes_a_recipe(settings, db, tmp_path):
@@ -379,35 +384,3 @@ def test_every_page_shows_recipe_runs_and_sweeps(settings, db, demo_datasets, tm
     ]:
         go(at, view, **query)
     assert "Run #1's own code, as it ran then." in texts(at.caption)
-
-
-# ---------------------------------------------------------------- on the Ray executor
-
-
-@pytest.mark.ray
-@pytest.mark.slow
-def test_a_recipe_run_completes_and_cancels_on_the_ray_executor(
-    settings,
-    db,
-    ray_address,  # noqa: F811 - the fixture imported above
-    tmp_path,
-):
-    from tests.support.engine import start_worker, stop_worker
-
-    add_recipe(db, cli_actor(), _recipe_folder(tmp_path), "toy")
-    worker = start_worker("--executor", "ray", "--address", ray_address)
-    try:
-        done = submit_recipe_run(settings, db, cli_actor(), "toy", {"steps": 3})
-        run = _wait_final(db, done, timeout=180)
-        assert run.status == "completed", run.error
-        assert run.device.startswith("ray ")
-        expected = [0.04 + 1 / (s + 1) for s in range(3)]
-        assert _values(db, done, "val_loss") == pytest.approx(expected)
-        slow = submit_recipe_run(settings, db, cli_actor(), "toy", {"steps": 10_000, "pause": 0.05})
-        wait_until(lambda: _values(db, slow, "val_loss"), timeout=120, what="a point on Ray")
-        started = time.monotonic()
-        assert seedlab_in_process("runs", "cancel", str(slow)).returncode == 0
-        assert _wait_final(db, slow, timeout=30).status == "cancelled"
-        assert time.monotonic() - started < 5
-    finally:
-        stop_worker(worker)

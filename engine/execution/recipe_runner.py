@@ -3,7 +3,7 @@
 `runner.execute` hands a run whose source is "recipe" here, on the local executor and on Ray
 alike (ray_task.py calls the same `execute`). The script runs from the run's code snapshot
 (`runs/<id>/code`, engine/services/recipes.py) with its recipe's Python, its parameters as
-`--name value`, and the environment of SDK-PROTOCOL (SEEDLAB_RUN_ID, SEEDLAB_SPOOL, …), so
+`--name value`, and the environment the SDK reads (SEEDLAB_RUN_ID, SEEDLAB_SPOOL, …), so
 `seedlab.init()` inside it attaches to this run. Its stdout and stderr are this process's, which
 the executor already points at the run's log.
 

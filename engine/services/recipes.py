@@ -121,6 +121,12 @@ def add_recipe(
         target, entry = target.parent, entry or target.name
     if not target.is_dir():
         raise RecipeError(f"No folder {target}; give the folder that holds the training script.")
+    home = Settings.from_env().home
+    if home.resolve().is_relative_to(target):
+        # Every run copies the recipe folder into the home: it would copy itself forever.
+        raise RecipeError(
+            f"{target} holds Seedlab's home ({home}); register the folder of the code only."
+        )
     entry = _choose_entry(target, entry)
     script = (target / entry).resolve()
     if not script.is_file() or not script.is_relative_to(target):
