@@ -367,7 +367,9 @@ def test_every_page_shows_recipe_runs_and_sweeps(settings, db, demo_datasets, tm
         db, run_id, [("val_loss", s, 1 / (s + 1), time.time()) for s in range(3)]
     )
     run_writes.finish_run(db, run_id, "cancelled")
-    submit_recipe_sweep(settings, db, "toy", {"space": {"lr": [0.1, 0.2]}}, owner="cli:x")
+    sweep_id = submit_recipe_sweep(
+        settings, db, "toy", {"space": {"lr": [0.1, 0.2]}}, owner="cli:x"
+    )
 
     at = open_page("views/run_detail.py", run=str(run_id))
     page = texts(at.markdown) + texts(at.caption)
@@ -378,9 +380,12 @@ def test_every_page_shows_recipe_runs_and_sweeps(settings, db, demo_datasets, tm
         ("views/runs.py", {}),
         ("views/compare.py", {"runs": str(run_id)}),
         ("views/sweeps.py", {}),
+        ("views/sweeps.py", {"sweep": str(sweep_id)}),
         ("views/home.py", {}),
         ("views/engine.py", {}),
         ("views/new_run.py", {"clone": str(run_id)}),
     ]:
         go(at, view, **query)
+        if query.get("sweep"):
+            assert "recipe toy" in texts(at.markdown)
     assert "Run #1's own code, as it ran then." in texts(at.caption)
