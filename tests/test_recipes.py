@@ -98,6 +98,8 @@ def test_argparse_options_are_read_without_running_the_script(tmp_path):
     assert params["lr"].help == "learning rate"
     assert params["steps"].type == "int" and params["steps"].default == 5
     assert params["ignore-stop"].type == "bool" and params["ignore-stop"].default is False
+    flags = params_from_argparse("p.add_argument('--no-aug', action='store_false', dest='aug')")
+    assert flags[0].name == "no-aug" and flags[0].default is False  # passed only when chosen
 
 
 def test_seedlab_yaml_wins_and_values_are_checked(tmp_path):

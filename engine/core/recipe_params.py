@@ -18,7 +18,8 @@ seedlab.yaml (beside the entry point):
       augment: {type: bool, default: false}
 
 A bool parameter is passed as a bare `--name` when true and left out when false (the argparse
-`store_true` convention); every other one as `--name value`.
+`store_true` convention); an argparse `store_false` flag is a bool parameter too, false unless
+chosen (choosing it passes the flag). Every other one is passed as `--name value`.
 """
 
 from __future__ import annotations
@@ -146,7 +147,9 @@ def params_from_argparse(source: str) -> list[RecipeParam]:
         type_node = keywords.get("type")
         type_name = type_node.id if isinstance(type_node, ast.Name) else None
         if action in ("store_true", "store_false"):
-            kind, default = "bool", (action == "store_false") if default is None else default
+            # A flag: the parameter says whether to pass it (for store_false, passing it turns
+            # the script's value off), so it starts false whatever the script's own default.
+            kind, default = "bool", False
         elif type_name in ("int", "float"):
             kind = type_name
         elif type_name is None and isinstance(default, bool):
