@@ -265,3 +265,49 @@ def _settle(
     run_writes.finish_run(db, run_id, status, error)
     log.info("recipe run %s %s (exit code %s)", run_id, status, returncode)
     return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m engine.execution.recipe_runner RUN_ID`: what the local worker starts for a
+    recipe run (runner.py's `execute` hands it here too, on Ray), without importing torch."""
+    import sys
+
+    from db.session import get_db
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].isdigit():
+        print("usage: python -m engine.execution.recipe_runner RUN_ID", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    settings = Settings.from_env()
+    db = get_db(settings)
+    run = run_store.get_run(db, int(args[0]))
+    if run is None or run.status != "running" or run.source != "recipe":
+        print(f"run {args[0]} is not a running recipe run; nothing to do", file=sys.stderr)
+        return 1
+    try:
+        status = execute_recipe(settings, db, run)
+    finally:
+        path = log_path(settings, run.id)
+        if path.exists():
+            sys.stdout.flush()
+            _record_log(db, run.id, path)
+    return 0 if status in ("completed", "cancelled", "queued") else 1
+
+
+def _record_log(db: Engine, run_id: int, path: Path) -> None:
+    """The run's log as an artifact, as runner.py records a built-in run's."""
+    import hashlib
+
+    from db.writes import artifacts as artifact_writes
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    artifact_writes.add_artifact(
+        db, run_id, kind="log", path=path.name, size_bytes=path.stat().st_size, sha256=digest
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
