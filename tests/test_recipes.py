@@ -391,3 +391,51 @@ def test_every_page_shows_recipe_runs_and_sweeps(settings, db, demo_datasets, tm
         if query.get("sweep"):
             assert "recipe toy" in texts(at.markdown)
     assert "Run #1's own code, as it ran then." in texts(at.caption)
+
+
+@pytest.mark.slow
+def test_an_engine_shutdown_requeues_a_recipe_run_and_the_next_engine_resumes_it(
+    settings, db, tmp_path
+):
+    from tests.support.engine import start_worker, stop_worker
+
+    add_recipe(db, cli_actor(), _recipe_folder(tmp_path), "long")
+    worker = start_worker()
+    run_id = submit_recipe_run(settings, db, cli_actor(), "long", {"steps": 40, "pause": 0.1})
+    try:
+        wait_until(lambda: _values(db, run_id, "val_loss"), timeout=60, what="a first point")
+    finally:
+        stop_worker(worker)
+    run = run_store.get_run(db, run_id)
+    assert run.status == "queued" and run.attempts == 1
+    worker = start_worker()
+    try:
+        run = _wait_final(db, run_id)
+    finally:
+        stop_worker(worker)
+    assert run.status == "completed", run.error
+    log = (settings.run_dir(run_id) / "run.log").read_text()
+    assert "resumed 0" in log and "resumed 1" in log  # SEEDLAB_RESUMED on each attempt
+
+
+@pytest.mark.slow
+def test_the_notebook_snippet_logs_a_run_of_its_own(settings, db):
+    import subprocess
+    import sys
+
+    from tests.support.commands import child_env
+
+    env = {**child_env(), "SEEDLAB_SERVER": f"{sys.executable} -m engine.cli.main"}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "notebook_snippet.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    (run,) = run_store.list_runs(db)
+    assert done.stdout.strip() == f"logged run {run.id}"
+    assert run.status == "completed" and run.source == "sdk" and run.name == "quick-try"
+    assert len(_values(db, run.id, "train_loss")) == 200
+    assert "test_accuracy" in run.summary
