@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -197,12 +198,20 @@ def _local(init: dict[str, Any]) -> Connection:
         shutil.rmtree(folder, ignore_errors=True)
         raise
 
+    done_file = Path(f"{spool}.done")
+
     def wait_for_drain() -> None:
-        try:
-            proc.wait(timeout=DRAIN_FINISH_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            # It goes on writing in the background; the run shows `running` until it is done.
-            return
+        # The drain leaves `<spool>.done` once the run's end is in the database, then exits;
+        # its exit (an interpreter's teardown) need not be waited for.
+        deadline = time.monotonic() + DRAIN_FINISH_TIMEOUT_S
+        while not done_file.exists() and proc.poll() is None:
+            if time.monotonic() > deadline:
+                # It goes on writing in the background; the run shows `running` until done.
+                return
+            time.sleep(0.005)
+        done_file.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the drain may not have emptied it yet
+            folder.rmdir()
 
     return Connection(
         run_id=int(reply["run_id"]),

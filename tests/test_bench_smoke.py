@@ -61,6 +61,10 @@ def test_bench_concurrency_quick_runs_and_reports_no_errors() -> None:
     [
         ("bench/bench_images.py", r"cached load is \d+× faster than decoding"),
         ("bench/bench_engine.py", r"Seedlab engine train\(\)(.|\n)*cancel → cancelled .*: median"),
+        (
+            "bench/bench_sdk.py",
+            r"\| Seedlab SDK run\.log, 10 key\(s\) a call, step=s \| 2,000 \| [\d,]+ \|",
+        ),
     ],
 )
 def test_other_benchmarks_quick_run_and_report(script: str, expect: str) -> None:

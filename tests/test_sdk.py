@@ -352,6 +352,34 @@ def test_a_silent_sdk_run_is_failed_by_recovery_and_never_requeued(
     assert "stopped sending heartbeats" in (record.error or "")
 
 
+def test_code_without_a_with_block_still_ends_its_run_right(
+    settings: Settings, db: Engine, tmp_path: Path
+):
+    # An uncaught exception fails the open run (sys.excepthook); a plain end completes it.
+    outcomes = {}
+    for name, tail in (("crashes", "raise KeyError('label')"), ("ends", "pass")):
+        run_id = run_writes.create_sdk_run(db, name=name, config={})
+        spool = tmp_path / f"{name}.jsonl"
+        script = _script(
+            tmp_path,
+            f"""
+            import seedlab
+
+            seedlab.init()
+            seedlab.log({{"loss": 1.0}})
+            {tail}
+            """,
+        )
+        env = _env(SEEDLAB_RUN_ID=str(run_id), SEEDLAB_SPOOL=str(spool))
+        subprocess.run([sys.executable, str(script)], env=env, capture_output=True, timeout=60)
+        outcomes[name] = sdk_drain.drain_until_done(settings, db, run_id, spool)
+        assert _points(db, run_id, "loss") == {0: 1.0}
+        if name == "crashes":
+            record = run_store.get_run(db, run_id)
+            assert record is not None and record.error == "KeyError: 'label'"
+    assert outcomes == {"crashes": "failed", "ends": "completed"}
+
+
 # -- pages with a run on no dataset --------------------------------------------------------------
 
 

@@ -4,7 +4,8 @@ The SDK (`seedlab.init()` with SEEDLAB_HOME / SEEDLAB_DB_URL and no engine) writ
 `init` line, then starts this command with the server's Python. It creates the run, prints one
 JSON line on stdout for the SDK — {"run_id", "run_dir", "checkpoint_dir", "stop_file"}, or
 {"error"} — and drains the spool until the SDK writes `finish` or its process is gone
-(engine/execution/sdk_drain.py).
+(engine/execution/sdk_drain.py); then it leaves `<spool>.done`, which the SDK's finish() waits
+for.
 """
 
 from __future__ import annotations
@@ -60,9 +61,15 @@ def drain(
         alive=None if pid is None else sdk_drain.process_alive(pid),
         stop_file=run.stop_file,
     )
+    done = Path(f"{spool}.done")  # the SDK's finish() waits for it, then removes it
+    done.touch()
     if remove_when_done and status is not None:
-        # Only what the SDK put in its own temporary folder, then the folder if that emptied it.
-        for name in (spool.name, sdk_drain.DRAIN_LOG_NAME):
+        # Only what the SDK put in its own temporary folder, then the folder if that emptied it
+        # (a live SDK removes the done file and the folder itself, once it has seen it).
+        names = [spool.name, sdk_drain.DRAIN_LOG_NAME]
+        if pid is not None and not sdk_drain.process_alive(pid)():
+            names.append(done.name)
+        for name in names:
             (spool.parent / name).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             spool.parent.rmdir()

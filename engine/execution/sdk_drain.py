@@ -31,7 +31,8 @@ What a line becomes
 - `metrics`: points in the `metrics` table, run summaries folded in (db/writes/metrics.py).
   **Repeated steps: the last value wins.** The table's key is (run, key, step), as for the
   engine's own runs, so a step logged twice keeps its latest value (MLflow would keep both).
-  A line without a step gets the key's next step (one past the highest seen by this drain).
+  A line without a step gets the key's next step (one past its highest so far, in the database
+  or in this spool).
   Values that are not numbers are left out; NaN is stored as NULL, as for built-in runs.
 - `summary`: each value becomes the key's point one step past its last one (step 0 for a key
   never logged), so it is the run's latest value of that key — the result the run table,
@@ -56,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from db import runs as run_store
 from db.datasets import get_dataset_by_name
@@ -93,7 +95,10 @@ def _number(value: Any) -> float | None:  # noqa: ANN401 - whatever JSON held
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int past a float's range
+            return None
     return None
 
 
@@ -127,23 +132,44 @@ class SpoolDrain:
         self.lines_read = 0
         self.points_written = 0
         self._offset = 0
-        self._next_step: dict[str, int] = {}
+        # A resumed run goes on from its points: a key logged without a step continues after
+        # its highest step so far, rather than overwriting step 0.
+        record = run_store.get_run(db, run_id)
+        self._next_step: dict[str, int] = (
+            {} if record is None else {k: int(v["step"]) + 1 for k, v in record.summary.items()}
+        )
         self._last_check = 0.0
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _read_lines(self) -> list[bytes]:
+    def _read_lines(self) -> tuple[list[bytes], int]:
+        """The complete lines after the offset, and the offset past them."""
         try:
             with self.spool_path.open("rb") as fh:
                 fh.seek(self._offset)
                 data = fh.read(MAX_READ_BYTES)
         except FileNotFoundError:
-            return []
+            return [], self._offset
         end = data.rfind(b"\n")
         if end < 0:  # nothing, or a line still being written: wait for its newline
+            return [], self._offset
+        return data[: end + 1].splitlines(), self._offset + end + 1
+
+    def _parse(self, lines: list[bytes]) -> list[Any]:
+        if not lines:
             return []
-        self._offset += end + 1
-        return data[: end + 1].splitlines()
+        try:  # one call for the whole batch: a json.loads per line costs about twice as much
+            return json.loads(b"[" + b",".join(lines) + b"]")
+        except ValueError:
+            pass
+        parsed = []
+        for raw in lines:  # a bad line (or a blank one) somewhere: skip it, keep the rest
+            try:
+                parsed.append(json.loads(raw))
+            except ValueError:
+                if raw.strip():
+                    log.warning("run %s: spool line not JSON, skipped: %.200r", self.run_id, raw)
+        return parsed
 
     def _step_for(self, key: str, step: Any) -> int:  # noqa: ANN401 - JSON
         if isinstance(step, int) and not isinstance(step, bool):
@@ -165,17 +191,13 @@ class SpoolDrain:
         """Write what is new in the spool; True once the run's `finish` line is written."""
         if self.finished or self.run_gone:
             return self.finished
-        lines = self._read_lines()
+        lines, next_offset = self._read_lines()
+        steps_before = dict(self._next_step)
         points: list[tuple[str, int, float, float]] = []
         artifacts: list[dict[str, Any]] = []
         finish: dict[str, Any] | None = None
         now = time.time()
-        for raw in lines:
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                log.warning("run %s: spool line not JSON, skipped: %.200r", self.run_id, raw)
-                continue
+        for line in self._parse(lines):
             if not isinstance(line, dict):
                 continue
             self.lines_read += 1
@@ -207,7 +229,13 @@ class SpoolDrain:
             # heartbeat, and types this drain does not know: a sign of life, nothing to store
         if lines:
             # Every batch, even one with only a heartbeat, beats the run and reads the cancel flag.
-            cancel = run_writes.record_progress(self.db, self.run_id, points)
+            try:
+                cancel = run_writes.record_progress(self.db, self.run_id, points)
+            except Exception:
+                # Nothing of the batch is written (one transaction): read it again next time.
+                self._next_step = steps_before
+                raise
+            self._offset = next_offset
             self.points_written += len(points)
             self._note_cancel(cancel)
             self._last_check = time.monotonic()
@@ -297,8 +325,17 @@ def drain_until_done(
         apply_finish=apply_finish,
     )
     while True:
-        if drain.pump():
-            return drain.status
+        try:
+            if drain.pump():
+                return drain.status
+        except OperationalError as exc:  # the database busy or away for a moment: try again
+            log.warning("run %s: writing its spool failed (%s); retrying", run_id, exc)
+            time.sleep(max(poll_s, 1.0))
+            continue
+        except DBAPIError:
+            if run_store.get_run(db, run_id) is None:
+                return None  # deleted while it logged: nothing left to write into
+            raise
         if drain.run_gone:
             return None
         if alive is not None and not alive():
