@@ -227,6 +227,8 @@ def test_a_sweep_over_a_recipe_finds_the_best_trial(settings, db, worker, tmp_pa
         base={"steps": 3},
         owner="cli:test",
     )
+    # Edited once the sweep began: its trials still run the code it began with (version 1).
+    (folder / "train.py").write_text(TRAIN.replace("VERSION = 1", "VERSION = 2"))
     sweep = wait_until(
         lambda: (s := sweep_store.get_sweep(db, sweep_id)) and s.status != "running" and s,
         timeout=180,
@@ -235,6 +237,9 @@ def test_a_sweep_over_a_recipe_finds_the_best_trial(settings, db, worker, tmp_pa
     assert sweep.status == "completed", sweep.error
     best = run_store.get_run(db, sweep.best_run_id)
     assert best.source == "recipe" and best.config["params"]["lr"] == 0.3
+    trials = run_store.list_runs(db)
+    assert len(trials) == 3
+    assert all(_values(db, t.id, "version") == [1.0] * 3 for t in trials)
 
 
 def test_recipe_info_reads_the_folder_as_it_is_now(settings, db, tmp_path):

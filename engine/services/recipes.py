@@ -232,6 +232,19 @@ def _stage_snapshot(settings: Settings, source: Path) -> Path:
     return staging
 
 
+def snapshot_for_sweep(settings: Settings, db: Engine, recipe: str) -> tuple[Path, dict[str, Any]]:
+    """Copy a recipe's folder for a sweep (staged; the caller moves it into place), so every
+    trial runs the same code however the recipe is edited meanwhile. Returns the staging folder
+    and what it was copied from."""
+    record = find_recipe(db, recipe)
+    source = Path(record.path)
+    return _stage_snapshot(settings, source), {"from": str(source), **(git_state(source) or {})}
+
+
+def sweep_code_dir(settings: Settings, sweep_id: int) -> Path:
+    return settings.home / "sweeps" / str(sweep_id) / CODE_DIR
+
+
 def snapshot_dir(settings: Settings, run_id: int) -> Path:
     return settings.run_dir(run_id) / CODE_DIR
 
@@ -251,10 +264,12 @@ def submit_recipe_run(
     sweep_id: int | None = None,
     owner: str | None = None,
     parent_run_id: int | None = None,
+    code_from: tuple[str, dict[str, Any]] | None = None,
 ) -> int:
     """Queue a run of `recipe` with parameter `values` (text or typed) as `actor` (None: the
     engine itself, for a sweep's trials, owned by `owner`). With `parent_run_id` whose run is a
-    recipe run, that run's code snapshot is run instead of the recipe's folder (a clone)."""
+    recipe run, that run's code snapshot is run instead of the recipe's folder (a clone); with
+    `code_from` (a folder and what it was copied from), that folder's code (a sweep's)."""
     if actor is not None:
         check(actor, Permission.LAUNCH)
         owner = actor.name
@@ -272,6 +287,12 @@ def submit_recipe_run(
         code = {**(base.get("code") or {}), "from": f"run {parent.id}"}
         params, _ = read_params(source_dir, entry)
         given = {**base.get("params", {}), **(values or {})}
+    elif code_from is not None:  # a sweep's trial: the code the sweep copied when it began
+        record = find_recipe(db, recipe)
+        source_dir, code = Path(code_from[0]), dict(code_from[1])
+        entry, python = record.entry, record.python
+        params, _ = read_params(source_dir, entry)
+        given = dict(values or {})
     else:
         info = recipe_info(db, recipe)
         source_dir = Path(info.record.path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from typing import Any, Literal, get_origin
@@ -329,9 +330,8 @@ def submit_recipe_sweep(
     """A sweep over a recipe's parameters; `objective` is any metric its script logs (pruning
     reads that metric's values per step, as the script logs them)."""
     from engine.core.recipe_params import resolve_values
-    from engine.services.recipes import recipe_info
+    from engine.services.recipes import recipe_info, snapshot_for_sweep, sweep_code_dir
 
-    del settings  # the trials' snapshots are taken when the worker queues them
     info = recipe_info(db, recipe)
     try:
         sweep = spec if isinstance(spec, SweepSpec) else SweepSpec.model_validate(spec)
@@ -347,28 +347,38 @@ def submit_recipe_sweep(
     max_trials = sweep.max_trials
     if sweep.sampler == "grid":
         max_trials = min(max_trials, len(grid_points(space, kinds)))
-    return sweep_writes.create_sweep(
-        db,
-        name=name.strip() or f"{recipe}-sweep",
-        dataset_id=dataset_record.id if dataset_record else None,
-        base_config={
-            "recipe": recipe,
-            "params": fixed,
-            "kinds": kinds,
-            "device": device,
-            "dataset": dataset_record.name if dataset_record else None,
-        },
-        space={k: v.model_dump() for k, v in space.items()},
-        sampler=sweep.sampler,
-        pruner=sweep.pruner,
-        objective=sweep.objective,
-        direction=_direction(sweep.objective, sweep.direction),
-        max_trials=max_trials,
-        time_limit_s=sweep.time_limit_s,
-        parallelism=sweep.parallelism,
-        seed=sweep.seed,
-        owner=owner,
-    )
+    # Every trial runs the code as it is now, however the recipe is edited meanwhile.
+    staging, code = snapshot_for_sweep(settings, db, recipe)
+    try:
+        sweep_id = sweep_writes.create_sweep(
+            db,
+            name=name.strip() or f"{recipe}-sweep",
+            dataset_id=dataset_record.id if dataset_record else None,
+            base_config={
+                "recipe": recipe,
+                "params": fixed,
+                "kinds": kinds,
+                "device": device,
+                "dataset": dataset_record.name if dataset_record else None,
+                "code": code,  # what the sweep's copy (sweep_code_dir) was taken from
+            },
+            space={k: v.model_dump() for k, v in space.items()},
+            sampler=sweep.sampler,
+            pruner=sweep.pruner,
+            objective=sweep.objective,
+            direction=_direction(sweep.objective, sweep.direction),
+            max_trials=max_trials,
+            time_limit_s=sweep.time_limit_s,
+            parallelism=sweep.parallelism,
+            seed=sweep.seed,
+            owner=owner,
+        )
+        code_dir = sweep_code_dir(settings, sweep_id)
+        code_dir.parent.mkdir(parents=True, exist_ok=True)
+        (staging / "code").rename(code_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return sweep_id
 
 
 def _submit_trial(
@@ -379,14 +389,18 @@ def _submit_trial(
     if recipe is None:
         values = {**sweep.base_config, **params, "monitor": sweep.objective}
         return submit_run(db, sweep.dataset_id, values, name=name, owner=sweep.owner, **extra)
-    from engine.services.recipes import submit_recipe_run
+    from engine.services.recipes import submit_recipe_run, sweep_code_dir
 
+    settings = Settings.from_env()
+    code_dir = sweep_code_dir(settings, sweep.id)
     return submit_recipe_run(
-        Settings.from_env(),
+        settings,
         db,
         None,
         recipe["recipe"],
         {**recipe["params"], **params},
+        # The sweep's copy of the code; a sweep from before copies existed: the recipe's folder.
+        code_from=(str(code_dir), recipe.get("code") or {}) if code_dir.is_dir() else None,
         dataset=sweep.dataset_id,
         device=recipe.get("device", "auto"),
         name=name,
