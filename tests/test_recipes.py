@@ -141,6 +141,20 @@ def test_only_an_admin_adds_or_removes_a_recipe(settings, db, tmp_path):
     assert duplicate.returncode == 1 and "A recipe named 'mine' exists" in duplicate.stderr
     missing = seedlab_in_process("runs", "submit", "--recipe", "nope")
     assert "No recipe 'nope'. Recipes: mine." in missing.stderr
+    neither = seedlab_in_process("runs", "submit", "--set", "epochs=2")
+    assert "Give --dataset (a dataset name or id), or --recipe" in neither.stderr
+    bad_python = seedlab_in_process(
+        "recipes", "add", str(folder), "--name", "other", "--python", str(folder / "nope")
+    )
+    assert "is not an executable Python; give the venv's bin/python" in bad_python.stderr
+    bad_value = seedlab_in_process("runs", "submit", "--recipe", "mine", "--set", "steps=many")
+    assert bad_value.stderr.strip() == "error: steps = 'many' is not an int"
+    removed = seedlab_in_process("recipes", "remove", "mine")
+    assert removed.returncode == 0 and "its runs keep their code" in removed.stdout
+    with pytest.raises(PermissionDenied):
+        from engine.services.recipes import remove_recipe
+
+        remove_recipe(db, Actor("bob", "member"), "mine")
 
 
 # ---------------------------------------------------------------- running
