@@ -27,7 +27,7 @@ def create_run(
     db: Engine,
     *,
     name: str,
-    dataset_id: int,
+    dataset_id: int | None,
     config: dict[str, Any],
     parent_run_id: int | None = None,
     tags: Iterable[str] = (),
@@ -35,10 +35,12 @@ def create_run(
     project_id: int = DEFAULT_PROJECT_ID,
     sweep_id: int | None = None,
     owner: str | None = None,
+    source: str = "builtin",
 ) -> int:
     with writing(db) as conn:
         run_id = conn.execute(
             insert(runs).values(
+                source=source,
                 name=name,
                 dataset_id=dataset_id,
                 config=config,

@@ -26,6 +26,7 @@ from engine.cli import (
     models,
     predict,
     projects,
+    recipes,
     runs,
     sdk,
     sweeps,
@@ -71,6 +72,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(models.app, name="models")
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(importing.app, name="import")
+app.add_typer(recipes.app, name="recipes")
 app.add_typer(sdk.app, name="sdk")
 
 
