@@ -171,3 +171,17 @@ def test_report_images_outside_the_home_are_not_read(settings, db, tmp_path):
     Image.new("RGB", (4, 4)).save(outside)
     assert described_image_bytes({"image": str(outside)}, settings.home) is None
     assert described_image_bytes({"dataset": "..", "row_id": "x.png"}, settings.home) is None
+
+
+def test_an_image_bundle_copies_its_examples_out_of_the_pack(settings, db, tmp_path):
+    from engine.deploy.export import export_run
+    from tests.support.data import completed_run
+
+    record = ingest(settings, db, shapes_members(per_class=8))
+    run_id = completed_run(settings, db, record.name, epochs=1, cnn_depth=1, cnn_width=4)
+    bundle = export_run(settings, db, run_id, "bundle", tmp_path)
+    with zipfile.ZipFile(bundle.path) as archive:
+        examples = [n for n in archive.namelist() if "/examples/" in n and n[-1] != "/"]
+        with store_for(settings, record) as store:
+            stored = set(store.iter_bytes())
+            assert examples and all(archive.read(n) in stored for n in examples)
