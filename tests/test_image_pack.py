@@ -185,3 +185,26 @@ def test_an_image_bundle_copies_its_examples_out_of_the_pack(settings, db, tmp_p
         with store_for(settings, record) as store:
             stored = set(store.iter_bytes())
             assert examples and all(archive.read(n) in stored for n in examples)
+
+
+def test_a_version_patch_relabels_and_excludes_without_touching_the_pack(settings, db):
+    record = ingest(settings, db, shapes_members(per_class=3))
+    pack = settings.resolve(record.path) / PACK_NAME
+    before = pack.read_bytes()
+    arrays = image_arrays(settings, record, 8, 3)
+    with store_for(settings, record) as store:
+        first, second = store.paths()[:2]
+        patch = {"labels": {first: "square"}, "excluded": [second]}
+        items = store.items(patch)
+        assert len(items) == 8 and items[0] == (first, "square")
+        assert second not in dict(items)
+        view = store.version_index(patch)
+        # Each row keeps its place in the pack and the array cache: versions share both.
+        assert view["position"].tolist() == [0, *range(2, 9)]
+        assert np.array_equal(arrays[view["position"].to_numpy()], np.delete(arrays, 1, axis=0))
+        assert store.items() == list(zip(store.paths(), store.labels(), strict=True))
+        with pytest.raises(DatasetError, match="'bird' is not a class .* circle, square"):
+            store.items({"labels": {first: "bird"}})
+        with pytest.raises(DatasetError, match="no image 'circle/zzz.png'"):
+            store.items({"excluded": ["circle/zzz.png"]})
+    assert pack.read_bytes() == before

@@ -3,6 +3,7 @@
     store = open_store(folder)            # or store_for(settings, record)
     store.paths()                         # row ids: each image's path inside the dataset
     store.labels()                        # class names, in the same order
+    store.items(patch)                    # (path, class) of a version: labels/exclusions only
     store.read_bytes("cat/001.png")       # the uploaded bytes, never re-encoded
     store.read_image("cat/001.png")       # a loaded PIL image
 
@@ -29,7 +30,7 @@ import os
 import shutil
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,45 @@ class ImageStore:
                 f"Image dataset {self.name!r} has no image {path!r}. Check the path "
                 "(as shown in the data browser, e.g. cat/001.png)."
             ) from None
+
+    def version_index(self, patch: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """The index as a dataset version sees it: `patch` ({"labels": {path: class name},
+        "excluded": [path, …]}, cumulative against this store, as dataset_versions keeps it)
+        relabels and drops rows; `position` is each row's place in the pack and in the array
+        cache, so every version reads the same bytes and the same cache, never a copy."""
+        patch = patch or {}
+        index = self.index.assign(position=np.arange(len(self.index)))
+        relabel = dict(patch.get("labels") or {})
+        excluded = set(patch.get("excluded") or [])
+        unknown = sorted((set(relabel) | excluded) - set(self._position))
+        if unknown:
+            raise DatasetError(
+                f"Image dataset {self.name!r} has no image {unknown[0]!r} "
+                f"({len(unknown)} unknown path(s) in the change). Use the paths shown in the "
+                "data browser (e.g. cat/001.png)."
+            )
+        if relabel:
+            label_of = {c: i for i, c in enumerate(self.classes)}
+            bad = sorted({str(v) for v in relabel.values()} - set(label_of))
+            if bad:
+                raise DatasetError(
+                    f"{bad[0]!r} is not a class of image dataset {self.name!r}; use one of "
+                    f"{', '.join(self.classes)}."
+                )
+            labels = index["label"].to_numpy(dtype=np.int64).copy()
+            for path, label in relabel.items():
+                labels[self._position[path]] = label_of[str(label)]
+            index["label"] = labels
+        if excluded:
+            index = index[~index["path"].isin(excluded)]
+        return index.reset_index(drop=True)
+
+    def items(self, patch: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:
+        """(path, class name) of every image of a version (`patch` as in version_index)."""
+        index = self.version_index(patch)
+        return [
+            (p, self.classes[int(i)]) for p, i in zip(index["path"], index["label"], strict=True)
+        ]
 
     def read_bytes(self, path: str) -> bytes:
         """The image's bytes as uploaded."""
