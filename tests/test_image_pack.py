@@ -108,6 +108,7 @@ def test_an_old_one_file_per_image_dataset_reads_and_packs(settings, db):
         assert old.paths() == packed_paths  # the same row ids as a fresh ingest
         assert list(old.iter_bytes()) == packed_bytes
     assert np.array_equal(image_arrays(settings, record, 12, 3), packed_arrays)
+    assert sample_images(settings, record, 1)["circle"] == [packed_bytes[0]]  # the Datasets grid
     data = prepare_dataset(settings, record, RunConfig(image_size=12), CPU)
     described = data.describe_test([0])[0]
     assert (settings.home / described["image"]).is_file()  # still a real file in this layout
