@@ -28,6 +28,7 @@ from engine.cli import (
     projects,
     runs,
     sdk,
+    storage,
     sweeps,
     users,
 )
@@ -72,6 +73,8 @@ app.add_typer(models.app, name="models")
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(importing.app, name="import")
 app.add_typer(sdk.app, name="sdk")
+app.add_typer(storage.app, name="storage")
+app.add_typer(storage.backup_app)
 
 
 def main() -> None:

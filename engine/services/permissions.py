@@ -33,6 +33,7 @@ class Permission(StrEnum):
     PROMOTE = "promote"  # register a model version, change its stage
     MANAGE_USERS = "manage_users"
     VIEW_AUDIT = "view_audit"
+    MANAGE_STORAGE = "manage_storage"  # clean up old files, back up, restore
 
 
 _VIEWER = {Permission.BROWSE, Permission.PREDICT}
@@ -69,6 +70,7 @@ _VERBS = {
     Permission.PROMOTE: "register or promote models",
     Permission.MANAGE_USERS: "manage users",
     Permission.VIEW_AUDIT: "read the audit log",
+    Permission.MANAGE_STORAGE: "clean up, back up or restore storage",
 }
 
 
