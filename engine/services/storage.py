@@ -46,7 +46,12 @@ from engine.services import audit
 from engine.services.permissions import Actor, Permission, check
 
 # What a clean-up may delete from an old finished run's folder (relative to it).
-RECLAIMABLE = {"resume.pt": "checkpoint", "exports": "exports", "variants": "variants"}
+RECLAIMABLE = {
+    "resume.pt": "checkpoint",
+    "resume.json": "checkpoint",  # its epoch, for pages (engine/ml/checkpoints.py)
+    "exports": "exports",
+    "variants": "variants",
+}
 CACHE_S = 30.0
 BACKUP_FORMAT = 1
 MANIFEST = "seedlab-backup.json"
@@ -452,10 +457,15 @@ def backup(settings: Settings, db: Engine, actor: Actor, target: Path) -> dict[s
             def add(path: Path) -> None:
                 if path in added or path in live_db:
                     return
+                name = _HOME_PREFIX + str(path.relative_to(home))
                 try:
-                    tar.add(
-                        path, arcname=_HOME_PREFIX + str(path.relative_to(home)), recursive=False
-                    )
+                    if path.is_dir() or path.is_symlink():
+                        tar.add(path, arcname=name, recursive=False)
+                    else:
+                        # Size and bytes from the one open file: a file replaced meanwhile
+                        # (atomic writes rename a new one in) is read whole, as it was.
+                        with path.open("rb") as fh:
+                            tar.addfile(tar.gettarinfo(arcname=name, fileobj=fh), fh)
                 except FileNotFoundError:  # removed while we copied (a temp file)
                     return
                 added.add(path)
@@ -464,12 +474,13 @@ def backup(settings: Settings, db: Engine, actor: Actor, target: Path) -> dict[s
             # docstring: the checkpoint must not be newer than the stored metrics).
             running = [r.id for r in storage_store.stored_runs(db) if r.status == "running"]
             for run_id in running:
-                path = settings.run_dir(run_id).resolve() / "resume.pt"
-                if path.exists():
-                    for parent in reversed(path.relative_to(home).parents):
-                        if str(parent) != ".":
-                            add(home / parent)
-                    add(path)
+                for name in ("resume.pt", "resume.json"):
+                    path = settings.run_dir(run_id).resolve() / name
+                    if path.exists():
+                        for parent in reversed(path.relative_to(home).parents):
+                            if str(parent) != ".":
+                                add(home / parent)
+                        add(path)
             # 2. The database through SQLite's online backup API.
             source = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=30)
             dest = sqlite3.connect(snapshot)
