@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import sqlite3
+import stat
 import tarfile
 import tempfile
 import time
@@ -83,17 +84,21 @@ def tree_size(path: Path) -> int:
         st = path.lstat()
     except FileNotFoundError:
         return 0
-    if not path.is_dir() or path.is_symlink():
+    if not stat.S_ISDIR(st.st_mode):
         return st.st_size
+    return _folder_size(str(path))
+
+
+def _folder_size(folder: str) -> int:
     total = 0
-    stack = [path]
+    stack = [folder]
     while stack:
         try:
             with os.scandir(stack.pop()) as entries:
                 for e in entries:
                     try:
                         if e.is_dir(follow_symlinks=False):
-                            stack.append(Path(e.path))
+                            stack.append(e.path)
                         else:
                             total += e.stat(follow_symlinks=False).st_size
                     except FileNotFoundError:  # removed while we walked (a temp file)
@@ -168,7 +173,12 @@ def _run_parts(folder: Path) -> dict[str, int]:
     except FileNotFoundError:
         return parts
     for e in entries:
-        size = tree_size(Path(e.path))
+        try:
+            # The folder listing says file or folder (no extra call): one stat per file.
+            is_dir = e.is_dir(follow_symlinks=False)
+            size = _folder_size(e.path) if is_dir else e.stat(follow_symlinks=False).st_size
+        except FileNotFoundError:
+            continue
         if e.name == "model.pt":
             parts["model"] += size
         else:
@@ -238,7 +248,13 @@ def _measure(settings: Settings, db: Engine) -> StorageReport:
         DatasetUsage(d.id, d.name, d.path, tree_size(settings.resolve(d.path)))
         for d in storage_store.stored_datasets(db)
     ]
-    total = tree_size(settings.home)
+    # The total from the parts already walked plus the rest of the home: one walk, not two.
+    total = sum(r.bytes for r in runs) + orphan + tree_size(settings.datasets_dir)
+    if settings.home.is_dir():
+        skip = {settings.runs_dir.name, settings.datasets_dir.name}
+        total += sum(
+            tree_size(Path(e.path)) for e in os.scandir(settings.home) if e.name not in skip
+        )
     database = _database_bytes(settings)
     db_file = sqlite_path(settings)
     in_home = db_file is not None and db_file.is_relative_to(settings.home.resolve())
