@@ -21,7 +21,7 @@ db = data.get_db()
 
 st.title("Admin")
 data.show_flash()
-users_tab, audit_tab, storage_tab = st.tabs(["Users", "Audit log", "Storage"])
+users_tab, storage_tab, audit_tab = st.tabs(["Users", "Storage", "Audit log"])
 
 
 def _users() -> None:

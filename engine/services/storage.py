@@ -9,7 +9,7 @@ The clean-up deletes only what a finished run no longer needs to be shown, compa
 its resume checkpoint (resume.pt), its exports/ and variants/ folders — never model.pt, the
 report, the log or the metrics. It never touches a run that is kept: tagged `keep`, or the
 source of a registered model version (db/registry.py). Dataset versions that no run uses come
-in through `unused_version_paths` once versions exist (engine/services/dataset_versions.py).
+in through `unused_version_paths` once versions exist (the dataset_versions service).
 
 Backup: the run files of runs in progress are read first, then the database (SQLite's online
 backup API, consistent while the engine writes), then the other files. A resume checkpoint is
