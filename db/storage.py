@@ -91,3 +91,16 @@ def stored_datasets(db: Engine) -> list[StoredDataset]:
             select(datasets.c.id, datasets.c.name, datasets.c.path).order_by(datasets.c.id)
         ).all()
     return [StoredDataset(id=r.id, name=r.name, path=r.path) for r in rows]
+
+
+def row_counts(db: Engine) -> dict[str, int]:
+    """How many runs and datasets there are; zeros for a database without Seedlab's tables."""
+    from sqlalchemy import inspect
+
+    with reading(db) as conn:
+        if not inspect(conn).has_table("runs"):
+            return {"runs": 0, "datasets": 0}
+        return {
+            "runs": conn.execute(select(func.count()).select_from(runs)).scalar_one(),
+            "datasets": conn.execute(select(func.count()).select_from(datasets)).scalar_one(),
+        }

@@ -257,10 +257,31 @@ def test_backup_while_the_engine_trains_restores_the_same_runs(
     assert audit.list_entries(new_db, action="restore", limit=1)
 
 
-def test_backup_refuses_a_database_server_and_a_path_inside_home(settings, db):
+def test_backup_refuses_another_database_server_and_a_path_inside_home(settings, db):
     with pytest.raises(StorageError, match="inside SEEDLAB_HOME"):
         storage.backup(settings, db, LOCAL_ADMIN, settings.home / "b.tar")
-    server = Settings(home=settings.home, db_url="postgresql+psycopg://u:secret@host/seedlab")
-    with pytest.raises(StorageError, match="pg_dump") as caught:
-        storage.backup(server, db, LOCAL_ADMIN, settings.home.parent / "b.tar")
+    other = Settings(home=settings.home, db_url="mysql+pymysql://u:secret@host/seedlab")
+    with pytest.raises(StorageError, match="handle SQLite and PostgreSQL") as caught:
+        storage.backup(other, db, LOCAL_ADMIN, settings.home.parent / "b.tar")
     assert "secret" not in str(caught.value)
+
+
+@pytest.mark.backends("postgresql")
+def test_backup_and_restore_on_postgresql(settings, db, demo_datasets, postgres_server, tmp_path):
+    run_id = completed_run(settings, db, "iris")
+    archive = tmp_path / "pg-backup.tar"
+    manifest = storage.backup(settings, db, LOCAL_ADMIN, archive)
+    assert manifest["database"] == "postgresql" and manifest["runs"] == 1
+    fresh = Settings(home=tmp_path / "fresh", db_url=postgres_server.create_database())
+    storage.restore(fresh, LOCAL_ADMIN, archive)
+    new_db = get_db(fresh)
+    assert [r.id for r in run_store.list_runs(new_db)] == [run_id]
+    assert _points(new_db, run_id) == _points(db, run_id)
+    assert (
+        checkpoint_path(fresh, run_id).read_bytes()
+        == checkpoint_path(settings, run_id).read_bytes()
+    )
+    with pytest.raises(StorageError, match="already holds runs"):
+        storage.restore(
+            Settings(home=tmp_path / "third", db_url=fresh.db_url), LOCAL_ADMIN, archive
+        )

@@ -11,10 +11,11 @@ report, the log or the metrics. It never touches a run that is kept: tagged `kee
 source of a registered model version (db/registry.py). Dataset versions that no run uses come
 in through `unused_version_paths` once versions exist (the dataset_versions service).
 
-Backup: the run files of runs in progress are read first, then the database (SQLite's online
-backup API, consistent while the engine writes), then the other files. A resume checkpoint is
-so never newer than the database's metrics: a run caught mid-training restores as interrupted,
-the engine resumes it from that checkpoint and drops the points after it, nothing twice.
+Backup: the resume checkpoints of runs in progress are read first, then the database (SQLite's
+online backup API, or pg_dump for PostgreSQL: consistent while the engine writes), then the
+other files. A resume checkpoint is so never newer than the database's metrics: a run caught
+mid-training restores as interrupted, the engine resumes it from that checkpoint and drops the
+points after it, nothing twice.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import os
 import shutil
 import sqlite3
 import stat
+import subprocess
 import tarfile
 import tempfile
 import time
@@ -56,7 +58,6 @@ RECLAIMABLE = {
 CACHE_S = 30.0
 BACKUP_FORMAT = 1
 MANIFEST = "seedlab-backup.json"
-_DB_MEMBER = "database/seedlab.db"
 _HOME_PREFIX = "home/"
 
 
@@ -435,23 +436,83 @@ def _artifact_paths(db: Engine, run_id: int) -> list[Any]:
 
 # ------------------------------------------------------------------------------ backup
 
+_SQLITE_MEMBER = "database/seedlab.db"
+_PG_MEMBER = "database/seedlab.pgdump"
 
-def _needs_sqlite(settings: Settings, what: str) -> Path:
-    path = sqlite_path(settings)
-    if path is None:
+
+def _backend(settings: Settings) -> str:
+    """ "sqlite" or "postgresql"; a sentence for any other database."""
+    if sqlite_path(settings) is not None:
+        return "sqlite"
+    if make_url(settings.db_url).get_backend_name() == "postgresql":
+        return "postgresql"
+    raise StorageError(
+        f"seedlab backup and restore handle SQLite and PostgreSQL; this database is "
+        f"{settings.db_url_shown}. Back it up with its own tools and copy SEEDLAB_HOME alongside."
+    )
+
+
+def _pg_tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
         raise StorageError(
-            f"seedlab {what} handles a SQLite database only; this one is "
-            f"{settings.db_url_shown}. Back up a PostgreSQL database with pg_dump (and restore "
-            "it with pg_restore), and copy SEEDLAB_HOME alongside it."
+            f"Backing up or restoring a PostgreSQL database needs {name}, which is not on PATH; "
+            "install the PostgreSQL client programs (Debian: apt install postgresql-client) "
+            "in the same major version as the server, then run this again."
         )
-    return path
+    return found
+
+
+def _pg_connection(settings: Settings) -> tuple[str, dict[str, str]]:
+    """A libpq URI without the password, and an environment carrying it (PGPASSWORD): the
+    password never appears in a process listing."""
+    url = make_url(settings.db_url)
+    env = dict(os.environ)
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    plain = url.set(drivername="postgresql", password=None)
+    return plain.render_as_string(hide_password=False), env
+
+
+def _run_tool(cmd: list[str], env: dict[str, str], what: str) -> None:
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise StorageError(f"{what} failed: {last}")
+
+
+def _snapshot_database(settings: Settings, folder: Path) -> tuple[Path, str]:
+    """The database, consistent at one moment while others write: SQLite's online backup API,
+    or pg_dump (one transaction snapshot). Returns the file and its name in the archive."""
+    db_file = sqlite_path(settings)
+    if db_file is not None:
+        snapshot = folder / "seedlab.db"
+        source = sqlite3.connect(str(db_file), timeout=30)
+        dest = sqlite3.connect(str(snapshot))
+        try:
+            source.backup(dest)
+        finally:
+            dest.close()
+            source.close()
+        return snapshot, _SQLITE_MEMBER
+    pg_dump = _pg_tool("pg_dump")
+    uri, env = _pg_connection(settings)
+    snapshot = folder / "seedlab.pgdump"
+    _run_tool(
+        [pg_dump, "--format=custom", "--no-owner", "--no-privileges", "-f", str(snapshot), uri],
+        env,
+        "pg_dump",
+    )
+    return snapshot, _PG_MEMBER
 
 
 def backup(settings: Settings, db: Engine, actor: Actor, target: Path) -> dict[str, Any]:
     """Write the database and SEEDLAB_HOME into one archive at `target` (.tar, .tar.gz or
     .tgz); safe while the engine runs. Returns the manifest."""
     check(actor, Permission.MANAGE_STORAGE)
-    db_file = _needs_sqlite(settings, "backup")
+    backend = _backend(settings)
+    if backend == "postgresql":
+        _pg_tool("pg_dump")  # say so before anything is written
     target = Path(target).expanduser().resolve()
     home = settings.home.resolve()
     if target.is_relative_to(home):
@@ -463,12 +524,19 @@ def backup(settings: Settings, db: Engine, actor: Actor, target: Path) -> dict[s
         raise StorageError(f"{target} already exists; choose a new file name.")
     target.parent.mkdir(parents=True, exist_ok=True)
     gz = target.name.endswith((".gz", ".tgz"))
-    live_db = {db_file.with_name(db_file.name + s) for s in ("", "-wal", "-shm", "-journal")}
+    db_file = sqlite_path(settings)
+    live_db = (
+        {db_file.with_name(db_file.name + s) for s in ("", "-wal", "-shm", "-journal")}
+        if db_file is not None
+        else set()
+    )
     added: set[Path] = set()
     tmp_target = target.with_name(f".{target.name}.partial")
-    with tempfile.TemporaryDirectory(prefix="seedlab-backup-") as tmp:
-        snapshot = Path(tmp) / "seedlab.db"
-        with tarfile.open(tmp_target, "w:gz" if gz else "w") as tar:
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="seedlab-backup-") as tmp,
+            tarfile.open(tmp_target, "w:gz" if gz else "w") as tar,
+        ):
 
             def add(path: Path) -> None:
                 if path in added or path in live_db:
@@ -497,14 +565,9 @@ def backup(settings: Settings, db: Engine, actor: Actor, target: Path) -> dict[s
                             if str(parent) != ".":
                                 add(home / parent)
                         add(path)
-            # 2. The database through SQLite's online backup API.
-            source = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=30)
-            dest = sqlite3.connect(snapshot)
-            try:
-                source.backup(dest)
-            finally:
-                dest.close()
-                source.close()
+            # 2. The database, at one moment.
+            snapshot, member = _snapshot_database(settings, Path(tmp))
+            counts = storage_store.row_counts(db)
             # 3. Everything else under SEEDLAB_HOME.
             for folder, dirs, files in os.walk(home):
                 here = Path(folder)
@@ -513,47 +576,42 @@ def backup(settings: Settings, db: Engine, actor: Actor, target: Path) -> dict[s
                     add(here)
                 for name in sorted(files):
                     add(here / name)
-            n_runs = _count_rows(snapshot, "runs")
             manifest = {
                 "format": BACKUP_FORMAT,
+                "database": backend,
                 "created_at": utcnow().isoformat(timespec="seconds") + "Z",
                 "home": str(home),
                 "files": len(added),
-                "runs": n_runs,
-                "datasets": _count_rows(snapshot, "datasets"),
+                **counts,
             }
-            tar.add(snapshot, arcname=_DB_MEMBER)
+            tar.add(snapshot, arcname=member)
             info = tarfile.TarInfo(MANIFEST)
             payload = json.dumps(manifest, indent=2).encode()
             info.size = len(payload)
             info.mtime = int(time.time())
             tar.addfile(info, io.BytesIO(payload))
-    tmp_target.rename(target)
+        tmp_target.rename(target)
+    finally:
+        tmp_target.unlink(missing_ok=True)
     manifest["path"] = str(target)
     manifest["bytes"] = target.stat().st_size
     audit.record(
-        db, actor, "backup", str(target)[:200], f"{n_runs} runs, {format_bytes(manifest['bytes'])}"
+        db,
+        actor,
+        "backup",
+        str(target)[:200],
+        f"{manifest['runs']} runs, {format_bytes(manifest['bytes'])}",
     )
     return manifest
 
 
-def _count_rows(path: Path, table: str) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
-    except sqlite3.Error:
-        return 0
-    finally:
-        conn.close()
-
-
-def _is_fresh(home: Path, db_file: Path) -> bool:
-    """Nothing in `home` but empty folders and a database without runs (what `seedlab init`
-    or a first command leaves)."""
+def _is_fresh(home: Path, db_file: Path | None) -> bool:
+    """Nothing in `home` but empty folders and the database file (what `seedlab init` or a
+    first command leaves)."""
     if not home.exists():
         return True
     for item in home.iterdir():
-        if item.name.startswith(db_file.name) and item.parent == db_file.parent:
+        if db_file is not None and item.name.startswith(db_file.name):
             continue
         if not item.is_dir() or any(item.iterdir()):
             return False
@@ -561,11 +619,12 @@ def _is_fresh(home: Path, db_file: Path) -> bool:
 
 
 def restore(settings: Settings, actor: Actor, source: Path) -> dict[str, Any]:
-    """Unpack a backup into this SEEDLAB_HOME and database file, which must be new (empty
-    folders, a database without runs): a restore never mixes two homes. Audited in the
-    restored database. Returns the backup's manifest."""
+    """Unpack a backup into this SEEDLAB_HOME and database, which must be new (empty folders,
+    a database without runs): a restore never mixes two homes. Audited in the restored
+    database. Returns the backup's manifest."""
     check(actor, Permission.MANAGE_STORAGE)
-    db_file = _needs_sqlite(settings, "restore")
+    backend = _backend(settings)
+    db_file = sqlite_path(settings)
     source = Path(source).expanduser().resolve()
     if not source.is_file():
         raise StorageError(f"No backup file at {source}; give the path `seedlab backup` wrote.")
@@ -575,28 +634,35 @@ def restore(settings: Settings, actor: Actor, source: Path) -> dict[str, Any]:
             f"SEEDLAB_HOME ({home}) is not empty; restore into a new folder (set SEEDLAB_HOME "
             "to one) so nothing here is overwritten."
         )
-    if db_file.exists() and _count_rows(db_file, "runs") > 0:
+    home.mkdir(parents=True, exist_ok=True)
+    db = get_db(settings)
+    if storage_store.row_counts(db)["runs"] > 0:
         raise StorageError(
-            f"The database {db_file} already holds runs; restore into a new database file."
+            f"The database {settings.db_url_shown} already holds runs; restore into a new "
+            "database (SEEDLAB_DB_URL) so nothing there is overwritten."
         )
     try:
         tar = tarfile.open(source)
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, OSError) as exc:
         raise StorageError(f"{source} is not a Seedlab backup ({exc}).") from exc
     with tar:
         try:
             manifest = json.load(tar.extractfile(MANIFEST))  # type: ignore[arg-type]
-            tar.getmember(_DB_MEMBER)
         except (KeyError, TypeError, json.JSONDecodeError) as exc:
-            raise StorageError(
-                f"{source} is not a Seedlab backup (no {MANIFEST} or database in it)."
-            ) from exc
+            raise StorageError(f"{source} is not a Seedlab backup (no {MANIFEST} in it).") from exc
         if manifest.get("format") != BACKUP_FORMAT:
             raise StorageError(
                 f"{source} is a backup of format {manifest.get('format')}; this Seedlab reads "
                 f"format {BACKUP_FORMAT}. Restore it with the Seedlab version that wrote it."
             )
-        home.mkdir(parents=True, exist_ok=True)
+        kind = manifest.get("database", "sqlite")
+        if kind != backend:
+            raise StorageError(
+                f"{source} holds a {kind} database and SEEDLAB_DB_URL points at {backend}; "
+                f"restore it into a {kind} database."
+            )
+        if pg_restore_needed := (backend == "postgresql"):
+            _pg_tool("pg_restore")
         with tempfile.TemporaryDirectory(prefix=".tmp-restore-", dir=home) as tmp:
             # filter="data": no absolute paths, no links out, no device files from an archive.
             tar.extractall(tmp, filter="data")
@@ -606,12 +672,31 @@ def restore(settings: Settings, actor: Actor, source: Path) -> dict[str, Any]:
                 if dest.is_dir() and not any(dest.iterdir()):
                     dest.rmdir()  # an empty runs/ or datasets/ a first command made
                 shutil.move(str(item), dest)
-            for suffix in ("-wal", "-shm"):
-                db_file.with_name(db_file.name + suffix).unlink(missing_ok=True)
-            db_file.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(Path(tmp) / _DB_MEMBER), db_file)
+            if pg_restore_needed:
+                db.dispose()  # no pooled connection holds a table pg_restore replaces
+                uri, env = _pg_connection(settings)
+                _run_tool(
+                    [
+                        _pg_tool("pg_restore"),
+                        "--clean",
+                        "--if-exists",
+                        "--no-owner",
+                        "--no-privileges",
+                        "-d",
+                        uri,
+                        str(Path(tmp) / _PG_MEMBER),
+                    ],
+                    env,
+                    "pg_restore",
+                )
+            else:
+                assert db_file is not None
+                db.dispose()  # the file is replaced under it
+                for suffix in ("-wal", "-shm"):
+                    db_file.with_name(db_file.name + suffix).unlink(missing_ok=True)
+                db_file.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(Path(tmp) / _SQLITE_MEMBER), db_file)
     _CACHE.clear()
-    db = get_db(settings)
     upgrade_to_head(db)  # a backup from an older Seedlab
     audit.record(db, actor, "restore", str(source)[:200], f"{manifest.get('runs')} runs")
     return manifest
