@@ -199,6 +199,7 @@ def _points(db: Engine, run_id: int) -> list[tuple]:
         ]
 
 
+@pytest.mark.slow  # a worker process and the CLI as programs
 def test_backup_while_the_engine_trains_restores_the_same_runs(
     settings, db, demo_datasets, tmp_path, monkeypatch
 ):
@@ -285,3 +286,24 @@ def test_backup_and_restore_on_postgresql(settings, db, demo_datasets, postgres_
         storage.restore(
             Settings(home=tmp_path / "third", db_url=fresh.db_url), LOCAL_ADMIN, archive
         )
+
+
+@pytest.mark.slow
+def test_the_storage_benchmark_runs():
+    """bench/bench_storage.py end to end at tiny sizes (it asserts the plan's item count; no
+    speed is asserted here: bench/RESULTS.md holds the figures)."""
+    import subprocess
+    import sys
+
+    from tests.support.commands import ROOT, child_env
+
+    done = subprocess.run(
+        [sys.executable, "bench/bench_storage.py", "--quick"],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "storage.usage, measured (cold)" in done.stdout

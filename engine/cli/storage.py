@@ -28,12 +28,15 @@ def storage_report(
     """Disk use of SEEDLAB_HOME: total, per project, the largest runs, each dataset."""
     if ctx.invoked_subcommand is not None:
         return
-    report = storage.usage(*ready(), max_age_s=0)
+    current, db = ready()
+    report = storage.usage(current, db, max_age_s=0)
     if as_json:
         print_json(report.to_dict())
         return
     typer.echo(f"SEEDLAB_HOME {report.home}: {format_bytes(report.total_bytes)}")
-    typer.echo(f"  database      {format_bytes(report.database_bytes)}")
+    on_server = storage.sqlite_path(current) is None
+    shown = "on the database server" if on_server else format_bytes(report.database_bytes)
+    typer.echo(f"  database      {shown}")
     typer.echo(f"  runs          {format_bytes(report.runs_bytes)} ({len(report.runs)} runs)")
     typer.echo(f"  datasets      {format_bytes(report.datasets_bytes)}")
     if report.orphan_run_bytes:

@@ -367,7 +367,12 @@ def plan_clean(
                         kind=kind,
                         bytes=tree_size(path),
                         run_id=r.id,
-                        reason=f"run {r.id} {r.status} {age.days} days ago",
+                        reason=f"run {r.id} {r.status} {age.days} days ago"
+                        + (
+                            "; it can no longer be resumed, only cloned"
+                            if kind == "checkpoint" and r.status != "completed"
+                            else ""
+                        ),
                     )
                 )
     in_use = {d.path for d in storage_store.stored_datasets(db)}
