@@ -29,6 +29,7 @@ from engine.cli import (
     recipes,
     runs,
     sdk,
+    storage,
     sweeps,
     users,
 )
@@ -74,6 +75,8 @@ app.add_typer(cluster.app, name="cluster")
 app.add_typer(importing.app, name="import")
 app.add_typer(recipes.app, name="recipes")
 app.add_typer(sdk.app, name="sdk")
+app.add_typer(storage.app, name="storage")
+app.add_typer(storage.backup_app)
 
 
 def main() -> None:

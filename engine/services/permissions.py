@@ -34,6 +34,7 @@ class Permission(StrEnum):
     MANAGE_USERS = "manage_users"
     VIEW_AUDIT = "view_audit"
     MANAGE_RECIPES = "manage_recipes"  # register or remove code that runs on the server
+    MANAGE_STORAGE = "manage_storage"  # clean up old files, back up, restore
 
 
 _VIEWER = {Permission.BROWSE, Permission.PREDICT}
@@ -71,6 +72,7 @@ _VERBS = {
     Permission.MANAGE_USERS: "manage users",
     Permission.VIEW_AUDIT: "read the audit log",
     Permission.MANAGE_RECIPES: "register or remove recipes (code that runs on the server)",
+    Permission.MANAGE_STORAGE: "clean up, back up or restore storage",
 }
 
 
