@@ -21,7 +21,12 @@ from db import runs as run_store
 from engine.core.config import RunConfig
 from engine.core.errors import DatasetError
 from engine.data.datasets import ingest_bytes, ingest_file
-from engine.data.image_store import image_arrays, load_index
+from engine.data.image_store import (
+    described_image_bytes,
+    image_arrays,
+    load_index,
+    store_for,
+)
 from engine.ml.device import choose_device
 from engine.ml.inputs import InputSpec
 from engine.ml.models.build import build_model
@@ -125,10 +130,16 @@ def test_zip_of_class_folders_is_stored_with_an_index(settings, db):
     index = load_index(settings, record)
     assert len(index) == 18 and set(index["label"]) == {0, 1, 2}
     assert index["source"].iloc[0] == "my photos/circle/000.png"
-    folder = settings.resolve(record.path)
+    assert index["path"].iloc[0] == "circle/000.png"  # the row id: the wrapping folder dropped
     originals = {m: p for m, p in members}
-    for row in index.itertuples():
-        assert (folder / row.file).read_bytes() == originals[row.source]  # the bytes as uploaded
+    with store_for(settings, record) as store:
+        assert store.packed and store.paths() == index["path"].tolist()
+        assert store.labels()[:6] == ["circle"] * 6
+        for row in index.itertuples():
+            assert store.read_bytes(row.path) == originals[row.source]  # the bytes as uploaded
+    # One pack file, not a file per image.
+    stored = sorted(p.name for p in settings.resolve(record.path).iterdir())
+    assert stored == ["images.pack", "index.parquet", "schema.json"]
     assert not [p for p in settings.datasets_dir.iterdir() if p.name.startswith(".tmp")]
 
 
@@ -248,7 +259,7 @@ def test_arrays_are_cached_and_match_the_playground_path(settings, db):
     pre = ImagePreprocessor.from_dict(json.loads(json.dumps(data.preprocessor.to_dict())))
     assert pre.classes == ["circle", "square", "triangle"] and pre.image_size == 12
     described = data.describe_test([0])[0]
-    with Image.open(settings.home / described["image"]) as image:
+    with Image.open(io.BytesIO(described_image_bytes(described, settings.home))) as image:
         again = pre.to_tensor(image)
     assert torch.allclose(again, data.x_test[0], atol=1e-5)
 
@@ -390,7 +401,7 @@ def test_image_run_through_a_real_worker(settings, db):
     kinds = {a.kind for a in artifact_store.list_artifacts(db, run_id)}
     assert {"checkpoint", "report", "log"} <= kinds
     for mistake in report["worst_mistakes"]:  # the stored originals, relative to SEEDLAB_HOME
-        assert (settings.home / mistake["input"]["image"]).is_file()
+        assert described_image_bytes(mistake["input"], settings.home)
         assert mistake["input"]["source"].endswith((".png", ".jpg", ".bmp", ".webp"))
 
     from tests.support.pages import open_page

@@ -109,7 +109,7 @@ def load_version_frame(
         index = pure.load_version_index(settings, record)
         classes = list(record.schema["classes"])
         out = index.drop(columns=["label"]).assign(label=[classes[int(i)] for i in index["label"]])
-        return out.assign(row_id=out["file"].astype(str).to_numpy())[
+        return out.assign(row_id=out["path"].astype(str).to_numpy())[
             ["row_id", *[c for c in out.columns if c != "row_id"]]
         ].reset_index(drop=True)
     frame = pure.load_version_table(settings, record)
@@ -129,7 +129,7 @@ def image_items(
     record = view(dataset, get_version(db, dataset, number))
     index = pure.load_version_index(settings, record)
     classes = list(record.schema["classes"])
-    return [(str(f), classes[int(i)]) for f, i in zip(index["file"], index["label"], strict=True)]
+    return [(str(f), classes[int(i)]) for f, i in zip(index["path"], index["label"], strict=True)]
 
 
 def _version_labels(
@@ -349,7 +349,7 @@ def export_version(
     `row_id` column), a ZIP of images in one folder per class (images), or Label Studio JSON
     tasks (.json, any kind). Atomic."""
     from engine.core.atomic import atomic_path
-    from engine.data.image_store import dataset_dir
+    from engine.data.image_store import store_for
 
     if output.suffix.lower() == ".json":
         return export_label_studio(settings, db, dataset_id, number, output)
@@ -367,9 +367,9 @@ def export_version(
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(output) as tmp:
         if dataset.kind == "image":
-            folder = dataset_dir(settings, view(dataset, version))
+            store = store_for(settings, view(dataset, version))
             taken: set[str] = set()
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+            with store, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
                 for row_id, label in image_items(settings, db, dataset_id, version.number):
                     # label/<file name>: the layout an upload takes back (one folder per class);
                     # a relabelled image whose name is taken there keeps its whole path.
@@ -377,7 +377,7 @@ def export_version(
                     if member in taken:
                         member = f"{label}/{row_id.replace('/', '_')}"
                     taken.add(member)
-                    archive.write(folder / row_id, member)
+                    archive.writestr(member, store.read_bytes(row_id))
         else:
             frame = load_version_frame(settings, db, dataset_id, version.number)
             if suffix == ".csv":
