@@ -25,7 +25,7 @@ from engine.data.image_store import (
 )
 from engine.ml.device import choose_device
 from engine.ml.pipeline import prepare_dataset
-from tests.test_images import image_bytes, make_zip, shapes_members
+from tests.support.images import image_bytes, make_zip, shapes_members
 
 CPU = choose_device("cpu")
 
