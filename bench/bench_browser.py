@@ -9,7 +9,7 @@ What a page costs on the server, in this process (no Streamlit round trip, no dr
 - next page: the filters and the page on the cached frame — by label, by text, and by a run's
   predictions (wrong ones, confidence ≥ 0.5) joined by row id;
 - images: the same on a 50,000-item (row_id, label) frame, then reading the page's 50 image
-  files (what st.image sends), from a folder of real PNG files.
+  images' bytes (what st.image sends) from the dataset's image pack.
 
 The baseline is a page without the browser's design: the whole Parquet file read again and
 the filters applied on every page (no cache). Ratios are baseline / now.
@@ -37,6 +37,7 @@ if str(ROOT) not in sys.path:
 
 from bench.bench_metrics import RESULTS_PATH, cpu_model, replace_section  # noqa: E402
 from engine.data.browse import WRONG, BrowseFilter, browse  # noqa: E402
+from engine.data.image_store import PackWriter, open_store  # noqa: E402
 from engine.data.versions import apply_to_frame  # noqa: E402
 
 BEGIN, END = "<!-- bench_browser:begin -->", "<!-- bench_browser:end -->"
@@ -158,19 +159,18 @@ def run(rows: int, images: int, repeats: int) -> list[tuple[str, str, list[float
             )
         )
 
+        # The image store as ingested now (engine/data/image_store.py): one pack file.
         image_dir = folder / "images"
-        items = []
-        for i in range(images):
-            label = CLASSES[i % len(CLASSES)]
-            row_id = f"{label}/{i:06d}.png"
-            items.append((row_id, label))
-        for label in CLASSES:
-            (image_dir / label).mkdir(parents=True)
+        image_dir.mkdir()
         png = io.BytesIO()
         Image.new("L", (8, 8), 128).save(png, format="PNG")  # the digits' size
-        for row_id, _ in items:
-            (image_dir / row_id).write_bytes(png.getvalue())
-        item_frame = pd.DataFrame(items, columns=["row_id", "label"])
+        writer = PackWriter(image_dir)
+        for i in range(images):
+            label = i % len(CLASSES)
+            writer.add(f"{CLASSES[label]}/{i:06d}.png", png.getvalue(), source="", label=label)
+        writer.finish()
+        with open_store(image_dir) as store:
+            item_frame = pd.DataFrame(store.items(), columns=["row_id", "label"])
         image_predictions = _predictions(item_frame["row_id"], item_frame["label"], rng)
 
         def image_page(filters: BrowseFilter) -> int:
@@ -183,7 +183,9 @@ def run(rows: int, images: int, repeats: int) -> list[tuple[str, str, list[float
                 page=7,
                 page_size=PAGE,
             )
-            return sum(len((image_dir / r).read_bytes()) for r in shown.rows["row_id"])
+            # As the page: the store opened (its index read, the pack mapped) for each page.
+            with open_store(image_dir) as store:
+                return sum(len(store.read_bytes(r)) for r in shown.rows["row_id"])
 
         for name, filters in {
             "no filter": BrowseFilter(),
@@ -192,7 +194,7 @@ def run(rows: int, images: int, repeats: int) -> list[tuple[str, str, list[float
         }.items():
             results.append(
                 (
-                    f"{images:,} images: a page of {PAGE} (files read), {name}",
+                    f"{images:,} images: a page of {PAGE} (store opened, bytes read), {name}",
                     "now",
                     _time(lambda f=filters: image_page(f), repeats),
                 )

@@ -2,11 +2,19 @@
 
     PYTHONPATH=. .venv/bin/python bench/bench_images.py [--images 3000] [--side 64] [--threads 1]
         [--quick] [--write-results]
+    PYTHONPATH=. .venv/bin/python bench/bench_images.py --store-only [--store-images 30000]
+        [--write-results]
 
 Builds a ZIP of coloured shapes (three classes, PNG and JPEG mixed) in a temp SEEDLAB_HOME,
 ingests it, then times `image_arrays` twice: the first call decodes every original and writes
 the cache, the second loads the cached .npy. Then trains the default CNN on the shapes and on
 the digits demo with the suggested settings (engine.core.defaults) and prints accuracy and time.
+
+The store section (its own RESULTS.md section) ingests a ZIP of tiny 8×8 digit-like PNGs both
+ways — the pack of today and the one-file-per-image layout of before (the old ingest, replayed
+here) — and compares the disk they take (allocated blocks, as `du` counts), the ingest time,
+random-access reads of the original bytes, and the first decode of every image into the array
+cache (what a training run does once per image size).
 """
 
 from __future__ import annotations
@@ -105,6 +113,163 @@ def loading_throughput(settings, record, epochs: int) -> dict[str, float]:  # no
 
 
 BEGIN, END = "<!-- bench_images:begin -->", "<!-- bench_images:end -->"
+STORE_BEGIN = "<!-- bench_images_store:begin -->"
+STORE_END = "<!-- bench_images_store:end -->"
+
+
+def tiny_digits_zip(n: int, seed: int = 0) -> bytes:
+    """n 8×8 grayscale PNGs in ten class folders, deflated (a small ZIP of many tiny files)."""
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(n):
+            pixels = (rng.integers(0, 17, (8, 8)) * 15).astype(np.uint8)
+            out = io.BytesIO()
+            Image.fromarray(pixels, "L").save(out, format="PNG")
+            zf.writestr(f"digits/{i % 10}/{i:06d}.png", out.getvalue())
+    return buffer.getvalue()
+
+
+def disk_usage(folder: Path) -> tuple[int, int, int]:
+    """(allocated bytes as `du` counts them, apparent bytes, files) under folder."""
+    allocated = apparent = files = 0
+    for path in folder.rglob("*"):
+        if path.is_file():
+            st = path.stat()
+            allocated += st.st_blocks * 512
+            apparent += st.st_size
+            files += 1
+    return allocated, apparent, files
+
+
+def old_layout_ingest(settings, raw: bytes, folder: Path) -> None:  # noqa: ANN001
+    """The ingest before packs, replayed: one file per image plus an index with `file`."""
+    import json
+
+    import pandas as pd
+
+    from engine.data.image_zip import decode_image, plan_zip, read_member
+    from engine.data.images import build_image_schema, zip_caps
+
+    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+        plan = plan_zip(zf, zip_caps(settings))
+        label_of = {c: i for i, c in enumerate(plan.classes)}
+        rows = []
+        for info, class_name in plan.images:
+            data = read_member(zf, info)
+            decoded = decode_image(data, info.filename, settings.max_image_pixels)
+            label = label_of[class_name]
+            rel = f"images/{label}/{len(rows):06d}{Path(info.filename).suffix.lower()}"
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_bytes(data)
+            rows.append(
+                {
+                    "file": rel,
+                    "source": info.filename,
+                    "label": label,
+                    "width": decoded.width,
+                    "height": decoded.height,
+                    "mode": decoded.mode,
+                    "format": decoded.format,
+                }
+            )
+    index = pd.DataFrame(rows)
+    index.to_parquet(folder / "index.parquet", index=False)
+    (folder / "schema.json").write_text(json.dumps(build_image_schema(index, plan.classes)))
+
+
+def store_section(settings, db, n: int, say) -> None:  # noqa: ANN001
+    """Disk, ingest time and read speed of the pack vs one file per image (same ZIP)."""
+    from types import SimpleNamespace
+
+    from engine.data.datasets import ingest_bytes
+    from engine.data.image_store import image_arrays, open_store
+
+    raw = tiny_digits_zip(n)
+    started = time.perf_counter()
+    record = ingest_bytes(settings, db, raw, filename="tiny.zip", name="tiny", target=None)
+    new_ingest = time.perf_counter() - started
+    new_folder = settings.resolve(record.path)
+    old_folder = settings.datasets_dir / "old-layout"
+    old_folder.mkdir()
+    started = time.perf_counter()
+    old_layout_ingest(settings, raw, old_folder)
+    old_ingest = time.perf_counter() - started
+
+    new_du, new_bytes, new_files = disk_usage(new_folder)
+    old_du, old_bytes, old_files = disk_usage(old_folder)
+    say(f"ZIP of {n:,} 8×8 PNGs: {len(raw) / 1e6:.1f} MB")
+    say(
+        f"one file per image (before): {old_du / 1e6:.1f} MB on disk in {old_files:,} files "
+        f"({old_bytes / 1e6:.1f} MB of bytes); ingest {old_ingest:.1f} s"
+    )
+    say(
+        f"pack (now): {new_du / 1e6:.1f} MB on disk in {new_files} files "
+        f"({new_bytes / 1e6:.1f} MB of bytes); ingest {new_ingest:.1f} s"
+    )
+    say(
+        f"disk: {old_du / max(new_du, 1):.0f}× smaller; ingest "
+        f"{old_ingest / max(new_ingest, 1e-9):.2f}× the speed of before"
+    )
+
+    rng = np.random.default_rng(1)
+    with open_store(new_folder) as new, open_store(old_folder) as old:
+        assert new.paths() == old.paths()
+        order = [new.paths()[i] for i in rng.permutation(len(new))]
+        rates: dict[str, float] = {}
+        for _ in range(3):  # interleaved, best of three (the page cache is warm for both)
+            for name, store in (("files", old), ("pack", new)):
+                started = time.perf_counter()
+                for path in order:
+                    store.read_bytes(path)
+                rate = len(order) / (time.perf_counter() - started)
+                rates[name] = max(rates.get(name, 0.0), rate)
+    say(
+        f"random-access reads of the original bytes: files {rates['files']:,.0f} images/s, "
+        f"pack {rates['pack']:,.0f} images/s ({rates['pack'] / rates['files']:.1f}× files)"
+    )
+
+    decode: dict[str, float] = {}
+    for _ in range(2):
+        for name, folder in (("files", old_folder), ("pack", new_folder)):
+            for cache in (folder / "cache").glob("*.npy"):
+                cache.unlink()
+            stand_in = SimpleNamespace(
+                id=0, name=name, kind="image", schema=record.schema,
+                path=str(folder.relative_to(settings.home)),
+            )  # fmt: skip
+            started = time.perf_counter()
+            image_arrays(settings, stand_in, 8, 1)
+            rate = n / (time.perf_counter() - started)
+            decode[name] = max(decode.get(name, 0.0), rate)
+    say(
+        f"first decode of every image into the training cache (8 px, 1 channel): files "
+        f"{decode['files']:,.0f} images/s, pack {decode['pack']:,.0f} images/s "
+        f"({decode['pack'] / decode['files']:.2f}× files); later runs read the cache either way"
+    )
+
+
+def write_section(begin: str, end: str, title: str, lines: list[str], threads: int) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_metrics import RESULTS_PATH, cpu_model, replace_section
+
+    section = "\n".join(
+        [
+            begin,
+            title,
+            "",
+            f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: "
+            f"{cpu_model()}, {os.cpu_count()} cores, {threads} torch thread(s); load "
+            "average " + "/".join(f"{x:.2f}" for x in os.getloadavg()),
+            "- command: `PYTHONPATH=. .venv/bin/python bench/bench_images.py "
+            + " ".join(sys.argv[1:])
+            + "`",
+            *lines,
+            end,
+        ]
+    )
+    replace_section(RESULTS_PATH, begin, end, section)
+    print(f"wrote {RESULTS_PATH}")
 
 
 def main() -> None:
@@ -115,6 +280,8 @@ def main() -> None:
     parser.add_argument("--no-train", action="store_true")
     parser.add_argument("--quick", action="store_true", help="200 images of 16 px, no training")
     parser.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
+    parser.add_argument("--store-only", action="store_true", help="only the pack vs files part")
+    parser.add_argument("--store-images", type=int, default=30000)
     args = parser.parse_args()
     if args.quick:
         args.images, args.side, args.no_train = 200, 16, True
@@ -140,6 +307,13 @@ def main() -> None:
     def say(line: str) -> None:
         print(line, flush=True)
         lines.append(f"- {line}")
+
+    if args.store_only:
+        store_section(settings, db, args.store_images, say)
+        if args.write_results:
+            title = "## Image store: one pack vs one file per image (disk, ingest, reads)"
+            write_section(STORE_BEGIN, STORE_END, title, lines, args.threads)
+        return
 
     raw = shapes_zip(args.images, args.side)
     started = time.perf_counter()
@@ -174,26 +348,8 @@ def main() -> None:
                 say(f"{name} {model} {used}: test accuracy {accuracy:.3f} in {seconds:.1f} s")
 
     if args.write_results:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from bench_metrics import RESULTS_PATH, cpu_model, replace_section
-
-        section = "\n".join(
-            [
-                BEGIN,
-                "## Image datasets: ingest, decode vs cached arrays, first CNN results",
-                "",
-                f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: "
-                f"{cpu_model()}, {os.cpu_count()} cores, {args.threads} torch thread(s); load "
-                "average " + "/".join(f"{x:.2f}" for x in os.getloadavg()),
-                "- command: `PYTHONPATH=. .venv/bin/python bench/bench_images.py "
-                + " ".join(sys.argv[1:])
-                + "`",
-                *lines,
-                END,
-            ]
-        )
-        replace_section(RESULTS_PATH, BEGIN, END, section)
-        print(f"wrote {RESULTS_PATH}")
+        title = "## Image datasets: ingest, decode vs cached arrays, first CNN results"
+        write_section(BEGIN, END, title, lines, args.threads)
 
 
 if __name__ == "__main__":

@@ -164,7 +164,8 @@ class SqlSweep(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="RESTRICT"))
+    # NULL: a sweep over a recipe that reads no Seedlab dataset.
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="RESTRICT"))
     project_id: Mapped[int] = mapped_column(
         ForeignKey("projects.id", ondelete="RESTRICT"), default=DEFAULT_PROJECT_ID
     )
@@ -423,6 +424,21 @@ class SqlRemoteStream(Base):
     lines_applied: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class SqlRecipe(Base):
+    """A team's own training code registered by an admin: a folder on the server (or a git
+    checkout) with an entry script, run by the engine with `python` (NULL: the server's)."""
+
+    __tablename__ = "recipes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    path: Mapped[str] = mapped_column(String(1000))  # absolute folder on the server
+    entry: Mapped[str] = mapped_column(String(500))  # relative to path, e.g. train.py
+    python: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    owner: Mapped[str | None] = mapped_column(String(100))
+
+
 datasets = SqlDataset.__table__
 dataset_versions = SqlDatasetVersion.__table__
 runs = SqlRun.__table__
@@ -441,3 +457,4 @@ model_versions = SqlModelVersion.__table__
 jobs = SqlJob.__table__
 login_attempts = SqlLoginAttempt.__table__
 sessions = SqlSession.__table__
+recipes = SqlRecipe.__table__

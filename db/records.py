@@ -149,8 +149,8 @@ class JobRecord:
 class SweepRecord:
     id: int
     name: str
-    dataset_id: int
-    dataset_name: str
+    dataset_id: int | None  # None: a sweep over a recipe that reads no Seedlab dataset
+    dataset_name: str | None
     project_id: int
     base_config: dict[str, Any]
     space: dict[str, Any]
@@ -168,3 +168,19 @@ class SweepRecord:
     created_at: datetime
     finished_at: datetime | None
     owner: str | None = None
+
+
+@dataclass(frozen=True)
+class RecipeRecord:
+    """A registered script (db/recipes.py): its folder on the server, entry point, Python."""
+
+    id: int
+    name: str
+    path: str
+    entry: str
+    python: str | None
+    created_at: datetime
+    owner: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -13,7 +13,7 @@ from db.session import reading
 
 
 def _select() -> Any:  # noqa: ANN401
-    return select(sweeps, datasets.c.name.label("dataset_name")).join(
+    return select(sweeps, datasets.c.name.label("dataset_name")).outerjoin(
         datasets, datasets.c.id == sweeps.c.dataset_id
     )
 

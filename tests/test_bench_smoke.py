@@ -72,3 +72,10 @@ def test_bench_concurrency_quick_runs_and_reports_no_errors() -> None:
 def test_other_benchmarks_quick_run_and_report(script: str, expect: str) -> None:
     proc = run_bench(script, "--quick", timeout=230)
     assert re.search(expect, proc.stdout), proc.stdout
+
+
+@pytest.mark.timeout(120)
+def test_bench_images_store_section_compares_pack_and_files() -> None:
+    proc = run_bench("bench/bench_images.py", "--store-only", "--store-images", "300", timeout=110)
+    assert re.search(r"pack \(now\): [\d.]+ MB on disk in 3 files", proc.stdout), proc.stdout
+    assert re.search(r"random-access reads .* \([\d.]+× files\)", proc.stdout), proc.stdout

@@ -305,3 +305,35 @@ def test_pages_offer_link_filter_and_compare_versions(settings, db, demo_dataset
     warning = dataset_warning(runs)
     assert warning and "different versions of dataset iris" in warning
     assert dataset_warning([runs[0], run_store.get_run(db, newest)]) is None
+
+
+def test_label_studio_round_trip(settings, db, demo_datasets, tmp_path):
+    from tests.support.commands import ROOT
+
+    record, _ = dv.resolve(db, "support_tickets")
+    done = cli("datasets", "export", "support_tickets", "--output", str(tmp_path / "t.json"))
+    assert done.returncode == 0, done.stderr
+    tasks = json.loads((tmp_path / "t.json").read_text())
+    frame = dv.load_version_frame(settings, db, record.id, 1)
+    assert len(tasks) == len(frame)
+    first = tasks[0]
+    assert first["data"]["row_id"] == "0" and first["data"]["text"] == frame.loc[0, "ticket"]
+    (result,) = first["predictions"][0]["result"]
+    assert result["value"] == {"choices": [frame.loc[0, "intent"]]}
+    config = (tmp_path / "t.json.config.xml").read_text()
+    assert '<Choices name="label" toName="text"' in config and 'value="refund"' in config
+
+    # Label Studio's own export: row 0 relabelled, row 1 by two annotators (the later wins),
+    # row 2 cancelled, one task without a Seedlab row id.
+    done = cli(
+        "datasets",
+        "import-labels",
+        "support_tickets",
+        str(ROOT / "tests" / "data" / "label_studio_export.json"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "support_tickets@2" in done.stdout and "~2 relabelled" in done.stdout
+    assert "1 task(s) skipped: without row id" in done.stderr
+    v2 = dv.load_version_frame(settings, db, record.id, 2).set_index("row_id")["intent"]
+    assert (v2["0"], v2["1"]) == ("refund", "account")
+    assert v2["2"] == frame.loc[2, "intent"]

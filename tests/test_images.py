@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from db import artifacts as artifact_store
 from db import datasets as dataset_store
@@ -21,7 +21,12 @@ from db import runs as run_store
 from engine.core.config import RunConfig
 from engine.core.errors import DatasetError
 from engine.data.datasets import ingest_bytes, ingest_file
-from engine.data.image_store import image_arrays, load_index
+from engine.data.image_store import (
+    described_image_bytes,
+    image_arrays,
+    load_index,
+    store_for,
+)
 from engine.ml.device import choose_device
 from engine.ml.inputs import InputSpec
 from engine.ml.models.build import build_model
@@ -29,61 +34,9 @@ from engine.ml.pipeline import evaluate_on_test, prepare_dataset
 from engine.ml.prep.images import ImagePreprocessor, make_augment
 from engine.ml.train import ListReporter, train
 from engine.services.launch import submit_run
+from tests.support.images import image_bytes, make_zip, shapes_members
 
 CPU = choose_device("cpu")
-SHAPE_COLOURS = {"circle": (220, 40, 40), "square": (40, 160, 40), "triangle": (40, 60, 220)}
-
-
-# ---------------------------------------------------------------- generated images
-
-
-def image_bytes(
-    shape: str, seed: int, size: int = 16, fmt: str = "PNG", mode: str = "RGB"
-) -> bytes:
-    """One coloured shape on a noisy background, at a seed-dependent place and size."""
-    rng = np.random.default_rng(seed)
-    background = rng.integers(200, 256, (size, size, 3), dtype=np.uint8)
-    image = Image.fromarray(background, "RGB")
-    draw = ImageDraw.Draw(image)
-    r = int(rng.integers(size // 4, size // 2 - 1))
-    cx, cy = (int(v) for v in rng.integers(r, size - r, 2))
-    box = (cx - r, cy - r, cx + r, cy + r)
-    colour = SHAPE_COLOURS[shape]
-    if shape == "circle":
-        draw.ellipse(box, fill=colour)
-    elif shape == "square":
-        draw.rectangle(box, fill=colour)
-    else:
-        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
-    out = io.BytesIO()
-    image.convert(mode).save(out, format=fmt)
-    return out.getvalue()
-
-
-def make_zip(members: list[tuple[str | zipfile.ZipInfo, bytes]], deflate: bool = False) -> bytes:
-    buffer = io.BytesIO()
-    method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
-    with zipfile.ZipFile(buffer, "w", method) as zf:
-        for name, payload in members:
-            zf.writestr(name, payload)
-    return buffer.getvalue()
-
-
-def shapes_members(per_class: int = 4, prefix: str = "") -> list[tuple[str, bytes]]:
-    """Three classes; the formats and modes vary so every decoder and conversion runs."""
-    formats = [("PNG", "RGB", ".png"), ("JPEG", "RGB", ".jpg"), ("BMP", "RGB", ".bmp")]
-    formats += [("WEBP", "RGB", ".webp"), ("PNG", "RGBA", ".png"), ("PNG", "L", ".png")]
-    members = []
-    for k, shape in enumerate(SHAPE_COLOURS):
-        for i in range(per_class):
-            fmt, mode, suffix = formats[(i + k) % len(formats)]
-            members.append(
-                (
-                    f"{prefix}{shape}/{i:03d}{suffix}",
-                    image_bytes(shape, 1000 * k + i, fmt=fmt, mode=mode),
-                )
-            )
-    return members
 
 
 def assert_nothing_stored(settings, db) -> None:
@@ -125,10 +78,16 @@ def test_zip_of_class_folders_is_stored_with_an_index(settings, db):
     index = load_index(settings, record)
     assert len(index) == 18 and set(index["label"]) == {0, 1, 2}
     assert index["source"].iloc[0] == "my photos/circle/000.png"
-    folder = settings.resolve(record.path)
+    assert index["path"].iloc[0] == "circle/000.png"  # the row id: the wrapping folder dropped
     originals = {m: p for m, p in members}
-    for row in index.itertuples():
-        assert (folder / row.file).read_bytes() == originals[row.source]  # the bytes as uploaded
+    with store_for(settings, record) as store:
+        assert store.packed and store.paths() == index["path"].tolist()
+        assert store.labels()[:6] == ["circle"] * 6
+        for row in index.itertuples():
+            assert store.read_bytes(row.path) == originals[row.source]  # the bytes as uploaded
+    # One pack file, not a file per image.
+    stored = sorted(p.name for p in settings.resolve(record.path).iterdir())
+    assert stored == ["images.pack", "index.parquet", "schema.json"]
     assert not [p for p in settings.datasets_dir.iterdir() if p.name.startswith(".tmp")]
 
 
@@ -248,7 +207,7 @@ def test_arrays_are_cached_and_match_the_playground_path(settings, db):
     pre = ImagePreprocessor.from_dict(json.loads(json.dumps(data.preprocessor.to_dict())))
     assert pre.classes == ["circle", "square", "triangle"] and pre.image_size == 12
     described = data.describe_test([0])[0]
-    with Image.open(settings.home / described["image"]) as image:
+    with Image.open(io.BytesIO(described_image_bytes(described, settings.home))) as image:
         again = pre.to_tensor(image)
     assert torch.allclose(again, data.x_test[0], atol=1e-5)
 
@@ -390,7 +349,7 @@ def test_image_run_through_a_real_worker(settings, db):
     kinds = {a.kind for a in artifact_store.list_artifacts(db, run_id)}
     assert {"checkpoint", "report", "log"} <= kinds
     for mistake in report["worst_mistakes"]:  # the stored originals, relative to SEEDLAB_HOME
-        assert (settings.home / mistake["input"]["image"]).is_file()
+        assert described_image_bytes(mistake["input"], settings.home)
         assert mistake["input"]["source"].endswith((".png", ".jpg", ".bmp", ".webp"))
 
     from tests.support.pages import open_page

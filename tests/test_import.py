@@ -6,7 +6,6 @@ step rule (the last value at a step wins; a key logged at one step only is numbe
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from db.projects import get_project_by_name
 from db.run_query import RunFilter, query_runs
 from engine.core.provenance import read_code
 from engine.services.importing import apply_step_rule
+from tests.support import mlflow_fixture
 from tests.support.commands import cli
 from tests.support.pages import open_page, texts
 
@@ -113,39 +113,9 @@ def test_mlflow_refuses_what_is_not_its_database(settings, db, tmp_path) -> None
 
 
 def test_mlflow_round_trip(settings, db, tmp_path: Path) -> None:
-    mlflow = pytest.importorskip(
-        "mlflow",
-        reason="the mlflow package builds the source database; it is not a Seedlab dependency "
-        "(bench/requirements.txt installs it)",
-    )
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    client = mlflow.MlflowClient(uri)
-    logged: dict[str, dict[str, list[tuple[int, float]]]] = {}
-    experiment_id = client.create_experiment("pets-vision")
-    other_id = client.create_experiment("not-this-one")
-    for name, lr in (("resnet-a", 0.001), ("resnet-b", 0.01)):
-        run = client.create_run(experiment_id, run_name=name, tags={"team": "vision"})
-        client.log_param(run.info.run_id, "lr", str(lr))
-        client.log_param(run.info.run_id, "optimizer", "adam")
-        client.set_tag(run.info.run_id, "mlflow.note.content", f"{name} notes")
-        points = logged.setdefault(name, {})
-        for step in range(30):
-            client.log_metric(run.info.run_id, "val_loss", 1 / (step + 1), step=step)
-            points.setdefault("val_loss", []).append((step, 1 / (step + 1)))
-        # A step logged twice (later timestamp wins), and a key logged without steps.
-        client.log_metric(
-            run.info.run_id, "val_loss", 0.02, step=29, timestamp=int(time.time() * 1000) + 5000
-        )
-        points["val_loss"][-1] = (29, 0.02)
-        for i, value in enumerate((0.5, 0.25, 0.125)):
-            client.log_metric(run.info.run_id, "lr_now", value, timestamp=int(T0 * 1000) + i)
-        points["lr_now"] = [(0, 0.5), (1, 0.25), (2, 0.125)]
-        client.log_metric(run.info.run_id, "nan_metric", math.nan, step=0)
-        client.set_terminated(run.info.run_id, "FINISHED" if name == "resnet-a" else "FAILED")
-    skipped = client.create_run(other_id, run_name="elsewhere")
-    client.set_terminated(skipped.info.run_id)
-
+    # A database MLflow itself wrote: fresh where mlflow is installed, else the committed one.
+    path, logged = mlflow_fixture.fresh_or_fixture(tmp_path)
+    uri = f"sqlite:///{path}"
     done = cli("import", "mlflow", "--tracking-uri", uri, "--experiment", "pets-vision")
     assert done.returncode == 0, done.stderr
     assert "imported 2 runs from MLflow into pets-vision" in done.stdout

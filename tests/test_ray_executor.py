@@ -192,3 +192,58 @@ def test_a_data_parallel_run_trains_with_ray_train(settings, db, demo_datasets, 
     assert log.count("test metrics") == 1  # rank 0 alone evaluates and reports
     assert epochs_of(db, run_id, "val_loss") == [1, 2, 3, 4]
     assert (settings.run_dir(run_id) / "model.pt").is_file()
+
+
+# A recipe (the team's own script, engine/execution/recipe_runner.py) on the cluster: it writes
+# the SDK's spool lines itself and stops on the stop file, as `import seedlab` would.
+RECIPE = """
+import argparse, json, os, time
+parser = argparse.ArgumentParser()
+parser.add_argument("--steps", type=int, default=3)
+parser.add_argument("--pause", type=float, default=0.0)
+args = parser.parse_args()
+for step in range(args.steps):
+    with open(os.environ["SEEDLAB_SPOOL"], "a") as fh:
+        line = {"type": "metrics", "step": step, "values": {"val_loss": 1 / (step + 1)}}
+        fh.write(json.dumps({**line, "time": time.time()}) + "\\n")
+    if os.path.exists(os.environ["SEEDLAB_STOP_FILE"]):
+        break
+    time.sleep(args.pause)
+"""
+
+
+def test_a_recipe_run_completes_and_cancels_within_5_s_on_the_cluster(
+    settings, db, ray_address, tmp_path
+):
+    from engine.services.permissions import cli_actor
+    from engine.services.recipes import add_recipe, submit_recipe_run
+
+    (tmp_path / "recipe").mkdir()
+    (tmp_path / "recipe" / "train.py").write_text(RECIPE)
+    add_recipe(db, cli_actor(), tmp_path / "recipe", "toy")
+    worker = start_worker("--executor", "ray", "--address", ray_address)
+    try:
+        done = submit_recipe_run(settings, db, cli_actor(), "toy", {"steps": 3})
+        wait_until(
+            lambda: run_status(db, done) not in ("queued", "running"),
+            timeout=180,
+            what="the recipe run to end on Ray",
+        )
+        run = run_store.get_run(db, done)
+        assert run.status == "completed", run.error
+        assert run.device.startswith("ray ") and run.source == "recipe"
+        assert metric_series(db, done, "val_loss").values.tolist() == [1.0, 0.5, 1 / 3]
+        slow = submit_recipe_run(settings, db, cli_actor(), "toy", {"steps": 10_000, "pause": 0.05})
+        wait_until(
+            lambda: len(metric_series(db, slow, "val_loss").steps),
+            timeout=120,
+            what="a point on Ray",
+        )
+        started = time.monotonic()
+        assert cli("runs", "cancel", str(slow)).returncode == 0
+        wait_until(
+            lambda: run_status(db, slow) == "cancelled", timeout=30, what="the cancel to land"
+        )
+        assert time.monotonic() - started < 5
+    finally:
+        stop_worker(worker)

@@ -17,6 +17,7 @@ from dashboard.components import edit_tray
 from db import runs as run_store
 from db.records import DatasetRecord
 from engine.core.display_text import display_text
+from engine.core.errors import DatasetError
 from engine.core.run_files import predictions_path
 from engine.data.browse import ANY, PAGE_SIZES, RIGHT, WRONG, BrowseFilter, browse
 from engine.services import dataset_versions
@@ -119,20 +120,22 @@ def _filters(record: DatasetRecord, run_labels: dict[int, str]) -> tuple[BrowseF
 
 
 def _image_grid(record: DatasetRecord, rows: pd.DataFrame) -> None:
-    folder = data.get_settings().resolve(record.path)
-    for start in range(0, len(rows), IMAGES_PER_ROW):
-        batch = rows.iloc[start : start + IMAGES_PER_ROW]
-        for col, row in zip(st.columns(IMAGES_PER_ROW), batch.itertuples(), strict=False):
-            caption = f"{row.row_id} · {row.label}"
-            if isinstance(getattr(row, "predicted", None), str):
-                caption += f" → {row.predicted} ({row.confidence:.0%})"
-            path = (folder / str(row.row_id)).resolve()
-            with col:
-                # Only files inside the dataset's folder: a row id is a path inside it.
-                if path.is_relative_to(folder.resolve()) and path.is_file():
-                    st.image(str(path), caption=caption, width="stretch")
-                else:
-                    st.caption(f"{caption} — image file missing")
+    from engine.data.image_store import store_for
+
+    # One look-up per image of the page in the dataset's store (a slice of its pack, or a file).
+    with store_for(data.get_settings(), record) as store:
+        for start in range(0, len(rows), IMAGES_PER_ROW):
+            batch = rows.iloc[start : start + IMAGES_PER_ROW]
+            for col, row in zip(st.columns(IMAGES_PER_ROW), batch.itertuples(), strict=False):
+                caption = f"{row.row_id} · {row.label}"
+                if isinstance(getattr(row, "predicted", None), str):
+                    caption += f" → {row.predicted} ({row.confidence:.0%})"
+                with col:
+                    try:
+                        image = store.read_bytes(str(row.row_id))
+                        st.image(image, caption=caption, width="stretch")
+                    except (DatasetError, OSError, KeyError):
+                        st.caption(f"{caption} — image file missing")
 
 
 def _edit_controls(record: DatasetRecord, page_ids: list[str], key: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import streamlit as st
 from PIL import Image, ImageOps
@@ -16,8 +18,8 @@ THUMB_GAP = 6  # pixels of white between thumbnails in a class's strip
 MAX_CLASSES_SHOWN = 30
 
 
-def _thumbnail(path: str, side: int) -> np.ndarray:
-    with Image.open(path) as image:
+def _thumbnail(data: bytes, side: int) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
         image = ImageOps.exif_transpose(image).convert("RGB")
         # Tiny images (8×8 digits) are enlarged with hard pixel edges; large ones shrunk smoothly.
         smaller = max(image.size) < side
@@ -27,11 +29,11 @@ def _thumbnail(path: str, side: int) -> np.ndarray:
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=16)
 def _samples(dataset_id: int, path: str, per_class: int) -> dict[str, list[np.ndarray]]:
-    from engine.data.image_store import sample_files
+    from engine.data.image_store import sample_images
 
     record = next(r for r in data.datasets() if r.id == dataset_id and r.path == path)
-    files = sample_files(data.get_settings(), record, per_class)
-    return {name: [_thumbnail(str(p), THUMB_SIDE) for p in paths] for name, paths in files.items()}
+    images = sample_images(data.get_settings(), record, per_class)
+    return {name: [_thumbnail(b, THUMB_SIDE) for b in blobs] for name, blobs in images.items()}
 
 
 def _strip(thumbs: list[np.ndarray]) -> np.ndarray:

@@ -120,14 +120,16 @@ def mistakes(rows: list[dict[str, Any]], home: Path, *, task: str) -> None:
 
 
 def _image_grid(rows: list[dict[str, Any]], home: Path) -> None:
+    from engine.data.image_store import described_image_bytes
+
     for start in range(0, len(rows), IMAGES_PER_ROW):
         batch = rows[start : start + IMAGES_PER_ROW]
         for col, row in zip(st.columns(IMAGES_PER_ROW), batch, strict=False):
             caption = f"true {row['true']} → {row['predicted']} ({row.get('confidence', 0):.0%})"
-            path = (home / str(row["input"]["image"])).resolve()
+            # Only images inside SEEDLAB_HOME: the report names a dataset's own image.
+            image = described_image_bytes(row["input"], home)
             with col:
-                # Only files inside SEEDLAB_HOME: the report names a dataset's own image.
-                if path.is_relative_to(home.resolve()) and path.is_file():
-                    st.image(str(path), caption=caption, width="stretch")
+                if image is not None:
+                    st.image(image, caption=caption, width="stretch")
                 else:
                     st.caption(f"{caption} — image file missing")

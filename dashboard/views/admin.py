@@ -1,5 +1,5 @@
-"""Admin: users (add, role, password, unlock, remove, their sessions) and the audit log.
-Admins only.
+"""Admin: users (add, role, password, unlock, remove, their sessions), the audit log, and
+storage (disk use, clean-up: dashboard/components/storage_panel.py). Admins only.
 
 The same actions as `seedlab users …` and `seedlab audit list`, through
 engine.services.accounts, which checks the role again whatever this page shows.
@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth, data
+from dashboard.components import storage_panel
 from db import audit
 from db import users as user_store
 from engine.services import accounts
@@ -20,7 +21,7 @@ db = data.get_db()
 
 st.title("Admin")
 data.show_flash()
-users_tab, audit_tab = st.tabs(["Users", "Audit log"])
+users_tab, storage_tab, audit_tab = st.tabs(["Users", "Storage", "Audit log"])
 
 
 def _users() -> None:
@@ -165,3 +166,5 @@ with users_tab:
         _users()
 with audit_tab:
     _audit()
+with storage_tab, data.shown_errors("measuring storage"):
+    storage_panel.show(db, data.get_settings())

@@ -17,6 +17,7 @@ import streamlit as st
 
 from dashboard import auth, data
 from dashboard.components.projects import current_project_id
+from dashboard.components.recipe_form import recipe_form
 from db import runs as run_store
 from db.records import DatasetRecord, RunRecord
 from engine.core.catalog import DEFAULT_MODEL, MODEL_FAMILIES, TASKS, models_for_kind
@@ -33,6 +34,7 @@ from engine.core.run_fields import field_applies
 from engine.services.dataset_versions import list_versions
 from engine.services.launch import default_run_name
 from engine.services.permissions import Permission
+from engine.services.recipes import list_recipes
 from engine.services.runs import launch_run
 
 DATA_FIELDS = ["task", "val_fraction", "test_fraction", "seed", "max_categories"]
@@ -175,6 +177,27 @@ SHORT_PATH = ("dataset", "preset")
 auth.guard_page()
 st.title("New run")
 db = data.get_db()
+
+# "Recipe": the team's own script registered on the server, a mode of its own
+# (dashboard/components/recipe_form.py); offered once a recipe exists.
+_clone_run = run_store.get_run(db, data.query_int("clone") or 0)
+_recipe_clone = _clone_run if _clone_run is not None and _clone_run.source == "recipe" else None
+if _recipe_clone is not None or st.query_params.get("recipe") or list_recipes(db):
+    _modes = ["Seedlab model", "Recipe (your script)"]
+    _mode = st.radio(
+        "What to run",
+        _modes,
+        index=1 if _recipe_clone is not None or st.query_params.get("recipe") else 0,
+        horizontal=True,
+        key="_nr_mode",
+        help="A model Seedlab builds from your settings, or a registered training script.",
+    )
+    if _mode == _modes[1]:
+        recipe_form(_recipe_clone)
+        st.stop()
+    if _recipe_clone is not None:
+        st.info(f"Run #{_recipe_clone.id} ran a recipe; choose **Recipe** above to clone it.")
+        st.stop()
 
 
 def _label(name: str) -> str:

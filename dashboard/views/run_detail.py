@@ -377,7 +377,7 @@ def _actions(run: RunRecord) -> None:
             st.switch_page(data.NEW_RUN_PAGE, query_params={"clone": str(run.id)})
         with data.shown_errors("reading the dataset's versions"):
             mistake_fixes.retrain_actions(run)  # "Retrain on version N", Compare with the parent
-        if run.status == "completed" and not sdk_run:
+        if run.status == "completed" and run.source == "builtin":  # a model Seedlab can load
             st.page_link(
                 data.PLAYGROUND_PAGE,
                 label="Try it",
@@ -399,18 +399,28 @@ def _actions(run: RunRecord) -> None:
 def _resume_button(run: RunRecord) -> None:
     """Resume (services/recovery.py): the same run continues after its last checkpointed epoch."""
     epoch = resumable_epoch(settings, run.id) if run.status in ("cancelled", "failed") else None
+    if run.source == "recipe" and run.status in ("cancelled", "failed"):
+        epoch = 0  # the script resumes itself from its checkpoint folder
     if epoch is None:
         return
     if st.button(
         "Resume",
         icon=":material/play_circle:",
-        help=f"Queue this run again; it continues after epoch {epoch}, its curves go on.",
+        help="Queue this run again; its script starts with SEEDLAB_RESUMED=1 and its "
+        "checkpoint folder, its curves go on."
+        if run.source == "recipe"
+        else f"Queue this run again; it continues after epoch {epoch}, its curves go on.",
         disabled=not auth.can(Permission.RESUME, run.owner),
     ):
         with data.shown_errors("resuming the run"):
             actor = auth.require(Permission.RESUME, run.owner, f"run {run.id}")
             resumed = run_actions.resume(settings, db, actor, run.id)  # the checkpoint's epoch
-            data.flash(f"Queued — the run resumes after epoch {resumed}.", "info")
+            data.flash(
+                "Queued — its script starts again, told it resumes."
+                if run.source == "recipe"
+                else f"Queued — the run resumes after epoch {resumed}.",
+                "info",
+            )
             st.rerun()
 
 
@@ -436,6 +446,8 @@ def _facts(run: RunRecord, task: str) -> list[str]:
     )
     if run.source == "sdk":
         facts.append("logged by the SDK")
+    if run.source == "recipe":
+        facts.append(f"recipe {run.config.get('recipe')}")
     if run.device:
         facts.append(f"on {run.device}")
     facts.append(f"created {data.format_time(run.created_at)}")

@@ -311,7 +311,10 @@ def _live(sweep_id: int, shown_status: str) -> None:
     trials = sweeps.load_trials(db, sweep)
     facts = [
         f"**{sweep.status}**",
-        f"dataset {data.md_text(sweep.dataset_name)}",
+        f"dataset {data.md_text(sweep.dataset_name)}" if sweep.dataset_name else "",
+        f"recipe {data.md_text(str(sweep.base_config['recipe']))}"
+        if "recipe" in sweep.base_config
+        else "",
         f"{sweep.sampler} sampler, {sweep.pruner} pruner",
         f"{metric_label(sweep.objective)} ({sweep.direction})",
         f"{len(trials)}/{sweep.max_trials} trials launched",

@@ -31,3 +31,14 @@ def add_artifact(
                 created_at=utcnow(),
             )
         ).inserted_primary_key[0]
+
+
+def forget_artifacts(db: Engine, run_id: int, paths: list[str]) -> int:
+    """Drop the rows of files a clean-up deleted (paths relative to the run's folder); returns
+    how many rows went."""
+    if not paths:
+        return 0
+    with writing(db) as conn:
+        return conn.execute(
+            delete(artifacts).where(artifacts.c.run_id == run_id, artifacts.c.path.in_(paths))
+        ).rowcount

@@ -27,7 +27,7 @@ def create_run(
     db: Engine,
     *,
     name: str,
-    dataset_id: int,
+    dataset_id: int | None,
     config: dict[str, Any],
     parent_run_id: int | None = None,
     tags: Iterable[str] = (),
@@ -36,10 +36,12 @@ def create_run(
     sweep_id: int | None = None,
     owner: str | None = None,
     dataset_version: int | None = None,
+    source: str = "builtin",
 ) -> int:
     with writing(db) as conn:
         run_id = conn.execute(
             insert(runs).values(
+                source=source,
                 name=name,
                 dataset_id=dataset_id,
                 dataset_version=dataset_version,

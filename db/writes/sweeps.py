@@ -19,7 +19,7 @@ def create_sweep(
     db: Engine,
     *,
     name: str,
-    dataset_id: int,
+    dataset_id: int | None,
     base_config: dict[str, Any],
     space: dict[str, Any],
     sampler: str,

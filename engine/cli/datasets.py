@@ -147,6 +147,7 @@ def datasets_show(
 ) -> None:
     """Show a dataset's profile."""
     from engine.data.columns import profile_table
+    from engine.services.dataset_versions import list_versions
     from engine.services.launch import find_dataset
 
     _, db = ready()
@@ -154,6 +155,12 @@ def datasets_show(
     if as_json:
         print_json(record.to_dict())
         return
+    latest = list_versions(db, record.id)[-1]
+    ids = "image paths (e.g. cat/001.png)" if record.kind == "image" else "row positions 0, 1, …"
+    typer.echo(
+        f"version {latest.number} is the latest ({latest.n_rows} rows; `seedlab datasets "
+        f"versions {record.name}`); row ids are {ids}"
+    )
     if record.kind == "image":
         typer.echo(f"{record.name} (id {record.id}): {record.n_rows} images, task {record.task}")
         stats = record.schema["image_stats"]
@@ -272,7 +279,11 @@ def datasets_diff(
 def datasets_export(
     name: Annotated[str, typer.Argument(help="Dataset name or id (NAME@N: version N)")],
     output: Annotated[
-        Path, typer.Option(help="CSV or Parquet file (by its suffix); a .zip for images")
+        Path,
+        typer.Option(
+            help="CSV or Parquet file (by its suffix); a .zip for images; .json: Label Studio "
+            "tasks (with the labeling interface beside it, FILE.config.xml)"
+        ),
     ],
     version: Annotated[int | None, typer.Option(help="Version (default: the latest)")] = None,
 ) -> None:
@@ -284,3 +295,31 @@ def datasets_export(
     number = version if version is not None else found.number
     path = export_version(settings, db, record.id, number, output)
     typer.echo(f"Wrote {record.name}@{number} to {path}")
+
+
+@app.command("import-labels")
+def datasets_import_labels(
+    name: Annotated[str, typer.Argument(help="Dataset name or id")],
+    file: Annotated[Path, typer.Argument(help="Label Studio's JSON export of the tasks")],
+    note: Annotated[str, typer.Option(help="Why (kept with the version)")] = "",
+) -> None:
+    """Labels done in Label Studio (its JSON export of tasks from `datasets export … .json`)
+    as the next version; prints it."""
+    import json
+
+    from engine.services.dataset_versions import import_label_studio, resolve
+
+    settings, db = ready()
+    record, _ = resolve(db, name)
+    try:
+        payload = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        fail(f"Cannot read {file} as JSON ({exc}). Give Label Studio's JSON export.")
+    version, skipped = import_label_studio(settings, db, actor(), record.id, payload, note)
+    typer.echo(
+        f"{record.name}@{version.number}: version {version.number}, {version.n_rows} rows "
+        f"({_diff_text(version.diff)} from version {version.parent_number})"
+    )
+    for key, count in skipped.items():
+        if count:
+            typer.echo(f"note: {count} task(s) skipped: {key.replace('_', ' ')}", err=True)

@@ -26,8 +26,10 @@ from engine.cli import (
     models,
     predict,
     projects,
+    recipes,
     runs,
     sdk,
+    storage,
     sweeps,
     users,
 )
@@ -71,7 +73,10 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(models.app, name="models")
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(importing.app, name="import")
+app.add_typer(recipes.app, name="recipes")
 app.add_typer(sdk.app, name="sdk")
+app.add_typer(storage.app, name="storage")
+app.add_typer(storage.backup_app)
 
 
 def main() -> None:

@@ -61,8 +61,15 @@ def _get_run(db: Engine, run_id: int) -> RunRecord:
 @app.command("submit")
 def runs_submit(
     dataset: Annotated[
-        str, typer.Option(help="Dataset name or id; NAME@N trains on version N (default: latest)")
-    ],
+        str | None,
+        typer.Option(
+            help="Dataset name or id; NAME@N trains on version N (default: latest); optional "
+            "with --recipe"
+        ),
+    ] = None,
+    recipe: Annotated[
+        str | None, typer.Option(help="Run a registered recipe; --set gives its parameters")
+    ] = None,
     set_: Overrides = None,
     config: Annotated[Path | None, typer.Option(help="JSON/YAML file of config values")] = None,
     name: Annotated[str | None, typer.Option(help="Run name")] = None,
@@ -81,7 +88,30 @@ def runs_submit(
     from engine.services.run_admin import find_project
     from engine.services.runs import launch_run
 
-    _, db = ready()
+    current, db = ready()
+    if recipe is not None:
+        from engine.services.recipes import submit_recipe_run
+
+        values = load_config_file(config) if config else {}
+        values.update(parse_overrides(set_ or []))
+        device = str(values.pop("device", "auto"))
+        typer.echo(
+            submit_recipe_run(
+                current,
+                db,
+                actor(),
+                recipe,
+                values,
+                dataset=dataset,
+                device=device,
+                name=name,
+                project_id=find_project(db, project).id if project else None,
+                tags=tuple(tag or ()),
+            )
+        )
+        return
+    if dataset is None:
+        fail("Give --dataset (a dataset name or id), or --recipe to run a registered script.")
     values = load_config_file(config) if config else {}
     values.update(parse_overrides(set_ or []))
     if preset is not None:
@@ -104,8 +134,13 @@ def runs_clone(
     """Queue a copy of a run's config (with overrides); prints the new id."""
     from engine.services.runs import launch_run
 
-    _, db = ready()
+    current, db = ready()
     source = _get_run(db, run_id)
+    if source.source == "recipe":  # its own code snapshot, whatever the recipe is now
+        from engine.services.recipes import clone_recipe_run
+
+        typer.echo(clone_recipe_run(current, db, actor(), run_id, parse_overrides(set_ or [])))
+        return
     values = dict(source.config) | parse_overrides(set_ or [])
     new_id = launch_run(
         db,
@@ -239,6 +274,9 @@ def runs_resume(run_id: int) -> None:
 
     settings, db = ready()
     epoch = resume(settings, db, actor(), run_id)
+    if _get_run(db, run_id).source == "recipe":
+        typer.echo(f"Run {run_id} queued; its script starts again with SEEDLAB_RESUMED=1.")
+        return
     typer.echo(f"Run {run_id} queued; it resumes after epoch {epoch}.")
 
 

@@ -46,7 +46,13 @@ def parse_param(text: str) -> tuple[str, dict[str, Any]]:
 
 @app.command("submit")
 def sweeps_submit(
-    dataset: Annotated[str, typer.Option(help="Dataset name or id")],
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset name or id (optional with --recipe)")
+    ] = None,
+    recipe: Annotated[
+        str | None,
+        typer.Option(help="Search a recipe's parameters; --objective: a metric it logs"),
+    ] = None,
     param: Annotated[
         list[str] | None,
         typer.Option(help="name=low..high[:log|:step=N] or name=a,b,c (repeat for more fields)"),
@@ -75,12 +81,40 @@ def sweeps_submit(
     seed: Annotated[int, typer.Option(min=0)] = 0,
 ) -> None:
     """Queue a sweep; the engine launches its trials. Prints the sweep id."""
-    from engine.services.sweep_actions import launch_sweep
+    from engine.services.sweep_actions import launch_recipe_sweep, launch_sweep
 
-    _, db = ready()
+    current, db = ready()
+    if recipe is None and dataset is None:
+        fail("Give --dataset (a dataset name or id), or --recipe to search a script's parameters.")
     try:
         raw: dict[str, Any] = load_config_file(space) if space else {}
         raw.update(dict(parse_param(p) for p in param or []))
+        if recipe is not None:
+            overrides = parse_overrides(set_ or [])
+            device = str(overrides.pop("device", "auto"))
+            sweep_id = launch_recipe_sweep(
+                current,
+                db,
+                actor(),
+                recipe,
+                {
+                    "space": raw,
+                    "sampler": sampler,
+                    "pruner": pruner,
+                    "objective": objective,
+                    "direction": direction,
+                    "max_trials": trials,
+                    "time_limit_s": time_limit,
+                    "parallelism": parallel,
+                    "seed": seed,
+                },
+                name=name,
+                base=overrides,
+                dataset=dataset,
+                device=device,
+            )
+            typer.echo(sweep_id)
+            return
         sweep_id = launch_sweep(
             db,
             actor(),

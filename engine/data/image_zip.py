@@ -40,11 +40,13 @@ class ZipCaps:
 
 @dataclass
 class ZipPlan:
-    """The images to store: (member, class name) in archive order, and what was skipped."""
+    """The images to store: (member, class name) in archive order, each image's path inside
+    the dataset ("cat/001.png", its row id), and what was skipped."""
 
     images: list[tuple[zipfile.ZipInfo, str]]
     classes: list[str]
     ignored: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def _member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
     unified = name.replace("\\", "/")
     if unified.startswith("/") or _DRIVE.match(unified):
         raise _fail(name, "has an absolute path; the archive may only hold relative paths")
-    parts = tuple(p for p in unified.split("/") if p not in ("", "."))
+    parts = member_parts(unified)
     if ".." in parts:
         raise _fail(name, "points outside the archive ('..' in its path)")
     mode = info.external_attr >> 16
@@ -132,16 +134,12 @@ def plan_zip(zf: zipfile.ZipFile, caps: ZipCaps) -> ZipPlan:
         files.append((info, parts))
         folders.update(parts[:i] for i in range(1, len(parts)))
 
-    # Zipping a folder wraps everything in it: photos/cats/1.jpg → cats/1.jpg.
-    pictures = [(i, p) for i, p in files if PurePosixPath(p[-1]).suffix.lower() in IMAGE_SUFFIXES]
-    prefix: tuple[str, ...] = ()
-    while pictures and all(len(p) - len(prefix) >= 3 for _, p in pictures):
-        tops = {p[len(prefix)] for _, p in pictures}
-        if len(tops) != 1:
-            break
-        prefix = (*prefix, tops.pop())
+    pictures = [p for _, p in files if PurePosixPath(p[-1]).suffix.lower() in IMAGE_SUFFIXES]
+    prefix = wrapping_prefix(pictures)
 
     images: list[tuple[zipfile.ZipInfo, str]] = []
+    paths: list[str] = []
+    seen: set[str] = set()
     for info, parts in files:
         if PurePosixPath(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
             ignored.append(info.filename)
@@ -153,7 +151,12 @@ def plan_zip(zf: zipfile.ZipFile, caps: ZipCaps) -> ZipPlan:
                 "is not inside a class folder; put each image in a folder named after its "
                 "class (cats/001.jpg, dogs/002.jpg)",
             )
+        path = "/".join(parts)
+        if path in seen:  # the path is the image's row id, so it must be unique
+            raise _fail(info.filename, "appears twice in the archive; keep one and zip again")
+        seen.add(path)
         images.append((info, parts[0]))
+        paths.append(path)
 
     classes = _sorted_classes({c for _, c in images})
     class_folders = {
@@ -171,7 +174,24 @@ def plan_zip(zf: zipfile.ZipFile, caps: ZipCaps) -> ZipPlan:
             f"The ZIP has {found}; a classifier needs at least two class folders, each holding "
             "that class's images (cats/001.jpg, dogs/002.jpg). Nothing was stored."
         )
-    return ZipPlan(images=images, classes=classes, ignored=ignored)
+    return ZipPlan(images=images, classes=classes, ignored=ignored, paths=paths)
+
+
+def member_parts(name: str) -> tuple[str, ...]:
+    """A member name's path parts, backslashes read as folder separators."""
+    return tuple(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
+
+
+def wrapping_prefix(pictures: list[tuple[str, ...]]) -> tuple[str, ...]:
+    """The folders that wrap every image (zipping a folder wraps everything in it:
+    photos/cats/1.jpg → cats/1.jpg); what is left starts with the class folder."""
+    prefix: tuple[str, ...] = ()
+    while pictures and all(len(p) - len(prefix) >= 3 for p in pictures):
+        tops = {p[len(prefix)] for p in pictures}
+        if len(tops) != 1:
+            break
+        prefix = (*prefix, tops.pop())
+    return prefix
 
 
 def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:

@@ -21,6 +21,8 @@ from typing import Any
 import pandas as pd
 
 from engine.core.atomic import atomic_path
+from engine.core.errors import DatasetError
+from engine.data.image_store import described_image_bytes
 from engine.deploy.model_files import NOT_TRACEABLE_BY_EXPORT, write_pt2, write_torchscript
 from engine.ml.predictor import Predictor
 from engine.ml.prepared import PreparedData
@@ -57,7 +59,7 @@ def _spec(predictor: Predictor, model_file: str, model_format: str) -> dict[str,
     }
 
 
-def _examples(predictor: Predictor, data: PreparedData, folder: Path) -> str:
+def _examples(predictor: Predictor, data: PreparedData, folder: Path, home: Path) -> str:
     """Write example.csv from the first test rows; returns a sentence about the input."""
     n = min(EXAMPLE_ROWS, len(data.x_test))
     rows = data.describe_test(range(n))
@@ -65,9 +67,14 @@ def _examples(predictor: Predictor, data: PreparedData, folder: Path) -> str:
         (folder / "examples").mkdir()
         names = []
         for i, row in enumerate(rows):
-            source = Path(row["image"])
-            name = f"examples/{i}{source.suffix.lower()}"
-            shutil.copyfile(source, folder / name)
+            name = f"examples/{i}{Path(row['image']).suffix.lower()}"
+            image = described_image_bytes(row, home)
+            if image is None:
+                raise DatasetError(
+                    f"Test image {row.get('row_id', row['image'])!r} of the run's dataset "
+                    "cannot be read. Upload the dataset again, then export."
+                )
+            (folder / name).write_bytes(image)
             names.append(name)
         pd.DataFrame({"image": names}).to_csv(folder / "example.csv", index=False)
         return "Input: a CSV with a column `image` of image file paths (relative to the CSV)."
@@ -81,7 +88,9 @@ def _examples(predictor: Predictor, data: PreparedData, folder: Path) -> str:
     return "Input: a CSV with the columns " + ", ".join(predictor.input_columns) + "."
 
 
-def write_bundle(predictor: Predictor, data: PreparedData, zip_path: Path) -> Path:
+def write_bundle(
+    predictor: Predictor, data: PreparedData, zip_path: Path, home: Path | None = None
+) -> Path:
     """Build the bundle in a temp folder, then write the ZIP (atomically) to `zip_path`."""
     run_id = int(zip_path.stem.split("-")[1]) if zip_path.stem.startswith("run-") else 0
     with tempfile.TemporaryDirectory(prefix="seedlab-bundle-") as tmp:
@@ -97,7 +106,8 @@ def write_bundle(predictor: Predictor, data: PreparedData, zip_path: Path) -> Pa
         (folder / "preprocessing.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
         (folder / "classes.json").write_text(json.dumps(predictor.classes), encoding="utf-8")
         shutil.copyfile(PREDICT_SCRIPT, folder / "predict.py")
-        input_help = _examples(predictor, data, folder)
+        # The report names a dataset's images relative to SEEDLAB_HOME.
+        input_help = _examples(predictor, data, folder, home or Path.cwd())
         (folder / "README.txt").write_text(
             README.format(
                 run=run_id,

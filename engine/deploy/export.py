@@ -105,7 +105,9 @@ def export_run(
     result = ExportResult(run_id=run_id, format=fmt, path="", size_bytes=0, created_at=time.time())
     try:
         if fmt == "bundle":
-            path = write_bundle(predictor, finished.data, folder / f"run-{run_id}-bundle.zip")
+            path = write_bundle(
+                predictor, finished.data, folder / f"run-{run_id}-bundle.zip", settings.home
+            )
         else:
             path = folder / FILE_NAMES[fmt]
             # A file that fails its check is never handed out: it replaces `path` only after.

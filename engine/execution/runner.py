@@ -191,6 +191,10 @@ def execute(settings: Settings, run_id: int) -> str:
     if run.status != "running":
         log.warning("run %s is %s, not running; nothing to do", run_id, run.status)
         return run.status
+    if run.source == "recipe":  # the team's own script, supervised in a subprocess
+        from engine.execution.recipe_runner import execute_recipe
+
+        return execute_recipe(settings, db, run)
     run_dir = settings.run_dir(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     main = parallel.is_main

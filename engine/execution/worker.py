@@ -260,7 +260,9 @@ class Worker:
             requested = str((run.config if run else {}).get("device", "auto"))
             slot = assign_slot(requested, self.devices, self.load(), **caps) or Slot("cpu")
             processes = processes_of(run.config if run else {})
-            self._spawn(run_id, slot, attempts=run.attempts if run else 0, processes=processes)
+            recipe = run is not None and run.source == "recipe"
+            attempts = run.attempts if run else 0
+            self._spawn(run_id, slot, attempts=attempts, processes=processes, recipe=recipe)
         self._keep_spare()
 
     def _keep_spare(self) -> None:
@@ -335,18 +337,23 @@ class Worker:
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         return env
 
-    def _spawn(self, run_id: int, slot: Slot, attempts: int = 0, processes: int = 1) -> None:
+    def _spawn(
+        self, run_id: int, slot: Slot, attempts: int = 0, processes: int = 1, recipe: bool = False
+    ) -> None:
         path = log_path(self.settings, run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         env = self._run_env(slot, processes)
         self._note_attempt(run_id, attempts, slot.key)
-        # The warm runner when it was started for exactly this environment (device included).
-        process = self.spares.take(env, run_id) if processes == 1 else None
+        # The warm runner when it was started for exactly this environment (device included);
+        # a recipe's supervisor imports no torch, so it needs none.
+        process = self.spares.take(env, run_id) if processes == 1 and not recipe else None
         warm = process is not None
         if process is None:
             with path.open("ab") as log_file:
                 process = subprocess.Popen(
-                    runner_command(run_id, processes),
+                    [sys.executable, "-m", "engine.execution.recipe_runner", str(run_id)]
+                    if recipe
+                    else runner_command(run_id, processes),
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,

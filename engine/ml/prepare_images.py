@@ -88,13 +88,17 @@ def prepare_images(
         augment=make_augment(config, pre),
     )
     test_rows = splits.test
-    folder = Path(dataset.path)
+    folder = Path(dataset.path)  # relative to SEEDLAB_HOME, as the report keeps it
 
     def describe_test(rows: Sequence[int]) -> list[dict[str, Any]]:
+        # row_id is the image's path inside the dataset (stable across versions); "image" is
+        # the stored file for sets kept one file per image, else a name only: read the bytes
+        # with image_store.described_image_bytes.
         picked = test_rows.iloc[list(rows)]
+        files = picked["file"] if "file" in picked.columns else picked["path"]
         return [
-            {"image": str(folder / file), "source": source}
-            for file, source in zip(picked["file"], picked["source"], strict=True)
+            {"image": str(folder / file), "dataset": str(folder), "row_id": path, "source": source}
+            for file, path, source in zip(files, picked["path"], picked["source"], strict=True)
         ]
 
     return PreparedData(
@@ -108,5 +112,5 @@ def prepare_images(
         task=task,
         describe_test=describe_test,
         # An image's row id is its path inside the dataset.
-        test_row_ids=test_rows["file"].astype(str).tolist(),
+        test_row_ids=test_rows["path"].astype(str).tolist(),
     )

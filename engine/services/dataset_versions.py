@@ -30,7 +30,9 @@ __all__ = [
     "add_upload_version",
     "diff",
     "edit",
+    "export_label_studio",
     "export_version",
+    "import_label_studio",
     "get_version",
     "image_items",
     "latest",
@@ -107,7 +109,7 @@ def load_version_frame(
         index = pure.load_version_index(settings, record)
         classes = list(record.schema["classes"])
         out = index.drop(columns=["label"]).assign(label=[classes[int(i)] for i in index["label"]])
-        return out.assign(row_id=out["file"].astype(str).to_numpy())[
+        return out.assign(row_id=out["path"].astype(str).to_numpy())[
             ["row_id", *[c for c in out.columns if c != "row_id"]]
         ].reset_index(drop=True)
     frame = pure.load_version_table(settings, record)
@@ -127,7 +129,7 @@ def image_items(
     record = view(dataset, get_version(db, dataset, number))
     index = pure.load_version_index(settings, record)
     classes = list(record.schema["classes"])
-    return [(str(f), classes[int(i)]) for f, i in zip(index["file"], index["label"], strict=True)]
+    return [(str(f), classes[int(i)]) for f, i in zip(index["path"], index["label"], strict=True)]
 
 
 def _version_labels(
@@ -197,6 +199,26 @@ def edit(
     change = pure.label_diff(pure.patched_labels(base, parent.patch), new_labels)
     base_sha = parent.base_sha256 or dataset.sha256
     try:
+        if parent.id == 0:
+            # A dataset stored without its version row: keep its version 1 first.
+            parent = version_writes.add_version(
+                db,
+                **{
+                    k: getattr(parent, k)
+                    for k in (
+                        "dataset_id",
+                        "parent_number",
+                        "digest",
+                        "note",
+                        "created_by",
+                        "n_rows",
+                        "class_counts",
+                        "diff",
+                        "base_path",
+                        "patch",
+                    )
+                },
+            )
         version = version_writes.add_version(
             db,
             dataset_id=dataset.id,
@@ -324,16 +346,20 @@ def export_version(
     settings: Settings, db: Engine, dataset_id: int, number: int | None, output: Path
 ) -> Path:
     """Write a version to `output`: CSV or Parquet (tables, texts; by the suffix, with the
-    `row_id` column), or a ZIP of images in one folder per class (images). Atomic."""
+    `row_id` column), a ZIP of images in one folder per class (images), or Label Studio JSON
+    tasks (.json, any kind). Atomic."""
     from engine.core.atomic import atomic_path
-    from engine.data.image_store import dataset_dir
+    from engine.data.image_store import store_for
 
+    if output.suffix.lower() == ".json":
+        return export_label_studio(settings, db, dataset_id, number, output)
     dataset = _dataset(db, dataset_id)
     version = get_version(db, dataset, number)
     suffix = output.suffix.lower()
     wanted = ".zip" if dataset.kind == "image" else (".csv", ".parquet")
     if suffix not in (wanted if isinstance(wanted, tuple) else (wanted,)):
         shown = "a .zip file" if dataset.kind == "image" else "a .csv or .parquet file"
+        shown += " (or .json: Label Studio tasks)"
         raise DatasetError(
             f"{dataset.name!r} holds {dataset.kind} data: export it to {shown} "
             f"(got {output.name!r})."
@@ -341,9 +367,9 @@ def export_version(
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(output) as tmp:
         if dataset.kind == "image":
-            folder = dataset_dir(settings, view(dataset, version))
+            store = store_for(settings, view(dataset, version))
             taken: set[str] = set()
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+            with store, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
                 for row_id, label in image_items(settings, db, dataset_id, version.number):
                     # label/<file name>: the layout an upload takes back (one folder per class);
                     # a relabelled image whose name is taken there keeps its whole path.
@@ -351,7 +377,7 @@ def export_version(
                     if member in taken:
                         member = f"{label}/{row_id.replace('/', '_')}"
                     taken.add(member)
-                    archive.write(folder / row_id, member)
+                    archive.writestr(member, store.read_bytes(row_id))
         else:
             frame = load_version_frame(settings, db, dataset_id, version.number)
             if suffix == ".csv":
@@ -359,3 +385,67 @@ def export_version(
             else:
                 frame.to_parquet(tmp, index=False)
     return output
+
+
+def export_label_studio(
+    settings: Settings, db: Engine, dataset_id: int, number: int | None, output: Path
+) -> Path:
+    """A version as Label Studio JSON tasks (import them into a Label Studio project; the
+    labeling interface is written beside it, as <output>.config.xml)."""
+    from engine.core.atomic import write_json_atomic
+    from engine.data.label_studio import labeling_config, to_tasks
+
+    dataset = _dataset(db, dataset_id)
+    version = get_version(db, dataset, number)
+    schema = version.base_schema or dataset.schema
+    frame = load_version_frame(settings, db, dataset_id, version.number)
+    regression = schema.get("task") == "regression"
+    label_column = "label" if dataset.kind == "image" else dataset.target
+    if dataset.kind == "image":
+        frame = frame[["row_id", "label"]]
+    tasks = to_tasks(
+        frame.to_dict(orient="records"),
+        kind=dataset.kind,
+        label_column=label_column,
+        text_column=schema.get("text_column"),
+        regression=regression,
+        model_version=f"seedlab {dataset.name}@{version.number}",
+    )
+    write_json_atomic(output, tasks)
+    config = labeling_config(dataset.kind, list(schema.get("classes") or []), regression)
+    output.with_name(output.name + ".config.xml").write_text(config)
+    return output
+
+
+def import_label_studio(
+    settings: Settings, db: Engine, actor: Actor, dataset_id: int, payload: Any, note: str = ""
+) -> tuple[DatasetVersionRecord, dict[str, int]]:
+    """Labels from Label Studio's JSON export as the next version (only rows whose label
+    changed are patched). Returns the version and what was skipped."""
+    from engine.data.label_studio import read_export
+
+    imported = read_export(payload)
+    current = latest(db, dataset_id)
+    excluded = set(current.patch.get("excluded") or [])
+    labels = {k: v for k, v in imported.labels.items() if k not in excluded}
+    skipped = {
+        "without_row_id": imported.without_row_id,
+        "without_annotation": imported.without_annotation,
+        "excluded": len(imported.labels) - len(labels),
+    }
+    if not labels:
+        raise DatasetError(
+            "The file has no annotated task with a Seedlab row_id in its data; export tasks "
+            "with `seedlab datasets export NAME --output tasks.json`, label them in Label "
+            "Studio, then import its JSON export."
+        )
+    version = edit(
+        settings,
+        db,
+        actor,
+        dataset_id,
+        relabel=labels,
+        exclude=[],
+        note=note or "labels from Label Studio",
+    )
+    return version, skipped

@@ -33,6 +33,8 @@ class Permission(StrEnum):
     PROMOTE = "promote"  # register a model version, change its stage
     MANAGE_USERS = "manage_users"
     VIEW_AUDIT = "view_audit"
+    MANAGE_RECIPES = "manage_recipes"  # register or remove code that runs on the server
+    MANAGE_STORAGE = "manage_storage"  # clean up old files, back up, restore
 
 
 _VIEWER = {Permission.BROWSE, Permission.PREDICT}
@@ -69,6 +71,8 @@ _VERBS = {
     Permission.PROMOTE: "register or promote models",
     Permission.MANAGE_USERS: "manage users",
     Permission.VIEW_AUDIT: "read the audit log",
+    Permission.MANAGE_RECIPES: "register or remove recipes (code that runs on the server)",
+    Permission.MANAGE_STORAGE: "clean up, back up or restore storage",
 }
 
 

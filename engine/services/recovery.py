@@ -65,6 +65,17 @@ def settle_stale_runs(
                 settled[run_id] = "failed"
                 append_log_line(settings, run_id, f"{_now_text()} {who}: {reason}")
             continue
+        if run is not None and run.source == "recipe":
+            # The engine has the script's code (its snapshot): it starts again, resumed.
+            if run_writes.requeue_run(db, run_id, stale_after_s=timeout_s):
+                settled[run_id] = "queued"
+                append_log_line(
+                    settings,
+                    run_id,
+                    f"{_now_text()} {who}: no heartbeat for {timeout_s:.0f} s; requeued: the "
+                    "script starts again with SEEDLAB_RESUMED=1.",
+                )
+            continue
         epoch = saved_epoch(resume_path(settings, run_id))
         if epoch is not None:
             if run_writes.requeue_run(db, run_id, stale_after_s=timeout_s):
@@ -118,6 +129,16 @@ def resume_run(settings: Settings, db: Engine, run_id: int) -> int:
         raise SeedlabError(
             f"Run {run_id} is {run.status}; only a cancelled or failed run can be resumed."
         )
+    if run.source == "recipe":  # the script resumes itself from its SEEDLAB_CHECKPOINT_DIR
+        if not run_writes.requeue_run(db, run_id, from_statuses=("cancelled", "failed")):
+            raise SeedlabError(f"Run {run_id} changed status meanwhile; look at it again.")
+        append_log_line(
+            settings,
+            run_id,
+            f"{_now_text()} resume requested: the script starts again with SEEDLAB_RESUMED=1 "
+            "and its checkpoint folder.",
+        )
+        return 0
     # From the checkpoint the run will load, not its side file: the epoch said is the real one,
     # and a damaged or replaced checkpoint is refused here (InvalidCheckpoint) before queueing.
     epoch = checkpoint_epoch(resume_path(settings, run_id))

@@ -22,6 +22,18 @@ def launch_sweep(db: Engine, actor: Actor, dataset_ref: str | int, spec: Any, **
     return sweep_id
 
 
+def launch_recipe_sweep(
+    settings: Any, db: Engine, actor: Actor, recipe: str, spec: Any, **submit: Any
+) -> int:
+    """engine.services.sweeps.submit_recipe_sweep as `actor`; trials owned by `actor` too."""
+    from engine.services import sweeps
+
+    check(actor, Permission.LAUNCH)
+    sweep_id = sweeps.submit_recipe_sweep(settings, db, recipe, spec, owner=actor.name, **submit)
+    audit.record(db, actor, "launch", f"sweep {sweep_id}", f"recipe {recipe}")
+    return sweep_id
+
+
 def cancel_sweep(db: Engine, actor: Actor, sweep_id: int) -> str | None:
     """Cancel a sweep and its queued or running trials; None when there is no such sweep."""
     from engine.services import sweeps

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from typing import Any, Literal, get_origin
@@ -35,6 +36,8 @@ from engine.core.catalog import HIGHER_IS_BETTER, MONITORS, effective_task
 from engine.core.config import RunConfig, validate_config
 from engine.core.epochs import EPOCH_KEY, epochs_at
 from engine.core.errors import ConfigError
+from engine.core.metric_info import direction as metric_direction
+from engine.core.settings import Settings
 from engine.services.launch import find_dataset, submit_run
 
 log = logging.getLogger("seedlab.sweeps")
@@ -90,8 +93,11 @@ class SweepSpec(BaseModel):
     seed: int = Field(0, ge=0)
 
 
-def _field_kind(name: str) -> str:
-    """int | float | choice: how a RunConfig field can be searched."""
+def _field_kind(name: str, kinds: dict[str, str] | None = None) -> str:
+    """int | float | choice: how a RunConfig field (or, with `kinds`, a recipe parameter)
+    can be searched."""
+    if kinds is not None:
+        return kinds.get(name, "choice")
     annotation = RunConfig.model_fields[name].annotation
     if annotation is bool or get_origin(annotation) in (Literal, list) or annotation is str:
         return "choice"
@@ -105,6 +111,8 @@ def _field_kind(name: str) -> str:
 def _choice_value(name: str, value: Any) -> Any:  # noqa: ANN401
     """A choice as Optuna stores it: scalars as they are; list fields (hidden sizes) as their
     canonical "128,64" text, so 64, [64] and "64" are one choice, and a run's config maps back."""
+    if name not in RunConfig.model_fields:  # a recipe parameter: always a scalar
+        return value
     if get_origin(RunConfig.model_fields[name].annotation) is not list or value is None:
         return value
     try:
@@ -153,7 +161,7 @@ def parse_space(raw: dict[str, Any], base: dict[str, Any]) -> dict[str, Param]:
     return space
 
 
-def distributions(space: dict[str, Param]) -> dict[str, Any]:
+def distributions(space: dict[str, Param], kinds: dict[str, str] | None = None) -> dict[str, Any]:
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
@@ -164,7 +172,7 @@ def distributions(space: dict[str, Param]) -> dict[str, Any]:
     for name, param in space.items():
         if isinstance(param, ParamChoices):
             out[name] = CategoricalDistribution(param.choices)
-        elif _field_kind(name) == "int":
+        elif _field_kind(name, kinds) == "int":
             step = max(1, int(param.step or 1))
             out[name] = IntDistribution(int(param.low), int(param.high), log=param.log, step=step)
         else:
@@ -172,7 +180,9 @@ def distributions(space: dict[str, Param]) -> dict[str, Any]:
     return out
 
 
-def grid_points(space: dict[str, Param]) -> list[dict[str, Any]]:
+def grid_points(
+    space: dict[str, Param], kinds: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Every combination, in a fixed order: choices as given, stepped ranges low → high."""
     axes: list[list[Any]] = []
     for name, param in space.items():
@@ -186,7 +196,7 @@ def grid_points(space: dict[str, Param]) -> list[dict[str, Any]]:
             )
         count = int(math.floor((param.high - param.low) / param.step + 1e-9)) + 1
         values = [param.low + i * param.step for i in range(count)]
-        axes.append([int(round(v)) if _field_kind(name) == "int" else v for v in values])
+        axes.append([int(round(v)) if _field_kind(name, kinds) == "int" else v for v in values])
     total = math.prod(len(a) for a in axes)
     if total > MAX_GRID:
         raise ConfigError(f"space: the grid has {total:,} points (limit {MAX_GRID:,}); shrink it")
@@ -196,7 +206,10 @@ def grid_points(space: dict[str, Param]) -> list[dict[str, Any]]:
 def _direction(objective: str, direction: str) -> str:
     if direction != "auto":
         return direction
-    return "maximize" if HIGHER_IS_BETTER.get(objective, False) else "minimize"
+    if objective in HIGHER_IS_BETTER:
+        return "maximize" if HIGHER_IS_BETTER[objective] else "minimize"
+    # A metric a script logs: read from its name (accuracy, f1… higher; loss, error… lower).
+    return "maximize" if metric_direction(objective) == "higher" else "minimize"
 
 
 def submit_sweep(
@@ -244,6 +257,157 @@ def submit_sweep(
         parallelism=sweep.parallelism,
         seed=sweep.seed,
         owner=owner,
+    )
+
+
+# ---------------------------------------------------------------- sweeps over a recipe
+
+# A recipe parameter's type → how it is searched (strings and bools: among choices).
+_RECIPE_KINDS = {"int": "int", "float": "float", "str": "choice", "bool": "choice"}
+
+
+def _recipe_of(sweep: SweepRecord) -> dict[str, Any] | None:
+    """A recipe sweep's base_config: {"recipe", "params", "kinds", "device", "dataset"}."""
+    base = sweep.base_config
+    return base if isinstance(base, dict) and "recipe" in base else None
+
+
+def _kinds_of(sweep: SweepRecord) -> dict[str, str] | None:
+    recipe = _recipe_of(sweep)
+    return recipe["kinds"] if recipe else None
+
+
+def parse_recipe_space(raw: dict[str, Any], params: list[Any]) -> dict[str, Param]:
+    """A search space over a recipe's parameters: every name one of them, every bound or
+    choice a valid value of it (its range, its choices)."""
+    from engine.core.recipe_params import coerce
+
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError("space: give at least one parameter, e.g. lr: {low: 1e-4, high: 0.1}")
+    known = {p.name: p for p in params}
+    space: dict[str, Param] = {}
+    for name, spec in raw.items():
+        if name not in known:
+            raise ConfigError(
+                f"space: {name!r} is not a parameter of the recipe; its parameters are: "
+                + (", ".join(known) or "none")
+            )
+        if isinstance(spec, list):
+            spec = {"choices": spec}
+        try:
+            param = (
+                ParamChoices.model_validate(spec)
+                if isinstance(spec, dict) and "choices" in spec
+                else ParamRange.model_validate(spec)
+            )
+        except ValidationError as exc:
+            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            raise ConfigError(f"space: {name}: {problems}") from None
+        kind = _RECIPE_KINDS[known[name].type]
+        if isinstance(param, ParamRange) and kind == "choice":
+            raise ConfigError(f"space: {name} ({known[name].type}) takes a list of choices")
+        samples = [param.low, param.high] if isinstance(param, ParamRange) else param.choices
+        try:
+            checked = [coerce(known[name], v) for v in samples]
+        except ConfigError as exc:
+            raise ConfigError(f"space: {exc}") from None
+        if isinstance(param, ParamChoices):
+            param = ParamChoices(choices=checked)
+        space[name] = param
+    return space
+
+
+def submit_recipe_sweep(
+    settings: Settings,
+    db: Engine,
+    recipe: str,
+    spec: dict[str, Any] | SweepSpec,
+    *,
+    name: str = "",
+    base: dict[str, Any] | None = None,
+    dataset: str | int | None = None,
+    device: str = "auto",
+    owner: str | None = None,
+) -> int:
+    """A sweep over a recipe's parameters; `objective` is any metric its script logs (pruning
+    reads that metric's values per step, as the script logs them)."""
+    from engine.core.recipe_params import resolve_values
+    from engine.services.recipes import recipe_info, snapshot_for_sweep, sweep_code_dir
+
+    info = recipe_info(db, recipe)
+    try:
+        sweep = spec if isinstance(spec, SweepSpec) else SweepSpec.model_validate(spec)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"Invalid sweep — {problems}") from None
+    fixed = resolve_values(info.params, dict(base or {}))
+    space = parse_recipe_space(sweep.space, info.params)
+    kinds = {p.name: _RECIPE_KINDS[p.type] for p in info.params if p.name in space}
+    dataset_record = find_dataset(db, dataset) if dataset not in (None, "") else None
+    max_trials = sweep.max_trials
+    if sweep.sampler == "grid":
+        max_trials = min(max_trials, len(grid_points(space, kinds)))
+    # Every trial runs the code as it is now, however the recipe is edited meanwhile.
+    staging, code = snapshot_for_sweep(settings, db, recipe)
+    try:
+        sweep_id = sweep_writes.create_sweep(
+            db,
+            name=name.strip() or f"{recipe}-sweep",
+            dataset_id=dataset_record.id if dataset_record else None,
+            base_config={
+                "recipe": recipe,
+                "params": fixed,
+                "kinds": kinds,
+                "device": device,
+                "dataset": dataset_record.name if dataset_record else None,
+                "code": code,  # what the sweep's copy (sweep_code_dir) was taken from
+            },
+            space={k: v.model_dump() for k, v in space.items()},
+            sampler=sweep.sampler,
+            pruner=sweep.pruner,
+            objective=sweep.objective,
+            direction=_direction(sweep.objective, sweep.direction),
+            max_trials=max_trials,
+            time_limit_s=sweep.time_limit_s,
+            parallelism=sweep.parallelism,
+            seed=sweep.seed,
+            owner=owner,
+        )
+        code_dir = sweep_code_dir(settings, sweep_id)
+        code_dir.parent.mkdir(parents=True, exist_ok=True)
+        (staging / "code").rename(code_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return sweep_id
+
+
+def _submit_trial(
+    db: Engine, sweep: SweepRecord, params: dict[str, Any], *, name: str, **extra: Any
+) -> int:
+    """Queue one run of the sweep's search: the built-in pipeline, or the sweep's recipe."""
+    recipe = _recipe_of(sweep)
+    if recipe is None:
+        values = {**sweep.base_config, **params, "monitor": sweep.objective}
+        return submit_run(db, sweep.dataset_id, values, name=name, owner=sweep.owner, **extra)
+    from engine.services.recipes import submit_recipe_run, sweep_code_dir
+
+    settings = Settings.from_env()
+    code_dir = sweep_code_dir(settings, sweep.id)
+    return submit_recipe_run(
+        settings,
+        db,
+        None,
+        recipe["recipe"],
+        {**recipe["params"], **params},
+        # The sweep's copy of the code; a sweep from before copies existed: the recipe's folder.
+        code_from=(str(code_dir), recipe.get("code") or {}) if code_dir.is_dir() else None,
+        dataset=sweep.dataset_id,
+        device=recipe.get("device", "auto"),
+        name=name,
+        owner=sweep.owner,
+        **extra,
     )
 
 
@@ -320,7 +484,8 @@ def load_trials(db: Engine, sweep: SweepRecord) -> list[Trial]:
         if run is None:
             continue
         intermediate = _per_epoch(history, run_id, sweep.objective) if history is not None else {}
-        params = {k: _choice_value(k, run.config.get(k)) for k in space}
+        given = run.config.get("params", {}) if _recipe_of(sweep) else run.config
+        params = {k: _choice_value(k, given.get(k)) for k in space}
         entry = run.summary.get(sweep.objective)
         best = None
         if entry is not None:
@@ -354,7 +519,7 @@ def build_study(sweep: SweepRecord, trials: list[Trial]) -> Any:  # noqa: ANN401
         "none": optuna.pruners.NopPruner(),
     }[sweep.pruner]
     study = optuna.create_study(direction=sweep.direction, sampler=sampler, pruner=pruner)
-    dists = distributions(stored_space(sweep))
+    dists = distributions(stored_space(sweep), _kinds_of(sweep))
     states = {
         "complete": TrialState.COMPLETE,
         "pruned": TrialState.PRUNED,
@@ -395,7 +560,7 @@ def advance(db: Engine, sweep: SweepRecord) -> None:
 
     trials = load_trials(db, sweep)
     study = build_study(sweep, trials)
-    dists = distributions(stored_space(sweep))
+    dists = distributions(stored_space(sweep), _kinds_of(sweep))
 
     if sweep.pruner != "none":
         for t in trials:
@@ -426,21 +591,19 @@ def advance(db: Engine, sweep: SweepRecord) -> None:
         if active == 0:
             sweep_writes.finish_sweep(db, sweep.id, "completed", best_run_id=best_id)
         return
-    grid = grid_points(stored_space(sweep)) if sweep.sampler == "grid" else None
+    grid = grid_points(stored_space(sweep), _kinds_of(sweep)) if sweep.sampler == "grid" else None
     for _ in range(min(sweep.parallelism - active, sweep.max_trials - launched)):
         if grid is not None:
             params = grid[launched]
         else:
             params = study.ask(dists).params
-        values = {**sweep.base_config, **params, "monitor": sweep.objective}
-        submit_run(
+        _submit_trial(
             db,
-            sweep.dataset_id,
-            values,
+            sweep,
+            params,
             name=f"{sweep.name} #{launched}",
             sweep_id=sweep.id,
             tags=(f"sweep-{sweep.id}",),
-            owner=sweep.owner,
         )
         launched += 1
 
@@ -504,6 +667,21 @@ def launch_best(
     best = best_trial(sweep, load_trials(db, sweep))
     if best is None:
         raise ConfigError(f"Sweep #{sweep_id} has no completed trial yet.")
+    if _recipe_of(sweep):  # the best trial's parameters and its very code
+        from engine.services.recipes import submit_recipe_run
+
+        return submit_recipe_run(
+            Settings.from_env(),
+            db,
+            None,
+            best.run.config["recipe"],
+            overrides,
+            dataset=sweep.dataset_id,
+            device=str(best.run.config.get("device", "auto")),
+            name=f"{sweep.name} best (from run #{best.run.id})",
+            parent_run_id=best.run.id,
+            owner=owner,
+        )
     values = {**best.run.config, **(overrides or {})}
     return submit_run(
         db,

@@ -1,8 +1,8 @@
 """dataset_versions (immutable versions: base data + one cumulative patch) and
 runs.dataset_version; every existing dataset becomes version 1 and its runs point at it
 
-Revision ID: 0014_dataset_versions
-Revises: 0013_api_tokens
+Revision ID: 0015_dataset_versions
+Revises: 0014_recipes
 """
 
 import hashlib
@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014_dataset_versions"
-down_revision: str | None = "0013_api_tokens"
+revision: str = "0015_dataset_versions"
+down_revision: str | None = "0014_recipes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
