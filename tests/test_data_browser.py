@@ -59,8 +59,10 @@ def test_pages_and_filters_by_label_and_text(settings, db, demo_datasets) -> Non
     assert "150 of 150 rows match · page 1 of 3" in _caption(at)
     assert _browser_table(at)["row_id"].tolist()[:3] == ["0", "1", "2"]
 
+    _multiselect(at, "Rows to change").set_value(["0", "1"]).run()
     at.selectbox(key=f"db_size_{_iris(db)}").set_value(25).run()
     at.number_input(key=f"db_page_{_iris(db)}").set_value(2).run()
+    assert not at.exception  # rows picked on another page are simply no longer picked
     assert "page 2 of 6" in _caption(at)
     assert _browser_table(at)["row_id"].tolist() == [str(i) for i in range(25, 50)]
 
@@ -241,3 +243,23 @@ def test_image_grid_pages_filters_and_leaves_an_image_out(settings, db) -> None:
     version = dataset_versions.latest(db, record.id)
     assert version.diff == {"added": 0, "removed": 1, "relabelled": 0}
     assert f"{threes - 1} of {record.n_rows - 1:,} images match" in _caption(at)
+
+
+def test_bench_browser_runs_at_a_tiny_size() -> None:
+    """bench/bench_browser.py end to end at a tiny size: it reports every case (figures are
+    in bench/RESULTS.md, never asserted)."""
+    import subprocess
+    import sys
+
+    from tests.support.commands import ROOT, child_env
+
+    proc = subprocess.run(
+        [sys.executable, "bench/bench_browser.py", "--rows", "2000", "--images", "200"],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "2,000 rows: first page" in proc.stdout and "200 images: a page of 50" in proc.stdout
