@@ -219,8 +219,12 @@ def show_data_browser(record: DatasetRecord) -> None:
         elif record.kind == "image":
             _image_grid(record, shown.rows)
         else:
+            # The row id, the label and the run's prediction first; the inputs after them.
+            first = ["row_id", _label_column(record), "predicted", "correct", "confidence", "error"]
+            first = [c for c in first if c in shown.rows.columns]
+            rows = shown.rows[[*first, *[c for c in shown.rows.columns if c not in first]]]
             st.dataframe(
-                shown.rows.rename(columns=display_text),
+                rows.rename(columns=display_text),
                 hide_index=True,
                 column_config={
                     "confidence": st.column_config.ProgressColumn(
