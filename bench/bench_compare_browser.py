@@ -46,7 +46,7 @@ if str(ROOT) not in sys.path:
 from bench.bench_metrics import RESULTS_PATH, cpu_model, replace_section  # noqa: E402
 from db import metrics as metric_store  # noqa: E402
 from db import run_query  # noqa: E402
-from db.migrate import upgrade_to_head  # noqa: E402
+from db.migrate import alembic_config, upgrade_to_head  # noqa: E402
 from db.run_query import RunFilter  # noqa: E402
 from db.session import get_db  # noqa: E402
 from engine.core.settings import Settings  # noqa: E402
@@ -58,6 +58,8 @@ from engine.services.demo_fill import fill_project  # noqa: E402
 BEGIN, END = "<!-- bench_compare_browser:begin -->", "<!-- bench_compare_browser:end -->"
 # The last commit before Compare and the Run page read only what they draw (issue 18).
 BASELINE_REF = "cd43e911c9a3f1c720bf8dfeef524a4967f546c9"
+# The schema revision of BASELINE_REF: its pages refuse a newer database.
+BASELINE_REVISION = "0009_jobs"
 STARTUP_S = 120
 PAGE_TIMEOUT_MS = 120_000
 VIEWPORT = {"width": 1280, "height": 1000}
@@ -308,13 +310,13 @@ def main(argv: list[str] | None = None) -> int:
         run_keys = ["train_loss", "val_loss", "val_accuracy", "val_f1_macro", "lr"]
         rows = read_rows(db, compare_ids, run_keys, args.repeats)
         db.dispose()
-        variants = {"now": ROOT}
+        variants = {"now": (ROOT, home)}
         baseline = None
         if not args.no_baseline:
             baseline = baseline_checkout(args.baseline_ref, Path(tmp) / "baseline")
         if baseline is not None:
-            variants["baseline"] = baseline
-        with contextlib_stack(variants, home, Path(tmp)) as urls:
+            variants["baseline"] = (baseline, baseline_home(home, Path(tmp) / "baseline-home"))
+        with contextlib_stack(variants, Path(tmp)) as urls:
             rows += browser_rows(urls, compare_ids, args.repeats)
     order = list(dict.fromkeys(r.measurement for r in rows if not r.measurement.startswith("s")))
     order += [r.measurement for r in rows if r.measurement.startswith("s")]
@@ -336,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             "none in the browser (--no-baseline, or its commit is not in this clone)"
             if baseline is None
             else f"the pages at commit {args.baseline_ref[:9]} (read every point, then "
-            "downsample), served from the same home in the same run"
+            "downsample), serving a copy of the same home taken down to its schema, in the same run"
         ),
         f"- uptime before: `{uptime_before}`",
         f"- uptime after: `{uptime_after}`",
@@ -368,15 +370,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def baseline_home(home: Path, target: Path) -> Path:
+    """A copy of `home` with its database taken down to the baseline's schema: the old pages
+    refuse a database written by a newer Seedlab. The same runs and points, read by old code."""
+    from alembic import command
+
+    shutil.copytree(home, target)
+    db = get_db(Settings(home=target, db_url=f"sqlite:///{target / 'seedlab.db'}"))
+    command.downgrade(alembic_config(db), BASELINE_REVISION)
+    db.dispose()
+    return target
+
+
 @contextmanager
-def contextlib_stack(variants: dict[str, Path], home: Path, tmp: Path) -> Iterator[dict[str, str]]:
-    """Every variant's dashboard running at once, stopped together."""
+def contextlib_stack(variants: dict[str, tuple[Path, Path]], tmp: Path) -> Iterator[dict[str, str]]:
+    """Every variant's dashboard (its code, its home) running at once, stopped together."""
     from contextlib import ExitStack
 
     with ExitStack() as stack:
         yield {
             name: stack.enter_context(dashboard(code, home, tmp / f"dashboard-{name}.log"))
-            for name, code in variants.items()
+            for name, (code, home) in variants.items()
         }
 
 

@@ -44,7 +44,7 @@ def test_bench_compare_browser_tiny_runs_and_reports() -> None:
         timeout=290,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for page in ("Compare of 3 runs: open → curves drawn", "Run page, warm"):
+    for page in ("Compare of 3 runs, reopened → curves drawn", "Run page, reopened → "):
         row = re.search(rf"^\| {re.escape(page)}.*? \| now \| ([\d.]+) \|", proc.stdout, re.M)
         assert row is not None, proc.stdout
         assert float(row.group(1)) > 0
