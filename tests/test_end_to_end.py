@@ -13,7 +13,7 @@ from db import datasets as dataset_store
 from db import runs as run_store
 from tests.support.commands import ROOT, child_env, seedlab_cmd
 from tests.support.engine import MESSY_CHURN_CSV, start_worker, stop_worker
-from tests.support.pages import button, open_page
+from tests.support.pages import button, open_page, trace_values
 from tests.support.waiting import wait_until
 
 # A real worker trains what the pages launched.
@@ -63,7 +63,11 @@ def test_upload_launch_train_browse(settings, db):
     assert cards["accuracy"] == f"{accuracy:.4f}"
     curves = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     assert {t["name"] for t in curves} >= {"train loss", "val loss"}
-    assert curves[0]["x"] == [1, 2, 3, 4, 5, 6]
+    by_name = {t["name"]: trace_values(t["x"]) for t in curves}
+    assert by_name["val loss"] == [1, 2, 3, 4, 5, 6]  # one point per epoch, at its end
+    # The training loss within epochs too: more points than epochs, on the epoch axis.
+    train_x = by_name["train loss"]
+    assert len(train_x) > 6 and train_x == sorted(train_x) and train_x[-1] == 6
     assert not at.error
 
     # ... the Runs page lists it, and the CLI reads the same numbers.

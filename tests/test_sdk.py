@@ -229,7 +229,7 @@ def test_an_sdk_script_shows_up_live_on_the_run_page_and_in_runs_list_then_cance
 
         listed = cli("runs", "list")
         row = next(line for line in listed.stdout.splitlines() if line.split()[0] == str(run_id))
-        assert row.split()[1:4] == ["running", "-", "livesdk"], row
+        assert row.split()[1:4] == ["running", "—", "livesdk"], row
 
         at = open_page("views/run_detail.py", run=str(run_id))
         assert "livesdk" in at.title[0].value

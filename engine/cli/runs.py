@@ -47,7 +47,7 @@ def _run_json(run: RunRecord) -> dict[str, Any]:
 def _dataset_text(run: RunRecord) -> str:
     """ "iris@2": the exact version it trained on (runs from before versions: version 1)."""
     if run.dataset_name is None:
-        return "none"
+        return "—"  # an SDK run on no Seedlab dataset
     return f"{run.dataset_name}@{run.dataset_version or 1}"
 
 

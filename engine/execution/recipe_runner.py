@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import StatementError
 
 from db import datasets as dataset_store
 from db import runs as run_store
@@ -230,7 +231,9 @@ def execute_recipe(settings: Settings, db: Engine, run: RunRecord) -> str:
                 except ProcessLookupError:
                     pass
             time.sleep(POLL_S)
-    except (_Stop, KeyboardInterrupt):  # KeyboardInterrupt: ray.cancel at engine shutdown
+    except (_Stop, KeyboardInterrupt, StatementError) as exc:  # KeyboardInterrupt: ray.cancel
+        if isinstance(exc, StatementError) and not isinstance(exc.orig, _Stop):
+            raise  # a database error of its own; a _Stop raised mid-write is wrapped by SQLAlchemy
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _stop_process(process)
         _flush(db, run_id, drain)

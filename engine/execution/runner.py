@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 from sqlalchemy import Engine
+from sqlalchemy.exc import StatementError
 
 from db import datasets as dataset_store
 from db import runs as run_store
@@ -341,6 +342,10 @@ def _collective_failed(exc: BaseException) -> bool:
 def _settle(settings: Settings, db: Engine, run, exc: BaseException, parallel) -> str:  # noqa: ANN001
     """The run's status after `exc` stopped it (rank 0 only)."""
     run_id = run.id
+    if isinstance(exc, StatementError) and isinstance(exc.orig, EngineShutdown):
+        # The SIGTERM arrived while a metric was being written: SQLAlchemy wraps what the
+        # handler raised. Still a shutdown (requeue), not a failure.
+        exc = exc.orig
     if parallel.active and not isinstance(exc, WorkerGone):
         peer_failed = isinstance(exc, EngineShutdown) or _collective_failed(exc)
         if peer_failed and not engine_is_stopping(settings.run_dir(run_id)):
