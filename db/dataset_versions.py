@@ -50,6 +50,17 @@ def latest_version(db: Engine, dataset_id: int) -> DatasetVersionRecord | None:
     return None if row is None else _record(row)
 
 
+def all_versions(db: Engine) -> list[DatasetVersionRecord]:
+    """Every version of every dataset, by dataset and number (for disk use and clean-up)."""
+    with reading(db) as conn:
+        rows = conn.execute(
+            select(dataset_versions).order_by(
+                dataset_versions.c.dataset_id, dataset_versions.c.number
+            )
+        ).all()
+    return [_record(r) for r in rows]
+
+
 def versions_used_by_runs(db: Engine, dataset_id: int | None = None) -> dict[tuple[int, int], int]:
     """{(dataset_id, version number): how many runs trained on it}; a run from before versions
     (dataset_version NULL) counts for version 1. For clean-up: a version a run uses stays."""

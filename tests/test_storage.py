@@ -307,3 +307,43 @@ def test_the_storage_benchmark_runs():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "storage.usage, measured (cold)" in done.stdout
+
+
+def test_versions_show_their_disk_use_and_unused_replaced_ones_are_cleaned(
+    settings, db, demo_datasets, tmp_path
+):
+    """v1 (a run trained on it) stays, v2 (its own upload, no run, replaced) goes with its
+    files and its row, v3 (the latest) stays; an edit of v1 shares v1's data."""
+    from engine.data.demo import demo_frames
+    from engine.services import dataset_versions as dv
+
+    frame, target = demo_frames()["iris"]
+    record = dv.resolve(db, "iris")[0]
+    submit_run(db, "iris", {})  # trains on v1
+    for rows in (140, 130):  # v2, v3: new uploads, each with a base of its own
+        frame.head(rows).to_csv(tmp_path / "iris.csv", index=False)
+        added = cli(
+            "datasets", "add", str(tmp_path / "iris.csv"), "--name", "iris",
+            "--target", target, "--new-version",
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+    versions = dv.list_versions(db, record.id)
+    assert [v.number for v in versions] == [1, 2, 3]
+    v2_base = settings.resolve(versions[1].base_path)
+    assert v2_base.exists()
+
+    report = storage.usage(settings, db, max_age_s=0)
+    shown = {(v.dataset, v.number): v for v in report.versions}
+    assert shown[("iris", 1)].runs == 1 and shown[("iris", 2)].runs == 0
+    assert shown[("iris", 2)].own_base and shown[("iris", 2)].bytes == _files_bytes(v2_base)
+    assert "iris@2" in cli("storage").stdout
+
+    plan = storage.plan_clean(settings, db, older_than_days=30)
+    planned = [i for i in plan.items if i.kind == "dataset version"]
+    assert [i.path for i in planned] == [versions[1].base_path]
+    assert "version(s) 2" in planned[0].reason
+    storage.clean(settings, db, LOCAL_ADMIN, older_than_days=30)
+    assert not v2_base.exists()
+    assert [v.number for v in dv.list_versions(db, record.id)] == [1, 3]
+    assert len(dv.load_version_frame(settings, db, record.id, 1)) == len(frame)
+    assert len(dv.load_version_frame(settings, db, record.id, 3)) == 130

@@ -72,6 +72,28 @@ def show(db: Engine, settings: Settings) -> None:
             hide_index=True,
             column_config={"MB": mb},
         )
+    if report.versions:
+        st.subheader("Dataset versions")
+        st.caption(
+            "A version made by editing labels or leaving rows out shares its parent's data: "
+            "its MB are the shared data's, counted once in the dataset's total."
+        )
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "dataset": v.dataset,
+                        "version": v.number,
+                        "runs": v.runs,
+                        "data": "its own" if v.own_base else "shared",
+                        "MB": _mb(v.bytes),
+                    }
+                    for v in report.versions
+                ]
+            ),
+            hide_index=True,
+            column_config={"MB": mb},
+        )
     _clean(db, settings)
 
 

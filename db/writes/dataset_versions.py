@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from db.models import dataset_versions
 from db.records import DatasetVersionRecord
@@ -81,3 +81,16 @@ def add_version(
             base_schema=base_schema,
             base_sha256=base_sha256,
         )
+
+
+def delete_versions(db: Engine, dataset_id: int, numbers: list[int]) -> int:
+    """Remove versions whose data a clean-up deleted (no run used them; a newer one exists)."""
+    if not numbers:
+        return 0
+    with writing(db) as conn:
+        return conn.execute(
+            delete(dataset_versions).where(
+                dataset_versions.c.dataset_id == dataset_id,
+                dataset_versions.c.number.in_(numbers),
+            )
+        ).rowcount

@@ -57,6 +57,14 @@ def storage_report(
         typer.echo("Datasets:")
         for d in report.datasets:
             typer.echo(f"  {d.name[:30]:<30} {format_bytes(d.bytes):>10}")
+    if report.versions:
+        typer.echo("Dataset versions (an edited version shares its parent's data):")
+        for v in report.versions:
+            data = "own data" if v.own_base else "shared data"
+            typer.echo(
+                f"  {v.dataset[:24] + '@' + str(v.number):<30} {format_bytes(v.bytes):>10}  "
+                f"{data}, {v.runs} run(s)"
+            )
 
 
 @app.command("clean")
@@ -67,8 +75,9 @@ def storage_clean(
     dry_run: Annotated[bool, typer.Option(help="List what would go; delete nothing")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON")] = False,
 ) -> None:
-    """Delete resume checkpoints, exports and variants of old finished runs. Never a run
-    tagged `keep` or one a registered model version comes from, never model.pt or metrics."""
+    """Delete resume checkpoints, exports and variants of old finished runs, and dataset
+    versions no run trained on that a newer version replaced. Never a run tagged `keep` or one
+    a registered model version comes from, never model.pt or metrics."""
     current, db = ready()
     plan = storage.clean(current, db, actor(), storage.parse_age(older_than), dry_run=dry_run)
     if as_json:

@@ -38,11 +38,13 @@ from typing import Any
 
 from sqlalchemy import Engine, make_url
 
+from db import dataset_versions as version_store
 from db import storage as storage_store
 from db.migrate import upgrade_to_head
 from db.models import FINISHED_STATUSES
 from db.session import get_db, utcnow
 from db.writes import artifacts as artifact_writes
+from db.writes import dataset_versions as version_writes
 from engine.core.errors import SeedlabError
 from engine.core.settings import Settings
 from engine.services import audit
@@ -132,6 +134,19 @@ class DatasetUsage:
 
 
 @dataclass(frozen=True)
+class VersionUsage:
+    dataset_id: int
+    dataset: str
+    number: int
+    base_path: str
+    # the bytes of its base: versions made by edits share their parent's base, so these bytes
+    # are counted once in the dataset's total, not once per version
+    bytes: int
+    runs: int  # runs that trained on it
+    own_base: bool  # a base of its own (an upload as a new version), not a shared one
+
+
+@dataclass(frozen=True)
 class StorageReport:
     home: str
     total_bytes: int
@@ -142,6 +157,7 @@ class StorageReport:
     # run folders with no run row (a deletion that could not remove its folder)
     orphan_run_bytes: int
     other_bytes: int
+    versions: list[VersionUsage] = field(default_factory=list)
     measured_at: float = field(default_factory=time.time)
 
     @property
@@ -164,6 +180,7 @@ class StorageReport:
             "projects": dict(self.projects),
             "runs": [asdict(r) for r in self.runs],
             "datasets": [asdict(d) for d in self.datasets],
+            "versions": [asdict(v) for v in self.versions],
         }
 
 
@@ -262,6 +279,7 @@ def _measure(settings: Settings, db: Engine) -> StorageReport:
     counted = sum(r.bytes for r in runs) + orphan + sum(d.bytes for d in sets)
     counted += database if in_home else 0
     return StorageReport(
+        versions=_version_usage(settings, db, sets),
         home=str(settings.home),
         total_bytes=total + (0 if in_home else database),
         database_bytes=database,
@@ -271,6 +289,50 @@ def _measure(settings: Settings, db: Engine) -> StorageReport:
         orphan_run_bytes=orphan,
         other_bytes=max(0, total - counted),
     )
+
+
+def _version_usage(settings: Settings, db: Engine, sets: list[DatasetUsage]) -> list[VersionUsage]:
+    versions = version_store.all_versions(db)
+    used = version_store.versions_used_by_runs(db)
+    names = {d.id: d.name for d in sets}
+    sizes = version_usage(settings, {(v.dataset_id, v.number): v.base_path for v in versions})
+    first_base = {}
+    for v in versions:
+        first_base.setdefault(v.dataset_id, v.base_path)
+    return [
+        VersionUsage(
+            dataset_id=v.dataset_id,
+            dataset=names.get(v.dataset_id, str(v.dataset_id)),
+            number=v.number,
+            base_path=v.base_path,
+            bytes=sizes[(v.dataset_id, v.number)],
+            runs=used.get((v.dataset_id, v.number), 0),
+            own_base=v.number == 1 or v.base_path != first_base[v.dataset_id],
+        )
+        for v in versions
+    ]
+
+
+def unused_version_bases(db: Engine) -> dict[str, list[tuple[int, int]]]:
+    """Dataset version bases a clean-up may delete, with the versions that read them: no run
+    trained on any of those versions and none is its dataset's latest (the one people edit and
+    train on next). Versions made by edits share their parent's base, so a base goes only when
+    every version on it may go."""
+    versions = version_store.all_versions(db)
+    used = version_store.versions_used_by_runs(db)
+    latest: dict[int, int] = {}
+    for v in versions:
+        latest[v.dataset_id] = max(latest.get(v.dataset_id, 0), v.number)
+    by_base: dict[str, list[Any]] = {}
+    for v in versions:
+        by_base.setdefault(v.base_path, []).append(v)
+    return {
+        base: [(v.dataset_id, v.number) for v in group]
+        for base, group in by_base.items()
+        if not any(
+            (v.dataset_id, v.number) in used or v.number == latest[v.dataset_id] for v in group
+        )
+    }
 
 
 def version_usage(settings: Settings, base_paths: Mapping[Any, str]) -> dict[Any, int]:
@@ -341,7 +403,7 @@ def plan_clean(
     settings: Settings,
     db: Engine,
     older_than_days: float = 30,
-    unused_version_paths: Iterable[str] = (),
+    unused_version_paths: Iterable[str] | None = None,
     now: datetime | None = None,
 ) -> CleanPlan:
     """What a clean-up would delete: the reclaimable files of runs finished more than
@@ -376,7 +438,8 @@ def plan_clean(
                     )
                 )
     in_use = {d.path for d in storage_store.stored_datasets(db)}
-    for base in unused_version_paths:
+    unused = unused_version_bases(db)
+    for base in unused if unused_version_paths is None else unused_version_paths:
         if base in in_use or not settings.resolve(base).exists():
             continue
         items.append(
@@ -385,10 +448,19 @@ def plan_clean(
                 kind="dataset version",
                 bytes=tree_size(settings.resolve(base)),
                 run_id=None,
-                reason="no run uses this dataset version",
+                reason=_version_reason(unused.get(base, [])),
             )
         )
     return CleanPlan(older_than_days=older_than_days, items=items, kept=kept)
+
+
+def _version_reason(versions: list[tuple[int, int]]) -> str:
+    numbers = ", ".join(str(n) for _d, n in versions)
+    return (
+        f"no run trained on dataset version(s) {numbers} and a newer version exists"
+        if versions
+        else "no run uses this dataset version"
+    )
 
 
 def clean(
@@ -397,10 +469,11 @@ def clean(
     actor: Actor,
     older_than_days: float = 30,
     dry_run: bool = False,
-    unused_version_paths: Iterable[str] = (),
+    unused_version_paths: Iterable[str] | None = None,
 ) -> CleanPlan:
     """Delete what `plan_clean` lists (admins only; audited), or with `dry_run` only list it."""
     check(actor, Permission.MANAGE_STORAGE)
+    unused = unused_version_bases(db)
     plan = plan_clean(settings, db, older_than_days, unused_version_paths)
     if dry_run:
         return plan
@@ -417,6 +490,11 @@ def clean(
         if item.run_id is not None:
             inside = path.relative_to(settings.run_dir(item.run_id).resolve())
             by_run.setdefault(item.run_id, []).append(str(inside))
+        elif item.kind == "dataset version":
+            # The versions that read this base go with it: a version is never left pointing
+            # at deleted data (Datasets and `datasets versions` no longer list them).
+            for dataset_id, number in unused.get(item.path, []):
+                version_writes.delete_versions(db, dataset_id, [number])
     for run_id, names in by_run.items():
         # Rows of files now gone: exports/model.onnx under a deleted exports/ too.
         rows = [r.path for r in _artifact_paths(db, run_id)]
