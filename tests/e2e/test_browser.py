@@ -241,8 +241,10 @@ def tag_with_override(page: Page) -> None:
 def wait_until_completed(page: Page) -> None:
     from playwright.sync_api import expect
 
-    # The Run page's live fragment re-renders until the run ends; then the test cards appear.
-    expect(page.get_by_text("balanced accuracy").first).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    # The Run page's live fragment re-renders until the run ends; then the test cards appear
+    # (the card's label: the words also sit, folded, in the verdict's baselines).
+    card = page.get_by_test_id("stMetricLabel").filter(has_text="balanced accuracy")
+    expect(card.first).to_be_visible(timeout=RUN_TIMEOUT_MS)
     expect(page.get_by_text("completed").first).to_be_visible()
 
 
