@@ -23,6 +23,7 @@ from engine.services import dataset_versions as dv
 from engine.services.permissions import Actor, PermissionDenied
 from tests.support.commands import cli
 from tests.support.data import completed_run
+from tests.support.pages import button, open_page, texts
 
 ADMIN = Actor("ada", "admin")
 
@@ -337,3 +338,30 @@ def test_label_studio_round_trip(settings, db, demo_datasets, tmp_path):
     v2 = dv.load_version_frame(settings, db, record.id, 2).set_index("row_id")["intent"]
     assert (v2["0"], v2["1"]) == ("refund", "account")
     assert v2["2"] == frame.loc[2, "intent"]
+
+
+def test_the_page_adds_an_upload_under_a_taken_name_as_the_next_version(
+    settings, db, demo_datasets
+):
+    """The Datasets page: a taken name is refused as before, unless "Add it as the next
+    version" is ticked; then the file becomes version 2 and version 1 stays as it was."""
+    record, _ = _iris(db)
+    frame = dv.load_version_frame(settings, db, record.id, 1).drop(columns=["row_id"])
+    raw = frame.iloc[:120].to_csv(index=False).encode()
+    at = open_page("views/datasets.py")
+    at.file_uploader[0].set_value(("iris.csv", raw, "text/csv")).run()
+    box = next(s for s in at.selectbox if str(s.key).startswith("upload_target_"))
+    box.set_value("species").run()
+    ticks = [c for c in at.checkbox if str(c.key).startswith("upload_new_version_")]
+    assert len(ticks) == 1 and "next version of iris" in ticks[0].label
+    button(at, "Add dataset").click().run()
+    assert "already exists" in texts(at.error)  # not ticked: refused, nothing stored
+    assert [v.number for v in dv.list_versions(db, record.id)] == [1]
+    tick = next(c for c in at.checkbox if str(c.key).startswith("upload_new_version_"))
+    tick.check().run()
+    button(at, "Add dataset").click().run()
+    assert not at.error, texts(at.error)
+    versions = dv.list_versions(db, record.id)
+    assert [v.number for v in versions] == [1, 2] and versions[1].n_rows == 120
+    assert versions[1].diff == {"added": 0, "removed": 30, "relabelled": 0}
+    assert len(dv.load_version_frame(settings, db, record.id, 1)) == len(frame)

@@ -10,12 +10,14 @@ from dashboard import auth, data
 from dashboard.components.data_browser import show_data_browser
 from dashboard.components.image_preview import show_image_dataset
 from dashboard.components.text_view import show_text_dataset
+from db.records import DatasetRecord
 from engine.core.display_text import display_text
 from engine.core.errors import DatasetError
 from engine.data.columns import profile_table, propose_target, target_concern
 from engine.data.file_kind import check_image_zip
 from engine.data.tables import IMAGE_ZIP_SUFFIXES, TABLE_SUFFIXES, read_table
 from engine.report import charts
+from engine.services import dataset_versions
 from engine.services import datasets as dataset_actions
 from engine.services.permissions import Permission
 
@@ -75,6 +77,25 @@ def _check_zip(upload: UploadedFile) -> None:
         raise DatasetError(cache[upload.file_id])
 
 
+def _new_version_key(upload: UploadedFile) -> str:
+    return f"upload_new_version_{upload.file_id}"
+
+
+def _exists(name: str) -> bool:
+    return any(d.name == name.strip() for d in data.datasets())
+
+
+def _new_version_choice(upload: UploadedFile, name: str) -> None:
+    """Uploading under a name that is taken: refused, unless the user asks for a new version."""
+    if _exists(name):
+        st.checkbox(
+            f"Add it as the next version of {data.md_text(name.strip())}",
+            key=_new_version_key(upload),
+            help="Same kind and target as the stored dataset; its earlier versions and the runs "
+            "trained on them stay as they are. Without this, choose another name.",
+        )
+
+
 def _add_dataset(
     upload: UploadedFile,
     name: str,
@@ -88,19 +109,40 @@ def _add_dataset(
             "Choose the target column (the column the model learns to predict) before adding "
             "the dataset."
         )
-    with st.spinner("Checking and storing the dataset…"):
-        record = dataset_actions.upload_dataset(
+
+    def store(as_name: str | None) -> DatasetRecord:
+        return dataset_actions.upload_dataset(
             settings,
             db,
             actor,
             upload.getvalue(),
             filename=upload.name,
-            name=name,
+            name=as_name,
             target=target,
             kind=kind,
             text_column=None if text_column == "auto" else text_column,
         )
+
+    new_version = st.session_state.get(_new_version_key(upload), False) and _exists(name)
+    with st.spinner("Checking and storing the dataset…"):
+        if new_version:
+            # The same checks as any upload; the file becomes the next version of `name`.
+            version = dataset_versions.add_upload_version(settings, db, actor, name, store)
+            record = dataset_versions.resolve(db, name)[0]
+        else:
+            record = store(name)
     data.clear_caches()
+    if new_version:
+        data.flash(
+            f"Added version {version.number} of '{data.md_text(record.name)}': "
+            f"{version.n_rows:,} rows ({version.diff.get('added', 0)} added, "
+            f"{version.diff.get('removed', 0)} removed, {version.diff.get('relabelled', 0)} "
+            f"relabelled from version {version.parent_number})."
+        )
+        st.session_state["_upload_round"] = st.session_state.get("_upload_round", 0) + 1
+        st.session_state["dataset_pick"] = record.id
+        st.query_params["dataset"] = str(record.id)
+        st.rerun()
     detail = (
         f"{len(record.schema.get('classes', []))} classes"
         if record.task == "classification"
@@ -149,6 +191,7 @@ with st.container(border=True):
                 key=f"upload_name_{upload.file_id}",
                 help="How the dataset is listed; must be unique.",
             )
+            _new_version_choice(upload, name)
             if st.button("Add dataset", type="primary", icon=":material/upload:"):
                 _add_dataset(upload, name, None)
     elif upload is not None:
@@ -206,6 +249,7 @@ with st.container(border=True):
                     key=f"upload_text_column_{upload.file_id}",
                     help="The column holding the texts; auto picks the one with the longest texts.",
                 )
+            _new_version_choice(upload, name)
             if st.button("Add dataset", type="primary", icon=":material/upload:"):
                 _add_dataset(upload, name, target, kind, text_column)
 
