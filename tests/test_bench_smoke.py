@@ -79,3 +79,12 @@ def test_bench_images_store_section_compares_pack_and_files() -> None:
     proc = run_bench("bench/bench_images.py", "--store-only", "--store-images", "300", timeout=110)
     assert re.search(r"pack \(now\): [\d.]+ MB on disk in 3 files", proc.stdout), proc.stdout
     assert re.search(r"random-access reads .* \([\d.]+× files\)", proc.stdout), proc.stdout
+
+
+@pytest.mark.timeout(120)
+def test_bench_versions_measures_a_table_and_an_image_set() -> None:
+    proc = run_bench(
+        "bench/bench_versions.py", "--rows", "2000", "--edits", "2", "--images", "300", timeout=110
+    )
+    assert re.search(r"worst cost of one edit: [\d,]+ bytes .*limit 64 KB: met", proc.stdout)
+    assert re.search(r"image set: 300 images .* cost [\d,]+–[\d,]+ bytes", proc.stdout)
