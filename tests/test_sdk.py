@@ -409,7 +409,7 @@ def test_pages_show_sdk_runs_on_no_dataset(settings: Settings, db: Engine, demo_
     listed = cli("runs", "list")
     assert listed.returncode == 0 and "sdk done" in listed.stdout
     shown = cli("runs", "show", str(done))
-    assert "dataset none" in shown.stdout and "source sdk" in shown.stdout
+    assert "dataset —" in shown.stdout and "source sdk" in shown.stdout
 
 
 # -- the client alone, in a venv that holds nothing else -----------------------------------------
