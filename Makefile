@@ -61,7 +61,7 @@ dashboard: install
 test: install postgres-server
 	$(BIN)/python -m pytest -q
 
-# The inner loop (< 3 minutes on 2 cores): every test but the slow tiers (pyproject.toml
+# The inner loop (about 5 minutes on 2 cores): every test but the slow tiers (pyproject.toml
 # markers: real worker/runner subprocesses, PostgreSQL, Ray, DDP). `make test` runs them all.
 TEST_FAST ?= not slow and not postgres and not ray and not ddp and not e2e
 test-fast: install
