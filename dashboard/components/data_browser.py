@@ -149,21 +149,7 @@ def _edit_controls(record: DatasetRecord, page_ids: list[str], key: str) -> None
         placeholder="choose rows of this page",
         help="Row ids are stable across versions: the same row keeps its id.",
     )
-    if classes:
-        label = label_col.selectbox("Right label", classes, index=None, key=f"{key}_label")
-    else:
-        label = label_col.number_input("Right value", value=None, key=f"{key}_label")
-    if set_col.button("Set label", icon=":material/edit:", key=f"{key}_set", disabled=not picked):
-        if label is None:
-            st.warning("Choose the right label first, then click Set label.")
-        else:
-            edit_tray.relabel(record.id, picked, label)
-            st.rerun()
-    if out_col.button(
-        "Leave out", icon=":material/block:", key=f"{key}_exclude", disabled=not picked
-    ):
-        edit_tray.exclude(record.id, picked)
-        st.rerun()
+    edit_tray.label_actions(record.id, picked, classes, (label_col, set_col, out_col), key=key)
 
 
 def show_data_browser(record: DatasetRecord) -> None:

@@ -71,6 +71,30 @@ def latest_number(dataset_id: int) -> int:
     return versions[-1].number if versions else 1
 
 
+def label_actions(
+    dataset_id: int, picked: list[str], classes: list[str], columns: Any, *, key: str
+) -> None:
+    """The right label (a class, or a number for regression), **Set label** and **Leave out**
+    for the `picked` rows, in the three `columns`; each click adds to the tray. Shared by the
+    data browser and the Run page's worst mistakes."""
+    label_col, set_col, out_col = columns
+    if classes:
+        label = label_col.selectbox("Right label", classes, index=None, key=f"{key}_label")
+    else:
+        label = label_col.number_input("Right value", value=None, key=f"{key}_label")
+    if set_col.button("Set label", icon=":material/edit:", key=f"{key}_set", disabled=not picked):
+        if label is None:
+            st.warning("Choose the right label first, then click Set label.")
+        else:
+            relabel(dataset_id, picked, label)
+            st.rerun()
+    if out_col.button(
+        "Leave out", icon=":material/block:", key=f"{key}_exclude", disabled=not picked
+    ):
+        exclude(dataset_id, picked)
+        st.rerun()
+
+
 def show(record: DatasetRecord, *, key: str) -> None:
     """The tray: what is pending, drop one or all, a note, and "Save as version N+1"."""
     if not can_edit() or size(record.id) == 0:

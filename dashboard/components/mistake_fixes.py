@@ -51,21 +51,7 @@ def fix_mistakes(run: RunRecord, report: dict[str, Any]) -> None:
         for row_id in picked:
             edit_tray.relabel(record.id, [row_id], by_id[row_id]["predicted"])
         st.rerun()
-    if classes:
-        label = label_col.selectbox("Right label", classes, index=None, key=f"{key}_label")
-    else:
-        label = label_col.number_input("Right value", value=None, key=f"{key}_label")
-    if set_col.button("Set label", icon=":material/edit:", key=f"{key}_set", disabled=not picked):
-        if label is None:
-            st.warning("Choose the right label first, then click Set label.")
-        else:
-            edit_tray.relabel(record.id, picked, label)
-            st.rerun()
-    if out_col.button(
-        "Leave out", icon=":material/block:", key=f"{key}_exclude", disabled=not picked
-    ):
-        edit_tray.exclude(record.id, picked)
-        st.rerun()
+    edit_tray.label_actions(record.id, picked, classes, (label_col, set_col, out_col), key=key)
     edit_tray.show(record, key=f"{key}_tray")
 
 
