@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import Engine, insert, update
 
 from db.models import DEFAULT_PROJECT_ID, remote_streams, runs
-from db.session import utcnow, writing
+from db.session import writing
+from db.writes.runs import sdk_run_values
 
 
 def create_remote_run(
@@ -24,26 +25,9 @@ def create_remote_run(
 ) -> int:
     """An SDK run (`running` from the start, source "sdk") and its stream row, together: a
     create sent twice with one key makes one run (IntegrityError for the second)."""
-    now = utcnow()
     with writing(db) as conn:
-        run_id = conn.execute(
-            insert(runs).values(
-                name=name,
-                dataset_id=dataset_id,
-                config=config,
-                status="running",
-                cancel_requested=False,
-                created_at=now,
-                started_at=now,
-                heartbeat_at=now,
-                notes="",
-                project_id=project_id,
-                archived=False,
-                attempts=0,
-                owner=owner,
-                source="sdk",
-            )
-        ).inserted_primary_key[0]
+        values = sdk_run_values(name, config, project_id, dataset_id, owner)
+        run_id = conn.execute(insert(runs).values(**values)).inserted_primary_key[0]
         conn.execute(
             insert(remote_streams).values(
                 run_id=run_id, client_key=client_key, lines_applied=lines_applied

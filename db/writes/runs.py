@@ -76,27 +76,39 @@ def create_sdk_run(
 ) -> int:
     """A run that the team's own code logs through the SDK: `running` from the start (no queue,
     no worker), source "sdk", on a Seedlab dataset or none."""
-    now = utcnow()
     with writing(db) as conn:
-        return conn.execute(
-            insert(runs).values(
-                name=name,
-                dataset_id=dataset_id,
-                config=config,
-                status="running",
-                cancel_requested=False,
-                created_at=now,
-                started_at=now,
-                heartbeat_at=now,
-                pid=pid,
-                notes="",
-                project_id=project_id,
-                archived=False,
-                attempts=0,
-                owner=owner,
-                source="sdk",
-            )
-        ).inserted_primary_key[0]
+        values = sdk_run_values(name, config, project_id, dataset_id, owner, pid)
+        return conn.execute(insert(runs).values(**values)).inserted_primary_key[0]
+
+
+def sdk_run_values(
+    name: str,
+    config: dict[str, Any],
+    project_id: int,
+    dataset_id: int | None,
+    owner: str | None,
+    pid: int | None = None,
+) -> dict[str, Any]:
+    """The row of a new SDK run, `running` from now (also written over the HTTP API:
+    db/writes/remote_streams.py)."""
+    now = utcnow()
+    return {
+        "name": name,
+        "dataset_id": dataset_id,
+        "config": config,
+        "status": "running",
+        "cancel_requested": False,
+        "created_at": now,
+        "started_at": now,
+        "heartbeat_at": now,
+        "pid": pid,
+        "notes": "",
+        "project_id": project_id,
+        "archived": False,
+        "attempts": 0,
+        "owner": owner,
+        "source": "sdk",
+    }
 
 
 def claim_next_run(
