@@ -213,6 +213,7 @@ class Worker:
             except subprocess.TimeoutExpired:
                 active.process.kill()
                 active.process.wait()
+        self._wait_for_ray_runs_to_settle(deadline)
         self._reap()
         self._reap_jobs()
         worker_writes.mark_stopped(self.db, self.worker_id)
@@ -372,6 +373,29 @@ class Worker:
             process.pid,
             "warm" if warm else "new",
         )
+
+    def _wait_for_ray_runs_to_settle(self, deadline: float) -> None:
+        """A cancelled Ray task's result is ready before its process has stopped training.
+
+        Without this wait the engine could exit (and requeue the run) while the task still
+        writes one more epoch and checkpoint, so the next engine would resume a run that is
+        still training elsewhere. The runner requeues the run itself when it stops, so its
+        status leaving "running" is the sign, on whichever node the task ran.
+        """
+        ray_runs = [
+            run_id
+            for run_id, active in self.active.items()
+            if not isinstance(active.process, subprocess.Popen)
+        ]
+        while ray_runs and time.monotonic() < deadline:
+            ray_runs = [
+                run_id
+                for run_id in ray_runs
+                if (run := run_store.get_run(self.db, run_id)) is not None
+                and run.status == "running"
+            ]
+            if ray_runs:
+                time.sleep(0.1)
 
     def _reap(self) -> None:
         """Runs whose process ended: if it left the run active, say why it failed."""
