@@ -58,14 +58,19 @@ worker: install
 dashboard: install
 	$(BIN)/seedlab dashboard --port $(PORT)
 
+# Two test processes (pytest-xdist) by default: most of the suite waits on subprocesses (engine,
+# runner, dashboard), so two keep both cores busy. `make test TEST_WORKERS=0` runs in one process.
+TEST_WORKERS ?= 2
+TEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+
 test: install postgres-server
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(TEST_PARALLEL)
 
 # The inner loop (about 5 minutes on 2 cores): every test but the slow tiers (pyproject.toml
 # markers: real worker/runner subprocesses, PostgreSQL, Ray, DDP). `make test` runs them all.
 TEST_FAST ?= not slow and not postgres and not ray and not ddp and not e2e
 test-fast: install
-	$(BIN)/python -m pytest -q -m "$(TEST_FAST)"
+	$(BIN)/python -m pytest -q $(TEST_PARALLEL) -m "$(TEST_FAST)"
 
 # The whole loop in headless Chromium (tests/e2e, left out of `make test`): installs Debian's
 # chromium when it is missing and we are root, and Playwright from requirements-e2e.txt;

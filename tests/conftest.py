@@ -50,6 +50,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("backend") == "postgresql":
             item.add_marker(pytest.mark.postgres)
+        # Under pytest-xdist (`make test` runs two workers), the tests that start a Ray cluster
+        # or several training processes run one after another on one worker: two at once would
+        # ask the 2-core machine for twice the CPUs their runs reserve.
+        if item.get_closest_marker("ray") or item.get_closest_marker("ddp"):
+            item.add_marker(pytest.mark.xdist_group("clusters"))
+        elif _uses_a_module_fixture(item):  # one server per file, not one per xdist worker
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def _uses_a_module_fixture(item: pytest.Item) -> bool:
+    defs = getattr(item, "_fixtureinfo", None)
+    if defs is None:
+        return False
+    return any(
+        d.scope == "module" for fixture_defs in defs.name2fixturedefs.values() for d in fixture_defs
+    )
 
 
 @pytest.fixture
