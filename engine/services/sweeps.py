@@ -122,6 +122,19 @@ def _choice_value(name: str, value: Any) -> Any:  # noqa: ANN401
     return ",".join(str(v) for v in parsed)
 
 
+def _parse_param(name: str, spec: Any) -> Param:  # noqa: ANN401 - YAML/JSON as given
+    """One entry of a search space: a list or {choices: [...]} of choices, else {low, high}."""
+    if isinstance(spec, list):
+        spec = {"choices": spec}
+    try:
+        if isinstance(spec, dict) and "choices" in spec:
+            return ParamChoices.model_validate(spec)
+        return ParamRange.model_validate(spec)
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise ConfigError(f"space: {name}: {problems}") from None
+
+
 def parse_space(raw: dict[str, Any], base: dict[str, Any]) -> dict[str, Param]:
     """Validate a search space against RunConfig: every field known and searchable, and every
     bound or choice a valid value of its field (ConfigError names the field otherwise)."""
@@ -133,17 +146,7 @@ def parse_space(raw: dict[str, Any], base: dict[str, Any]) -> dict[str, Param]:
             raise ConfigError(f"space: {name!r} is not a RunConfig field")
         if name in FIXED_FIELDS:
             raise ConfigError(f"space: {name} cannot be searched (it changes what is measured)")
-        if isinstance(spec, list):
-            spec = {"choices": spec}
-        try:
-            param = (
-                ParamChoices.model_validate(spec)
-                if isinstance(spec, dict) and "choices" in spec
-                else ParamRange.model_validate(spec)
-            )
-        except ValidationError as exc:
-            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-            raise ConfigError(f"space: {name}: {problems}") from None
+        param = _parse_param(name, spec)
         kind = _field_kind(name)
         if isinstance(param, ParamRange) and kind == "choice":
             raise ConfigError(f"space: {name} takes a list of choices, not a range")
@@ -292,17 +295,7 @@ def parse_recipe_space(raw: dict[str, Any], params: list[Any]) -> dict[str, Para
                 f"space: {name!r} is not a parameter of the recipe; its parameters are: "
                 + (", ".join(known) or "none")
             )
-        if isinstance(spec, list):
-            spec = {"choices": spec}
-        try:
-            param = (
-                ParamChoices.model_validate(spec)
-                if isinstance(spec, dict) and "choices" in spec
-                else ParamRange.model_validate(spec)
-            )
-        except ValidationError as exc:
-            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-            raise ConfigError(f"space: {name}: {problems}") from None
+        param = _parse_param(name, spec)
         kind = _RECIPE_KINDS[known[name].type]
         if isinstance(param, ParamRange) and kind == "choice":
             raise ConfigError(f"space: {name} ({known[name].type}) takes a list of choices")
