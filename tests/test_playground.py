@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from db import runs as run_store
 from engine.cli.main import app as cli_app
-from engine.core.formatting import format_probability, format_value
+from engine.core.formatting import format_metric, format_probability
 from engine.core.run_files import checkpoint_path, read_report, report_path
 from engine.ml.predictor import Predictor
 from engine.report.playground_charts import probability_bars
@@ -74,7 +74,7 @@ def test_table_classifier_widgets_prediction_and_explanation(settings, db, demo_
     assert moved[f"petal length (cm) = {spec.maximum}"] != 0
     # Test metrics from the run's report.json, for context.
     accuracy = read_report(settings, run_id)["metrics"]["test_accuracy"]
-    assert _metrics(at)["test accuracy"] == format_value(accuracy)
+    assert _metrics(at)["test accuracy"] == f"{accuracy * 100:.1f} %"
 
     # The Run page of a completed run links here.
     run_page = open_page("views/run_detail.py", run=str(run_id))
@@ -145,7 +145,8 @@ def test_ab_mode_two_models_on_the_same_input_with_their_metrics(settings, db, d
     ]
     shown = [m.value for m in at.metric if m.label == "test accuracy"]
     assert shown == [
-        format_value(read_report(settings, r)["metrics"]["test_accuracy"]) for r in (first, second)
+        format_metric("test_accuracy", read_report(settings, r)["metrics"]["test_accuracy"])
+        for r in (first, second)
     ]
     assert len(at.slider) == len(IRIS_FEATURES)  # one set of inputs for both
 

@@ -289,3 +289,18 @@ def test_model_column_names_the_family_that_trained(settings, db, demo_datasets)
     home = open_page("views/home.py")
     listed = [df.value for df in home.dataframe if "model" in df.value.columns]
     assert listed and listed[0].set_index("id").loc[cnn, "model"] == "CNN"
+
+
+def test_scores_that_are_shares_read_as_percentages() -> None:
+    """Accuracy 0.8636 is "86.4 %" on a card; a loss, an error or R² keeps its own number."""
+    from engine.core.formatting import format_metric
+
+    assert format_metric("test_accuracy", 0.86364) == "86.4 %"
+    assert format_metric("val_f1_macro", 1.0) == "100.0 %"
+    assert format_metric("test_balanced_accuracy", 0.0) == "0.0 %"
+    assert format_metric("test_log_loss", 0.3) == "0.3"
+    assert format_metric("test_rmse", 12.5) == "12.5"
+    assert format_metric("test_r2", 0.91) == "0.91"
+    assert format_metric("epoch_seconds", 0.5) == "0.5"
+    assert format_metric("test_accuracy", None) == "—"
+    assert format_metric("test_accuracy", float("nan")) == "n/a"

@@ -11,7 +11,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.components.playground_model import LoadedModel, test_metrics
 from engine.core.catalog import metric_label
-from engine.core.formatting import format_probability, format_value
+from engine.core.formatting import format_metric, format_probability, format_value
 from engine.ml import explain
 from engine.ml.predictor import PredictorError
 from engine.report import playground_charts
@@ -28,7 +28,7 @@ def show_metrics(run_id: int) -> None:
         return
     shown = list(metrics.items())[:4]
     for column, (name, value) in zip(st.columns(len(shown)), shown, strict=True):
-        column.metric(metric_label(name), format_value(value))
+        column.metric(metric_label(name), format_metric(name, value))
     st.caption("On the run's held-out test split.")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from engine.core.metric_info import is_fraction
+
 
 def format_duration(seconds: float | None) -> str:
     """12s, 3m 05s, 2h 07m; — when unknown."""
@@ -33,6 +35,13 @@ def format_value(value: float | None) -> str:
     if size < 1e-4:
         return f"{value:.2e}"
     return f"{value:.4f}".rstrip("0")
+
+
+def format_metric(key: str, value: float | None) -> str:
+    """A metric as a reader takes it in: a share as a percentage ("86.4 %"), else format_value."""
+    if value is not None and math.isfinite(value) and is_fraction(key):
+        return f"{value * 100:.1f} %"
+    return format_value(value)
 
 
 def format_setting(value: object) -> str:

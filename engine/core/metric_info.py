@@ -36,6 +36,16 @@ def direction(key: str) -> Direction | None:
     return None
 
 
+# Scores that are a share of something (of rows right, of a class found): shown as percentages.
+_FRACTIONS = ("accuracy", "f1", "precision", "recall", "auc")
+
+
+def is_fraction(key: str) -> bool:
+    """True for a 0–1 score a reader takes in as a percentage (accuracy 86.4 %, not 0.8636)."""
+    name = key.lower()
+    return direction(key) == "higher" and any(word in name for word in _FRACTIONS)
+
+
 def lower_is_better(key: str) -> bool:
     return direction(key) == "lower"
 
