@@ -51,6 +51,7 @@ parser.add_argument("--ignore-stop", action="store_true")
 args = parser.parse_args()
 print("params", os.environ["SEEDLAB_PARAMS"], "resumed", os.environ["SEEDLAB_RESUMED"])
 print("dataset", os.environ.get("SEEDLAB_DATASET_PATH", "none"))
+print("database url", os.environ.get("SEEDLAB_DB_URL", "none"))
 emit({"type": "init", "project": None, "name": None, "config": vars(args), "dataset": None})
 VERSION = 1
 for step in range(args.steps):
@@ -180,6 +181,7 @@ def test_cli_recipe_run_completes_with_its_metrics_and_clone_runs_its_snapshot(
     log = (settings.run_dir(run_id) / "run.log").read_text()
     assert 'params {"lr": 0.2, "steps": 4, "pause": 0.0, "ignore-stop": false}' in log
     assert f"dataset {settings.home}/datasets" in log and "data.parquet" in log
+    assert "database url none" in log  # the script reports through the spool alone
 
     # Edit the recipe after run 1: the clone still runs run 1's code (version 1), a new run
     # of the recipe runs the edited one (version 2).

@@ -81,7 +81,9 @@ def recipe_env(settings: Settings, db: Engine, run: RunRecord, spool: Path) -> d
     script's own `db` or `engine` module cannot be shadowed and its venv needs nothing else."""
     run_dir = settings.run_dir(run.id)
     env = dict(os.environ)
-    for key in ("SEEDLAB_WORKER_PID", "SEEDLAB_DEVICE_LABEL"):
+    # The script reports through the spool, never the database: it gets no database URL
+    # (with PostgreSQL that URL carries the server's password).
+    for key in ("SEEDLAB_WORKER_PID", "SEEDLAB_DEVICE_LABEL", "SEEDLAB_DB_URL"):
         env.pop(key, None)
     env["PYTHONPATH"] = str(PROJECT_ROOT / "sdk")
     env["PYTHONUNBUFFERED"] = "1"
