@@ -16,7 +16,7 @@ from db.artifacts import list_artifacts
 from db.models import metrics
 from db.session import get_db, reading
 from db.writes import artifacts as artifact_writes
-from engine.core.run_files import checkpoint_path, resume_path
+from engine.core.run_files import checkpoint_path, log_path, resume_path
 from engine.core.settings import Settings
 from engine.ml.checkpoints import checkpoint_epoch
 from engine.services import model_registry, storage
@@ -125,7 +125,10 @@ def test_clean_up_keeps_registered_and_kept_runs_and_a_dry_run_deletes_nothing(
     assert not (folder / "variants").exists()
     assert checkpoint_path(settings, plain).is_file()  # the model and report stay
     assert (folder / "report.json").is_file()
-    assert _files_bytes(folder) == before[plain] - plan["bytes"]
+    # What is left is what was there less what the plan listed, plus the line saying so.
+    said = log_path(settings, plain).read_text().splitlines()[-1] + "\n"
+    assert "storage clean-up removed" in said and "resume.pt" in said
+    assert _files_bytes(folder) == before[plain] - plan["bytes"] + len(said.encode())
     paths = {a.path for a in list_artifacts(db, plain)}
     assert "model.pt" in paths and "exports/model.onnx" not in paths  # rows of gone files go
     assert "exports/model.onnx" in {a.path for a in list_artifacts(db, kept)}
@@ -347,3 +350,28 @@ def test_versions_show_their_disk_use_and_unused_replaced_ones_are_cleaned(
     assert [v.number for v in dv.list_versions(db, record.id)] == [1, 3]
     assert len(dv.load_version_frame(settings, db, record.id, 1)) == len(frame)
     assert len(dv.load_version_frame(settings, db, record.id, 3)) == 130
+
+
+def test_a_run_whose_checkpoint_was_cleaned_up_says_so_when_resumed(settings, db, demo_datasets):
+    """Clean-up removes a cancelled run's resume.pt: resuming it then names the clean-up (its
+    log has the line), not "stopped before its first epoch ended"."""
+    from db.writes import runs as run_writes
+    from engine.core.errors import SeedlabError
+    from engine.services.recovery import resume_run
+
+    cleaned, early = (submit_run(db, "iris", {"epochs": 3}) for _ in range(2))
+    for run_id in (cleaned, early):
+        run_writes.claim_next_run(db, "w")
+        run_writes.finish_run(db, run_id, "cancelled")
+    resume_checkpoint(settings, cleaned, epoch=2)
+    storage.clean(settings, db, LOCAL_ADMIN, older_than_days=0)
+    assert not resume_path(settings, cleaned).exists()
+    assert (
+        "storage clean-up removed: resume.json, resume.pt"
+        in log_path(settings, cleaned).read_text()
+    )
+
+    with pytest.raises(SeedlabError, match="a storage clean-up removed its resume checkpoint"):
+        resume_run(settings, db, cleaned)
+    with pytest.raises(SeedlabError, match="stopped before its first epoch ended"):
+        resume_run(settings, db, early)

@@ -20,8 +20,9 @@ from sqlalchemy import Engine
 from db import runs as run_store
 from db.session import utcnow
 from db.writes import runs as run_writes
+from engine.core.epochs import epochs_done
 from engine.core.errors import SeedlabError
-from engine.core.run_files import append_log_line, resume_path
+from engine.core.run_files import append_log_line, log_path, resume_path
 from engine.core.settings import Settings
 from engine.ml.checkpoints import checkpoint_epoch, saved_epoch
 
@@ -117,6 +118,13 @@ def resumable_epoch(settings: Settings, run_id: int) -> int | None:
     return saved_epoch(resume_path(settings, run_id))
 
 
+def _cleaned_up(settings: Settings, run_id: int) -> bool:
+    from engine.services.storage import CLEANED_BY_STORAGE
+
+    path = log_path(settings, run_id)
+    return path.is_file() and CLEANED_BY_STORAGE in path.read_text(errors="replace")
+
+
 def resume_run(settings: Settings, db: Engine, run_id: int) -> int:
     """Queue a cancelled or failed run again; it continues after its last checkpointed epoch.
 
@@ -143,8 +151,14 @@ def resume_run(settings: Settings, db: Engine, run_id: int) -> int:
     # and a damaged or replaced checkpoint is refused here (InvalidCheckpoint) before queueing.
     epoch = checkpoint_epoch(resume_path(settings, run_id))
     if epoch is None:
+        if _cleaned_up(settings, run_id):
+            why = "a storage clean-up removed its resume checkpoint (its log says when)"
+        elif epochs_done(run.summary) >= 1:
+            why = "its resume checkpoint is missing (deleted from its folder)"
+        else:
+            why = "it stopped before its first epoch ended, so it saved no resume checkpoint"
         raise SeedlabError(
-            f"Run {run_id} has no resume checkpoint (it stopped before its first epoch ended). "
+            f"Run {run_id} cannot be resumed: {why}. "
             f"Clone it to train it again: seedlab runs clone {run_id}"
         )
     if not run_writes.requeue_run(db, run_id, from_statuses=("cancelled", "failed")):

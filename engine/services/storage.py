@@ -46,6 +46,7 @@ from db.session import get_db, utcnow
 from db.writes import artifacts as artifact_writes
 from db.writes import dataset_versions as version_writes
 from engine.core.errors import SeedlabError
+from engine.core.run_files import append_log_line
 from engine.core.settings import Settings
 from engine.services import audit
 from engine.services.permissions import Actor, Permission, check
@@ -463,6 +464,10 @@ def _version_reason(versions: list[tuple[int, int]]) -> str:
     )
 
 
+# The run log line a clean-up leaves in each run it touched (recovery.resume_run reads it).
+CLEANED_BY_STORAGE = "storage clean-up removed"
+
+
 def clean(
     settings: Settings,
     db: Engine,
@@ -500,6 +505,13 @@ def clean(
         rows = [r.path for r in _artifact_paths(db, run_id)]
         gone = [p for p in rows if any(p == n or p.startswith(n + "/") for n in names)]
         artifact_writes.forget_artifacts(db, run_id, gone)
+        # Said in the run's own log, so its page (and a refused resume) can tell why it is gone.
+        append_log_line(
+            settings,
+            run_id,
+            f"{utcnow():%Y-%m-%d %H:%M:%S} {CLEANED_BY_STORAGE}: {', '.join(sorted(names))} "
+            f"(older than {plan.older_than_days:g} days, by {actor.name})",
+        )
     _CACHE.clear()
     audit.record(
         db,
