@@ -19,12 +19,13 @@ from engine.report.charts import epoch_axis, with_epochs
 
 # Sized to the chart: Compare's plot area is about 1,000 px wide in a 1,280-px window (the
 # page is laid out wide). One trace gets up to a min/max pair per two pixel columns, which
-# draws the same line as every point would.
+# draws nearly the same line as every point would.
 PLOT_WIDTH_PX = 1000
 MAX_POINTS_PER_TRACE = PLOT_WIDTH_PX
 # Points one Compare chart draws in all: past 30 runs each run gets fewer (never under 200):
-# 100 overlaid lines are no sharper at 1,000 points each than at 300 (a pair per ~7 px), and
-# the page sends and draws three times less (bench/bench_compare_browser.py).
+# 100 overlaid lines are no sharper at 500 points each than at 300 (a pair per ~7 px), and the
+# page sends a third of the bytes (1.2 MB → 0.38 MB with single precision; Plotly's drawing,
+# mostly a cost per trace, ~20 % less).
 MAX_POINTS_PER_CHART = 30 * PLOT_WIDTH_PX
 MIN_POINTS_PER_TRACE = 200
 # Above this many runs Plotly's legend would cover the chart: the page's run table is the key.
@@ -132,7 +133,7 @@ def compare_curves(
 
     SVG lines, not WebGL (Scattergl): in headless Chromium (software WebGL) on the 2-core bench
     machine, plotly.js drew 100 WebGL traces of 1,000 points in 3.5 s and the same as SVG in
-    0.6 s."""
+    0.6 s; 100 × 300 points again (load ~13): WebGL 4.2–8.2 s, SVG 0.9–1.0 s."""
     max_points = max_points or points_per_run(len(run_labels))
     if x_axis not in X_AXES:
         raise ValueError(f"x axis must be one of {', '.join(X_AXES)}; got {x_axis!r}")
