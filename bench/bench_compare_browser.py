@@ -164,7 +164,9 @@ def time_visit(page: Any, url: str, min_plots: int, min_traces: int) -> float:  
     return time.perf_counter() - start
 
 
-def browser_rows(variants: dict[str, str], compare_ids: list[int], repeats: int) -> list[Row]:
+def browser_rows(
+    variants: dict[str, str], compare_ids: list[int], repeats: int, *, run_page: bool = True
+) -> list[Row]:
     """Per variant, interleaved so both see the same load on a shared machine:
 
     - Compare, first open: each visit on a metric no visit has drawn yet (nothing cached);
@@ -193,7 +195,8 @@ def browser_rows(variants: dict[str, str], compare_ids: list[int], repeats: int)
                 print(f"  … warming {name}", file=sys.stderr, flush=True)
                 time_visit(page, url + compare + "lr", 1, n)
                 time_visit(page, url + compare + "val_loss", 1, n)
-                time_visit(page, f"{url}/run?run={compare_ids[0]}", 2, 1)
+                if run_page:
+                    time_visit(page, f"{url}/run?run={compare_ids[0]}", 2, 1)
             first = f"Compare of {n} runs, first open (a metric not drawn before) → drawn"
             again = f"Compare of {n} runs, reopened → curves drawn"
             run_first = "Run page, first open of a run → loss and quality curves drawn"
@@ -208,7 +211,7 @@ def browser_rows(variants: dict[str, str], compare_ids: list[int], repeats: int)
                     if i < len(fresh_keys):
                         add(first, name, time_visit(page, url + compare + fresh_keys[i], 1, n))
                     add(again, name, time_visit(page, url + compare + "val_loss", 1, n))
-            for i in range(repeats):
+            for i in range(repeats if run_page else 0):
                 for name in names if i % 2 == 0 else names[::-1]:
                     print(f"  … Run page round {i + 1}, {name}", file=sys.stderr, flush=True)
                     url = variants[name]
@@ -292,7 +295,15 @@ def main(argv: list[str] | None = None) -> int:
         default=BASELINE_REF,
         help="git commit of the baseline pages (default: the last one before the drawn read)",
     )
+    p.add_argument(
+        "--baseline-revision",
+        default=BASELINE_REVISION,
+        help="schema revision of --baseline-ref ('head': the same as this checkout's)",
+    )
     p.add_argument("--no-baseline", action="store_true", help="time this checkout only")
+    p.add_argument(
+        "--compare-only", action="store_true", help="time Compare alone, not the Run page"
+    )
     p.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
     args = p.parse_args(argv)
     load_before = os.getloadavg()
@@ -315,9 +326,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_baseline:
             baseline = baseline_checkout(args.baseline_ref, Path(tmp) / "baseline")
         if baseline is not None:
-            variants["baseline"] = (baseline, baseline_home(home, Path(tmp) / "baseline-home"))
+            variants["baseline"] = (
+                baseline,
+                baseline_home(home, Path(tmp) / "baseline-home", args.baseline_revision),
+            )
         with contextlib_stack(variants, Path(tmp)) as urls:
-            rows += browser_rows(urls, compare_ids, args.repeats)
+            rows += browser_rows(urls, compare_ids, args.repeats, run_page=not args.compare_only)
     order = list(dict.fromkeys(r.measurement for r in rows if not r.measurement.startswith("s")))
     order += [r.measurement for r in rows if r.measurement.startswith("s")]
     rows.sort(key=lambda r: (order.index(r.measurement), r.variant != "now"))
@@ -370,14 +384,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def baseline_home(home: Path, target: Path) -> Path:
-    """A copy of `home` with its database taken down to the baseline's schema: the old pages
-    refuse a database written by a newer Seedlab. The same runs and points, read by old code."""
+def baseline_home(home: Path, target: Path, revision: str = BASELINE_REVISION) -> Path:
+    """A copy of `home` with its database taken down to the baseline's schema `revision`: the
+    old pages refuse a database written by a newer Seedlab. The same runs and points, read by
+    old code. "head" leaves the schema as it is (a baseline of the same schema)."""
     from alembic import command
 
     shutil.copytree(home, target)
     db = get_db(Settings(home=target, db_url=f"sqlite:///{target / 'seedlab.db'}"))
-    command.downgrade(alembic_config(db), BASELINE_REVISION)
+    if revision != "head":
+        command.downgrade(alembic_config(db), revision)
     db.dispose()
     return target
 

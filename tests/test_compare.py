@@ -258,3 +258,98 @@ def test_compare_figures_for_many_runs(db, filled) -> None:
     assert set(optimizer_axis.ticktext) <= {"adam", "adamw", "sgd"}
     scatter = compare_charts.param_scatter(full, metrics, "learning_rate", "val_accuracy")
     assert len(scatter.data[0].x) == 100
+
+
+def _expected_picks(steps: np.ndarray, values: np.ndarray, max_points: int) -> list[int]:
+    """What downsampled_series must return, worked out in numpy: first and last finite point,
+    and per stretch of steps its lowest and highest finite point (the earlier one on ties)."""
+    finite = np.isfinite(values)
+    start, stop = int(steps.min()), int(steps.max())
+    buckets = (max_points - 2) // 2
+    width = -(-(stop - start + 1) // buckets)
+    fs, fv = steps[finite], values[finite]
+    keep = {int(fs[0]), int(fs[-1])}
+    for i in range(-(-(stop - start + 1) // width)):
+        inside = (fs >= start + i * width) & (fs < start + (i + 1) * width)
+        if inside.any():
+            s, v = fs[inside], fv[inside]
+            keep |= {int(s[np.argmin(v)]), int(s[np.argmax(v)])}  # argmin/argmax: first on ties
+    return sorted(keep)
+
+
+def test_downsampled_series_is_chosen_in_sql_and_keeps_ends_extremes_and_short_series(
+    db, filled
+) -> None:
+    found = run_query.query_runs(db, RunFilter(project_id=filled.project_id), limit=4)
+    ids = sorted(r.id for r in found)
+    rng = np.random.default_rng(7)
+    # A long noisy series with spikes, NaN and infinity at its ends (nothing to draw there).
+    values = rng.normal(size=5_000)
+    values[[1_234, 3_210]] = [40.0, -40.0]
+    values[[0, 1, 4_999]] = [np.nan, np.inf, np.nan]
+    steps = np.arange(5_000) * 3 + 10  # steps need not start at 0 nor be consecutive
+    metric_writes.append_metrics(
+        db, ids[0], [("m", int(s), float(v), 100.0 + s) for s, v in zip(steps, values, strict=True)]
+    )
+    # A constant series (a fixed learning rate): ties must not bring back every point.
+    metric_writes.append_metrics(db, ids[1], [("m", s, 0.1, 0.0) for s in range(3_000)])
+    # A sparse one (a point every 100 steps up to step 10,000): short, so it comes back whole.
+    sparse = [("m", s, float(s % 7), 0.0) for s in range(0, 10_001, 100)]
+    sparse.append(("m", 10_001, float("nan"), 0.0))
+    metric_writes.append_metrics(db, ids[2], sparse)
+    got = {s.run_id: s for s in metric_store.downsampled_series(db, ids, "m", 300)}
+    assert list(got) == ids[:3]  # ids[3] has no "m": no series for it
+
+    long = got[ids[0]]
+    assert 0 < len(long) <= 300
+    assert list(long.steps) == _expected_picks(steps, values, 300)
+    assert long.steps[0] == steps[2] and long.steps[-1] == steps[4_998]  # first/last finite
+    assert long.values.max() == 40.0 and long.values.min() == -40.0
+    at = dict(zip(long.steps.tolist(), long.values.tolist(), strict=True))
+    assert at[int(steps[1_234])] == 40.0 and at[int(steps[3_210])] == -40.0
+    assert np.isfinite(long.values).all()
+    assert np.array_equal(long.wall_times, 100.0 + long.steps)  # each point's own wall time
+    flat = got[ids[1]]
+    assert len(flat) <= 300 and flat.steps[0] == 0 and flat.steps[-1] == 2_999
+    assert set(flat.values) == {0.1}
+    assert list(got[ids[2]].steps) == list(range(0, 10_001, 100))  # whole, NaN left out
+    # Series no longer than the limit come back equal to every stored point.
+    full = metric_store.metric_history(db, ids, ["val_loss"])
+    for series in metric_store.downsampled_series(db, ids, "val_loss", 300):
+        mine = full[full["run_id"] == series.run_id]
+        assert list(series.steps) == list(mine["step"])
+        assert list(series.values) == list(mine["value"])
+    # A running run: points written after a read are in the next one.
+    metric_writes.append_metrics(db, ids[0], [("m", 20_000, -99.0, 0.0)])
+    again = metric_store.downsampled_series(db, [ids[0]], "m", 300)[0]
+    assert again.steps[-1] == 20_000 and again.values.min() == -99.0
+    assert metric_store.downsampled_series(db, [], "m", 300) == []
+    with pytest.raises(ValueError, match="at least 4"):
+        metric_store.downsampled_series(db, ids, "m", 3)
+
+
+def test_compare_curves_send_few_compact_points_for_many_runs(db, filled) -> None:
+    import plotly.io as pio
+
+    from engine.services.curves import drawn_history
+
+    runs = run_query.query_runs(db, RunFilter(project_id=filled.project_id), limit=100)
+    long = [("val_loss", s, float(np.sin(s / 50)), float(s)) for s in range(5_000)]
+    for run in runs:
+        metric_writes.append_metrics(db, run.id, long)
+    # Sized to the chart: a few runs get up to one point per pixel column, 100 runs fewer.
+    assert compare_charts.points_per_run(3) == compare_charts.PLOT_WIDTH_PX
+    share = compare_charts.points_per_run(100)
+    assert compare_charts.MIN_POINTS_PER_TRACE <= share <= 300
+    history = drawn_history(db, [r.id for r in runs], ["val_loss"], share)
+    fig = compare_charts.compare_curves(
+        history, "val_loss", run_labels={r.id: r.name for r in runs}
+    )
+    assert len(fig.data) == 100 and all(len(t.x) <= share for t in fig.data)
+    assert fig.data[0].y.dtype == np.float32  # single precision: half the bytes sent
+    assert fig.data[0].y.max() == pytest.approx(1.0, abs=1e-3)  # the peaks survive
+    sent = pio.to_json(fig, validate=False)
+    assert len(sent) < 450_000  # 100 runs × 5,000 steps, well under 1 MB to the browser
+    # A value past single precision keeps double precision rather than turn into infinity.
+    huge = pd.DataFrame({"run_id": [1, 1], "key": ["x", "x"], "step": [0, 1], "value": [1.0, 1e40]})
+    assert compare_charts.compare_curves(huge, "x", run_labels={1: "a"}).data[0].y[1] == 1e40

@@ -1,16 +1,12 @@
-"""What the charts draw of long metric series: every point is read as bare numbers (an exact
-minimum needs them all), then each run's series is cut down to the first and last points and
-the minimum and maximum of equal stretches, so Compare of 100 runs × 10,000 steps sends 50,000
-points to the browser instead of 1,000,000, and no DataFrame of the whole history is built.
+"""What the charts draw of long metric series, chosen in SQL (db.metrics.downsampled_series):
+per run, the first and last points and the lowest and highest point of each of equal stretches
+of steps, so Compare of 100 runs × 10,000 steps reads 30,000 rows out of the database instead
+of 1,000,000, and no DataFrame of the whole history is built.
 
-The cut-down series are kept in memory (a few hundred KB for a 100-run comparison), keyed by
-the run's summary of that metric (last step and value, min, max), which changes with every
-point written: reopening Compare, changing its scale, or the Run page's refresh of a finished
-run read only the small summary rows again.
-
-Window functions doing the same inside SQLite took about four times as long as this read on
-the bench machine, and a GROUP BY per stretch as long as the read itself
-(bench/bench_compare_browser.py has the page figures).
+The drawn series are kept in memory (a few hundred KB for a 100-run comparison), keyed by the
+run's summary of that metric (last step and value, min, max), which changes with every point
+written: reopening Compare, changing its scale, or the Run page's refresh of a finished run
+read only the small summary rows again; a running run's new points are read at once.
 """
 
 from __future__ import annotations
@@ -24,7 +20,6 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from db import metrics as metric_store
-from engine.report.compare_charts import minmax_indices
 
 # (database, run, key, max_points, summary) → (steps, values, wall times) as drawn.
 Drawn = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -69,12 +64,11 @@ def drawn_history(
         cache_keys = {r: (where, r, key, max_points, v) for r, v in versions.items()}
         drawn = {r: _cached(k) for r, k in cache_keys.items()}
         missing = [r for r, d in drawn.items() if d is None]
-        for series in metric_store.drawable_series(db, missing, key) if missing else []:
-            finite = np.flatnonzero(np.isfinite(series.values))
-            keep = finite[minmax_indices(series.values[finite], max_points)]
-            got = (series.steps[keep], series.values[keep], series.wall_times[keep])
-            drawn[series.run_id] = got
-            _store(cache_keys[series.run_id], got)
+        if missing:
+            for series in metric_store.downsampled_series(db, missing, key, max_points):
+                got = (series.steps, series.values, series.wall_times)
+                drawn[series.run_id] = got
+                _store(cache_keys[series.run_id], got)
         for run_id in sorted(r for r, d in drawn.items() if d is not None):
             steps, values, walls = drawn[run_id]
             parts["run_id"].append(np.full(len(steps), run_id, dtype=np.int64))
