@@ -170,6 +170,15 @@ async def upload_artifact(request: Request) -> JSONResponse:
         settings, db = _context()
         return remote_runs.artifact_target(settings, db, _actor(request, db), run_id, name)
 
+    cap_mb = Settings.from_env().max_artifact_mb
+    too_big = _error(
+        f"The file is larger than {cap_mb} MB, the most one artifact may be "
+        "(SEEDLAB_MAX_ARTIFACT_MB on the server): save a smaller file or raise the limit.",
+        413,
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap_mb * 1024 * 1024:
+        return too_big
     path, refused = await run_in_threadpool(_attempt, target)
     if refused is not None:
         return refused
@@ -178,8 +187,10 @@ async def upload_artifact(request: Request) -> JSONResponse:
     try:
         with partial.open("wb") as fh:
             async for chunk in request.stream():
-                await run_in_threadpool(fh.write, chunk)
                 size += len(chunk)
+                if size > cap_mb * 1024 * 1024:  # a body longer than it said, or no length
+                    return too_big
+                await run_in_threadpool(fh.write, chunk)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

@@ -51,6 +51,7 @@ def _serve(home: Path, port: int) -> subprocess.Popen:
     """`seedlab dashboard` for `home` on `port`, once it answers."""
     env = child_env()
     env["SEEDLAB_HOME"] = str(home)
+    env["SEEDLAB_MAX_ARTIFACT_MB"] = "1"  # the artifacts below are a few KB; one test sends more
     env.pop("SEEDLAB_DB_URL", None)
     proc = subprocess.Popen(
         seedlab_cmd("dashboard", "--port", str(port)),
@@ -224,6 +225,19 @@ def test_refused_without_a_token_and_for_a_viewer(site: Site):
     status, answer, _ = _call(lines_url, "POST", {**lines, "start": 5}, token=site.token["ana"])
     assert status == 409 and answer["received"] == 2
     assert len(metric_series(site.db, made["id"], "x")) == 1
+
+    # An artifact over SEEDLAB_MAX_ARTIFACT_MB is refused, declared or streamed without a length,
+    # and nothing of it stays.
+    upload_url = f"{site.url}/api/v1/runs/{made['id']}/artifacts/big.bin"
+    auth = {"Authorization": f"Bearer {site.token['ana']}"}
+    big = b"x" * (1024 * 1024 + 1)
+    for body in (big, iter([big[:600_000], big[600_000:]])):  # an iterator: chunked, no length
+        request = urllib.request.Request(upload_url, data=body, method="PUT", headers=auth)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=20)
+        assert refused.value.code == 413
+        assert "SEEDLAB_MAX_ARTIFACT_MB" in json.loads(refused.value.read())["error"]
+    assert not list(site.settings.run_dir(made["id"]).rglob("*big.bin*"))
 
     # The SDK says what is wrong before training starts.
     sdk = _sdk(site.url, site.token["vic"], site.home.parent, "import seedlab; seedlab.init()")

@@ -33,6 +33,8 @@ DEFAULT_MAX_ZIP_MEMBERS = 100_000
 DEFAULT_MAX_UNZIPPED_MB = 2048
 DEFAULT_MAX_ZIP_RATIO = 100
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+# One file a script or the SDK uploads to a run over the HTTP API (a checkpoint, a plot).
+DEFAULT_MAX_ARTIFACT_MB = 2048
 DEFAULT_LOGIN_MAX_FAILURES = 5
 DEFAULT_LOGIN_USER_MAX_FAILURES = 20
 DEFAULT_LOGIN_LOCKOUT_MIN = 15.0
@@ -92,6 +94,11 @@ class _Environment(BaseSettings):
         DEFAULT_MAX_IMAGE_PIXELS,
         gt=0,
         json_schema_extra=_accepts("a whole number of pixels above 0"),
+    )
+    max_artifact_mb: int = Field(
+        DEFAULT_MAX_ARTIFACT_MB,
+        gt=0,
+        json_schema_extra=_accepts("a whole number of megabytes above 0 (one uploaded artifact)"),
     )
     auth: bool | None = Field(None, json_schema_extra=_accepts("on or off"))
     login_max_failures: int = Field(
@@ -202,6 +209,7 @@ class Settings:
     max_unzipped_mb: int = DEFAULT_MAX_UNZIPPED_MB
     max_zip_ratio: int = DEFAULT_MAX_ZIP_RATIO
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_artifact_mb: int = DEFAULT_MAX_ARTIFACT_MB
     # None: access control follows the dashboard's bind address (engine.services.permissions).
     auth: bool | None = None
     # Failed logins from one client address, then from all addresses for one user name, before
