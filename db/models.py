@@ -169,6 +169,8 @@ class SqlSweep(Base):
     project_id: Mapped[int] = mapped_column(
         ForeignKey("projects.id", ondelete="RESTRICT"), default=DEFAULT_PROJECT_ID
     )
+    # The dataset version every trial trains on (NAME@N when the sweep began); NULL: no dataset.
+    dataset_version: Mapped[int | None] = mapped_column(Integer)
     base_config: Mapped[dict] = mapped_column(JSON)
     space: Mapped[dict] = mapped_column(JSON)
     sampler: Mapped[str] = mapped_column(String(20))

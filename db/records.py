@@ -168,6 +168,7 @@ class SweepRecord:
     created_at: datetime
     finished_at: datetime | None
     owner: str | None = None
+    dataset_version: int | None = None  # every trial's dataset version (None: no dataset)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,16 @@ from PIL import Image
 from sqlalchemy import text
 
 from db import runs as run_store
+from db import sweeps as sweep_store
 from db.audit import list_entries
 from db.session import make_engine
+from db.writes import runs as run_writes
 from engine.core.errors import DatasetError
 from engine.data.datasets import ingest_bytes
 from engine.data.version_rows import stored_version
 from engine.data.versions import load_version_table
 from engine.services import dataset_versions as dv
+from engine.services import sweeps
 from engine.services.permissions import Actor, PermissionDenied
 from tests.support.commands import cli
 from tests.support.data import completed_run
@@ -365,3 +368,25 @@ def test_the_page_adds_an_upload_under_a_taken_name_as_the_next_version(
     assert [v.number for v in versions] == [1, 2] and versions[1].n_rows == 120
     assert versions[1].diff == {"added": 0, "removed": 30, "relabelled": 0}
     assert len(dv.load_version_frame(settings, db, record.id, 1)) == len(frame)
+
+
+def test_a_sweep_trains_every_trial_on_the_version_it_began_on(settings, db, demo_datasets):
+    """A version added while a sweep runs is not picked up by its later trials (their scores
+    would not compare); `NAME@N` starts a sweep on an older version."""
+    spec = {"space": {"learning_rate": [0.01, 0.1]}, "sampler": "grid", "parallelism": 1}
+    sweep_id = sweeps.submit_sweep(db, "iris", spec, base={"epochs": 1})
+    sweeps.advance(db, sweep_store.get_sweep(db, sweep_id))  # the first trial, on iris@1
+    record, _ = _iris(db)
+    dv.edit(settings, db, ADMIN, record.id, relabel={}, exclude=["0"], note="one row less")
+    first = run_store.get_run(db, sweep_store.trial_run_ids(db, sweep_id)[0])
+    run_writes.claim_next_run(db, "w")
+    run_writes.finish_run(db, first.id, "completed")
+    sweeps.advance(db, sweep_store.get_sweep(db, sweep_id))  # the second, after iris@2 exists
+    trials = [run_store.get_run(db, i) for i in sweep_store.trial_run_ids(db, sweep_id)]
+    assert len(trials) == 2 and {t.dataset_version for t in trials} == {1}
+    assert sweep_store.get_sweep(db, sweep_id).dataset_version == 1
+
+    older = sweeps.submit_sweep(db, "iris@1", spec, base={"epochs": 1})
+    newer = sweeps.submit_sweep(db, "iris", spec, base={"epochs": 1})
+    assert sweep_store.get_sweep(db, older).dataset_version == 1
+    assert sweep_store.get_sweep(db, newer).dataset_version == 2

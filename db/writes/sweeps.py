@@ -21,6 +21,7 @@ def create_sweep(
     name: str,
     dataset_id: int | None,
     base_config: dict[str, Any],
+    dataset_version: int | None = None,
     space: dict[str, Any],
     sampler: str,
     pruner: str,
@@ -38,6 +39,7 @@ def create_sweep(
             insert(sweeps).values(
                 name=name,
                 dataset_id=dataset_id,
+                dataset_version=dataset_version,
                 project_id=project_id,
                 base_config=base_config,
                 space=space,

@@ -38,7 +38,8 @@ from engine.core.epochs import EPOCH_KEY, epochs_at
 from engine.core.errors import ConfigError
 from engine.core.metric_info import direction as metric_direction
 from engine.core.settings import Settings
-from engine.services.launch import find_dataset, submit_run
+from engine.services.dataset_versions import resolve
+from engine.services.launch import submit_run
 
 log = logging.getLogger("seedlab.sweeps")
 
@@ -224,8 +225,11 @@ def submit_sweep(
     base: dict[str, Any] | None = None,
     owner: str | None = None,
 ) -> int:
-    """Validate and store a sweep; the worker launches its trials (owned by `owner` too)."""
-    dataset = find_dataset(db, dataset_ref)
+    """Validate and store a sweep; the worker launches its trials (owned by `owner` too).
+
+    `dataset_ref` "NAME" is its latest version now, "NAME@N" version N: every trial trains on
+    that one version, whatever versions are added while the sweep runs."""
+    dataset, version = resolve(db, dataset_ref)
     try:
         sweep = spec if isinstance(spec, SweepSpec) else SweepSpec.model_validate(spec)
     except ValidationError as exc:
@@ -249,6 +253,7 @@ def submit_sweep(
         db,
         name=name.strip() or f"{dataset.name}-sweep",
         dataset_id=dataset.id,
+        dataset_version=version.number,
         base_config=base,
         space={k: v.model_dump() for k, v in space.items()},
         sampler=sweep.sampler,
@@ -338,7 +343,9 @@ def submit_recipe_sweep(
     fixed = resolve_values(info.params, dict(base or {}))
     space = parse_recipe_space(sweep.space, info.params)
     kinds = {p.name: _RECIPE_KINDS[p.type] for p in info.params if p.name in space}
-    dataset_record = find_dataset(db, dataset) if dataset not in (None, "") else None
+    dataset_record, version = (None, None)
+    if dataset not in (None, ""):
+        dataset_record, version = resolve(db, dataset)
     max_trials = sweep.max_trials
     if sweep.sampler == "grid":
         max_trials = min(max_trials, len(grid_points(space, kinds)))
@@ -349,6 +356,7 @@ def submit_recipe_sweep(
             db,
             name=name.strip() or f"{recipe}-sweep",
             dataset_id=dataset_record.id if dataset_record else None,
+            dataset_version=version.number if version else None,
             base_config={
                 "recipe": recipe,
                 "params": fixed,
@@ -376,6 +384,13 @@ def submit_recipe_sweep(
     return sweep_id
 
 
+def _pinned(sweep: SweepRecord) -> str | int | None:
+    """The sweep's dataset as a reference to its one version ("NAME@N"), for recipe runs."""
+    if sweep.dataset_id is None or sweep.dataset_version is None or not sweep.dataset_name:
+        return sweep.dataset_id
+    return f"{sweep.dataset_name}@{sweep.dataset_version}"
+
+
 def _submit_trial(
     db: Engine, sweep: SweepRecord, params: dict[str, Any], *, name: str, **extra: Any
 ) -> int:
@@ -383,7 +398,15 @@ def _submit_trial(
     recipe = _recipe_of(sweep)
     if recipe is None:
         values = {**sweep.base_config, **params, "monitor": sweep.objective}
-        return submit_run(db, sweep.dataset_id, values, name=name, owner=sweep.owner, **extra)
+        return submit_run(
+            db,
+            sweep.dataset_id,
+            values,
+            name=name,
+            owner=sweep.owner,
+            dataset_version=sweep.dataset_version,
+            **extra,
+        )
     from engine.services.recipes import submit_recipe_run, sweep_code_dir
 
     settings = Settings.from_env()
@@ -396,7 +419,7 @@ def _submit_trial(
         {**recipe["params"], **params},
         # The sweep's copy of the code; a sweep from before copies existed: the recipe's folder.
         code_from=(str(code_dir), recipe.get("code") or {}) if code_dir.is_dir() else None,
-        dataset=sweep.dataset_id,
+        dataset=_pinned(sweep),
         device=recipe.get("device", "auto"),
         name=name,
         owner=sweep.owner,
@@ -669,7 +692,7 @@ def launch_best(
             None,
             best.run.config["recipe"],
             overrides,
-            dataset=sweep.dataset_id,
+            dataset=_pinned(sweep),
             device=str(best.run.config.get("device", "auto")),
             name=f"{sweep.name} best (from run #{best.run.id})",
             parent_run_id=best.run.id,
@@ -680,6 +703,7 @@ def launch_best(
         db,
         sweep.dataset_id,
         values,
+        dataset_version=best.run.dataset_version,
         name=f"{sweep.name} best (from run #{best.run.id})",
         parent_run_id=best.run.id,
         owner=owner,
