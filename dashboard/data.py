@@ -171,8 +171,18 @@ def _dataset(dataset_id: int, path: str) -> DatasetRecord:
 def dataset_preview(dataset_id: int, path: str, rows: int = 20) -> pd.DataFrame:
     from engine.data.stored import preview
 
-    frame = preview(get_settings(), _dataset(dataset_id, path), rows)
-    return frame.rename(columns=display_text)  # column names are user text
+    return shown_frame(preview(get_settings(), _dataset(dataset_id, path), rows))
+
+
+def shown_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table of user data as it may be shown: column names and text cells through
+    display_text, so a right-to-left override in a cell cannot reorder what is around it."""
+    shown = frame.rename(columns=display_text)
+    for column in shown.select_dtypes(include=["object", "string"]).columns:
+        shown[column] = shown[column].map(
+            lambda v: display_text(v) if isinstance(v, str) else v, na_action="ignore"
+        )
+    return shown
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=32)

@@ -67,7 +67,7 @@ def test_names_in_markdown_and_code_spans():
 
 
 def _spoofed_run(settings, db) -> tuple[int, int]:  # noqa: ANN001
-    raw = f"x,{RLO}gnp.tpircs,label\n1,2,a\n2,3,b\n3,4,a\n4,5,b\n".encode()
+    raw = f"x,{RLO}gnp.tpircs,label\n1,2,a\n2,3,b{RLO}c\n3,4,a\n4,5,b{RLO}c\n".encode()
     dataset = ingest_bytes(settings, db, raw, filename="s.csv", name=f"{ARABIC} 1", target="label")
     run_id = submit_run(db, dataset.id, {"epochs": 1}, name=f"run{RLO}1", tags=[SPOOFED_TAG])
     run_edits.set_notes(db, [run_id], f"note {RLO}one")
@@ -114,6 +114,12 @@ def test_column_names_are_shown_neutralised_on_the_datasets_page(settings, db):
     assert isolated(f"{ARABIC} 1") in texts(at.subheader).replace("\\", "")
     [stored] = [d.value for d in at.dataframe if "task" in d.value.columns]
     assert list(stored["name"]) == [isolated(f"{ARABIC} 1")]
+    # Cells too (the preview, the data browser): shown with a marker, never a raw override.
+    tables = [d.value for d in at.dataframe if "label" in d.value.columns]
+    assert len(tables) == 2
+    for table in tables:
+        assert "b⟨U+202E⟩c" in set(table["label"]), list(table["label"])
+        _no_raw_controls([str(v) for v in table["label"]])
 
 
 def test_the_html_report_shows_controls_and_isolates_right_to_left(settings, db):

@@ -210,7 +210,7 @@ def show_data_browser(record: DatasetRecord) -> None:
             first = [c for c in first if c in shown.rows.columns]
             rows = shown.rows[[*first, *[c for c in shown.rows.columns if c not in first]]]
             st.dataframe(
-                rows.rename(columns=display_text),
+                data.shown_frame(rows),
                 hide_index=True,
                 column_config={
                     "confidence": st.column_config.ProgressColumn(
