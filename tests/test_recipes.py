@@ -10,6 +10,8 @@ real worker subprocess, real script subprocesses.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import textwrap
 import time
 from pathlib import Path
@@ -460,3 +462,35 @@ def test_the_notebook_snippet_logs_a_run_of_its_own(settings, db):
     assert run.status == "completed" and run.source == "sdk" and run.name == "quick-try"
     assert len(_values(db, run.id, "train_loss")) == 200
     assert "test_accuracy" in run.summary
+
+
+@pytest.mark.slow
+def test_a_script_does_not_outlive_its_supervisor_killed_hard(settings, db, worker, tmp_path):
+    """SIGKILL of the process that supervises a recipe run (no chance to stop its script):
+    the script is ended with it, not left training with nobody reading its spool."""
+    body = TRAIN.replace(
+        "args = parser.parse_args()\n",
+        "args = parser.parse_args()\nopen('script.pid', 'w').write(str(os.getpid()))\n",
+    )
+    folder = _recipe_folder(tmp_path, body)
+    add_recipe(db, cli_actor(), folder, "orphan")
+    values = {"steps": 10_000, "pause": 0.05}
+    run_id = submit_recipe_run(settings, db, cli_actor(), "orphan", values)
+    wait_until(lambda: _values(db, run_id, "val_loss"), timeout=90, what="the script's first point")
+    script_pid = int(next(settings.home.rglob("script.pid")).read_text())
+    assert run_store.get_run(db, run_id).pid == script_pid
+    supervisor = int(Path(f"/proc/{script_pid}/stat").read_text().split()[3])  # its parent
+    assert supervisor != worker.pid
+    os.kill(supervisor, signal.SIGKILL)
+
+    def gone() -> bool:
+        try:
+            os.kill(script_pid, 0)
+        except ProcessLookupError:
+            return True
+        try:  # a zombie until whoever adopted it reaps it: stopped all the same
+            return Path(f"/proc/{script_pid}/stat").read_text().split()[2] == "Z"
+        except FileNotFoundError:
+            return True
+
+    wait_until(gone, timeout=15, what="the script to end with its supervisor")

@@ -27,6 +27,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,18 @@ def _command(run: RunRecord) -> list[str]:
     return [python_for(config), config["entry"], *script_arguments(config.get("params") or {})]
 
 
+def _die_with_parent() -> None:
+    """In the script's process before it starts: SIGTERM it when this supervisor dies, even by
+    SIGKILL (Linux's PR_SET_PDEATHSIG), so no script trains on with nobody draining its spool.
+    Elsewhere a no-op: the engine's stale-run check still settles the run."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def _stop_process(process: subprocess.Popen, grace_s: float = TERM_GRACE_S) -> None:
     """SIGTERM the script's process group, SIGKILL it after `grace_s`."""
     for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
@@ -165,6 +178,7 @@ def execute_recipe(settings: Settings, db: Engine, run: RunRecord) -> str:
             env=recipe_env(settings, db, run, spool),
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own group: a cancel stops its child processes too
+            preexec_fn=_die_with_parent,
         )
     except OSError as exc:
         run_writes.finish_run(
