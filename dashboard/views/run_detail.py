@@ -530,21 +530,56 @@ with data.shown_errors("reading the registry"):
 with st.container():  # the status's message or the result cards, in one place for every status
     _outcome(run, task)
 
-curves_tab, eval_tab, config_tab, code_tab, logs_tab, files_tab, export_tab = st.tabs(
-    ["Curves", "Evaluation", "Config", "Code", "Logs", "Artifacts", "Export & compress"]
-)
-with curves_tab:
+
+def _curves_tab(run: RunRecord, task: str, refresh: int | None) -> None:
     st.fragment(_curves, run_every=refresh)(run.id, run.status, task)
     st.fragment(code_section.show_system, run_every=refresh)(db, run.id)  # sys/… metrics
-with eval_tab, data.shown_errors("reading the evaluation"):
-    _evaluation(run, task)
-with config_tab:
+
+
+def _evaluation_tab(run: RunRecord, task: str, refresh: int | None) -> None:
+    with data.shown_errors("reading the evaluation"):
+        _evaluation(run, task)
+
+
+def _config_tab(run: RunRecord, task: str, refresh: int | None) -> None:
     st.json(run.config)
-with code_tab, data.shown_errors("reading what ran"):
-    code_section.show_code(settings, run.id)  # dashboard/components/code_section.py
-with logs_tab:
+
+
+def _code_tab(run: RunRecord, task: str, refresh: int | None) -> None:
+    with data.shown_errors("reading what ran"):
+        code_section.show_code(settings, run.id)  # dashboard/components/code_section.py
+
+
+def _logs_tab(run: RunRecord, task: str, refresh: int | None) -> None:
     st.fragment(_log, run_every=refresh)(run.id)
-with files_tab, data.shown_errors("listing the files"):
-    _artifacts(run)
-with export_tab, data.shown_errors("showing the exports"):
-    export_section.show(settings, db, run)  # dashboard/components/export_section.py
+
+
+def _files_tab(run: RunRecord, task: str, refresh: int | None) -> None:
+    with data.shown_errors("listing the files"):
+        _artifacts(run)
+
+
+def _export_tab(run: RunRecord, task: str, refresh: int | None) -> None:
+    with data.shown_errors("showing the exports"):
+        export_section.show(settings, db, run)  # dashboard/components/export_section.py
+
+
+# Only the open tab runs (its name is in the URL, ?tab=Logs; Curves by default), as on Compare:
+# opening a run draws its curves alone, not an evaluation, a log and exports nobody looks at yet.
+# Clicking another tab reruns the page with that one open; the live fragments (curves, log)
+# exist only while their tab is open.
+TABS = {
+    "Curves": _curves_tab,
+    "Evaluation": _evaluation_tab,
+    "Config": _config_tab,
+    "Code": _code_tab,
+    "Logs": _logs_tab,
+    "Artifacts": _files_tab,
+    "Export & compress": _export_tab,
+}
+for tab, show in zip(
+    st.tabs(list(TABS), key="tab", bind="query-params"), TABS.values(), strict=True
+):
+    if tab.open:
+        with tab:
+            show(run, task, refresh)
