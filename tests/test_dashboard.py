@@ -540,6 +540,22 @@ def test_running_run_header_ticks_from_the_clock_and_progress_starts(
     assert at.get("progress")[0].proto.value == 0
 
 
+def test_an_active_run_without_points_has_its_loss_chart_waiting(
+    settings, db, demo_datasets
+) -> None:
+    """Before the first point an active run's loss chart is there, empty, where the curve will
+    be drawn (the browser loads Plotly while the run starts); a finished run without points
+    says so in a sentence, with no empty chart."""
+    run_id = submit_run(db, "iris", {"epochs": 3}, name="just queued")
+    at = open_page("views/run_detail.py", run=str(run_id))
+    (empty,) = plotly_figures(at)
+    assert empty["data"] == [] and empty["layout"]["xaxis"]["range"] == [0, 1]
+    assert "No curves yet" in texts(at.info)
+    run_writes.request_cancel(db, run_id)
+    at.run()
+    assert not plotly_figures(at) and "No curves yet" in texts(at.info)
+
+
 def test_clone_button_opens_the_prefilled_form(settings, db, demo_datasets) -> None:
     run_id = submit_run(db, "iris", {"epochs": 9}, name="to copy")
     at = open_page("views/run_detail.py", run=str(run_id))

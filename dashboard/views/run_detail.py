@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import auth, data
@@ -148,14 +149,11 @@ def _draw_curves(run_id: int, shown_status: str, task: str) -> None:
     history = drawn_history(
         db, [run_id], [*epoch_keys, "lr", EPOCH_KEY], max_points=charts.MAX_POINTS_PER_TRACE
     )
-    if history.empty:
-        st.info(
-            "No curves yet: the training loss appears within seconds of the start.",
-            icon=":material/timeline:",
-        )
-        return
     loss_keys = [k for k in epoch_keys if k.endswith("_loss") or k == "loss"]
     quality_keys = [k for k in epoch_keys if k not in loss_keys]
+    if history.empty:
+        _no_curves_yet(run, loss_keys)
+        return
     loss_col, quality_col = st.columns(2)
     with loss_col:
         if loss_keys:  # an SDK run may log no loss at all
@@ -179,6 +177,23 @@ def _draw_curves(run_id: int, shown_status: str, task: str) -> None:
         on_click="ignore",
         icon=":material/download:",
     )
+
+
+def _no_curves_yet(run: RunRecord, loss_keys: list[str]) -> None:
+    """Before the first point: an active run gets its loss chart, empty, where the curve will
+    be drawn. The browser loads its charting code (Plotly, 4.7 MB of JavaScript: seconds on a
+    busy machine) while the run starts, not after the first point has arrived, and the chart
+    keeps its place when it does."""
+    message = "No curves yet: the training loss appears within seconds of the start."
+    if run.status not in data.ACTIVE_STATUSES or not loss_keys:
+        st.info(message, icon=":material/timeline:")
+        return
+    loss_col, quality_col = st.columns(2)
+    with loss_col:
+        st.markdown("**Loss**")
+        empty = charts.epoch_axis(charts.metric_curves(pd.DataFrame(), loss_keys), 0.0)
+        st.plotly_chart(empty, key="curve_loss")
+    quality_col.info(message, icon=":material/timeline:")
 
 
 def _log(run_id: int) -> None:
