@@ -26,7 +26,7 @@ from engine.execution.system_metrics import (
 )
 from tests.support.commands import ROOT, cli
 from tests.support.data import completed_run
-from tests.support.pages import open_page, open_tab, plotly_figures, texts, trace_values
+from tests.support.pages import open_page, plotly_figures, texts, trace_values
 
 T0 = 1_700_000_000.0
 
@@ -157,7 +157,7 @@ def test_builtin_run_records_what_ran_and_system_metrics(settings, db, demo_data
     assert table.loc["Host", "Value"] == code["host"]
     if code["git"]:
         assert table.loc["Commit", "Value"].startswith(code["git"]["commit"])
-    at = open_tab(at, "Curves")  # the System section sits under the curves
+    at = open_page("views/run_detail.py", run=str(run_id))  # System: under the curves
     assert "**System**" in texts(at.markdown)
     names = {t.get("name") for f in plotly_figures(at) for t in f["data"]}
     assert {"CPU % (100 = one core)", "Resident memory (MB)"} <= names
