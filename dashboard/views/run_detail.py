@@ -43,6 +43,10 @@ from engine.services.permissions import Permission
 from engine.services.recovery import resumable_epoch, settle_for_readers
 
 REFRESH_S = 1
+# The runner samples CPU and memory every 5 s (engine/execution/system_metrics.py): redrawing
+# those charts every second re-sent and re-drew the same figures, work a busy machine needs
+# for the curves.
+SYSTEM_REFRESH_S = 5
 # A runner flushes about every second; this much silence means it is stuck or gone.
 STALE_HEARTBEAT_S = 60
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
@@ -548,7 +552,8 @@ with st.container():  # the status's message or the result cards, in one place f
 
 def _curves_tab(run: RunRecord, task: str, refresh: int | None) -> None:
     st.fragment(_curves, run_every=refresh)(run.id, run.status, task)
-    st.fragment(code_section.show_system, run_every=refresh)(db, run.id)  # sys/… metrics
+    system_refresh = SYSTEM_REFRESH_S if refresh else None
+    st.fragment(code_section.show_system, run_every=system_refresh)(db, run.id)  # sys/… metrics
 
 
 def _evaluation_tab(run: RunRecord, task: str, refresh: int | None) -> None:
