@@ -22,6 +22,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -262,5 +264,15 @@ ROUTES: list[BaseRoute] = [
 ]
 
 
+@asynccontextmanager
+async def lifespan(_: st.App) -> AsyncIterator[None]:
+    """At server start: the pages' modules imported in the background (dashboard/warm.py), so
+    the first visitor of a page does not wait for them."""
+    from dashboard import warm
+
+    warm.start()
+    yield
+
+
 # `streamlit run` finds this by its name and class (a module-level `app = st.App(...)`).
-app = st.App(PAGES, routes=ROUTES)
+app = st.App(PAGES, routes=ROUTES, lifespan=lifespan)

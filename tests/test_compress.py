@@ -132,5 +132,5 @@ def test_run_page_says_export_needs_a_completed_run(settings, db, demo_datasets)
     from tests.support.pages import open_page
 
     run_id = submit_run(db, "iris", {"epochs": 1})
-    at = open_page("views/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id), tab="Export & compress")
     assert "work on a completed run" in "\n".join(i.value for i in at.info)

@@ -24,7 +24,7 @@ from db.writes import metrics as metric_writes
 from db.writes import runs as run_writes
 from db.writes import workers as worker_writes
 from engine.core.config import RunConfig
-from engine.data.demo import DEMO_RUN_CONFIG, DEMO_RUN_DATASET
+from engine.data.demo_run import DEMO_RUN_CONFIG, DEMO_RUN_DATASET
 from engine.report import charts
 from engine.services.launch import find_dataset, submit_run
 from tests.support.commands import ROOT
@@ -32,6 +32,7 @@ from tests.support.pages import (
     button,
     current_title,
     open_page,
+    open_tab,
     plotly_figures,
     texts,
 )
@@ -438,14 +439,22 @@ def test_completed_run_shows_cards_curves_evaluation_config_and_log(
     quality = figures[1]["data"]
     assert quality[0]["name"] == "val accuracy"
     assert quality[0]["y"] == pytest.approx([0.6, 0.7, 0.8])
-    heatmap = next(f["data"][0] for f in figures if f["data"][0]["type"] == "heatmap")
-    assert heatmap["z"] == [[8, 0, 0], [0, 6, 1], [0, 1, 7]]
-
-    assert at.json[0].value and json.loads(at.json[0].value)["epochs"] == 3
-    assert "run completed" in texts(at.code)
     assert not at.error
+
+    # Only the open tab is drawn (?tab=…, Curves by default): each of the others in turn.
+    at = open_tab(at, "Evaluation")
+    heatmap = next(f["data"][0] for f in plotly_figures(at) if f["data"][0]["type"] == "heatmap")
+    assert heatmap["z"] == [[8, 0, 0], [0, 6, 1], [0, 1, 7]]
+    drawn = {t.get("name") for f in plotly_figures(at) for t in f["data"]}
+    assert "train loss" not in drawn  # the curves are not drawn meanwhile
+    at = open_tab(at, "Config")
+    assert at.json[0].value and json.loads(at.json[0].value)["epochs"] == 3
+    at = open_tab(at, "Logs")
+    assert "run completed" in texts(at.code)
+    at = open_tab(at, "Artifacts")
     # No artifact rows yet: the run folder's files are offered instead.
     assert [d.proto.label for d in at.get("download_button")].count("Download") == 2
+    assert not at.error
 
 
 def test_registered_artifacts_are_listed_with_download(settings, db, demo_datasets) -> None:
@@ -458,7 +467,7 @@ def test_registered_artifacts_are_listed_with_download(settings, db, demo_datase
     artifact_writes.add_artifact(
         db, run_id, kind="model", path="gone.pt", size_bytes=10, sha256="0" * 64
     )
-    at = open_page("views/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id), tab="Artifacts")
     assert "checkpoint.pt" in texts(at.text) and "gone.pt" in texts(at.text)
     assert "2.0 KB" in texts(at.caption) and "file missing" in texts(at.caption)
     assert [d.proto.label for d in at.get("download_button")].count("Download") == 1
@@ -531,6 +540,22 @@ def test_running_run_header_ticks_from_the_clock_and_progress_starts(
     assert at.get("progress")[0].proto.value == 0
 
 
+def test_an_active_run_without_points_has_its_loss_chart_waiting(
+    settings, db, demo_datasets
+) -> None:
+    """Before the first point an active run's loss chart is there, empty, where the curve will
+    be drawn (the browser loads Plotly while the run starts); a finished run without points
+    says so in a sentence, with no empty chart."""
+    run_id = submit_run(db, "iris", {"epochs": 3}, name="just queued")
+    at = open_page("views/run_detail.py", run=str(run_id))
+    (empty,) = plotly_figures(at)
+    assert empty["data"] == [] and empty["layout"]["xaxis"]["range"] == [0, 1]
+    assert "No curves yet" in texts(at.info)
+    run_writes.request_cancel(db, run_id)
+    at.run()
+    assert not plotly_figures(at) and "No curves yet" in texts(at.info)
+
+
 def test_clone_button_opens_the_prefilled_form(settings, db, demo_datasets) -> None:
     run_id = submit_run(db, "iris", {"epochs": 9}, name="to copy")
     at = open_page("views/run_detail.py", run=str(run_id))
@@ -594,7 +619,7 @@ def run_with_real_report(settings, db, dataset: str, epochs: int = 5) -> int:  #
 
 def test_classification_report_section(settings, db, demo_datasets) -> None:
     run_id = run_with_real_report(settings, db, "wine", epochs=2)
-    at = open_page("views/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id), tab="Evaluation")
     figures = plotly_figures(at)
     heatmap = next(f["data"][0] for f in figures if f["data"][0]["type"] == "heatmap")
     assert (
@@ -624,7 +649,7 @@ def test_classification_report_section(settings, db, demo_datasets) -> None:
 
 def test_regression_report_section(settings, db, demo_datasets) -> None:
     run_id = run_with_real_report(settings, db, "diabetes", epochs=3)
-    at = open_page("views/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id), tab="Evaluation")
     names = [t.get("name", "") for f in plotly_figures(at) for t in f["data"]]
     assert "perfect" in names and names.count("test rows") == 2  # predicted-vs-actual, residuals
     assert "Largest errors" in texts(at.markdown)

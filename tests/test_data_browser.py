@@ -149,7 +149,7 @@ def test_a_viewer_sees_no_edit_controls(settings, db, demo_datasets, monkeypatch
     labels = {b.label for b in at.button}
     assert not labels & {"Set label", "Leave out"}
     assert not [m for m in at.multiselect if m.label == "Rows to change"]
-    at = go(at, "views/run_detail.py", run=str(run_id))
+    at = go(at, "views/run_detail.py", run=str(run_id), tab="Evaluation")
     assert not [m for m in at.multiselect if m.label == "Mistakes to fix"]
     assert not {b.label for b in at.button} & {"Use the predicted label", "Leave out"}
 
@@ -161,7 +161,7 @@ def test_fix_worst_mistakes_then_retrain_on_the_new_version(settings, db, demo_d
     mistakes = read_report(settings, run_id)["worst_mistakes"]
     if len(mistakes) < 2:
         pytest.skip("the tiny model made fewer than two mistakes on wine's test rows")
-    at = open_page("views/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id), tab="Evaluation")
     picked = [m["row_id"] for m in mistakes[:2]]
     _multiselect(at, "Mistakes to fix").set_value(picked).run()
     button(at, "Use the predicted label").click().run()

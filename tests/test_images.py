@@ -354,7 +354,9 @@ def test_image_run_through_a_real_worker(settings, db):
 
     from tests.support.pages import open_page
 
-    open_page("views/run_detail.py", run=str(run_id))  # renders the image report, no exception
+    open_page(
+        "views/run_detail.py", run=str(run_id), tab="Evaluation"
+    )  # renders the image report, no exception
 
 
 # ---------------------------------------------------------------- dashboard

@@ -86,7 +86,7 @@ def test_tensorboard_round_trip(settings, db, tmp_path: Path) -> None:
         assert code["imported_from"]["folder"] == str((logdir / name).resolve())
 
     # The Run page of an imported run: curves-less Code tab saying where it came from.
-    at = open_page("views/run_detail.py", run=str(runs["wider"].id))
+    at = open_page("views/run_detail.py", run=str(runs["wider"].id), tab="Code")
     assert not at.exception and not at.error
     assert "Imported from TensorBoard event files in" in texts(at.tabs[3].caption)
 

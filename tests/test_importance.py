@@ -95,7 +95,7 @@ def test_signal_ranks_first_per_original_column_and_is_drawn(settings, db):
     assert not np.array_equal(expected, encoded)
 
     # The Run page's Evaluation tab draws it, most important column on top.
-    at = open_page("views/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id), tab="Evaluation")
     bars = [f for f in plotly_figures(at) if f["data"] and f["data"][0].get("orientation") == "h"]
     assert bars, "no importance chart on the Evaluation tab"
     assert bars[0]["data"][0]["y"] == names

@@ -224,14 +224,15 @@ def _texts(elements) -> str:  # noqa: ANN001
 
 @pytest.mark.slow
 def test_run_page_queues_jobs_that_the_engine_runs(settings, db, demo_datasets, worker):
-    from tests.support.pages import button, open_page
+    from tests.support.pages import button, open_page, open_tab
 
     run_id = completed_run(settings, db, "iris")
     report = read_report(settings, run_id)
     del report["importance"]  # an older run, from before importance was computed in training
     report_path(settings, run_id).write_text(json.dumps(report))
-    at = open_page("views/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id), tab="Export & compress")
     assert "No variants yet" in _texts(at.info)
+    at = open_tab(at, "Evaluation")
 
     button(at, "Compute feature importance").click().run()
     [importance] = job_store.list_jobs(db, run_id, kind="importance")
@@ -241,6 +242,7 @@ def test_run_page_queues_jobs_that_the_engine_runs(settings, db, demo_datasets, 
     at.run()
     assert any("Permutation importance on" in str(c.value) for c in at.caption)
     assert "Compute feature importance" not in [b.label for b in at.button]
+    at = open_tab(at, "Export & compress")
     # ONNX goes through the same path; TorchScript keeps this test fast (no dynamo exporter).
     button(at, "Build TorchScript").click().run()
     assert not at.exception, [e.value for e in at.exception]
@@ -308,7 +310,7 @@ def test_page_says_the_job_waits_while_the_engine_is_stopped(settings, db, demo_
     from tests.support.pages import button, open_page
 
     run_id = completed_run(settings, db, "iris")
-    at = open_page("views/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id), tab="Export & compress")
     button(at, "Build ONNX").click().run()
     assert not at.exception, [e.value for e in at.exception]
     warning = _texts(at.warning)

@@ -149,7 +149,7 @@ def test_builtin_run_records_what_ran_and_system_metrics(settings, db, demo_data
     assert "Python " + platform.python_version() in cli("runs", "show", str(run_id)).stdout
 
     # The Run page: a Code tab with the commit and Python, a System section with the figures.
-    at = open_page("views/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id), tab="Code")
     assert [t.label for t in at.tabs][:4] == ["Curves", "Evaluation", "Config", "Code"]
     code_tab = at.tabs[3]
     table = code_tab.table[0].value
@@ -157,6 +157,7 @@ def test_builtin_run_records_what_ran_and_system_metrics(settings, db, demo_data
     assert table.loc["Host", "Value"] == code["host"]
     if code["git"]:
         assert table.loc["Commit", "Value"].startswith(code["git"]["commit"])
+    at = open_page("views/run_detail.py", run=str(run_id))  # System: under the curves
     assert "**System**" in texts(at.markdown)
     names = {t.get("name") for f in plotly_figures(at) for t in f["data"]}
     assert {"CPU % (100 = one core)", "Resident memory (MB)"} <= names
@@ -167,7 +168,7 @@ def test_code_tab_of_a_run_that_recorded_nothing(settings, db, demo_datasets) ->
     from engine.services.launch import submit_run
 
     run_id = submit_run(db, "iris", {}, name="waiting")
-    at = open_page("views/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id), tab="Code")
     assert "Nothing recorded about the code of this run" in texts(at.tabs[3].info)
     assert json.loads(cli("runs", "show", str(run_id), "--json").stdout)["code"] is None
 

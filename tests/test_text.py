@@ -311,7 +311,7 @@ def test_lstm_run_on_the_demo_through_a_real_worker(settings, db, demo_datasets,
     assert logits.shape == (1, 5)
 
     # The Run page shows the text run's report (the confusion matrix over the five intents).
-    at = open_page("views/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id), tab="Evaluation")
     heatmap = next(f["data"][0] for f in plotly_figures(at) if f["data"][0]["type"] == "heatmap")
     assert np.array(heatmap["z"]).sum() == report["split_sizes"]["test"] and not at.error
 

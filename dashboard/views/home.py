@@ -7,13 +7,25 @@ from db import runs as run_store
 from engine.services.permissions import Permission
 
 auth.guard_page()
+db = data.get_db()
+
+
+def _queue_demo() -> None:
+    """The demo button's callback: it runs before the page does, so the Run page opens without
+    Home being drawn again first (the click's time is the demo audience's wait)."""
+    with data.shown_errors("queuing the demo run"):
+        st.session_state["demo_run_id"] = data.queue_demo_run(db, auth.require(Permission.LAUNCH))
+
+
+# The rerun the click starts opens the Run page first thing, before any of Home is drawn.
+if (queued := st.session_state.pop("demo_run_id", None)) is not None:
+    data.open_run(queued)
+
 st.title("Seedlab")
 st.markdown(
     "Your own ML lab: **upload a table → train a model → watch it learn → compare runs**, "
     "all on this machine."
 )
-
-db = data.get_db()
 
 with data.shown_errors("reading the overview"):
     n_datasets = len(data.datasets())
@@ -36,8 +48,9 @@ with data.shown_errors("reading the overview"):
 st.subheader("Get started")
 left, right = st.columns([1, 2], vertical_alignment="center")
 with left:
-    demo = st.button(
+    st.button(
         "Train a model on a demo dataset",
+        on_click=_queue_demo,
         type="primary",
         icon=":material/rocket_launch:",
         help="Queues a small neural network that learns to read handwritten digits (a few "
@@ -46,11 +59,6 @@ with left:
     )
 with right:
     st.caption("Or bring your own data on **Datasets**, then pick every setting on **New run**.")
-if demo:
-    with data.shown_errors("queuing the demo run"):
-        with st.spinner("Queuing a run on the handwritten digits…"):
-            run_id = data.queue_demo_run(db, auth.require(Permission.LAUNCH))
-        data.open_run(run_id)
 
 st.subheader("Recent runs")
 with data.shown_errors("listing recent runs"):

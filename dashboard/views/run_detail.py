@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import auth, data
@@ -42,6 +43,10 @@ from engine.services.permissions import Permission
 from engine.services.recovery import resumable_epoch, settle_for_readers
 
 REFRESH_S = 1
+# The runner samples CPU and memory every 5 s (engine/execution/system_metrics.py): redrawing
+# those charts every second re-sent and re-drew the same figures, work a busy machine needs
+# for the curves.
+SYSTEM_REFRESH_S = 5
 # A runner flushes about every second; this much silence means it is stuck or gone.
 STALE_HEARTBEAT_S = 60
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
@@ -148,14 +153,11 @@ def _draw_curves(run_id: int, shown_status: str, task: str) -> None:
     history = drawn_history(
         db, [run_id], [*epoch_keys, "lr", EPOCH_KEY], max_points=charts.MAX_POINTS_PER_TRACE
     )
-    if history.empty:
-        st.info(
-            "No curves yet: the training loss appears within seconds of the start.",
-            icon=":material/timeline:",
-        )
-        return
     loss_keys = [k for k in epoch_keys if k.endswith("_loss") or k == "loss"]
     quality_keys = [k for k in epoch_keys if k not in loss_keys]
+    if history.empty:
+        _no_curves_yet(run, loss_keys)
+        return
     loss_col, quality_col = st.columns(2)
     with loss_col:
         if loss_keys:  # an SDK run may log no loss at all
@@ -179,6 +181,23 @@ def _draw_curves(run_id: int, shown_status: str, task: str) -> None:
         on_click="ignore",
         icon=":material/download:",
     )
+
+
+def _no_curves_yet(run: RunRecord, loss_keys: list[str]) -> None:
+    """Before the first point: an active run gets its loss chart, empty, where the curve will
+    be drawn. The browser loads its charting code (Plotly, 4.7 MB of JavaScript: seconds on a
+    busy machine) while the run starts, not after the first point has arrived, and the chart
+    keeps its place when it does."""
+    message = "No curves yet: the training loss appears within seconds of the start."
+    if run.status not in data.ACTIVE_STATUSES or not loss_keys:
+        st.info(message, icon=":material/timeline:")
+        return
+    loss_col, quality_col = st.columns(2)
+    with loss_col:
+        st.markdown("**Loss**")
+        empty = charts.epoch_axis(charts.metric_curves(pd.DataFrame(), loss_keys), 0.0)
+        st.plotly_chart(empty, key="curve_loss")
+    quality_col.info(message, icon=":material/timeline:")
 
 
 def _log(run_id: int) -> None:
@@ -530,21 +549,57 @@ with data.shown_errors("reading the registry"):
 with st.container():  # the status's message or the result cards, in one place for every status
     _outcome(run, task)
 
-curves_tab, eval_tab, config_tab, code_tab, logs_tab, files_tab, export_tab = st.tabs(
-    ["Curves", "Evaluation", "Config", "Code", "Logs", "Artifacts", "Export & compress"]
-)
-with curves_tab:
+
+def _curves_tab(run: RunRecord, task: str, refresh: int | None) -> None:
     st.fragment(_curves, run_every=refresh)(run.id, run.status, task)
-    st.fragment(code_section.show_system, run_every=refresh)(db, run.id)  # sys/… metrics
-with eval_tab, data.shown_errors("reading the evaluation"):
-    _evaluation(run, task)
-with config_tab:
+    system_refresh = SYSTEM_REFRESH_S if refresh else None
+    st.fragment(code_section.show_system, run_every=system_refresh)(db, run.id)  # sys/… metrics
+
+
+def _evaluation_tab(run: RunRecord, task: str, refresh: int | None) -> None:
+    with data.shown_errors("reading the evaluation"):
+        _evaluation(run, task)
+
+
+def _config_tab(run: RunRecord, task: str, refresh: int | None) -> None:
     st.json(run.config)
-with code_tab, data.shown_errors("reading what ran"):
-    code_section.show_code(settings, run.id)  # dashboard/components/code_section.py
-with logs_tab:
+
+
+def _code_tab(run: RunRecord, task: str, refresh: int | None) -> None:
+    with data.shown_errors("reading what ran"):
+        code_section.show_code(settings, run.id)  # dashboard/components/code_section.py
+
+
+def _logs_tab(run: RunRecord, task: str, refresh: int | None) -> None:
     st.fragment(_log, run_every=refresh)(run.id)
-with files_tab, data.shown_errors("listing the files"):
-    _artifacts(run)
-with export_tab, data.shown_errors("showing the exports"):
-    export_section.show(settings, db, run)  # dashboard/components/export_section.py
+
+
+def _files_tab(run: RunRecord, task: str, refresh: int | None) -> None:
+    with data.shown_errors("listing the files"):
+        _artifacts(run)
+
+
+def _export_tab(run: RunRecord, task: str, refresh: int | None) -> None:
+    with data.shown_errors("showing the exports"):
+        export_section.show(settings, db, run)  # dashboard/components/export_section.py
+
+
+# Only the open tab runs (its name is in the URL, ?tab=Logs; Curves by default), as on Compare:
+# opening a run draws its curves alone, not an evaluation, a log and exports nobody looks at yet.
+# Clicking another tab reruns the page with that one open; the live fragments (curves, log)
+# exist only while their tab is open.
+TABS = {
+    "Curves": _curves_tab,
+    "Evaluation": _evaluation_tab,
+    "Config": _config_tab,
+    "Code": _code_tab,
+    "Logs": _logs_tab,
+    "Artifacts": _files_tab,
+    "Export & compress": _export_tab,
+}
+for tab, show in zip(
+    st.tabs(list(TABS), key="tab", bind="query-params"), TABS.values(), strict=True
+):
+    if tab.open:
+        with tab:
+            show(run, task, refresh)

@@ -43,14 +43,6 @@ def demo_frames() -> dict[str, tuple[pd.DataFrame, str]]:
     }
 
 
-# The run behind "Train a model on a demo dataset" (engine/services/runs.py queue_demo_run):
-# handwritten digits, where a small CNN goes from guessing (10 %) to about 97 % validation
-# accuracy. Its training loss falls visibly within the first epoch, and 8 epochs take a few
-# seconds on two CPU cores: long enough to watch the curves move, done well within a minute.
-DEMO_RUN_DATASET = "digits"
-DEMO_RUN_CONFIG: dict[str, object] = {"epochs": 8, "batch_size": 32}
-
-
 @cache
 def digits_zip() -> bytes:
     """scikit-learn's 1,797 handwritten digits as 8×8 grayscale PNGs in a ZIP of class folders."""

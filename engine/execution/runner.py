@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -201,13 +202,23 @@ def execute(settings: Settings, run_id: int) -> str:
     main = parallel.is_main
     status = "failed"
     sampler: SystemSampler | None = None
+    recorder: threading.Thread | None = None
     try:
         config = validate_config(run.config)
         choice = parallel.place(choose_device(config.device))
         if main:
             run_writes.mark_started(db, run_id, pid=os.getpid(), device=_device_text(choice))
             # What ran (Seedlab's own checkout: built-in runs run our code) and sys/… metrics.
-            record_what_ran(settings, db, run_id, _device_text(choice), Path(__file__).parent)
+            # Beside the run's start, not before it: git and the package list take about a
+            # second, which a demo audience would wait for before the first point. Awaited
+            # before the run ends, so a finished run has its record.
+            recorder = threading.Thread(
+                target=record_what_ran,
+                args=(settings, db, run_id, _device_text(choice), Path(__file__).parent),
+                name="record-what-ran",
+                daemon=True,
+            )
+            recorder.start()
             sampler = start_for_run(db, run, on_gpu=choice.device.type == "cuda")
         log.info(
             "run %s %r on %s; config %s%s",
@@ -271,6 +282,7 @@ def execute(settings: Settings, run_id: int) -> str:
             loss_points_per_epoch=LOSS_POINTS_PER_EPOCH,
         )
         reporter.flush()
+        _await(recorder)
         if checkpointer.count:
             log.info(
                 "%d resume checkpoints, %.1f ms each",
@@ -320,6 +332,7 @@ def execute(settings: Settings, run_id: int) -> str:
         if parallel.active:
             # A second SIGTERM (torchrun stopping this rank) must not cut the settling short.
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _await(recorder)
         status = _settle(settings, db, run, exc, parallel)
     finally:
         if sampler is not None:
@@ -329,6 +342,12 @@ def execute(settings: Settings, run_id: int) -> str:
             sys.stdout.flush()
             _record_artifact(db, run_id, "log", path)
     return status
+
+
+def _await(recorder: threading.Thread | None) -> None:
+    """Wait for the record of what ran (bounded: its git calls time out after 5 s each)."""
+    if recorder is not None:
+        recorder.join(timeout=60)
 
 
 def _collective_failed(exc: BaseException) -> bool:

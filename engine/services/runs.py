@@ -57,11 +57,11 @@ def launch_run(
 
 def queue_demo_run(settings: Settings, db: Engine, actor: Actor, dataset: str | None = None) -> int:
     """Queue the demo run as `actor`: a few seconds of visible learning on the handwritten
-    digits (engine/data/demo.py DEMO_RUN_CONFIG), or default settings on another demo
+    digits (engine/data/demo_run.py DEMO_RUN_CONFIG), or default settings on another demo
     `dataset`; the demo datasets are added first if it is missing (an upload of its own,
-    checked and audited as such)."""
-    from engine.data.demo import DEMO_RUN_CONFIG, DEMO_RUN_DATASET
-    from engine.services.datasets import add_demo_datasets
+    checked and audited as such). `seedlab init` and `seedlab up` add them ahead, so a click
+    imports nothing of the demo data's (scikit-learn, Pillow: seconds on a busy machine)."""
+    from engine.data.demo_run import DEMO_RUN_CONFIG, DEMO_RUN_DATASET
     from engine.services.launch import find_dataset
 
     check(actor, Permission.LAUNCH)
@@ -69,6 +69,8 @@ def queue_demo_run(settings: Settings, db: Engine, actor: Actor, dataset: str | 
     try:
         find_dataset(db, name)
     except SeedlabError:
+        from engine.services.datasets import add_demo_datasets
+
         add_demo_datasets(settings, db, actor)
     values = RunConfig.model_validate(DEMO_RUN_CONFIG if dataset is None else {})
     return launch_run(db, actor, name, values, name=f"{name} demo")

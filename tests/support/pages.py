@@ -33,6 +33,17 @@ def go(at: AppTest, page: str, **query: str) -> AppTest:
     return at
 
 
+def open_tab(at: AppTest, name: str) -> AppTest:
+    """Open another tab of a page whose tabs are bound to ?tab= (Run, Compare): only the open
+    one is drawn, as clicking it in the browser does. Not for going back to the default (first)
+    tab: ?tab= at its default value does not move a session off another tab (open the page
+    anew)."""
+    at.query_params["tab"] = name
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def button(at: AppTest, label: str) -> Any:  # noqa: ANN401 - AppTest's Button element
     """The page's first button labelled `label` (fails listing the buttons there are)."""
     matches = [b for b in at.button if b.label == label]
