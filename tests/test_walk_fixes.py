@@ -151,6 +151,7 @@ def test_run_page_metric_cards_have_labels_that_fit(settings, db, demo_datasets)
     assert "balanced accuracy" in cards and "accuracy" in cards
     assert all(len(label) <= 20 for label in cards), list(cards)  # fits a third of the page
     assert cards["balanced accuracy"].proto.help == "test balanced accuracy"
+    assert cards["accuracy"].value == "90.0 %"  # a share as a percentage, not 0.9
     assert "test split" in texts(at.caption)
 
 

@@ -34,7 +34,7 @@ from engine.core import verdicts
 from engine.core.catalog import EPOCH_METRICS, HEADLINE_METRIC, TEST_METRICS, metric_label
 from engine.core.csv_safe import to_safe_csv
 from engine.core.epochs import EPOCH_KEY, epochs_done
-from engine.core.formatting import format_duration, format_value
+from engine.core.formatting import format_duration, format_metric
 from engine.core.run_files import log_path, report_path, tail
 from engine.report import charts
 from engine.services import runs as run_actions
@@ -317,9 +317,8 @@ def _result_cards(run: RunRecord, task: str) -> None:
         row = keys[start : start + CARDS_PER_ROW]
         for col, key in zip(st.columns(CARDS_PER_ROW), row, strict=False):
             label = metric_label(key)
-            col.metric(
-                label.removeprefix("test "), format_value(run.last(key)), help=label, border=True
-            )
+            shown = format_metric(key, run.last(key))  # accuracy as 86.4 %, a loss as is
+            col.metric(label.removeprefix("test "), shown, help=label, border=True)
 
 
 def _verdict(run: RunRecord) -> None:
@@ -354,7 +353,7 @@ def _baselines(baseline: dict[str, Any]) -> None:
     with st.expander("Baselines on the same test rows"):
         for b in rows:
             shown = [
-                f"{metric_label(k)} {format_value(v)}"
+                f"{metric_label(k)} {format_metric(k, v)}"
                 for k, v in (b.get("metrics") or {}).items()
                 if k in ("test_accuracy", "test_balanced_accuracy", "test_rmse", "test_r2")
             ]
