@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, Select, TextClause, bindparam, select, text
 
-from db.models import metrics, run_summaries
+from db.models import metric_digests, metrics, run_summaries, runs
 from db.session import reading
 
 Point = tuple[str, int, float, float]  # key, step, value, wall_time
@@ -162,15 +162,34 @@ def _buckets_statement() -> TextClause:
     )
 
 
+# A stored digest (db/models.SqlMetricDigest) holds this many points at most: the Run page's
+# 2,000 per curve (engine/report/charts.py); Compare draws fewer, reduced from it in numpy.
+DIGEST_POINTS = 2000
+
+
+def bucket_width(start: int, stop: int, max_points: int) -> int:
+    """The width in steps of the stretches a series over steps start..stop is drawn with at
+    `max_points`: at most (max_points - 2) // 2 of them. Up to DIGEST_POINTS the width is a
+    multiple of the digest's own, so each stretch is a union of the digest's: the lowest and
+    highest point of a stretch are then among the digest's points, and a drawing reduced from
+    a digest equals one chosen from every point (never a point more, never one missing)."""
+    span = stop - start + 1
+    width = -(-span // ((max_points - 2) // 2))  # rounded up: the stretches cover all
+    if max_points <= DIGEST_POINTS:
+        fine = -(-span // ((DIGEST_POINTS - 2) // 2))
+        width = fine * -(-width // fine)
+    return width
+
+
 def downsampled_series(
     db: Engine, run_ids: Iterable[int], key: str, max_points: int
 ) -> list[MetricSeries]:
     """One metric of many runs, at most `max_points` finite points per run, chosen in SQL: a
     series of no more points comes back whole (less its NaNs and infinities); a longer one as
     its first and last finite points and the lowest and highest point of each of
-    (max_points - 2) // 2 equal stretches of its steps, so spikes and the extremes survive
-    (stretches a sparse series leaves empty cost nothing). One MetricSeries per run with
-    finite points, in run id order.
+    at most (max_points - 2) // 2 equal stretches of its steps (bucket_width), so spikes and
+    the extremes survive (stretches a sparse series leaves empty cost nothing). One
+    MetricSeries per run with finite points, in run id order.
 
     Only the points drawn leave the database: 100 runs × 10,000 steps send 50,000 rows to
     Python, not 1,000,000. Nothing is stored beside the points, so a running run's new points
@@ -182,7 +201,6 @@ def downsampled_series(
     ids = sorted({int(i) for i in run_ids})
     if not ids:
         return []
-    buckets = (max_points - 2) // 2
     picked: dict[int, list] = {}
     with reading(db) as conn:
         extents = conn.execute(_extent_statement(), {"run_ids": ids, "key": key}).all()
@@ -194,7 +212,7 @@ def downsampled_series(
         for run_id, count, start, stop in extents:
             if count <= max_points:
                 continue
-            width = -(-(stop - start + 1) // buckets)  # rounded up: the stretches cover all
+            width = bucket_width(start, stop, max_points)
             params = {
                 "run_id": run_id,
                 "key": key,
@@ -218,3 +236,140 @@ def _series(run_id: int, key: str, rows: list) -> MetricSeries:
         values=np.ascontiguousarray(block[:, 1]),
         wall_times=np.ascontiguousarray(block[:, 2]),
     )
+
+
+def pick(steps: np.ndarray, values: np.ndarray, start: int, width: int) -> np.ndarray:
+    """Indices (ascending) of what downsampled_series keeps of finite points in step order:
+    the first and the last, and per stretch of `width` steps from `start` its lowest and its
+    highest point (the earlier one on ties), as its SQL does, in numpy."""
+    if len(steps) == 0:
+        return np.zeros(0, dtype=np.int64)
+    bucket = (steps - start) // width
+    lowest = np.lexsort((steps, values, bucket))  # by bucket, then value, then step
+    highest = np.lexsort((steps, -values, bucket))
+    firsts = np.r_[True, bucket[lowest][1:] != bucket[lowest][:-1]]
+    chosen = np.concatenate(([0, len(steps) - 1], lowest[firsts], highest[firsts]))
+    return np.unique(chosen)
+
+
+Version = tuple[float, float, float, float]  # a run's summary of a key: see series_versions
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A stored reduction of one series (db/models.SqlMetricDigest): `series` holds finite
+    points only; `points`, `first_step`, `final_step` describe the whole stored series."""
+
+    series: MetricSeries
+    version: Version
+    resolution: int
+    points: int
+    first_step: int
+    final_step: int
+
+    def drawn(self, max_points: int) -> MetricSeries:
+        """What downsampled_series(…, max_points) returns for this series, from the digest
+        alone (max_points at most its resolution; see bucket_width)."""
+        if max_points > self.resolution:
+            raise ValueError(f"a digest of {self.resolution} points cannot draw {max_points}")
+        s = self.series
+        if self.points <= max_points:
+            return s  # then it is the whole finite series
+        width = bucket_width(self.first_step, self.final_step, max_points)
+        keep = pick(s.steps, s.values, self.first_step, width)
+        return MetricSeries(s.run_id, s.key, s.steps[keep], s.values[keep], s.wall_times[keep])
+
+
+def digest_of(series: MetricSeries, version: Version, resolution: int = DIGEST_POINTS) -> Digest:
+    """The digest of a whole series (every stored point, NaN and infinities included, as
+    metric_series reads it): equal to downsampled_series(…, resolution) of it."""
+    n = len(series)
+    first, final = (int(series.steps[0]), int(series.steps[-1])) if n else (0, 0)
+    finite = np.isfinite(series.values)
+    steps, values, walls = series.steps[finite], series.values[finite], series.wall_times[finite]
+    if n > resolution:
+        keep = pick(steps, values, first, bucket_width(first, final, resolution))
+        steps, values, walls = steps[keep], values[keep], walls[keep]
+    kept = MetricSeries(series.run_id, series.key, steps, values, walls)
+    return Digest(kept, version, resolution, n, first, final)
+
+
+def _summary_statement() -> Select:
+    s = run_summaries.c
+    return select(s.key, s.last_step, s.last_value, s.min_value, s.max_value).where(
+        s.run_id == bindparam("run_id")
+    )
+
+
+def series_for_digest(db: Engine, run_id: int) -> list[tuple[MetricSeries, Version]]:
+    """Every series of a run that has a summary, each with its version, read in one
+    transaction (one snapshot: the version is the one of the points read)."""
+    with reading(db) as conn:
+        summaries = conn.execute(
+            _summary_statement().order_by(run_summaries.c.key), {"run_id": run_id}
+        ).all()
+        found = []
+        for key, *version in summaries:
+            rows = _driver_rows(conn, _series_statement(), {"run_id": run_id, "key": key})
+            found.append((_series(run_id, key, rows), tuple(version)))
+    return found
+
+
+def series_with_version(db: Engine, run_id: int, key: str) -> tuple[MetricSeries, Version | None]:
+    """One whole series and its version (None: no summary, nothing finite-or-infinite
+    logged), read in one transaction."""
+    with reading(db) as conn:
+        summary = conn.execute(
+            _summary_statement().where(run_summaries.c.key == key), {"run_id": run_id}
+        ).first()
+        rows = _driver_rows(conn, _series_statement(), {"run_id": run_id, "key": key})
+    return _series(run_id, key, rows), (tuple(summary[1:]) if summary else None)
+
+
+def _blob(array: np.ndarray, dtype: str) -> np.ndarray:
+    return np.frombuffer(array, dtype=dtype)
+
+
+def stored_digests(
+    db: Engine, run_ids: Iterable[int], key: str
+) -> tuple[dict[int, str], dict[int, Digest]]:
+    """In one query, the runs' statuses (runs that exist) and their stored digests of `key`
+    (whatever their version: the caller compares it with series_versions)."""
+    ids = sorted({int(i) for i in run_ids})
+    if not ids:
+        return {}, {}
+    d = metric_digests.c
+    stmt = (
+        select(
+            runs.c.id,
+            runs.c.status,
+            d.resolution,
+            d.last_step,
+            d.last_value,
+            d.min_value,
+            d.max_value,
+            d.points,
+            d.first_step,
+            d.final_step,
+            d.step_bytes,
+            d.value_bytes,
+            d.wall_time_bytes,
+        )
+        .select_from(runs.outerjoin(metric_digests, (d.run_id == runs.c.id) & (d.key == key)))
+        .where(runs.c.id.in_(ids))
+    )
+    with reading(db) as conn:
+        rows = conn.execute(stmt).all()
+    statuses: dict[int, str] = {}
+    digests: dict[int, Digest] = {}
+    for run_id, status, resolution, *version_etc in rows:
+        statuses[run_id] = status
+        if resolution is None:
+            continue
+        last_step, last_value, low, high, points, first, final, steps, values, walls = version_etc
+        series = MetricSeries(
+            run_id, key, _blob(steps, "<i8"), _blob(values, "<f8"), _blob(walls, "<f8")
+        )
+        version = (last_step, last_value, low, high)
+        digests[run_id] = Digest(series, version, resolution, points, first, final)
+    return statuses, digests

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -220,6 +221,35 @@ class SqlRunSummary(Base):
     last_step: Mapped[int] = mapped_column(Integer)
     min_value: Mapped[float] = mapped_column(Float)
     max_value: Mapped[float] = mapped_column(Float)
+
+
+class SqlMetricDigest(Base):
+    """A finished run's series of one key at a fixed resolution (db/metrics.digest_of): what the
+    charts draw of it, stored so a first read of 100 long runs reads 100 rows, not 1M points.
+
+    Valid while (last_step, last_value, min_value, max_value) equal the run's summary of the key
+    (db/metrics.series_versions): a point added or rewritten since makes it stale (ignored, then
+    rewritten). The *_bytes are little-endian numpy arrays: steps int64, values and wall
+    times float64.
+    `points`, `first_step`, `final_step` are the whole series' row count and step range (NaN rows
+    included): the bucket grid of a coarser drawing is derived from them.
+    """
+
+    __tablename__ = "metric_digests"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    resolution: Mapped[int] = mapped_column(Integer)
+    last_step: Mapped[int] = mapped_column(Integer)
+    last_value: Mapped[float] = mapped_column(Float)
+    min_value: Mapped[float] = mapped_column(Float)
+    max_value: Mapped[float] = mapped_column(Float)
+    points: Mapped[int] = mapped_column(Integer)
+    first_step: Mapped[int] = mapped_column(Integer)
+    final_step: Mapped[int] = mapped_column(Integer)
+    step_bytes: Mapped[bytes] = mapped_column(LargeBinary)
+    value_bytes: Mapped[bytes] = mapped_column(LargeBinary)
+    wall_time_bytes: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SqlArtifact(Base):
@@ -449,6 +479,7 @@ sweeps = SqlSweep.__table__
 run_tags = SqlRunTag.__table__
 metrics = SqlMetric.__table__
 run_summaries = SqlRunSummary.__table__
+metric_digests = SqlMetricDigest.__table__
 artifacts = SqlArtifact.__table__
 workers = SqlWorker.__table__
 users = SqlUser.__table__

@@ -267,6 +267,9 @@ def _expected_picks(steps: np.ndarray, values: np.ndarray, max_points: int) -> l
     start, stop = int(steps.min()), int(steps.max())
     buckets = (max_points - 2) // 2
     width = -(-(stop - start + 1) // buckets)
+    # A multiple of the stored digests' stretch width: coarser stretches are unions of theirs.
+    fine = -(-(stop - start + 1) // ((metric_store.DIGEST_POINTS - 2) // 2))
+    width = -(-width // fine) * fine
     fs, fv = steps[finite], values[finite]
     keep = {int(fs[0]), int(fs[-1])}
     for i in range(-(-(stop - start + 1) // width)):

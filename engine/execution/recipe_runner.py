@@ -38,6 +38,7 @@ from sqlalchemy.exc import StatementError
 from db import datasets as dataset_store
 from db import runs as run_store
 from db.records import RunRecord
+from db.writes import digests as digest_writes
 from db.writes import runs as run_writes
 from engine.core.paths import PROJECT_ROOT
 from engine.core.recipe_params import script_arguments
@@ -292,6 +293,7 @@ def _settle(
             if last:
                 error += "\nLast lines of its log:\n" + last
     run_writes.finish_run(db, run_id, status, error)
+    digest_writes.write_run_digests(db, run_id)  # what charts draw of it (curves.py)
     log.info("recipe run %s %s (exit code %s)", run_id, status, returncode)
     return status
 

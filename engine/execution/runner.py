@@ -36,6 +36,7 @@ from db import datasets as dataset_store
 from db import runs as run_store
 from db.session import get_db
 from db.writes import artifacts as artifact_writes
+from db.writes import digests as digest_writes
 from db.writes import metrics as metric_writes
 from db.writes import runs as run_writes
 from engine.core.atomic import write_json_atomic
@@ -326,6 +327,7 @@ def execute(settings: Settings, run_id: int) -> str:
         run_writes.finish_run(
             db, run_id, "completed", verdict=verdict_or_none(config, data, result, report)
         )
+        digest_writes.write_run_digests(db, run_id)  # what charts draw of it (curves.py)
     except BaseException as exc:
         if not main:
             raise  # rank 0 settles the run: a failure here stops it through torchrun

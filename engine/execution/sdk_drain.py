@@ -62,6 +62,7 @@ from db import runs as run_store
 from db.datasets import get_dataset_by_name
 from db.models import ACTIVE_STATUSES, DEFAULT_PROJECT_ID
 from db.projects import DuplicateProjectName, get_project_by_name
+from db.writes import digests as digest_writes
 from db.writes import projects as project_writes
 from db.writes import runs as run_writes
 from engine.core.errors import SeedlabError
@@ -208,6 +209,8 @@ class SpoolDrain:
         self._note_cancel(written.cancel)
         if written.finish_status is not None:
             self.finished, self.status, self.error = True, written.finish_status, written.error
+            if self.apply_finish:  # the run is settled here: store what charts draw of it
+                digest_writes.write_run_digests(self.db, self.run_id)
         return self.finished
 
     def _note_cancel(self, cancel: bool) -> None:

@@ -20,6 +20,7 @@ from db import datasets as dataset_store
 from db import projects as project_store
 from db.session import utcnow
 from db.writes import bulk
+from db.writes import digests as digest_writes
 from db.writes import projects as project_writes
 from engine.core.config import RunConfig
 from engine.core.settings import Settings
@@ -160,7 +161,9 @@ def fill_project(
         rows, tags, points = _chunk(rng, n, steps, done, dataset_ids)
         for row in rows:
             row["project_id"] = project_id
-        bulk.insert_finished_runs(db, rows, tags, points)
+        ids = bulk.insert_finished_runs(db, rows, tags, points)
+        # Finished runs: their curve digests as a runner stores them at a run's end.
+        digest_writes.write_digests(db, ids)
         done += n
         if progress:
             progress(done, runs)
