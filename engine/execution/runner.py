@@ -327,7 +327,6 @@ def execute(settings: Settings, run_id: int) -> str:
         run_writes.finish_run(
             db, run_id, "completed", verdict=verdict_or_none(config, data, result, report)
         )
-        digest_writes.write_run_digests(db, run_id)  # what charts draw of it (curves.py)
     except BaseException as exc:
         if not main:
             raise  # rank 0 settles the run: a failure here stops it through torchrun
@@ -339,6 +338,8 @@ def execute(settings: Settings, run_id: int) -> str:
     finally:
         if sampler is not None:
             sampler.stop()
+        if main:  # after the sampler's last points: what charts draw of the run (curves.py)
+            digest_writes.write_run_digests(db, run_id)
         path = log_path(settings, run_id)
         if main and path.exists():
             sys.stdout.flush()
