@@ -49,6 +49,7 @@ from db import run_query  # noqa: E402
 from db.migrate import alembic_config, upgrade_to_head  # noqa: E402
 from db.run_query import RunFilter  # noqa: E402
 from db.session import get_db  # noqa: E402
+from db.writes import digests as digest_writes  # noqa: E402
 from engine.core.settings import Settings  # noqa: E402
 from engine.report.charts import MAX_POINTS_PER_TRACE as RUN_PAGE_POINTS  # noqa: E402
 from engine.report.compare_charts import points_per_run  # noqa: E402
@@ -265,6 +266,25 @@ def read_rows(db: Any, compare_ids: list[int], run_keys: list[str], repeats: int
     ]
     # The baseline keeps nothing: its second read is its first.
     rows.append(Row(f"{compare}, cached", "baseline", rows[2].seconds))
+    # The same first read without stored digests (db/writes/digests.py): the points picked in
+    # SQL as before them, and the one read that builds and stores them (then served as "now").
+    rows.append(
+        Row(
+            f"{compare}, no digests (picked in SQL)",
+            "now",
+            timed(
+                lambda: metric_store.downsampled_series(db, compare_ids, "val_loss", points),
+                repeats,
+            ),
+        )
+    )
+    rows.append(Row(f"{compare}, no digests (picked in SQL)", "baseline", rows[2].seconds))
+    builds = []
+    for _ in range(repeats):
+        digest_writes.drop_digests(db, compare_ids)
+        builds += timed(compare_now, 1)
+    rows.append(Row(f"{compare}, digests built and stored", "now", builds))
+    rows.append(Row(f"{compare}, digests built and stored", "baseline", rows[2].seconds))
     return rows
 
 
@@ -304,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--compare-only", action="store_true", help="time Compare alone, not the Run page"
     )
+    p.add_argument(
+        "--server-only", action="store_true", help="time the server's reads alone, no browser"
+    )
     p.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
     args = p.parse_args(argv)
     load_before = os.getloadavg()
@@ -321,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         run_keys = ["train_loss", "val_loss", "val_accuracy", "val_f1_macro", "lr"]
         rows = read_rows(db, compare_ids, run_keys, args.repeats)
         db.dispose()
+        if args.server_only:
+            print(format_table(rows))
+            print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+            return 0
         variants = {"now": (ROOT, home)}
         baseline = None
         if not args.no_baseline:

@@ -79,3 +79,10 @@ def write_digests(db: Engine, run_ids: Iterable[int]) -> int:
         log.warning("runs %s: curve digests not stored (%s); charts read them whole", ids, exc)
         return 0
     return len(digests)
+
+
+def drop_digests(db: Engine, run_ids: Iterable[int]) -> None:
+    """Forget the runs' digests (the next chart read rebuilds them): for benchmarks and repairs."""
+    ids = sorted({int(i) for i in run_ids})
+    with writing(db) as conn:
+        conn.execute(delete(metric_digests).where(metric_digests.c.run_id.in_(ids)))
