@@ -301,15 +301,21 @@ def _summary_statement() -> Select:
     )
 
 
-def series_for_digest(db: Engine, run_id: int) -> list[tuple[MetricSeries, Version]]:
-    """Every series of a run that has a summary, each with its version, read in one
-    transaction (one snapshot: the version is the one of the points read)."""
+def series_for_digest(db: Engine, run_ids: Iterable[int]) -> list[tuple[MetricSeries, Version]]:
+    """Every series of the runs that has a summary, each with its version, in run and key
+    order, read in one transaction (one snapshot: a version is the one of the points read)."""
+    ids = sorted({int(i) for i in run_ids})
+    if not ids:
+        return []
+    s = run_summaries.c
     with reading(db) as conn:
         summaries = conn.execute(
-            _summary_statement().order_by(run_summaries.c.key), {"run_id": run_id}
+            select(s.run_id, s.key, s.last_step, s.last_value, s.min_value, s.max_value)
+            .where(s.run_id.in_(ids))
+            .order_by(s.run_id, s.key)
         ).all()
         found = []
-        for key, *version in summaries:
+        for run_id, key, *version in summaries:
             rows = _driver_rows(conn, _series_statement(), {"run_id": run_id, "key": key})
             found.append((_series(run_id, key, rows), tuple(version)))
     return found

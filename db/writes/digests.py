@@ -71,8 +71,7 @@ def write_digests(db: Engine, run_ids: Iterable[int]) -> int:
     try:
         digests = [
             metric_store.digest_of(series, version)
-            for run_id in ids
-            for series, version in metric_store.series_for_digest(db, run_id)
+            for series, version in metric_store.series_for_digest(db, ids)
         ]
         store_digests(db, digests)
     except SQLAlchemyError as exc:
