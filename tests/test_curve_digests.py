@@ -59,9 +59,16 @@ def _same(a: metric_store.MetricSeries, b: metric_store.MetricSeries) -> bool:
 def test_a_digest_equals_the_points_sql_picks_at_every_coarser_size(db, finished) -> None:
     run_id = finished[0]
     metric_writes.append_metrics(db, run_id, _noisy(seed=5))
-    series, version = metric_store.series_with_version(db, run_id, "noisy")
-    assert version == metric_store.series_versions(db, [run_id], "noisy")[run_id]
-    digest = metric_store.digest_of(series, version)
+    version = metric_store.series_versions(db, [run_id], "noisy")[run_id]
+    digest = metric_store.digest_of(metric_store.metric_series(db, run_id, "noisy"), version)
+    # The same digest picked in SQL (how a chart read makes a missing one).
+    (in_sql,) = metric_store.digests_in_sql(db, [run_id], "noisy")
+    assert in_sql.version == version and _same(in_sql.series, digest.series)
+    assert (in_sql.points, in_sql.first_step, in_sql.final_step) == (
+        digest.points,
+        digest.first_step,
+        digest.final_step,
+    )
     assert digest.points == 12_345 and len(digest.series) <= metric_store.DIGEST_POINTS
     assert np.isfinite(digest.series.values).all()
     assert {60.0, -60.0} <= set(digest.series.values.tolist())

@@ -12,7 +12,7 @@ Below that cache, a finished run is drawn from its stored digest (db/models.SqlM
 DIGEST_POINTS points at most, written when the run finished): a first read after a restart, or
 in another process, reads one row per run instead of walking its points. A finished run with
 no digest matching its summary (a run from before digests, a bulk-filled one, points written
-since) is read whole once and its digest stored. Running and queued runs are read live.
+since) gets one, picked in SQL, stored for the next read. Running and queued runs are read live.
 """
 
 from __future__ import annotations
@@ -116,7 +116,8 @@ def _read(
         if stale:
             valid.update(_heal(db, stale, key))
         found = [valid[r].drawn(max_points) for r in finished if r in valid]
-        # A run whose digest could not be made (its points changed meanwhile) is read live.
+        # A run left without a digest (its summary went meanwhile: points discarded) is read
+        # live, as a running run is.
         live += [r for r in finished if r not in valid]
     if live:
         found += metric_store.downsampled_series(db, live, key, max_points)
@@ -124,14 +125,9 @@ def _read(
 
 
 def _heal(db: Engine, run_ids: list[int], key: str) -> dict[int, metric_store.Digest]:
-    """Digests of finished runs that had none (or a stale one), from a whole read of each
-    series, stored for the next process to read."""
-    made = {}
-    for run_id in run_ids:
-        series, version = metric_store.series_with_version(db, run_id, key)
-        if version is None:
-            continue
-        made[run_id] = metric_store.digest_of(series, version)
+    """Digests of finished runs that had none (or a stale one), picked in SQL, stored for the
+    next read, in this process or another."""
+    made = {d.series.run_id: d for d in metric_store.digests_in_sql(db, run_ids, key)}
     try:
         digest_writes.store_digests(db, list(made.values()))
     except SQLAlchemyError as exc:  # a reader never fails for a cache it could not write
