@@ -1,7 +1,7 @@
 """metric_digests: a finished run's series at a fixed resolution, what the charts draw of it
 
-Revision ID: 0016_metric_digests
-Revises: 0015_dataset_versions
+Revision ID: 0017_metric_digests
+Revises: 0016_sweep_dataset_version
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016_metric_digests"
-down_revision: str | None = "0015_dataset_versions"
+revision: str = "0017_metric_digests"
+down_revision: str | None = "0016_sweep_dataset_version"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
