@@ -7,6 +7,7 @@ training without the base model's files.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,23 @@ class PretrainedTextPreprocessor:
             tok.enable_padding(pad_id=self.pad_id, length=self.max_length)
             self._tokenizer = tok
         return self._tokenizer
+
+    def encoding(self, text: str, truncate: bool = True) -> Any:  # noqa: ANN401
+        """One text's tokenizers.Encoding (tokens, ids, mask); untruncated when asked."""
+        tok = self._tok()
+        if truncate:
+            return tok.encode(text)
+        from tokenizers import Tokenizer
+
+        whole = Tokenizer.from_str(self.tokenizer_json)
+        whole.no_truncation()
+        whole.no_padding()
+        return whole.encode(text)
+
+    @property
+    def unk_token(self) -> str:
+        model = json.loads(self.tokenizer_json).get("model") or {}
+        return str(model.get("unk_token") or "[UNK]")
 
     def transform(self, texts: Sequence[Any]) -> np.ndarray:
         clean = ["" if pd.isna(t) else str(t) for t in texts]
