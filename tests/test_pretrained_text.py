@@ -7,9 +7,15 @@ Every test runs with HF_HUB_OFFLINE=1: nothing here may reach a network.
 
 from __future__ import annotations
 
+import io
 import json
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -18,6 +24,7 @@ from engine.core.config import validate_config
 from engine.core.errors import ConfigError
 from engine.core.pretrained import base_model_label, training_summary
 from engine.data.datasets import ingest_bytes
+from engine.deploy.export import export_run
 from engine.ml.checkpoints import load_train_state, save_train_state
 from engine.ml.device import choose_device
 from engine.ml.explain import explain_text
@@ -210,7 +217,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_lora_run(
 
 @pytest.mark.slow  # a real worker subprocess trains two runs
 def test_frozen_and_lora_runs_through_a_worker_then_predict_explain_and_export(
-    settings, db, reviews, tiny_bert
+    settings, db, reviews, tiny_bert, tmp_path
 ):
     frozen = submit_run(db, "reviews", {**TINY_RUN, "base_model": str(tiny_bert)})
     lora = submit_run(
@@ -244,18 +251,35 @@ def test_frozen_and_lora_runs_through_a_worker_then_predict_explain_and_export(
         < lora_report["trained_layers"]["total_parameters"]
     )
 
-    # Exports: each format a file, or a sentence saying what to use instead.
-    for fmt in ("torchscript", "onnx", "bundle"):
-        result = seedlab_in_process("export", str(frozen), "--format", fmt)
-        assert result.returncode == 0, (fmt, result.stdout, result.stderr)
-    result = seedlab_in_process("export", str(lora), "--format", "torchscript")
-    assert result.returncode == 0, (result.stdout, result.stderr)
+    # Exports: each format a file (ONNX checked against PyTorch on the test split).
+    script = export_run(settings, db, frozen, "torchscript")
+    assert Path(script.path).stat().st_size > 0
+    onnx = export_run(settings, db, lora, "onnx")  # LoRA layers included
+    assert onnx.max_abs_diff is not None and onnx.checked_rows > 0
+    # The bundle (a torch.export .pt2) tokenises with the encoder's own tokenizer, no Seedlab.
+    with zipfile.ZipFile(export_run(settings, db, lora, "bundle", tmp_path).path) as archive:
+        archive.extractall(tmp_path / "unzipped")
+    (folder,) = (tmp_path / "unzipped").iterdir()
+    assert "tokenizers" in (folder / "README.txt").read_text()
+    out = subprocess.run(
+        [sys.executable, "-I", "predict.py", "example.csv"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    got = pd.read_csv(io.StringIO(out.stdout))
+    example = pd.read_csv(folder / "example.csv")
+    want = Predictor.load(settings.run_dir(lora) / "model.pt").predict(example)
+    assert list(got["prediction"]) == list(want["prediction"])
+    assert np.allclose(got.filter(like="p(").to_numpy(), want.filter(like="p(").to_numpy(), 1e-5)
 
     # The Run page says which base model and which layers trained.
     at = open_page("views/run_detail.py", run=str(frozen))
-    shown = texts(at.caption)
-    assert f"base {tiny_bert}" in shown and "encoder frozen; head trained" in shown
-    assert "head of 2 layers" in shown and not at.exception
+    shown = texts(at.caption).replace("\\", "")  # markdown escapes
+    assert f"base {tiny_bert}" in shown and "encoder frozen, head trained" in shown
+    assert "2 head layers" in shown and not at.exception
 
 
 def test_the_playground_predicts_and_explains_a_pretrained_run(settings, db, reviews, tiny_bert):
@@ -311,6 +335,6 @@ def test_summary_names_the_base_model_and_what_trained():
     config = {"base_model": "minilm", "encoder_mode": "frozen"}
     trained = {"head_layers": 2, "trainable_parameters": 24961, "total_parameters": 22738241}
     assert training_summary(config, trained) == (
-        "base all-MiniLM-L6-v2 (bundled); encoder frozen; head trained: head of 2 layers, "
+        "base all-MiniLM-L6-v2 (bundled); encoder frozen, head trained; 2 head layers, "
         "24,961 of 22,738,241 parameters trained"
     )

@@ -69,12 +69,13 @@ def with_family_defaults(values: Mapping[str, Any], family: str) -> dict[str, An
 
 
 def training_summary(config: Mapping[str, Any], trained: Mapping[str, Any] | None = None) -> str:
-    """e.g. "base all-MiniLM-L6-v2 (bundled); encoder frozen; head trained: 2 layers, 24,961
-    parameters" — from the run's config, and its report's `trained_layers` once it has one."""
+    """e.g. "base all-MiniLM-L6-v2 (bundled); encoder frozen, head trained; 2 head layers,
+    24,961 of 22,738,241 parameters trained" — from the run's config, and its report's
+    `trained_layers` once it has one."""
     base = base_model_label(str(config.get("base_model", DEFAULT_BASE_MODEL)))
     mode = str(config.get("encoder_mode", "frozen"))
     what = {
-        "frozen": "encoder frozen; head trained",
+        "frozen": "encoder frozen, head trained",
         "lora": f"LoRA adapters (rank {config.get('lora_rank', 8)}) and head trained",
         "full": "encoder and head trained",
     }.get(mode, mode)
@@ -84,10 +85,10 @@ def training_summary(config: Mapping[str, Any], trained: Mapping[str, Any] | Non
         total = trained.get("total_parameters")
         detail = []
         if head:
-            detail.append(f"head of {head} layer{'s' if head != 1 else ''}")
+            detail.append(f"{head} head layer{'s' if head != 1 else ''}")
         if params is not None:
             share = f" of {total:,}" if total else ""
             detail.append(f"{params:,}{share} parameters trained")
         if detail:
-            what += ": " + ", ".join(detail)
+            what += "; " + ", ".join(detail)
     return f"base {base}; {what}"
