@@ -24,9 +24,11 @@ from engine.core.config import validate_config
 from engine.core.errors import ConfigError
 from engine.core.pretrained import base_model_label, training_summary
 from engine.data.datasets import ingest_bytes
+from engine.deploy.compress import prune_run, quantize_run
 from engine.deploy.export import export_run
 from engine.ml.checkpoints import load_train_state, save_train_state
 from engine.ml.device import choose_device
+from engine.ml.distill import student_config
 from engine.ml.explain import explain_text
 from engine.ml.pipeline import evaluate_on_test, prepare_dataset
 from engine.ml.predictor import Predictor
@@ -288,6 +290,18 @@ def test_the_playground_predicts_and_explains_a_pretrained_run(settings, db, rev
     at.text_area[0].set_value("great product, works well").run()
     assert not at.exception and not at.error, texts(at.error)
     assert "[CLS]" in at.get("html")[0].proto.body
+
+
+def test_a_lora_run_quantizes_and_prunes_and_refuses_distillation(settings, db, reviews, tiny_bert):
+    run_id = completed_run(
+        settings, db, "reviews", **TINY_RUN, base_model=str(tiny_bert), encoder_mode="lora"
+    )
+    int8 = quantize_run(settings, db, run_id)  # adapters merged into the layers first
+    assert int8["status"] == "ready" and 0.0 <= int8["value"] <= 1.0
+    pruned = prune_run(settings, db, run_id, target=0.5, epochs=1)
+    assert pruned["status"] == "ready" and pruned["sparsity"] >= 0.45
+    with pytest.raises(ConfigError, match="Distillation does not apply to pretrained"):
+        student_config(run_store.get_run(db, run_id).config, run_id, {})
 
 
 # ---------------------------------------------------------------- the bundled MiniLM

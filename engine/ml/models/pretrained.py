@@ -143,6 +143,24 @@ class PretrainedTextModel(nn.Module):
         features = x if x.is_floating_point() else self.encode(x)
         return self.head(features)
 
+    def merged(self) -> PretrainedTextModel:
+        """A copy with every LoRA adapter merged into the layer it adapts (plain Linear layers,
+        the same outputs): what int8 quantization and pruning work on."""
+        import copy
+
+        from peft.tuners.lora import LoraLayer
+
+        merged = copy.deepcopy(self)
+        for name, module in list(merged.encoder.named_modules()):
+            if isinstance(module, LoraLayer):
+                module.merge()
+                parent_name, _, child = name.rpartition(".")
+                parent = (
+                    merged.encoder.get_submodule(parent_name) if parent_name else merged.encoder
+                )
+                setattr(parent, child, module.get_base_layer())
+        return merged
+
     def describe_training(self) -> dict[str, Any]:
         """Which layers trained and how many parameters: shown on the Run page."""
         trained = sum(p.numel() for p in self.parameters() if p.requires_grad)
