@@ -30,9 +30,9 @@ from engine.ml.checkpoints import load_train_state, save_train_state
 from engine.ml.device import choose_device
 from engine.ml.distill import student_config
 from engine.ml.explain import explain_text
-from engine.ml.pipeline import evaluate_on_test, prepare_dataset
+from engine.ml.pipeline import evaluate_on_test, prepare_dataset, save_checkpoint
 from engine.ml.predictor import Predictor
-from engine.ml.prepare_pretrained import FrozenFeatures
+from engine.ml.prepare_pretrained import FrozenFeatures, prepare_pretrained_text
 from engine.ml.pretrained_source import pretrained_available, resolve_base_model
 from engine.ml.train import ListReporter, train
 from engine.services.launch import find_dataset, submit_run
@@ -215,6 +215,28 @@ def test_resume_continues_exactly_like_an_uninterrupted_lora_run(
     assert lora and all(
         torch.allclose(v, straight.model.state_dict()[k], atol=1e-6) for k, v in lora.items()
     )
+
+
+def test_regression_on_texts_round_trips_through_a_checkpoint(settings, tiny_bert, tmp_path):
+    frame = pd.DataFrame(
+        {
+            "review": [f"great product, order {i}" for i in range(30)]
+            + [f"broken on arrival, order {i}" for i in range(30)],
+            "score": [4.0 + (i % 3) / 10 for i in range(30)]
+            + [1.0 + (i % 3) / 10 for i in range(30)],
+        }
+    )
+    schema = {"target": "score", "text_column": "review", "task": "regression", "classes": None}
+    values = {**TINY_RUN, "base_model": str(tiny_bert), "encoder_mode": "full", "epochs": 6}
+    config = validate_config({**values, "learning_rate": 3e-3})
+    data = prepare_pretrained_text(settings, frame, schema, config, CPU)
+    assert isinstance(data.train_data.x_train, torch.Tensor)  # full: ids, no cached features
+    result = train(config, data.train_data, ListReporter(), CPU)
+    report = evaluate_on_test(result.model, data, CPU)
+    assert report["task"] == "regression" and report["metrics"]["test_rmse"] < 1.5
+    save_checkpoint(tmp_path / "m.pt", result.model, config, data, epoch=6, schema=schema)
+    predicted = Predictor.load(tmp_path / "m.pt").predict(["great product", "broken on arrival"])
+    assert predicted["prediction"][0] > predicted["prediction"][1]
 
 
 @pytest.mark.slow  # a real worker subprocess trains two runs

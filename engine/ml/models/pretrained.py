@@ -58,7 +58,9 @@ def _encoder(spec: InputSpec) -> nn.Module:
     if spec.weights:
         # safetensors only: loading never unpickles (engine/ml/pretrained_source.py checks).
         return AutoModel.from_pretrained(spec.weights, use_safetensors=True)
-    hf = dict(encoder_info.get("config") or {})
+    # Keys left unset (None) are the library's defaults anyway; passed explicitly, some (such
+    # as loss_type) only make transformers warn in every log that loads the model.
+    hf = {k: v for k, v in (encoder_info.get("config") or {}).items() if v is not None}
     if not hf.get("model_type"):
         raise ConfigError(
             "This pretrained model's checkpoint has no encoder architecture; train it again."
