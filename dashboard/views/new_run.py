@@ -588,7 +588,11 @@ with form_col:
         values |= _section("Model", MODEL_FIELDS, dataset, defaults)
         if dataset.kind == "text":
             values |= _section("Text", TEXT_FIELDS, dataset, defaults)
-            st.caption("Tokenizer (fitted on the training texts) and the chosen model's sizes.")
+            st.caption(
+                "The encoder's own tokenizer (up to max length tokens) and the new head's size."
+                if model == PRETRAINED
+                else "Tokenizer (fitted on the training texts) and the chosen model's sizes."
+            )
         if dataset.kind == "image":
             values |= _section("Images", IMAGE_FIELDS, dataset, defaults)
             st.caption(
