@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -33,7 +34,11 @@ from engine.ml.explain import explain_text
 from engine.ml.pipeline import evaluate_on_test, prepare_dataset, save_checkpoint
 from engine.ml.predictor import Predictor
 from engine.ml.prepare_pretrained import FrozenFeatures, prepare_pretrained_text
-from engine.ml.pretrained_source import pretrained_available, resolve_base_model
+from engine.ml.pretrained_source import (
+    hub_cache_dir,
+    pretrained_available,
+    resolve_base_model,
+)
 from engine.ml.train import ListReporter, train
 from engine.services.launch import find_dataset, submit_run
 from tests.support.commands import seedlab_in_process
@@ -127,6 +132,18 @@ def test_an_offline_missing_hub_id_is_refused_at_submit_with_its_sentence(settin
     assert result.returncode != 0
     assert "not in this machine's model cache" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_a_hub_id_in_the_cache_trains_offline(settings, db, reviews, tiny_bert):
+    # The layout huggingface_hub writes under SEEDLAB_HOME/models/hub after one online run.
+    repo = hub_cache_dir(settings) / "models--tiny-org--tiny-bert"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(tiny_bert, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    assert resolve_base_model("tiny-org/tiny-bert", settings) == repo / "snapshots" / commit
+    run_id = completed_run(settings, db, "reviews", **TINY_RUN, base_model="tiny-org/tiny-bert")
+    assert run_store.get_run(db, run_id).config["base_model"] == "tiny-org/tiny-bert"
 
 
 def test_a_folder_without_safetensors_or_that_does_not_exist_is_refused(
