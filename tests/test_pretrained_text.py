@@ -21,9 +21,12 @@ import pytest
 import torch
 
 from db import runs as run_store
+from db.writes import runs as run_writes
 from engine.core.config import validate_config
+from engine.core.epochs import epochs_done
 from engine.core.errors import ConfigError
 from engine.core.pretrained import base_model_label, training_summary
+from engine.core.run_files import log_path, resume_path
 from engine.data.datasets import ingest_bytes
 from engine.deploy.compress import prune_run, quantize_run
 from engine.deploy.export import export_run
@@ -41,6 +44,7 @@ from engine.ml.pretrained_source import (
 )
 from engine.ml.train import ListReporter, train
 from engine.services.launch import find_dataset, submit_run
+from engine.services.recovery import resume_run
 from tests.support.commands import seedlab_in_process
 from tests.support.data import completed_run
 from tests.support.engine import start_worker, stop_worker
@@ -256,7 +260,7 @@ def test_regression_on_texts_round_trips_through_a_checkpoint(settings, tiny_ber
     assert predicted["prediction"][0] > predicted["prediction"][1]
 
 
-@pytest.mark.slow  # a real worker subprocess trains two runs
+@pytest.mark.slow  # a real worker subprocess trains three runs, one cancelled and resumed
 def test_frozen_and_lora_runs_through_a_worker_then_predict_explain_and_export(
     settings, db, reviews, tiny_bert, tmp_path
 ):
@@ -268,8 +272,34 @@ def test_frozen_and_lora_runs_through_a_worker_then_predict_explain_and_export(
     try:
         _wait_done(db, frozen)
         _wait_done(db, lora)
+        # Cancelled mid-run, then resumed from its checkpoint: the frozen features are
+        # computed again by the new attempt, the head continues where it stopped. 60 epochs of
+        # ~0.1-0.3 s here: the cancel (seen within ~2 s) lands mid-run.
+        long = submit_run(
+            db,
+            "reviews",
+            {**TINY_RUN, "base_model": str(tiny_bert), "epochs": 60, "batch_size": 4}
+            | {"early_stopping_patience": 0},
+        )
+        wait_until(
+            lambda: epochs_done(run_store.get_run(db, long).summary) >= 2,
+            timeout=120,
+            what="2 epochs logged",
+        )
+        run_writes.request_cancel(db, long)
+        wait_until(
+            lambda: run_store.get_run(db, long).status == "cancelled",
+            timeout=60,
+            what="the run to be cancelled",
+        )
+        assert resume_path(settings, long).is_file()
+        resume_run(settings, db, long)
+        _wait_done(db, long)
     finally:
         log = stop_worker(worker)
+    resumed = run_store.get_run(db, long)
+    assert resumed.status == "completed" and resumed.attempts == 1, (resumed.error, log)
+    assert "resuming after epoch" in log_path(settings, long).read_text()
     for run_id, mode in ((frozen, "frozen"), (lora, "lora")):
         run = run_store.get_run(db, run_id)
         assert run.status == "completed", (run.error, log)
