@@ -412,6 +412,12 @@ def test_new_run_offers_base_models_and_modes_for_the_pretrained_family_only(
     queued = run_store.list_runs(db)[0]
     assert queued.config["base_model"] == str(tiny_bert)
     assert queued.config["encoder_mode"] == "lora" and queued.config["learning_rate"] == 2e-4
+    # A clone starts from its run's base model, mode and rate.
+    clone = open_page("views/new_run.py", clone=str(queued.id))
+    assert clone.selectbox(key="nr_base_choice").value == "local"
+    assert clone.text_input(key="nr_base_model").value == str(tiny_bert)
+    assert clone.radio(key="nr_encoder_mode").value == "lora"
+    assert clone.number_input(key="nr_learning_rate").value == pytest.approx(2e-4)
 
 
 def test_summary_names_the_base_model_and_what_trained():
