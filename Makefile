@@ -23,12 +23,14 @@ postgres-server:
 	  fi; \
 	fi
 
-# Installs requirements.lock (every package, pinned exactly as tested), then Seedlab itself with
-# --no-deps so the lock alone decides the versions. Reinstalls only when the lock or the project
+# Installs requirements.lock (every package, pinned exactly as tested), requirements-nodeps.txt
+# (packages whose own metadata would move our pins: bundled model weights) and Seedlab itself,
+# both with --no-deps so the lock alone decides the versions. Reinstalls only when the lock or the project
 # metadata change.
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
@@ -102,6 +104,7 @@ bench-quick: bench-venv
 bench-venv: install
 	test -x $(BENCH_PY) || $(PYTHON) -m venv bench/.venv
 	$(BENCH_PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r bench/requirements.txt
+	$(BENCH_PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

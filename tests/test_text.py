@@ -368,7 +368,7 @@ def test_new_run_form_shows_text_fields_for_text_datasets_only(settings, db, dem
     at = open_page("views/new_run.py", dataset=str(tickets.id))
     assert "Text" in texts(at.subheader)
     assert at.number_input(key="nr_max_length").value == RunConfig().max_length
-    assert at.selectbox(key="nr_model").options == ["auto → textcnn", *FAMILIES]
+    assert at.selectbox(key="nr_model").options == ["auto → textcnn", *FAMILIES, "pretrained"]
     at.selectbox(key="nr_model").set_value("transformer")
     at.number_input(key="nr_max_length").set_value(24)
     button(at, "Start training").click().run()

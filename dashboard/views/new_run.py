@@ -30,7 +30,15 @@ from engine.core.presets import (
     preset_fields,
     preset_for_dataset,
 )
+from engine.core.pretrained import FAMILY as PRETRAINED
+from engine.core.pretrained import (
+    KNOWN_GOOD,
+    MODES,
+    base_model_label,
+    default_learning_rate,
+)
 from engine.core.run_fields import field_applies
+from engine.ml.pretrained_source import base_model_problem
 from engine.services.dataset_versions import list_versions
 from engine.services.launch import default_run_name
 from engine.services.permissions import Permission
@@ -75,7 +83,13 @@ TEXT_FIELDS = [
     "transformer_ff_dim",
     "textcnn_filters",
     "textcnn_kernel_sizes",
+    "head_hidden",
+    "lora_rank",
 ]
+# The pretrained encoder's choices, drawn on the short path beside the family (not Advanced).
+PRETRAINED_FIELDS = ["base_model", "encoder_mode"]
+# New run's base model choices besides the known-good list.
+OTHER_HUB, LOCAL_FOLDER = "hub", "local"
 # Shown only for image datasets, in their own section (three per row).
 IMAGE_FIELDS = [
     "image_size",
@@ -104,6 +118,10 @@ LABELS = {
     "dropout": "Dropout",
     "optimizer": "Optimizer",
     "learning_rate": "Learning rate",
+    "base_model": "Base model",
+    "encoder_mode": "What trains",
+    "head_hidden": "Head hidden units (0 = linear)",
+    "lora_rank": "LoRA rank",
     "batch_size": "Batch size",
     "epochs": "Epochs",
     "weight_decay": "Weight decay",
@@ -173,6 +191,7 @@ KEY_PREFIX = "nr_"
 PRESET_KEY = KEY_PREFIX + "preset"
 # The fields of the short path, above Advanced; kept when the dataset changes.
 SHORT_PATH = ("dataset", "preset")
+LR_FOR = "_nr_lr_for"  # the family the learning rate field was filled for
 
 auth.guard_page()
 st.title("New run")
@@ -259,6 +278,11 @@ def _summary(dataset: DatasetRecord, values: dict[str, Any]) -> str:
                 f" with hidden layers {data.md_text(shape or 'none (linear)')} "
                 f"({values['activation']}, dropout {values['dropout']:g})"
             )
+        elif family == PRETRAINED:
+            model += (
+                f" ({data.md_text(base_model_label(str(values['base_model'])))}, "
+                f"{MODES[values['encoder_mode']].split(' (')[0]})"
+            )
         elif dataset.kind == "image":
             side = values["image_size"] or dataset.schema.get("auto_image_size")
             model += (
@@ -311,6 +335,70 @@ def _preset_changed() -> None:
 def _model_changed() -> None:
     # Each family has its own sizes under the preset (a CNN's width, an LSTM's hidden units).
     _forget({k for family in SIZES.values() for level in family.values() for k in level})
+    # A pretrained encoder has its own learning rates (per mode): refill it to or from one.
+    if PRETRAINED in (st.session_state.get(KEY_PREFIX + "model"), st.session_state.get(LR_FOR)):
+        _forget({"learning_rate"})
+
+
+def _mode_changed() -> None:
+    _forget({"learning_rate"})  # each mode has its own default rate
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _base_model_problem(ref: str, home: str) -> str | None:
+    # Cached: a hub id that is not cached asks the hub (a few seconds at most) once a minute.
+    return base_model_problem(ref, data.get_settings())
+
+
+def _pretrained_choice(source: RunRecord | None) -> dict[str, Any]:
+    """Base model (a known-good one, another hub id, a local folder) and what trains."""
+    start = str((source.config if source is not None else {}).get("base_model", "minilm"))
+    choices = [*KNOWN_GOOD, OTHER_HUB, LOCAL_FOLDER]
+    if start in KNOWN_GOOD:
+        first, typed = start, ""
+    else:
+        looks_local = start.startswith(("/", ".", "~"))
+        first, typed = (LOCAL_FOLDER if looks_local else OTHER_HUB), start
+    other = {OTHER_HUB: "Another Hugging Face hub id…", LOCAL_FOLDER: "A local model folder…"}
+    choice = st.selectbox(
+        _label("base_model"),
+        choices,
+        index=choices.index(first),
+        format_func=lambda c: other.get(c) or KNOWN_GOOD[c],
+        key=KEY_PREFIX + "base_choice",
+        help=field_help("base_model"),
+    )
+    base_model = choice
+    if choice in (OTHER_HUB, LOCAL_FOLDER):
+        base_model = st.text_input(
+            "Hub id" if choice == OTHER_HUB else "Model folder",
+            value=typed,
+            placeholder="e.g. distilbert/distilbert-base-uncased"
+            if choice == OTHER_HUB
+            else "e.g. /models/my-bert (config.json + model.safetensors)",
+            key=KEY_PREFIX + "base_model",
+            help="Downloaded once into SEEDLAB_HOME/models when the machine is online"
+            if choice == OTHER_HUB
+            else "A folder written by save_pretrained, on the machine that runs the engine.",
+        ).strip()
+    if base_model:
+        problem = _base_model_problem(base_model, str(data.get_settings().home))
+        if problem:
+            st.warning(data.md_message(problem), icon=":material/cloud_off:")
+    modes = list(MODES)
+    start_mode = str((source.config if source is not None else {}).get("encoder_mode", "frozen"))
+    mode = st.radio(
+        _label("encoder_mode"),
+        modes,
+        index=modes.index(start_mode) if start_mode in modes else 0,
+        format_func=lambda m: {"frozen": "Frozen encoder", "lora": "LoRA", "full": "Full"}[m],
+        captions=[MODES[m] for m in modes],
+        horizontal=True,
+        key=KEY_PREFIX + "encoder_mode",
+        help=field_help("encoder_mode"),
+        on_change=_mode_changed,
+    )
+    return {"base_model": base_model, "encoder_mode": mode}
 
 
 def _section(
@@ -468,6 +556,11 @@ with form_col:
         + ")",
         on_change=_model_changed,
     )
+    chosen: dict[str, Any] = {}
+    if model == PRETRAINED:
+        st.subheader("Pretrained encoder")
+        chosen = _pretrained_choice(source)
+    st.session_state[LR_FOR] = model
     preset = st.radio(
         "Preset",
         PRESET_NAMES,
@@ -482,15 +575,24 @@ with form_col:
     if preset is None and source is not None:
         st.caption(f"Settings of run #{source.id}; pick a preset to replace its epochs and sizes.")
     defaults = _defaults(dataset, source, preset, model)
+    if chosen:
+        cloned_mode = source.config.get("encoder_mode") if source is not None else None
+        if source is None or cloned_mode != chosen["encoder_mode"]:
+            # The family's own rate for this mode (a clone keeps its run's, same mode).
+            defaults["learning_rate"] = default_learning_rate(chosen["encoder_mode"])
 
-    values: dict[str, Any] = {"model": model}
+    values: dict[str, Any] = {"model": model, **chosen}
     with st.expander("Advanced", expanded=False):
         st.caption("Every value below starts from the preset; change any of them.")
         values |= _section("Data", DATA_FIELDS, dataset, defaults)
         values |= _section("Model", MODEL_FIELDS, dataset, defaults)
         if dataset.kind == "text":
             values |= _section("Text", TEXT_FIELDS, dataset, defaults)
-            st.caption("Tokenizer (fitted on the training texts) and the chosen model's sizes.")
+            st.caption(
+                "The encoder's own tokenizer (up to max length tokens) and the new head's size."
+                if model == PRETRAINED
+                else "Tokenizer (fitted on the training texts) and the chosen model's sizes."
+            )
         if dataset.kind == "image":
             values |= _section("Images", IMAGE_FIELDS, dataset, defaults)
             st.caption(
@@ -508,6 +610,7 @@ with form_col:
             *HARDWARE_FIELDS,
             *TEXT_FIELDS,
             *IMAGE_FIELDS,
+            *PRETRAINED_FIELDS,
         }
         extra = [name for name in defaults if name not in placed]
         values |= _section("Hardware and more", [*HARDWARE_FIELDS, *extra], dataset, defaults)

@@ -35,6 +35,8 @@ from engine.core.catalog import EPOCH_METRICS, HEADLINE_METRIC, TEST_METRICS, me
 from engine.core.csv_safe import to_safe_csv
 from engine.core.epochs import EPOCH_KEY, epochs_done
 from engine.core.formatting import format_duration, format_metric
+from engine.core.pretrained import FAMILY as PRETRAINED
+from engine.core.pretrained import training_summary
 from engine.core.run_files import log_path, report_path, tail
 from engine.report import charts
 from engine.services import runs as run_actions
@@ -462,6 +464,9 @@ def _facts(run: RunRecord, task: str) -> list[str]:
         if run.dataset_name
         else ["no dataset"]
     )
+    if run.config.get("model") == PRETRAINED:
+        # Which base model, and which of its layers trained (the report counts them).
+        facts.append(training_summary(run.config, (_report(run.id) or {}).get("trained_layers")))
     if run.source == "sdk":
         facts.append("logged by the SDK")
     if run.source == "recipe":

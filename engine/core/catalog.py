@@ -24,6 +24,11 @@ MODEL_FAMILIES: dict[str, tuple[str, str]] = {
         "text",
         "Small Transformer encoder: self-attention layers, learned positions, mean pooling",
     ),
+    "pretrained": (
+        "text",
+        "Pretrained transformer encoder (Hugging Face) with a new head: frozen, LoRA or full "
+        "fine-tuning",
+    ),
     # --- images (engine/ml/models/vision.py)
     "cnn": (
         "image",
@@ -43,6 +48,7 @@ FAMILY_NAMES = {
     "lstm": "LSTM",
     "gru": "GRU",
     "transformer": "Transformer",
+    "pretrained": "Pretrained encoder",
     "cnn": "CNN",
     "resnet": "ResNet",
 }
@@ -185,6 +191,10 @@ def model_summary(config: dict[str, Any], dataset_kind: str | None) -> str:
         except (KeyError, ValueError):  # a config that no longer fits its data: say what it asked
             family = chosen
     name = FAMILY_NAMES.get(family, family)
+    if family == "pretrained":
+        from engine.core.pretrained import base_model_label
+
+        return f"{name} {base_model_label(str(config.get('base_model', 'minilm')))}"
     if family != "mlp":
         return name
     sizes = config.get("hidden_sizes")

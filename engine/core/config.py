@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from engine.core.catalog import MODEL_FAMILIES
 from engine.core.errors import ConfigError
+from engine.core.pretrained import DEFAULT_BASE_MODEL
 
 Task = Literal["auto", "classification", "regression"]
 
@@ -57,7 +58,8 @@ class RunConfig(BaseModel):
     model: str = Field(
         "auto",
         description="model family; auto picks one for the dataset's kind (MLP for tables, "
-        "a CNN for images, a text CNN for text)",
+        "a CNN for images, a text CNN for text); pretrained = a Hugging Face text encoder "
+        "with a new head",
     )
     hidden_sizes: list[int] = Field(
         default_factory=lambda: [128, 64],
@@ -261,6 +263,29 @@ class RunConfig(BaseModel):
     )
     text_dropout: float = Field(
         0.2, ge=0, lt=1, description="text models: dropout on embeddings and before the output"
+    )
+    # --- pretrained text encoder (engine/ml/models/pretrained.py)
+    base_model: str = Field(
+        DEFAULT_BASE_MODEL,
+        min_length=1,
+        max_length=500,
+        description="pretrained encoder: its weights: minilm (all-MiniLM-L6-v2, bundled as a "
+        "Python package), a Hugging Face hub id such as distilbert/distilbert-base-uncased "
+        "(downloaded once), or a local model folder",
+    )
+    encoder_mode: Literal["frozen", "lora", "full"] = Field(
+        "frozen",
+        description="pretrained encoder: frozen = train only the new head (fast on a CPU); "
+        "lora = low-rank adapters on the attention; full = fine-tune every weight",
+    )
+    lora_rank: int = Field(
+        8, ge=1, le=256, description="pretrained encoder, LoRA: rank of each adapter"
+    )
+    head_hidden: int = Field(
+        256,
+        ge=0,
+        le=8192,
+        description="pretrained encoder: hidden units of the new head (0 = a linear head)",
     )
 
     @field_validator("*", mode="before")

@@ -38,7 +38,10 @@ FAMILY_FIELDS: dict[str, tuple[str, ...]] = {
     "batch_norm": ("cnn", "resnet"),
     "resnet_blocks": ("resnet",),
     "embedding_dim": ("textcnn", "embedding_bag", "lstm", "gru", "transformer"),
-    "text_dropout": ("textcnn", "embedding_bag", "lstm", "gru", "transformer"),
+    "text_dropout": ("textcnn", "embedding_bag", "lstm", "gru", "transformer", "pretrained"),
+    "base_model": ("pretrained",),
+    "encoder_mode": ("pretrained",),
+    "head_hidden": ("pretrained",),
     "textcnn_filters": ("textcnn",),
     "textcnn_kernel_sizes": ("textcnn",),
     "rnn_hidden_size": ("lstm", "gru"),
@@ -48,11 +51,15 @@ FAMILY_FIELDS: dict[str, tuple[str, ...]] = {
     "transformer_ff_dim": ("transformer",),
 }
 
+# Text fields of Seedlab's own word tokenizer: a pretrained encoder reads text with its own.
+WORD_TOKENIZER_FIELDS = ("vocab_size", "min_frequency", "lowercase")
+
 # Read only with one value of another field: (field, the values that use it).
 CHOICE_FIELDS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "momentum": ("optimizer", ("sgd",)),
     "step_size": ("lr_schedule", ("step",)),
     "gamma": ("lr_schedule", ("step",)),
+    "lora_rank": ("encoder_mode", ("lora",)),
 }
 
 
@@ -68,6 +75,13 @@ def field_applies(name: str, kind: str, values: Mapping[str, Any]) -> bool:
     for field_kind, names in KIND_FIELDS.items():
         if name in names and field_kind != kind:
             return False
+    if name in WORD_TOKENIZER_FIELDS and family_of(str(values.get("model", "auto")), kind) == (
+        "pretrained"
+    ):
+        return False
+    if name in CHOICE_FIELDS and name == "lora_rank":
+        family = family_of(str(values.get("model", "auto")), kind)
+        return family == "pretrained" and values.get("encoder_mode") == "lora"
     if name in FAMILY_FIELDS:
         return family_of(str(values.get("model", "auto")), kind) in FAMILY_FIELDS[name]
     if name in CHOICE_FIELDS:

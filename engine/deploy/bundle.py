@@ -88,6 +88,13 @@ def _examples(predictor: Predictor, data: PreparedData, folder: Path, home: Path
     return "Input: a CSV with the columns " + ", ".join(predictor.input_columns) + "."
 
 
+def _extra_packages(predictor: Predictor) -> str:
+    """A pretrained encoder's tokenizer runs on the `tokenizers` package."""
+    return (
+        " tokenizers" if predictor.payload["preprocessor"].get("kind") == "pretrained_text" else ""
+    )
+
+
 def write_bundle(
     predictor: Predictor, data: PreparedData, zip_path: Path, home: Path | None = None
 ) -> Path:
@@ -114,7 +121,7 @@ def write_bundle(
                 family=predictor.model_family,
                 kind=predictor.kind,
                 task=predictor.task,
-                pillow=" pillow" if predictor.kind == "image" else "",
+                pillow=" pillow" if predictor.kind == "image" else _extra_packages(predictor),
                 input_help=input_help,
                 proba=", and p(<class>) per class" if predictor.task == "classification" else "",
             ),

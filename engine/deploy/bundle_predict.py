@@ -1,4 +1,5 @@
-"""Predict with an exported Seedlab model; needs only torch, numpy and pandas (Pillow for images).
+"""Predict with an exported Seedlab model; needs only torch, numpy and pandas (Pillow for images,
+tokenizers for a pretrained text encoder).
 
     python predict.py input.csv                 # predictions as CSV on stdout
     python predict.py input.csv predictions.csv
@@ -81,7 +82,22 @@ def encode_table(frame: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
     return np.hstack(blocks).astype(np.float32) if blocks else np.zeros((len(frame), 0), "f4")
 
 
+def encode_pretrained_texts(texts: list[Any], spec: dict[str, Any]) -> np.ndarray:
+    """A pretrained encoder's own tokenizer, stored in the bundle (needs `tokenizers`)."""
+    from tokenizers import Tokenizer  # only pretrained text models need it
+
+    tok = Tokenizer.from_str(spec["tokenizer"])
+    tok.enable_truncation(spec["max_length"])
+    tok.enable_padding(pad_id=spec["pad_id"], length=spec["max_length"])
+    clean = ["" if pd.isna(t) else str(t) for t in texts]
+    if not clean:
+        return np.zeros((0, spec["max_length"]), dtype=np.int64)
+    return np.asarray([e.ids for e in tok.encode_batch(clean)], dtype=np.int64)
+
+
 def encode_texts(texts: list[Any], spec: dict[str, Any]) -> np.ndarray:
+    if spec.get("kind") == "pretrained_text":
+        return encode_pretrained_texts(texts, spec)
     tok = spec["tokenizer"]
     index = {w: i for i, w in enumerate(tok["vocab"])}
     out = np.full((len(texts), tok["max_length"]), tok["pad_id"], dtype=np.int64)

@@ -113,8 +113,10 @@ def _save(payload: dict[str, Any], path: Path) -> None:
 def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's deprecation notice; see the module doc
+        # A pretrained encoder's LoRA adapters are merged first: int8 layers replace plain ones.
+        plain = model.merged() if hasattr(model, "merged") else copy.deepcopy(model)
         return torch.ao.quantization.quantize_dynamic(
-            copy.deepcopy(model).eval(), QUANTIZED_LAYERS, dtype=torch.qint8
+            plain.eval(), QUANTIZED_LAYERS, dtype=torch.qint8
         )
 
 
@@ -200,10 +202,13 @@ def _fine_tune(model: nn.Module, finished: FinishedRun, epochs: int) -> None:
     generator = torch.Generator().manual_seed(config.seed)
     n = len(data.x_train)
     batch = min(config.batch_size, n)
+    # A frozen pretrained encoder's cached features describe the unpruned encoder: fine-tune
+    # on its token ids instead (engine/ml/prepare_pretrained.py FrozenFeatures).
+    x_train = getattr(data.x_train, "ids", data.x_train)
     model.train()
     for _ in range(epochs):
         order = torch.randperm(n, generator=generator)
-        for idx, xb in _train_batches(data.x_train, order, batch):
+        for idx, xb in _train_batches(x_train, order, batch):
             yb = data.y_train[idx]
             if data.task != "classification":
                 yb = yb.view(-1, 1)

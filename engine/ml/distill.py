@@ -43,6 +43,7 @@ def attach_teacher(
     if config.distill_from is None:
         return None
     teacher_id = config.distill_from
+    refuse_pretrained_distillation(config.model)
     try:
         teacher = Predictor.load(checkpoint_path(settings, teacher_id))
     except PredictorError as exc:
@@ -50,6 +51,7 @@ def attach_teacher(
             f"distill_from: teacher run #{teacher_id} has no usable model ({exc}). "
             "Pick a completed run on this dataset."
         ) from None
+    refuse_pretrained_distillation(teacher.model_family)
     if teacher.task != data.task or teacher.spec != data.train_data.spec:
         raise ConfigError(
             f"distill_from: teacher run #{teacher_id} was trained for a different task or input "
@@ -66,6 +68,17 @@ def attach_teacher(
         p.requires_grad_(False)
     data.train_data.teacher = model
     return teacher
+
+
+def refuse_pretrained_distillation(model: str) -> None:
+    """Distillation shrinks a model Seedlab builds; a pretrained encoder keeps its size, and
+    its frozen features would not be the teacher's. Said before anything trains."""
+    if model == "pretrained":
+        raise ConfigError(
+            "Distillation does not apply to pretrained text encoders (teacher or student) yet. "
+            "To make one smaller or faster, use int8 quantization or pruning under Export & "
+            "compress, or train a textcnn/embedding_bag student of another text run."
+        )
 
 
 def smaller(config: dict[str, Any]) -> dict[str, Any]:
@@ -88,6 +101,8 @@ def student_config(
 ) -> RunConfig:
     """The teacher's config with a smaller model, the teacher named, then the user's overrides
     (which may not change the data settings)."""
+    refuse_pretrained_distillation(str(teacher_config.get("model", "auto")))
+    refuse_pretrained_distillation(str(overrides.get("model", "auto")))
     changed = [k for k in DATA_FIELDS if k in overrides and overrides[k] != teacher_config.get(k)]
     if changed:
         raise ConfigError(

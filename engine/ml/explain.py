@@ -27,6 +27,7 @@ from torch import nn
 
 from engine.data.tokenizer import UNK, split_words
 from engine.ml.predictor import Predictor, PredictorError
+from engine.ml.prep.pretrained_text import PretrainedTextPreprocessor
 from engine.ml.prep.tabular import MISSING, TabularPreprocessor
 from engine.ml.prep.text import TextPreprocessor
 
@@ -195,15 +196,25 @@ def explain_text(
 ) -> Explanation:
     """One score per token the model read: how much it moved the explained output."""
     pre = predictor.preprocessor
-    if not isinstance(pre, TextPreprocessor):
-        raise PredictorError("Token saliency is for text models.")
     if not isinstance(text, str) or not text.strip():
         raise PredictorError("The text is empty: type a sentence for the model to read.")
-    tokenizer = pre.tokenizer
-    words = split_words(text, tokenizer.lowercase)
-    if not words:
-        raise PredictorError("The text has no words or symbols the model can read.")
-    shown = words[: tokenizer.max_length]
+    if isinstance(pre, PretrainedTextPreprocessor):
+        # The encoder's own word pieces, [CLS] and [SEP] included: what it read.
+        encoding = pre.encoding(text)
+        shown = [t for t, m in zip(encoding.tokens, encoding.attention_mask, strict=True) if m]
+        unk = pre.unk_token
+        unknown = [t == unk for t in shown]
+        truncated = max(0, len(pre.encoding(text, truncate=False).tokens) - len(shown))
+    elif isinstance(pre, TextPreprocessor):
+        words = split_words(text, pre.tokenizer.lowercase)
+        if not words:
+            raise PredictorError("The text has no words or symbols the model can read.")
+        shown = words[: pre.tokenizer.max_length]
+        vocab = set(pre.tokenizer.vocab)
+        unknown = [w not in vocab or w == UNK for w in shown]
+        truncated = len(words) - len(shown)
+    else:
+        raise PredictorError("Token saliency is for text models.")
     ids = predictor.encode([text])
     embed = _embedding_layer(predictor.model)
 
@@ -231,7 +242,6 @@ def explain_text(
     attributions = _integrate(from_embeddings, embedded, reference, target, steps)
     per_token = attributions[0].sum(dim=-1).numpy() * scale
     out, ref = _outputs_at(from_embeddings, target, embedded, reference)
-    vocab = set(tokenizer.vocab)
     return Explanation(
         kind="text",
         target=label,
@@ -239,8 +249,8 @@ def explain_text(
         reference_output=_in_units(predictor, ref),
         tokens=shown,
         scores=[float(s) for s in per_token[: len(shown)]],
-        unknown=[w not in vocab or w == UNK for w in shown],
-        truncated=len(words) - len(shown),
+        unknown=unknown,
+        truncated=truncated,
     )
 
 

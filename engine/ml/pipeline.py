@@ -148,6 +148,10 @@ def evaluate_on_test(
     report["split_sizes"] = dict(data.split_sizes)
     report["stratified_split"] = data.stratified
     report["input"] = data.train_data.spec.to_dict()
+    report["input"].pop("encoder", None)  # a pretrained encoder's whole config.json: not a fact
+    describe = getattr(model, "describe_training", None)
+    if callable(describe):  # a pretrained encoder: which layers trained (the Run page says)
+        report["trained_layers"] = describe()
     if data.train_data.spec.kind == "tabular":
         report["n_features"] = int(data.train_data.spec.shape[0])
     return report

@@ -28,6 +28,8 @@ from engine.core.errors import DatasetError
 from engine.ml.inputs import InputSpec
 from engine.ml.models.build import build_model
 from engine.ml.prep.images import ImagePreprocessor
+from engine.ml.prep.pretrained_text import KIND as PRETRAINED_TEXT
+from engine.ml.prep.pretrained_text import PretrainedTextPreprocessor
 from engine.ml.prep.tabular import TabularPreprocessor, TargetEncoder
 from engine.ml.prep.text import TextPreprocessor
 
@@ -44,7 +46,9 @@ class Predictor:
     config: RunConfig
     spec: InputSpec
     task: str  # "classification" | "regression"
-    preprocessor: TabularPreprocessor | TextPreprocessor | ImagePreprocessor
+    preprocessor: (
+        TabularPreprocessor | TextPreprocessor | PretrainedTextPreprocessor | ImagePreprocessor
+    )
     target: TargetEncoder
     target_column: str
     model_family: str
@@ -100,6 +104,9 @@ class Predictor:
         pre_dict = payload["preprocessor"]
         if spec.kind == "tabular":
             preprocessor: Any = TabularPreprocessor.from_dict(pre_dict)
+        elif spec.kind == "text" and pre_dict.get("kind") == PRETRAINED_TEXT:
+            # A pretrained encoder's own tokenizer (engine/ml/prep/pretrained_text.py).
+            preprocessor = PretrainedTextPreprocessor.from_dict(pre_dict)
         elif spec.kind == "text":
             preprocessor = TextPreprocessor.from_dict(pre_dict)
         elif spec.kind == "image":
@@ -144,7 +151,7 @@ class Predictor:
 
     def _encode_text(self, texts: Any) -> torch.Tensor:
         pre = self.preprocessor
-        assert isinstance(pre, TextPreprocessor)
+        assert isinstance(pre, TextPreprocessor | PretrainedTextPreprocessor)
         if isinstance(texts, pd.DataFrame):
             if pre.text_column not in texts.columns:
                 raise PredictorError(

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from engine.core.catalog import model_family_for
 from engine.core.config import RunConfig
 from engine.core.errors import DatasetError
 from engine.core.settings import Settings
@@ -26,7 +27,13 @@ from engine.ml.train import TrainData
 def prepare_stored_text(
     settings: Settings, dataset: StoredDataset, config: RunConfig, choice: DeviceChoice
 ) -> PreparedData:
-    return prepare_text(load_version_table(settings, dataset), dataset.schema, config, choice)
+    frame = load_version_table(settings, dataset)
+    if model_family_for(config.model, "text") == "pretrained":
+        # The encoder's own tokenizer, not a vocabulary fitted here.
+        from engine.ml.prepare_pretrained import prepare_pretrained_text
+
+        return prepare_pretrained_text(settings, frame, dataset.schema, config, choice)
+    return prepare_text(frame, dataset.schema, config, choice)
 
 
 def prepare_text(

@@ -13,6 +13,7 @@ from engine.core.catalog import effective_task, model_family_for, monitor_error
 from engine.core.config import RunConfig, validate_config
 from engine.core.defaults import suggest_for_dataset
 from engine.core.errors import ConfigError, DatasetError
+from engine.core.pretrained import FAMILY, with_family_defaults
 
 
 def find_dataset(db: Engine, ref: str | int) -> DatasetRecord:
@@ -48,6 +49,19 @@ def check_task(config: RunConfig, dataset: DatasetRecord) -> None:
                 f"task: regression needs a numeric target, but {dataset.target!r} in "
                 f"{dataset.name!r} holds categories. Use task=classification or auto."
             )
+
+
+def check_pretrained(config: RunConfig, dataset: DatasetRecord) -> None:
+    """A pretrained encoder whose weights cannot be had here is refused now, not mid-run."""
+    try:
+        family = model_family_for(config.model, dataset.kind)
+    except ValueError:
+        return
+    if family == FAMILY:
+        from engine.core.settings import Settings
+        from engine.ml.pretrained_source import check_base_model
+
+        check_base_model(config.base_model, Settings.from_env())
 
 
 def default_run_name(dataset: DatasetRecord, config: RunConfig) -> str:
@@ -97,8 +111,13 @@ def submit_run(
             # The suggestions about labels do not apply to a task the user switched to.
             suggested.pop("imbalance", None)
             suggested.pop("monitor", None)
-        config = validate_config({**suggested, **values})
+        try:
+            family = model_family_for(str(values.get("model", "auto")), dataset.kind)
+        except ValueError:
+            family = ""  # validation below says what is wrong
+        config = validate_config(with_family_defaults({**suggested, **values}, family))
     check_task(config, dataset)
+    check_pretrained(config, dataset)
     run_name = (name or "").strip() or default_run_name(dataset, config)
     if len(run_name) > 200:
         raise ConfigError("name: at most 200 characters")

@@ -14,6 +14,7 @@ from engine.core.config import RunConfig
 from engine.core.errors import ConfigError
 from engine.ml.inputs import InputSpec
 from engine.ml.models.mlp import build_mlp
+from engine.ml.models.pretrained import build_pretrained
 from engine.ml.models.text import TEXT_BUILDERS
 from engine.ml.models.vision import build_cnn, build_resnet
 
@@ -29,6 +30,7 @@ Builder = Callable[[RunConfig, InputSpec, int], nn.Module]
 MODEL_BUILDERS: dict[str, Builder] = {
     "mlp": _mlp,
     **TEXT_BUILDERS,
+    "pretrained": build_pretrained,
     "cnn": build_cnn,
     "resnet": build_resnet,
 }
