@@ -20,7 +20,7 @@ from dashboard.components.projects import current_project_id
 from dashboard.components.recipe_form import recipe_form
 from db import runs as run_store
 from db.records import DatasetRecord, RunRecord
-from engine.core.catalog import DEFAULT_MODEL, MODEL_FAMILIES, TASKS, models_for_kind
+from engine.core.catalog import DEFAULT_MODEL, TASKS, family_description, models_for_kind
 from engine.core.config import ConfigProblem, RunConfig, config_problems, field_help
 from engine.core.presets import (
     DEFAULT_PRESET,
@@ -552,7 +552,7 @@ with form_col:
         format_func=lambda o: auto_label if o == "auto" else o,
         key=KEY_PREFIX + "model",
         help=f"{field_help('model')} ("
-        + "; ".join(f"{k}: {MODEL_FAMILIES[k][1]}" for k in families[1:])
+        + "; ".join(f"{k}: {family_description(k, dataset.kind)}" for k in families[1:])
         + ")",
         on_change=_model_changed,
     )
