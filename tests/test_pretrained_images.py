@@ -40,7 +40,7 @@ from tests.support.commands import seedlab_in_process
 from tests.support.data import completed_run
 from tests.support.engine import start_worker, stop_worker
 from tests.support.images import image_bytes, make_zip, shapes_members
-from tests.support.pages import open_page, texts
+from tests.support.pages import button, open_page, texts
 from tests.support.waiting import wait_until
 
 CPU = choose_device("cpu")
@@ -286,3 +286,33 @@ def test_the_playground_predicts_an_uploaded_image(settings, db, shapes, tiny_re
     # The saliency map (explanations) works through the backbone as for any image model.
     captions = [c for image in at.image for c in image.captions]
     assert captions[0] == "Input" and captions[1].startswith("Where the model looked for p(")
+
+
+# ---------------------------------------------------------------- pages
+
+
+def test_new_run_offers_image_backbones_and_their_modes(settings, db, shapes, tiny_resnet):
+    at = open_page("views/new_run.py", dataset=str(shapes.id))
+    assert at.selectbox(key="nr_model").options[-1] == "pretrained"
+    at.selectbox(key="nr_model").set_value("pretrained").run()
+    assert not at.exception
+    assert "Pretrained backbone" in texts(at.subheader)
+    base = at.selectbox(key="nr_base_choice")
+    assert base.value == "microsoft/resnet-18"
+    assert "ViT base, 16×16 patches (hub; 86 M)" in base.options
+    # Offline and not cached: said before anything is queued, with how to provide it.
+    assert "not in this machine's model cache" in texts(at.warning)
+    assert at.radio(key="nr_encoder_mode").options == ["Frozen backbone", "Full"]
+    assert at.number_input(key="nr_learning_rate").value == pytest.approx(1e-3)
+    labels = {w.label for w in [*at.number_input, *at.selectbox, *at.checkbox]}
+    assert "Image size (px, 0 = auto)" not in labels  # the backbone decides its input size
+    at.radio(key="nr_encoder_mode").set_value("full").run()
+    assert at.number_input(key="nr_learning_rate").value == pytest.approx(1e-4)
+    at.selectbox(key="nr_base_choice").set_value("local").run()
+    at.text_input(key="nr_base_model").set_value(str(tiny_resnet)).run()
+    assert not at.error and "model cache" not in texts(at.warning), texts(at.warning)
+    button(at, "Start training").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    queued = run_store.list_runs(db)[0]
+    assert queued.config["base_model"] == str(tiny_resnet)
+    assert queued.config["encoder_mode"] == "full" and queued.config["learning_rate"] == 1e-4
