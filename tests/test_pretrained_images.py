@@ -21,15 +21,17 @@ import pytest
 import torch
 
 from db import runs as run_store
-from engine.core.catalog import models_for_kind
+from engine.core.catalog import model_summary, models_for_kind
 from engine.core.config import validate_config
 from engine.core.errors import ConfigError
 from engine.core.pretrained import training_summary
 from engine.core.run_fields import field_applies
 from engine.data.datasets import ingest_bytes
+from engine.deploy.compress import prune_run, quantize_run
 from engine.deploy.export import export_run
 from engine.ml.checkpoints import load_train_state, save_train_state
 from engine.ml.device import choose_device
+from engine.ml.distill import student_config
 from engine.ml.image_input import read_image
 from engine.ml.pipeline import evaluate_on_test, prepare_dataset
 from engine.ml.predictor import Predictor
@@ -286,6 +288,21 @@ def test_the_playground_predicts_an_uploaded_image(settings, db, shapes, tiny_re
     # The saliency map (explanations) works through the backbone as for any image model.
     captions = [c for image in at.image for c in image.captions]
     assert captions[0] == "Input" and captions[1].startswith("Where the model looked for p(")
+
+
+def test_a_frozen_image_run_quantizes_and_prunes_and_refuses_distillation(
+    settings, db, shapes, tiny_resnet
+):
+    run_id = completed_run(settings, db, "shapes", **TINY_RUN, base_model=str(tiny_resnet))
+    config = run_store.get_run(db, run_id).config
+    assert model_summary(config, "image") == f"Pretrained backbone {tiny_resnet}"
+    int8 = quantize_run(settings, db, run_id)
+    assert int8["status"] == "ready" and 0.0 <= int8["value"] <= 1.0
+    # Pruning fine-tunes on the images (the cached features describe the unpruned backbone).
+    pruned = prune_run(settings, db, run_id, target=0.5, epochs=1)
+    assert pruned["status"] == "ready" and pruned["sparsity"] >= 0.45
+    with pytest.raises(ConfigError, match="not apply to pretrained text encoders or image"):
+        student_config(config, run_id, {})
 
 
 # ---------------------------------------------------------------- pages

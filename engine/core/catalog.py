@@ -209,6 +209,8 @@ def model_summary(config: dict[str, Any], dataset_kind: str | None) -> str:
     if family == "pretrained":
         from engine.core.pretrained import base_model_label
 
+        if dataset_kind == "image":  # a vision backbone
+            name = "Pretrained backbone"
         return f"{name} {base_model_label(str(config.get('base_model', 'minilm')))}"
     if family != "mlp":
         return name
