@@ -250,6 +250,7 @@ def test_frozen_and_full_runs_through_a_worker_then_predict_and_export(
     # Exports: ONNX checked against PyTorch on the test split; the bundle runs without Seedlab.
     onnx = export_run(settings, db, frozen, "onnx")
     assert onnx.max_abs_diff is not None and onnx.checked_rows > 0
+    assert Path(export_run(settings, db, full, "torchscript").path).stat().st_size > 0
     with zipfile.ZipFile(export_run(settings, db, full, "bundle", tmp_path).path) as archive:
         archive.extractall(tmp_path / "unzipped")
     (folder,) = (tmp_path / "unzipped").iterdir()
