@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -36,6 +37,7 @@ from engine.ml.image_input import read_image
 from engine.ml.pipeline import evaluate_on_test, prepare_dataset
 from engine.ml.predictor import Predictor
 from engine.ml.prepare_pretrained import FrozenFeatures
+from engine.ml.pretrained_source import hub_cache_dir
 from engine.ml.train import ListReporter, train
 from engine.services.launch import find_dataset, submit_run
 from tests.support.commands import seedlab_in_process
@@ -122,6 +124,25 @@ def test_an_offline_missing_hub_id_is_refused_at_submit_with_its_sentence(settin
     assert result.returncode != 0
     assert "not in this machine's model cache" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_a_cached_hub_id_trains_offline(settings, db, shapes, tiny_resnet, tmp_path):
+    """A hub id already in SEEDLAB_HOME's model cache (laid out as huggingface_hub writes it)
+    needs no network: accepted at submit and trained with HF_HUB_OFFLINE=1."""
+    snapshot = hub_cache_dir(settings) / "models--acme--tiny-resnet" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for file in tiny_resnet.iterdir():
+        shutil.copy(file, snapshot / file.name)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text(snapshot.name)
+    run_id = completed_run(settings, db, "shapes", **TINY_RUN, base_model="acme/tiny-resnet")
+    report = json.loads((settings.run_dir(run_id) / "report.json").read_text())
+    assert report["input"]["shape"] == [3, SIDE, SIDE]
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(image_bytes("triangle", 5, fmt="PNG", mode="RGB"))
+    predicted = seedlab_in_process("predict", str(run_id), "--image", str(photo))
+    assert predicted.returncode == 0, predicted.stderr
+    assert any(c in predicted.stdout for c in ("circle", "square", "triangle"))
 
 
 def test_a_text_encoder_or_lora_is_refused_for_images(settings, db, shapes, tiny_resnet):
