@@ -192,6 +192,21 @@ def test_frozen_features_are_cached_once_at_the_backbones_size(settings, db, sha
     )
 
 
+def test_frozen_features_of_images_streamed_from_disk_match_in_memory(
+    settings, db, shapes, tiny_resnet
+):
+    values = {**TINY_RUN, "base_model": str(tiny_resnet), "loader_workers": 0}
+    features = []
+    for loading in ("memory", "stream"):
+        config = validate_config({**values, "data_loading": loading})
+        data = prepare_dataset(settings, find_dataset(db, "shapes"), config, CPU)
+        assert type(data.train_data.x_train.ids).__name__ == (
+            "StreamedImages" if loading == "stream" else "Tensor"
+        )
+        features.append(data.train_data.x_train.features)
+    assert torch.allclose(features[0], features[1], atol=1e-5)
+
+
 def test_full_fine_tuning_resumes_exactly_like_an_uninterrupted_run(
     settings, db, shapes, tiny_resnet, tmp_path
 ):
