@@ -37,6 +37,7 @@ from engine.ml.image_input import read_image
 from engine.ml.pipeline import evaluate_on_test, prepare_dataset
 from engine.ml.predictor import Predictor
 from engine.ml.prepare_pretrained import FrozenFeatures
+from engine.ml.prepare_pretrained_image import input_size
 from engine.ml.pretrained_source import hub_cache_dir
 from engine.ml.train import ListReporter, train
 from engine.services.launch import find_dataset, submit_run
@@ -103,6 +104,19 @@ def test_pretrained_is_offered_for_images_and_the_backbone_decides_the_input():
     assert field_applies("augment_flip", "image", {**values, "encoder_mode": "full"})
 
 
+@pytest.mark.parametrize(
+    ("processor", "side"),
+    [
+        ({"size": 224, "crop_pct": 0.875}, 224),  # microsoft/resnet-18
+        ({"size": {"shortest_edge": 224}, "crop_pct": 0.875}, 224),  # facebook/convnext-tiny
+        ({"size": {"height": 384, "width": 384}}, 384),  # a ViT at 384
+        ({"size": {"shortest_edge": 288}, "do_center_crop": True, "crop_size": 256}, 256),
+    ],
+)
+def test_the_input_size_is_the_backbones(processor, side):
+    assert input_size(processor) == side
+
+
 # ---------------------------------------------------------------- refusals at submit
 
 
@@ -145,13 +159,21 @@ def test_a_cached_hub_id_trains_offline(settings, db, shapes, tiny_resnet, tmp_p
     assert any(c in predicted.stdout for c in ("circle", "square", "triangle"))
 
 
-def test_a_text_encoder_or_lora_is_refused_for_images(settings, db, shapes, tiny_resnet):
+def test_a_text_encoder_or_lora_is_refused_for_images(settings, db, shapes, tiny_resnet, tmp_path):
     with pytest.raises(ConfigError, match="no preprocessor_config.json, so it is not an image"):
         submit_run(db, "shapes", {**TINY_RUN, "base_model": "minilm"})
     with pytest.raises(ConfigError, match="lora is for pretrained text encoders"):
         submit_run(
             db, "shapes", {**TINY_RUN, "base_model": str(tiny_resnet), "encoder_mode": "lora"}
         )
+    bgr = tmp_path / "bgr"
+    shutil.copytree(tiny_resnet, bgr)
+    processor = json.loads((bgr / "preprocessor_config.json").read_text())
+    (bgr / "preprocessor_config.json").write_text(
+        json.dumps({**processor, "do_flip_channel_order": True})
+    )
+    with pytest.raises(ConfigError, match="BGR order"):
+        submit_run(db, "shapes", {**TINY_RUN, "base_model": str(bgr)})
     assert run_store.list_runs(db) == []
 
 

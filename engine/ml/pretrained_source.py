@@ -10,6 +10,7 @@ queued, with a sentence saying how to provide it; never mid-run.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -160,6 +161,15 @@ def _check_image_folder(folder: Path, ref: str) -> Path:
             "(or its image processor was not saved): pick an image backbone such as "
             "microsoft/resnet-18, or save AutoImageProcessor.from_pretrained(...) into the "
             "same folder with save_pretrained."
+        )
+    try:
+        processor = json.loads((folder / "preprocessor_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        processor = {}
+    if processor.get("do_flip_channel_order"):  # MobileViT's processor feeds BGR
+        raise BaseModelUnavailable(
+            f"base_model {ref!r} reads images with their colour channels in BGR order, which "
+            "Seedlab does not feed yet; pick a ResNet, ConvNeXt or ViT backbone."
         )
     return folder
 
