@@ -38,7 +38,7 @@ from engine.ml.pipeline import evaluate_on_test, prepare_dataset
 from engine.ml.predictor import Predictor
 from engine.ml.prepare_pretrained import FrozenFeatures
 from engine.ml.prepare_pretrained_image import input_size
-from engine.ml.pretrained_source import hub_cache_dir
+from engine.ml.pretrained_source import hub_cache_dir, pretrained_available
 from engine.ml.train import ListReporter, train
 from engine.services.launch import find_dataset, submit_run
 from tests.support.commands import seedlab_in_process
@@ -149,6 +149,9 @@ def test_a_cached_hub_id_trains_offline(settings, db, shapes, tiny_resnet, tmp_p
         shutil.copy(file, snapshot / file.name)
     (snapshot.parents[1] / "refs").mkdir()
     (snapshot.parents[1] / "refs" / "main").write_text(snapshot.name)
+    assert pretrained_available(settings, "acme/tiny-resnet", kind="image")
+    assert not pretrained_available(settings, kind="image")  # microsoft/resnet-18: not here
+    assert not pretrained_available(settings, "minilm", kind="image")  # a text encoder
     run_id = completed_run(settings, db, "shapes", **TINY_RUN, base_model="acme/tiny-resnet")
     report = json.loads((settings.run_dir(run_id) / "report.json").read_text())
     assert report["input"]["shape"] == [3, SIDE, SIDE]

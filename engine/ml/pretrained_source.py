@@ -18,6 +18,7 @@ from engine.core.errors import ConfigError
 from engine.core.pretrained import (
     ALIASES,
     DEFAULT_BASE_MODEL,
+    DEFAULT_IMAGE_BASE_MODEL,
     IMAGE,
     PACKAGE_PREFIX,
     base_model_label,
@@ -269,13 +270,17 @@ def check_base_model(ref: str, settings: Settings, kind: str = "text") -> None:
         raise BaseModelUnavailable(problem)
 
 
-def pretrained_available(settings: Settings | None = None, base_model: str = "") -> bool:
+def pretrained_available(
+    settings: Settings | None = None, base_model: str = "", kind: str = "text"
+) -> bool:
     """Whether a pretrained text encoder can train here without a network: `base_model` (the
     bundled default when empty) is a local folder, an installed package or a cached hub id.
-    Auto-selection includes the pretrained family as a candidate only then."""
+    Auto-selection includes the pretrained family as a candidate only then. For `kind` image:
+    an image backbone (the default microsoft/resnet-18 when empty) that is here already."""
     settings = settings or Settings.from_env()
+    default = DEFAULT_IMAGE_BASE_MODEL if kind == IMAGE else DEFAULT_BASE_MODEL
     try:
-        resolve_base_model(base_model or DEFAULT_BASE_MODEL, settings)
+        resolve_base_model(base_model or default, settings, kind=kind)
     except BaseModelUnavailable:
         return False
     return True
