@@ -408,7 +408,7 @@ def test_new_run_form_shows_image_options_only_for_images(settings, db, demo_dat
     labels = {w.label for w in [*at.number_input, *at.selectbox, *at.checkbox]}
     assert {"Image size (px, 0 = auto)", "Random flip", "Colour jitter"} <= labels
     model = next(s for s in at.selectbox if s.label == "Model family")
-    assert model.options == ["auto → cnn", "cnn", "resnet"]
+    assert model.options == ["auto → cnn", "cnn", "resnet", "pretrained"]
     iris = dataset_store.get_dataset_by_name(db, "iris")
     at = open_page("views/new_run.py", dataset=str(iris.id))
     labels = {w.label for w in [*at.number_input, *at.selectbox, *at.checkbox]}

@@ -20,7 +20,7 @@ from dashboard.components.projects import current_project_id
 from dashboard.components.recipe_form import recipe_form
 from db import runs as run_store
 from db.records import DatasetRecord, RunRecord
-from engine.core.catalog import DEFAULT_MODEL, MODEL_FAMILIES, TASKS, models_for_kind
+from engine.core.catalog import DEFAULT_MODEL, TASKS, family_description, models_for_kind
 from engine.core.config import ConfigProblem, RunConfig, config_problems, field_help
 from engine.core.presets import (
     DEFAULT_PRESET,
@@ -32,10 +32,11 @@ from engine.core.presets import (
 )
 from engine.core.pretrained import FAMILY as PRETRAINED
 from engine.core.pretrained import (
-    KNOWN_GOOD,
-    MODES,
     base_model_label,
-    default_learning_rate,
+    default_base_model,
+    default_learning_rate_for,
+    known_good,
+    modes_for,
 )
 from engine.core.run_fields import field_applies
 from engine.ml.pretrained_source import base_model_problem
@@ -281,7 +282,7 @@ def _summary(dataset: DatasetRecord, values: dict[str, Any]) -> str:
         elif family == PRETRAINED:
             model += (
                 f" ({data.md_text(base_model_label(str(values['base_model'])))}, "
-                f"{MODES[values['encoder_mode']].split(' (')[0]})"
+                f"{modes_for(dataset.kind)[values['encoder_mode']].split(' (')[0]})"
             )
         elif dataset.kind == "image":
             side = values["image_size"] or dataset.schema.get("auto_image_size")
@@ -345,16 +346,20 @@ def _mode_changed() -> None:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def _base_model_problem(ref: str, home: str) -> str | None:
+def _base_model_problem(ref: str, home: str, kind: str = "text") -> str | None:
     # Cached: a hub id that is not cached asks the hub (a few seconds at most) once a minute.
-    return base_model_problem(ref, data.get_settings())
+    return base_model_problem(ref, data.get_settings(), kind)
 
 
-def _pretrained_choice(source: RunRecord | None) -> dict[str, Any]:
-    """Base model (a known-good one, another hub id, a local folder) and what trains."""
-    start = str((source.config if source is not None else {}).get("base_model", "minilm"))
-    choices = [*KNOWN_GOOD, OTHER_HUB, LOCAL_FOLDER]
-    if start in KNOWN_GOOD:
+def _pretrained_choice(source: RunRecord | None, kind: str = "text") -> dict[str, Any]:
+    """Base model (a known-good one, another hub id, a local folder) and what trains; an
+    image dataset gets vision backbones and their modes (no LoRA)."""
+    offered = known_good(kind)
+    start = str(
+        (source.config if source is not None else {}).get("base_model", default_base_model(kind))
+    )
+    choices = [*offered, OTHER_HUB, LOCAL_FOLDER]
+    if start in offered:
         first, typed = start, ""
     else:
         looks_local = start.startswith(("/", ".", "~"))
@@ -364,7 +369,7 @@ def _pretrained_choice(source: RunRecord | None) -> dict[str, Any]:
         _label("base_model"),
         choices,
         index=choices.index(first),
-        format_func=lambda c: other.get(c) or KNOWN_GOOD[c],
+        format_func=lambda c: other.get(c) or offered[c],
         key=KEY_PREFIX + "base_choice",
         help=field_help("base_model"),
     )
@@ -373,26 +378,40 @@ def _pretrained_choice(source: RunRecord | None) -> dict[str, Any]:
         base_model = st.text_input(
             "Hub id" if choice == OTHER_HUB else "Model folder",
             value=typed,
-            placeholder="e.g. distilbert/distilbert-base-uncased"
+            placeholder=(
+                "e.g. distilbert/distilbert-base-uncased"
+                if kind != "image"
+                else "e.g. facebook/convnext-tiny-224"
+            )
             if choice == OTHER_HUB
-            else "e.g. /models/my-bert (config.json + model.safetensors)",
+            else (
+                "e.g. /models/my-bert (config.json + model.safetensors)"
+                if kind != "image"
+                else "e.g. /models/my-resnet (config.json, model.safetensors, "
+                "preprocessor_config.json)"
+            ),
             key=KEY_PREFIX + "base_model",
             help="Downloaded once into SEEDLAB_HOME/models when the machine is online"
             if choice == OTHER_HUB
             else "A folder written by save_pretrained, on the machine that runs the engine.",
         ).strip()
     if base_model:
-        problem = _base_model_problem(base_model, str(data.get_settings().home))
+        problem = _base_model_problem(base_model, str(data.get_settings().home), kind)
         if problem:
             st.warning(data.md_message(problem), icon=":material/cloud_off:")
-    modes = list(MODES)
+    mode_words = modes_for(kind)
+    modes = list(mode_words)
     start_mode = str((source.config if source is not None else {}).get("encoder_mode", "frozen"))
     mode = st.radio(
         _label("encoder_mode"),
         modes,
         index=modes.index(start_mode) if start_mode in modes else 0,
-        format_func=lambda m: {"frozen": "Frozen encoder", "lora": "LoRA", "full": "Full"}[m],
-        captions=[MODES[m] for m in modes],
+        format_func=lambda m: {
+            "frozen": "Frozen backbone" if kind == "image" else "Frozen encoder",
+            "lora": "LoRA",
+            "full": "Full",
+        }[m],
+        captions=[mode_words[m] for m in modes],
         horizontal=True,
         key=KEY_PREFIX + "encoder_mode",
         help=field_help("encoder_mode"),
@@ -552,14 +571,14 @@ with form_col:
         format_func=lambda o: auto_label if o == "auto" else o,
         key=KEY_PREFIX + "model",
         help=f"{field_help('model')} ("
-        + "; ".join(f"{k}: {MODEL_FAMILIES[k][1]}" for k in families[1:])
+        + "; ".join(f"{k}: {family_description(k, dataset.kind)}" for k in families[1:])
         + ")",
         on_change=_model_changed,
     )
     chosen: dict[str, Any] = {}
     if model == PRETRAINED:
-        st.subheader("Pretrained encoder")
-        chosen = _pretrained_choice(source)
+        st.subheader("Pretrained backbone" if dataset.kind == "image" else "Pretrained encoder")
+        chosen = _pretrained_choice(source, dataset.kind)
     st.session_state[LR_FOR] = model
     preset = st.radio(
         "Preset",
@@ -579,7 +598,9 @@ with form_col:
         cloned_mode = source.config.get("encoder_mode") if source is not None else None
         if source is None or cloned_mode != chosen["encoder_mode"]:
             # The family's own rate for this mode (a clone keeps its run's, same mode).
-            defaults["learning_rate"] = default_learning_rate(chosen["encoder_mode"])
+            defaults["learning_rate"] = default_learning_rate_for(
+                dataset.kind, chosen["encoder_mode"]
+            )
 
     values: dict[str, Any] = {"model": model, **chosen}
     with st.expander("Advanced", expanded=False):

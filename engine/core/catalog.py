@@ -40,6 +40,15 @@ MODEL_FAMILIES: dict[str, tuple[str, str]] = {
     ),
 }
 
+# Families that also train on another kind of data; the dataset's kind picks the branch
+# (pretrained: a text encoder for text, a vision backbone for images), with its own description.
+OTHER_KINDS: dict[str, dict[str, str]] = {
+    "pretrained": {
+        "image": "Pretrained vision backbone (Hugging Face: ResNet, ConvNeXt, ViT) with a new "
+        "head: frozen or full fine-tuning, at the backbone's input size and normalisation",
+    },
+}
+
 # Each family as a reader names it (tables, the Runs list).
 FAMILY_NAMES = {
     "mlp": "MLP",
@@ -60,7 +69,13 @@ DATASET_KINDS = ("tabular", "image", "text")
 
 
 def models_for_kind(kind: str) -> list[str]:
-    return [name for name, (family_kind, _) in MODEL_FAMILIES.items() if family_kind == kind]
+    native = [name for name, (family_kind, _) in MODEL_FAMILIES.items() if family_kind == kind]
+    return native + [name for name, kinds in OTHER_KINDS.items() if kind in kinds]
+
+
+def family_description(name: str, kind: str) -> str:
+    """The one-line description of family `name` on `kind` data (for the form)."""
+    return OTHER_KINDS.get(name, {}).get(kind) or MODEL_FAMILIES[name][1]
 
 
 def model_family_for(config_model: str, dataset_kind: str) -> str:
@@ -75,7 +90,7 @@ def model_family_for(config_model: str, dataset_kind: str) -> str:
             f"model must be auto or one of {', '.join(MODEL_FAMILIES)}; got {config_model!r}"
         )
     family_kind = MODEL_FAMILIES[config_model][0]
-    if family_kind != dataset_kind:
+    if family_kind != dataset_kind and dataset_kind not in OTHER_KINDS.get(config_model, {}):
         fitting = ", ".join(models_for_kind(dataset_kind)) or "none yet"
         raise ValueError(
             f"model {config_model!r} trains on {family_kind} data but this dataset is "
@@ -194,6 +209,8 @@ def model_summary(config: dict[str, Any], dataset_kind: str | None) -> str:
     if family == "pretrained":
         from engine.core.pretrained import base_model_label
 
+        if dataset_kind == "image":  # a vision backbone
+            name = "Pretrained backbone"
         return f"{name} {base_model_label(str(config.get('base_model', 'minilm')))}"
     if family != "mlp":
         return name

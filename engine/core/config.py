@@ -59,7 +59,7 @@ class RunConfig(BaseModel):
         "auto",
         description="model family; auto picks one for the dataset's kind (MLP for tables, "
         "a CNN for images, a text CNN for text); pretrained = a Hugging Face text encoder "
-        "with a new head",
+        "or, on images, a vision backbone with a new head",
     )
     hidden_sizes: list[int] = Field(
         default_factory=lambda: [128, 64],
@@ -271,12 +271,13 @@ class RunConfig(BaseModel):
         max_length=500,
         description="pretrained encoder: its weights: minilm (all-MiniLM-L6-v2, bundled as a "
         "Python package), a Hugging Face hub id such as distilbert/distilbert-base-uncased "
-        "(downloaded once), or a local model folder",
+        "(downloaded once), or a local model folder; on images a vision backbone such as "
+        "microsoft/resnet-18 (the default there) or a folder with its preprocessor_config.json",
     )
     encoder_mode: Literal["frozen", "lora", "full"] = Field(
         "frozen",
         description="pretrained encoder: frozen = train only the new head (fast on a CPU); "
-        "lora = low-rank adapters on the attention; full = fine-tune every weight",
+        "lora = low-rank adapters on the attention (text only); full = fine-tune every weight",
     )
     lora_rank: int = Field(
         8, ge=1, le=256, description="pretrained encoder, LoRA: rank of each adapter"

@@ -79,6 +79,10 @@ def training_summary(config: Mapping[str, Any], trained: Mapping[str, Any] | Non
         "lora": f"LoRA adapters (rank {config.get('lora_rank', 8)}) and head trained",
         "full": "encoder and head trained",
     }.get(mode, mode)
+    if (trained or {}).get("input") == IMAGE:  # a vision backbone: its own words
+        what = {"frozen": "backbone frozen, head trained", "full": "backbone and head trained"}.get(
+            mode, mode
+        )
     if trained:
         head = trained.get("head_layers")
         params = trained.get("trainable_parameters")
@@ -92,3 +96,56 @@ def training_summary(config: Mapping[str, Any], trained: Mapping[str, Any] | Non
         if detail:
             what += "; " + ", ".join(detail)
     return f"base {base}; {what}"
+
+
+# --- images: a pretrained vision backbone (Hugging Face transformers) with a new head.
+# No Python package ships image weights, so every base model is a hub id (downloaded once) or
+# a local folder (config.json, model.safetensors and the image processor's
+# preprocessor_config.json, which gives the backbone's input size and normalisation).
+IMAGE = "image"
+DEFAULT_IMAGE_BASE_MODEL = "microsoft/resnet-18"
+IMAGE_KNOWN_GOOD: dict[str, str] = {
+    "microsoft/resnet-18": "ResNet-18 (hub; 12 M parameters, fast on a CPU)",
+    "microsoft/resnet-50": "ResNet-50 (hub; 26 M)",
+    "facebook/convnext-tiny-224": "ConvNeXt tiny (hub; 29 M)",
+    "google/vit-base-patch16-224": "ViT base, 16×16 patches (hub; 86 M)",
+}
+IMAGE_MODES: dict[str, str] = {
+    "frozen": "backbone frozen, only the new head trains (fast on a CPU: the backbone reads "
+    "each image once per run; no augmentation)",
+    "full": "full fine-tuning: every backbone weight trains with the head (best with a GPU)",
+}
+# A backbone fine-tuned whole takes a smaller step than a text encoder's LoRA, larger than a
+# BERT's full fine-tuning (1e-4 is the usual rate for ResNet/ViT fine-tuning with Adam).
+IMAGE_LEARNING_RATE = {"frozen": 1e-3, "full": 1e-4}
+
+
+def known_good(kind: str) -> dict[str, str]:
+    """The base models New run offers for a dataset kind."""
+    return IMAGE_KNOWN_GOOD if kind == IMAGE else KNOWN_GOOD
+
+
+def modes_for(kind: str) -> dict[str, str]:
+    return IMAGE_MODES if kind == IMAGE else MODES
+
+
+def default_base_model(kind: str) -> str:
+    return DEFAULT_IMAGE_BASE_MODEL if kind == IMAGE else DEFAULT_BASE_MODEL
+
+
+def default_learning_rate_for(kind: str, mode: str) -> float:
+    if kind == IMAGE:
+        return IMAGE_LEARNING_RATE.get(mode, IMAGE_LEARNING_RATE["frozen"])
+    return default_learning_rate(mode)
+
+
+def with_kind_defaults(values: Mapping[str, Any], family: str, kind: str) -> dict[str, Any]:
+    """with_family_defaults for a dataset kind: an image run gets an image backbone and its
+    learning rate when the user set neither."""
+    if family != FAMILY or kind != IMAGE:
+        return with_family_defaults(values, family)
+    out = dict(values)
+    out.setdefault("base_model", DEFAULT_IMAGE_BASE_MODEL)
+    if "learning_rate" not in out:
+        out["learning_rate"] = default_learning_rate_for(kind, str(out.get("encoder_mode", "")))
+    return out

@@ -61,6 +61,9 @@ CHOICE_FIELDS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "gamma": ("lr_schedule", ("step",)),
     "lora_rank": ("encoder_mode", ("lora",)),
 }
+# Image fields a pretrained backbone decides itself (its input size, RGB, its normalisation),
+# and the text head's dropout, which an image backbone's head reads as `dropout`.
+BACKBONE_DECIDES = ("image_size", "channels", "normalize", "text_dropout", "lora_rank")
 
 
 def family_of(model: str, kind: str) -> str:
@@ -75,6 +78,13 @@ def field_applies(name: str, kind: str, values: Mapping[str, Any]) -> bool:
     for field_kind, names in KIND_FIELDS.items():
         if name in names and field_kind != kind:
             return False
+    if kind == "image" and family_of(str(values.get("model", "auto")), kind) == "pretrained":
+        if name in BACKBONE_DECIDES:
+            return False
+        if name == "dropout":
+            return True
+        if name.startswith("augment_") and values.get("encoder_mode", "frozen") == "frozen":
+            return False  # a frozen backbone's features are computed once, unaugmented
     if name in WORD_TOKENIZER_FIELDS and family_of(str(values.get("model", "auto")), kind) == (
         "pretrained"
     ):

@@ -75,9 +75,10 @@ def refuse_pretrained_distillation(model: str) -> None:
     its frozen features would not be the teacher's. Said before anything trains."""
     if model == "pretrained":
         raise ConfigError(
-            "Distillation does not apply to pretrained text encoders (teacher or student) yet. "
-            "To make one smaller or faster, use int8 quantization or pruning under Export & "
-            "compress, or train a textcnn/embedding_bag student of another text run."
+            "Distillation does not apply to pretrained text encoders or image backbones "
+            "(teacher or student) yet. To make one smaller or faster, use int8 quantization or "
+            "pruning under Export & compress, or train a small student (textcnn, embedding_bag "
+            "or cnn) of another run."
         )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.core.catalog import effective_task
+from engine.core.catalog import effective_task, model_family_for
 from engine.core.config import RunConfig
 from engine.core.errors import ConfigError, DatasetError
 from engine.core.settings import Settings
@@ -38,6 +38,13 @@ def prepare_images(
         )
     size = config.image_size or int(schema["auto_image_size"])
     channels = int(schema["auto_channels"]) if config.channels == "auto" else int(config.channels)
+    backbone = None
+    if model_family_for(config.model, "image") == "pretrained":
+        # A pretrained backbone reads RGB at its own input size and normalisation.
+        from engine.ml.prepare_pretrained_image import backbone_input
+
+        backbone = backbone_input(settings, config)
+        size, channels = backbone.size, 3
     classes = list(schema["classes"])
     full_index = load_index(settings, dataset)
     # A version: relabelled and excluded images; the index keeps base positions (the arrays').
@@ -53,7 +60,10 @@ def prepare_images(
         seed=config.seed,
     )
     positions = {k: getattr(splits, k).index.to_numpy() for k in ("train", "val", "test")}
-    pre = fit_preprocessor(arrays, positions["train"], classes, config.normalize)
+    if backbone is not None:
+        pre = backbone.preprocessor(classes)
+    else:
+        pre = fit_preprocessor(arrays, positions["train"], classes, config.normalize)
     labels = full_index["label"].to_numpy(dtype=np.int64).copy()
     labels[index.index.to_numpy()] = index["label"].to_numpy(dtype=np.int64)
     cache = image_cache_path(settings, dataset, size, channels)
@@ -77,6 +87,16 @@ def prepare_images(
     x_train, y_train = tensors("train")
     x_val, y_val = tensors("val")
     x_test, _ = tensors("test")
+    spec = InputSpec(kind="image", shape=(channels, size, size))
+    augment = make_augment(config, pre)
+    if backbone is not None:
+        spec = backbone.spec()
+        if config.encoder_mode == "frozen":
+            # Only the head trains: the backbone reads each image once (no augmentation).
+            from engine.ml.prepare_pretrained_image import frozen_features
+
+            x_train, x_val = frozen_features(x_train, x_val, config, spec, choice.device)
+            augment = None
     train_data = TrainData(
         x_train=x_train,
         y_train=y_train,
@@ -84,8 +104,8 @@ def prepare_images(
         y_val=y_val,
         task=task,
         n_outputs=len(classes),
-        spec=InputSpec(kind="image", shape=(channels, size, size)),
-        augment=make_augment(config, pre),
+        spec=spec,
+        augment=augment,
     )
     test_rows = splits.test
     folder = Path(dataset.path)  # relative to SEEDLAB_HOME, as the report keeps it

@@ -10,6 +10,7 @@ queued, with a sentence saying how to provide it; never mid-run.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from engine.core.errors import ConfigError
 from engine.core.pretrained import (
     ALIASES,
     DEFAULT_BASE_MODEL,
+    DEFAULT_IMAGE_BASE_MODEL,
+    IMAGE,
     PACKAGE_PREFIX,
     base_model_label,
     canonical_base_model,
@@ -43,7 +46,15 @@ def hub_cache_dir(settings: Settings) -> Path:
     return settings.home / "models" / "hub"
 
 
-def _ways(settings: Settings) -> str:
+def _ways(settings: Settings, kind: str = "text") -> str:
+    if kind == IMAGE:
+        # No Python package ships image weights (none could be found that loads safely).
+        return (
+            "Provide it in one of two ways: give a local model folder (config.json, "
+            "model.safetensors and preprocessor_config.json, e.g. written by save_pretrained "
+            "of the model and of its AutoImageProcessor), or run once with this machine online "
+            f"so it is downloaded into {hub_cache_dir(settings)}."
+        )
     bundled = next(iter(ALIASES))
     return (
         f"Provide it in one of three ways: use a model shipped in a Python package ({bundled} = "
@@ -128,12 +139,43 @@ def _hub_id(ref: str, canonical: str) -> str:
     return canonical
 
 
-def resolve_base_model(ref: str, settings: Settings, *, download: bool = False) -> Path:
+def resolve_base_model(
+    ref: str, settings: Settings, *, download: bool = False, kind: str = "text"
+) -> Path:
     """The local folder holding `ref`'s config, tokenizer and safetensors weights.
 
     A hub id not in the cache is downloaded when `download` (the run's start) and the machine
-    is online; otherwise BaseModelUnavailable says how to provide it.
+    is online; otherwise BaseModelUnavailable says how to provide it. For `kind` image the
+    folder must also be an image model's (its preprocessor_config.json).
     """
+    if kind == IMAGE:
+        return _check_image_folder(_resolve(ref, settings, download, kind), ref)
+    return _resolve(ref, settings, download, kind)
+
+
+def _check_image_folder(folder: Path, ref: str) -> Path:
+    """`folder` when it holds an image model: its image processor's config says the input
+    size and normalisation the backbone was trained with."""
+    if not (folder / "preprocessor_config.json").is_file():
+        raise BaseModelUnavailable(
+            f"base_model {ref!r} has no preprocessor_config.json, so it is not an image model "
+            "(or its image processor was not saved): pick an image backbone such as "
+            "microsoft/resnet-18, or save AutoImageProcessor.from_pretrained(...) into the "
+            "same folder with save_pretrained."
+        )
+    try:
+        processor = json.loads((folder / "preprocessor_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        processor = {}
+    if processor.get("do_flip_channel_order"):  # MobileViT's processor feeds BGR
+        raise BaseModelUnavailable(
+            f"base_model {ref!r} reads images with their colour channels in BGR order, which "
+            "Seedlab does not feed yet; pick a ResNet, ConvNeXt or ViT backbone."
+        )
+    return folder
+
+
+def _resolve(ref: str, settings: Settings, download: bool, kind: str) -> Path:
     canonical = canonical_base_model(ref)
     if canonical.startswith(PACKAGE_PREFIX):
         return _package_folder(ref, canonical, settings)
@@ -153,7 +195,7 @@ def resolve_base_model(ref: str, settings: Settings, *, download: bool = False) 
         raise BaseModelUnavailable(
             f"base_model {ref!r} is not in this machine's model cache and the Hugging Face hub "
             f"is {'switched off (HF_HUB_OFFLINE)' if hub_offline() else 'not used here'}. "
-            + _ways(settings)
+            + _ways(settings, kind)
         )
     from huggingface_hub import snapshot_download
 
@@ -164,19 +206,19 @@ def resolve_base_model(ref: str, settings: Settings, *, download: bool = False) 
     except Exception as exc:
         raise BaseModelUnavailable(
             f"base_model {ref!r} could not be downloaded from the Hugging Face hub "
-            f"({type(exc).__name__}). " + _ways(settings)
+            f"({type(exc).__name__}). " + _ways(settings, kind)
         ) from None
     return _check_folder(Path(folder), ref)
 
 
-def base_model_problem(ref: str, settings: Settings) -> str | None:
+def base_model_problem(ref: str, settings: Settings, kind: str = "text") -> str | None:
     """Why `ref` cannot train here, as a sentence; None when it can (checked at submit).
 
     A hub id that is not cached is accepted only when the hub answers now: the run downloads
     it when it starts. Offline (or unreachable) it is refused here, not mid-run.
     """
     try:
-        resolve_base_model(ref, settings)
+        resolve_base_model(ref, settings, kind=kind)
         return None
     except BaseModelUnavailable as exc:
         canonical = canonical_base_model(ref)
@@ -187,10 +229,10 @@ def base_model_problem(ref: str, settings: Settings) -> str | None:
             repo_id = _hub_id(ref, canonical)
         except BaseModelUnavailable as bad:
             return str(bad)
-    return _hub_reachable(ref, repo_id, settings)
+    return _hub_reachable(ref, repo_id, settings, kind)
 
 
-def _hub_reachable(ref: str, repo_id: str, settings: Settings) -> str | None:
+def _hub_reachable(ref: str, repo_id: str, settings: Settings, kind: str = "text") -> str | None:
     from huggingface_hub import HfApi
     from huggingface_hub.utils import RepositoryNotFoundError
 
@@ -204,7 +246,7 @@ def _hub_reachable(ref: str, repo_id: str, settings: Settings) -> str | None:
     except Exception as exc:  # no network, DNS, proxy, timeout
         return (
             f"base_model {ref!r} is not in this machine's model cache and the Hugging Face hub "
-            f"cannot be reached from here ({type(exc).__name__}). " + _ways(settings)
+            f"cannot be reached from here ({type(exc).__name__}). " + _ways(settings, kind)
         )
     names = [s.rfilename for s in (info.siblings or [])]
     if names and not any(n.endswith(".safetensors") for n in names):
@@ -212,23 +254,33 @@ def _hub_reachable(ref: str, repo_id: str, settings: Settings) -> str | None:
             f"base_model {ref!r} has no safetensors weights on the hub (only pickled files, "
             "which can run code when loaded and are refused). Choose another model."
         )
+    if kind == IMAGE and names and "preprocessor_config.json" not in names:
+        return (
+            f"base_model {ref!r} has no preprocessor_config.json on the hub, so it is not an "
+            "image model Seedlab can size and normalise images for. Choose an image backbone "
+            "such as microsoft/resnet-18."
+        )
     return None
 
 
-def check_base_model(ref: str, settings: Settings) -> None:
+def check_base_model(ref: str, settings: Settings, kind: str = "text") -> None:
     """Raise BaseModelUnavailable with base_model_problem's sentence."""
-    problem = base_model_problem(ref, settings)
+    problem = base_model_problem(ref, settings, kind)
     if problem:
         raise BaseModelUnavailable(problem)
 
 
-def pretrained_available(settings: Settings | None = None, base_model: str = "") -> bool:
+def pretrained_available(
+    settings: Settings | None = None, base_model: str = "", kind: str = "text"
+) -> bool:
     """Whether a pretrained text encoder can train here without a network: `base_model` (the
     bundled default when empty) is a local folder, an installed package or a cached hub id.
-    Auto-selection includes the pretrained family as a candidate only then."""
+    Auto-selection includes the pretrained family as a candidate only then. For `kind` image:
+    an image backbone (the default microsoft/resnet-18 when empty) that is here already."""
     settings = settings or Settings.from_env()
+    default = DEFAULT_IMAGE_BASE_MODEL if kind == IMAGE else DEFAULT_BASE_MODEL
     try:
-        resolve_base_model(base_model or DEFAULT_BASE_MODEL, settings)
+        resolve_base_model(base_model or default, settings, kind=kind)
     except BaseModelUnavailable:
         return False
     return True

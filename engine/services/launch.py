@@ -13,7 +13,7 @@ from engine.core.catalog import effective_task, model_family_for, monitor_error
 from engine.core.config import RunConfig, validate_config
 from engine.core.defaults import suggest_for_dataset
 from engine.core.errors import ConfigError, DatasetError
-from engine.core.pretrained import FAMILY, with_family_defaults
+from engine.core.pretrained import FAMILY, with_kind_defaults
 
 
 def find_dataset(db: Engine, ref: str | int) -> DatasetRecord:
@@ -61,7 +61,12 @@ def check_pretrained(config: RunConfig, dataset: DatasetRecord) -> None:
         from engine.core.settings import Settings
         from engine.ml.pretrained_source import check_base_model
 
-        check_base_model(config.base_model, Settings.from_env())
+        check_base_model(config.base_model, Settings.from_env(), kind=dataset.kind)
+        if dataset.kind == "image" and config.encoder_mode == "lora":
+            raise ConfigError(
+                "encoder_mode lora is for pretrained text encoders; for an image backbone use "
+                "frozen (fast on a CPU) or full fine-tuning."
+            )
 
 
 def default_run_name(dataset: DatasetRecord, config: RunConfig) -> str:
@@ -115,7 +120,7 @@ def submit_run(
             family = model_family_for(str(values.get("model", "auto")), dataset.kind)
         except ValueError:
             family = ""  # validation below says what is wrong
-        config = validate_config(with_family_defaults({**suggested, **values}, family))
+        config = validate_config(with_kind_defaults({**suggested, **values}, family, dataset.kind))
     check_task(config, dataset)
     check_pretrained(config, dataset)
     run_name = (name or "").strip() or default_run_name(dataset, config)

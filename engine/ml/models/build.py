@@ -15,6 +15,7 @@ from engine.core.errors import ConfigError
 from engine.ml.inputs import InputSpec
 from engine.ml.models.mlp import build_mlp
 from engine.ml.models.pretrained import build_pretrained
+from engine.ml.models.pretrained_image import build_pretrained_image
 from engine.ml.models.text import TEXT_BUILDERS
 from engine.ml.models.vision import build_cnn, build_resnet
 
@@ -25,12 +26,19 @@ def _mlp(config: RunConfig, spec: InputSpec, n_outputs: int) -> nn.Module:
     )
 
 
+def _pretrained(config: RunConfig, spec: InputSpec, n_outputs: int) -> nn.Module:
+    """One family: the data's kind picks a text encoder or a vision backbone."""
+    if spec.kind == "image":
+        return build_pretrained_image(config, spec, n_outputs)
+    return build_pretrained(config, spec, n_outputs)
+
+
 Builder = Callable[[RunConfig, InputSpec, int], nn.Module]
 
 MODEL_BUILDERS: dict[str, Builder] = {
     "mlp": _mlp,
     **TEXT_BUILDERS,
-    "pretrained": build_pretrained,
+    "pretrained": _pretrained,
     "cnn": build_cnn,
     "resnet": build_resnet,
 }
