@@ -426,7 +426,7 @@ def test_completed_run_shows_cards_curves_evaluation_config_and_log(
     assert ":green-badge[" in texts(at.markdown)
 
     cards = {m.label: m.value for m in at.metric}
-    assert cards["accuracy"] == "0.9333"  # "test " is said once, in the cards' caption
+    assert cards["accuracy"] == "93.3 %"  # "test " is said once, in the cards' caption
     assert at.metric[0].label == "accuracy"  # the headline metric comes first
     assert "F1 (macro)" in cards
 
