@@ -60,7 +60,7 @@ def test_upload_launch_train_browse(settings, db):
     # 4. Browse: the Run page shows the metrics and curves the engine wrote.
     at = open_page("views/run_detail.py", run=str(run.id))
     cards = {m.label: m.value for m in at.metric}
-    assert cards["accuracy"] == f"{accuracy:.4f}"
+    assert cards["accuracy"] == f"{accuracy * 100:.1f} %"
     curves = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     assert {t["name"] for t in curves} >= {"train loss", "val loss"}
     by_name = {t["name"]: trace_values(t["x"]) for t in curves}
