@@ -349,6 +349,12 @@ class Lab:
         from engine.execution.runner import execute
         from engine.services.launch import submit_run
 
+        if overrides.get("model"):
+            from engine.core.catalog import model_family_for
+
+            # Raises ValueError (skipped by the caller) for a family this checkout does not
+            # know or that trains on another kind of data: before a run is queued.
+            model_family_for(overrides["model"], bench.kind)
         run_id = submit_run(self.db, bench.name, {"seed": seed, **overrides})
         claimed = run_writes.claim_next_run(self.db, worker_id="bench_quality")
         assert claimed == run_id, f"run {claimed} was claimed instead of {run_id}"
@@ -656,6 +662,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 print(f"{bench.name}: skipped, {summary.skipped}", flush=True)
                 continue
+            except SeedlabError as exc:  # the upload path refused it: a finding, not a crash
+                summary.skipped = f"not stored: {exc}"
+                print(f"{bench.name}: skipped, {summary.skipped}", flush=True)
+                continue
             for seed in range(args.seeds):
                 try:
                     outcome = lab.run(bench, seed, overrides)
@@ -663,6 +673,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     # An unknown --model, or one that does not fit this kind of data.
                     summary.skipped = f"not run: {exc}"
                     print(f"{bench.name}: skipped, {summary.skipped}", flush=True)
+                    break
+                except RuntimeError as exc:  # the run failed: report it, go on with the rest
+                    summary.skipped = f"seed {seed} failed: {exc}"
+                    print(f"{bench.name}: {summary.skipped}", flush=True)
                     break
                 summary.outcomes.append(outcome)
                 key = HEADLINE[outcome.task]
