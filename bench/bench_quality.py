@@ -14,7 +14,9 @@ rows with the same metric functions:
   gradient boosting on the run's preprocessed table, TF-IDF + logistic regression on the raw
   texts, logistic regression on 8×8 pixels for images);
 - for tables, also logistic regression (classification) or ridge regression (regression) on
-  the same preprocessed features.
+  the same preprocessed features, and gradient boosting on the table's raw columns (native
+  categories, missing values, dates as timestamps): what a ten-line scikit-learn script gets
+  without Seedlab's preprocessing, so a column the preprocessing loses shows.
 
 The split is read back from the run: the bench prepares the run's stored dataset version with
 the run's own config (engine.ml.pipeline.prepare_dataset, what the runner calls) and checks
@@ -395,6 +397,8 @@ class Lab:
         if classical is not None:
             baselines[classical["name"]] = classical["metrics"]
         baselines.update(linear_baseline(data, config.seed))
+        if dataset.kind == "tabular":
+            baselines.update(raw_table_baseline(self.settings, dataset, config, data))
         return Outcome(
             seed=config.seed,
             task=data.task,
@@ -439,6 +443,89 @@ def linear_baseline(data: Any, seed: int) -> dict[str, dict[str, float]]:  # noq
     model = Ridge(alpha=1.0).fit(x, y)
     outputs = data.target.decode_regression(model.predict(x_test).astype(np.float64))
     return {"ridge regression": bl._test_metrics(data, outputs)}
+
+
+def raw_table_baseline(settings: Any, dataset: Any, config: Any, data: Any) -> dict[str, Any]:  # noqa: ANN401
+    """Gradient boosting on the table's raw columns (scikit-learn's native categories and
+    missing values, dates as timestamps), on the run's split: what a ten-line scikit-learn
+    script gets without Seedlab's preprocessing. The other table baselines are fitted on the
+    run's preprocessed features, so a column the preprocessing loses is lost to them too; this
+    one shows it. Empty when the split cannot be matched to the run's."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    from engine.data.versions import load_version_table
+    from engine.ml import baselines as bl
+    from engine.ml.prepared import row_ids_of, split_for_run
+
+    frame = load_version_table(settings, dataset)
+    task, _, splits = split_for_run(frame, dataset.schema, config)
+    if row_ids_of(splits.test) != list(data.test_row_ids):
+        return {}
+    target = dataset.schema["target"]
+    x_train, x_test = raw_features(splits.train.drop(columns=[target]), splits.test, target)
+    if x_train.shape[1] == 0:
+        return {}
+    name = "gradient boosting on raw columns"
+    if task == "classification":
+        y = data.target.encode(splits.train[target])
+        if len(np.unique(y)) < 2:
+            return {}
+        model = HistGradientBoostingClassifier(
+            categorical_features="from_dtype", random_state=config.seed
+        ).fit(x_train, y)
+        outputs = bl._full_probs(model, x_test, len(data.target.classes))
+    else:
+        y = splits.train[target].to_numpy(dtype=np.float64)
+        model = HistGradientBoostingRegressor(
+            categorical_features="from_dtype", random_state=config.seed
+        ).fit(x_train, y)
+        outputs = model.predict(x_test).astype(np.float64)
+    return {name: bl._test_metrics(data, outputs)}
+
+
+# Text columns with more distinct training values than this are identifiers or free text:
+# dropped (HistGradientBoosting takes at most 255 categories per column).
+RAW_MAX_CATEGORIES = 255
+
+
+def raw_features(
+    train: pd.DataFrame, test: pd.DataFrame, target: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Numbers as they are, dates (typed, or text that parses as dates) as timestamps, other
+    text as categories known from the training rows."""
+    out_train, out_test = pd.DataFrame(index=train.index), pd.DataFrame(index=test.index)
+    for col in train.columns:
+        if col == target or col == "row_id":
+            continue
+        a, b = train[col], test[col]
+        if pd.api.types.is_bool_dtype(a) or pd.api.types.is_numeric_dtype(a):
+            out_train[col], out_test[col] = a.astype(float), b.astype(float)
+            continue
+        dates = _as_dates(a)
+        if dates is not None:
+            out_train[col] = dates
+            out_test[col] = _as_dates(b, force=True)
+            continue
+        values = a.dropna().astype(str)
+        if values.nunique() > RAW_MAX_CATEGORIES:
+            continue
+        categories = sorted(values.unique())
+        out_train[col] = pd.Categorical(a.astype(str).where(a.notna()), categories=categories)
+        out_test[col] = pd.Categorical(b.astype(str).where(b.notna()), categories=categories)
+    return out_train, out_test
+
+
+def _as_dates(column: pd.Series, force: bool = False) -> pd.Series | None:
+    """Seconds since 1970 when the column holds dates (90 % of its values parse), else None."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(column, errors="coerce", utc=True)
+    if not force and parsed.notna().sum() < 0.9 * max(1, column.notna().sum()):
+        return None
+    if not force and pd.api.types.is_numeric_dtype(column):
+        return None
+    seconds = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    return seconds.astype(float)
 
 
 def chosen_model(run_dir: Path, run: Any, report: dict[str, Any]) -> str:  # noqa: ANN401
