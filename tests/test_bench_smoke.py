@@ -88,3 +88,31 @@ def test_bench_versions_measures_a_table_and_an_image_set() -> None:
     )
     assert re.search(r"worst cost of one edit: [\d,]+ bytes .*limit 64 KB: met", proc.stdout)
     assert re.search(r"image set: 300 images .* cost [\d,]+–[\d,]+ bytes", proc.stdout)
+
+
+@pytest.mark.timeout(420)
+def test_bench_quality_quick_compares_the_default_run_with_baselines() -> None:
+    proc = run_bench("bench/bench_quality.py", "--quick", timeout=400)
+    # A row such as "| iris | scikit-learn load_iris | accuracy | 106/22/22 | 0.955 ± 0.000 |
+    # 0.955 ± 0.000 (logistic regression) | +0.000 | yes | – | auto → mlp | 5.1 |".
+    for name in ("iris", "wine", "tips_day"):
+        row = re.search(
+            rf"^\| {name} \| [^|]+ \| accuracy \| \d+/\d+/\d+ \| ([01]\.\d{{3}}) ± 0\.000 "
+            r"\| ([01]\.\d{3}) ± 0\.000 \([a-z ]+\) \| [+-]\d\.\d{3} \| (yes|\*\*no\*\*)",
+            proc.stdout,
+            re.MULTILINE,
+        )
+        assert row is not None, proc.stdout
+        assert 0 < float(row.group(1)) <= 1 and 0 < float(row.group(2)) <= 1
+    # The imbalanced set also reports macro-F1 for Seedlab and the best baseline.
+    assert re.search(
+        r"^\| tips_day \|.*\| [01]\.\d{3} ± 0\.000 / [01]\.\d{3} \(", proc.stdout, re.M
+    )
+
+
+@pytest.mark.timeout(120)
+def test_bench_quality_skips_a_model_family_it_does_not_know() -> None:
+    proc = run_bench(
+        "bench/bench_quality.py", "--datasets", "iris", "--model", "no_such_family", timeout=110
+    )
+    assert "iris: skipped, not run: model must be auto or one of" in proc.stdout, proc.stdout
