@@ -22,6 +22,7 @@ from db import runs as run_store
 from db.records import DatasetRecord, RunRecord
 from engine.core.catalog import DEFAULT_MODEL, MODEL_FAMILIES, TASKS, models_for_kind
 from engine.core.config import ConfigProblem, RunConfig, config_problems, field_help
+from engine.core.family_defaults import family_default_fields
 from engine.core.presets import (
     DEFAULT_PRESET,
     PRESET_NAMES,
@@ -311,6 +312,7 @@ def _preset_changed() -> None:
 def _model_changed() -> None:
     # Each family has its own sizes under the preset (a CNN's width, an LSTM's hidden units).
     _forget({k for family in SIZES.values() for level in family.values() for k in level})
+    _forget(family_default_fields())  # and its own learning rate (engine/core/family_defaults)
 
 
 def _section(

@@ -23,6 +23,7 @@ from dashboard.components import (
     registry_section,
     report_section,
 )
+from dashboard.components.auto_choice import show as show_auto_choice
 from dashboard.components.run_edit_panel import edit_panel
 from db import artifacts as artifact_store
 from db import metrics as metric_store
@@ -538,6 +539,7 @@ with curves_tab:
     st.fragment(code_section.show_system, run_every=refresh)(db, run.id)  # sys/… metrics
 with eval_tab, data.shown_errors("reading the evaluation"):
     _evaluation(run, task)
+    show_auto_choice(settings, run.id)  # what model=auto tried: components/auto_choice.py
 with config_tab:
     st.json(run.config)
 with code_tab, data.shown_errors("reading what ran"):

@@ -38,9 +38,10 @@ from db.writes import artifacts as artifact_writes
 from db.writes import metrics as metric_writes
 from db.writes import runs as run_writes
 from engine.core.atomic import write_json_atomic
-from engine.core.config import validate_config
+from engine.core.config import RunConfig, validate_config
 from engine.core.errors import DatasetError, SeedlabError
 from engine.core.run_files import (
+    auto_choice_path,
     checkpoint_path,
     log_path,
     predictions_path,
@@ -52,6 +53,7 @@ from engine.data.version_rows import stored_version
 from engine.execution.stop_marker import engine_is_stopping
 from engine.execution.system_metrics import SystemSampler, start_for_run
 from engine.ml import ddp
+from engine.ml.auto_select import AutoChoice, choose_model, first_candidate
 from engine.ml.checkpoints import (
     InvalidCheckpoint,
     TrainState,
@@ -59,10 +61,11 @@ from engine.ml.checkpoints import (
     load_train_state,
     save_train_state,
 )
-from engine.ml.device import choose_device
+from engine.ml.device import DeviceChoice, choose_device
 from engine.ml.distill import attach_teacher
 from engine.ml.importance import importance_at_end_of_run
 from engine.ml.pipeline import evaluate_on_test, file_digest, prepare_dataset, save_checkpoint
+from engine.ml.prepared import PreparedData
 from engine.ml.train import ListReporter, train
 from engine.ml.verdict import verdict_or_none
 from engine.services.provenance import record_what_ran
@@ -232,6 +235,16 @@ def execute(settings: Settings, run_id: int) -> str:
         teacher = attach_teacher(settings, config, data, choice)  # distillation, else None
         if teacher is not None:
             log.info("distilling from teacher run #%s", config.distill_from)
+        reporter = DbReporter(db, run_id) if main else None
+        if config.model == "auto":  # choose on the validation split (engine/ml/auto_select.py)
+            config, auto = _choose_model(settings, run_id, config, data, choice, reporter)
+            if auto.cancelled:
+                run_writes.finish_run(db, run_id, "cancelled")
+                status = "cancelled"
+                return status
+            if main:
+                run_writes.record_chosen_config(db, run_id, config.model_dump(mode="json"))
+                _record_artifact(db, run_id, "auto_choice", auto_choice_path(settings, run_id))
         resume = load_train_state(resume_path(settings, run_id))  # on every rank
         if not main:
             result = train(  # the same points as rank 0: their means are collectives
@@ -244,7 +257,7 @@ def execute(settings: Settings, run_id: int) -> str:
                 loss_points_per_epoch=LOSS_POINTS_PER_EPOCH,
             )
             return "cancelled" if result.cancelled else "completed"
-        reporter = DbReporter(db, run_id)
+        assert reporter is not None
         # Points a previous attempt wrote after its checkpoint are replaced, not doubled: the
         # resumed run logs those steps again.
         metric_writes.discard_after_epoch(db, run_id, resume.epoch if resume else 0)
@@ -329,6 +342,36 @@ def execute(settings: Settings, run_id: int) -> str:
             sys.stdout.flush()
             _record_artifact(db, run_id, "log", path)
     return status
+
+
+def _choose_model(
+    settings: Settings,
+    run_id: int,
+    config: RunConfig,
+    data: PreparedData,
+    choice: DeviceChoice,
+    reporter: DbReporter | None,
+) -> tuple[RunConfig, AutoChoice]:
+    """The config a `model=auto` run trains, and what was tried (written to auto_choice.json
+    by rank 0). Only the training and validation tensors go to the choice, never the test
+    split. A data-parallel run takes the kind's first candidate: its processes would each have
+    to race the candidates alike, for a choice they could not share."""
+    kind = data.train_data.spec.kind
+    if ddp.current().active:
+        chosen, auto = first_candidate(
+            config, kind, "A data-parallel run does not race candidates; the first one trains."
+        )
+    else:
+        chosen, auto = choose_model(
+            config,
+            data.train_data,
+            choice,
+            should_stop=reporter.should_stop if reporter is not None else None,
+        )
+    if reporter is not None:
+        write_json_atomic(auto_choice_path(settings, run_id), auto.to_dict())
+        log.info("model=auto: %s", auto.reason)
+    return chosen, auto
 
 
 def _collective_failed(exc: BaseException) -> bool:

@@ -13,6 +13,7 @@ from engine.core.catalog import effective_task, model_family_for, monitor_error
 from engine.core.config import RunConfig, validate_config
 from engine.core.defaults import suggest_for_dataset
 from engine.core.errors import ConfigError, DatasetError
+from engine.core.family_defaults import fill_family_defaults
 
 
 def find_dataset(db: Engine, ref: str | int) -> DatasetRecord:
@@ -81,8 +82,8 @@ def submit_run(
     `dataset_ref` is an id, "NAME" (its latest version) or "NAME@N" (version N);
     `dataset_version` picks the version instead (a clone, a student: their parent's). The run
     records the exact version it will train on. Fields missing from a dict of values get the
-    settings suggested for the dataset's kind and size (engine.core.defaults); a RunConfig is
-    taken as it is.
+    settings suggested for the dataset's kind and size (engine.core.defaults) and the named
+    model family's own values (engine.core.family_defaults); a RunConfig is taken as it is.
     """
     from engine.services.dataset_versions import get_version, resolve
 
@@ -97,7 +98,15 @@ def submit_run(
             # The suggestions about labels do not apply to a task the user switched to.
             suggested.pop("imbalance", None)
             suggested.pop("monitor", None)
-        config = validate_config({**suggested, **values})
+        merged = {**suggested, **values}
+        try:
+            family = model_family_for(str(merged.get("model", "auto")), dataset.kind)
+        except ValueError:  # validate_config or prepare says why, in the user's words
+            family = None
+        if family is not None and merged.get("model", "auto") != "auto":
+            # auto: each candidate gets its family's values when the engine chooses one.
+            merged = fill_family_defaults(merged, family, user_set=set(values))
+        config = validate_config(merged)
     check_task(config, dataset)
     run_name = (name or "").strip() or default_run_name(dataset, config)
     if len(run_name) > 200:
