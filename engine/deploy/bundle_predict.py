@@ -55,8 +55,45 @@ def _labels(series: pd.Series) -> list[Any]:
     return [str(v).strip() if pd.notna(v) else None for v in series]
 
 
+def _dates(series: pd.Series) -> pd.Series:
+    """Dates as at training (engine/ml/prep/dates.py parse_dates): naive UTC, NaT if unreadable."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        if getattr(series.dt, "tz", None) is not None:
+            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        return series.astype("datetime64[ns]")
+    text = series.astype("string").str.strip()
+    parsed = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+    return parsed.dt.tz_localize(None).astype("datetime64[ns]")
+
+
+def _cyclic(values: np.ndarray, period: float) -> list[np.ndarray]:
+    angle = 2 * np.pi * values / period
+    return [np.sin(angle), np.cos(angle)]
+
+
+def encode_date(series: pd.Series, s: dict[str, Any]) -> np.ndarray:
+    """Year (standardized), month, weekday, day of year and time of day as sin/cos pairs."""
+    values = _dates(series)
+    missing = values.isna().to_numpy()
+    filled = values.fillna(pd.Timestamp(s["fill"]))
+    blocks: list[np.ndarray] = []
+    if s["has_date"]:
+        year = filled.dt.year.to_numpy(dtype=np.float64)
+        blocks.append((year - s["year_mean"]) / s["year_std"])
+        blocks += _cyclic(filled.dt.month.to_numpy(dtype=np.float64) - 1, 12)
+        blocks += _cyclic(filled.dt.day_of_week.to_numpy(dtype=np.float64), 7)
+        blocks += _cyclic(filled.dt.day_of_year.to_numpy(dtype=np.float64) - 1, 365.25)
+    if s["has_time"]:
+        hours = filled.dt.hour + filled.dt.minute / 60 + filled.dt.second / 3600
+        blocks += _cyclic(hours.to_numpy(dtype=np.float64), 24)
+    if s["add_missing_indicator"]:
+        blocks.append(missing.astype(np.float64))
+    return np.stack(blocks, axis=1) if blocks else np.zeros((len(series), 0))
+
+
 def encode_table(frame: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
-    needed = [s["name"] for s in spec["numeric"] + spec["categorical"]]
+    dates = spec.get("dates", [])
+    needed = [s["name"] for s in spec["numeric"] + spec["categorical"] + dates]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise SystemExit(f"error: the input has no column(s) {missing}; expected {needed}")
@@ -78,6 +115,8 @@ def encode_table(frame: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
             if key in where:
                 onehot[row, where[key]] = 1.0
         blocks.append(onehot)
+    for s in dates:
+        blocks.append(encode_date(frame[s["name"]], s))
     return np.hstack(blocks).astype(np.float32) if blocks else np.zeros((len(frame), 0), "f4")
 
 
