@@ -129,3 +129,19 @@ def test_a_named_model_races_nothing(settings, db, demo_datasets, dataset):
     run_id = completed_run(settings, db, dataset, model="mlp")
     assert read_auto_choice(settings, run_id) is None
     assert run_store.get_run(db, run_id).config["model"] == "mlp"
+
+
+def test_a_candidate_that_cannot_train_drops_out_with_its_reason(
+    settings, db, demo_datasets, monkeypatch
+):
+    from engine.ml.auto_select import Candidate
+
+    broken = Candidate("Too wide", {"model": "mlp", "hidden_sizes": [99_999]})
+    monkeypatch.setitem(AUTO_CANDIDATES, "tabular", [broken, *AUTO_CANDIDATES["tabular"][:1]])
+    record = find_dataset(db, "iris")
+    config = RunConfig(epochs=2)
+    data = prepare_dataset(settings, record, config, CPU)
+    chosen, choice = choose_model(config, data.train_data, CPU)
+    first, second = choice.trials
+    assert first.error and "8192" in first.error and first.score is None and not first.chosen
+    assert second.chosen and chosen.hidden_sizes == [128, 64]

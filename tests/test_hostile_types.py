@@ -251,7 +251,7 @@ def test_every_csv_column_type_is_read(settings, db):
         "huge": "numeric",
         "infinite": "numeric",
         "empty": "constant",
-        "day": "categorical",
+        "day": "date",  # a feature: year, month, weekday… (engine/ml/prep/dates.py)
         "grouped": "numeric",
         "label": "target",
     }

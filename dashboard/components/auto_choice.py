@@ -28,6 +28,7 @@ def choice_table(choice: dict) -> pd.DataFrame:
                 "steps": int(trial.get("steps") or 0),
                 "time": _seconds(float(trial.get("seconds") or 0.0)),
                 "chosen": "✓" if trial.get("chosen") else "",
+                "note": trial.get("error") or "",
             }
         )
     return pd.DataFrame(rows)

@@ -26,6 +26,7 @@ from typing import Any
 
 from engine.core.catalog import FAMILY_NAMES, HIGHER_IS_BETTER, metric_label
 from engine.core.config import RunConfig, validate_config
+from engine.core.errors import SeedlabError
 from engine.core.family_defaults import fill_family_defaults
 from engine.ml.device import DeviceChoice
 from engine.ml.train import TrainData, steps_per_epoch, train
@@ -156,8 +157,16 @@ def choose_model(
     report = AutoChoice(objective, higher, 0, config.seed)
     best: tuple[float, float, int] | None = None  # (signed score, val loss, position)
     configs: list[RunConfig] = []
+    failures: list[Exception] = []
     for position, candidate in enumerate(candidates):
-        full = candidate_config(config, candidate)
+        try:
+            full = candidate_config(config, candidate)
+        except SeedlabError as exc:  # the user's other settings do not fit this family
+            model = str(candidate.values["model"])
+            report.trials.append(Trial(candidate.label, model, {}, error=_short(exc)))
+            configs.append(config)  # a placeholder: a candidate with no score is never chosen
+            failures.append(exc)
+            continue
         configs.append(full)
         per_epoch = steps_per_epoch(n, min(full.batch_size, n))
         budget = min(steps, full.epochs * per_epoch)
@@ -175,7 +184,15 @@ def choose_model(
         trial = Trial(candidate.label, full.model, _changes(config, full))
         report.trials.append(trial)
         started = time.perf_counter()
-        result = train(trial_config, data, _Quiet(should_stop), choice)
+        try:
+            result = train(trial_config, data, _Quiet(should_stop), choice)
+        except (SeedlabError, ValueError, RuntimeError) as exc:
+            # A candidate that cannot train here (diverged, out of memory, a shape this data
+            # does not fit) drops out with its reason; the others still compete.
+            trial.seconds = round(time.perf_counter() - started, 3)
+            trial.error = _short(exc)
+            failures.append(exc)
+            continue
         trial.seconds = round(time.perf_counter() - started, 3)
         trial.steps, trial.epochs = result.steps_completed, result.epochs_completed
         if result.cancelled:
@@ -191,6 +208,8 @@ def choose_model(
         key = (sign * trial.score, -trial.val_loss, -position)
         if best is None or key > best:
             best = key
+    if best is None and failures:  # nothing trained: the first candidate's error says why
+        raise failures[0]
     position = 0 if best is None else -best[2]
     report.trials[position].chosen = True
     chosen = report.trials[position]
@@ -203,6 +222,11 @@ def _changes(config: RunConfig, full: RunConfig) -> dict[str, Any]:
     """The fields a candidate set, with its family's defaults: what the table's row means."""
     before = config.model_dump(mode="json")
     return {k: v for k, v in full.model_dump(mode="json").items() if before.get(k) != v}
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
 
 
 def _reason(report: AutoChoice, chosen: Trial) -> str:
