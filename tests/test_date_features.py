@@ -98,3 +98,50 @@ def test_times_of_day_and_time_zones(values, has_date, has_time):
     spec = DateSpec.fit("t", pd.Series(values))
     assert (spec.has_date, spec.has_time) == (has_date, has_time)
     assert spec.encode(pd.Series(values)).shape == (2, spec.width)
+
+
+# ---------------------------------------------------------------- free text beside other features
+
+
+def _tickets(n: int = 360) -> pd.DataFrame:
+    """Whether a note is a complaint: only its words say so; the other columns are noise."""
+    rng = np.random.default_rng(1)
+    good = ["great service thanks a lot", "very happy with the quick answer", "works fine now"]
+    bad = ["refund my money this is broken", "terrible delay still broken", "angry refund now"]
+    label = rng.integers(0, 2, size=n)
+    notes = [
+        f"{(bad if y else good)[i % 3]} ticket {i} from customer number {1000 + i}"
+        for i, y in enumerate(label)
+    ]
+    return pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, size=n),
+            "plan": rng.choice(["basic", "pro", "team"], size=n),
+            "note": notes,
+            "label": np.where(label == 1, "complaint", "fine"),
+        }
+    )
+
+
+def test_a_free_text_column_beside_other_features_is_read_as_words(settings, db):
+    raw = _tickets().to_csv(index=False).encode()
+    record = ingest_bytes(settings, db, raw, filename="notes.csv", name="notes", target="label")
+    assert record.kind == "tabular" and "note" in record.schema["features"]
+    run_id = completed_run(settings, db, "notes", model="mlp", epochs=15)
+    predictor = Predictor.load(checkpoint_path(settings, run_id))
+    assert predictor.input_columns[-1] == "note"
+    assert "note:word=refund" in predictor.feature_names
+    rows = pd.DataFrame(
+        {
+            "age": [40, 40],
+            "plan": ["pro", "pro"],
+            "note": ["my order is broken, refund please", "thanks, very happy with it"],
+        }
+    )
+    assert list(predictor.predict(rows)["prediction"]) == ["complaint", "fine"]
+    spec = predictor.payload["preprocessor"]
+    assert np.allclose(encode_table(rows, spec), predictor.preprocessor.transform(rows))
+    at = open_page("views/playground.py", run=str(run_id))
+    [box] = [t for t in at.text_area if t.label == "note"]
+    box.set_value("terrible, still broken: refund").run()
+    assert {m.label: m.value for m in at.metric}["Prediction"] == "complaint"

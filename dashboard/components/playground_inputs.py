@@ -19,6 +19,7 @@ from engine.ml.image_input import read_image
 from engine.ml.predictor import PredictorError
 from engine.ml.prep.dates import DateSpec, parse_dates
 from engine.ml.prep.tabular import CategoricalSpec, NumericSpec, TabularPreprocessor
+from engine.ml.prep.words import WordsSpec
 
 COLUMNS_PER_ROW = 3
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
@@ -84,9 +85,9 @@ def _date_widget(spec: DateSpec, key: str) -> str | None:
 
 def table_inputs(preprocessors: list[TabularPreprocessor], key: str) -> pd.DataFrame:
     """One row with a value for every feature any of the models needs (A/B: their union)."""
-    specs: dict[str, NumericSpec | CategoricalSpec | DateSpec] = {}
+    specs: dict[str, NumericSpec | CategoricalSpec | DateSpec | WordsSpec] = {}
     for pre in preprocessors:
-        for spec in [*pre.numeric, *pre.categorical, *pre.dates]:
+        for spec in [*pre.numeric, *pre.categorical, *pre.dates, *pre.words]:
             specs.setdefault(spec.name, spec)
     row: dict[str, object] = {}
     names = list(specs)
@@ -99,6 +100,14 @@ def table_inputs(preprocessors: list[TabularPreprocessor], key: str) -> pd.DataF
                     row[name] = _numeric_widget(spec, widget_key)
                 elif isinstance(spec, DateSpec):
                     row[name] = _date_widget(spec, widget_key)
+                elif isinstance(spec, WordsSpec):
+                    row[name] = st.text_area(
+                        spec.name,
+                        key=widget_key,
+                        height=80,
+                        help="Free text: the model reads its words (the most common "
+                        f"{spec.width} of training).",
+                    )
                 else:
                     row[name] = _categorical_widget(spec, widget_key)
     return pd.DataFrame([row])

@@ -1,6 +1,6 @@
-"""Column typing and the dataset schema: what each column is (numeric, categorical, id, text,
-constant), what task a target implies, and the schema stored with a dataset. Pure: no database;
-preprocessing (engine/ml/prep/tabular.py) uses the same rules as ingest."""
+"""Column typing and the dataset schema: what each column is (numeric, categorical, date, id,
+text, constant), what task a target implies, and the schema stored with a dataset. Pure: no
+database; preprocessing (engine/ml/prep/tabular.py) uses the same rules as ingest."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from engine.core.errors import DatasetError
 from engine.data.stored import StoredDataset
 
 MAX_CLASSES = 1000
-# Roles a table model takes as input (the rest: the target, identifiers, free text, constants).
-FEATURE_ROLES = ("numeric", "categorical", "date")
+# Roles a table model takes as input (the rest: the target, identifiers, constants). Dates and
+# free text become features of their own (engine/ml/prep/dates.py, words.py).
+FEATURE_ROLES = ("numeric", "categorical", "date", "text")
 # An integer column with at most this many distinct values is a category (a rating, a code).
 CATEGORICAL_INT_MAX_UNIQUE = 10
 # An integer target with at most this many distinct values means classification.
@@ -219,8 +220,8 @@ def build_schema(
     if not features:
         raise DatasetError(
             f"{filename} has no usable feature columns besides the target (every other column is "
-            "empty, constant, an identifier or free text). If a column holds texts, add it as a "
-            "text dataset (kind text)."
+            "empty, constant or an identifier). Add a column the target depends on, or pick "
+            "another target."
         )
     schema["features"] = features
     return frame, schema

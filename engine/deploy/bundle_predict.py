@@ -91,9 +91,28 @@ def encode_date(series: pd.Series, s: dict[str, Any]) -> np.ndarray:
     return np.stack(blocks, axis=1) if blocks else np.zeros((len(series), 0))
 
 
+def _words(text: Any) -> list[str]:
+    """Tokens as at training (engine/data/tokenizer.py split_words), words and numbers only."""
+    text = unicodedata.normalize("NFKC", "" if pd.isna(text) else str(text)).casefold()
+    return [w for w in _TOKEN.findall(text) if any(ch.isalnum() for ch in w)]
+
+
+def encode_words(series: pd.Series, s: dict[str, Any]) -> np.ndarray:
+    """A free-text column as TF-IDF over the training words (engine/ml/prep/words.py)."""
+    index = {w: i for i, w in enumerate(s["vocab"])}
+    counts = np.zeros((len(series), len(s["vocab"])))
+    for row, text in enumerate(series):
+        for word in _words(text):
+            if word in index:
+                counts[row, index[word]] += 1
+    weighted = np.log1p(counts) * np.asarray(s["idf"], dtype=np.float64)
+    norms = np.linalg.norm(weighted, axis=1, keepdims=True)
+    return weighted / np.where(norms > 0, norms, 1.0)
+
+
 def encode_table(frame: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
-    dates = spec.get("dates", [])
-    needed = [s["name"] for s in spec["numeric"] + spec["categorical"] + dates]
+    dates, words = spec.get("dates", []), spec.get("words", [])
+    needed = [s["name"] for s in spec["numeric"] + spec["categorical"] + dates + words]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise SystemExit(f"error: the input has no column(s) {missing}; expected {needed}")
@@ -117,6 +136,8 @@ def encode_table(frame: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
         blocks.append(onehot)
     for s in dates:
         blocks.append(encode_date(frame[s["name"]], s))
+    for s in words:
+        blocks.append(encode_words(frame[s["name"]], s))
     return np.hstack(blocks).astype(np.float32) if blocks else np.zeros((len(frame), 0), "f4")
 
 
