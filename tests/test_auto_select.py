@@ -145,3 +145,19 @@ def test_a_candidate_that_cannot_train_drops_out_with_its_reason(
     first, second = choice.trials
     assert first.error and "8192" in first.error and first.score is None and not first.chosen
     assert second.chosen and chosen.hidden_sizes == [128, 64]
+
+
+def test_a_shape_the_user_set_is_kept_and_not_raced(settings, db, demo_datasets):
+    record = find_dataset(db, "iris")
+    config = RunConfig(epochs=2, hidden_sizes=[16, 8])
+    data = prepare_dataset(settings, record, config, CPU)
+    chosen, choice = choose_model(config, data.train_data, CPU)
+    assert chosen.model == "mlp" and chosen.hidden_sizes == [16, 8]
+    assert len(choice.trials) == 1 and choice.trials[0].steps == 0  # nothing trained
+    assert "hidden_sizes" in choice.reason and "did not race" in choice.reason
+    # A family's own shape fields untouched (images, text): the families still race.
+    text = RunConfig(epochs=1, embedding_dim=16)
+    texts = prepare_dataset(settings, find_dataset(db, "support_tickets"), text, CPU)
+    _, raced = choose_model(text, texts.train_data, CPU, steps=10)
+    assert len(raced.trials) == 2
+    assert all("embedding_dim" not in t.values for t in raced.trials)  # the user's 16 stays

@@ -70,6 +70,21 @@ def candidates_for(kind: str) -> list[Candidate]:
     return [c for c in AUTO_CANDIDATES.get(kind, []) if c.available is None or c.available()]
 
 
+_BASE = RunConfig()
+
+
+def set_by_user(config: RunConfig, candidate: Candidate) -> list[str]:
+    """The candidate's shape fields the user set to another value (a field away from RunConfig's
+    default counts as set): racing it would override what they asked for."""
+    return [
+        name
+        for name, value in candidate.values.items()
+        if name != "model"
+        and getattr(config, name) != getattr(_BASE, name)
+        and getattr(config, name) != value
+    ]
+
+
 def objective_for(config: RunConfig, task: str) -> tuple[str, bool]:
     """(validation metric the choice maximises or minimises, whether higher is better)."""
     if config.monitor != "val_loss":
@@ -153,6 +168,17 @@ def choose_model(
     candidates = candidates_for(data.spec.kind)
     if not candidates:
         raise ValueError(f"model=auto has no candidate for {data.spec.kind} data")
+    fitting = [c for c in candidates if not set_by_user(config, c)]
+    if not fitting:
+        fields = sorted({name for c in candidates for name in set_by_user(config, c)})
+        family = FAMILY_NAMES.get(str(candidates[0].values["model"]), "the default model")
+        return first_candidate(
+            config,
+            data.spec.kind,
+            f"Your settings ({', '.join(fields)}) fix the model's shape, so auto did not race "
+            f"candidates: the {family} trains as you set it.",
+        )
+    candidates = fitting
     n = len(data.x_train)
     report = AutoChoice(objective, higher, 0, config.seed)
     best: tuple[float, float, int] | None = None  # (signed score, val loss, position)
@@ -253,9 +279,11 @@ def _fmt(value: float) -> str:
 
 
 def first_candidate(config: RunConfig, kind: str, why: str) -> tuple[RunConfig, AutoChoice]:
-    """The kind's first candidate without a race (a data-parallel run), saying why."""
+    """The kind's first family without a race (a data-parallel run, a shape the user set), with
+    the user's own values where they set them, saying why."""
     candidate = candidates_for(kind)[0]
-    full = candidate_config(config, candidate)
+    kept = {k: v for k, v in candidate.values.items() if k not in set_by_user(config, candidate)}
+    full = candidate_config(config, Candidate(candidate.label, kept))
     report = AutoChoice("", True, 0, config.seed, chosen=candidate.label, reason=why)
     report.trials.append(Trial(candidate.label, full.model, _changes(config, full), chosen=True))
     return full, report
