@@ -18,6 +18,7 @@ something this machine may lack (a pretrained text encoder: its package or cache
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from engine.core.errors import SeedlabError
 from engine.core.family_defaults import fill_family_defaults
 from engine.ml.device import DeviceChoice
 from engine.ml.train import TrainData, steps_per_epoch, train
+
+log = logging.getLogger("seedlab.auto")
 
 # Optimizer steps each candidate trains (fewer when the run itself is shorter): enough for a
 # small model to separate from the others on a few thousand rows, a fraction of a run's steps.
@@ -221,6 +224,7 @@ def choose_model(
             continue
         trial.seconds = round(time.perf_counter() - started, 3)
         trial.steps, trial.epochs = result.steps_completed, result.epochs_completed
+        log.info("model=auto: %s, %d steps, %.1f s", trial.label, trial.steps, trial.seconds)
         if result.cancelled:
             report.cancelled = True
             return full, report
