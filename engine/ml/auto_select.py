@@ -49,7 +49,7 @@ class Candidate:
 AUTO_CANDIDATES: dict[str, list[Candidate]] = {
     "tabular": [
         Candidate("MLP 128→64", {"model": "mlp", "hidden_sizes": [128, 64], "dropout": 0.1}),
-        Candidate("Linear", {"model": "mlp", "hidden_sizes": [], "dropout": 0.0}),
+        Candidate("Linear", {"model": "mlp", "hidden_sizes": []}),  # dropout: no layer to drop
         Candidate(
             "MLP 256→128, dropout 0.3",
             {"model": "mlp", "hidden_sizes": [256, 128], "dropout": 0.3},
