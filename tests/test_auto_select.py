@@ -155,6 +155,11 @@ def test_a_shape_the_user_set_is_kept_and_not_raced(settings, db, demo_datasets)
     assert chosen.model == "mlp" and chosen.hidden_sizes == [16, 8]
     assert len(choice.trials) == 1 and choice.trials[0].steps == 0  # nothing trained
     assert "hidden_sizes" in choice.reason and "did not race" in choice.reason
+    # No dropout wanted: only the linear model (no layer to drop) fits, and trains unraced.
+    no_dropout = RunConfig(epochs=2, dropout=0.0)
+    chosen, choice = choose_model(no_dropout, data.train_data, CPU)
+    assert chosen.hidden_sizes == [] and chosen.dropout == 0.0
+    assert [t.label for t in choice.trials] == ["Linear"] and "without a race" in choice.reason
     # A family's own shape fields untouched (images, text): the families still race.
     text = RunConfig(epochs=1, embedding_dim=16)
     texts = prepare_dataset(settings, find_dataset(db, "support_tickets"), text, CPU)

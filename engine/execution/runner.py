@@ -39,7 +39,7 @@ from db.writes import metrics as metric_writes
 from db.writes import runs as run_writes
 from engine.core.atomic import write_json_atomic
 from engine.core.config import RunConfig, validate_config
-from engine.core.errors import DatasetError, SeedlabError
+from engine.core.errors import DatasetError, SeedlabError, TrainingError
 from engine.core.run_files import (
     auto_choice_path,
     checkpoint_path,
@@ -53,7 +53,7 @@ from engine.data.version_rows import stored_version
 from engine.execution.stop_marker import engine_is_stopping
 from engine.execution.system_metrics import SystemSampler, start_for_run
 from engine.ml import ddp
-from engine.ml.auto_select import AutoChoice, choose_model, first_candidate
+from engine.ml.auto_select import AutoChoice, choose_model
 from engine.ml.checkpoints import (
     InvalidCheckpoint,
     TrainState,
@@ -354,20 +354,23 @@ def _choose_model(
 ) -> tuple[RunConfig, AutoChoice]:
     """The config a `model=auto` run trains, and what was tried (written to auto_choice.json
     by rank 0). Only the training and validation tensors go to the choice, never the test
-    split. A data-parallel run takes the kind's first candidate: its processes would each have
-    to race the candidates alike, for a choice they could not share."""
-    kind = data.train_data.spec.kind
-    if ddp.current().active:
-        chosen, auto = first_candidate(
-            config, kind, "A data-parallel run does not race candidates; the first one trains."
-        )
-    else:
-        chosen, auto = choose_model(
-            config,
-            data.train_data,
-            choice,
-            should_stop=reporter.should_stop if reporter is not None else None,
-        )
+    split. Each process of a data-parallel run races the candidates alone, on all the training
+    rows, so they make the choice a single process would; they then check that they agree."""
+    parallel = ddp.current()
+    chosen, auto = choose_model(
+        config,
+        data.train_data,
+        choice,
+        should_stop=reporter.should_stop if reporter is not None else None,
+    )
+    if parallel.active and not auto.cancelled:
+        mine = next(i for i, trial in enumerate(auto.trials) if trial.chosen)
+        rank0 = [parallel.agree(mine == i) for i in range(len(auto.trials))]
+        if not rank0[mine]:
+            raise TrainingError(
+                "The data-parallel processes chose different models under model=auto (their "
+                "scores differed on this device). Name the model (model=…) and launch again."
+            )
     if reporter is not None:
         write_json_atomic(auto_choice_path(settings, run_id), auto.to_dict())
         log.info("model=auto: %s", auto.reason)

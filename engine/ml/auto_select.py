@@ -171,6 +171,7 @@ def choose_model(
     candidates = candidates_for(data.spec.kind)
     if not candidates:
         raise ValueError(f"model=auto has no candidate for {data.spec.kind} data")
+    report = AutoChoice(objective, higher, 0, config.seed)
     fitting = [c for c in candidates if not set_by_user(config, c)]
     if not fitting:
         fields = sorted({name for c in candidates for name in set_by_user(config, c)})
@@ -181,9 +182,19 @@ def choose_model(
             f"Your settings ({', '.join(fields)}) fix the model's shape, so auto did not race "
             f"candidates: the {family} trains as you set it.",
         )
+    if len(fitting) == 1:  # nothing to race: the one the user's settings leave
+        fields = sorted({name for c in candidates for name in set_by_user(config, c)})
+        full = candidate_config(config, fitting[0])
+        report.trials.append(Trial(fitting[0].label, full.model, _changes(config, full)))
+        report.trials[0].chosen = True
+        report.chosen = fitting[0].label
+        report.reason = (
+            f"Only {fitting[0].label} fits the settings you gave ({', '.join(fields)}); "
+            "it trains without a race."
+        )
+        return full, report
     candidates = fitting
     n = len(data.x_train)
-    report = AutoChoice(objective, higher, 0, config.seed)
     best: tuple[float, float, int] | None = None  # (signed score, val loss, position)
     configs: list[RunConfig] = []
     failures: list[Exception] = []
@@ -283,8 +294,8 @@ def _fmt(value: float) -> str:
 
 
 def first_candidate(config: RunConfig, kind: str, why: str) -> tuple[RunConfig, AutoChoice]:
-    """The kind's first family without a race (a data-parallel run, a shape the user set), with
-    the user's own values where they set them, saying why."""
+    """The kind's first family without a race (the user set its shape), with the user's own
+    values where they set them, saying why."""
     candidate = candidates_for(kind)[0]
     kept = {k: v for k, v in candidate.values.items() if k not in set_by_user(config, candidate)}
     full = candidate_config(config, Candidate(candidate.label, kept))
