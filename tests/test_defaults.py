@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from db import runs as run_store
+from engine.core.config import RunConfig
 from engine.core.defaults import suggest_config
 from engine.core.errors import ConfigError
+from engine.data.datasets import ingest_bytes
 from engine.services.launch import submit_run
 
 
@@ -21,11 +23,23 @@ def test_batch_and_epochs_follow_the_size():
         assert config["model"] == "auto" and config["early_stopping_patience"] >= 5
 
 
-def test_skewed_labels_get_class_weights_and_a_balanced_monitor():
+def test_skewed_labels_keep_the_users_objective_and_no_class_weights():
+    # Class weights trade accuracy for rare-class recall: offered, never imposed silently.
     skewed = suggest_config("tabular", 1000, {"ok": 950, "fraud": 50})
-    assert skewed["imbalance"] == "class_weights"
-    assert skewed["monitor"] == "val_balanced_accuracy"
-    assert "imbalance" not in suggest_config("tabular", 1000, {"a": 520, "b": 480})
+    assert "imbalance" not in skewed and "monitor" not in skewed
+    config = RunConfig.model_validate(skewed)
+    assert config.imbalance == "none" and config.monitor == "val_loss"
+
+
+def test_a_skewed_dataset_submitted_with_no_options_trains_unweighted(settings, db):
+    rows = [f"{i % 7},{i % 3},{'fraud' if i % 20 == 0 else 'ok'}" for i in range(400)]
+    raw = ("a,b,label\n" + "\n".join(rows)).encode()
+    ingest_bytes(settings, db, raw, filename="skew.csv", name="skew", target="label")
+    config = run_store.get_run(db, submit_run(db, "skew", {})).config
+    assert config["imbalance"] == "none" and config["monitor"] == "val_loss"
+    # Offered, and taken when asked for.
+    asked = submit_run(db, "skew", {"imbalance": "class_weights"})
+    assert run_store.get_run(db, asked).config["imbalance"] == "class_weights"
 
 
 def test_submit_fills_what_the_user_left_out(db, demo_datasets):

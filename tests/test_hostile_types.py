@@ -156,7 +156,7 @@ def test_each_readable_parquet_type_is_stored_as_plain_data(settings, db, kind):
         got = [None if v is None or v is pd.NA else v for v in stored.head(3).tolist()]
         assert got == (pytest.approx(first) if stored.dtype.kind == "f" else first)
     [profile] = [c for c in record.schema["columns"] if c["name"] == "f"]
-    assert profile["role"] in ("numeric", "categorical", "constant")
+    assert profile["role"] in ("numeric", "categorical", "constant", "date")
 
 
 @pytest.mark.parametrize("kind", list(REFUSED))
@@ -251,7 +251,7 @@ def test_every_csv_column_type_is_read(settings, db):
         "huge": "numeric",
         "infinite": "numeric",
         "empty": "constant",
-        "day": "categorical",
+        "day": "date",  # a feature: year, month, weekday… (engine/ml/prep/dates.py)
         "grouped": "numeric",
         "label": "target",
     }

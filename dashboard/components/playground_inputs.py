@@ -17,7 +17,9 @@ from PIL import Image
 from dashboard import data
 from engine.ml.image_input import read_image
 from engine.ml.predictor import PredictorError
+from engine.ml.prep.dates import DateSpec, parse_dates
 from engine.ml.prep.tabular import CategoricalSpec, NumericSpec, TabularPreprocessor
+from engine.ml.prep.words import WordsSpec
 
 COLUMNS_PER_ROW = 3
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
@@ -62,11 +64,30 @@ def _categorical_widget(spec: CategoricalSpec, key: str) -> str | None:
     return None if choice == MISSING_LABEL else choice
 
 
+def _date_widget(spec: DateSpec, key: str) -> str | None:
+    """A date as text: any form the training data used (2024-03-01, 2024-03-01 14:30, 1/3/2024)."""
+    start = spec.fill.replace("T00:00:00", "").replace("T", " ")
+    span = f"Training dates {spec.minimum[:10]} … {spec.maximum[:10]}; " if spec.minimum else ""
+    text = st.text_input(
+        spec.name,
+        value=start,
+        key=key,
+        help=f"{span}a date such as 2024-03-01 (or 2024-03-01 14:30). Starts at the median.",
+    )
+    if text.strip() and parse_dates(pd.Series([text])).isna().all():
+        st.warning(
+            f"{data.md_text(text)} does not read as a date: write it like 2024-03-01. "
+            "The model uses the median training date meanwhile."
+        )
+        return None
+    return text.strip() or None
+
+
 def table_inputs(preprocessors: list[TabularPreprocessor], key: str) -> pd.DataFrame:
     """One row with a value for every feature any of the models needs (A/B: their union)."""
-    specs: dict[str, NumericSpec | CategoricalSpec] = {}
+    specs: dict[str, NumericSpec | CategoricalSpec | DateSpec | WordsSpec] = {}
     for pre in preprocessors:
-        for spec in [*pre.numeric, *pre.categorical]:
+        for spec in [*pre.numeric, *pre.categorical, *pre.dates, *pre.words]:
             specs.setdefault(spec.name, spec)
     row: dict[str, object] = {}
     names = list(specs)
@@ -77,6 +98,16 @@ def table_inputs(preprocessors: list[TabularPreprocessor], key: str) -> pd.DataF
             with column:
                 if isinstance(spec, NumericSpec):
                     row[name] = _numeric_widget(spec, widget_key)
+                elif isinstance(spec, DateSpec):
+                    row[name] = _date_widget(spec, widget_key)
+                elif isinstance(spec, WordsSpec):
+                    row[name] = st.text_area(
+                        spec.name,
+                        key=widget_key,
+                        height=80,
+                        help="Free text: the model reads its words (the most common "
+                        f"{spec.width} of training).",
+                    )
                 else:
                     row[name] = _categorical_widget(spec, widget_key)
     return pd.DataFrame([row])

@@ -22,6 +22,7 @@ from db import runs as run_store
 from db.records import DatasetRecord, RunRecord
 from engine.core.catalog import DEFAULT_MODEL, TASKS, family_description, models_for_kind
 from engine.core.config import ConfigProblem, RunConfig, config_problems, field_help
+from engine.core.family_defaults import family_default_fields
 from engine.core.presets import (
     DEFAULT_PRESET,
     PRESET_NAMES,
@@ -339,6 +340,7 @@ def _model_changed() -> None:
     # A pretrained encoder has its own learning rates (per mode): refill it to or from one.
     if PRETRAINED in (st.session_state.get(KEY_PREFIX + "model"), st.session_state.get(LR_FOR)):
         _forget({"learning_rate"})
+    _forget(family_default_fields())  # and its own learning rate (engine/core/family_defaults)
 
 
 def _mode_changed() -> None:

@@ -24,6 +24,7 @@ from dashboard.components import (
     registry_section,
     report_section,
 )
+from dashboard.components.auto_choice import show as show_auto_choice
 from dashboard.components.run_edit_panel import edit_panel
 from db import artifacts as artifact_store
 from db import metrics as metric_store
@@ -563,6 +564,7 @@ def _curves_tab(run: RunRecord, task: str, refresh: int | None) -> None:
 def _evaluation_tab(run: RunRecord, task: str, refresh: int | None) -> None:
     with data.shown_errors("reading the evaluation"):
         _evaluation(run, task)
+        show_auto_choice(settings, run.id)  # what model=auto tried: components/auto_choice.py
 
 
 def _config_tab(run: RunRecord, task: str, refresh: int | None) -> None:

@@ -294,3 +294,10 @@ def fail_running_run(db: Engine, run_id: int, *, worker_id: str, error: str) -> 
             ).rowcount
             > 0
         )
+
+
+def record_chosen_config(db: Engine, run_id: int, config: dict[str, Any]) -> None:
+    """Replace a `model=auto` run's config with the one it trains (the candidate it chose, with
+    its family's values), so the Run page, the Runs list and a clone show what trained."""
+    with writing(db) as conn:
+        conn.execute(update(runs).where(runs.c.id == run_id).values(config=config))

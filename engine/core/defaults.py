@@ -2,8 +2,9 @@
 
 A run submitted with no options should be a fair first result on data we have never seen, not
 a tuned one: the batch grows with the data so an epoch stays a few hundred steps, the epoch
-count aims at a few thousand optimizer steps in total, early stopping ends runs that stopped
-improving, and a skewed label gets class weights. The values are written into the run's
+count aims at a few thousand optimizer steps in total, and early stopping ends runs that
+stopped improving. A skewed label does not get class weights unless the user asks (see
+suggest_config). The values are written into the run's
 config, so what a run used is always visible and a clone repeats it exactly.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 from engine.core.config import RunConfig
 
 # Above this ratio between the most and the least frequent class, an unweighted loss mostly
-# learns the big classes.
+# learns the big classes. Kept for callers that describe a skew; never applied by default.
 IMBALANCE_RATIO = 3.0
 
 
@@ -54,10 +55,11 @@ def suggest_config(
         "early_stopping_patience": max(5, epochs // 5),
         "restore_best_weights": True,
     }
-    counts = [c for c in (class_counts or {}).values() if c > 0]
-    if len(counts) >= 2 and max(counts) / min(counts) > IMBALANCE_RATIO:
-        out["imbalance"] = "class_weights"
-        out["monitor"] = "val_balanced_accuracy"
+    # A skewed label keeps imbalance=none and the plain objective: class weights trade the big
+    # classes' accuracy for the rare ones' recall, a choice the user makes (the Run page shows
+    # per-class recall, and the verdict names classes the model never predicts), never one
+    # imposed silently. `class_counts` stays in the signature for callers that pass it.
+    del class_counts
     return out
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from engine.core.config import RunConfig
 from engine.core.defaults import suggest_config
 from engine.core.errors import ConfigError
+from engine.core.family_defaults import family_defaults
 from engine.core.run_fields import family_of
 
 
@@ -126,6 +127,8 @@ def preset_config(
         out["epochs"] = min(rule.max_epochs, max(rule.min_epochs, epochs))
         out["early_stopping_patience"] = max(rule.min_patience, out["epochs"] // 5)
     out.update(SIZES.get(family_of(model, kind), {}).get(preset, {}))
+    if model != "auto":  # auto: the engine gives each candidate its family's values
+        out.update(family_defaults(model))
     return out
 
 

@@ -37,6 +37,19 @@ def code_path(settings: Settings, run_id: int) -> Path:
     return settings.run_dir(run_id) / "code.json"
 
 
+def auto_choice_path(settings: Settings, run_id: int) -> Path:
+    """What `model=auto` tried and why it chose (engine/ml/auto_select.py)."""
+    return settings.run_dir(run_id) / "auto_choice.json"
+
+
+def read_auto_choice(settings: Settings, run_id: int) -> dict[str, Any] | None:
+    """The run's auto_choice.json, or None when it did not choose (a family was named)."""
+    try:
+        return json.loads(auto_choice_path(settings, run_id).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
 def append_log_line(settings: Settings, run_id: int, line: str) -> None:
     """Add one line to a run's log (what the engine did to it, for the Logs tab)."""
     path = log_path(settings, run_id)

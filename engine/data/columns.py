@@ -1,6 +1,6 @@
-"""Column typing and the dataset schema: what each column is (numeric, categorical, id, text,
-constant), what task a target implies, and the schema stored with a dataset. Pure: no database;
-preprocessing (engine/ml/prep/tabular.py) uses the same rules as ingest."""
+"""Column typing and the dataset schema: what each column is (numeric, categorical, date, id,
+text, constant), what task a target implies, and the schema stored with a dataset. Pure: no
+database; preprocessing (engine/ml/prep/tabular.py) uses the same rules as ingest."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from engine.core.errors import DatasetError
 from engine.data.stored import StoredDataset
 
 MAX_CLASSES = 1000
+# Roles a table model takes as input (the rest: the target, identifiers, constants). Dates and
+# free text become features of their own (engine/ml/prep/dates.py, words.py).
+FEATURE_ROLES = ("numeric", "categorical", "date", "text")
 # An integer column with at most this many distinct values is a category (a rating, a code).
 CATEGORICAL_INT_MAX_UNIQUE = 10
 # An integer target with at most this many distinct values means classification.
@@ -62,7 +65,7 @@ def _is_integer_valued(values: pd.Series) -> bool:
 
 
 def column_role(series: pd.Series) -> str:
-    """numeric | categorical | text | id | constant — what a tabular model does with it."""
+    """numeric | categorical | date | text | id | constant — what a tabular model does with it."""
     present = series.dropna()
     n_unique = present.nunique()
     if n_unique <= 1:
@@ -81,6 +84,10 @@ def column_role(series: pd.Series) -> str:
         ):
             return "categorical"
         return "numeric"
+    if looks_like_dates(series, present):
+        # Dates become features (year, month, weekday… engine/ml/prep/dates.py), not an
+        # identifier dropped because every row has its own.
+        return "date"
     as_text = present.astype(str)
     unique_share = n_unique / len(present)
     if as_text.str.len().mean() > 30 and unique_share > 0.5:
@@ -88,6 +95,18 @@ def column_role(series: pd.Series) -> str:
     if unique_share == 1.0 and len(present) > 20:
         return "id"
     return "categorical"
+
+
+def looks_like_dates(series: pd.Series, present: pd.Series | None = None) -> bool:
+    """Dates or times: a datetime column, or text whose values (a sample) read as dates or
+    times of day (2024-03-01, 2024-03-01T10:00Z, 1/3/2024, 10:30)."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return True
+    present = series.dropna() if present is None else present
+    if present.empty or pd.api.types.is_numeric_dtype(series):
+        return False
+    sample = present.astype(str).str.strip().head(DATE_SAMPLE)
+    return bool(sample.str.match(_DATE_VALUE).mean() >= NUMERIC_PARSE_SHARE)
 
 
 def infer_task(target: pd.Series) -> str:
@@ -193,7 +212,7 @@ def build_schema(
             "std": float(frame[target].std(ddof=0)),
         }
     schema["columns"] = profile_columns(frame, target)
-    features = [c["name"] for c in schema["columns"] if c["role"] in ("numeric", "categorical")]
+    features = [c["name"] for c in schema["columns"] if c["role"] in FEATURE_ROLES]
     if text_column is not None:
         features = [text_column]
         for col in schema["columns"]:
@@ -201,8 +220,8 @@ def build_schema(
     if not features:
         raise DatasetError(
             f"{filename} has no usable feature columns besides the target (every other column is "
-            "empty, constant, an identifier or free text). If a column holds texts, add it as a "
-            "text dataset (kind text)."
+            "empty, constant or an identifier). Add a column the target depends on, or pick "
+            "another target."
         )
     schema["features"] = features
     return frame, schema

@@ -56,8 +56,64 @@ def _labels(series: pd.Series) -> list[Any]:
     return [str(v).strip() if pd.notna(v) else None for v in series]
 
 
+def _dates(series: pd.Series) -> pd.Series:
+    """Dates as at training (engine/ml/prep/dates.py parse_dates): naive UTC, NaT if unreadable."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        if getattr(series.dt, "tz", None) is not None:
+            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        return series.astype("datetime64[ns]")
+    text = series.astype("string").str.strip()
+    parsed = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+    return parsed.dt.tz_localize(None).astype("datetime64[ns]")
+
+
+def _cyclic(values: np.ndarray, period: float) -> list[np.ndarray]:
+    angle = 2 * np.pi * values / period
+    return [np.sin(angle), np.cos(angle)]
+
+
+def encode_date(series: pd.Series, s: dict[str, Any]) -> np.ndarray:
+    """Year (standardized), month, weekday, day of year and time of day as sin/cos pairs."""
+    values = _dates(series)
+    missing = values.isna().to_numpy()
+    filled = values.fillna(pd.Timestamp(s["fill"]))
+    blocks: list[np.ndarray] = []
+    if s["has_date"]:
+        year = filled.dt.year.to_numpy(dtype=np.float64)
+        blocks.append((year - s["year_mean"]) / s["year_std"])
+        blocks += _cyclic(filled.dt.month.to_numpy(dtype=np.float64) - 1, 12)
+        blocks += _cyclic(filled.dt.day_of_week.to_numpy(dtype=np.float64), 7)
+        blocks += _cyclic(filled.dt.day_of_year.to_numpy(dtype=np.float64) - 1, 365.25)
+    if s["has_time"]:
+        hours = filled.dt.hour + filled.dt.minute / 60 + filled.dt.second / 3600
+        blocks += _cyclic(hours.to_numpy(dtype=np.float64), 24)
+    if s["add_missing_indicator"]:
+        blocks.append(missing.astype(np.float64))
+    return np.stack(blocks, axis=1) if blocks else np.zeros((len(series), 0))
+
+
+def _words(text: Any) -> list[str]:
+    """Tokens as at training (engine/data/tokenizer.py split_words), words and numbers only."""
+    text = unicodedata.normalize("NFKC", "" if pd.isna(text) else str(text)).casefold()
+    return [w for w in _TOKEN.findall(text) if any(ch.isalnum() for ch in w)]
+
+
+def encode_words(series: pd.Series, s: dict[str, Any]) -> np.ndarray:
+    """A free-text column as TF-IDF over the training words (engine/ml/prep/words.py)."""
+    index = {w: i for i, w in enumerate(s["vocab"])}
+    counts = np.zeros((len(series), len(s["vocab"])))
+    for row, text in enumerate(series):
+        for word in _words(text):
+            if word in index:
+                counts[row, index[word]] += 1
+    weighted = np.log1p(counts) * np.asarray(s["idf"], dtype=np.float64)
+    norms = np.linalg.norm(weighted, axis=1, keepdims=True)
+    return weighted / np.where(norms > 0, norms, 1.0)
+
+
 def encode_table(frame: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
-    needed = [s["name"] for s in spec["numeric"] + spec["categorical"]]
+    dates, words = spec.get("dates", []), spec.get("words", [])
+    needed = [s["name"] for s in spec["numeric"] + spec["categorical"] + dates + words]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise SystemExit(f"error: the input has no column(s) {missing}; expected {needed}")
@@ -79,6 +135,10 @@ def encode_table(frame: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
             if key in where:
                 onehot[row, where[key]] = 1.0
         blocks.append(onehot)
+    for s in dates:
+        blocks.append(encode_date(frame[s["name"]], s))
+    for s in words:
+        blocks.append(encode_words(frame[s["name"]], s))
     return np.hstack(blocks).astype(np.float32) if blocks else np.zeros((len(frame), 0), "f4")
 
 

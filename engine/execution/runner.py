@@ -40,9 +40,10 @@ from db.writes import digests as digest_writes
 from db.writes import metrics as metric_writes
 from db.writes import runs as run_writes
 from engine.core.atomic import write_json_atomic
-from engine.core.config import validate_config
-from engine.core.errors import DatasetError, SeedlabError
+from engine.core.config import RunConfig, validate_config
+from engine.core.errors import DatasetError, SeedlabError, TrainingError
 from engine.core.run_files import (
+    auto_choice_path,
     checkpoint_path,
     log_path,
     predictions_path,
@@ -54,6 +55,7 @@ from engine.data.version_rows import stored_version
 from engine.execution.stop_marker import engine_is_stopping
 from engine.execution.system_metrics import SystemSampler, start_for_run
 from engine.ml import ddp
+from engine.ml.auto_select import AutoChoice, choose_model
 from engine.ml.checkpoints import (
     InvalidCheckpoint,
     TrainState,
@@ -61,10 +63,11 @@ from engine.ml.checkpoints import (
     load_train_state,
     save_train_state,
 )
-from engine.ml.device import choose_device
+from engine.ml.device import DeviceChoice, choose_device
 from engine.ml.distill import attach_teacher
 from engine.ml.importance import importance_at_end_of_run
 from engine.ml.pipeline import evaluate_on_test, file_digest, prepare_dataset, save_checkpoint
+from engine.ml.prepared import PreparedData
 from engine.ml.train import ListReporter, train
 from engine.ml.verdict import verdict_or_none
 from engine.services.provenance import record_what_ran
@@ -244,6 +247,16 @@ def execute(settings: Settings, run_id: int) -> str:
         teacher = attach_teacher(settings, config, data, choice)  # distillation, else None
         if teacher is not None:
             log.info("distilling from teacher run #%s", config.distill_from)
+        reporter = DbReporter(db, run_id) if main else None
+        if config.model == "auto":  # choose on the validation split (engine/ml/auto_select.py)
+            config, auto = _choose_model(settings, run_id, config, data, choice, reporter)
+            if auto.cancelled:
+                run_writes.finish_run(db, run_id, "cancelled")
+                status = "cancelled"
+                return status
+            if main:
+                run_writes.record_chosen_config(db, run_id, config.model_dump(mode="json"))
+                _record_artifact(db, run_id, "auto_choice", auto_choice_path(settings, run_id))
         resume = load_train_state(resume_path(settings, run_id))  # on every rank
         if not main:
             result = train(  # the same points as rank 0: their means are collectives
@@ -256,7 +269,7 @@ def execute(settings: Settings, run_id: int) -> str:
                 loss_points_per_epoch=LOSS_POINTS_PER_EPOCH,
             )
             return "cancelled" if result.cancelled else "completed"
-        reporter = DbReporter(db, run_id)
+        assert reporter is not None
         # Points a previous attempt wrote after its checkpoint are replaced, not doubled: the
         # resumed run logs those steps again.
         metric_writes.discard_after_epoch(db, run_id, resume.epoch if resume else 0)
@@ -351,6 +364,39 @@ def _await(recorder: threading.Thread | None) -> None:
     """Wait for the record of what ran (bounded: its git calls time out after 5 s each)."""
     if recorder is not None:
         recorder.join(timeout=60)
+
+
+def _choose_model(
+    settings: Settings,
+    run_id: int,
+    config: RunConfig,
+    data: PreparedData,
+    choice: DeviceChoice,
+    reporter: DbReporter | None,
+) -> tuple[RunConfig, AutoChoice]:
+    """The config a `model=auto` run trains, and what was tried (written to auto_choice.json
+    by rank 0). Only the training and validation tensors go to the choice, never the test
+    split. Each process of a data-parallel run races the candidates alone, on all the training
+    rows, so they make the choice a single process would; they then check that they agree."""
+    parallel = ddp.current()
+    chosen, auto = choose_model(
+        config,
+        data.train_data,
+        choice,
+        should_stop=reporter.should_stop if reporter is not None else None,
+    )
+    if parallel.active and not auto.cancelled:
+        mine = next(i for i, trial in enumerate(auto.trials) if trial.chosen)
+        rank0 = [parallel.agree(mine == i) for i in range(len(auto.trials))]
+        if not rank0[mine]:
+            raise TrainingError(
+                "The data-parallel processes chose different models under model=auto (their "
+                "scores differed on this device). Name the model (model=…) and launch again."
+            )
+    if reporter is not None:
+        write_json_atomic(auto_choice_path(settings, run_id), auto.to_dict())
+        log.info("model=auto: %s", auto.reason)
+    return chosen, auto
 
 
 def _collective_failed(exc: BaseException) -> bool:

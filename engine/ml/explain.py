@@ -120,6 +120,10 @@ def typical_row(pre: TabularPreprocessor) -> pd.DataFrame:
     row: dict[str, object] = {s.name: s.median for s in pre.numeric}
     for spec in pre.categorical:
         row[spec.name] = spec.categories[0] if spec.categories else None
+    for spec in pre.dates:
+        row[spec.name] = spec.fill  # the median training date
+    for spec in pre.words:
+        row[spec.name] = ""  # no words: every word's feature at zero
     return pd.DataFrame([row])
 
 
@@ -130,6 +134,8 @@ def _column_groups(pre: TabularPreprocessor) -> list[tuple[str, int]]:
         groups.append((spec.name, 2 if spec.add_missing_indicator else 1))
     for spec in pre.categorical:
         groups.append((spec.name, len(spec.categories) + spec.has_other + spec.has_missing))
+    for spec in [*pre.dates, *pre.words]:
+        groups.append((spec.name, spec.width))
     return groups
 
 

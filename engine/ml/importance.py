@@ -77,6 +77,7 @@ def column_groups(predictor: Predictor) -> list[tuple[str, int, int]]:
     widths += [
         (s.name, len(s.categories) + int(s.has_other) + int(s.has_missing)) for s in pre.categorical
     ]
+    widths += [(s.name, s.width) for s in [*pre.dates, *pre.words]]
     groups, start = [], 0
     for name, width in widths:
         groups.append((name, start, start + width))

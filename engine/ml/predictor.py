@@ -65,11 +65,10 @@ class Predictor:
 
     @property
     def input_columns(self) -> list[str]:
-        """The raw columns a table model needs (numeric first, then categorical)."""
+        """The raw columns a table model needs (numeric first, then categorical, then dates)."""
         if not isinstance(self.preprocessor, TabularPreprocessor):
             return []
-        pre = self.preprocessor
-        return [s.name for s in pre.numeric] + [s.name for s in pre.categorical]
+        return self.preprocessor.input_columns
 
     @classmethod
     def load(cls, path: Path | str) -> Predictor:

@@ -13,6 +13,7 @@ from engine.core.catalog import effective_task, model_family_for, monitor_error
 from engine.core.config import RunConfig, validate_config
 from engine.core.defaults import suggest_for_dataset
 from engine.core.errors import ConfigError, DatasetError
+from engine.core.family_defaults import fill_family_defaults
 from engine.core.pretrained import FAMILY, with_kind_defaults
 
 
@@ -100,8 +101,8 @@ def submit_run(
     `dataset_ref` is an id, "NAME" (its latest version) or "NAME@N" (version N);
     `dataset_version` picks the version instead (a clone, a student: their parent's). The run
     records the exact version it will train on. Fields missing from a dict of values get the
-    settings suggested for the dataset's kind and size (engine.core.defaults); a RunConfig is
-    taken as it is.
+    settings suggested for the dataset's kind and size (engine.core.defaults) and the named
+    model family's own values (engine.core.family_defaults); a RunConfig is taken as it is.
     """
     from engine.services.dataset_versions import get_version, resolve
 
@@ -116,11 +117,16 @@ def submit_run(
             # The suggestions about labels do not apply to a task the user switched to.
             suggested.pop("imbalance", None)
             suggested.pop("monitor", None)
+        merged = {**suggested, **values}
         try:
-            family = model_family_for(str(values.get("model", "auto")), dataset.kind)
-        except ValueError:
-            family = ""  # validation below says what is wrong
-        config = validate_config(with_kind_defaults({**suggested, **values}, family, dataset.kind))
+            family = model_family_for(str(merged.get("model", "auto")), dataset.kind)
+        except ValueError:  # validate_config or prepare says why, in the user's words
+            family = None
+        if family is not None and merged.get("model", "auto") != "auto":
+            # auto: each candidate gets its family's values when the engine chooses one.
+            merged = fill_family_defaults(merged, family, user_set=set(values))
+        # A pretrained model: its backbone and per-mode learning rate when the user set none.
+        config = validate_config(with_kind_defaults(merged, family or "", dataset.kind))
     check_task(config, dataset)
     check_pretrained(config, dataset)
     run_name = (name or "").strip() or default_run_name(dataset, config)

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from db import runs as run_store
 from db.writes import run_edits
 from db.writes import runs as run_writes
+from engine.core.catalog import DEFAULT_MODEL
 from engine.core.config import RunConfig
 from engine.core.errors import SeedlabError
 from engine.core.settings import Settings
@@ -67,12 +68,16 @@ def queue_demo_run(settings: Settings, db: Engine, actor: Actor, dataset: str | 
     check(actor, Permission.LAUNCH)
     name = dataset or DEMO_RUN_DATASET
     try:
-        find_dataset(db, name)
+        record = find_dataset(db, name)
     except SeedlabError:
         from engine.services.datasets import add_demo_datasets
 
         add_demo_datasets(settings, db, actor)
-    values = RunConfig.model_validate(DEMO_RUN_CONFIG if dataset is None else {})
+        record = find_dataset(db, name)
+    # The kind's default family, named: a demo run does not race `model=auto`'s candidates.
+    values = RunConfig.model_validate(
+        DEMO_RUN_CONFIG if dataset is None else {"model": DEFAULT_MODEL[record.kind]}
+    )
     return launch_run(db, actor, name, values, name=f"{name} demo")
 
 

@@ -16,6 +16,8 @@ from sklearn.model_selection import train_test_split
 
 from engine.core.errors import DatasetError
 from engine.data.columns import as_numeric, class_labels
+from engine.ml.prep.dates import DateSpec
+from engine.ml.prep.words import WordsSpec
 
 OTHER = "__other__"
 MISSING = "__missing__"
@@ -54,6 +56,12 @@ class CategoricalSpec:
 class TabularPreprocessor:
     numeric: list[NumericSpec] = field(default_factory=list)
     categorical: list[CategoricalSpec] = field(default_factory=list)
+    # Date and time columns, encoded after the categorical ones (engine/ml/prep/dates.py); empty
+    # in checkpoints made before dates were features.
+    dates: list[DateSpec] = field(default_factory=list)
+    # Free-text columns beside the other features, as TF-IDF words (engine/ml/prep/words.py),
+    # encoded last.
+    words: list[WordsSpec] = field(default_factory=list)
 
     @classmethod
     def fit(
@@ -66,7 +74,11 @@ class TabularPreprocessor:
                 raise DatasetError(
                     f"Feature column {name!r} is missing from the dataset's data file."
                 )
-            if roles[name] == "numeric":
+            if roles[name] == "date":
+                pre.dates.append(DateSpec.fit(name, frame[name]))
+            elif roles[name] == "text":
+                pre.words.append(WordsSpec.fit(name, frame[name]))
+            elif roles[name] == "numeric":
                 values = _numeric_values(frame[name])
                 present = values.dropna()
                 median = float(present.median()) if len(present) else 0.0
@@ -111,7 +123,14 @@ class TabularPreprocessor:
                 names.append(f"{spec.name}={OTHER}")
             if spec.has_missing:
                 names.append(f"{spec.name}={MISSING}")
+        for spec in [*self.dates, *self.words]:
+            names += spec.feature_names
         return names
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The raw columns the encoder reads, in its order."""
+        return [s.name for s in [*self.numeric, *self.categorical, *self.dates, *self.words]]
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         blocks: list[np.ndarray] = []
@@ -151,6 +170,10 @@ class TabularPreprocessor:
             valid = codes.codes >= 0
             onehot[np.nonzero(valid)[0], codes.codes[valid]] = 1.0
             blocks.append(onehot)
+        for spec in [*self.dates, *self.words]:
+            if spec.name not in frame.columns:
+                raise DatasetError(f"Input has no column {spec.name!r}, which the model needs.")
+            blocks.append(spec.encode(frame[spec.name]))
         if not blocks:
             return np.zeros((len(frame), 0), dtype=np.float32)
         return np.hstack(blocks).astype(np.float32)
@@ -163,6 +186,8 @@ class TabularPreprocessor:
         return cls(
             numeric=[NumericSpec(**d) for d in data["numeric"]],
             categorical=[CategoricalSpec(**d) for d in data["categorical"]],
+            dates=[DateSpec(**d) for d in data.get("dates", [])],
+            words=[WordsSpec(**d) for d in data.get("words", [])],
         )
 
 
