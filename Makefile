@@ -60,11 +60,12 @@ worker: install
 dashboard: install
 	$(BIN)/seedlab dashboard --port $(PORT)
 
-# Two test processes (pytest-xdist) by default: most of the suite waits on subprocesses (engine,
-# runner, dashboard), so two keep both cores busy. `make test TEST_WORKERS=0` runs in one process.
-# The tests that start a Ray cluster or several training processes run after, alone: beside
-# another test's training a Ray node can miss its health checks and be declared dead.
-TEST_WORKERS ?= 2
+# One test process by default. `make test TEST_WORKERS=2` (pytest-xdist) runs two; on 2 cores it
+# gained nothing (the suite's engine and runner subprocesses already keep both busy: 18.4 min for
+# all but the cluster tests, 2026-12-02), but it pays on a machine with more cores. The tests that
+# start a Ray cluster or several training processes run after, on their own: beside another
+# test's training a Ray node once missed its health checks and was declared dead.
+TEST_WORKERS ?= 0
 TEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 CLUSTERS := ray or ddp
 

@@ -50,7 +50,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("backend") == "postgresql":
             item.add_marker(pytest.mark.postgres)
-        # Under pytest-xdist (`make test` runs two workers), the tests that start a Ray cluster
+        # Under pytest-xdist (`make test TEST_WORKERS=2`), the tests that start a Ray cluster
         # or several training processes run one after another on one worker: two at once would
         # ask the 2-core machine for twice the CPUs their runs reserve.
         if item.get_closest_marker("ray") or item.get_closest_marker("ddp"):

@@ -52,7 +52,7 @@ def test_an_auto_run_races_the_candidates_and_trains_the_winner(settings, db, de
     kinds = {a.kind for a in artifact_store.list_artifacts(db, run_id)}
     assert {"auto_choice", "checkpoint", "report"} <= kinds
     # The Run page shows the table in the Evaluation tab.
-    at = open_page("views/run_detail.py", run=str(run_id))
+    at = open_page("views/run_detail.py", run=str(run_id), tab="Evaluation")  # the table is there
     assert "Model chosen by auto" in texts(at.markdown)
     table = next(d.value for d in at.dataframe if "candidate" in d.value.columns)
     assert list(table["candidate"]) == [c["label"] for c in choice["candidates"]]
