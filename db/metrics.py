@@ -62,16 +62,7 @@ def metric_series(db: Engine, run_id: int, key: str) -> MetricSeries:
     """Every point of one metric of one run, as arrays (empty arrays if there is none)."""
     with reading(db) as conn:
         rows = _driver_rows(conn, _series_statement(), {"run_id": run_id, "key": key})
-    # One float64 block (NULL → NaN; steps exact below 2**53), then columns: cheaper than
-    # three Python-level passes over the rows.
-    block = np.array(rows, dtype=np.float64).reshape(len(rows), 3)
-    return MetricSeries(
-        run_id=run_id,
-        key=key,
-        steps=block[:, 0].astype(np.int64),
-        values=np.ascontiguousarray(block[:, 1]),
-        wall_times=np.ascontiguousarray(block[:, 2]),
-    )
+    return _series(run_id, key, rows)
 
 
 def metric_history(
@@ -235,6 +226,8 @@ def _picks(conn: Connection, ids: list[int], key: str, max_points: int) -> tuple
 
 
 def _series(run_id: int, key: str, rows: list) -> MetricSeries:
+    # One float64 block (NULL → NaN; steps exact below 2**53), then columns: cheaper than
+    # three Python-level passes over the rows.
     block = np.array(rows, dtype=np.float64).reshape(len(rows), 3)
     return MetricSeries(
         run_id=run_id,
