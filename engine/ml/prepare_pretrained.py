@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -25,7 +24,8 @@ from engine.ml.device import DeviceChoice
 from engine.ml.inputs import InputSpec
 from engine.ml.prep.pretrained_text import PretrainedTextPreprocessor
 from engine.ml.prep.tabular import TargetEncoder
-from engine.ml.prepared import PreparedData, row_ids_of, split_for_run
+from engine.ml.prepare_text import text_prepared
+from engine.ml.prepared import PreparedData, split_for_run
 from engine.ml.pretrained_source import resolve_base_model
 from engine.ml.train import TrainData
 
@@ -169,25 +169,4 @@ def prepare_pretrained_text(
         spec=spec,
         target_std=encoder.std,
     )
-    if task == "classification":
-        y_test = encoder.encode(splits.test[target_col])
-    else:
-        y_test = splits.test[target_col].to_numpy(dtype=np.float64)
-    test_texts = splits.test[text_col].fillna("").astype(str).tolist()
-
-    def describe_test(positions: Sequence[int]) -> list[dict[str, Any]]:
-        return [{"text": test_texts[i]} for i in positions]
-
-    return PreparedData(
-        train_data,
-        ids(splits.test),
-        y_test,
-        pre,
-        encoder,
-        split_sizes={"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
-        stratified=splits.stratified,
-        task=task,
-        describe_test=describe_test,
-        test_row_ids=row_ids_of(splits.test),
-        raw_texts=(splits.train[text_col].fillna("").astype(str).tolist(), test_texts),
-    )
+    return text_prepared(train_data, splits, ids, pre, encoder, task, text_col, target_col)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,6 +79,20 @@ def prepare_text(
         ),
         target_std=encoder.std,
     )
+    return text_prepared(train_data, splits, ids, pre, encoder, task, text_col, target_col)
+
+
+def text_prepared(
+    train_data: TrainData,
+    splits: Any,  # noqa: ANN401 - prepared.split_for_run's splits
+    ids: Callable[[pd.DataFrame], torch.Tensor],
+    pre: Any,  # noqa: ANN401 - the run's text preprocessor (word or pretrained tokenizer)
+    encoder: TargetEncoder,
+    task: str,
+    text_col: str,
+    target_col: str,
+) -> PreparedData:
+    """The test split and what a text run keeps of its rows, for either tokenizer."""
     if task == "classification":
         y_test = encoder.encode(splits.test[target_col])
     else:
