@@ -24,8 +24,7 @@ from engine.ml.device import DeviceChoice
 from engine.ml.inputs import InputSpec
 from engine.ml.prep.pretrained_text import PretrainedTextPreprocessor
 from engine.ml.prep.tabular import TargetEncoder
-from engine.ml.prepare_text import text_prepared
-from engine.ml.prepared import PreparedData, split_for_run
+from engine.ml.prepared import PreparedData, split_for_run, text_prepared
 from engine.ml.pretrained_source import resolve_base_model
 from engine.ml.train import TrainData
 

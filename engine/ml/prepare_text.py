@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -20,7 +18,7 @@ from engine.ml.device import DeviceChoice
 from engine.ml.inputs import InputSpec
 from engine.ml.prep.tabular import TargetEncoder
 from engine.ml.prep.text import TextPreprocessor
-from engine.ml.prepared import PreparedData, row_ids_of, split_for_run
+from engine.ml.prepared import PreparedData, split_for_run, text_prepared
 from engine.ml.train import TrainData
 
 
@@ -80,38 +78,3 @@ def prepare_text(
         target_std=encoder.std,
     )
     return text_prepared(train_data, splits, ids, pre, encoder, task, text_col, target_col)
-
-
-def text_prepared(
-    train_data: TrainData,
-    splits: Any,  # noqa: ANN401 - prepared.split_for_run's splits
-    ids: Callable[[pd.DataFrame], torch.Tensor],
-    pre: Any,  # noqa: ANN401 - the run's text preprocessor (word or pretrained tokenizer)
-    encoder: TargetEncoder,
-    task: str,
-    text_col: str,
-    target_col: str,
-) -> PreparedData:
-    """The test split and what a text run keeps of its rows, for either tokenizer."""
-    if task == "classification":
-        y_test = encoder.encode(splits.test[target_col])
-    else:
-        y_test = splits.test[target_col].to_numpy(dtype=np.float64)
-    test_texts = splits.test[text_col].fillna("").astype(str).tolist()
-
-    def describe_test(positions: Sequence[int]) -> list[dict[str, Any]]:
-        return [{"text": test_texts[i]} for i in positions]
-
-    return PreparedData(
-        train_data,
-        ids(splits.test),
-        y_test,
-        pre,
-        encoder,
-        split_sizes={"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
-        stratified=splits.stratified,
-        task=task,
-        describe_test=describe_test,
-        test_row_ids=row_ids_of(splits.test),
-        raw_texts=(splits.train[text_col].fillna("").astype(str).tolist(), test_texts),
-    )

@@ -84,3 +84,38 @@ def row_ids_of(part: pd.DataFrame) -> list[str]:
     if "row_id" in part.columns:
         return part["row_id"].astype(str).tolist()
     return [str(i) for i in part.index]
+
+
+def text_prepared(
+    train_data: TrainData,
+    splits: Splits,
+    ids: Callable[[pd.DataFrame], Any],
+    pre: Any,  # noqa: ANN401 - the run's text preprocessor (word or pretrained tokenizer)
+    encoder: TargetEncoder,
+    task: str,
+    text_col: str,
+    target_col: str,
+) -> PreparedData:
+    """The test split and what a text run keeps of its rows, for either tokenizer."""
+    if task == "classification":
+        y_test = encoder.encode(splits.test[target_col])
+    else:
+        y_test = splits.test[target_col].to_numpy(dtype=np.float64)
+    test_texts = splits.test[text_col].fillna("").astype(str).tolist()
+
+    def describe_test(positions: Sequence[int]) -> list[dict[str, Any]]:
+        return [{"text": test_texts[i]} for i in positions]
+
+    return PreparedData(
+        train_data,
+        ids(splits.test),
+        y_test,
+        pre,
+        encoder,
+        split_sizes={"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+        stratified=splits.stratified,
+        task=task,
+        describe_test=describe_test,
+        test_row_ids=row_ids_of(splits.test),
+        raw_texts=(splits.train[text_col].fillna("").astype(str).tolist(), test_texts),
+    )
