@@ -15,6 +15,7 @@ from engine.core.settings import Settings
 from engine.data.stored import load_frame
 from engine.ml.checkpoints import (
     InvalidCheckpoint,
+    TrainState,
     load_train_state,
     save_train_state,
     saved_epoch,
@@ -114,3 +115,21 @@ def test_points_past_the_checkpoint_are_discarded_and_the_summary_rebuilt(db, de
     # A fresh start (no checkpoint) discards every point of the attempt before it.
     assert metric_writes.discard_after_epoch(db, run_id, 0) == 10
     assert run_store.get_run(db, run_id).summary == {}
+
+
+def test_a_side_file_left_by_a_kill_between_the_two_writes_is_not_believed(tmp_path):
+    """A process killed after the checkpoint's rename but before its side file's: the side file
+    still names the previous epoch, and the requeue decision must see what a resume will load."""
+
+    def state(epoch: int) -> TrainState:
+        rng = torch.get_rng_state()
+        return TrainState(epoch, {"w": torch.zeros(epoch)}, {}, None, None, rng, [], rng)
+
+    path = tmp_path / "resume.pt"
+    save_train_state(path, state(2))
+    side = path.with_suffix(".json")
+    stale = side.read_text()
+    assert saved_epoch(path) == 2
+    save_train_state(path, state(3))
+    side.write_text(stale)  # as if killed before the side file was replaced
+    assert saved_epoch(path) == 3 == load_train_state(path).epoch

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,9 +157,16 @@ def save_train_state(path: Path, state: TrainState) -> int:
     payload = {"format": FORMAT, **state.__dict__}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-    # The epoch also in a few bytes of JSON: pages read it without importing torch.
-    write_json_atomic(_epoch_file(path), {"epoch": state.epoch}, indent=None)
-    return path.stat().st_size
+    # The epoch also in a few bytes of JSON: pages read it without importing torch. It names
+    # the checkpoint it describes (size, mtime): a process killed between the two renames
+    # leaves a side file of the previous checkpoint, which saved_epoch then ignores.
+    stat = path.stat()
+    write_json_atomic(_epoch_file(path), {"epoch": state.epoch, **_identity(stat)}, indent=None)
+    return stat.st_size
+
+
+def _identity(stat: os.stat_result) -> dict[str, int]:
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def _epoch_file(path: Path) -> Path:
@@ -203,9 +211,12 @@ def saved_epoch(path: Path) -> int | None:
     if not path.is_file():
         return None
     try:
-        return int(json.loads(_epoch_file(path).read_text())["epoch"])
+        side = json.loads(_epoch_file(path).read_text())
+        if {k: side[k] for k in ("size", "mtime_ns")} == _identity(path.stat()):
+            return int(side["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
-        try:
-            return checkpoint_epoch(path)
-        except InvalidCheckpoint:
-            return None
+        pass
+    try:  # no side file, or one left from the previous checkpoint
+        return checkpoint_epoch(path)
+    except InvalidCheckpoint:
+        return None
