@@ -39,11 +39,13 @@ from sqlalchemy import Engine, text  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.concurrency import run_in_threadpool  # noqa: E402
 from starlette.exceptions import HTTPException  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse, RedirectResponse, Response  # noqa: E402
 from starlette.routing import BaseRoute, Mount, Route  # noqa: E402
 
 import seedlab  # noqa: E402
+from dashboard.preload import PreloadCharts  # noqa: E402
 from db import workers as worker_store  # noqa: E402
 from db.session import get_db  # noqa: E402
 from engine.core.errors import SeedlabError  # noqa: E402
@@ -275,4 +277,10 @@ async def lifespan(_: st.App) -> AsyncIterator[None]:
 
 
 # `streamlit run` finds this by its name and class (a module-level `app = st.App(...)`).
-app = st.App(PAGES, routes=ROUTES, lifespan=lifespan)
+app = st.App(
+    PAGES,
+    routes=ROUTES,
+    lifespan=lifespan,
+    # Pages with curves load the charting code while their script runs (dashboard/preload.py).
+    middleware=[Middleware(PreloadCharts)],
+)

@@ -131,7 +131,7 @@ def test_metric_curves_one_trace_per_key_and_per_run() -> None:
             "wall_time": 0.0,
         }
     )
-    assert len(charts.metric_curves(long, ["train_loss"]).data[0].x) <= 2000
+    assert len(charts.metric_curves(long, ["train_loss"]).data[0].x) <= charts.MAX_POINTS_PER_TRACE
 
 
 def test_curves_place_points_within_epochs_with_whole_epoch_ticks() -> None:

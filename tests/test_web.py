@@ -113,3 +113,24 @@ def test_health_is_503_when_the_database_does_not_answer(tmp_path: Path):
     assert answer["ok"] is False and answer["database_reachable"] is False
     assert answer["engine_alive"] is False
     assert "127.0.0.1" not in body  # the cause goes to the server's log, not to the caller
+
+
+def test_chart_pages_import_the_charting_code_with_their_html(server: Server):
+    """dashboard/preload.py: Home, Run, Compare and Sweeps start loading Plotly's module as the
+    page loads (gzip asked for or not); other pages and the module itself are left as served."""
+    from dashboard.preload import preload_tag
+
+    tag = preload_tag().decode()
+    assert tag.startswith('<script type="module">import("./static/js/PlotlyChart.')
+    for path in ("/", "/run?run=1", "/compare", "/sweeps"):
+        request = urllib.request.Request(f"{server.url}{path}", headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            html = r.read().decode()
+            assert r.headers.get("content-encoding") is None, path
+            assert int(r.headers["content-length"]) == len(html.encode()), path
+        assert html.count(tag) == 1 and html.index(tag) < html.index("</head>"), path
+    status, _, html = _get(f"{server.url}/datasets")
+    assert status == 200 and "<html" in html and tag not in html
+    module = tag.split('import("./')[1].split('")')[0]
+    status, kind, body = _get(f"{server.url}/{module}")
+    assert status == 200 and "javascript" in kind and len(body) > 1_000_000

@@ -46,6 +46,9 @@ from engine.services.permissions import Permission
 from engine.services.recovery import resumable_epoch, settle_for_readers
 
 REFRESH_S = 1
+# Until a run's first point is stored the curves look twice as often: the first point is what
+# a demo audience waits for. The page is drawn again when the run finishes, at REFRESH_S.
+FIRST_POINT_REFRESH_S = 0.5
 # The runner samples CPU and memory every 5 s (engine/execution/system_metrics.py): redrawing
 # those charts every second re-sent and re-drew the same figures, work a busy machine needs
 # for the curves.
@@ -171,8 +174,12 @@ def _draw_curves(run_id: int, shown_status: str, task: str) -> None:
             st.markdown("**" + ", ".join(metric_label(k) for k in quality_keys) + "**")
             st.plotly_chart(charts.metric_curves(history, quality_keys), key="curve_quality")
     if (history["key"] == "lr").any():
-        with st.expander("Learning rate"):
-            st.plotly_chart(charts.metric_curves(history, ["lr"]), key="curve_lr")
+        # Drawn only once opened: a closed expander's chart would still cost the browser a
+        # third of the page's drawing time.
+        learning_rate = st.expander("Learning rate", key="lr_open", on_change="rerun")
+        if learning_rate.open:
+            with learning_rate:
+                st.plotly_chart(charts.metric_curves(history, ["lr"]), key="curve_lr")
     st.download_button(
         "Download all points (CSV)",
         # Every point, read only when clicked (not on every tick).
@@ -555,37 +562,38 @@ with st.container():  # the status's message or the result cards, in one place f
     _outcome(run, task)
 
 
-def _curves_tab(run: RunRecord, task: str, refresh: int | None) -> None:
-    st.fragment(_curves, run_every=refresh)(run.id, run.status, task)
+def _curves_tab(run: RunRecord, task: str, refresh: float | None) -> None:
+    curves_refresh = FIRST_POINT_REFRESH_S if refresh and not run.summary else refresh
+    st.fragment(_curves, run_every=curves_refresh)(run.id, run.status, task)
     system_refresh = SYSTEM_REFRESH_S if refresh else None
     st.fragment(code_section.show_system, run_every=system_refresh)(db, run.id)  # sys/… metrics
 
 
-def _evaluation_tab(run: RunRecord, task: str, refresh: int | None) -> None:
+def _evaluation_tab(run: RunRecord, task: str, refresh: float | None) -> None:
     with data.shown_errors("reading the evaluation"):
         _evaluation(run, task)
         show_auto_choice(settings, run.id)  # what model=auto tried: components/auto_choice.py
 
 
-def _config_tab(run: RunRecord, task: str, refresh: int | None) -> None:
+def _config_tab(run: RunRecord, task: str, refresh: float | None) -> None:
     st.json(run.config)
 
 
-def _code_tab(run: RunRecord, task: str, refresh: int | None) -> None:
+def _code_tab(run: RunRecord, task: str, refresh: float | None) -> None:
     with data.shown_errors("reading what ran"):
         code_section.show_code(settings, run.id)  # dashboard/components/code_section.py
 
 
-def _logs_tab(run: RunRecord, task: str, refresh: int | None) -> None:
+def _logs_tab(run: RunRecord, task: str, refresh: float | None) -> None:
     st.fragment(_log, run_every=refresh)(run.id)
 
 
-def _files_tab(run: RunRecord, task: str, refresh: int | None) -> None:
+def _files_tab(run: RunRecord, task: str, refresh: float | None) -> None:
     with data.shown_errors("listing the files"):
         _artifacts(run)
 
 
-def _export_tab(run: RunRecord, task: str, refresh: int | None) -> None:
+def _export_tab(run: RunRecord, task: str, refresh: float | None) -> None:
     with data.shown_errors("showing the exports"):
         export_section.show(settings, db, run)  # dashboard/components/export_section.py
 

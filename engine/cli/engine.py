@@ -125,6 +125,17 @@ def _dashboard_cmd(port: int, address: str) -> list[str]:
         str(port),
         "--server.address",
         address,
+        # Streamlit's source watcher (rerun on save, for development) resolves the path of every
+        # imported module on each page run: with pandas, Plotly and SQLAlchemy loaded that is
+        # thousands of realpath calls on the server's event loop, ~1 s of every Run page visit
+        # on 2 cores. A served dashboard never reloads its own code.
+        "--server.fileWatcherType",
+        "none",
+        # Streamlit runs a full gc.collect() after every page run by default: ~0.2 s of each
+        # visit with torch and pandas in memory, before the page counts as loaded. Python's own
+        # collector still runs; dashboard/warm.py freezes the imported modules' objects.
+        "--runner.postScriptGC",
+        "false",
     ]
 
 

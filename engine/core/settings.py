@@ -12,6 +12,7 @@ test suite's SEEDLAB_TEST_POSTGRES.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -24,6 +25,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.core.errors import SeedlabError
 
+# The environment variables Seedlab reads all start with this.
+PREFIX = "SEEDLAB_"
 # user:password@ in a database URL; the password is masked wherever the URL is shown.
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@]*@")
 DEFAULT_HOME = "var"
@@ -61,7 +64,7 @@ class _Environment(BaseSettings):
     table of settings says the same."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SEEDLAB_", env_ignore_empty=True, extra="ignore", frozen=True
+        env_prefix=PREFIX, env_ignore_empty=True, extra="ignore", frozen=True
     )
 
     home: str = Field(DEFAULT_HOME, json_schema_extra=_accepts("a folder path"))
@@ -174,7 +177,7 @@ def proxy_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Net
 
 def env_name(field: str) -> str:
     """The environment variable of a setting: `max_upload_mb` → `SEEDLAB_MAX_UPLOAD_MB`."""
-    return f"SEEDLAB_{field.upper()}"
+    return f"{PREFIX}{field.upper()}"
 
 
 def described_settings() -> list[tuple[str, Any, str]]:
@@ -186,6 +189,14 @@ def described_settings() -> list[tuple[str, Any, str]]:
 
 
 def _read_environment() -> _Environment:
+    # pydantic-settings takes ~1 ms a read and a page run reads several times: the values are
+    # kept per snapshot of the SEEDLAB_* variables, so a changed variable is read afresh.
+    snapshot = tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(PREFIX)))
+    return _read_snapshot(snapshot)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_snapshot(_snapshot: tuple[tuple[str, str], ...]) -> _Environment:
     try:
         return _Environment()
     except ValidationError as exc:
@@ -234,8 +245,8 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         """The settings from the SEEDLAB_* variables; SettingsError (one sentence) on a bad one.
-        Read per call (it is cheap, ~0.3 ms): tests and `SEEDLAB_HOME=… cmd` change the
-        environment, and a cached copy would keep the first one this process saw."""
+        Read per call: tests and `SEEDLAB_HOME=… cmd` change the environment, and a cached copy
+        would keep the first one this process saw (the parsing is cached per environment)."""
         env = _read_environment()
         home = Path(env.home).expanduser().resolve()
         values = env.model_dump(exclude={"home", "db_url"})
