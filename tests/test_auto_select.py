@@ -61,14 +61,28 @@ def test_an_auto_run_races_the_candidates_and_trains_the_winner(settings, db, de
 
 def test_the_same_seed_makes_the_same_choice_and_table(settings, db, demo_datasets):
     record = find_dataset(db, "support_tickets")
-    config = RunConfig(epochs=3, batch_size=64, seed=3)
+    config = RunConfig(epochs=3, batch_size=64, seed=3, max_length=16)
+    prepared = []
+
+    def prepare(candidate: RunConfig):  # noqa: ANN202 - TrainData
+        prepared.append(prepare_dataset(settings, record, candidate, CPU))
+        return prepared[-1].train_data
+
     data = prepare_dataset(settings, record, config, CPU)
-    first_config, first = choose_model(config, data.train_data, CPU, steps=40)
+    first_config, first = choose_model(config, data.train_data, CPU, steps=40, prepare=prepare)
     again = prepare_dataset(settings, record, config, CPU)
-    second_config, second = choose_model(config, again.train_data, CPU, steps=40)
+    second_config, second = choose_model(config, again.train_data, CPU, steps=40, prepare=prepare)
     assert first_config == second_config
     assert _without_seconds(first.to_dict()) == _without_seconds(second.to_dict())
-    assert {c.model for c in first.trials} == {"textcnn", "embedding_bag"}
+    # The bundled MiniLM encoder races too (requirements-nodeps.txt installs it), on its own
+    # tokens of the same rows: the same split, so the same validation texts are scored.
+    assert [c.model for c in first.trials] == ["textcnn", "embedding_bag", "pretrained"]
+    assert len(prepared) == 2 and prepared[0].test_row_ids == data.test_row_ids
+    assert type(prepared[0].preprocessor) is not type(data.preprocessor)  # its own tokenizer
+    assert len(prepared[0].train_data.y_val) == len(data.train_data.y_val)
+    assert (prepared[0].train_data.y_val == data.train_data.y_val).all()
+    without = choose_model(config, data.train_data, CPU, steps=40)[1]  # no way to prepare it
+    assert [t.model for t in without.trials] == ["textcnn", "embedding_bag"]
     # Each text candidate got its family's learning rate, recorded in its row.
     bag = next(t for t in first.trials if t.model == "embedding_bag")
     assert bag.values["learning_rate"] == FAMILY_DEFAULTS["embedding_bag"]["learning_rate"]

@@ -26,7 +26,7 @@ from engine.core.config import validate_config
 from engine.core.epochs import epochs_done
 from engine.core.errors import ConfigError
 from engine.core.pretrained import base_model_label, training_summary
-from engine.core.run_files import log_path, resume_path
+from engine.core.run_files import log_path, read_auto_choice, resume_path
 from engine.data.datasets import ingest_bytes
 from engine.deploy.compress import prune_run, quantize_run
 from engine.deploy.export import export_run
@@ -228,7 +228,13 @@ def test_resume_continues_exactly_like_an_uninterrupted_lora_run(
         on_epoch_end=lambda _epoch, capture: save_train_state(path, capture()),
     )
     assert first.cancelled and first.epochs_completed == 2
-    resumed = train(config, data.train_data, ListReporter(), CPU, resume=load_train_state(path))
+    # The checkpoint leaves out the encoder's frozen weights (loaded with the model again):
+    # the adapters and the head only, for the model and for its best epoch.
+    saved = load_train_state(path)
+    frozen = {n for n, p in first.model.named_parameters() if not p.requires_grad}
+    assert frozen and not frozen & set(saved.model) and not frozen & set(saved.best_model or {})
+    assert any("lora_" in k for k in saved.model)
+    resumed = train(config, data.train_data, ListReporter(), CPU, resume=saved)
     assert [h["val_loss"] for h in resumed.history] == pytest.approx(
         [h["val_loss"] for h in straight.history]
     )
@@ -236,6 +242,9 @@ def test_resume_continues_exactly_like_an_uninterrupted_lora_run(
     assert lora and all(
         torch.allclose(v, straight.model.state_dict()[k], atol=1e-6) for k, v in lora.items()
     )
+    # Every weight, frozen ones included, as in the uninterrupted run.
+    for name, tensor in straight.model.state_dict().items():
+        assert torch.allclose(tensor, resumed.model.state_dict()[name], atol=1e-6), name
 
 
 def test_regression_on_texts_round_trips_through_a_checkpoint(settings, tiny_bert, tmp_path):
@@ -387,6 +396,48 @@ def test_bundled_minilm_frozen_on_the_demo_tickets(settings, db, demo_datasets):
     assert report["trained_layers"]["total_parameters"] > 22_000_000
     predictor = Predictor.load(settings.run_dir(run_id) / "model.pt")
     assert predictor.predict(["I was charged twice this month"])["prediction"][0] == "billing"
+
+
+# Each word once: a word model meets only unseen words in validation and test, and guesses;
+# an encoder that learnt English elsewhere knows which of them are pleasant.
+PLEASANT = (
+    "wonderful delightful superb lovely excellent marvelous fantastic splendid terrific "
+    "brilliant charming pleasant joyful cheerful glorious magnificent outstanding superb "
+    "amazing awesome enjoyable perfect beautiful gorgeous fabulous heavenly sublime radiant "
+    "exquisite admirable"
+).split()
+UNPLEASANT = (
+    "horrible dreadful awful terrible disgusting miserable appalling atrocious ghastly "
+    "hideous nasty vile wretched lousy abysmal dismal gruesome revolting repulsive "
+    "unbearable painful depressing shameful pathetic rotten grim tragic frightful sickening "
+    "odious"
+).split()
+
+
+def test_auto_races_minilm_and_trains_it_on_its_own_tokens_when_it_wins(settings, db):
+    """Words seen once each: only the bundled MiniLM can tell the validation texts apart, so
+    model=auto chooses it, and the run trains and evaluates on the encoder's own tokens."""
+    rows = [(f"the day was {w}", "good") for w in dict.fromkeys(PLEASANT)]
+    rows += [(f"the day was {w}", "bad") for w in dict.fromkeys(UNPLEASANT)]
+    frame = pd.DataFrame(rows, columns=["text", "mood"])
+    ingest_bytes(
+        settings, db, frame.to_csv(index=False).encode(), filename="moods.csv", name="moods",
+        target="mood",
+    )  # fmt: skip
+    run_id = completed_run(settings, db, "moods", epochs=20, seed=0, max_length=16)
+    choice = read_auto_choice(settings, run_id)
+    scores = {c["model"]: c["score"] for c in choice["candidates"]}
+    assert set(scores) == {"textcnn", "embedding_bag", "pretrained"}, choice
+    assert scores["pretrained"] > max(scores["textcnn"], scores["embedding_bag"]), scores
+    run = run_store.get_run(db, run_id)
+    assert run.status == "completed" and run.config["model"] == "pretrained", run.error
+    report = json.loads((settings.run_dir(run_id) / "report.json").read_text())
+    assert report["metrics"]["test_accuracy"] >= 0.8, report["metrics"]
+    predictor = Predictor.load(settings.run_dir(run_id) / "model.pt")
+    assert list(predictor.predict(["the day was lovely", "the day was awful"])["prediction"]) == [
+        "good",
+        "bad",
+    ]
 
 
 # ---------------------------------------------------------------- pages

@@ -57,9 +57,11 @@ class RunConfig(BaseModel):
     # --- model
     model: str = Field(
         "auto",
-        description="model family; auto picks one for the dataset's kind (MLP for tables, "
-        "a CNN for images, a text CNN for text); pretrained = a Hugging Face text encoder "
-        "or, on images, a vision backbone with a new head",
+        description="model family; auto races a few that fit the dataset's kind on the "
+        "validation split and trains the best (MLPs for tables; CNN and ResNet for images; "
+        "TextCNN, embedding bag and a pretrained encoder when one is here, for text); "
+        "pretrained = a Hugging Face text encoder or, on images, a vision backbone with a new "
+        "head",
     )
     hidden_sizes: list[int] = Field(
         default_factory=lambda: [128, 64],

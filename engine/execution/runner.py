@@ -55,7 +55,7 @@ from engine.data.version_rows import stored_version
 from engine.execution.stop_marker import engine_is_stopping
 from engine.execution.system_metrics import SystemSampler, start_for_run
 from engine.ml import ddp
-from engine.ml.auto_select import AutoChoice, choose_model
+from engine.ml.auto_select import AutoChoice, choose_model, reads_own_data
 from engine.ml.checkpoints import (
     InvalidCheckpoint,
     TrainState,
@@ -68,7 +68,7 @@ from engine.ml.distill import attach_teacher
 from engine.ml.importance import importance_at_end_of_run
 from engine.ml.pipeline import evaluate_on_test, file_digest, prepare_dataset, save_checkpoint
 from engine.ml.prepared import PreparedData
-from engine.ml.train import ListReporter, train
+from engine.ml.train import ListReporter, TrainData, train
 from engine.ml.verdict import verdict_or_none
 from engine.services.provenance import record_what_ran
 
@@ -249,7 +249,21 @@ def execute(settings: Settings, run_id: int) -> str:
             log.info("distilling from teacher run #%s", config.distill_from)
         reporter = DbReporter(db, run_id) if main else None
         if config.model == "auto":  # choose on the validation split (engine/ml/auto_select.py)
-            config, auto = _choose_model(settings, run_id, config, data, choice, reporter)
+            # A candidate that reads the data its own way (a pretrained encoder's tokenizer)
+            # gets it prepared for its config; the chosen one's tensors then train the run.
+            own: dict[str, PreparedData] = {}
+
+            def prepare(candidate: RunConfig) -> TrainData:
+                own[candidate.model] = prepare_dataset(settings, dataset, candidate, choice)
+                return own[candidate.model].train_data
+
+            config, auto = _choose_model(
+                settings, run_id, config, data, choice, reporter, prepare=prepare
+            )
+            if config.model in own:
+                data = own[config.model]
+            elif reads_own_data(dataset.kind, config.model):  # chosen without a race
+                data = prepare_dataset(settings, dataset, config, choice)
             if auto.cancelled:
                 run_writes.finish_run(db, run_id, "cancelled")
                 status = "cancelled"
@@ -373,6 +387,8 @@ def _choose_model(
     data: PreparedData,
     choice: DeviceChoice,
     reporter: DbReporter | None,
+    *,
+    prepare: Callable[[RunConfig], TrainData] | None = None,
 ) -> tuple[RunConfig, AutoChoice]:
     """The config a `model=auto` run trains, and what was tried (written to auto_choice.json
     by rank 0). Only the training and validation tensors go to the choice, never the test
@@ -384,6 +400,7 @@ def _choose_model(
         data.train_data,
         choice,
         should_stop=reporter.should_stop if reporter is not None else None,
+        prepare=prepare,
     )
     if parallel.active and not auto.cancelled:
         mine = next(i for i, trial in enumerate(auto.trials) if trial.chosen)

@@ -13,7 +13,9 @@ by accuracy (classification) or RMSE (regression), the numbers a person reads. T
 earlier candidate: the kind's long-standing default comes first.
 
 A family joins the race with one line in AUTO_CANDIDATES, with `available` when it needs
-something this machine may lack (a pretrained text encoder: its package or cached weights).
+something this machine may lack (a pretrained encoder: its package or cached weights), and
+`own_data` when it reads the data its own way (a pretrained encoder's tokenizer, a backbone's
+input size): the caller then prepares that candidate's tensors (`prepare`), from the same split.
 """
 
 from __future__ import annotations
@@ -44,6 +46,18 @@ class Candidate:
     label: str  # as the Run page's table names it
     values: dict[str, Any]  # a partial config: "model" and the fields that shape it
     available: Callable[[], bool] | None = None  # None: always available
+    own_data: bool = False  # prepared for its own config, not with the run's tensors
+
+
+def _pretrained(kind: str) -> Callable[[], bool]:
+    def available() -> bool:
+        # Imported here: resolving a base model reads the settings and the package index,
+        # which a table's race never needs.
+        from engine.ml.pretrained_source import pretrained_available
+
+        return pretrained_available(kind=kind)
+
+    return available
 
 
 AUTO_CANDIDATES: dict[str, list[Candidate]] = {
@@ -58,14 +72,31 @@ AUTO_CANDIDATES: dict[str, list[Candidate]] = {
     "text": [
         Candidate("TextCNN", {"model": "textcnn"}),
         Candidate("Embedding bag", {"model": "embedding_bag"}),
-        # A pretrained encoder joins here, e.g.:
-        # Candidate("Pretrained encoder (frozen)", {"model": "pretrained"}, pretrained_available),
+        # Frozen: the encoder reads each text once and only the head trains, which a CPU can
+        # race in seconds on a few thousand texts (LoRA and full fine-tuning are chosen by name).
+        Candidate(
+            "Pretrained encoder (frozen) + head",
+            {"model": "pretrained", "encoder_mode": "frozen"},
+            _pretrained("text"),
+            own_data=True,
+        ),
     ],
     "image": [
         Candidate("CNN", {"model": "cnn"}),
         Candidate("ResNet", {"model": "resnet"}),
+        Candidate(
+            "Pretrained backbone (frozen) + head",
+            {"model": "pretrained", "encoder_mode": "frozen"},
+            _pretrained("image"),
+            own_data=True,
+        ),
     ],
 }
+
+
+def reads_own_data(kind: str, model: str) -> bool:
+    """Whether the `model` candidate of this kind trains on tensors prepared its own way."""
+    return any(c.own_data and c.values["model"] == model for c in AUTO_CANDIDATES.get(kind, []))
 
 
 def candidates_for(kind: str) -> list[Candidate]:
@@ -162,13 +193,16 @@ def choose_model(
     *,
     steps: int = AUTO_STEPS,
     should_stop: Callable[[], bool] | None = None,
+    prepare: Callable[[RunConfig], TrainData] | None = None,
 ) -> tuple[RunConfig, AutoChoice]:
     """(the config the run trains, what was tried and why) for a `model=auto` config.
 
-    Takes the training and validation tensors only: the test split is not an input.
+    Takes the training and validation tensors only: the test split is not an input. `prepare`
+    gives an `own_data` candidate its training and validation tensors (the same rows, read its
+    way); without it those candidates stay out of the race.
     """
     objective, higher = objective_for(config, data.task)
-    candidates = candidates_for(data.spec.kind)
+    candidates = [c for c in candidates_for(data.spec.kind) if prepare or not c.own_data]
     if not candidates:
         raise ValueError(f"model=auto has no candidate for {data.spec.kind} data")
     report = AutoChoice(objective, higher, 0, config.seed)
@@ -208,6 +242,16 @@ def choose_model(
             failures.append(exc)
             continue
         configs.append(full)
+        trial = Trial(candidate.label, full.model, _changes(config, full))
+        report.trials.append(trial)
+        started = time.perf_counter()
+        try:
+            own = prepare(full) if candidate.own_data and prepare else data
+        except (SeedlabError, ValueError, RuntimeError, OSError) as exc:
+            trial.seconds = round(time.perf_counter() - started, 3)
+            trial.error = _short(exc)
+            failures.append(exc)
+            continue
         per_epoch = steps_per_epoch(n, min(full.batch_size, n))
         budget = min(steps, full.epochs * per_epoch)
         epochs = max(1, math.ceil(budget / per_epoch))
@@ -221,11 +265,8 @@ def choose_model(
                 "compile": False,
             }
         )
-        trial = Trial(candidate.label, full.model, _changes(config, full))
-        report.trials.append(trial)
-        started = time.perf_counter()
         try:
-            result = train(trial_config, data, _Quiet(should_stop), choice)
+            result = train(trial_config, own, _Quiet(should_stop), choice)
         except (SeedlabError, ValueError, RuntimeError) as exc:
             # A candidate that cannot train here (diverged, out of memory, a shape this data
             # does not fit) drops out with its reason; the others still compete.

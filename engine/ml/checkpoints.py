@@ -83,6 +83,36 @@ def _cpu(tree: Any) -> Any:
     return tree
 
 
+def frozen_names(model: nn.Module) -> frozenset[str]:
+    """The model's parameters that never train (a frozen or LoRA-adapted pretrained encoder)."""
+    return frozenset(
+        name for name, p in model.named_parameters(remove_duplicate=False) if not p.requires_grad
+    )
+
+
+def changing_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state without its frozen parameters: they are the base model's weights,
+    loaded again whenever the model is built. A resume checkpoint of a run on a frozen MiniLM
+    then holds its head (kBs), not the 90 MB encoder twice (model and best) every epoch."""
+    frozen = frozen_names(model)
+    return {k: v for k, v in model.state_dict().items() if k not in frozen}
+
+
+def load_changing_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load what `changing_state` kept: every other key must be a frozen parameter."""
+    frozen = frozen_names(model)
+    if not frozen:
+        model.load_state_dict(state)
+        return
+    result = model.load_state_dict(state, strict=False)
+    missing = set(result.missing_keys) - frozen
+    if missing or result.unexpected_keys:
+        raise RuntimeError(
+            f"state dict mismatch: missing {sorted(missing)[:3]}, unexpected "
+            f"{sorted(result.unexpected_keys)[:3]}"
+        )
+
+
 def capture_state(
     *,
     epoch: int,
@@ -102,7 +132,7 @@ def capture_state(
 
     return TrainState(
         epoch=epoch,
-        model=_cpu(model.state_dict()),
+        model=_cpu(changing_state(model)),
         optimizer=_cpu(optimizer.state_dict()),
         scheduler=scheduler.state_dict() if scheduler is not None else None,
         scaler=scaler.state_dict() if scaler.is_enabled() else None,
@@ -130,7 +160,7 @@ def restore_state(
     import torch
 
     try:
-        model.load_state_dict(state.model)
+        load_changing_state(model, state.model)
         optimizer.load_state_dict(state.optimizer)
         if scheduler is not None and state.scheduler is not None:
             scheduler.load_state_dict(state.scheduler)

@@ -18,7 +18,13 @@ from engine.core.catalog import HIGHER_IS_BETTER, monitor_error
 from engine.core.config import RunConfig
 from engine.core.epochs import EPOCH_KEY
 from engine.core.errors import ConfigError, TrainingError
-from engine.ml.checkpoints import TrainState, capture_state, restore_state
+from engine.ml.checkpoints import (
+    TrainState,
+    capture_state,
+    changing_state,
+    load_changing_state,
+    restore_state,
+)
 from engine.ml.ddp import SINGLE, DataParallel
 from engine.ml.device import DeviceChoice
 from engine.ml.distill_loss import DistillationLoss, teacher_outputs
@@ -497,7 +503,7 @@ def train(
         if score < best_score:
             best_score, best_epoch, stale_epochs = score, epoch, 0
             if config.restore_best_weights:
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_state = {k: v.detach().clone() for k, v in changing_state(model).items()}
         else:
             stale_epochs += 1
         if scheduler is not None:
@@ -528,7 +534,7 @@ def train(
         if parallel.agree(bool(patience) and stale_epochs >= patience):
             break
     if best_state is not None:
-        model.load_state_dict(best_state)
+        load_changing_state(model, best_state)
     return TrainResult(
         model,
         len(history),
