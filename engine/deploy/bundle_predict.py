@@ -121,7 +121,10 @@ def encode_table(frame: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
     for s in spec["numeric"]:
         values = _numbers(frame[s["name"]])
         absent = np.isnan(values)
-        blocks.append(((np.where(absent, s["median"], values) - s["mean"]) / s["std"])[:, None])
+        filled = np.where(absent, s["median"], values)
+        if s.get("log"):  # a skewed column, on a signed log scale (engine/ml/prep/tabular.py)
+            filled = np.sign(filled) * np.log1p(np.abs(filled))
+        blocks.append(((filled - s["mean"]) / s["std"])[:, None])
         if s["add_missing_indicator"]:
             blocks.append(absent[:, None].astype(np.float64))
     for s in spec["categorical"]:
