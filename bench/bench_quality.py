@@ -672,17 +672,17 @@ def environment_lines(load_before: tuple[float, ...], load_after: tuple[float, .
     ]
 
 
-def write_results(lines: list[str]) -> None:
-    section = "\n".join(
-        [
-            RESULTS_BEGIN,
-            "## Model quality: Seedlab's default run vs scikit-learn baselines",
-            "",
-            *lines,
-            RESULTS_END,
-        ]
-    )
-    replace_section(RESULTS_PATH, RESULTS_BEGIN, RESULTS_END, section)
+def write_results(lines: list[str], model: str = "") -> None:
+    """The default run's section, or (`--model NAME`) a section of its own for that model, so
+    one does not replace the other."""
+    begin, end = RESULTS_BEGIN, RESULTS_END
+    title = "## Model quality: Seedlab's default run vs scikit-learn baselines"
+    if model:
+        begin = RESULTS_BEGIN.replace("bench_quality", f"bench_quality model={model}")
+        end = RESULTS_END.replace("bench_quality", f"bench_quality model={model}")
+        title = f"## Model quality: Seedlab with model={model} vs scikit-learn baselines"
+    section = "\n".join([begin, title, "", *lines, end])
+    replace_section(RESULTS_PATH, begin, end, section)
 
 
 # --------------------------------------------------------------------------------------------
@@ -819,7 +819,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print("\n".join(lines))
     if args.write_results:
-        write_results(lines)
+        write_results(lines, args.model)
         print(f"\nwrote {RESULTS_PATH.relative_to(ROOT)}")
     return 0
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +178,7 @@ async def upload_artifact(request: Request) -> JSONResponse:
     )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > cap_mb * 1024 * 1024:
-        return too_big
+        return await _after_draining(request.stream(), too_big)
     path, refused = await run_in_threadpool(_attempt, target)
     if refused is not None:
         return refused
@@ -186,15 +186,32 @@ async def upload_artifact(request: Request) -> JSONResponse:
     size = 0
     try:
         with partial.open("wb") as fh:
-            async for chunk in request.stream():
+            chunks = request.stream()
+            async for chunk in chunks:
                 size += len(chunk)
                 if size > cap_mb * 1024 * 1024:  # a body longer than it said, or no length
-                    return too_big
+                    return await _after_draining(chunks, too_big)
                 await run_in_threadpool(fh.write, chunk)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
     return JSONResponse({"name": name, "bytes": size})
+
+
+# How much of a refused upload is read (and dropped) so that its client gets the answer.
+DRAIN_BYTES = 64 * 1024 * 1024
+
+
+async def _after_draining(chunks: AsyncIterator[bytes], answer: JSONResponse) -> JSONResponse:
+    """`answer`, once the rest of the request body is read and dropped (up to DRAIN_BYTES): a
+    client that is still sending when the server answers and closes gets a broken pipe (urllib,
+    the SDK) instead of the sentence that says what to do."""
+    drained = 0
+    async for chunk in chunks:
+        drained += len(chunk)
+        if drained > DRAIN_BYTES:
+            break
+    return answer
 
 
 async def stop_flag(request: Request) -> JSONResponse:
