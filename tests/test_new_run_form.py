@@ -288,3 +288,26 @@ def test_cli_config_errors_are_sentences(settings, db, demo_datasets, override, 
     assert result.returncode == 1
     assert result.stderr == f"error: Invalid run config: {sentence}\n"
     assert run_store.list_runs(db) == []
+
+
+def test_what_the_dataset_refuses_is_beside_its_field_before_the_click(
+    settings, db, demo_datasets
+):
+    """Regression on iris' categories, or a monitor the task does not measure: valid values for
+    some dataset, refused for this one by submit. The form says so beside the field at once."""
+    at = _open(db, "iris")
+    at.selectbox(key="nr_task").set_value("regression").run()
+    sentence = "task: regression needs a numeric target, but 'species' in 'iris' holds categories"
+    assert sentence in _errors_under_row_of(at, "task")
+    assert "Fix the values marked in the form" in texts(at.markdown)
+    button(at, "Start training").click().run()
+    assert "The run was not started: 1 value(s) to fix first." in texts(at.error)
+    assert run_store.list_runs(db) == []
+
+    at = _open(db, "diabetes")  # a regression dataset: accuracy is not measured there
+    at.selectbox(key="nr_monitor").set_value("val_accuracy").run()
+    assert "monitor: val_accuracy is not measured for regression" in _errors_under_row_of(
+        at, "monitor"
+    )
+    button(at, "Start training").click().run()
+    assert run_store.list_runs(db) == []

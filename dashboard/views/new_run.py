@@ -42,7 +42,7 @@ from engine.core.pretrained import (
 from engine.core.run_fields import field_applies
 from engine.ml.pretrained_source import base_model_problem
 from engine.services.dataset_versions import list_versions
-from engine.services.launch import default_run_name
+from engine.services.launch import dataset_problems, default_run_name
 from engine.services.permissions import Permission
 from engine.services.recipes import list_recipes
 from engine.services.runs import launch_run
@@ -647,6 +647,8 @@ with form_col:
     # Fields that do not apply to this data or family keep their defaults (unused by training).
     values = {**{k: v for k, v in defaults.items() if k not in values}, **values}
     problems = config_problems(values, LABELS | {"model": _label("model")})
+    if not problems:  # valid values: what this dataset refuses, beside its field too
+        problems = dataset_problems(RunConfig.model_validate(values), dataset)
     unplaced = _show_problems(problems)
     submitted = st.button(
         "Start training",

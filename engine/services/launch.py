@@ -10,7 +10,7 @@ from db import datasets as dataset_store
 from db.records import DatasetRecord
 from db.writes import runs as run_writes
 from engine.core.catalog import effective_task, model_family_for, monitor_error
-from engine.core.config import RunConfig, validate_config
+from engine.core.config import ConfigProblem, RunConfig, validate_config
 from engine.core.defaults import suggest_for_dataset
 from engine.core.errors import ConfigError, DatasetError
 from engine.core.family_defaults import fill_family_defaults
@@ -36,20 +36,39 @@ def find_dataset(db: Engine, ref: str | int) -> DatasetRecord:
     return record
 
 
-def check_task(config: RunConfig, dataset: DatasetRecord) -> None:
-    problem = monitor_error(config.monitor, effective_task(config.task, dataset.task))
-    if problem:
-        raise ConfigError(problem)
+def dataset_problems(config: RunConfig, dataset: DatasetRecord) -> list[ConfigProblem]:
+    """What submit refuses about this config on this dataset (a monitor the task does not
+    measure, regression on categories, a pretrained model that is not here), each with the
+    field it is about: New run shows each beside its field before Start training is clicked."""
+    problems = []
+    sentence = monitor_error(config.monitor, effective_task(config.task, dataset.task))
+    if sentence:
+        problems.append(ConfigProblem(("monitor",), sentence))
     if config.task == "regression" and dataset.task == "classification":
         numeric = next(
             (c for c in dataset.schema["columns"] if c["name"] == dataset.target and "mean" in c),
             None,
         )
         if numeric is None:
-            raise ConfigError(
-                f"task: regression needs a numeric target, but {dataset.target!r} in "
-                f"{dataset.name!r} holds categories. Use task=classification or auto."
+            problems.append(
+                ConfigProblem(
+                    ("task",),
+                    f"task: regression needs a numeric target, but {dataset.target!r} in "
+                    f"{dataset.name!r} holds categories. Use task=classification or auto.",
+                )
             )
+    try:
+        check_pretrained(config, dataset)
+    except ConfigError as exc:
+        field = "encoder_mode" if str(exc).startswith("encoder_mode") else "base_model"
+        problems.append(ConfigProblem((field,), str(exc)))
+    return problems
+
+
+def check_task(config: RunConfig, dataset: DatasetRecord) -> None:
+    problems = [p for p in dataset_problems(config, dataset) if p.fields[0] in ("monitor", "task")]
+    if problems:
+        raise ConfigError(problems[0].sentence, problems=problems)
 
 
 def check_pretrained(config: RunConfig, dataset: DatasetRecord) -> None:
