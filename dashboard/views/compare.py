@@ -10,7 +10,7 @@ from db import metrics as metric_store
 from db import run_query
 from engine.core.epochs import EPOCH_KEY
 from engine.core.metric_info import direction
-from engine.report import compare_charts
+from engine.report import compare_charts, compare_groups
 from engine.services.curves import drawn_history
 
 auth.guard_page()
@@ -63,6 +63,35 @@ def _param(name: str, options: list, default):  # noqa: ANN001, ANN202
     return value if value in options else default
 
 
+NO_GROUPS = "(no groups)"
+
+
+def _group_by() -> str | None:
+    """The param the runs are grouped by (?group=seed), or None: a selectbox above the tabs,
+    offered when some param differs between the runs (compare_groups.group_options)."""
+    options = compare_groups.group_options(runs) if len(runs) > 1 else []
+    if not options:
+        return None
+    choices = [NO_GROUPS, *options]
+    chosen = st.selectbox(
+        "Group runs by",
+        choices,
+        index=choices.index(_param("group", options, NO_GROUPS)),
+        key="cmp_group",
+        help="Runs that share this param's value become one group: curves as the mean with a "
+        "band of ±1 standard deviation, metrics as mean ± standard deviation, with the run count.",
+    )
+    if chosen == NO_GROUPS:
+        st.query_params.pop("group", None)
+        return None
+    st.query_params["group"] = chosen
+    return chosen
+
+
+group = _group_by()
+group_values = compare_groups.group_values(runs, group) if group else {}
+
+
 def _curves() -> None:
     if not curve_keys:
         st.info("These runs have no metrics yet.")
@@ -111,6 +140,19 @@ def _curves() -> None:
                 [key, EPOCH_KEY],
                 max_points=compare_charts.points_per_run(len(labels)),
             )
+        if group:
+            st.plotly_chart(
+                compare_groups.group_curves(
+                    history, key, group_values, param=group, x_axis=x_axis, log_y=log_y
+                ),
+                key="cmp_group_curves",
+            )
+            st.caption(
+                f"One line per {group}: the mean of its runs on a common grid of "
+                f"{compare_groups.GROUP_POINTS} points, the band ±1 standard deviation where "
+                "the group has two or more runs (smoothing is not applied to groups)."
+            )
+            return
         st.plotly_chart(
             compare_charts.compare_curves(
                 history, key, run_labels=labels, x_axis=x_axis, smoothing=smoothing, log_y=log_y
@@ -138,6 +180,15 @@ def _metrics() -> None:
         st.info("These runs have no metrics yet.")
     else:
         best = compare_charts.best_runs(metrics, keys)
+        if group:
+            st.markdown(f"**By {group}**: mean ± standard deviation over each group's runs")
+            table = compare_groups.group_metrics(runs, keys, group_values)
+            st.dataframe(
+                compare_groups.shown_group_metrics(table, keys),
+                hide_index=True,
+                key="cmp_group_metrics",
+            )
+            st.markdown("**Each run**")
 
         def _mark_best(column: pd.Series) -> list[str]:
             way = direction(str(column.name)) if column.name in keys else None
