@@ -114,3 +114,22 @@ def test_compare_groups_runs_by_a_param_in_the_url(settings, db, demo_datasets) 
     lines = [t for f in plotly_figures(at) for t in f["data"]]
     assert len(lines) == 6 and not any(t.get("fill") for t in lines)
     assert all(t["name"].startswith("#") for t in lines)
+
+
+def test_more_panels_draw_other_metrics_in_the_same_colours(settings, db, demo_datasets) -> None:
+    """Compare as a dashboard: more metrics as panels of their own, listed in the URL, each run
+    in the same colour in every panel; grouped, every panel shows the groups."""
+    made = _runs(db)
+    ids = ",".join(map(str, made))
+    at = open_page("views/compare.py", runs=ids, metric="val_loss", panels="test_accuracy,nope")
+    assert at.multiselect(key="cmp_panels").value == ["test_accuracy"]  # unknown ones dropped
+    figures = plotly_figures(at)
+    assert len(figures) == 2
+    colours = [[t["line"]["color"] for t in f["data"]] for f in figures]
+    assert colours[0] == colours[1] and len(set(colours[0])) == 6
+    at.multiselect(key="cmp_panels").set_value([]).run()
+    assert "panels" not in at.query_params and len(plotly_figures(at)) == 1
+
+    at = open_page("views/compare.py", runs=ids, panels="test_accuracy", group="seed")
+    names = [[t["name"] for t in f["data"] if t.get("mode") == "lines"] for f in plotly_figures(at)]
+    assert names[0] == names[1] == [f"seed = {s} (2 runs)" for s in range(3)]

@@ -8,6 +8,7 @@ from dashboard import auth, data
 from dashboard.components.run_table import parse_ids
 from db import metrics as metric_store
 from db import run_query
+from engine.core.catalog import metric_label
 from engine.core.epochs import EPOCH_KEY
 from engine.core.metric_info import direction
 from engine.report import compare_charts, compare_groups
@@ -126,39 +127,62 @@ def _curves() -> None:
             {"metric": key, "x": x_axis, "smooth": f"{smoothing:g}", "log": "1" if log_y else "0"}
         )
         if key.startswith("sys/") and x_axis == "step":
-            # A system figure's step is seconds since the run began, not an optimizer step.
-            x_axis = "wall_time"
             st.caption("CPU, memory and GPU figures are drawn against wall time.")
+        # More metrics as panels of their own, two abreast (?panels=val_accuracy,lr): the runs
+        # keep their colours in every panel, system figures (sys/…) included.
+        others = [k for k in curve_keys if k != key]
+        wanted_panels = [k for k in st.query_params.get("panels", "").split(",") if k in others]
+        panels = st.multiselect(
+            "More panels", others, default=wanted_panels, key="cmp_panels", placeholder="metrics"
+        )
+        if panels:
+            st.query_params["panels"] = ",".join(panels)
+        else:
+            st.query_params.pop("panels", None)
+        drawn = [key, *panels]
         # The epoch series places each point at its epoch (engine/core/epochs.py).
-        if smoothing:
+        if smoothing and not group:
             # Smoothing averages over neighbouring points, so it needs every one of them.
-            history = metric_store.metric_history(db, list(labels), keys=[key, EPOCH_KEY])
+            history = metric_store.metric_history(db, list(labels), keys=[*drawn, EPOCH_KEY])
         else:
             history = drawn_history(
                 db,
                 list(labels),
-                [key, EPOCH_KEY],
+                [*drawn, EPOCH_KEY],
                 max_points=compare_charts.points_per_run(len(labels)),
             )
+
+        def chart(metric: str, chart_key: str) -> None:
+            # A system figure's step is seconds since the run began, not an optimizer step.
+            axis = "wall_time" if metric.startswith("sys/") else x_axis
+            if group:
+                figure = compare_groups.group_curves(
+                    history, metric, group_values, param=group, x_axis=axis, log_y=log_y
+                )
+            else:
+                figure = compare_charts.compare_curves(
+                    history,
+                    metric,
+                    run_labels=labels,
+                    x_axis=axis,
+                    smoothing=smoothing,
+                    log_y=log_y,
+                )
+            st.plotly_chart(figure, key=chart_key)
+
+        chart(key, "cmp_group_curves" if group else "cmp_curves")
+        for start in range(0, len(panels), 2):
+            for column, metric in zip(st.columns(2), panels[start : start + 2], strict=False):
+                with column:
+                    st.markdown(f"**{metric_label(metric)}**")
+                    chart(metric, f"cmp_panel_{metric}")
         if group:
-            st.plotly_chart(
-                compare_groups.group_curves(
-                    history, key, group_values, param=group, x_axis=x_axis, log_y=log_y
-                ),
-                key="cmp_group_curves",
-            )
             st.caption(
                 f"One line per {group}: the mean of its runs on a common grid of "
                 f"{compare_groups.GROUP_POINTS} points, the band ±1 standard deviation where "
                 "the group has two or more runs (smoothing is not applied to groups)."
             )
             return
-        st.plotly_chart(
-            compare_charts.compare_curves(
-                history, key, run_labels=labels, x_axis=x_axis, smoothing=smoothing, log_y=log_y
-            ),
-            key="cmp_curves",
-        )
         st.caption(
             f"Long series are drawn with at most {compare_charts.points_per_run(len(labels)):,} "
             "points per run (first, last, and the min and max of each stretch); smoothing "
