@@ -97,6 +97,9 @@ class SqlProject(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # The run pinned as this project's baseline (no foreign key: runs point at projects; the
+    # run's deletion clears it).
+    baseline_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class SqlRun(Base):

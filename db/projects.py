@@ -25,6 +25,7 @@ class ProjectRecord:
     description: str
     created_at: datetime
     n_runs: int = 0
+    baseline_run_id: int | None = None  # the run pinned as the project's baseline
 
 
 def list_projects(db: Engine) -> list[ProjectRecord]:
@@ -39,7 +40,10 @@ def list_projects(db: Engine) -> list[ProjectRecord]:
     )
     with reading(db) as conn:
         rows = conn.execute(stmt).all()
-    return [ProjectRecord(r.id, r.name, r.description or "", r.created_at, r.n_runs) for r in rows]
+    return [
+        ProjectRecord(r.id, r.name, r.description or "", r.created_at, r.n_runs, r.baseline_run_id)
+        for r in rows
+    ]
 
 
 def get_project(db: Engine, project_id: int) -> ProjectRecord | None:

@@ -12,6 +12,7 @@ from engine.core.catalog import metric_label
 from engine.core.epochs import EPOCH_KEY
 from engine.core.metric_info import direction
 from engine.report import compare_charts, compare_groups
+from engine.services import runs as run_actions
 from engine.services.curves import drawn_history
 
 auth.guard_page()
@@ -32,7 +33,12 @@ if not runs:
     st.page_link(data.RUNS_PAGE, label="Go to Runs", icon=":material/list:")
     st.stop()
 
-labels = {r.id: f"#{r.id} {r.name}" for r in runs}
+# A project's pinned baseline run joins every comparison of its runs, first, named as such.
+baselines = set(run_actions.baseline_runs(db, {r.project_id for r in runs}))
+added = [i for i in baselines if i not in {r.id for r in runs}]
+if added:
+    runs = [*run_query.runs_by_ids(db, added), *runs]
+labels = {r.id: f"#{r.id} {r.name}" + (" (baseline)" if r.id in baselines else "") for r in runs}
 # The epoch series is the x axis, not a result (engine/core/epochs.py).
 # The model's metrics; the runs' sys/… figures (CPU, memory, GPU) only as curves, after them.
 shown_keys = {k for r in runs for k in r.summary} - {EPOCH_KEY}

@@ -28,6 +28,7 @@ from dashboard.components.auto_choice import show as show_auto_choice
 from dashboard.components.run_edit_panel import edit_panel
 from db import artifacts as artifact_store
 from db import metrics as metric_store
+from db import projects as project_store
 from db import runs as run_store
 from db.records import RunRecord
 from db.session import utcnow
@@ -373,6 +374,27 @@ def _baselines(baseline: dict[str, Any]) -> None:
             st.caption(data.md_message(baseline["classical_note"]))
 
 
+def _pin_button(run: RunRecord) -> None:
+    """Pin the run as its project's baseline (first on Runs, drawn in every Compare), or unpin
+    it when it is the one."""
+    if run.status in data.ACTIVE_STATUSES:
+        return
+    project = project_store.get_project(db, run.project_id)
+    pinned = project is not None and project.baseline_run_id == run.id
+    if st.button(
+        "Unpin baseline" if pinned else "Pin as baseline",
+        icon=":material/push_pin:",
+        help="The project's baseline run is listed first on Runs and drawn in every Compare "
+        "chart of the project's runs.",
+        disabled=not auth.can(Permission.EDIT, run.owner),
+    ):
+        with data.shown_errors("pinning the baseline"):
+            actor = auth.require(Permission.EDIT, run.owner, f"run {run.id}")
+            run_actions.pin_baseline(db, actor, run.id, pinned=not pinned)
+            data.flash("Unpinned." if pinned else "Pinned as the project's baseline.", "success")
+            st.rerun()
+
+
 def _actions(run: RunRecord) -> None:
     with st.container(horizontal=True, horizontal_alignment="right"):
         if run.status in data.ACTIVE_STATUSES:
@@ -405,6 +427,7 @@ def _actions(run: RunRecord) -> None:
             st.switch_page(data.NEW_RUN_PAGE, query_params={"clone": str(run.id)})
         with data.shown_errors("reading the dataset's versions"):
             mistake_fixes.retrain_actions(run)  # "Retrain on version N", Compare with the parent
+        _pin_button(run)
         if run.status == "completed" and run.source == "builtin":  # a model Seedlab can load
             st.page_link(
                 data.PLAYGROUND_PAGE,

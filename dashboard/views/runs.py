@@ -17,13 +17,15 @@ from dashboard.components.run_table import (
     number_format,
     table_frame,
 )
+from db import projects as project_store
 from db import run_query
 from db import runs as run_store
 from db.models import RUN_STATUSES
 from db.run_query import METRIC_PREFIX, PARAM_PREFIX, SORT_COLUMNS
 from engine.core import verdicts
-from engine.core.catalog import metric_label
+from engine.core.catalog import TABLE_METRICS, metric_label
 from engine.core.display_text import display_text
+from engine.core.formatting import format_metric
 from engine.services import runs as run_actions
 from engine.services.dataset_versions import list_versions
 from engine.services.permissions import Permission
@@ -55,6 +57,33 @@ if sum(run_store.count_runs_by_status(db).values()) == 0:
     )
     st.caption("Or try Seedlab at scale: `seedlab demo fill --runs 10000 --steps 100`.")
     st.stop()
+
+
+def _pinned_baseline() -> None:
+    """The project's pinned baseline run, above the list whatever its filters and sort (Run
+    page: Pin as baseline; `seedlab runs pin ID`)."""
+    project = project_store.get_project(db, project_id) if project_id is not None else None
+    pinned = project.baseline_run_id if project is not None else None
+    run = run_store.get_run(db, pinned) if pinned is not None else None
+    if run is None:
+        return
+    results = " · ".join(
+        f"{metric_label(k)} {format_metric(k, run.last(k))}"
+        for k in TABLE_METRICS
+        if k in run.summary
+    )
+    with st.container(border=True, horizontal=True, vertical_alignment="center"):
+        st.markdown(
+            f":material/push_pin: **Baseline** #{run.id} {data.md_text(run.name)} · {run.status}"
+            + (f" · {results}" if results else "")
+        )
+        st.page_link(
+            data.RUN_PAGE, label="open", query_params={"run": str(run.id)}, width="content"
+        )
+
+
+with data.shown_errors("reading the pinned baseline"):
+    _pinned_baseline()
 
 
 # ---------------------------------------------------------------- state: URL ⇄ widgets

@@ -5,7 +5,7 @@ Reads: db/projects.py.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from db.models import projects
@@ -29,3 +29,11 @@ def create_project(db: Engine, name: str, description: str = "") -> ProjectRecor
     project = get_project(db, project_id)
     assert project is not None
     return project
+
+
+def set_baseline(db: Engine, project_id: int, run_id: int | None) -> None:
+    """Pin `run_id` as the project's baseline (None: unpin)."""
+    with writing(db) as conn:
+        conn.execute(
+            update(projects).where(projects.c.id == project_id).values(baseline_run_id=run_id)
+        )

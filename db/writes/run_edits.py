@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from db.models import ACTIVE_STATUSES, model_versions, run_tags, runs
+from db.models import ACTIVE_STATUSES, model_versions, projects, run_tags, runs
 from db.session import writing
 
 MAX_TAG = 100
@@ -129,3 +129,6 @@ def delete_run_row(db: Engine, run_id: int) -> None:
             )
         # Children that were cloned from it keep existing; their link is cleared (SET NULL).
         conn.execute(delete(runs).where(runs.c.id == run_id))
+        # A project that pinned it as its baseline has none now (no foreign key to do it).
+        pinned = projects.c.baseline_run_id == run_id
+        conn.execute(update(projects).where(pinned).values(baseline_run_id=None))

@@ -350,6 +350,20 @@ def runs_rename(run_id: int, name: str) -> None:
     typer.echo(f"Run {run_id} renamed to {name.strip()!r}.")
 
 
+@app.command("pin")
+def runs_pin(
+    run_id: int,
+    undo: Annotated[bool, typer.Option("--undo", help="Unpin instead")] = False,
+) -> None:
+    """Pin a run as its project's baseline: first on the Runs page, drawn in every Compare."""
+    from engine.services.runs import pin_baseline
+
+    _, db = ready()
+    pin_baseline(db, actor(), run_id, pinned=not undo)
+    done = "unpinned" if undo else "pinned as its project's baseline"
+    typer.echo(f"Run {run_id} {done}.")
+
+
 @app.command("archive")
 def runs_archive(
     run_ids: RunIds,
