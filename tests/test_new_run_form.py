@@ -290,9 +290,7 @@ def test_cli_config_errors_are_sentences(settings, db, demo_datasets, override, 
     assert run_store.list_runs(db) == []
 
 
-def test_what_the_dataset_refuses_is_beside_its_field_before_the_click(
-    settings, db, demo_datasets
-):
+def test_what_the_dataset_refuses_is_beside_its_field_before_the_click(settings, db, demo_datasets):
     """Regression on iris' categories, or a monitor the task does not measure: valid values for
     some dataset, refused for this one by submit. The form says so beside the field at once."""
     at = _open(db, "iris")
