@@ -133,3 +133,17 @@ def test_more_panels_draw_other_metrics_in_the_same_colours(settings, db, demo_d
     at = open_page("views/compare.py", runs=ids, panels="test_accuracy", group="seed")
     names = [[t["name"] for t in f["data"] if t.get("mode") == "lines"] for f in plotly_figures(at)]
     assert names[0] == names[1] == [f"seed = {s} (2 runs)" for s in range(3)]
+
+
+def test_runs_groups_the_matching_runs_by_a_setting(settings, db, demo_datasets) -> None:
+    made = _runs(db)
+    at = open_page("views/runs.py")
+    (groups,) = [e for e in at.expander if e.label.startswith("Groups")]
+    assert "learning_rate" in groups.selectbox(key="rf_group").options
+    groups.selectbox(key="rf_group").set_value("learning_rate").run()
+    table = next(d.value for d in at.dataframe if "group" in d.value.columns)
+    assert sorted(table["group"]) == ["0.01", "0.1"]  # in the list's order (newest first)
+    row = table.set_index("group").loc["0.1"]
+    accuracies = np.array([m[1] for m in made.values() if m[0] == 0.1])
+    assert row["runs"] == 3
+    assert row["test accuracy"] == f"{accuracies.mean():.4g} ± {accuracies.std(ddof=1):.2g}"

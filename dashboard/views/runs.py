@@ -26,12 +26,16 @@ from engine.core import verdicts
 from engine.core.catalog import TABLE_METRICS, metric_label
 from engine.core.display_text import display_text
 from engine.core.formatting import format_metric
+from engine.report import compare_groups
 from engine.services import runs as run_actions
 from engine.services.dataset_versions import list_versions
 from engine.services.permissions import Permission
 
 MAX_SELECT_ALL = 500
 _STATE = "_runs_view"  # the TableState last shown (survives leaving the page)
+# Runs grouped at most (Groups expander): the statistics of a larger set are read from its
+# first GROUP_LIMIT in the list's order.
+GROUP_LIMIT = 1000
 _URL_KEYS = (
     "status dataset model tag q metric op value archived sort asc page size cols runs version"
 ).split()
@@ -336,6 +340,33 @@ with data.shown_errors("listing runs"):
         args=(1,),
     )
     size_col.selectbox("Per page", PAGE_SIZES, key="rf_size")
+
+    # ------------------------------------------------------------ groups
+
+    def _groups() -> None:
+        """The matching runs (all pages, up to GROUP_LIMIT) grouped by one param: each group's
+        run count and mean ± standard deviation of the headline metrics."""
+        matching = run_query.query_runs(db, flt, limit=GROUP_LIMIT)
+        options = compare_groups.group_options(matching) if len(matching) > 1 else []
+        if not options:
+            st.caption("Grouping needs runs whose settings differ.")
+            return
+        param = st.selectbox("Group the matching runs by", options, key="rf_group")
+        keys = [k for k in TABLE_METRICS if any(k in r.summary for r in matching)]
+        values = compare_groups.group_values(matching, param)
+        table = compare_groups.group_metrics(matching, keys, values)
+        st.dataframe(
+            compare_groups.shown_group_metrics(table, keys), hide_index=True, key="rf_groups"
+        )
+        limited = f" (the first {GROUP_LIMIT:,} in this order)" if total > GROUP_LIMIT else ""
+        st.caption(
+            f"{len(matching):,} matching runs{limited}: each metric's mean ± standard deviation "
+            "over the group's runs (their last values). Compare draws groups' curves."
+        )
+
+    with st.expander("Groups: mean ± standard deviation by a setting"):
+        with data.shown_errors("grouping the runs"):
+            _groups()
 
     # ------------------------------------------------------------ selection and actions
 
