@@ -210,5 +210,7 @@ def group_curves(
         yaxis_title=metric_label(key),
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         hovermode="closest",
+        # Above the plot, not beside it: a panel half the page wide keeps its width.
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
     )
     return epoch_axis(fig, x_max) if x_axis == "step" else fig
