@@ -172,6 +172,21 @@ def compare_curves(
                 "hovertemplate": "%{fullData.name}<br>%{x}: %{y:.4g}<extra></extra>",
             }
         )
+    return curves_figure(
+        traces, key, x_axis, x_max, log_y=log_y, showlegend=len(run_labels) <= LEGEND_MAX_RUNS
+    )
+
+
+def curves_figure(
+    traces: list[dict[str, Any]],
+    key: str,
+    x_axis: str,
+    x_max: float,
+    *,
+    log_y: bool = False,
+    **layout: Any,  # noqa: ANN401
+) -> go.Figure:
+    """Compare's figure of overlaid curves (of runs, or of groups: compare_groups.py)."""
     # All traces at once, as plain dicts: add_trace re-validates the figure on every call, and a
     # go.Scatter is validated again when the figure takes it (100 runs: 4x the time).
     fig = go.Figure(data=traces)
@@ -181,7 +196,7 @@ def compare_curves(
         yaxis_title=metric_label(key),
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         hovermode="closest",
-        showlegend=len(run_labels) <= LEGEND_MAX_RUNS,
+        **layout,
     )
     return epoch_axis(fig, x_max) if x_axis == "step" else fig
 

@@ -18,8 +18,14 @@ import plotly.graph_objects as go
 
 from db.records import RunRecord
 from engine.core.catalog import metric_label
-from engine.report.charts import epoch_axis, with_epochs
-from engine.report.compare_charts import PALETTE, X_AXES, params_table, plotly_text
+from engine.report.charts import with_epochs
+from engine.report.compare_charts import (
+    PALETTE,
+    X_AXES,
+    curves_figure,
+    params_table,
+    plotly_text,
+)
 
 # The common x grid a group's curves are averaged on: the runs of a group rarely log at the
 # same steps (another batch size, a resumed run), so each is read off the grid by
@@ -203,14 +209,12 @@ def group_curves(
                 " (%{customdata[1]} runs)<extra></extra>",
             }
         )
-    fig = go.Figure(data=traces)
-    fig.update_yaxes(type="log" if log_y else "linear")
-    fig.update_layout(
-        xaxis_title=X_AXES[x_axis],
-        yaxis_title=metric_label(key),
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        hovermode="closest",
+    return curves_figure(
+        traces,
+        key,
+        x_axis,
+        x_max,
+        log_y=log_y,
         # Above the plot, not beside it: a panel half the page wide keeps its width.
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
     )
-    return epoch_axis(fig, x_max) if x_axis == "step" else fig
