@@ -60,11 +60,12 @@ worker: install
 dashboard: install
 	$(BIN)/seedlab dashboard --port $(PORT)
 
-# One test process by default. `make test TEST_WORKERS=2` (pytest-xdist) runs two; on 2 cores it
-# gained nothing (the suite's engine and runner subprocesses already keep both busy: 18.4 min for
-# all but the cluster tests, 2026-12-02), but it pays on a machine with more cores. The tests that
-# start a Ray cluster or several training processes run after, on their own: beside another
-# test's training a Ray node once missed its health checks and was declared dead.
+# One test process by default. `make test TEST_WORKERS=2` (pytest-xdist) runs two: on 2 quiet
+# cores all but the cluster tests took 11.0 min against 17.0 min in one process (clean clone,
+# 2026-12-02, both green). One process stays the default for CI: a test that waits on a real
+# engine or asserts a cancel's latency has the machine to itself. The tests that start a Ray
+# cluster or several training processes run after, on their own: beside another test's
+# training a Ray node once missed its health checks and was declared dead.
 TEST_WORKERS ?= 0
 TEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 CLUSTERS := ray or ddp
