@@ -3,6 +3,7 @@ Writes: db/writes/projects.py."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -52,3 +53,18 @@ def get_project(db: Engine, project_id: int) -> ProjectRecord | None:
 
 def get_project_by_name(db: Engine, name: str) -> ProjectRecord | None:
     return next((p for p in list_projects(db) if p.name == name), None)
+
+
+def baseline_run_ids(db: Engine, project_ids: Iterable[int]) -> list[int]:
+    """The runs these projects pinned as their baselines, in project order: the one column
+    alone (list_projects counts every project's runs, which a page visit need not pay for)."""
+    wanted = list(project_ids)
+    if not wanted:
+        return []
+    stmt = (
+        select(projects.c.baseline_run_id)
+        .where(projects.c.id.in_(wanted), projects.c.baseline_run_id.is_not(None))
+        .order_by(projects.c.id)
+    )
+    with reading(db) as conn:
+        return list(dict.fromkeys(conn.execute(stmt).scalars()))

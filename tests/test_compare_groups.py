@@ -139,6 +139,10 @@ def test_runs_groups_the_matching_runs_by_a_setting(settings, db, demo_datasets)
     made = _runs(db)
     at = open_page("views/runs.py")
     (groups,) = [e for e in at.expander if e.label.startswith("Groups")]
+    assert not groups.selectbox  # nothing read while it is closed
+    at.session_state["rf_groups_open"] = True  # what clicking the expander open does
+    at.run()
+    (groups,) = [e for e in at.expander if e.label.startswith("Groups")]
     assert "learning_rate" in groups.selectbox(key="rf_group").options
     groups.selectbox(key="rf_group").set_value("learning_rate").run()
     table = next(d.value for d in at.dataframe if "group" in d.value.columns)

@@ -28,7 +28,6 @@ from dashboard.components.auto_choice import show as show_auto_choice
 from dashboard.components.run_edit_panel import edit_panel
 from db import artifacts as artifact_store
 from db import metrics as metric_store
-from db import projects as project_store
 from db import runs as run_store
 from db.records import RunRecord
 from db.session import utcnow
@@ -379,8 +378,7 @@ def _pin_button(run: RunRecord) -> None:
     it when it is the one."""
     if run.status in data.ACTIVE_STATUSES:
         return
-    project = project_store.get_project(db, run.project_id)
-    pinned = project is not None and project.baseline_run_id == run.id
+    pinned = run.id in run_actions.baseline_runs(db, [run.project_id])
     if st.button(
         "Unpin baseline" if pinned else "Pin as baseline",
         icon=":material/push_pin:",

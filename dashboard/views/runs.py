@@ -17,7 +17,6 @@ from dashboard.components.run_table import (
     number_format,
     table_frame,
 )
-from db import projects as project_store
 from db import run_query
 from db import runs as run_store
 from db.models import RUN_STATUSES
@@ -66,9 +65,8 @@ if sum(run_store.count_runs_by_status(db).values()) == 0:
 def _pinned_baseline() -> None:
     """The project's pinned baseline run, above the list whatever its filters and sort (Run
     page: Pin as baseline; `seedlab runs pin ID`)."""
-    project = project_store.get_project(db, project_id) if project_id is not None else None
-    pinned = project.baseline_run_id if project is not None else None
-    run = run_store.get_run(db, pinned) if pinned is not None else None
+    pinned = run_actions.baseline_runs(db, [project_id]) if project_id is not None else []
+    run = run_store.get_run(db, pinned[0]) if pinned else None
     if run is None:
         return
     results = " · ".join(
@@ -364,8 +362,13 @@ with data.shown_errors("listing runs"):
             "over the group's runs (their last values). Compare draws groups' curves."
         )
 
-    with st.expander("Groups: mean ± standard deviation by a setting"):
-        with data.shown_errors("grouping the runs"):
+    # Read only once opened: the expander's statistics read up to GROUP_LIMIT runs, which a
+    # visit to the list need not pay for.
+    grouping = st.expander(
+        "Groups: mean ± standard deviation by a setting", key="rf_groups_open", on_change="rerun"
+    )
+    if grouping.open:
+        with grouping, data.shown_errors("grouping the runs"):
             _groups()
 
     # ------------------------------------------------------------ selection and actions

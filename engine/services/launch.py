@@ -36,10 +36,8 @@ def find_dataset(db: Engine, ref: str | int) -> DatasetRecord:
     return record
 
 
-def dataset_problems(config: RunConfig, dataset: DatasetRecord) -> list[ConfigProblem]:
-    """What submit refuses about this config on this dataset (a monitor the task does not
-    measure, regression on categories, a pretrained model that is not here), each with the
-    field it is about: New run shows each beside its field before Start training is clicked."""
+def _task_problems(config: RunConfig, dataset: DatasetRecord) -> list[ConfigProblem]:
+    """A monitor the task does not measure; regression on a categorical target."""
     problems = []
     sentence = monitor_error(config.monitor, effective_task(config.task, dataset.task))
     if sentence:
@@ -57,6 +55,14 @@ def dataset_problems(config: RunConfig, dataset: DatasetRecord) -> list[ConfigPr
                     f"{dataset.name!r} holds categories. Use task=classification or auto.",
                 )
             )
+    return problems
+
+
+def dataset_problems(config: RunConfig, dataset: DatasetRecord) -> list[ConfigProblem]:
+    """What submit refuses about this config on this dataset (a monitor the task does not
+    measure, regression on categories, a pretrained model that is not here), each with the
+    field it is about: New run shows each beside its field before Start training is clicked."""
+    problems = _task_problems(config, dataset)
     try:
         check_pretrained(config, dataset)
     except ConfigError as exc:
@@ -66,7 +72,7 @@ def dataset_problems(config: RunConfig, dataset: DatasetRecord) -> list[ConfigPr
 
 
 def check_task(config: RunConfig, dataset: DatasetRecord) -> None:
-    problems = [p for p in dataset_problems(config, dataset) if p.fields[0] in ("monitor", "task")]
+    problems = _task_problems(config, dataset)
     if problems:
         raise ConfigError(problems[0].sentence, problems=problems)
 

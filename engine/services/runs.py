@@ -221,25 +221,18 @@ def pin_baseline(db: Engine, actor: Actor, run_id: int, pinned: bool = True) -> 
     run = run_store.get_run(db, run_id)
     if run is None:
         raise SeedlabError(f"No run {run_id}.")
-    project = project_store.get_project(db, run.project_id)
-    if project is None:
+    if project_store.get_project(db, run.project_id) is None:
         raise SeedlabError(f"Run {run_id}'s project no longer exists.")
     if pinned:
-        project_writes.set_baseline(db, project.id, run_id)
-    elif project.baseline_run_id == run_id:
-        project_writes.set_baseline(db, project.id, None)
+        project_writes.set_baseline(db, run.project_id, run_id)
+    elif baseline_runs(db, [run.project_id]) == [run_id]:
+        project_writes.set_baseline(db, run.project_id, None)
     audit.record(db, actor, "pin baseline" if pinned else "unpin baseline", f"run {run_id}")
-    return (
-        run_id
-        if pinned
-        else (None if project.baseline_run_id == run_id else project.baseline_run_id)
-    )
+    return next(iter(baseline_runs(db, [run.project_id])), None)
 
 
 def baseline_runs(db: Engine, project_ids: Iterable[int]) -> list[int]:
     """The runs these projects pinned as their baselines (in project order, each once)."""
     from db import projects as project_store
 
-    wanted = set(project_ids)
-    pinned = [p.baseline_run_id for p in project_store.list_projects(db) if p.id in wanted]
-    return list(dict.fromkeys(r for r in pinned if r is not None))
+    return project_store.baseline_run_ids(db, project_ids)
