@@ -48,6 +48,10 @@ DEFAULT_CPU_CAP = 1
 DEFAULT_GPU_CAP = 1
 DEFAULT_EXECUTOR = "local"
 DEFAULT_RAY_ADDRESS = "auto"
+DEFAULT_SMTP_PORT = 587
+# Predictions a served model (or a shared Playground) answers per minute, per token or link.
+DEFAULT_SERVE_RATE_PER_MIN = 120
+DEFAULT_SHARE_PREDICT_PER_MIN = 30
 
 
 class SettingsError(SeedlabError):
@@ -165,6 +169,32 @@ class _Environment(BaseSettings):
     ray_address: str = Field(
         DEFAULT_RAY_ADDRESS, json_schema_extra=_accepts("HOST:PORT, ray://HOST:PORT or auto")
     )
+    public_url: str = Field(
+        "",
+        pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$",
+        json_schema_extra=_accepts(
+            "the address people outside use to reach the dashboard, such as "
+            "https://seedlab.example.com (share links and the served-model URL start with it)"
+        ),
+    )
+    smtp_host: str = Field("", json_schema_extra=_accepts("the host name of your mail server"))
+    smtp_port: int = Field(
+        DEFAULT_SMTP_PORT, gt=0, lt=65536, json_schema_extra=_accepts("a port number")
+    )
+    smtp_user: str = Field("", json_schema_extra=_accepts("the mail server's login name"))
+    smtp_password: str = Field("", json_schema_extra=_accepts("the mail server's password"))
+    smtp_from: str = Field("", json_schema_extra=_accepts("the sender address of alert e-mails"))
+    smtp_starttls: bool = Field(True, json_schema_extra=_accepts("on or off"))
+    serve_rate_per_min: int = Field(
+        DEFAULT_SERVE_RATE_PER_MIN,
+        gt=0,
+        json_schema_extra=_accepts("a whole number of requests per minute above 0"),
+    )
+    share_predict_per_min: int = Field(
+        DEFAULT_SHARE_PREDICT_PER_MIN,
+        gt=0,
+        json_schema_extra=_accepts("a whole number of predictions per minute above 0"),
+    )
 
 
 def proxy_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -241,6 +271,17 @@ class Settings:
     gpu_cap: int = DEFAULT_GPU_CAP
     executor: str = DEFAULT_EXECUTOR
     ray_address: str = DEFAULT_RAY_ADDRESS
+    # "" : links are built from the address the browser used (fine on a LAN, not for outsiders).
+    public_url: str = ""
+    # Alert e-mail (engine/services/alerts); no host: e-mail alerts cannot be added.
+    smtp_host: str = ""
+    smtp_port: int = DEFAULT_SMTP_PORT
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""
+    smtp_starttls: bool = True
+    serve_rate_per_min: int = DEFAULT_SERVE_RATE_PER_MIN
+    share_predict_per_min: int = DEFAULT_SHARE_PREDICT_PER_MIN
 
     @classmethod
     def from_env(cls) -> Settings:
