@@ -474,6 +474,73 @@ class SqlRecipe(Base):
     owner: Mapped[str | None] = mapped_column(String(100))
 
 
+ALERT_EVENTS = ("completed", "failed", "cancelled", "warning", "metric", "sweep_ended")
+ALERT_CHANNELS = ("webhook", "email")
+DELIVERY_STATUSES = ("pending", "sent", "failed")
+
+
+class SqlAlertRule(Base):
+    """Who is told what (engine/services/alerts.py): the runs of a project, or one run, and the
+    events that trigger it; a webhook URL or an e-mail address."""
+
+    __tablename__ = "alert_rules"
+    __table_args__ = (
+        CheckConstraint(f"channel IN {ALERT_CHANNELS!r}", name="channel"),
+        CheckConstraint("project_id IS NOT NULL OR run_id IS NOT NULL", name="scope"),
+        Index("ix_alert_rules_project_id", "project_id"),
+        Index("ix_alert_rules_run_id", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # No foreign keys: a rule outlives nothing it points at for long (deleting a project or a
+    # run leaves a rule that never fires; `seedlab alerts remove` drops it).
+    project_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    events: Mapped[str] = mapped_column(String(200))  # comma list of ALERT_EVENTS
+    metric_key: Mapped[str | None] = mapped_column(String(250))
+    metric_op: Mapped[str | None] = mapped_column(String(10))  # "above" | "below"
+    metric_value: Mapped[float | None] = mapped_column(Float)
+    channel: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(String(2000))
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class SqlAlertDelivery(Base):
+    """The outbox: one message to send for one rule, event and subject ("run:12", "sweep:3").
+    UNIQUE (rule_id, event, subject): an event is enqueued, so delivered, at most once."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "event", "subject"),
+        CheckConstraint(f"status IN {DELIVERY_STATUSES!r}", name="status"),
+        Index("ix_alert_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(20))
+    subject: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[str] = mapped_column(Text)  # JSON text, as sent to a webhook
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class SqlAppSetting(Base):
+    """Settings an admin changes from the Admin page (the SMTP server); each one overrides its
+    SEEDLAB_* variable."""
+
+    __tablename__ = "app_settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 datasets = SqlDataset.__table__
 dataset_versions = SqlDatasetVersion.__table__
 runs = SqlRun.__table__
@@ -494,3 +561,6 @@ jobs = SqlJob.__table__
 login_attempts = SqlLoginAttempt.__table__
 sessions = SqlSession.__table__
 recipes = SqlRecipe.__table__
+alert_rules = SqlAlertRule.__table__
+alert_deliveries = SqlAlertDelivery.__table__
+app_settings = SqlAppSetting.__table__

@@ -17,6 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from engine.cli import (
+    alerts,
     audit,
     cluster,
     datasets,
@@ -77,6 +78,7 @@ app.add_typer(recipes.app, name="recipes")
 app.add_typer(sdk.app, name="sdk")
 app.add_typer(storage.app, name="storage")
 app.add_typer(storage.backup_app)
+app.add_typer(alerts.app, name="alerts")
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ from engine.execution.scheduling import Slot, assign_slot, free_requests, total_
 from engine.execution.spare import SparePool
 from engine.execution.stop_marker import mark_engine_stopping
 from engine.execution.worker_options import WorkerOptions, worker_command
+from engine.services.alert_delivery import ALERT_PASS_S, drain_once
+from engine.services.alerts import notify_run_ended
 from engine.services.recovery import heartbeat_timeout_s, settle_stale_runs
 from engine.services.sweeps import advance_all as advance_sweeps
 
@@ -153,6 +156,10 @@ class Worker:
         self.spares = SparePool(
             settings.home / "spare-runner.log", enabled=warm_runner and executor == "local"
         )
+        # Alerts are sent from a thread of their own: a webhook that hangs for its whole
+        # timeout never delays a claim, a reap or a heartbeat (engine/services/alert_delivery.py).
+        self._alerts_stop = threading.Event()
+        self._alerts_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -188,6 +195,10 @@ class Worker:
                 f"GPU cap {self.gpu_cap} on {', '.join(gpus)}" if gpus else "no GPU"
             )
         log.info("worker %s started (%s; home %s)", self.worker_id, where, self.settings.home)
+        self._alerts_thread = threading.Thread(
+            target=self._send_alerts, name="seedlab-alerts", daemon=True
+        )
+        self._alerts_thread.start()
         try:
             while not self._stopping:
                 self.poll_once()
@@ -195,8 +206,23 @@ class Worker:
         finally:
             self.shutdown()
 
+    def _send_alerts(self) -> None:
+        """The alert thread: a pass over the outbox every ALERT_PASS_S until shutdown. A pass
+        that fails (the database busy, a bug) is logged and the next one tries again."""
+        while not self._alerts_stop.wait(ALERT_PASS_S):
+            try:
+                drain_once(self.db, self.settings)
+            except Exception:
+                log.exception("alert pass failed; trying again in %.0f s", ALERT_PASS_S)
+
+    def _run_ended(self, run_id: int) -> None:
+        """Alerts for a run whose process is gone (it completed, failed or was cancelled; a
+        requeued run enqueues nothing). Never raises: an alert never fails the engine."""
+        notify_run_ended(self.db, self.settings, run_id)
+
     def shutdown(self) -> None:
         self._stopping = True
+        self._alerts_stop.set()
         self.spares.stop()
         for active in self.active.values():
             if active.process.poll() is None:
@@ -300,6 +326,7 @@ class Worker:
             if problem:
                 run_writes.finish_run(self.db, run_id, "failed", problem)
                 log.warning("run %s: %s", run_id, problem)
+                self._run_ended(run_id)
                 continue
             self._note_attempt(run_id, run.attempts if run else 0, "Ray")
             handle = self.ray.start(run_id, request)
@@ -407,6 +434,7 @@ class Worker:
             if active.terminated_for_cancel:
                 if run_writes.finish_run(self.db, run_id, "cancelled"):
                     log.info("run %s cancelled (terminated after ignoring the request)", run_id)
+                self._run_ended(run_id)
                 continue
             if self._stopping:
                 # Shut down before its runner could requeue it: resume on the next start.
@@ -426,6 +454,7 @@ class Worker:
                 log.warning("run %s: %s", run_id, message.splitlines()[0])
             else:
                 log.info("run %s finished (process %s)", run_id, _describe_exit(code))
+            self._run_ended(run_id)
 
     # ------------------------------------------------------------ jobs
 

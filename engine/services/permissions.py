@@ -35,6 +35,9 @@ class Permission(StrEnum):
     VIEW_AUDIT = "view_audit"
     MANAGE_RECIPES = "manage_recipes"  # register or remove code that runs on the server
     MANAGE_STORAGE = "manage_storage"  # clean up old files, back up, restore
+    # Alerts on runs and sweeps: members add e-mail alerts on their projects' runs; a webhook
+    # target and the SMTP server are admins' only (engine/services/alerts.py checks the role).
+    MANAGE_ALERTS = "manage_alerts"
 
 
 _VIEWER = {Permission.BROWSE, Permission.PREDICT}
@@ -48,6 +51,7 @@ _MEMBER = _VIEWER | {
     Permission.DELETE,
     Permission.EXPORT,
     Permission.PROMOTE,
+    Permission.MANAGE_ALERTS,
 }
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "viewer": frozenset(_VIEWER),
@@ -73,6 +77,7 @@ _VERBS = {
     Permission.VIEW_AUDIT: "read the audit log",
     Permission.MANAGE_RECIPES: "register or remove recipes (code that runs on the server)",
     Permission.MANAGE_STORAGE: "clean up, back up or restore storage",
+    Permission.MANAGE_ALERTS: "add or remove alerts",
 }
 
 

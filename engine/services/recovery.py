@@ -25,6 +25,7 @@ from engine.core.errors import SeedlabError
 from engine.core.run_files import append_log_line, log_path, resume_path
 from engine.core.settings import Settings
 from engine.ml.checkpoints import checkpoint_epoch, saved_epoch
+from engine.services.alerts import notify_run_ended
 
 log = logging.getLogger("seedlab.recovery")
 
@@ -98,6 +99,8 @@ def settle_stale_runs(
             settled[run_id] = "failed"
     for run_id, status in settled.items():
         log.warning("run %s had no heartbeat for %.0f s: %s", run_id, timeout_s, status)
+        if status == "failed":
+            notify_run_ended(db, settings, run_id)
     return settled
 
 

@@ -23,6 +23,7 @@ from engine.core.config import RunConfig
 from engine.core.errors import SeedlabError
 from engine.core.settings import Settings
 from engine.services import audit
+from engine.services.alerts import notify_run_ended
 from engine.services.permissions import Actor, Permission, check
 
 
@@ -89,6 +90,8 @@ def cancel_run(db: Engine, actor: Actor, run_id: int) -> str:
         raise SeedlabError(f"No run {run_id}.")
     if status in ("queued", "running", "cancelled"):
         audit.record(db, actor, "cancel", f"run {run_id}", f"was {status}")
+    if status == "cancelled":  # a queued run ends here (a running one when its runner stops)
+        notify_run_ended(db, None, run_id)
     return status
 
 

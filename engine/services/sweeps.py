@@ -38,6 +38,7 @@ from engine.core.epochs import EPOCH_KEY, epochs_at
 from engine.core.errors import ConfigError
 from engine.core.metric_info import direction as metric_direction
 from engine.core.settings import Settings
+from engine.services.alerts import notify_run_ended, notify_sweep_ended
 from engine.services.dataset_versions import resolve
 from engine.services.launch import submit_run
 
@@ -605,7 +606,8 @@ def advance(db: Engine, sweep: SweepRecord) -> None:
     launched = len(trials)
     if launched >= sweep.max_trials or out_of_time:
         if active == 0:
-            sweep_writes.finish_sweep(db, sweep.id, "completed", best_run_id=best_id)
+            if sweep_writes.finish_sweep(db, sweep.id, "completed", best_run_id=best_id):
+                notify_sweep_ended(db, None, sweep.id)
         return
     grid = grid_points(stored_space(sweep), _kinds_of(sweep)) if sweep.sampler == "grid" else None
     for _ in range(min(sweep.parallelism - active, sweep.max_trials - launched)):
@@ -646,13 +648,14 @@ def advance_all(db: Engine, *, min_interval_s: float = 1.0) -> None:
             )
         except Exception as exc:  # one broken sweep must not stop the engine or other sweeps
             log.exception("sweep %s failed", sweep.id)
-            sweep_writes.finish_sweep(
+            if sweep_writes.finish_sweep(
                 db,
                 sweep.id,
                 "failed",
                 best_run_id=sweep.best_run_id,
                 error=f"{type(exc).__name__}: {exc}",
-            )
+            ):
+                notify_sweep_ended(db, None, sweep.id)
 
 
 _last_step: dict[str, float] = {}
@@ -663,9 +666,12 @@ def cancel_sweep(db: Engine, sweep_id: int) -> str | None:
     sweep = sweep_store.get_sweep(db, sweep_id)
     if sweep is None:
         return None
-    sweep_writes.finish_sweep(db, sweep_id, "cancelled", best_run_id=sweep.best_run_id)
+    ended = sweep_writes.finish_sweep(db, sweep_id, "cancelled", best_run_id=sweep.best_run_id)
     for run_id in sweep_store.trial_run_ids(db, sweep_id):
-        run_writes.request_cancel(db, run_id)
+        if run_writes.request_cancel(db, run_id) == "cancelled":
+            notify_run_ended(db, None, run_id)
+    if ended:
+        notify_sweep_ended(db, None, sweep_id)
     return sweep_store.get_sweep(db, sweep_id).status
 
 
