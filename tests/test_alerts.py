@@ -23,6 +23,7 @@ from engine.services import alert_delivery, alerts
 from engine.services.permissions import Actor, PermissionDenied
 from tests.support.commands import cli, free_port
 from tests.support.data import stub_dataset
+from tests.support.pages import button, open_page
 from tests.support.waiting import wait_until
 
 ADMIN = Actor("boss", "admin")
@@ -160,6 +161,45 @@ def test_a_verdict_warning_and_a_cancel_are_their_own_events(
     warning = next(b for b in receiver.bodies if b["event"] == "warning")
     assert "with a warning: overfitting" in warning["text"]
     assert warning["verdict"]["warnings"] == ["overfitting"]
+
+
+def test_a_cancelled_sweep_tells_of_its_end_and_its_cancelled_queued_trial(
+    settings: Settings, db: Engine, receiver: Receiver
+):
+    from db.writes import sweeps as sweep_writes
+    from engine.services.runs import cancel_run
+    from engine.services.sweep_actions import cancel_sweep
+
+    alerts.add_rule(
+        db, settings, ADMIN, project="Default", events="sweep_ended,cancelled", webhook=receiver.url
+    )
+    dataset_id = stub_dataset(db)
+    sweep_id = sweep_writes.create_sweep(
+        db,
+        name="lr search",
+        dataset_id=dataset_id,
+        base_config={},
+        space={},
+        sampler="random",
+        pruner="none",
+        objective="val_loss",
+        direction="minimize",
+        max_trials=2,
+        time_limit_s=None,
+        parallelism=1,
+    )
+    trial = run_writes.create_run(
+        db, name="lr search #0", dataset_id=dataset_id, config={}, sweep_id=sweep_id
+    )
+    alone = run_writes.create_run(db, name="queued alone", dataset_id=dataset_id, config={})
+    # Cancelling queued runs ends them at once, with no engine: the services enqueue then.
+    assert cancel_run(db, ADMIN, alone) == "cancelled"
+    assert cancel_sweep(db, ADMIN, sweep_id) == "cancelled"
+    alert_delivery.drain_once(db, settings)
+    by_event = sorted((b["event"], b.get("run", b.get("sweep"))["id"]) for b in receiver.bodies)
+    assert by_event == [("cancelled", trial), ("cancelled", alone), ("sweep_ended", sweep_id)]
+    ended = next(b for b in receiver.bodies if b["event"] == "sweep_ended")
+    assert ended["text"] == f"Sweep {sweep_id} “lr search” cancelled."
 
 
 def test_an_event_noticed_twice_is_delivered_once(
@@ -330,3 +370,73 @@ def test_a_real_run_under_a_real_worker_sends_its_webhook_while_another_receiver
         assert all(d.attempts == 1 and "HTTP 500" in (d.last_error or "") for d in retrying)
     finally:
         failing.close()
+
+
+def test_the_admin_page_sets_the_mail_server_adds_an_alert_and_lists_outcomes(
+    settings: Settings, db: Engine, smtp_server
+):
+    _, port = smtp_server
+    at = open_page("views/admin.py")
+    assert "Not set: e-mail alerts cannot be added." in "\n".join(c.value for c in at.caption)
+    at.text_input(key="smtp_host").set_value("127.0.0.1")
+    at.number_input(key="smtp_port").set_value(port)
+    at.text_input(key="smtp_from").set_value("lab@example.com")
+    button(at, "Save mail server").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert alerts.smtp_config(db, settings).port == port
+
+    at.multiselect(key="alert_events").set_value(["failed", "sweep_ended"])
+    at.text_input(key="alert_target").set_value("ana@example.com")
+    button(at, "Add alert").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [rule] = alerts.list_rules(db)
+    assert (rule.channel, rule.target, rule.event_list) == (
+        "email",
+        "ana@example.com",
+        ["failed", "sweep_ended"],
+    )
+    # A message that could not go yet is listed with its attempts and error, as a sentence.
+    down = f"http://127.0.0.1:{free_port()}/hook"
+    alerts.add_rule(db, settings, ADMIN, project="Default", events="failed", webhook=down)
+    alerts.run_ended(db, settings, _ended_run(db, "failed"))
+    alert_delivery.drain_once(db, settings)
+    at = open_page("views/admin.py")
+    messages = next(f.value for f in at.dataframe if "outcome" in f.value.columns)
+    assert sorted(messages["outcome"]) == ["pending", "sent"]
+    pending = messages[messages["outcome"] == "pending"].iloc[0]
+    assert pending["attempts"] == 1
+    assert pending["last error"].startswith("The webhook could not be reached")
+
+
+def test_the_migration_keeps_existing_data_and_goes_back(tmp_path):
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from db.migrate import alembic_config
+    from db.session import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = alembic_config(engine)
+    command.upgrade(cfg, "0018_project_baseline")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO projects (name, description, created_at)"
+                " VALUES ('p', '', '2026-01-01')"
+            )
+        )
+    command.upgrade(cfg, "0020_alerts")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO alert_rules (project_id, events, channel, target, created_at, enabled)"
+                " VALUES (2, 'failed', 'email', 'a@b.io', '2026-01-01', 1)"
+            )
+        )
+        assert conn.execute(text("SELECT name FROM projects WHERE id = 2")).scalar() == "p"
+    command.downgrade(cfg, "0018_project_baseline")
+    tables = set(inspect(engine).get_table_names())
+    assert not {"alert_rules", "alert_deliveries", "app_settings"} & tables
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT name FROM projects WHERE id = 2")).scalar() == "p"
+    engine.dispose()

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth, data
-from dashboard.components import storage_panel
+from dashboard.components import alerts_section, storage_panel
 from db import audit
 from db import users as user_store
 from engine.services import accounts
@@ -21,7 +21,7 @@ db = data.get_db()
 
 st.title("Admin")
 data.show_flash()
-users_tab, storage_tab, audit_tab = st.tabs(["Users", "Storage", "Audit log"])
+users_tab, storage_tab, audit_tab, alerts_tab = st.tabs(["Users", "Storage", "Audit log", "Alerts"])
 
 
 def _users() -> None:
@@ -168,3 +168,5 @@ with audit_tab:
     _audit()
 with storage_tab, data.shown_errors("measuring storage"):
     storage_panel.show(db, data.get_settings())
+with alerts_tab, data.shown_errors("reading the alerts"):
+    alerts_section.show(db, data.get_settings())
