@@ -440,3 +440,38 @@ def test_the_migration_keeps_existing_data_and_goes_back(tmp_path):
     with engine.begin() as conn:
         assert conn.execute(text("SELECT name FROM projects WHERE id = 2")).scalar() == "p"
     engine.dispose()
+
+
+def test_a_member_asks_for_an_e_mail_from_the_run_page(
+    settings: Settings, db: Engine, smtp_server, monkeypatch: pytest.MonkeyPatch
+):
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import auth
+    from engine.services import accounts
+    from tests.support.pages import APP, TIMEOUT, go
+
+    _, port = smtp_server
+    monkeypatch.setenv("SEEDLAB_AUTH", "on")
+    accounts.add_user(db, ADMIN, "ana", "correct horse battery", "member")
+    alerts.save_smtp_config(db, ADMIN, host="127.0.0.1", port=port)
+    run_id = _ended_run(db, "running")
+    session = accounts.start_session(db, accounts.authenticate(db, "ana", "correct horse battery"))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[auth.SESSION_TOKEN] = session.token
+    at.run()
+    at = go(at, "views/run_detail.py", run=str(run_id))
+    at.text_input(key="alert_me_to").set_value("ana@example.com")
+    button(at, "Alert me").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [rule] = alerts.list_rules(db)
+    assert (rule.run_id, rule.project_id, rule.channel, rule.created_by) == (
+        run_id,
+        None,
+        "email",
+        "ana",
+    )
+    assert rule.event_list == ["completed", "failed"]
+    # When the run ends, the e-mail goes out.
+    assert run_writes.finish_run(db, run_id, "failed", "boom")
+    assert alerts.run_ended(db, settings, run_id) == 1

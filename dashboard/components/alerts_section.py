@@ -1,5 +1,6 @@
 """The Admin page's Alerts tab: the alert rules (add, test, remove), the mail server alert
-e-mails go through, and every message with its outcome (sent, waiting for a retry, given up).
+e-mails go through, and every message with its outcome (sent, waiting for a retry, given up);
+and the Run page's "Alert me" (an e-mail when that run ends).
 
 The same actions as `seedlab alerts …`, through engine/services/alerts.py, which checks the role
 again whatever this page shows (webhooks and the mail server are admins' only).
@@ -13,6 +14,7 @@ from sqlalchemy import Engine
 
 from dashboard import auth, data
 from db import projects as project_store
+from db.records import RunRecord
 from engine.core.settings import Settings
 from engine.services import alert_delivery, alerts
 from engine.services.permissions import Permission
@@ -185,3 +187,47 @@ def _smtp(db: Engine, settings: Settings) -> None:
             )
             data.flash("Saved the mail server.")
             st.rerun()
+
+
+RUN_PAGE_EVENTS = ("completed", "failed", "cancelled", "warning")
+
+
+def alert_me(db: Engine, settings: Settings, run: RunRecord) -> None:
+    """The Run page's "Alert me": an e-mail when this run ends (members and admins; webhooks and
+    project-wide rules are on the Admin page or `seedlab alerts add`)."""
+    watching = [r for r in alerts.list_rules(db) if r.run_id == run.id]
+    label = f"Alert me ({len(watching)} set)" if watching else "Alert me"
+    with st.expander(label, icon=":material/notifications:"):
+        for rule in watching:
+            st.caption(f"Alert {rule.id}: {', '.join(rule.event_list)} → {rule.target}")
+        if not auth.can(Permission.MANAGE_ALERTS):
+            st.caption("A member or an admin can add alerts.")
+            return
+        if not alerts.smtp_config(db, settings).configured:
+            st.caption(
+                "No mail server is set, so e-mail alerts cannot be sent yet; an admin sets one "
+                "on the Admin page (Alerts) or with SEEDLAB_SMTP_HOST."
+            )
+            return
+        with st.form(f"alert_me_{run.id}", border=False, clear_on_submit=True):
+            email = st.text_input("E-mail me at", placeholder="ana@example.com", key="alert_me_to")
+            events = st.multiselect(
+                "When it",
+                RUN_PAGE_EVENTS,
+                default=["completed", "failed"],
+                format_func=lambda e: "gets a verdict warning" if e == "warning" else e,
+                key="alert_me_events",
+            )
+            submitted = st.form_submit_button("Alert me", icon=":material/notifications:")
+        if submitted:
+            with data.shown_errors("adding the alert"):
+                rule_id = alerts.add_rule(
+                    db,
+                    settings,
+                    auth.require(Permission.MANAGE_ALERTS),
+                    events=list(events),
+                    run_id=run.id,
+                    email=email,
+                )
+                data.flash(f"Added alert {rule_id}: an e-mail to {email.strip()}.")
+                st.rerun()

@@ -17,6 +17,7 @@ import streamlit as st
 
 from dashboard import auth, data
 from dashboard.components import (
+    alerts_section,
     code_section,
     export_section,
     importance_view,
@@ -575,6 +576,9 @@ with st.container():
             " · ".join(data.md_text(t) for t in [*(f"#{t}" for t in run.tags), run.notes][:12])
         )
 # ---- end edit panel
+# ---- alert me (an e-mail when this run ends): dashboard/components/alerts_section.py
+with data.shown_errors("reading the alerts"):
+    alerts_section.alert_me(db, settings, run)
 # ---- registry and sharing (Register model, HTML report): dashboard/components/registry_section.py
 with data.shown_errors("reading the registry"):
     registry_section.show(db, settings, run)
