@@ -69,6 +69,7 @@ from engine.core.errors import SeedlabError
 from engine.core.run_files import append_log_line
 from engine.core.settings import Settings
 from engine.services import provenance, sdk_lines
+from engine.services.alerts import notify_run_ended
 
 log = logging.getLogger("seedlab.sdk_drain")
 
@@ -232,6 +233,8 @@ class SpoolDrain:
         append_log_line(self.settings, self.run_id, reason)
         ended = run_writes.finish_run(self.db, self.run_id, "failed", reason)
         self.finished, self.status, self.error = True, "failed", reason
+        if ended:
+            notify_run_ended(self.db, self.settings, self.run_id)
         return ended
 
 

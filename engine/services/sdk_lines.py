@@ -25,6 +25,7 @@ from db.writes import artifacts as artifact_writes
 from db.writes import runs as run_writes
 from engine.core.run_files import append_log_line
 from engine.core.settings import Settings
+from engine.services.alerts import notify_run_ended
 
 ARTIFACT_KIND = "sdk"  # as engine/execution/sdk_drain.py records them
 ARTIFACTS = "artifacts"
@@ -168,6 +169,6 @@ def _finish(
         error = "The script reported a failure without a message."
     if line.get("traceback") and log_traceback:
         append_log_line(settings, run_id, str(line["traceback"]))
-    if apply:
-        run_writes.finish_run(db, run_id, status, error)
+    if apply and run_writes.finish_run(db, run_id, status, error):
+        notify_run_ended(db, settings, run_id)  # never raises: an alert never fails a run
     return status, error
