@@ -107,6 +107,7 @@ def _ended_run(
     return run_id
 
 
+@pytest.mark.backends("sqlite", "postgresql")
 def test_a_completed_run_reaches_a_webhook_and_an_inbox(
     settings: Settings, db: Engine, receiver: Receiver, smtp_server
 ):
@@ -202,6 +203,7 @@ def test_a_cancelled_sweep_tells_of_its_end_and_its_cancelled_queued_trial(
     assert ended["text"] == f"Sweep {sweep_id} “lr search” cancelled."
 
 
+@pytest.mark.backends("sqlite", "postgresql")
 def test_an_event_noticed_twice_is_delivered_once(
     settings: Settings, db: Engine, receiver: Receiver
 ):
@@ -217,6 +219,7 @@ def test_an_event_noticed_twice_is_delivered_once(
     assert len(alert_store.list_deliveries(db)) == 1
 
 
+@pytest.mark.backends("sqlite", "postgresql")
 def test_a_failing_receiver_is_retried_with_back_off_then_given_up(settings: Settings, db: Engine):
     flaky = Receiver(answers=[500])  # one error, then 200
     try:
@@ -290,6 +293,7 @@ def test_who_may_add_what(settings: Settings, db: Engine, smtp_server):
         alerts.add_rule(db, settings, ADMIN, project="Default", events="failed", webhook="ftp://x")
 
 
+@pytest.mark.backends("sqlite", "postgresql")
 def test_a_metric_threshold_fires_once_per_run(settings: Settings, db: Engine, receiver: Receiver):
     rule = alerts.add_rule(
         db,

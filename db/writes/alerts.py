@@ -40,12 +40,16 @@ def enqueue(db: Engine, rows: Iterable[Mapping[str, Any]]) -> int:
         return 0
     with writing(db) as conn:
         dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        statement = dialect_insert(alert_deliveries).on_conflict_do_nothing(
-            index_elements=["rule_id", "event", "subject"]
-        )
         added = 0
-        for value in values:  # one by one: rowcount says which were new
-            added += conn.execute(statement, value).rowcount
+        for value in values:  # one by one: RETURNING says which were new (rowcount is -1 on
+            # psycopg for an upsert)
+            statement = (
+                dialect_insert(alert_deliveries)
+                .values(**value)
+                .on_conflict_do_nothing(index_elements=["rule_id", "event", "subject"])
+                .returning(alert_deliveries.c.id)
+            )
+            added += conn.execute(statement).first() is not None
         return added
 
 
