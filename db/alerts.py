@@ -93,13 +93,11 @@ def rules_for(db: Engine, *, project_id: int | None, run_id: int | None) -> list
         return [_rule(r) for r in conn.execute(query).all()]
 
 
-def metric_candidates(
-    db: Engine, rule: AlertRuleRecord, *, since: datetime
-) -> list[tuple[int, float]]:
-    """(run id, latest value of the rule's metric) of the runs in the rule's scope that are
-    running, or finished at or after `since`, and not yet enqueued for this rule: the runs a
-    threshold rule still has to look at.
-    One query on run_summaries (the latest value per key), never the metric points."""
+def metric_candidates(db: Engine, rule: AlertRuleRecord) -> list[tuple[int, float]]:
+    """(run id, latest value of the rule's metric) of the running runs in the rule's scope not
+    yet enqueued for this rule: what a threshold rule looks at on each pass. One query on
+    run_summaries (the latest value per key), never the metric points. A run that ends is
+    checked once more on its final values where it ends (engine/services/alerts.run_ended)."""
     if rule.metric_key is None:
         return []
     scope = (
@@ -113,7 +111,7 @@ def metric_candidates(
         .where(
             scope,
             run_summaries.c.key == rule.metric_key,
-            or_(runs.c.status == "running", runs.c.finished_at >= since),
+            runs.c.status == "running",
         )
     )
     done = select(alert_deliveries.c.subject).where(

@@ -71,7 +71,7 @@ def drain_once(
     """One pass: threshold crossings into the outbox, then every due message sent once.
     `now` and `backoff_s` are for tests (a retry without waiting its real delay)."""
     now = now or utcnow()
-    enqueued = check_metric_thresholds(db, settings, now)
+    enqueued = check_metric_thresholds(db, settings)
     counts = {"sent": 0, "retrying": 0, "failed": 0}
     due = alert_store.due_delivery_ids(db, now)
     smtp = smtp_config(db, settings) if due else None

@@ -25,7 +25,6 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,7 +36,6 @@ from db import runs as run_store
 from db import sweeps as sweep_store
 from db.alerts import AlertRuleRecord, DeliveryRecord
 from db.records import RunRecord
-from db.session import utcnow
 from db.writes import alerts as alert_writes
 from engine.core.catalog import HEADLINE_METRIC, metric_label
 from engine.core.errors import SeedlabError
@@ -60,9 +58,6 @@ EVENT_HELP = {
     "sweep_ended": "a sweep ended (completed, cancelled or failed)",
 }
 CHANNELS = ("webhook", "email")
-# A threshold rule looks at runs still running, and at runs that finished this recently (their
-# last value may have been logged after the previous pass).
-METRIC_LOOKBACK = timedelta(minutes=10)
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+$")
 
 
@@ -405,16 +400,16 @@ def sweep_ended(db: Engine, settings: Settings, sweep_id: int) -> int:
     return alert_writes.enqueue(db, rows)
 
 
-def check_metric_thresholds(db: Engine, settings: Settings, now: datetime | None = None) -> int:
-    """The worker's pass over threshold rules: the runs in scope that are running (or just
-    finished) whose last value of the rule's metric is past its threshold get one message each
-    (per rule and run, thanks to the outbox's unique key). One query per threshold rule."""
-    now = now or utcnow()
+def check_metric_thresholds(db: Engine, settings: Settings) -> int:
+    """The worker's pass over threshold rules: the running runs in scope whose last value of
+    the rule's metric is past its threshold get one message each (per rule and run, thanks to
+    the outbox's unique key; a run's final values are checked by run_ended). One read query per
+    threshold rule; no write unless something crossed."""
     rows = []
     for rule in alert_store.list_rules(db, enabled_only=True):
         if "metric" not in rule.event_list or not rule.metric_key:
             continue
-        for run_id, value in alert_store.metric_candidates(db, rule, since=now - METRIC_LOOKBACK):
+        for run_id, value in alert_store.metric_candidates(db, rule):
             if crossed(rule, value):
                 run = run_store.get_run(db, run_id)
                 if run is not None:
