@@ -35,6 +35,7 @@ class Permission(StrEnum):
     VIEW_AUDIT = "view_audit"
     MANAGE_RECIPES = "manage_recipes"  # register or remove code that runs on the server
     MANAGE_STORAGE = "manage_storage"  # clean up old files, back up, restore
+    SHARE = "share"  # make a read-only link to a run, a comparison or a model's Playground
 
 
 _VIEWER = {Permission.BROWSE, Permission.PREDICT}
@@ -48,6 +49,7 @@ _MEMBER = _VIEWER | {
     Permission.DELETE,
     Permission.EXPORT,
     Permission.PROMOTE,
+    Permission.SHARE,
 }
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "viewer": frozenset(_VIEWER),
@@ -73,6 +75,7 @@ _VERBS = {
     Permission.VIEW_AUDIT: "read the audit log",
     Permission.MANAGE_RECIPES: "register or remove recipes (code that runs on the server)",
     Permission.MANAGE_STORAGE: "clean up, back up or restore storage",
+    Permission.SHARE: "make share links",
 }
 
 

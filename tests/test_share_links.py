@@ -1,0 +1,185 @@
+"""Read-only share links (schema 0019_share_links, engine/services/share_links.py): made by a
+member or an admin, refused to a viewer, bound to their record, ended by revoke or expiry; the
+share view in the dashboard (dashboard/share_view.py) shows that one view and nothing else; the
+`seedlab share` commands. The browser walk is in tests/e2e/test_share_browser.py."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from db import audit as audit_store
+from db import share_links as link_store
+from db.models import share_links
+from db.session import utcnow, writing
+from db.writes import metrics as metric_writes
+from db.writes import runs as run_writes
+from engine.services import share_links as sharing
+from engine.services.launch import submit_run
+from engine.services.permissions import Actor, PermissionDenied
+from tests.support.commands import seedlab_in_process
+
+ANA, BOB, VIC = Actor("ana", "member"), Actor("bob", "member"), Actor("vic", "viewer")
+ADMIN = Actor("ada", "admin")
+
+
+def _finished(db, name: str, accuracy: float) -> int:  # noqa: ANN001
+    """A completed run with a loss curve and a test accuracy, trained by nobody (rows only)."""
+    run_id = submit_run(db, "iris", {"epochs": 2}, name=name)
+    metric_writes.append_metrics(
+        db,
+        run_id,
+        [
+            ("val_loss", 1, 1.0 - accuracy / 2, 1.0),
+            ("val_loss", 2, 1.0 - accuracy, 2.0),
+            ("test_accuracy", 2, accuracy, 2.0),
+        ],
+    )
+    run_writes.finish_run(db, run_id, "completed")
+    return run_id
+
+
+def _expire(db, link_id: int) -> None:  # noqa: ANN001
+    with writing(db) as conn:
+        conn.execute(
+            update(share_links)
+            .where(share_links.c.id == link_id)
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
+
+
+# ---------------------------------------------------------------- the service
+
+
+def test_expiry_forms():
+    now = datetime(2026, 3, 1, 12, 0)
+    assert sharing.parse_expiry("7d", now) == now + timedelta(days=7)
+    assert sharing.parse_expiry("12H", now) == now + timedelta(hours=12)
+    assert sharing.parse_expiry(" 30m ", now) == now + timedelta(minutes=30)
+    assert sharing.parse_expiry("never", now) is None
+    # A date: valid through that whole day (UTC).
+    assert sharing.parse_expiry("2026-03-01", now) == datetime(2026, 3, 2)
+    with pytest.raises(sharing.ShareError, match="has passed"):
+        sharing.parse_expiry("2026-02-28", now)
+    with pytest.raises(sharing.ShareError, match="7d, 12h or 30m"):
+        sharing.parse_expiry("next week", now)
+    with pytest.raises(sharing.ShareError, match="longer than"):
+        sharing.parse_expiry("0d", now)
+
+
+def test_make_resolve_and_revoke_a_run_link(settings, db, demo_datasets):
+    run_id = _finished(db, "shown", 0.9)
+    made = sharing.create(db, ANA, "run", run_id, "7d")
+    assert made.link.target == {"run": run_id} and made.link.created_by == "ana"
+    assert len(made.token) >= 40
+    # Only the hash is stored: the token is nowhere in the table.
+    with writing(db) as conn:
+        stored = [tuple(map(str, row)) for row in conn.execute(share_links.select())]
+    assert not any(made.token in value for row in stored for value in row)
+
+    assert sharing.resolve(db, made.token).id == made.link.id
+    url = sharing.share_url(made.token, "https://seedlab.example.com/")
+    assert url == f"https://seedlab.example.com/?share={made.token}"
+    assert sharing.find(db, url).id == made.link.id  # the whole URL names the link too
+
+    # Another member may not revoke it; its maker may; a second revoke says so.
+    with pytest.raises(PermissionDenied, match="made by ana"):
+        sharing.revoke(db, BOB, made.token)
+    revoked = sharing.revoke(db, ANA, str(made.link.id))
+    assert revoked.revoked_by == "ana"
+    with pytest.raises(sharing.LinkRefused, match="was revoked on"):
+        sharing.resolve(db, made.token)
+    with pytest.raises(sharing.ShareError, match="revoked already"):
+        sharing.revoke(db, ADMIN, made.token)
+
+    actions = [(e.user, e.action, e.target) for e in audit_store.list_entries(db, limit=10)]
+    assert ("ana", "share_create", f"run {run_id}") in actions
+    assert ("ana", "share_revoke", f"run {run_id}") in actions
+
+
+def test_refusals_unknown_expired_viewer_and_missing_targets(settings, db, demo_datasets):
+    run_id = _finished(db, "r", 0.5)
+    with pytest.raises(PermissionDenied, match=r"Your role \(viewer\) cannot make share links"):
+        sharing.create(db, VIC, "run", run_id)
+    with pytest.raises(sharing.LinkRefused, match="not valid"):
+        sharing.resolve(db, "x" * 43)
+    with pytest.raises(sharing.LinkRefused, match="not valid"):
+        sharing.resolve(db, "")
+    with pytest.raises(sharing.ShareError, match="no run #999"):
+        sharing.create(db, ANA, "run", 999)
+    with pytest.raises(sharing.ShareError, match="no run #998"):
+        sharing.create(db, ANA, "compare", f"{run_id},998")
+    with pytest.raises(sharing.ShareError, match="No registered model 'nope'"):
+        sharing.create(db, ANA, "model", "nope")
+    queued = submit_run(db, "iris", {"epochs": 2})
+    with pytest.raises(sharing.ShareError, match="no model Seedlab can load"):
+        sharing.create(db, ANA, "model", queued)
+
+    made = sharing.create(db, ADMIN, "compare", f"{run_id}, {run_id}", "1d")
+    assert made.link.target == {"runs": [run_id]}  # a run named twice is compared once
+    _expire(db, made.link.id)
+    with pytest.raises(sharing.LinkRefused, match="expired on"):
+        sharing.resolve(db, made.token)
+
+
+def test_admin_lists_every_live_link_a_member_their_own(settings, db, demo_datasets):
+    a, b = _finished(db, "a", 0.6), _finished(db, "b", 0.7)
+    mine = sharing.create(db, ANA, "run", a, "never")
+    theirs = sharing.create(db, BOB, "compare", [a, b], "30d")
+    gone = sharing.create(db, BOB, "run", b, "1d")
+    sharing.revoke(db, ADMIN, gone.link.id)
+    ended = sharing.create(db, ANA, "run", b, "1d")
+    _expire(db, ended.link.id)
+
+    assert [link.id for link in sharing.list_live(db, ADMIN)] == [theirs.link.id, mine.link.id]
+    assert [link.id for link in sharing.list_live(db, ANA)] == [mine.link.id]
+    with pytest.raises(PermissionDenied):
+        sharing.list_live(db, VIC)
+    assert sharing.describe(theirs.link) == f"runs {a}, {b}"
+
+    sharing.opened(db, sharing.resolve(db, mine.token))
+    sharing.opened(db, sharing.resolve(db, mine.token))
+    opened = link_store.get_link(db, mine.link.id)
+    assert opened.opens == 2 and opened.last_opened_at is not None
+
+
+def test_a_shared_playground_is_rate_limited_per_link():
+    # Link ids no test makes: the limiter lives in the process, across tests.
+    assert [sharing.allow_prediction(10_001, 3) for _ in range(4)] == [True] * 3 + [False]
+    assert sharing.allow_prediction(10_002, 3)  # another link has its own budget
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def test_cli_share_list_and_revoke(settings, db, demo_datasets, monkeypatch):
+    a, b = _finished(db, "a", 0.6), _finished(db, "b", 0.7)
+    done = seedlab_in_process("share", "run", str(a), "--expires", "12h")
+    assert done.returncode == 0, done.stderr
+    assert "http://localhost:8501/?share=" in done.stdout and "SEEDLAB_PUBLIC_URL" in done.stdout
+    token = done.stdout.split("?share=")[1].split()[0]
+    assert sharing.resolve(db, token).target == {"run": a}
+
+    monkeypatch.setenv("SEEDLAB_PUBLIC_URL", "https://lab.example.com/")
+    done = seedlab_in_process("share", "compare", f"{a},{b}")
+    assert done.returncode == 0 and "https://lab.example.com/?share=" in done.stdout
+    assert "SEEDLAB_PUBLIC_URL" not in done.stdout
+
+    refused = seedlab_in_process("share", "model", "nope")
+    assert refused.returncode == 1 and "error: No registered model 'nope'" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    listed = seedlab_in_process("share", "list")
+    assert listed.returncode == 0
+    assert f"runs {a}, {b}" in listed.stdout and f"run {a}" in listed.stdout
+    assert "cli:" in listed.stdout  # who made it
+
+    done = seedlab_in_process("share", "revoke", token)
+    assert done.returncode == 0 and "Revoked" in done.stdout
+    assert f"run {a} " not in seedlab_in_process("share", "list").stdout
+    again = seedlab_in_process("share", "revoke", token)
+    assert again.returncode == 1 and "revoked already" in again.stderr
+    bad = seedlab_in_process("share", "run", str(a), "--expires", "soon")
+    assert bad.returncode == 1 and "Cannot read the expiry 'soon'" in bad.stderr
