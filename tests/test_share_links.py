@@ -9,17 +9,23 @@ from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import update
+from streamlit.testing.v1 import AppTest
 
+from dashboard import auth
 from db import audit as audit_store
+from db import registry
+from db import runs as run_store
 from db import share_links as link_store
 from db.models import share_links
 from db.session import utcnow, writing
 from db.writes import metrics as metric_writes
 from db.writes import runs as run_writes
+from engine.services import accounts
 from engine.services import share_links as sharing
 from engine.services.launch import submit_run
-from engine.services.permissions import Actor, PermissionDenied
+from engine.services.permissions import Actor, PermissionDenied, cli_actor
 from tests.support.commands import seedlab_in_process
+from tests.support.pages import APP, TIMEOUT, plotly_figures, texts
 
 ANA, BOB, VIC = Actor("ana", "member"), Actor("bob", "member"), Actor("vic", "viewer")
 ADMIN = Actor("ada", "admin")
@@ -183,3 +189,107 @@ def test_cli_share_list_and_revoke(settings, db, demo_datasets, monkeypatch):
     assert again.returncode == 1 and "revoked already" in again.stderr
     bad = seedlab_in_process("share", "run", str(a), "--expires", "soon")
     assert bad.returncode == 1 and "Cannot read the expiry 'soon'" in bad.stderr
+
+
+# ---------------------------------------------------------------- the share view (AppTest)
+
+
+def _shared(token: str, **query: str) -> AppTest:
+    """A fresh session opening /?share=TOKEN (and any other query parameters)."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["share"] = token
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _rerun(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.fixture
+def access_control(settings, db, monkeypatch):  # noqa: ANN001, ANN201
+    """Access control on with an admin account, as on a shared box: every page needs a login."""
+    monkeypatch.setenv("SEEDLAB_AUTH", "on")
+    accounts.add_user(db, cli_actor(), "ada", "password-123", "admin")
+
+
+def test_a_run_link_shows_that_run_and_nothing_else(settings, db, demo_datasets, access_control):
+    shown, other = _finished(db, "shown", 0.9), _finished(db, "other", 0.4)
+    made = sharing.create(db, ADMIN, "run", shown, "7d")
+
+    at = _shared(made.token)
+    assert at.title[0].value == f"#{shown} · shown"
+    assert "90.0 %" in [m.value for m in at.metric]  # the headline metric, as a percentage
+    assert len(plotly_figures(at)) == 1  # the loss curve
+    assert not at.button and not at.get("page_link") and not at.sidebar.children
+    assert "Log in" not in texts(at.subheader)
+    assert "read-only view shared from Seedlab by ada" in texts(at.caption)
+
+    # Another run's id, another page: the record's run all the same.
+    at.query_params["run"] = str(other)
+    assert _rerun(at).title[0].value == f"#{shown} · shown"
+    at.switch_page("views/runs.py")
+    assert _rerun(at).title[0].value == f"#{shown} · shown"
+    # Another page's widgets, as a replayed message would set them: nothing to receive them.
+    at.session_state["run_delete_confirm"] = True
+    at.session_state["register_name"] = "stolen"
+    at.session_state["cmp_key"] = "val_loss"
+    assert _rerun(at).title[0].value == f"#{shown} · shown"
+    assert run_store.get_run(db, shown) is not None and not registry.list_models(db)
+    # A logged-in admin's session changes nothing either: the same view, no pages, no menu.
+    session = accounts.start_session(db, ADMIN)
+    at.session_state[auth.SESSION_TOKEN] = session.token
+    _rerun(at)
+    assert at.title[0].value == f"#{shown} · shown" and not at.sidebar.children
+    assert {e.action for e in audit_store.list_entries(db)} == {"user_add", "share_create"}
+    assert link_store.get_link(db, made.link.id).opens == 1  # once per session, not per click
+
+    # Revoked: the next click shows the refusal, and nothing of the run.
+    sharing.revoke(db, ADMIN, made.link.id)
+    _rerun(at)
+    assert "was revoked on" in texts(at.error)
+    assert not at.metric and not plotly_figures(at) and f"#{shown}" not in texts(at.title)
+
+
+def test_a_compare_link_shows_its_runs_only(settings, db, demo_datasets, access_control):
+    a, b, c = (_finished(db, n, acc) for n, acc in (("a", 0.6), ("b", 0.8), ("c", 0.3)))
+    made = sharing.create(db, ADMIN, "compare", [a, b], "never")
+    at = _shared(made.token, runs=f"{a},{b},{c}", tab="Params")
+    names = [t["name"] for f in plotly_figures(at) for t in f["data"]]
+    assert names == [f"#{a} a", f"#{b} b"]
+    table = at.dataframe[0].value
+    assert list(table["id"]) == [a, b] and list(table["test accuracy"]) == ["60.0 %", "80.0 %"]
+    assert not at.button and not at.sidebar.children
+
+
+def test_unknown_and_expired_links_are_refused(settings, db, demo_datasets, access_control):
+    run_id = _finished(db, "r", 0.5)
+    at = _shared("not-a-real-token-at-all-0123456789")
+    assert "not valid" in texts(at.error) and "Log in" not in texts(at.subheader)
+    made = sharing.create(db, ADMIN, "run", run_id, "1d")
+    _expire(db, made.link.id)
+    at = _shared(made.token)
+    assert "expired on" in texts(at.error) and not at.metric
+
+
+def test_a_model_link_predicts_within_its_rate_limit(settings, db, demo_datasets, monkeypatch):
+    from engine.services.model_registry import register
+    from tests.support.data import completed_run
+
+    run_id = completed_run(settings, db, "iris")
+    register(settings, db, ADMIN, run_id, "iris-model", stage="production")
+    made = sharing.create(db, ANA, "model", "iris-model")
+    monkeypatch.setenv("SEEDLAB_SHARE_PREDICT_PER_MIN", "1")
+
+    at = _shared(made.token, run="999", model="other")
+    assert at.title[0].value == "Playground" and "iris\\-model v1" in texts(at.caption)
+    assert [m.label for m in at.metric][0] == "Prediction"
+    assert not at.button and not at.tabs  # predict only: no batch tab, no actions
+    at.slider[0].set_value(at.slider[0].max).run()
+    assert "answered its 1 predictions for this minute" in texts(at.warning)
+    assert "Prediction" not in [m.label for m in at.metric]
