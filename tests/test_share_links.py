@@ -25,7 +25,7 @@ from engine.services import share_links as sharing
 from engine.services.launch import submit_run
 from engine.services.permissions import Actor, PermissionDenied, cli_actor
 from tests.support.commands import seedlab_in_process
-from tests.support.pages import APP, TIMEOUT, plotly_figures, texts
+from tests.support.pages import APP, TIMEOUT, button, go, open_page, plotly_figures, texts
 
 ANA, BOB, VIC = Actor("ana", "member"), Actor("bob", "member"), Actor("vic", "viewer")
 ADMIN = Actor("ada", "admin")
@@ -283,6 +283,12 @@ def test_a_model_link_predicts_within_its_rate_limit(settings, db, demo_datasets
 
     run_id = completed_run(settings, db, "iris")
     register(settings, db, ADMIN, run_id, "iris-model", stage="production")
+    # The Playground's Share: a registered model by its name (its production version).
+    at = open_page("views/playground.py")
+    button(at, "Create link").click().run()
+    made_here = sharing.resolve(db, _shown_url(at).split("share=")[1])
+    assert made_here.target == {"model": "iris-model"}
+
     made = sharing.create(db, ANA, "model", "iris-model")
     monkeypatch.setenv("SEEDLAB_SHARE_PREDICT_PER_MIN", "1")
 
@@ -293,3 +299,47 @@ def test_a_model_link_predicts_within_its_rate_limit(settings, db, demo_datasets
     at.slider[0].set_value(at.slider[0].max).run()
     assert "answered its 1 predictions for this minute" in texts(at.warning)
     assert "Prediction" not in [m.label for m in at.metric]
+
+
+# ---------------------------------------------------------------- Share buttons, Admin
+
+
+def _shown_url(at: AppTest) -> str:
+    urls = [c.value for c in at.code if "?share=" in c.value]
+    assert len(urls) == 1, [c.value for c in at.code]
+    return urls[0]
+
+
+def test_share_buttons_make_links_and_admin_revokes_them(settings, db, demo_datasets):
+    a, b = _finished(db, "a", 0.6), _finished(db, "b", 0.7)
+    at = open_page("views/run_detail.py", run=str(a))
+    at.selectbox(key="share_run_expiry").set_value("Never")
+    button(at, "Create link").click().run()
+    url = _shown_url(at)
+    assert url.startswith("http://localhost:8501/?share=")  # AppTest has no browser address
+    run_link = sharing.resolve(db, url.split("share=")[1])
+    assert run_link.target == {"run": a} and run_link.expires_at is None
+    assert not [c.value for c in _rerun(at).code if "?share=" in c.value]  # shown once
+
+    at = open_page("views/compare.py", runs=f"{a},{b}")
+    button(at, "Create link").click().run()
+    compare_link = sharing.resolve(db, _shown_url(at).split("share=")[1])
+    assert compare_link.target == {"runs": [a, b]} and compare_link.expires_at is not None
+
+    at = open_page("views/admin.py")
+    shown = texts(at.text)
+    assert f"run {a}" in shown and f"runs {a}, {b}" in shown and "local" in shown
+    at.button(key=f"share_revoke_{run_link.id}").click().run()
+    assert f"Revoked link {run_link.id} to run {a}." in texts(at.success)
+    assert link_store.get_link(db, run_link.id).revoked_by == "local"
+    assert f"run {a}" not in texts(at.text).replace(f"runs {a}", "")
+
+
+def test_a_viewer_gets_a_disabled_share_button(settings, db, demo_datasets, access_control):
+    run_id = _finished(db, "r", 0.5)
+    accounts.add_user(db, cli_actor(), "vic", "password-123", "viewer")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[auth.SESSION_TOKEN] = accounts.start_session(db, VIC).token
+    at = go(at.run(), "views/run_detail.py", run=str(run_id))
+    assert button(at, "Create link").disabled
+    assert not link_store.live_links(db, utcnow())

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth, data
-from dashboard.components import storage_panel
+from dashboard.components import share_panel, storage_panel
 from db import audit
 from db import users as user_store
 from engine.services import accounts
@@ -168,3 +168,5 @@ with audit_tab:
     _audit()
 with storage_tab, data.shown_errors("measuring storage"):
     storage_panel.show(db, data.get_settings())
+with audit_tab, data.shown_errors("listing the share links"):
+    share_panel.show(db)  # live read-only links, Revoke: dashboard/components/share_panel.py
