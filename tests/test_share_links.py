@@ -18,13 +18,12 @@ from db import runs as run_store
 from db import share_links as link_store
 from db.models import share_links
 from db.session import utcnow, writing
-from db.writes import metrics as metric_writes
-from db.writes import runs as run_writes
 from engine.services import accounts
 from engine.services import share_links as sharing
 from engine.services.launch import submit_run
 from engine.services.permissions import Actor, PermissionDenied, cli_actor
 from tests.support.commands import seedlab_in_process
+from tests.support.data import finished_run
 from tests.support.pages import APP, TIMEOUT, button, go, open_page, plotly_figures, texts
 
 ANA, BOB, VIC = Actor("ana", "member"), Actor("bob", "member"), Actor("vic", "viewer")
@@ -32,19 +31,7 @@ ADMIN = Actor("ada", "admin")
 
 
 def _finished(db, name: str, accuracy: float) -> int:  # noqa: ANN001
-    """A completed run with a loss curve and a test accuracy, trained by nobody (rows only)."""
-    run_id = submit_run(db, "iris", {"epochs": 2}, name=name)
-    metric_writes.append_metrics(
-        db,
-        run_id,
-        [
-            ("val_loss", 1, 1.0 - accuracy / 2, 1.0),
-            ("val_loss", 2, 1.0 - accuracy, 2.0),
-            ("test_accuracy", 2, accuracy, 2.0),
-        ],
-    )
-    run_writes.finish_run(db, run_id, "completed")
-    return run_id
+    return finished_run(db, "iris", name, accuracy)
 
 
 def _expire(db, link_id: int) -> None:  # noqa: ANN001
