@@ -2,7 +2,9 @@
 with access control on, a fresh browser context (no cookie, no login) opens the link and sees
 that run and nothing else: no login form, no sidebar pages; another path (/runs?share=T,
 /compare?share=T) or another run's id (?run=) shows the same run; once revoked, and for an
-expired link, the page says so and shows nothing of the run. Marked `e2e` (`make e2e`)."""
+expired link, the page says so and shows nothing of the run. A logged-in admin's Share button
+makes a compare link from the address the browser used, and that link opens only its runs.
+Marked `e2e` (`make e2e`)."""
 
 from __future__ import annotations
 
@@ -136,3 +138,39 @@ def test_a_share_link_in_a_fresh_browser(browser: Browser, site: Site) -> None:
         assert "This share link expired on" in text and "shown-run" not in text
     finally:
         context.close()
+
+
+def test_share_button_makes_a_link_that_opens_only_its_runs(browser: Browser, site: Site) -> None:
+    from playwright.sync_api import expect
+
+    a = finished_run(site.db, "iris", "left-run", 0.6)
+    b = finished_run(site.db, "iris", "right-run", 0.8)
+    outside = finished_run(site.db, "iris", "outside-run", 0.3)
+    admin = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = admin.new_page()
+    try:
+        _open(page, site.url)
+        page.get_by_role("textbox", name="User name").fill(ADMIN.name)
+        page.get_by_role("textbox", name="Password").fill("password-123")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_text(f"Logged in as {ADMIN.name}").first).to_be_visible()
+        _open(page, f"{site.url}/compare?runs={a},{b}")
+        page.get_by_role("button", name="Share").click()
+        page.get_by_role("button", name="Create link").click()
+        code = page.locator('[data-testid="stCode"]').filter(has_text="?share=")
+        expect(code).to_be_visible(timeout=30_000)
+        url = code.inner_text().strip()
+    finally:
+        admin.close()
+    assert url.startswith(f"{site.url}/?share="), url
+
+    visitor = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = visitor.new_page()
+    try:
+        text = _open(page, f"{url}&runs={outside}")
+        expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
+        assert "left-run" in text and "right-run" in text and "outside-run" not in text
+        expect(page.locator('[data-testid="stDataFrame"]')).to_have_count(1)  # the metrics
+        _nothing_else(page)
+    finally:
+        visitor.close()
