@@ -15,6 +15,8 @@ Nothing here acts: no cancel, delete, pin, register, export or clone; a shared P
 predicts, at most SEEDLAB_SHARE_PREDICT_PER_MIN times a minute per link.
 
 The opening is counted once per session (the link's `opens` and `last opened`), not per click.
+A run still training is shown as it stood at the visitor's last click or reload: no live
+refresh, whose fragment reruns would skip the token's check at every click.
 """
 
 from __future__ import annotations

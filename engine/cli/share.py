@@ -61,15 +61,15 @@ def share_compare(
 
 @app.command("model")
 def share_model(name: str, expires: ExpiresOption = sharing.DEFAULT_EXPIRY) -> None:
-    """A link to a registered model's Playground (its production version, else its newest):
-    the visitor tries it on one input at a time, with a rate limit."""
+    """A link to a registered model's Playground: one input at a time, rate-limited.
+
+    The visitor gets the name's production version, else its newest, at each visit."""
     _make("model", name, expires)
 
 
 @app.command("list")
 def share_list() -> None:
-    """The live links (not revoked, not expired): who made each, what it opens, when it
-    expires and when it was last opened (times in UTC)."""
+    """The live links: who made each, what it opens, expiry, last opened (UTC)."""
     _, db = ready()
     links = sharing.list_live(db, actor())
     if not links:
