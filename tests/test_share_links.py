@@ -62,6 +62,7 @@ def test_expiry_forms():
         sharing.parse_expiry("0d", now)
 
 
+@pytest.mark.backends("sqlite", "postgresql")
 def test_make_resolve_and_revoke_a_run_link(settings, db, demo_datasets):
     run_id = _finished(db, "shown", 0.9)
     made = sharing.create(db, ANA, "run", run_id, "7d")
@@ -117,6 +118,7 @@ def test_refusals_unknown_expired_viewer_and_missing_targets(settings, db, demo_
         sharing.resolve(db, made.token)
 
 
+@pytest.mark.backends("sqlite", "postgresql")
 def test_admin_lists_every_live_link_a_member_their_own(settings, db, demo_datasets):
     a, b = _finished(db, "a", 0.6), _finished(db, "b", 0.7)
     mine = sharing.create(db, ANA, "run", a, "never")
