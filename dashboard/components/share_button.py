@@ -20,7 +20,7 @@ from engine.services.permissions import Permission
 _WHAT = {
     "run": "this run's page (results, curves, evaluation)",
     "compare": "these runs side by side (curves and metrics)",
-    "model": "this model's Playground (one prediction at a time, rate-limited)",
+    "model": "this model's Playground (one prediction at a time, a limited number a minute)",
 }
 
 
