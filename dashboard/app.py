@@ -13,11 +13,16 @@ if _ROOT not in sys.path:
 
 st.set_page_config(page_title="Seedlab", page_icon=":material/science:", layout="wide")
 
-from dashboard import auth, data  # noqa: E402 (needs the sys.path entry above)
+from dashboard import auth, data, share_view  # noqa: E402 (needs the sys.path entry above)
 from engine.services.permissions import Permission  # noqa: E402
 
 # A bad SEEDLAB_* value: its sentence as the page, before anything reads the settings.
 data.get_settings()
+# A read-only share link (/?share=TOKEN, any path): its one view and nothing else, without a
+# login, before the gate and the pages (dashboard/share_view.py).
+if share_view.is_share_session():
+    share_view.show()
+    st.stop()
 # Access control (off on localhost): no user, no pages — only the login form.
 actor = auth.login_gate()
 if actor is None:

@@ -7,8 +7,11 @@ matched first. This module is the one place HTTP routes are added:
 
 - under /api/v1 (API_V1_ROUTES): the health check, and the SDK's remote logging API
   (dashboard/remote_api.py);
-- beside /api (ROUTES): share links; /auth/login and /auth/logout, which set and clear the
-  session cookie (HttpOnly: page scripts cannot read it; only a route can set such a cookie).
+- beside /api (ROUTES): /auth/login and /auth/logout, which set and clear the session cookie
+  (HttpOnly: page scripts cannot read it; only a route can set such a cookie).
+
+Share links are no route: `/?share=TOKEN` is a page run that app.py hands to
+dashboard/share_view.py before the login gate.
 
 Everything under /api answers JSON, errors included: an unknown path is a JSON 404, not the
 dashboard's page (which Streamlit serves for any other path). Paths under /_stcore/, /media/,

@@ -36,6 +36,7 @@ ACTIVE_STATUSES = ("queued", "running")
 FINISHED_STATUSES = ("completed", "failed", "cancelled")
 DATASET_KINDS = ("tabular", "text", "image")
 USER_ROLES = ("viewer", "member", "admin")
+SHARE_KINDS = ("run", "compare", "model")
 
 
 class Base(DeclarativeBase):
@@ -541,6 +542,31 @@ class SqlAppSetting(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class SqlShareLink(Base):
+    """A read-only link to one view (a run, a comparison, a model's Playground) for people
+    without an account. Only a SHA-256 of the link's token is kept: the URL is shown once, when
+    made. `target` says what the link opens and nothing else: {"run": 3}, {"runs": [3, 4, 5]},
+    {"model": "churn"} or, for a Playground on a run not registered, {"model_run": 7}."""
+
+    __tablename__ = "share_links"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {SHARE_KINDS!r}", name="kind"),
+        Index("ix_share_links_created_by", "created_by"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    target: Mapped[dict] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)  # NULL: never
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(100))
+    last_opened_at: Mapped[datetime | None] = mapped_column(DateTime)
+    opens: Mapped[int] = mapped_column(Integer, default=0)
+
+
 datasets = SqlDataset.__table__
 dataset_versions = SqlDatasetVersion.__table__
 runs = SqlRun.__table__
@@ -564,3 +590,4 @@ recipes = SqlRecipe.__table__
 alert_rules = SqlAlertRule.__table__
 alert_deliveries = SqlAlertDelivery.__table__
 app_settings = SqlAppSetting.__table__
+share_links = SqlShareLink.__table__

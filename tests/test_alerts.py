@@ -421,7 +421,7 @@ def test_the_migration_keeps_existing_data_and_goes_back(tmp_path):
 
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     cfg = alembic_config(engine)
-    command.upgrade(cfg, "0018_project_baseline")
+    command.upgrade(cfg, "0019_share_links")
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -438,7 +438,7 @@ def test_the_migration_keeps_existing_data_and_goes_back(tmp_path):
             )
         )
         assert conn.execute(text("SELECT name FROM projects WHERE id = 2")).scalar() == "p"
-    command.downgrade(cfg, "0018_project_baseline")
+    command.downgrade(cfg, "0019_share_links")
     tables = set(inspect(engine).get_table_names())
     assert not {"alert_rules", "alert_deliveries", "app_settings"} & tables
     with engine.begin() as conn:

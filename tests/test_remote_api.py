@@ -271,6 +271,30 @@ SCRIPT = """
 
 
 @pytest.mark.slow
+def test_a_share_links_token_is_not_an_api_token(site: Site):
+    """A read-only share link opens its one view in the pages; the API refuses its token like
+    any unknown one (401), for reads and writes alike."""
+    from engine.services import share_links as sharing
+
+    init = {"type": "init", "project": None, "name": "shared", "config": {}, "dataset": None}
+    status, made, _ = _call(
+        f"{site.url}/api/v1/runs", "POST", {"key": "s" * 32, "init": init}, site.token["ana"]
+    )
+    assert status == 201
+    link = sharing.create(site.db, Actor("ana", "member"), "run", made["id"], "1d")
+    lines = {"start": 1, "lines": [{"type": "metrics", "step": 0, "values": {"x": 1.0}}]}
+    for method, path, body in (
+        ("GET", "/api/v1/me", None),
+        ("GET", f"/api/v1/runs/{made['id']}/stop", None),
+        ("POST", f"/api/v1/runs/{made['id']}/lines", lines),
+        ("POST", "/api/v1/runs", {"key": "t" * 32, "init": init}),
+    ):
+        status, answer, _ = _call(f"{site.url}{path}", method, body, token=link.token)
+        assert status == 401 and "not valid" in answer["error"], (path, answer)
+    assert metric_series(site.db, made["id"], "x").steps.size == 0
+
+
+@pytest.mark.slow
 def test_remote_logging_shows_the_run_its_metrics_and_a_cancel_stops_it(site: Site, tmp_path: Path):
     sdk = _sdk(site.url, site.token["ana"], tmp_path, SCRIPT)
     _wait_for(tmp_path / "logged", sdk, 120)

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth, data
-from dashboard.components import alerts_section, storage_panel
+from dashboard.components import alerts_section, share_panel, storage_panel
 from db import audit
 from db import users as user_store
 from engine.services import accounts
@@ -21,7 +21,9 @@ db = data.get_db()
 
 st.title("Admin")
 data.show_flash()
-users_tab, storage_tab, audit_tab, alerts_tab = st.tabs(["Users", "Storage", "Audit log", "Alerts"])
+users_tab, storage_tab, audit_tab, alerts_tab, share_tab = st.tabs(
+    ["Users", "Storage", "Audit log", "Alerts", "Share links"]
+)
 
 
 def _users() -> None:
@@ -170,3 +172,5 @@ with storage_tab, data.shown_errors("measuring storage"):
     storage_panel.show(db, data.get_settings())
 with alerts_tab, data.shown_errors("reading the alerts"):
     alerts_section.show(db, data.get_settings())
+with share_tab, data.shown_errors("listing the share links"):
+    share_panel.show(db)  # live read-only links, Revoke: dashboard/components/share_panel.py

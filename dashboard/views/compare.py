@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard import auth, data
 from dashboard.components.run_table import parse_ids
+from dashboard.components.share_button import share_button
 from db import metrics as metric_store
 from db import run_query
 from engine.core.catalog import metric_label
@@ -48,6 +49,7 @@ mixed = compare_charts.dataset_warning(runs)
 if mixed:
     st.warning(data.md_text(mixed), icon=":material/dataset:")
 legend = compare_charts.runs_legend(runs)
+share_button("compare", list(labels), key="share_cmp")  # the runs shown, baseline included
 with st.expander(
     f"{len(runs)} run{'s' if len(runs) != 1 else ''} compared — colours, names, datasets",
     expanded=len(runs) <= compare_charts.LEGEND_MAX_RUNS,

@@ -19,6 +19,7 @@ from dashboard.components.playground_model import (
     pick_model,
 )
 from dashboard.components.playground_output import show_metrics, show_prediction
+from dashboard.components.share_button import share_button
 from engine.ml.predictor import PredictorError
 from engine.services.permissions import Permission
 
@@ -75,6 +76,11 @@ for tag, picked in picks:
 if len(models) < len(picks):
     st.stop()
 
+if len(models) == 1:
+    # A registered model is shared by its name (the visitor gets its production version, else
+    # its newest, at each visit); a run picked here, by its run: its model stays that one.
+    shared_name = st.query_params.get("model")
+    share_button("model", shared_name or models[0][1].run_id, key="share_model")
 kinds = {tag: loaded.predictor.kind for tag, _, loaded in models}
 if len(set(kinds.values())) > 1:
     st.error(

@@ -27,6 +27,7 @@ from dashboard.components import (
 )
 from dashboard.components.auto_choice import show as show_auto_choice
 from dashboard.components.run_edit_panel import edit_panel
+from dashboard.components.share_button import share_button
 from db import artifacts as artifact_store
 from db import metrics as metric_store
 from db import runs as run_store
@@ -427,6 +428,7 @@ def _actions(run: RunRecord) -> None:
         with data.shown_errors("reading the dataset's versions"):
             mistake_fixes.retrain_actions(run)  # "Retrain on version N", Compare with the parent
         _pin_button(run)
+        share_button("run", run.id, key="share_run")  # dashboard/components/share_button.py
         if run.status == "completed" and run.source == "builtin":  # a model Seedlab can load
             st.page_link(
                 data.PLAYGROUND_PAGE,

@@ -30,6 +30,7 @@ from engine.cli import (
     recipes,
     runs,
     sdk,
+    share,
     storage,
     sweeps,
     users,
@@ -77,6 +78,7 @@ app.add_typer(importing.app, name="import")
 app.add_typer(recipes.app, name="recipes")
 app.add_typer(sdk.app, name="sdk")
 app.add_typer(storage.app, name="storage")
+app.add_typer(share.app, name="share")
 app.add_typer(storage.backup_app)
 app.add_typer(alerts.app, name="alerts")
 

@@ -38,6 +38,7 @@ class Permission(StrEnum):
     # Alerts on runs and sweeps: members add e-mail alerts on their projects' runs; a webhook
     # target and the SMTP server are admins' only (engine/services/alerts.py checks the role).
     MANAGE_ALERTS = "manage_alerts"
+    SHARE = "share"  # make a read-only link to a run, a comparison or a model's Playground
 
 
 _VIEWER = {Permission.BROWSE, Permission.PREDICT}
@@ -52,6 +53,7 @@ _MEMBER = _VIEWER | {
     Permission.EXPORT,
     Permission.PROMOTE,
     Permission.MANAGE_ALERTS,
+    Permission.SHARE,
 }
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "viewer": frozenset(_VIEWER),
@@ -78,6 +80,7 @@ _VERBS = {
     Permission.MANAGE_RECIPES: "register or remove recipes (code that runs on the server)",
     Permission.MANAGE_STORAGE: "clean up, back up or restore storage",
     Permission.MANAGE_ALERTS: "add or remove alerts",
+    Permission.SHARE: "make share links",
 }
 
 

@@ -73,3 +73,23 @@ def dataset_state(settings: Settings, db: Engine) -> tuple[list[str], list[str]]
     a refused upload must leave unchanged."""
     names = [d.name for d in dataset_store.list_datasets(db)]
     return names, sorted(p.name for p in settings.datasets_dir.iterdir())
+
+
+def finished_run(db: Engine, dataset: str, name: str, accuracy: float) -> int:
+    """A completed run on `dataset` with a two-point loss curve and a test accuracy, trained by
+    nobody (rows only): for tests of what pages show of a finished run, in milliseconds."""
+    from db.writes import metrics as metric_writes
+    from engine.services.launch import submit_run
+
+    run_id = submit_run(db, dataset, {"epochs": 2}, name=name)
+    metric_writes.append_metrics(
+        db,
+        run_id,
+        [
+            ("val_loss", 1, 1.0 - accuracy / 2, 1.0),
+            ("val_loss", 2, 1.0 - accuracy, 2.0),
+            ("test_accuracy", 2, accuracy, 2.0),
+        ],
+    )
+    run_writes.finish_run(db, run_id, "completed")
+    return run_id

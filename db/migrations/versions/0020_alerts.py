@@ -3,7 +3,7 @@ server): issue 23's alerts (engine/services/alerts.py). New tables only: nothing
 changes, so an upgrade loses nothing.
 
 Revision ID: 0020_alerts
-Revises: 0018_project_baseline
+Revises: 0019_share_links
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0020_alerts"
-down_revision: str | None = "0018_project_baseline"
+down_revision: str | None = "0019_share_links"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
