@@ -5,6 +5,7 @@ switch."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from streamlit.testing.v1 import AppTest
 
 from db import serving as serving_store
 from db.migrate import upgrade_to_head
@@ -34,7 +36,8 @@ from engine.services.model_registry import promote, register_model, set_stage
 from engine.services.permissions import Actor, PermissionDenied, cli_actor
 from tests.support.commands import ROOT, child_env, cli, free_port
 from tests.support.data import completed_run
-from tests.support.pages import button, open_page, texts
+from tests.support.images import image_bytes
+from tests.support.pages import APP, TIMEOUT, button, go, open_page, texts
 from tests.support.waiting import wait_until
 
 NAME = "iris-clf"
@@ -278,6 +281,40 @@ def test_serving_needs_a_production_version_and_the_serve_permission(db, demo_da
         serving.rotate_token(db, ADMIN, "other")
 
 
+def test_text_and_image_models_take_texts_and_base64_images(settings, db):
+    """Through the server object the routes call (the HTTP layer is the same as for rows)."""
+    from engine.data.demo import register_demo_datasets
+
+    register_demo_datasets(settings, db, images=True)
+    text_run = completed_run(settings, db, "support_tickets", epochs=1, max_length=8)
+    image_run = completed_run(settings, db, "digits", epochs=1, image_size=8)
+    register_model(settings, db, text_run, "tickets", stage="production")
+    register_model(settings, db, image_run, "digits", stage="production")
+    server = serving.ModelServer(settings, db)
+
+    token = serving.enable(db, ADMIN, "tickets")
+    answer = server.predict("tickets", token, {"texts": ["my invoice is wrong", "reset password"]})
+    assert len(answer["predictions"]) == 2 and len(answer["probabilities"]) == 2
+    assert server.describe("tickets", token)["send"] == "texts"
+    with pytest.raises(serving.ServeError, match="This model reads texts") as refused:
+        server.predict("tickets", token, {"rows": [ROW]})
+    assert refused.value.status == 422
+    with pytest.raises(serving.ServeError, match=r"texts\[1\] is not a string"):
+        server.predict("tickets", token, {"texts": ["fine", 3]})
+
+    token = serving.enable(db, ADMIN, "digits")
+    png = base64.b64encode(image_bytes("circle", 1)).decode()
+    answer = server.predict("digits", token, {"images": [png, f"data:image/png;base64,{png}"]})
+    assert answer["predictions"][0] == answer["predictions"][1]
+    with pytest.raises(serving.ServeError, match=r"images\[1\] is not valid base64"):
+        server.predict("digits", token, {"images": [png, "not base64!"]})
+    not_an_image = base64.b64encode(b"hello, not a picture").decode()
+    with pytest.raises(serving.ServeError, match=r"images\[0\] is not an image") as refused:
+        server.predict("digits", token, {"images": [not_an_image]})
+    assert refused.value.status == 422
+    assert [r.status for r in serving.recent_requests(db, "digits")] == [422, 422, 200]
+
+
 def test_the_request_log_keeps_the_newest_rows_per_model(db):
     for i in range(12):
         serving_writes.log_request(
@@ -332,3 +369,30 @@ def test_models_page_switch_shows_the_token_once_and_the_requests(settings, db, 
     at.toggle(key="serve_toggle_flowers").set_value(False).run()
     assert not serving.served(db, "flowers").enabled
     assert "no longer served" in texts(at.success)
+
+
+def test_a_viewer_sees_the_switch_disabled(settings, db, demo_datasets, monkeypatch):
+    monkeypatch.setenv("SEEDLAB_AUTH", "on")
+    run_id = completed_run(settings, db, "iris")
+    register_model(settings, db, run_id, "flowers", stage="production")
+    serving.enable(db, ADMIN, "flowers")
+    accounts.add_user(db, ADMIN, "vic", "password-123", "viewer")
+    at = login_as("vic", "password-123")
+    at = go(at, "views/models.py")
+    switch = at.toggle(key="serve_toggle_flowers")
+    assert switch.value is True and switch.disabled
+    assert button(at, "Rotate token").disabled
+    assert not any(c.value.startswith(serving.TOKEN_PREFIX) for c in at.code)
+
+
+def login_as(name: str, password: str) -> AppTest:
+    """A logged-in browser session (tests/test_auth.py's way: the session a login makes)."""
+    from dashboard import auth
+
+    db = get_db(Settings.from_env())
+    session = accounts.start_session(db, accounts.authenticate(db, name, password))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[auth.SESSION_TOKEN] = session.token
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
