@@ -34,11 +34,12 @@ from engine.services import api_tokens as tokens
 from engine.services.launch import submit_run
 from engine.services.model_registry import promote, register_model, set_stage
 from engine.services.permissions import Actor, PermissionDenied, cli_actor
-from tests.support.commands import ROOT, child_env, cli, free_port
+from tests.support.commands import ROOT, child_env, cli, free_port, seedlab_cmd
 from tests.support.data import completed_run
 from tests.support.images import image_bytes
 from tests.support.pages import APP, TIMEOUT, button, go, open_page, texts
 from tests.support.waiting import wait_until
+from tests.support.web import start_server, stop_server
 
 NAME = "iris-clf"
 RATE = 3  # per minute: the rate-limit test spends it; the others start fresh with a new token
@@ -329,10 +330,22 @@ def test_the_request_log_keeps_the_newest_rows_per_model(db):
     assert figures.requests == 5 and figures.p50_ms == 9.0
 
 
-def test_the_dashboard_serves_the_same_routes():
-    from dashboard import serve_api, web
-
-    assert all(route in web.API_V1_ROUTES for route in serve_api.ROUTES)
+def test_the_dashboard_answers_at_the_same_routes(site):
+    """`seedlab dashboard` (dashboard/web.py) answers served models too, beside the pages, with
+    its own rate-limit count and the same log."""
+    env = child_env() | {"SEEDLAB_HOME": str(site.home)}
+    env.pop("SEEDLAB_DB_URL", None)
+    dashboard = start_server(seedlab_cmd("dashboard"), env, site.home)
+    try:
+        token = site.fresh_token()
+        url = serving.endpoint(dashboard.url, NAME)
+        status, answer, _ = call(url, {"rows": [ROW]}, token)
+        assert status == 200 and answer["version"] == 1, answer
+        assert call(url, {"rows": [ROW]}, site.viewer_token)[0] == 401
+        status, answer, _ = call(f"{dashboard.url}/api/v1/models/{NAME}", token=token)
+        assert status == 200 and answer["send"] == "rows"
+    finally:
+        stop_server(dashboard.proc)
 
 
 # ---------------------------------------------------------------- the Models page
