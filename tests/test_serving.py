@@ -270,6 +270,9 @@ def test_serving_needs_a_production_version_and_the_serve_permission(db, demo_da
     registry_writes.register_version(db, run_id, "staged", stage="staging")
     with pytest.raises(SeedlabError, match="no version in production.*Promote a version first"):
         serving.enable(db, ADMIN, "staged")
+    refused = cli("models", "serve", "staged")  # refused before any server starts
+    assert refused.returncode == 1 and refused.stderr.startswith("error: 'staged' has no version")
+    assert "Traceback" not in refused.stderr
     registry_writes.set_stage(db, "staged", 1, "production")
     with pytest.raises(PermissionDenied, match="cannot serve models over HTTP"):
         serving.enable(db, Actor("vic", "viewer"), "staged")
@@ -314,6 +317,36 @@ def test_text_and_image_models_take_texts_and_base64_images(settings, db):
         server.predict("digits", token, {"images": [not_an_image]})
     assert refused.value.status == 422
     assert [r.status for r in serving.recent_requests(db, "digits")] == [422, 422, 200]
+
+
+def test_the_migration_keeps_the_registry_and_downgrades(empty_database_url):
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from db.migrate import alembic_config
+    from db.session import make_engine
+
+    old = make_engine(empty_database_url)
+    cfg = alembic_config(old)
+    with old.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0018_project_baseline")
+        conn.execute(
+            text(
+                "INSERT INTO audit_log (at, user_name, action, target, detail) "
+                "VALUES ('2026-01-01', 'ana', 'promote', 'model m v1', 'production')"
+            )
+        )
+    upgrade_to_head(old)
+    assert {"served_models", "serve_requests"} <= set(inspect(old).get_table_names())
+    serving_writes.log_request(old, "m", version=1, status=200, latency_ms=1, items=1, client="x")
+    assert serving_store.request_count(old, "m") == 1
+    with old.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar() == 1
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0018_project_baseline")
+    assert "served_models" not in inspect(old).get_table_names()
+    old.dispose()
 
 
 def test_the_request_log_keeps_the_newest_rows_per_model(db):
