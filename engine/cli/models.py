@@ -1,4 +1,5 @@
-"""`seedlab models register|list|show|promote|delete`: the model registry."""
+"""`seedlab models register|list|show|promote|delete`: the model registry; `serve|unserve|requests`:
+its production versions over HTTP (engine/services/serving.py)."""
 
 from __future__ import annotations
 
