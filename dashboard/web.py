@@ -5,8 +5,8 @@ module-level `app` below (an `st.App`, which is an ASGI application) and serves 
 the pages exactly as `streamlit run dashboard/app.py` would, plus the routes in ROUTES, which are
 matched first. This module is the one place HTTP routes are added:
 
-- under /api/v1 (API_V1_ROUTES): the health check, and the SDK's remote logging API
-  (dashboard/remote_api.py);
+- under /api/v1 (API_V1_ROUTES): the health check, the SDK's remote logging API
+  (dashboard/remote_api.py) and served models' predictions (dashboard/serve_api.py);
 - beside /api (ROUTES): /auth/login and /auth/logout, which set and clear the session cookie
   (HttpOnly: page scripts cannot read it; only a route can set such a cookie).
 
@@ -116,13 +116,15 @@ def health(request: Request) -> JSONResponse:
 
 
 # The SDK's routes (runs logged over HTTP with a user's API token): dashboard/remote_api.py.
-from dashboard import remote_api  # noqa: E402
+# Served models (predictions with a model's own token): dashboard/serve_api.py.
+from dashboard import remote_api, serve_api  # noqa: E402
 
 # Each route here answers at /api/v1/<path>; a sync endpoint runs in Starlette's thread pool, so
 # a blocking database call does not stall the pages' event loop.
 API_V1_ROUTES: list[BaseRoute] = [
     Route("/health", health, methods=["GET"]),
     *remote_api.ROUTES,
+    *serve_api.ROUTES,
 ]
 
 

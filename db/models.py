@@ -567,6 +567,43 @@ class SqlShareLink(Base):
     opens: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class SqlServedModel(Base):
+    """A registered model name answering predictions over HTTP (engine/services/serving.py): its
+    production version, whichever that is at each request. Only a SHA-256 of the model's token
+    is kept (the token is shown once). No foreign key: the registry has no table of names, and a
+    name whose versions are all removed simply has nothing to serve (404)."""
+
+    __tablename__ = "served_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The token's first characters, so a page can tell tokens apart without revealing them.
+    token_prefix: Mapped[str] = mapped_column(String(20))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    token_created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SqlServeRequest(Base):
+    """One request to a served model: the request log behind the Models page's table and
+    latency figures. Pruned to the newest rows per model (db/writes/serving.py)."""
+
+    __tablename__ = "serve_requests"
+    __table_args__ = (Index("ix_serve_requests_model_id", "model", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int | None] = mapped_column(Integer)  # None: refused before one was picked
+    at: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[int] = mapped_column(Integer)  # the HTTP status answered
+    latency_ms: Mapped[float] = mapped_column(Float)
+    items: Mapped[int] = mapped_column(Integer, default=0)  # rows, texts or images predicted
+    client: Mapped[str] = mapped_column(String(100))  # the caller's address
+    error: Mapped[str | None] = mapped_column(Text)  # the sentence answered, for a refusal
+
+
 datasets = SqlDataset.__table__
 dataset_versions = SqlDatasetVersion.__table__
 runs = SqlRun.__table__
@@ -591,3 +628,5 @@ alert_rules = SqlAlertRule.__table__
 alert_deliveries = SqlAlertDelivery.__table__
 app_settings = SqlAppSetting.__table__
 share_links = SqlShareLink.__table__
+served_models = SqlServedModel.__table__
+serve_requests = SqlServeRequest.__table__

@@ -63,6 +63,7 @@ def test_bench_concurrency_quick_runs_and_reports_no_errors() -> None:
         ("bench/bench_images.py", r"cached load is \d+× faster than decoding"),
         ("bench/bench_engine.py", r"Seedlab engine train\(\)(.|\n)*cancel → cancelled .*: median"),
         ("bench/bench_login.py", r"Answers of the three refusals: one and the same sentence"),
+        ("bench/bench_serving.py", r"\| iris \(rows\) \| 100 \| [\d.]+ \|"),
         (
             "bench/bench_sdk.py",
             r"\| Seedlab SDK run\.log, 10 key\(s\) a call, step=s \| 2,000 \| [\d,]+ \|",

@@ -1,10 +1,12 @@
 """Models: the registry. Every registered name with its versions, stages, source runs and test
-metrics; move a version to another stage (one production version per name) or remove it."""
+metrics; move a version to another stage (one production version per name) or remove it; serve
+the production version over HTTP (dashboard/components/serving_section.py)."""
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import auth, data
+from dashboard.components import serving_section
 from db import registry
 from db.registry import RegisteredModel
 from engine.core.catalog import TEST_METRICS, metric_label
@@ -112,6 +114,7 @@ def _model(model: RegisteredModel) -> None:
     frame, config = _versions_frame(model)
     st.dataframe(frame, hide_index=True, column_config=config, placeholder="—", width="stretch")
     _stage_form(model)
+    serving_section.show(db, model)
 
 
 auth.guard_page()

@@ -1,4 +1,5 @@
-"""`seedlab models register|list|show|promote|delete`: the model registry."""
+"""`seedlab models register|list|show|promote|delete`: the model registry; `serve|unserve|requests`:
+its production versions over HTTP (engine/services/serving.py)."""
 
 from __future__ import annotations
 
@@ -143,3 +144,93 @@ def models_delete(
         fail("Nothing removed.")
     unregister(db, actor(), name, version)
     typer.echo(f"Removed {name!r} v{version} from the registry; run and files are kept.")
+
+
+@app.command("serve")
+def models_serve(
+    name: str,
+    host: Annotated[str, typer.Option(help="The address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The port to listen on")] = 8600,
+    new_token: Annotated[
+        bool, typer.Option("--new-token", help="Make a new token (the old one stops working)")
+    ] = False,
+) -> None:
+    """Serve NAME's production version over HTTP until Ctrl-C (turns serving on, prints the
+    token once when it is new, the URL and a curl example). Promoting another version switches
+    the answers at the next request."""
+    import json
+
+    import uvicorn
+
+    from dashboard.serve_api import standalone_app
+    from engine.services import serving
+
+    settings, db = ready()
+    token = serving.enable(db, actor(), name, new_token=new_token)
+    name = name.strip()
+    server = serving.ModelServer(settings, db, only={name})
+    url = serving.endpoint(f"http://{'localhost' if host == '127.0.0.1' else host}:{port}", name)
+    production = serving.production_label(db, name)
+    typer.echo(f"Serving {production} at {url}")
+    if token:
+        typer.echo(f"Model token (shown only now; keep it secret): {token}")
+    else:
+        typer.echo(
+            "The model keeps the token it had (shown when serving was first turned on); "
+            "--new-token makes a new one."
+        )
+    example = json.dumps(server.example(name) or {"rows": [{"column": 1.5}]})
+    typer.echo("Try it:\n" + serving.curl_example(url, example, token or "$SEEDLAB_MODEL_TOKEN"))
+    typer.echo(
+        f"Rate limit: {settings.serve_rate_per_min} requests per minute per token "
+        "(SEEDLAB_SERVE_RATE_PER_MIN). Ctrl-C stops the server; `seedlab models unserve "
+        f"{name}` turns serving off."
+    )
+    uvicorn.run(standalone_app(server), host=host, port=port, log_level="warning")
+
+
+@app.command("unserve")
+def models_unserve(name: str) -> None:
+    """Stop serving NAME over HTTP (here and in the dashboard); its token is kept."""
+    from engine.services import serving
+
+    _, db = ready()
+    serving.disable(db, actor(), name)
+    typer.echo(f"{name.strip()!r} is no longer served; its requests now get 404.")
+
+
+@app.command("requests")
+def models_requests(
+    name: str,
+    limit: Annotated[int, typer.Option(help="How many of the newest requests to list")] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """NAME's recent requests (status, latency, items, client) and p50/p95 latency."""
+    from engine.services import serving
+
+    _, db = ready()
+    figures = serving.latency(db, name)
+    recent = serving.recent_requests(db, name, limit)
+    if as_json:
+        print_json(
+            {
+                "requests": figures.requests,
+                "p50_ms": figures.p50_ms,
+                "p95_ms": figures.p95_ms,
+                "recent": [r.__dict__ for r in recent],
+            }
+        )
+        return
+    if not figures.requests:
+        typer.echo(f"No requests to {name.strip()!r} yet.")
+        return
+    p50 = "—" if figures.p50_ms is None else f"{figures.p50_ms:.1f} ms"
+    p95 = "—" if figures.p95_ms is None else f"{figures.p95_ms:.1f} ms"
+    typer.echo(f"{figures.requests} request(s) logged; latency p50 {p50}, p95 {p95}")
+    typer.echo(f"{'at (UTC)':<19}  {'ver':>4} {'status':>6} {'ms':>9} {'items':>5}  client  error")
+    for r in recent:
+        version = "—" if r.version is None else f"v{r.version}"
+        typer.echo(
+            f"{r.at:%Y-%m-%d %H:%M:%S}  {version:>4} {r.status:>6} {r.latency_ms:>9.1f} "
+            f"{r.items:>5}  {r.client}  {(r.error or '')[:80]}"
+        )

@@ -31,6 +31,7 @@ class Permission(StrEnum):
     DELETE = "delete"  # a run or a dataset, with its files
     EXPORT = "export"  # write a model in another format, a bundle, a report
     PROMOTE = "promote"  # register a model version, change its stage
+    SERVE = "serve"  # serve a model's production version over HTTP, its token
     MANAGE_USERS = "manage_users"
     VIEW_AUDIT = "view_audit"
     MANAGE_RECIPES = "manage_recipes"  # register or remove code that runs on the server
@@ -54,6 +55,7 @@ _MEMBER = _VIEWER | {
     Permission.PROMOTE,
     Permission.MANAGE_ALERTS,
     Permission.SHARE,
+    Permission.SERVE,
 }
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "viewer": frozenset(_VIEWER),
@@ -75,6 +77,7 @@ _VERBS = {
     Permission.DELETE: "delete",
     Permission.EXPORT: "export models",
     Permission.PROMOTE: "register or promote models",
+    Permission.SERVE: "serve models over HTTP",
     Permission.MANAGE_USERS: "manage users",
     Permission.VIEW_AUDIT: "read the audit log",
     Permission.MANAGE_RECIPES: "register or remove recipes (code that runs on the server)",
