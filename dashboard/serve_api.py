@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
+from dashboard.forwarded import client_address
 from db.session import get_db
 from engine.core.settings import Settings
 from engine.services import serving
@@ -66,8 +67,8 @@ def _token(request: Request) -> str | None:
 
 
 def _client(request: Request) -> str:
-    # The connection's peer. Behind a reverse proxy this is the proxy's address.
-    return request.client.host if request.client else "unknown"
+    # The caller's address, past the trusted reverse proxies (SEEDLAB_TRUSTED_PROXIES).
+    return client_address(request, model_server().settings)
 
 
 def _error(exc: ServeError, background: BackgroundTask | None = None) -> JSONResponse:

@@ -22,7 +22,6 @@ Tests that drive the pages (AppTest) keep using app.py: AppTest runs a script, n
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -48,6 +47,11 @@ from starlette.responses import JSONResponse, RedirectResponse, Response  # noqa
 from starlette.routing import BaseRoute, Mount, Route  # noqa: E402
 
 import seedlab  # noqa: E402
+from dashboard.forwarded import (  # noqa: E402
+    client_address,  # noqa: F401 (the routes' and the tests' name for it)
+    is_trusted,
+    served_over_https,
+)
 from dashboard.preload import PreloadCharts  # noqa: E402
 from db import workers as worker_store  # noqa: E402
 from db.session import get_db  # noqa: E402
@@ -162,41 +166,6 @@ LOGIN_FIELDS = ("seedlab_user", "seedlab_password")
 _MAX_LOGIN_BODY = 4096
 
 
-def client_address(request: Request, settings: Settings) -> str:
-    """The browser's address: the connection's peer, or, when the peer is a trusted proxy
-    (SEEDLAB_TRUSTED_PROXIES), the address that proxy saw, from X-Forwarded-For read right to
-    left past the trusted proxies (anything further left is the client's to forge)."""
-    peer = request.client.host if request.client else accounts.UNKNOWN_ADDRESS
-    trusted = proxy_networks(settings.trusted_proxies)
-    if not _is_trusted(peer, trusted):
-        return peer
-    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",")]
-    for hop in reversed([h for h in hops if h]):
-        if not _is_trusted(hop, trusted):
-            return hop
-    return peer
-
-
-def _is_trusted(address: str, trusted: tuple) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in trusted)
-
-
-def served_over_https(request: Request, settings: Settings) -> bool:
-    """Whether the browser reached us over HTTPS, so the cookie gets Secure: SEEDLAB_HTTPS when
-    set, else the request's own scheme or a trusted proxy's X-Forwarded-Proto."""
-    if settings.https is not None:
-        return settings.https
-    if request.url.scheme == "https":
-        return True
-    peer = request.client.host if request.client else ""
-    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return forwarded == "https" and _is_trusted(peer, proxy_networks(settings.trusted_proxies))
-
-
 def _same_origin(request: Request, settings: Settings) -> bool:
     """A browser names the page that sent a form (Origin): refuse another site's form, which
     could log a visitor in as someone else. No Origin (curl, a script): nothing to compare.
@@ -206,7 +175,7 @@ def _same_origin(request: Request, settings: Settings) -> bool:
         return True
     hosts = {request.headers.get("host", "")}
     peer = request.client.host if request.client else ""
-    if _is_trusted(peer, proxy_networks(settings.trusted_proxies)):
+    if is_trusted(peer, proxy_networks(settings.trusted_proxies)):
         hosts.add(request.headers.get("x-forwarded-host", "").split(",")[0].strip())
     return urlsplit(origin).netloc in hosts - {""}
 
