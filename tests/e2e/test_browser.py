@@ -10,13 +10,16 @@ Screenshots of each page go to docs/screenshots/ (the README shows them). Run it
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -187,6 +190,112 @@ def predict_in_playground(page: Page, base_url: str, run_id: int) -> None:
     screenshot(page, "playground")
 
 
+# ---------------------------------------------------------------- alerts, serving, sharing
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[tuple[str, list[dict]]]:
+    """A local HTTP receiver standing in for Slack: its URL and the JSON bodies it got."""
+    received: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            received.append(json.loads(body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+
+
+def add_webhook_alert(page: Page, base_url: str, url: str) -> None:
+    """Admin → Alerts: a webhook for the project's completed runs, as an admin adds one."""
+    from playwright.sync_api import expect
+
+    open_page(page, f"{base_url}/admin")
+    page.get_by_role("tab", name="Alerts").click()
+    page.get_by_role("combobox", name="When").click()
+    page.get_by_role("option", name=re.compile(r"^completed")).click()
+    page.keyboard.press("Escape")
+    page.get_by_text("webhook", exact=True).click()
+    page.get_by_role("textbox", name="To").fill(url)
+    page.get_by_role("button", name="Add alert").click()
+    settle(page)
+    page.get_by_role("tab", name="Alerts").click()
+    # The rules table is drawn on a canvas: its one row shows as the table, not as text.
+    panel = page.get_by_role("tabpanel", name="Alerts")
+    expect(panel.get_by_text("No alerts yet")).to_have_count(0)
+    expect(panel.locator('[data-testid="stDataFrame"]').first).to_be_visible()
+    page.wait_for_timeout(500)
+    screenshot(page, "admin-alerts")
+
+
+def serve_over_http(page: Page, base_url: str, run_id: int) -> None:
+    """Register the run as a production model, switch on Serve over HTTP on the Models page and
+    ask the URL it shows, with the token it shows once, for a prediction."""
+    from playwright.sync_api import expect
+
+    env = {**child_env(), "SEEDLAB_HOME": str(HOMES["seedlab"])}
+    env.pop("SEEDLAB_DB_URL", None)
+    subprocess.run(
+        seedlab_cmd("models", "register", str(run_id), "flowers", "--stage", "production"),
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    open_page(page, f"{base_url}/models")
+    page.get_by_text("Serve over HTTP").first.click()
+    settle(page)
+    expect(page.get_by_text("shown only this once").first).to_be_visible()
+    token = page.locator('[data-testid="stCode"]').first.inner_text().strip()
+    page.wait_for_timeout(300)
+    screenshot(page, "models-serve")
+    request = urllib.request.Request(
+        f"{base_url}/api/v1/models/flowers/predict",
+        data=json.dumps({"rows": [{"petal_length": 1.4, "petal_width": 0.2}]}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        body = json.loads(answer.read())
+    assert body["version"] == 1 and body["predictions"][0] in {"setosa", "versicolor", "virginica"}
+    assert abs(sum(body["probabilities"][0].values()) - 1) < 1e-6
+
+
+def share_the_run(page: Page, base_url: str, run_id: int) -> None:
+    """Run page → Share → Create link; the link in a fresh browser context (no login) shows the
+    run and no page of the app."""
+    from playwright.sync_api import expect
+
+    open_page(page, f"{base_url}/run?run={run_id}")
+    page.get_by_role("button", name="Share").click()
+    page.get_by_role("button", name="Create link").click()
+    settle(page)
+    link = page.locator('[data-testid="stPopoverBody"] [data-testid="stCode"]').first
+    url = link.inner_text().strip()
+    assert "?share=" in url, url
+    outsider = page.context.browser.new_context(viewport=VIEWPORT)
+    try:
+        visitor = outsider.new_page()
+        open_page(visitor, url)
+        expect(visitor.get_by_role("heading", name=re.compile(f"#{run_id}")).first).to_be_visible()
+        assert visitor.get_by_role("button", name="Log in").count() == 0
+        assert visitor.locator('[data-testid="stSidebarNav"]').count() == 0
+        visitor.wait_for_timeout(500)
+        screenshot(visitor, "share")
+    finally:
+        outsider.close()
+
+
 # ---------------------------------------------------------------- the walk
 
 
@@ -248,7 +357,9 @@ def wait_until_completed(page: Page) -> None:
     expect(page.get_by_text("completed").first).to_be_visible()
 
 
-def test_the_whole_loop_in_a_real_browser(page: Page, seedlab_url: str, tmp_path: Path) -> None:
+def test_the_whole_loop_in_a_real_browser(
+    page: Page, seedlab_url: str, tmp_path: Path, webhook_receiver: tuple[str, list[dict]]
+) -> None:
     from playwright.sync_api import expect
 
     # The first render of each page imports its modules (pandas, plotly): slow on 2 shared cores.
@@ -284,6 +395,10 @@ def test_the_whole_loop_in_a_real_browser(page: Page, seedlab_url: str, tmp_path
     dataset_id = page.url.split("dataset=")[1].split("&")[0]
     screenshot(page, "datasets")
 
+    # Hear when a run completes: a webhook alert on the project (the receiver is local).
+    hook_url, received = webhook_receiver
+    add_webhook_alert(page, seedlab_url, hook_url)
+
     # Launch two runs from the form (the engine trains two at once), watch them complete.
     first = submit_run(page, seedlab_url, dataset_id, "0.01", "flowers first")
     screenshot(page, "run-live")
@@ -313,6 +428,15 @@ def test_the_whole_loop_in_a_real_browser(page: Page, seedlab_url: str, tmp_path
     screenshot(page, "compare")
 
     predict_in_playground(page, seedlab_url, first)
+    serve_over_http(page, seedlab_url, first)
+    share_the_run(page, seedlab_url, first)
+
+    # The engine's alert thread sent one message per completed run to the receiver.
+    deadline = time.monotonic() + 30
+    while len(received) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert sorted(m["event"] for m in received) == ["completed", "completed"], received
+    assert {m["run"]["id"] for m in received} == {first, second}, received
 
     assert dialogs == [], f"a script ran in the page: {dialogs}"
     # Nothing on any page showed a traceback.
