@@ -60,13 +60,13 @@ worker: install
 dashboard: install
 	$(BIN)/seedlab dashboard --port $(PORT)
 
-# One test process by default. `make test TEST_WORKERS=2` (pytest-xdist) runs two: on 2 quiet
-# cores all but the cluster tests took 11.0 min against 17.0 min in one process (clean clone,
-# 2026-12-02, both green). One process stays the default for CI: a test that waits on a real
-# engine or asserts a cancel's latency has the machine to itself. The tests that start a Ray
-# cluster or several training processes run after, on their own: beside another test's
-# training a Ray node once missed its health checks and was declared dead.
-TEST_WORKERS ?= 0
+# Two test processes by default (pytest-xdist; `make test TEST_WORKERS=0` for one): on 2 cores
+# all but the cluster tests took 11.0 min against 17.0 min in one process (clean clone,
+# 2026-12-02, both green). Tests that share a module-level server stay in one process
+# (tests/conftest.py groups them). The tests that start a Ray cluster or several training
+# processes run after, on their own: beside another test's training a Ray node once missed its
+# health checks and was declared dead.
+TEST_WORKERS ?= 2
 TEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 CLUSTERS := ray or ddp
 
