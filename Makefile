@@ -61,11 +61,11 @@ dashboard: install
 	$(BIN)/seedlab dashboard --port $(PORT)
 
 # Two test processes by default (pytest-xdist; `make test TEST_WORKERS=0` for one): on 2 cores
-# all but the cluster tests took 13.0 min (clean clone,
-# 1,058 tests, 2026-12-02, green); the last CI run in one process took 24.4 min in all. Tests that share a module-level server stay in one process
-# (tests/conftest.py groups them). The tests that start a Ray cluster or several training
-# processes run after, on their own: beside another test's training a Ray node once missed its
-# health checks and was declared dead.
+# all but the cluster tests took 13.0 min (clean clone, 1,058 tests, 2026-12-02, green); the
+# last CI run in one process took 24.4 min in all. Tests that share a module-level server stay
+# in one process (tests/conftest.py groups them). The tests that start a Ray cluster or several
+# training processes run after, on their own: beside another test's training a Ray node once
+# missed its health checks and was declared dead.
 TEST_WORKERS ?= 2
 TEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 CLUSTERS := ray or ddp
