@@ -145,3 +145,19 @@ def test_token_markup_escapes_what_the_user_typed():
     markup = token_html(["<script>", "ok"], [0.5, -0.2], [True, False])
     assert "<script>" not in markup and "&lt;script&gt;" in markup
     assert markup.count("<span") == 2
+
+
+def test_contribution_labels_show_a_value_as_a_person_reads_it():
+    """The explanation's value column holds text ("1.5150000000000001"): the bar's label reads
+    1.515, while integers and category codes such as "007" are left as written."""
+    from engine.report.playground_charts import contribution_bars
+
+    frame = pd.DataFrame(
+        {
+            "feature": ["petal_width", "zip", "count", "colour"],
+            "value": ["1.5150000000000001", "007", "12", "red"],
+            "contribution": [0.2, -0.1, 0.05, 0.01],
+        }
+    )
+    labels = list(contribution_bars(frame, "p(versicolor)").data[0].y)
+    assert labels == ["petal_width = 1.515", "zip = 007", "count = 12", "colour = red"]

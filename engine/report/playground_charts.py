@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 
 import pandas as pd
@@ -10,10 +11,18 @@ import plotly.graph_objects as go
 
 from engine.core.formatting import format_probability
 
+# A decimal written out in full, as the explanation's value column holds it ("1.5150000000000001");
+# integers and category codes such as "007" are left as they are.
+_DECIMAL = re.compile(r"-?\d+\.\d+(?:[eE][+-]?\d+)?")
+
 
 def _short(value: object) -> str:
-    """A feature value for an axis label: 1.515 rather than 1.5150000000000001."""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    """A feature value for an axis label: 1.515 rather than 1.5150000000000001 (the value may
+    come as a float or as the text of one)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = str(value)
+    return f"{float(text):.4g}" if _DECIMAL.fullmatch(text.strip()) else text
 
 
 # Green: pushed the explained output up; red: pulled it down (the same in light and dark mode).

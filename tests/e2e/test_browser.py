@@ -292,6 +292,29 @@ def share_the_run(page: Page, base_url: str, run_id: int) -> None:
         assert visitor.locator('[data-testid="stSidebarNav"]').count() == 0
         visitor.wait_for_timeout(500)
         screenshot(visitor, "share")
+
+        # The registered model's Playground, shared from the CLI: the visitor predicts.
+        env = {**child_env(), "SEEDLAB_HOME": str(HOMES["seedlab"]), "SEEDLAB_PUBLIC_URL": base_url}
+        env.pop("SEEDLAB_DB_URL", None)
+        made = subprocess.run(
+            seedlab_cmd("share", "model", "flowers", "--expires", "1d"),
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        model_url = re.search(r"http://\S+\?share=[\w-]+", made.stdout)
+        assert model_url, made.stdout
+        open_page(visitor, model_url.group(0))
+        expect(visitor.get_by_role("heading", name="Playground")).to_be_visible()
+        shown = visitor.locator('[data-testid="stMetricValue"]').first
+        expect(shown).to_be_visible(timeout=30_000)
+        assert shown.inner_text() in {"setosa", "versicolor", "virginica"}
+        assert visitor.locator('[data-testid="stSidebarNav"]').count() == 0
+        visitor.wait_for_timeout(500)
+        screenshot(visitor, "share-playground")
     finally:
         outsider.close()
 
