@@ -49,7 +49,7 @@ SDK_SCRIPT = """
 """
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:
@@ -57,19 +57,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _env(**extra: str) -> dict[str, str]:
+def bench_env(**extra: str) -> dict[str, str]:
+    """This process's environment with the repo importable and `extra` set."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
 
 
-def _serve(home: Path, port: int) -> subprocess.Popen:
-    env = _env(SEEDLAB_HOME=str(home))
-    env.pop("SEEDLAB_DB_URL", None)
+def start_server(home: Path, port: int, command: list[str], **env: str) -> subprocess.Popen:
+    """`seedlab <command>` (a server on `port`) with its own home, once /api/v1/health answers.
+    Also bench_serving.py's server (`models serve`)."""
+    child = bench_env(SEEDLAB_HOME=str(home), **env)
+    child.pop("SEEDLAB_DB_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli.main", "dashboard", "--port", str(port)],
-        env=env,
+        [sys.executable, "-m", "engine.cli.main", *command],
+        env=child,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -83,7 +86,7 @@ def _serve(home: Path, port: int) -> subprocess.Popen:
         except OSError:
             time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGKILL)
-    raise SystemExit("the server did not come up within 120 s")
+    raise SystemExit(f"`seedlab {command[0]}` did not come up within 120 s")
 
 
 def main() -> None:
@@ -98,8 +101,8 @@ def main() -> None:
         args.steps, args.keys, args.repeats = 200, 2, 1
 
     with tempfile.TemporaryDirectory(prefix="bench-remote-") as tmp:
-        home, port = Path(tmp) / "home", _free_port()
-        server = _serve(home, port)
+        home, port = Path(tmp) / "home", free_port()
+        server = start_server(home, port, ["dashboard", "--port", str(port)])
         try:
             os.environ["SEEDLAB_HOME"] = str(home)
             os.environ.pop("SEEDLAB_DB_URL", None)
@@ -125,7 +128,7 @@ def main() -> None:
                         str(args.steps),
                         str(args.keys),
                     ],
-                    env=_env(
+                    env=bench_env(
                         SEEDLAB_URL=f"http://localhost:{port}",
                         SEEDLAB_TOKEN=token,
                         SEEDLAB_SPOOL_DIR=str(Path(tmp) / "spool"),

@@ -25,12 +25,10 @@ import os
 import platform
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,41 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_metrics import RESULTS_PATH, replace_section  # noqa: E402
+from bench.bench_remote import free_port, start_server  # noqa: E402
 
 BEGIN, END = "<!-- bench_serving:begin -->", "<!-- bench_serving:end -->"
 CLIENTS = 4
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(home: Path, name: str, port: int) -> subprocess.Popen:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(SEEDLAB_HOME=str(home), SEEDLAB_SERVE_RATE_PER_MIN="1000000000")
-    env.pop("SEEDLAB_DB_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli.main", "models", "serve", name, "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://localhost:{port}/api/v1/health", timeout=2):
-                return proc
-        except OSError:
-            time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise SystemExit("`seedlab models serve` did not come up within 120 s")
 
 
 def _train(settings: Any, db: Any, dataset: str, **values: Any) -> int:  # noqa: ANN401
@@ -200,8 +167,13 @@ def main() -> None:
                 model = _in_process(args.requests, _model_alone, predictor, model_input)
                 local = _in_process(args.requests, _checked, server, name, token, payload)
                 logged = _in_process(args.requests, server.predict, name, token, payload)
-                port = _free_port()
-                proc = _serve(home, name, port)
+                port = free_port()
+                proc = start_server(
+                    home,
+                    port,
+                    ["models", "serve", name, "--port", str(port)],
+                    SEEDLAB_SERVE_RATE_PER_MIN="1000000000",
+                )
                 try:
                     path = f"/api/v1/models/{name}/predict"
                     _post_loop(port, path, token, body, 5)  # the server loads the model
