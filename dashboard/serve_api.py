@@ -27,12 +27,12 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from dashboard.forwarded import client_address
+from dashboard.json_errors import json_error_handlers
 from db.session import get_db
 from engine.core.settings import Settings
 from engine.services import serving
@@ -152,22 +152,6 @@ ROUTES: list[BaseRoute] = [
 ]
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
-    message = (
-        f"No route {request.url.path}: a served model answers at {serving.API_PATH}/NAME/predict."
-        if exc.status_code == 404
-        else f"{exc.detail}: {request.method} {request.url.path}."
-    )
-    return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
-
-
-async def _server_error(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse(
-        {"error": "The server failed on this request: its log says why."}, status_code=500
-    )
-
-
 async def _health(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True})
 
@@ -177,5 +161,10 @@ def standalone_app(server: ModelServer) -> Starlette:
     use_server(server)
     return Starlette(
         routes=[Mount("/api/v1", routes=[Route("/health", _health), *ROUTES])],
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        exception_handlers=json_error_handlers(
+            lambda request: (
+                f"No route {request.url.path}: a served model answers at "
+                f"{serving.API_PATH}/NAME/predict."
+            )
+        ),
     )

@@ -40,7 +40,6 @@ import streamlit as st  # noqa: E402 (needs the sys.path entry above)
 from sqlalchemy import Engine, text  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.concurrency import run_in_threadpool  # noqa: E402
-from starlette.exceptions import HTTPException  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse, RedirectResponse, Response  # noqa: E402
@@ -52,6 +51,7 @@ from dashboard.forwarded import (  # noqa: E402
     is_trusted,
     served_over_https,
 )
+from dashboard.json_errors import json_error_handlers  # noqa: E402
 from dashboard.preload import PreloadCharts  # noqa: E402
 from db import workers as worker_store  # noqa: E402
 from db.session import get_db  # noqa: E402
@@ -132,28 +132,14 @@ API_V1_ROUTES: list[BaseRoute] = [
 ]
 
 
-async def _api_http_error(request: Request, exc: Exception) -> JSONResponse:
-    """An unknown path or a wrong method under /api, as JSON rather than Starlette's plain text."""
-    assert isinstance(exc, HTTPException)
-    message = (
-        f"No API route {request.url.path}: the API is under {API_PREFIX}/{API_VERSION}/."
-        if exc.status_code == 404
-        else f"{exc.detail}: {request.method} {request.url.path}."
-    )
-    return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
-
-
-async def _api_server_error(request: Request, exc: Exception) -> JSONResponse:
-    # Starlette logs the traceback after this answer is sent; the caller gets one sentence.
-    return JSONResponse(
-        {"error": "The server failed on this request: its log says why."}, status_code=500
-    )
-
-
 # Its own Starlette app, so the JSON error handlers cover /api and nothing of Streamlit's.
 api = Starlette(
     routes=[Mount(f"/{API_VERSION}", routes=API_V1_ROUTES)],
-    exception_handlers={HTTPException: _api_http_error, Exception: _api_server_error},
+    exception_handlers=json_error_handlers(
+        lambda request: (
+            f"No API route {request.url.path}: the API is under {API_PREFIX}/{API_VERSION}/."
+        )
+    ),
 )
 
 # ---------------------------------------------------------------- login and logout
