@@ -27,13 +27,12 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from dashboard import data
-from dashboard.components import report_section
+from dashboard.components import report_section, run_results
 from db import registry, run_query
 from db import runs as run_store
 from db.records import RunRecord
 from db.share_links import ShareLinkRecord
-from engine.core import verdicts
-from engine.core.catalog import EPOCH_METRICS, HEADLINE_METRIC, TEST_METRICS, metric_label
+from engine.core.catalog import EPOCH_METRICS, metric_label
 from engine.core.epochs import EPOCH_KEY
 from engine.core.formatting import format_duration, format_metric
 from engine.core.run_files import checkpoint_path, read_report
@@ -46,7 +45,6 @@ QUERY_KEY = "share"
 _TOKEN = "_seedlab_share_token"
 # The link whose opening this session has counted already.
 _COUNTED = "_seedlab_share_counted"
-CARDS_PER_ROW = 3
 
 
 def is_share_session() -> bool:
@@ -99,8 +97,8 @@ def _run_view(db: Engine, link: ShareLinkRecord) -> None:
     if run.status == "failed":
         st.error(data.md_message(run.error or "The run failed."), icon=":material/error:")
     elif run.status == "completed":
-        _verdict(run)
-        _result_cards(run, task)
+        run_results.verdict(run)
+        run_results.result_cards(run, task, other_test_metrics=True)
     st.subheader("Curves")
     _curves(db, run, task)
     report = read_report(data.get_settings(), run.id)
@@ -115,36 +113,6 @@ def _facts(run: RunRecord, task: str) -> list[str]:
     if run.duration_s is not None:
         facts.append(f"took {format_duration(run.duration_s)}")
     return facts
-
-
-def _verdict(run: RunRecord) -> None:
-    verdict = run.verdict
-    if not isinstance(verdict, dict):
-        return
-    st.markdown(f"**Verdict:** {data.md_message(verdict.get('summary') or '')}")
-    for warning in verdicts.warnings_of(verdict):
-        label = verdicts.warning_label(warning.get("code", ""))
-        st.warning(
-            data.md_message(f"**{label[:1].upper() + label[1:]}.** {warning.get('message', '')}"),
-            icon=":material/warning:",
-        )
-
-
-def _result_cards(run: RunRecord, task: str) -> None:
-    """The headline test metrics, as the Run page shows them (accuracy as 86.4 %)."""
-    headline, _ = HEADLINE_METRIC.get(task, (None, True))
-    keys = [k for k in TEST_METRICS.get(task, []) if k in run.summary]
-    keys += sorted(k for k in run.summary if k.startswith("test_") and k not in keys)
-    keys.sort(key=lambda k: k != headline)
-    if not keys:
-        return
-    st.caption("Scores on the test split: rows the model never saw while training.")
-    keys = keys[:6]
-    for start in range(0, len(keys), CARDS_PER_ROW):
-        row = keys[start : start + CARDS_PER_ROW]
-        for col, key in zip(st.columns(CARDS_PER_ROW), row, strict=False):
-            label = metric_label(key)
-            col.metric(label.removeprefix("test "), format_metric(key, run.last(key)), border=True)
 
 
 def _curves(db: Engine, run: RunRecord, task: str) -> None:

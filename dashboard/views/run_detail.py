@@ -24,6 +24,7 @@ from dashboard.components import (
     mistake_fixes,
     registry_section,
     report_section,
+    run_results,
 )
 from dashboard.components.auto_choice import show as show_auto_choice
 from dashboard.components.run_edit_panel import edit_panel
@@ -33,11 +34,10 @@ from db import metrics as metric_store
 from db import runs as run_store
 from db.records import RunRecord
 from db.session import utcnow
-from engine.core import verdicts
-from engine.core.catalog import EPOCH_METRICS, HEADLINE_METRIC, TEST_METRICS, metric_label
+from engine.core.catalog import EPOCH_METRICS, TEST_METRICS, metric_label
 from engine.core.csv_safe import to_safe_csv
 from engine.core.epochs import EPOCH_KEY, epochs_done
-from engine.core.formatting import format_duration, format_metric
+from engine.core.formatting import format_duration
 from engine.core.pretrained import FAMILY as PRETRAINED
 from engine.core.pretrained import training_summary
 from engine.core.run_files import log_path, report_path, tail
@@ -59,7 +59,6 @@ SYSTEM_REFRESH_S = 5
 STALE_HEARTBEAT_S = 60
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
 LOG_LINES = 300
-CARDS_PER_ROW = 3
 
 auth.guard_page()
 db = data.get_db()
@@ -315,64 +314,15 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def _result_cards(run: RunRecord, task: str) -> None:
-    headline, _ = HEADLINE_METRIC.get(task, (None, True))
-    keys = [k for k in TEST_METRICS.get(task, []) if k in run.summary]
-    keys.sort(key=lambda k: k != headline)  # the metric a run is judged by comes first
-    if not keys:
-        return
-    # Three cards a row, labelled without the "test " every one of them shares (the caption
-    # says it once): six in a row cut "test balanced accuracy" to "test balanced ac…".
-    st.caption("Scores on the test split: rows the model never saw while training.")
-    keys = keys[:6]
-    for start in range(0, len(keys), CARDS_PER_ROW):
-        row = keys[start : start + CARDS_PER_ROW]
-        for col, key in zip(st.columns(CARDS_PER_ROW), row, strict=False):
-            label = metric_label(key)
-            shown = format_metric(key, run.last(key))  # accuracy as 86.4 %, a loss as is
-            col.metric(label.removeprefix("test "), shown, help=label, border=True)
-
-
 def _verdict(run: RunRecord) -> None:
-    """The verdict near the top: one line against the baselines, then each warning with what
-    to do (engine/ml/verdict.py)."""
-    verdict = run.verdict
-    if not isinstance(verdict, dict):
+    if not isinstance(run.verdict, dict):
         st.caption(
             "No verdict: this run was not compared with baselines (it finished before Seedlab "
             "did that), so nothing here says whether its result is any good. Clone it and train "
             "again to get one."
         )
         return
-    st.markdown(f"**Verdict:** {data.md_message(verdict.get('summary') or '')}")
-    for warning in verdicts.warnings_of(verdict):
-        label = verdicts.warning_label(warning.get("code", ""))
-        st.warning(
-            data.md_message(
-                f"**{label[:1].upper() + label[1:]}.** {warning.get('message', '')}  \n"
-                f"*What to do:* {warning.get('advice', '')}"
-            ),
-            icon=":material/warning:",
-        )
-    _baselines(verdict.get("baseline") or {})
-
-
-def _baselines(baseline: dict[str, Any]) -> None:
-    """The baselines' test scores beside the run's (headline metrics), folded away."""
-    rows = [b for b in (baseline.get("trivial"), baseline.get("classical")) if b]
-    if not rows:
-        return
-    with st.expander("Baselines on the same test rows"):
-        for b in rows:
-            shown = [
-                f"{metric_label(k)} {format_metric(k, v)}"
-                for k, v in (b.get("metrics") or {}).items()
-                if k in ("test_accuracy", "test_balanced_accuracy", "test_rmse", "test_r2")
-            ]
-            fitted = f", fitted on {b['train_rows']:,} training rows" if b.get("train_rows") else ""
-            st.markdown(data.md_message(f"**{b.get('name', '?')}**{fitted}: " + ", ".join(shown)))
-        if baseline.get("classical_note"):
-            st.caption(data.md_message(baseline["classical_note"]))
+    run_results.verdict(run)
 
 
 def _pin_button(run: RunRecord) -> None:
@@ -539,7 +489,7 @@ def _outcome(run: RunRecord, task: str) -> None:
         )
     elif run.status == "completed":
         _verdict(run)
-        _result_cards(run, task)
+        run_results.result_cards(run, task)
 
 
 # ---------------------------------------------------------------- page
