@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, Select, and_, func, select
 
 from db.models import model_versions, serve_requests, served_models
 from db.session import reading
@@ -49,29 +49,27 @@ class ServeRequest:
     error: str | None
 
 
-def get_served(db: Engine, name: str) -> ServedModel | None:
-    stmt = select(
+def _served_rows() -> Select:
+    """The columns of a ServedModel (never the token's hash)."""
+    return select(
         served_models.c.name,
         served_models.c.token_prefix,
         served_models.c.enabled,
         served_models.c.created_by,
         served_models.c.created_at,
         served_models.c.token_created_at,
-    ).where(served_models.c.name == name)
+    )
+
+
+def get_served(db: Engine, name: str) -> ServedModel | None:
+    stmt = _served_rows().where(served_models.c.name == name)
     with reading(db) as conn:
         row = conn.execute(stmt).first()
     return None if row is None else ServedModel(**row._mapping)
 
 
 def list_served(db: Engine) -> list[ServedModel]:
-    stmt = select(
-        served_models.c.name,
-        served_models.c.token_prefix,
-        served_models.c.enabled,
-        served_models.c.created_by,
-        served_models.c.created_at,
-        served_models.c.token_created_at,
-    ).order_by(served_models.c.name)
+    stmt = _served_rows().order_by(served_models.c.name)
     with reading(db) as conn:
         return [ServedModel(**r._mapping) for r in conn.execute(stmt)]
 
