@@ -32,7 +32,7 @@ from db import registry, run_query
 from db import runs as run_store
 from db.records import RunRecord
 from db.share_links import ShareLinkRecord
-from engine.core.catalog import EPOCH_METRICS, metric_label
+from engine.core.catalog import metric_label
 from engine.core.epochs import EPOCH_KEY
 from engine.core.formatting import format_duration, format_metric
 from engine.core.run_files import checkpoint_path, read_report
@@ -116,17 +116,10 @@ def _facts(run: RunRecord, task: str) -> list[str]:
 
 
 def _curves(db: Engine, run: RunRecord, task: str) -> None:
-    epoch_keys = EPOCH_METRICS.get(task, [])
-    if run.source != "builtin":  # the team's own code names its metrics
-        skip = ("sys/", "test_")
-        epoch_keys = [
-            k for k in sorted(run.summary) if not k.startswith(skip) and k not in ("lr", EPOCH_KEY)
-        ]
+    loss_keys, quality_keys = run_results.curve_keys(run, task)
     history = drawn_history(
-        db, [run.id], [*epoch_keys, EPOCH_KEY], max_points=charts.MAX_POINTS_PER_TRACE
+        db, [run.id], [*loss_keys, *quality_keys, EPOCH_KEY], max_points=charts.MAX_POINTS_PER_TRACE
     )
-    loss_keys = [k for k in epoch_keys if k.endswith("_loss") or k == "loss"]
-    quality_keys = [k for k in epoch_keys if k not in loss_keys]
     drawn = set(history["key"]) if not history.empty else set()
     loss_keys = [k for k in loss_keys if k in drawn]
     quality_keys = [k for k in quality_keys if k in drawn]

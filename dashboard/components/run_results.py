@@ -1,5 +1,6 @@
-"""A completed run's result, as the Run page and a shared run's page show it: the verdict with
-each warning and what to do, the baselines, and the headline test metrics as cards."""
+"""A run's result, as the Run page and a shared run's page show it: the verdict with each
+warning and what to do, the baselines, the headline test metrics as cards, and which curves
+it has."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import streamlit as st
 from dashboard import data
 from db.records import RunRecord
 from engine.core import verdicts
-from engine.core.catalog import HEADLINE_METRIC, TEST_METRICS, metric_label
+from engine.core.catalog import EPOCH_METRICS, HEADLINE_METRIC, TEST_METRICS, metric_label
+from engine.core.epochs import EPOCH_KEY
 from engine.core.formatting import format_metric
 
 CARDS_PER_ROW = 3
@@ -74,3 +76,17 @@ def result_cards(run: RunRecord, task: str, *, other_test_metrics: bool = False)
             label = metric_label(key)
             shown = format_metric(key, run.last(key))
             col.metric(label.removeprefix("test "), shown, help=label, border=True)
+
+
+def curve_keys(run: RunRecord, task: str) -> tuple[list[str], list[str]]:
+    """The run's curves as (loss keys, quality keys): its task's epoch metrics, or for the
+    team's own code (recipes, the SDK) every key it logged but system metrics (drawn apart),
+    test_ ones (results, not curves), the learning rate and the epoch counter."""
+    keys = EPOCH_METRICS.get(task, [])
+    if run.source != "builtin":
+        skip = ("sys/", "test_")
+        keys = [
+            k for k in sorted(run.summary) if not k.startswith(skip) and k not in ("lr", EPOCH_KEY)
+        ]
+    loss = [k for k in keys if k.endswith("_loss") or k == "loss"]
+    return loss, [k for k in keys if k not in loss]

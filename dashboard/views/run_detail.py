@@ -34,7 +34,7 @@ from db import metrics as metric_store
 from db import runs as run_store
 from db.records import RunRecord
 from db.session import utcnow
-from engine.core.catalog import EPOCH_METRICS, TEST_METRICS, metric_label
+from engine.core.catalog import TEST_METRICS, metric_label
 from engine.core.csv_safe import to_safe_csv
 from engine.core.epochs import EPOCH_KEY, epochs_done
 from engine.core.formatting import format_duration
@@ -149,19 +149,15 @@ def _draw_curves(run_id: int, shown_status: str, task: str) -> None:
         if run.status in data.ACTIVE_STATUSES:
             _progress(run, data.engine_alive(db))
 
-    epoch_keys = EPOCH_METRICS.get(task, [])
-    if run.source != "builtin":  # the team's own code names its metrics: draw all of them
-        skip = ("sys/", "test_")  # system metrics are drawn apart, test_ ones are results
-        epoch_keys = [
-            k for k in sorted(run.summary) if not k.startswith(skip) and k not in ("lr", EPOCH_KEY)
-        ]
+    loss_keys, quality_keys = run_results.curve_keys(run, task)
     # What is drawn, not every point: a 10,000-step run sends 2,000 points per curve. The epoch
     # series is the x axis: training-loss points within an epoch sit where they belong.
     history = drawn_history(
-        db, [run_id], [*epoch_keys, "lr", EPOCH_KEY], max_points=charts.MAX_POINTS_PER_TRACE
+        db,
+        [run_id],
+        [*loss_keys, *quality_keys, "lr", EPOCH_KEY],
+        max_points=charts.MAX_POINTS_PER_TRACE,
     )
-    loss_keys = [k for k in epoch_keys if k.endswith("_loss") or k == "loss"]
-    quality_keys = [k for k in epoch_keys if k not in loss_keys]
     if history.empty:
         _no_curves_yet(run, loss_keys)
         return
@@ -185,7 +181,8 @@ def _draw_curves(run_id: int, shown_status: str, task: str) -> None:
         "Download all points (CSV)",
         # Every point, read only when clicked (not on every tick).
         data=lambda: to_safe_csv(
-            metric_store.metric_history(db, [run_id], keys=[*epoch_keys, "lr"]), index=False
+            metric_store.metric_history(db, [run_id], keys=[*loss_keys, *quality_keys, "lr"]),
+            index=False,
         ),
         file_name=f"run-{run_id}-metrics.csv",
         mime="text/csv",
