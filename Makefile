@@ -61,7 +61,7 @@ dashboard: install
 	$(BIN)/seedlab dashboard --port $(PORT)
 
 # Two test processes by default (pytest-xdist; `make test TEST_WORKERS=0` for one): on 2 cores
-# all but the cluster tests took 12.2–13.0 min (clean clones, 2026-12-02, green twice); the
+# all but the cluster tests took 11.9–13.0 min (clean clones, 2026-12-02, green three times); the
 # last CI run in one process took 24.4 min in all. Tests that share a module-level server stay
 # in one process (tests/conftest.py groups them). The tests that start a Ray cluster or several
 # training processes run after, on their own: beside another test's training a Ray node once
